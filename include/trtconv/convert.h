@@ -1,0 +1,68 @@
+/* convert.h: executing cell plans: read slices, convert, write rank files.
+ *
+ * Output protocol for one cell (durability-and-failures.md §2, the part the
+ * conversion core needs): the file is written as
+ * OUTPUT_DIR/.rank{r}.safetensors.partial (created with O_EXCL|O_NOFOLLOW
+ * after removing a stale one, space reserved with fallocate so a full disk
+ * fails before any data is written), filled with pwrite by the workers,
+ * fsync'd, closed, then renamed to rank{r}.safetensors. config.json is
+ * written by the driver only after every rank succeeded.
+ *
+ * Memory: a work item is at most TC_CONVERT_CHUNK_BYTES of output rows; a
+ * worker holds one item's source and output buffers, so a rank's peak is
+ * about workers * 3 * chunk, whatever the model size. */
+#ifndef TRTCONV_CONVERT_H
+#define TRTCONV_CONVERT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "trtconv/plan.h"
+#include "trtconv/status.h"
+
+#define TC_CONVERT_CHUNK_BYTES (16u << 20)
+
+typedef struct tc_cell_output {
+    tc_plan *plan;            /* borrowed */
+    int fd;                   /* -1 when closed */
+    char *tmp_path;           /* owned */
+    char *final_path;         /* owned */
+    uint64_t file_size;
+    uint64_t *offsets;        /* owned; file offset of plan->tensors[i] */
+} tc_cell_output;
+
+/* Create the partial file of plan's cell in dir, reserve file_size bytes and
+ * write the header. On TC_OK out must be finished with tc_cell_commit or
+ * tc_cell_discard. */
+tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out);
+/* fsync, close, rename to rank{r}.safetensors. Discards on failure. */
+tc_status tc_cell_commit(tc_cell_output *out);
+/* Close and unlink the partial file; frees everything. Accepts closed. */
+void tc_cell_discard(tc_cell_output *out);
+
+/* Shared between the workers and the thread that reports progress. */
+typedef struct tc_progress {
+    _Atomic uint64_t done_bytes;  /* output bytes written */
+    atomic_int cancel;            /* set to stop the workers early */
+} tc_progress;
+
+typedef struct tc_convert_job tc_convert_job;
+
+/* Start `workers` threads converting every tensor of cells[0..n). Returns at
+ * once; *job belongs to the caller and must be passed to tc_convert_join. */
+tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
+                           tc_progress *progress, tc_convert_job **job);
+/* True once every worker has stopped (finished, failed or cancelled). */
+bool tc_convert_done(tc_convert_job *job);
+/* Wait for the workers and free the job; returns the first error, or
+ * TC_E_CANCELLED if cancelled before finishing. */
+tc_status tc_convert_join(tc_convert_job *job);
+
+/* Convert one output row range [row0, row0+rows) of tensor t into dst
+ * (t->dtype, rows * t->cols elements), reading its pieces. scratch must hold
+ * rows * t->cols elements of the widest source dtype (4 bytes each). */
+tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows,
+                          void *dst, void *scratch);
+
+#endif

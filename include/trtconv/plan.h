@@ -1,0 +1,71 @@
+/* plan.h: which tensors one (tp, pp) cell writes, and where each of their
+ * rows comes from in the Hugging Face shards.
+ *
+ * An output tensor is a row-major matrix [rows, cols] (1-D tensors are
+ * [n, 1]). Its rows are covered, in order, by pieces; a piece copies a
+ * rectangle of one source tensor (rows src_row.., columns src_col..+cols,
+ * where cols == the output's column count) or fills zero rows (vocab
+ * padding). This one description expresses every rule of
+ * trtllm-checkpoint.md §4.1-4.5: QKV fusion, GQA KV-head duplication,
+ * column/row-parallel splits, vocab padding and embedding sharding.
+ *
+ * Mapping (trtllm-checkpoint.md §2): rank = pp_rank * tp_size + tp_rank;
+ * stage p holds global layers [p*L, (p+1)*L), L = layers / pp_size, and names
+ * them with local indices. */
+#ifndef TRTCONV_PLAN_H
+#define TRTCONV_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "trtconv/dtype.h"
+#include "trtconv/hf_model.h"
+#include "trtconv/options.h"
+#include "trtconv/st_writer.h"
+#include "trtconv/status.h"
+
+typedef struct tc_piece {
+    const tc_st_file *src_file;   /* NULL: zero rows */
+    const tc_st_tensor *src;      /* borrowed from the model */
+    int64_t src_row;              /* first source row */
+    int64_t src_col;              /* first source column */
+    int64_t rows;                 /* rows this piece contributes */
+} tc_piece;
+
+typedef struct tc_plan_tensor {
+    char name[128];
+    tc_dtype dtype;               /* output element type */
+    int ndim;                     /* 1 or 2 */
+    int64_t rows, cols;           /* 1-D: rows = n, cols = 1 */
+    size_t n_pieces;
+    tc_piece *pieces;             /* owned by the plan */
+} tc_plan_tensor;
+
+typedef struct tc_plan {
+    int rank, tp_rank, pp_rank;
+    size_t n_tensors;
+    tc_plan_tensor *tensors;      /* owned */
+    uint64_t read_bytes;          /* source bytes the cell reads */
+    uint64_t write_bytes;         /* size of the output file */
+} tc_plan;
+
+/* Checks that do not depend on the rank: divisibility of heads, KV heads,
+ * intermediate size and layers by tp/pp, embedding-sharding options.
+ * Messages name the config value and the rule. */
+tc_status tc_plan_check_model(const tc_hf_config *cfg, const tc_opts *o);
+
+/* Build the plan of cell `rank` (0 <= rank < tp*pp), looking up (and so
+ * opening and validating) every source tensor it needs and checking each
+ * source shape against config.json. On TC_OK *plan belongs to the caller
+ * (tc_plan_free). out_dtype is the resolved --dtype. */
+tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype,
+                        int rank, tc_plan **plan);
+void tc_plan_free(tc_plan *p); /* accepts NULL */
+
+/* Fill writer descriptors (name/dtype/shape) for the plan's tensors, in plan
+ * order; out must hold p->n_tensors entries. Names borrow from p. */
+void tc_plan_out_tensors(const tc_plan *p, tc_st_out_tensor *out);
+
+/* Lowest-common pad: ceil(v / tp) * tp. */
+int64_t tc_pad_vocab(int64_t vocab, int64_t tp);
+
+#endif

@@ -1,0 +1,675 @@
+/* driver.c: phases of a trtconv job on one rank (see driver.h). */
+#define _GNU_SOURCE /* statvfs, fsync of directories, nanosleep */
+#include "trtconv/driver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "trtconv/comm.h"
+#include "trtconv/convert.h"
+#include "trtconv/hf_model.h"
+#include "trtconv/log.h"
+#include "trtconv/options.h"
+#include "trtconv/plan.h"
+#include "trtconv/trtllm_config.h"
+
+enum { TAG_PROGRESS = 11, TAG_ABORT = 12 };
+
+/* Progress report of one rank to rank 0. */
+typedef struct progress_msg {
+    uint64_t done, total;
+    int32_t finished;
+    int32_t status;
+} progress_msg;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static tc_status fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return tc_fail(TC_E_IO, "%s: cannot open directory for fsync: %s", dir, strerror(errno));
+    tc_status st = TC_OK;
+    if (fsync(fd) != 0 && errno != EINVAL)
+        st = tc_fail(TC_E_IO, "%s: directory fsync failed: %s", dir, strerror(errno));
+    close(fd);
+    return st;
+}
+
+static tc_status mkdir_p(const char *path)
+{
+    char buf[4096];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
+        return tc_fail(TC_E_USAGE, "--output_dir: path too long");
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return tc_fail(TC_E_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return tc_fail(TC_E_IO, "%s: cannot create output directory: %s", buf, strerror(errno));
+    struct stat sb;
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return tc_fail(TC_E_IO, "%s: output path exists and is not a directory", buf);
+    return TC_OK;
+}
+
+/* Rank 0: the output directory exists, is writable, and holds no
+ * config.json from an earlier run (removed first: a rerun that fails must
+ * not leave a checkpoint that looks complete). */
+static tc_status prepare_output_dir(const char *dir)
+{
+    tc_status st = mkdir_p(dir);
+    if (st != TC_OK)
+        return st;
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.trtconv-write-probe.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tc_fail(TC_E_IO, "%s: output directory is not writable: %s", dir, strerror(errno));
+    close(fd);
+    unlink(probe);
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    if (unlink(cfg) == 0) {
+        tc_log(TC_LOG_INFO, "%s: removed the config.json of an earlier run", dir);
+        return fsync_dir(dir);
+    }
+    if (errno != ENOENT)
+        return tc_fail(TC_E_IO, "%s: cannot remove old config.json: %s", cfg, strerror(errno));
+    return TC_OK;
+}
+
+static tc_status write_file_atomic(const char *dir, const char *name, const char *text)
+{
+    char tmp[4200], final[4200];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tc_fail(TC_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return tc_fail(TC_E_IO, "%s: write failed: %s", tmp, strerror(e));
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return tc_fail(TC_E_IO, "%s: fsync failed: %s", tmp, strerror(e));
+    }
+    if (close(fd) != 0) {
+        unlink(tmp);
+        return tc_fail(TC_E_IO, "%s: close failed: %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, final) != 0) {
+        unlink(tmp);
+        return tc_fail(TC_E_IO, "%s: rename failed: %s", final, strerror(errno));
+    }
+    return fsync_dir(dir);
+}
+
+/* Fill the TensorRT-LLM config from the HF config (or, with cfg == NULL,
+ * from the fake-config flags as convert_checkpoint.py does). */
+static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_float_type dtype,
+                                bool share_embedding, tc_trtllm_config *t)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->logits_dtype = "float32";
+    t->position_embedding_type = "rope_gpt_neox";
+    t->moe_normalization_mode = -1;
+    t->world_size = o->tp_size * o->pp_size;
+    t->gpus_per_node = 8;
+    t->tp_size = o->tp_size;
+    t->pp_size = o->pp_size;
+    t->moe_tp_size = o->tp_size;
+    t->moe_ep_size = 1;
+    t->group_size = 128;
+    t->use_parallel_embedding = o->use_parallel_embedding;
+    t->embedding_sharding_dim = o->embedding_sharding_dim;
+    t->share_embedding_table = share_embedding;
+    if (cfg) {
+        t->attn_bias = cfg->attention_bias;
+        t->rotary_base = cfg->rope_theta;
+        t->rotary_scaling = cfg->rope_scaling;
+        t->architecture = cfg->architecture;
+        t->vocab_size = cfg->vocab_size;
+        t->hidden_size = cfg->hidden_size;
+        t->num_hidden_layers = cfg->num_hidden_layers;
+        t->num_attention_heads = cfg->num_attention_heads;
+        t->hidden_act = cfg->hidden_act;
+        t->norm_epsilon = cfg->rms_norm_eps;
+        t->max_position_embeddings = cfg->max_position_embeddings;
+        t->num_key_value_heads = cfg->num_key_value_heads;
+        t->intermediate_size = cfg->intermediate_size;
+        t->head_size = cfg->head_dim;
+    } else {
+        t->rotary_base = o->rotary_base;
+        t->architecture = "LlamaForCausalLM";
+        t->vocab_size = o->vocab_size;
+        t->hidden_size = o->n_embd;
+        t->num_hidden_layers = o->n_layer;
+        t->num_attention_heads = o->n_head;
+        t->hidden_act = o->hidden_act;
+        t->norm_epsilon = o->rms_norm_eps;
+        t->max_position_embeddings = o->n_positions;
+        t->num_key_value_heads = o->n_kv_head > 0 ? o->n_kv_head : o->n_head;
+        t->intermediate_size = o->inter_size;
+        t->head_size = o->n_embd / o->n_head;
+        t->moe_num_experts = o->moe_num_experts;
+        t->moe_top_k = o->moe_top_k;
+        if (o->multiple_of > 0) {
+            t->has_multiple_of = true;
+            t->multiple_of = o->multiple_of;
+        }
+        if (!isnan(o->ffn_dim_multiplier)) {
+            t->has_ffn_dim_multiplier = true;
+            t->ffn_dim_multiplier = o->ffn_dim_multiplier;
+        }
+    }
+}
+
+static tc_status write_config(const tc_opts *o, const tc_hf_config *cfg, tc_float_type dtype,
+                              bool share_embedding)
+{
+    tc_trtllm_config t;
+    build_trtllm_config(o, cfg, dtype, share_embedding, &t);
+    char *text = NULL;
+    tc_status st = tc_trtllm_config_render(&t, &text);
+    if (st == TC_OK)
+        st = write_file_atomic(o->output_dir, "config.json", text);
+    free(text);
+    return st;
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+typedef struct progress_view {
+    bool enabled, bar;
+    double t0, last_print;
+    uint64_t total;
+} progress_view;
+
+static void format_bytes(double b, char *buf, size_t n)
+{
+    if (b >= 1e9)
+        snprintf(buf, n, "%.2f GB", b / 1e9);
+    else
+        snprintf(buf, n, "%.1f MB", b / 1e6);
+}
+
+static void progress_show(progress_view *v, uint64_t done, bool final)
+{
+    if (!v->enabled)
+        return;
+    double t = now_seconds();
+    if (!final && t - v->last_print < (v->bar ? 0.2 : 5.0))
+        return;
+    v->last_print = t;
+    double el = t - v->t0;
+    double rate = el > 0 ? (double)done / el : 0;
+    double frac = v->total ? (double)done / (double)v->total : 1.0;
+    char d[32], tot[32], r[32], eta[32] = "";
+    format_bytes((double)done, d, sizeof d);
+    format_bytes((double)v->total, tot, sizeof tot);
+    format_bytes(rate, r, sizeof r);
+    if (!final && rate > 0)
+        snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(v->total - done) / rate);
+    else if (final)
+        snprintf(eta, sizeof eta, " in %.1f s", el);
+    if (v->bar) {
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\r[%s] %3.0f%% %s/%s %s/s%s   ", bar, 100 * frac, d, tot, r, eta);
+        if (final)
+            fputc('\n', stderr);
+        fflush(stderr);
+    } else {
+        tc_log(TC_LOG_INFO, "progress: %3.0f%% %s/%s, %s/s%s", 100 * frac, d, tot, r, eta);
+    }
+}
+
+/* ---- conversion phase -------------------------------------------------- */
+
+/* Run this rank's conversion while exchanging progress with rank 0. Returns
+ * the local status (TC_E_CANCELLED when told to stop by rank 0). Every rank
+ * leaves this function only after rank 0 has heard its final report, so no
+ * message is left unmatched. */
+static tc_status convert_phase(const tc_comm *c, const tc_opts *o, tc_cell_output *cells,
+                               size_t n_cells, uint64_t my_total, uint64_t all_total,
+                               tc_status pre)
+{
+    tc_progress prog;
+    atomic_init(&prog.done_bytes, 0);
+    atomic_init(&prog.cancel, 0);
+    tc_convert_job *job = NULL;
+    tc_status local = pre;
+    bool job_done = n_cells == 0 || pre != TC_OK;
+
+    if (!job_done) {
+        local = tc_convert_start(cells, n_cells, (int)o->workers, &prog, &job);
+        if (local != TC_OK)
+            job_done = true;
+    }
+
+    progress_view view = { 0 };
+    view.enabled = c->rank == 0 && !o->no_progress && tc_log_get_level() >= TC_LOG_INFO;
+    view.bar = o->progress_bar || (o->progress_auto && isatty(STDERR_FILENO));
+    view.t0 = now_seconds();
+    view.total = all_total;
+
+    /* rank 0 state */
+    uint64_t *done_of = NULL;
+    int *final_of = NULL;
+    int finals = 0;
+    bool abort_sent = false;
+    MPI_Request *abort_reqs = NULL;
+    int abort_payload = 1;
+    /* other ranks' state */
+    progress_msg out_msg;
+    MPI_Request out_req = MPI_REQUEST_NULL;
+    bool final_sent = false, abort_seen = false;
+    double last_send = 0;
+    tc_status comm_st = TC_OK;
+
+    if (c->rank == 0) {
+        done_of = calloc((size_t)c->size, sizeof *done_of);
+        final_of = calloc((size_t)c->size, sizeof *final_of);
+        abort_reqs = malloc((size_t)c->size * sizeof *abort_reqs);
+        if (!done_of || !final_of || !abort_reqs) {
+            free(done_of); free(final_of); free(abort_reqs);
+            atomic_store(&prog.cancel, 1);
+            if (job)
+                tc_convert_join(job);
+            return tc_fail(TC_E_INTERNAL, "out of memory");
+        }
+        for (int r = 0; r < c->size; r++)
+            abort_reqs[r] = MPI_REQUEST_NULL;
+    }
+
+    for (;;) {
+        if (!job_done && tc_convert_done(job)) {
+            local = tc_convert_join(job);
+            job = NULL;
+            job_done = true;
+        }
+        uint64_t mine = atomic_load(&prog.done_bytes);
+        double t = now_seconds();
+        if (c->rank == 0) {
+            int flag = 1;
+            while (flag && comm_st == TC_OK) {
+                MPI_Status s;
+                comm_st = TC_MPI_TRY(MPI_Iprobe(MPI_ANY_SOURCE, TAG_PROGRESS, c->world, &flag, &s));
+                if (comm_st != TC_OK || !flag)
+                    break;
+                progress_msg m;
+                comm_st = TC_MPI_TRY(MPI_Recv(&m, (int)sizeof m, MPI_BYTE, s.MPI_SOURCE,
+                                              TAG_PROGRESS, c->world, MPI_STATUS_IGNORE));
+                if (comm_st != TC_OK)
+                    break;
+                done_of[s.MPI_SOURCE] = m.done;
+                if (m.finished && !final_of[s.MPI_SOURCE]) {
+                    final_of[s.MPI_SOURCE] = 1;
+                    finals++;
+                    if (m.status != TC_OK && m.status != TC_E_CANCELLED && !abort_sent)
+                        tc_log(TC_LOG_ERROR, "rank %d failed (%s); stopping all ranks",
+                               s.MPI_SOURCE, tc_status_str((tc_status)m.status));
+                    if (m.status != TC_OK && !abort_sent)
+                        atomic_store(&prog.cancel, 1);
+                }
+            }
+            if (comm_st != TC_OK || (job_done && local != TC_OK))
+                atomic_store(&prog.cancel, 1);
+            if (atomic_load(&prog.cancel) && !abort_sent) {
+                for (int r = 1; r < c->size; r++)
+                    MPI_Isend(&abort_payload, 1, MPI_INT, r, TAG_ABORT, c->world, &abort_reqs[r]);
+                abort_sent = true;
+            }
+            if (!final_of[0] && job_done) {
+                final_of[0] = 1;
+                finals++;
+            }
+            done_of[0] = mine;
+            uint64_t sum = 0;
+            for (int r = 0; r < c->size; r++)
+                sum += done_of[r];
+            progress_show(&view, sum, false);
+            if (finals == c->size || comm_st != TC_OK)
+                break;
+        } else {
+            if (!abort_seen) {
+                int flag = 0;
+                comm_st = TC_MPI_TRY(MPI_Iprobe(0, TAG_ABORT, c->world, &flag, MPI_STATUS_IGNORE));
+                if (comm_st == TC_OK && flag) {
+                    int x;
+                    comm_st = TC_MPI_TRY(MPI_Recv(&x, 1, MPI_INT, 0, TAG_ABORT, c->world,
+                                                  MPI_STATUS_IGNORE));
+                    abort_seen = true;
+                    atomic_store(&prog.cancel, 1);
+                }
+            }
+            int sent_done = 1;
+            if (out_req != MPI_REQUEST_NULL)
+                MPI_Test(&out_req, &sent_done, MPI_STATUS_IGNORE);
+            if (sent_done && !final_sent && (job_done || t - last_send >= 0.5)) {
+                out_msg.done = mine;
+                out_msg.total = my_total;
+                out_msg.finished = job_done;
+                out_msg.status = (int32_t)local;
+                comm_st = TC_MPI_TRY(MPI_Isend(&out_msg, (int)sizeof out_msg, MPI_BYTE, 0,
+                                               TAG_PROGRESS, c->world, &out_req));
+                last_send = t;
+                final_sent = job_done;
+            }
+            if (comm_st != TC_OK) {
+                atomic_store(&prog.cancel, 1);
+                break;
+            }
+            if (final_sent) {
+                MPI_Wait(&out_req, MPI_STATUS_IGNORE);
+                break;
+            }
+        }
+        sleep_ms(job_done ? 5 : 50);
+    }
+    if (job) {
+        atomic_store(&prog.cancel, 1);
+        local = tc_convert_join(job);
+    }
+    if (c->rank == 0) {
+        progress_show(&view, all_total, false);
+        if (view.enabled && view.bar)
+            fputc('\n', stderr);
+    }
+
+    /* Settle the abort messages: rank 0 tells everyone whether it sent one,
+     * and a rank that has not received its copy yet receives it now. */
+    int sent = abort_sent;
+    if (comm_st == TC_OK)
+        comm_st = TC_MPI_TRY(MPI_Bcast(&sent, 1, MPI_INT, 0, c->world));
+    if (comm_st == TC_OK && c->rank != 0 && sent && !abort_seen) {
+        int x;
+        comm_st = TC_MPI_TRY(MPI_Recv(&x, 1, MPI_INT, 0, TAG_ABORT, c->world, MPI_STATUS_IGNORE));
+    }
+    if (c->rank == 0 && abort_sent)
+        MPI_Waitall(c->size, abort_reqs, MPI_STATUSES_IGNORE);
+    free(done_of);
+    free(final_of);
+    free(abort_reqs);
+    if (comm_st != TC_OK)
+        return comm_st;
+    if (local == TC_OK && sent)
+        return TC_OK; /* finished before the stop arrived */
+    return local;
+}
+
+/* ---- phases ------------------------------------------------------------ */
+
+typedef struct disk_info {
+    uint64_t host_hash;
+    uint64_t dev;
+    uint64_t need;
+    uint64_t avail;
+} disk_info;
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* Every filesystem must have room for what all ranks write to it. */
+static tc_status check_disk_space(const tc_comm *c, const char *dir, uint64_t need, bool *reported)
+{
+    disk_info mine = { hash_str(c->host), 0, need, UINT64_MAX };
+    struct statvfs vs;
+    struct stat sb;
+    *reported = false;
+    if (statvfs(dir, &vs) == 0 && stat(dir, &sb) == 0) {
+        mine.dev = (uint64_t)sb.st_dev;
+        mine.avail = (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
+    }
+    disk_info *all = calloc((size_t)c->size, sizeof *all);
+    if (!all)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_status st = TC_MPI_TRY(MPI_Allgather(&mine, (int)sizeof mine, MPI_BYTE, all,
+                                            (int)sizeof mine, MPI_BYTE, c->world));
+    if (st == TC_OK) {
+        uint64_t total = 0;
+        int first = -1;
+        for (int r = 0; r < c->size; r++) {
+            if (all[r].host_hash == mine.host_hash && all[r].dev == mine.dev) {
+                total += all[r].need;
+                if (first < 0)
+                    first = r;
+            }
+        }
+        /* 1 MiB of slack per rank for headers and metadata blocks. */
+        total += (uint64_t)c->size << 20;
+        if (total > mine.avail) {
+            if (first == c->rank) {
+                *reported = true;
+                st = tc_fail(TC_E_IO, "%s: not enough free disk space: the ranks writing to this "
+                             "filesystem need %.2f GB, %.2f GB are available", dir,
+                             (double)total / 1e9, (double)mine.avail / 1e9);
+            } else {
+                st = TC_E_CANCELLED;
+            }
+        }
+    }
+    free(all);
+    return st;
+}
+
+static tc_status resolve_dtype(const tc_opts *o, const tc_hf_config *cfg, tc_float_type *out)
+{
+    if (!o->dtype_auto) {
+        *out = o->dtype;
+        return TC_OK;
+    }
+    /* Era B LLaMAConfig: torch_dtype, default float16; float32 -> float16. */
+    *out = cfg->has_torch_dtype ? cfg->torch_dtype : TC_FT_FLOAT16;
+    if (*out == TC_FT_FLOAT32)
+        *out = TC_FT_FLOAT16;
+    return TC_OK;
+}
+
+static void print_summary(const tc_comm *c, const tc_opts *o, double seconds, uint64_t bytes)
+{
+    if (c->rank != 0)
+        return;
+    int64_t world = o->tp_size * o->pp_size;
+    tc_log(TC_LOG_INFO, "wrote %s: config.json and %lld rank file(s), %.2f GB in %.1f s (%.2f GB/s)",
+           o->output_dir, (long long)world, (double)bytes / 1e9, seconds,
+           seconds > 0 ? (double)bytes / 1e9 / seconds : 0.0);
+    if (tc_log_get_level() < TC_LOG_INFO)
+        return;
+    for (int64_t r = 0; r < world && r < 64; r++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/rank%lld.safetensors", o->output_dir, (long long)r);
+        tc_st_file *f = NULL;
+        if (tc_st_open(path, &f, NULL) == TC_OK) {
+            tc_log(TC_LOG_INFO, "  rank%lld.safetensors  tp %lld pp %lld  %zu tensors  %.1f MB",
+                   (long long)r, (long long)(r % o->tp_size), (long long)(r / o->tp_size),
+                   f->n_tensors, (double)f->file_size / 1e6);
+            tc_st_close(f);
+        }
+    }
+}
+
+int tc_main(int argc, char **argv)
+{
+    tc_comm comm;
+    tc_opts opts;
+    tc_hf_model *model = NULL;
+    tc_plan **plans = NULL;
+    tc_cell_output *cells = NULL;
+    size_t n_cells = 0, n_open = 0;
+    tc_status st;
+    bool help = false;
+    double t0 = now_seconds();
+
+    tc_log_init(0, 1, NULL);
+    st = tc_comm_init(&comm);
+    if (st != TC_OK)
+        return (int)st;
+    tc_log_init(comm.rank, comm.size, comm.host);
+    tc_opts_init(&opts);
+    /* Every rank parses the same argv; only rank 0 prints. */
+    st = tc_opts_parse(&opts, argc, argv, comm.rank == 0 ? stdout : NULL,
+                       comm.rank == 0 ? stderr : NULL, &help);
+    if (st != TC_OK || help)
+        goto done;
+    tc_log_set_level(opts.log_level);
+    if (comm.rank == 0 && (opts.load_by_shard || opts.load_model_on_cpu))
+        tc_log(TC_LOG_INFO, "--load_by_shard/--load_model_on_cpu have no effect: trtconv always "
+               "reads only the slices each rank needs, on the CPU");
+
+    const int64_t world = opts.tp_size * opts.pp_size;
+
+    /* ---- setup ---- */
+    tc_float_type dtype = opts.dtype;
+    st = TC_OK;
+    if (comm.rank == 0)
+        st = prepare_output_dir(opts.output_dir);
+    if (st == TC_OK && opts.model_dir) {
+        st = tc_hf_open(opts.model_dir, &model);
+        if (st == TC_OK)
+            st = resolve_dtype(&opts, &model->cfg, &dtype);
+        if (st == TC_OK)
+            st = tc_plan_check_model(&model->cfg, &opts);
+    }
+    st = tc_comm_agree(&comm, st, "setup");
+    if (st != TC_OK)
+        goto done;
+
+    const bool share_embedding =
+        model && opts.use_embedding_sharing && model->cfg.tie_word_embeddings;
+    if (comm.rank == 0 && model && opts.use_embedding_sharing && !share_embedding)
+        tc_log(TC_LOG_WARNING, "--use_embedding_sharing: the model does not tie lm_head to the "
+               "embedding (tie_word_embeddings is false); lm_head is kept");
+
+    if (!opts.model_dir) {
+        /* convert_checkpoint.py without --model_dir: config.json only. */
+        st = comm.rank == 0 ? write_config(&opts, NULL, dtype, false) : TC_OK;
+        st = tc_comm_agree(&comm, st, "commit");
+        if (st == TC_OK && comm.rank == 0)
+            tc_log(TC_LOG_INFO, "wrote %s/config.json (no --model_dir: config only)",
+                   opts.output_dir);
+        goto done;
+    }
+
+    /* ---- plan ---- */
+    if (comm.rank >= world && comm.rank == world)
+        tc_log(TC_LOG_WARNING, "%d ranks for %lld cells: ranks %lld..%d have nothing to convert",
+               comm.size, (long long)world, (long long)world, comm.size - 1);
+    for (int64_t cell = comm.rank; cell < world; cell += comm.size)
+        n_cells++;
+    plans = calloc(n_cells ? n_cells : 1, sizeof *plans);
+    cells = calloc(n_cells ? n_cells : 1, sizeof *cells);
+    uint64_t my_bytes = 0, all_bytes = 0;
+    st = (plans && cells) ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+        st = tc_plan_build(model, &opts, tc_float_type_dtype(dtype),
+                           (int)(comm.rank + (int64_t)i * comm.size), &plans[i]);
+        if (st == TC_OK)
+            my_bytes += plans[i]->write_bytes;
+    }
+    if (st == TC_OK && !opts.save_config_only) {
+        bool reported = false;
+        st = check_disk_space(&comm, opts.output_dir, my_bytes, &reported);
+    }
+    st = tc_comm_agree(&comm, st, "plan");
+    if (st != TC_OK)
+        goto done;
+    st = TC_MPI_TRY(MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, comm.world));
+    if (st != TC_OK)
+        goto done;
+
+    /* ---- convert ---- */
+    if (!opts.save_config_only) {
+        if (comm.rank == 0)
+            tc_log(TC_LOG_INFO, "converting %s: %lld layers, tp %lld x pp %lld = %lld cells on %d "
+                   "rank(s), %s, %.2f GB to write", opts.model_dir,
+                   (long long)model->cfg.num_hidden_layers, (long long)opts.tp_size,
+                   (long long)opts.pp_size, (long long)world, comm.size,
+                   tc_float_type_name(dtype), (double)all_bytes / 1e9);
+        st = TC_OK;
+        for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+            st = tc_cell_open(opts.output_dir, plans[i], &cells[i]);
+            if (st == TC_OK)
+                n_open++;
+        }
+        /* A rank whose files could not be opened still takes part in the
+         * progress exchange, reporting its failure so everyone stops. */
+        st = convert_phase(&comm, &opts, cells, n_cells, my_bytes, all_bytes, st);
+        for (size_t i = 0; i < n_open; i++) {
+            if (st == TC_OK)
+                st = tc_cell_commit(&cells[i]);
+            else
+                tc_cell_discard(&cells[i]);
+        }
+        n_open = 0;
+        if (st == TC_OK)
+            st = fsync_dir(opts.output_dir);
+        st = tc_comm_agree(&comm, st, "convert");
+        if (st != TC_OK)
+            goto done;
+    }
+
+    /* ---- commit: config.json last, by rank 0 ---- */
+    st = comm.rank == 0 ? write_config(&opts, &model->cfg, dtype, share_embedding) : TC_OK;
+    st = tc_comm_agree(&comm, st, "commit");
+    if (st == TC_OK)
+        print_summary(&comm, &opts, now_seconds() - t0, all_bytes);
+
+done:
+    for (size_t i = 0; i < n_open; i++)
+        tc_cell_discard(&cells[i]);
+    for (size_t i = 0; plans && i < n_cells; i++)
+        tc_plan_free(plans[i]);
+    free(plans);
+    free(cells);
+    tc_hf_close(model);
+    tc_comm_free(&comm);
+    return (int)st;
+}

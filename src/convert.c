@@ -1,0 +1,357 @@
+/* convert.c: read slices, convert dtypes, pwrite into the rank files.
+ * See convert.h for the output protocol and the memory bound. */
+#define _GNU_SOURCE /* fallocate */
+#include "trtconv/convert.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "trtconv/log.h"
+
+static char *join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static tc_status pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return tc_fail(TC_E_IO, "%s: write of %zu bytes at offset %llu failed: %s", path, n,
+                           (unsigned long long)off, strerror(errno));
+        }
+        if (w == 0)
+            return tc_fail(TC_E_IO, "%s: write returned 0 at offset %llu", path,
+                           (unsigned long long)off);
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return TC_OK;
+}
+
+tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
+{
+    tc_status st = TC_OK;
+    tc_st_out_tensor *desc = NULL;
+    char *prefix = NULL;
+    size_t prefix_len = 0;
+    char name[64];
+
+    memset(out, 0, sizeof *out);
+    out->fd = -1;
+    out->plan = plan;
+    snprintf(name, sizeof name, "rank%d.safetensors", plan->rank);
+    out->final_path = join_path(dir, name);
+    snprintf(name, sizeof name, ".rank%d.safetensors.partial", plan->rank);
+    out->tmp_path = join_path(dir, name);
+    out->offsets = calloc(plan->n_tensors ? plan->n_tensors : 1, sizeof *out->offsets);
+    desc = calloc(plan->n_tensors ? plan->n_tensors : 1, sizeof *desc);
+    if (!out->final_path || !out->tmp_path || !out->offsets || !desc) {
+        st = tc_fail(TC_E_INTERNAL, "out of memory opening the output of rank %d", plan->rank);
+        goto done;
+    }
+    tc_plan_out_tensors(plan, desc);
+    st = tc_st_layout(desc, plan->n_tensors, &prefix, &prefix_len, &out->file_size);
+    if (st != TC_OK)
+        goto done;
+    for (size_t i = 0; i < plan->n_tensors; i++) {
+        /* desc[i].name points into plan->tensors[k].name: recover k. */
+        const tc_plan_tensor *t =
+            (const tc_plan_tensor *)(const void *)(desc[i].name - offsetof(tc_plan_tensor, name));
+        out->offsets[t - plan->tensors] = desc[i].file_offset;
+    }
+
+    if (unlink(out->tmp_path) != 0 && errno != ENOENT) {
+        st = tc_fail(TC_E_IO, "%s: cannot remove stale partial file: %s", out->tmp_path,
+                     strerror(errno));
+        goto done;
+    }
+    out->fd = open(out->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out->fd < 0) {
+        st = tc_fail(TC_E_IO, "%s: cannot create output file: %s", out->tmp_path,
+                     strerror(errno));
+        goto done;
+    }
+    if (out->file_size > 0 && fallocate(out->fd, 0, 0, (off_t)out->file_size) != 0) {
+        if (errno == ENOSPC || errno == EDQUOT) {
+            st = tc_fail(TC_E_IO, "%s: not enough free disk space for %llu bytes: %s",
+                         out->tmp_path, (unsigned long long)out->file_size, strerror(errno));
+            goto done;
+        }
+        /* Filesystems without fallocate: size the file; ENOSPC comes at write. */
+        if (ftruncate(out->fd, (off_t)out->file_size) != 0) {
+            st = tc_fail(TC_E_IO, "%s: cannot size the file to %llu bytes: %s", out->tmp_path,
+                         (unsigned long long)out->file_size, strerror(errno));
+            goto done;
+        }
+    }
+    st = pwrite_all(out->fd, out->tmp_path, prefix, prefix_len, 0);
+done:
+    free(prefix);
+    free(desc);
+    if (st != TC_OK)
+        tc_cell_discard(out);
+    return st;
+}
+
+void tc_cell_discard(tc_cell_output *out)
+{
+    if (out->fd >= 0) {
+        close(out->fd);
+        out->fd = -1;
+        if (out->tmp_path)
+            unlink(out->tmp_path);
+    }
+    free(out->tmp_path);
+    free(out->final_path);
+    free(out->offsets);
+    out->tmp_path = out->final_path = NULL;
+    out->offsets = NULL;
+}
+
+tc_status tc_cell_commit(tc_cell_output *out)
+{
+    tc_status st = TC_OK;
+    if (fsync(out->fd) != 0) {
+        st = tc_fail(TC_E_IO, "%s: fsync failed: %s", out->tmp_path, strerror(errno));
+        goto done;
+    }
+    int fd = out->fd;
+    out->fd = -1;
+    if (close(fd) != 0) {
+        st = tc_fail(TC_E_IO, "%s: close failed: %s", out->tmp_path, strerror(errno));
+        unlink(out->tmp_path);
+        goto done;
+    }
+    if (rename(out->tmp_path, out->final_path) != 0) {
+        st = tc_fail(TC_E_IO, "%s: rename to %s failed: %s", out->tmp_path, out->final_path,
+                     strerror(errno));
+        unlink(out->tmp_path);
+        goto done;
+    }
+done:
+    tc_cell_discard(out);
+    return st;
+}
+
+static uint64_t source_width(const tc_st_tensor *t)
+{
+    return t->ndim >= 2 ? (uint64_t)t->shape[1] : 1;
+}
+
+tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, void *dst,
+                          void *scratch)
+{
+    const size_t oes = tc_dtype_bits(t->dtype) / 8;
+    const uint64_t cols = (uint64_t)t->cols;
+    int64_t prow = 0;
+    for (size_t k = 0; k < t->n_pieces; k++) {
+        const tc_piece *pc = &t->pieces[k];
+        int64_t a = prow > row0 ? prow : row0;
+        int64_t b = prow + pc->rows < row0 + rows ? prow + pc->rows : row0 + rows;
+        prow += pc->rows;
+        if (a >= b)
+            continue;
+        const uint64_t n = (uint64_t)(b - a);
+        char *out = (char *)dst + (uint64_t)(a - row0) * cols * oes;
+        if (!pc->src) {
+            memset(out, 0, n * cols * oes);
+            continue;
+        }
+        const tc_st_tensor *s = pc->src;
+        const size_t ses = tc_dtype_bits(s->dtype) / 8;
+        const uint64_t width = source_width(s);
+        const uint64_t srow = (uint64_t)(pc->src_row + (a - (prow - pc->rows)));
+        const bool same = s->dtype == t->dtype;
+        char *land = same ? out : (char *)scratch;
+        if (pc->src_col == 0 && cols == width) {
+            tc_status st = tc_st_read(pc->src_file, s->begin + srow * width * ses, land,
+                                      n * cols * ses);
+            if (st != TC_OK)
+                return st;
+        } else {
+            /* A column slice: one contiguous run per row. */
+            for (uint64_t j = 0; j < n; j++) {
+                uint64_t off = s->begin + ((srow + j) * width + (uint64_t)pc->src_col) * ses;
+                tc_status st = tc_st_read(pc->src_file, off, land + j * cols * ses, cols * ses);
+                if (st != TC_OK)
+                    return st;
+            }
+        }
+        if (!same)
+            tc_convert(out, t->dtype, scratch, s->dtype, n * cols);
+    }
+    return TC_OK;
+}
+
+typedef struct work_item {
+    uint32_t cell;
+    uint32_t tensor;
+    int64_t row0, rows;
+} work_item;
+
+struct tc_convert_job {
+    tc_cell_output *cells;
+    size_t n_cells;
+    work_item *items;
+    size_t n_items;
+    _Atomic size_t next;
+    size_t buf_bytes;          /* per-worker buffer size */
+    tc_progress *progress;
+    int n_workers;
+    pthread_t *threads;
+    int n_started;
+    atomic_int running;
+    pthread_mutex_t lock;
+    tc_status first_error;
+};
+
+static void job_record_error(tc_convert_job *job, tc_status st)
+{
+    pthread_mutex_lock(&job->lock);
+    if (job->first_error == TC_OK)
+        job->first_error = st;
+    pthread_mutex_unlock(&job->lock);
+    atomic_store(&job->progress->cancel, 1);
+}
+
+static void *worker_main(void *arg)
+{
+    tc_convert_job *job = arg;
+    void *dst = malloc(job->buf_bytes);
+    void *scratch = malloc(job->buf_bytes);
+    if (!dst || !scratch) {
+        job_record_error(job, tc_fail(TC_E_INTERNAL, "out of memory: worker buffers of %zu bytes",
+                                      job->buf_bytes));
+        goto done;
+    }
+    for (;;) {
+        if (atomic_load(&job->progress->cancel))
+            break;
+        size_t i = atomic_fetch_add(&job->next, 1);
+        if (i >= job->n_items)
+            break;
+        const work_item *w = &job->items[i];
+        tc_cell_output *c = &job->cells[w->cell];
+        const tc_plan_tensor *t = &c->plan->tensors[w->tensor];
+        tc_status st = tc_convert_rows(t, w->row0, w->rows, dst, scratch);
+        const size_t oes = tc_dtype_bits(t->dtype) / 8;
+        const size_t nbytes = (size_t)w->rows * (size_t)t->cols * oes;
+        if (st == TC_OK)
+            st = pwrite_all(c->fd, c->tmp_path, dst, nbytes,
+                            c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * oes);
+        if (st != TC_OK) {
+            job_record_error(job, st);
+            break;
+        }
+        atomic_fetch_add(&job->progress->done_bytes, nbytes);
+    }
+done:
+    free(dst);
+    free(scratch);
+    atomic_fetch_sub(&job->running, 1);
+    return NULL;
+}
+
+tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers, tc_progress *progress,
+                           tc_convert_job **out)
+{
+    *out = NULL;
+    tc_convert_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return tc_fail(TC_E_INTERNAL, "out of memory starting the conversion");
+    job->cells = cells;
+    job->n_cells = n;
+    job->progress = progress;
+    job->first_error = TC_OK;
+    pthread_mutex_init(&job->lock, NULL);
+
+    /* Split every tensor into row ranges of at most one chunk (4-byte
+     * elements, the widest source type, so scratch never overflows). */
+    size_t cap = 0;
+    job->buf_bytes = 4096;
+    for (size_t c = 0; c < n; c++) {
+        const tc_plan *p = cells[c].plan;
+        for (size_t k = 0; k < p->n_tensors; k++) {
+            const tc_plan_tensor *t = &p->tensors[k];
+            uint64_t row_bytes = (uint64_t)t->cols * 4;
+            int64_t step = (int64_t)(TC_CONVERT_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
+            if (step < 1)
+                step = 1;
+            uint64_t need = (uint64_t)(step < t->rows ? step : t->rows) * row_bytes;
+            if (need > job->buf_bytes)
+                job->buf_bytes = (size_t)need;
+            for (int64_t r0 = 0; r0 < t->rows; r0 += step) {
+                if (job->n_items == cap) {
+                    cap = cap ? 2 * cap : 256;
+                    work_item *ni = realloc(job->items, cap * sizeof *ni);
+                    if (!ni) {
+                        free(job->items);
+                        free(job);
+                        return tc_fail(TC_E_INTERNAL, "out of memory planning work items");
+                    }
+                    job->items = ni;
+                }
+                work_item *w = &job->items[job->n_items++];
+                w->cell = (uint32_t)c;
+                w->tensor = (uint32_t)k;
+                w->row0 = r0;
+                w->rows = t->rows - r0 < step ? t->rows - r0 : step;
+            }
+        }
+    }
+    job->n_workers = workers < 1 ? 1 : workers;
+    job->threads = calloc((size_t)job->n_workers, sizeof *job->threads);
+    if (!job->threads) {
+        free(job->items);
+        free(job);
+        return tc_fail(TC_E_INTERNAL, "out of memory starting workers");
+    }
+    atomic_store(&job->running, job->n_workers);
+    for (int i = 0; i < job->n_workers; i++) {
+        int rc = pthread_create(&job->threads[i], NULL, worker_main, job);
+        if (rc != 0) {
+            atomic_fetch_sub(&job->running, job->n_workers - i);
+            job_record_error(job, tc_fail(TC_E_INTERNAL, "cannot start worker thread: %s",
+                                          strerror(rc)));
+            break;
+        }
+        job->n_started++;
+    }
+    *out = job;
+    return TC_OK;
+}
+
+bool tc_convert_done(tc_convert_job *job)
+{
+    return atomic_load(&job->running) == 0;
+}
+
+tc_status tc_convert_join(tc_convert_job *job)
+{
+    for (int i = 0; i < job->n_started; i++)
+        pthread_join(job->threads[i], NULL);
+    tc_status st = job->first_error;
+    if (st == TC_OK && atomic_load(&job->next) < job->n_items)
+        st = TC_E_CANCELLED;
+    pthread_mutex_destroy(&job->lock);
+    free(job->threads);
+    free(job->items);
+    free(job);
+    return st;
+}

@@ -1,0 +1,367 @@
+/* plan.c: per-cell tensor plans (see plan.h).
+ *
+ * The rules come from trtllm-checkpoint.md §4.1-4.5 (Era B legacy loader):
+ *  - qkv: [Wq_r; Wk_r; Wv_r], each split into tp row chunks; with GQA and
+ *    nkv < tp each KV head is first repeated tp/nkv times, so rank r gets
+ *    KV head floor(r * nkv / tp) (§4.3);
+ *  - dense/proj are row-parallel (split the HF input dim 1), fc/gate
+ *    column-parallel (split HF dim 0); fc = gate_proj, gate = up_proj;
+ *  - lm_head is padded with zero rows to ceil(V/tp)*tp, then split (§4.4);
+ *  - vocab_embedding is whole, or split by rows (dim 0, chunk ceil(V/tp),
+ *    zero-padded as the v0.12 unified loader does) or by columns (dim 1). */
+#define _POSIX_C_SOURCE 200809L
+#include "trtconv/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/log.h"
+
+int64_t tc_pad_vocab(int64_t vocab, int64_t tp)
+{
+    return (vocab + tp - 1) / tp * tp;
+}
+
+tc_status tc_plan_check_model(const tc_hf_config *c, const tc_opts *o)
+{
+    const int64_t tp = o->tp_size, pp = o->pp_size;
+    if (c->num_hidden_layers % pp != 0)
+        return tc_fail(TC_E_INPUT,
+                       "num_hidden_layers = %lld is not divisible by pp_size = %lld "
+                       "(TensorRT-LLM v0.12 would silently drop the trailing layers)",
+                       (long long)c->num_hidden_layers, (long long)pp);
+    if (c->num_attention_heads % tp != 0)
+        return tc_fail(TC_E_INPUT, "num_attention_heads = %lld is not divisible by tp_size = %lld",
+                       (long long)c->num_attention_heads, (long long)tp);
+    if (c->num_key_value_heads < tp) {
+        if (tp % c->num_key_value_heads != 0)
+            return tc_fail(TC_E_INPUT,
+                           "tp_size = %lld is not a multiple of num_key_value_heads = %lld "
+                           "(KV heads are duplicated tp_size/num_key_value_heads times)",
+                           (long long)tp, (long long)c->num_key_value_heads);
+    } else if (c->num_key_value_heads % tp != 0) {
+        return tc_fail(TC_E_INPUT, "num_key_value_heads = %lld is not divisible by tp_size = %lld",
+                       (long long)c->num_key_value_heads, (long long)tp);
+    }
+    if (c->intermediate_size % tp != 0)
+        return tc_fail(TC_E_INPUT, "intermediate_size = %lld is not divisible by tp_size = %lld",
+                       (long long)c->intermediate_size, (long long)tp);
+    if (o->use_parallel_embedding && o->embedding_sharding_dim == 1 && c->hidden_size % tp != 0)
+        return tc_fail(TC_E_INPUT,
+                       "hidden_size = %lld is not divisible by tp_size = %lld "
+                       "(--use_parallel_embedding --embedding_sharding_dim 1)",
+                       (long long)c->hidden_size, (long long)tp);
+    if (c->mlp_bias)
+        return tc_fail(TC_E_INPUT, "mlp_bias = true is not supported by the TensorRT-LLM v0.12 "
+                       "LLaMA checkpoint format");
+    if (o->use_embedding_sharing) {
+        if (pp != 1)
+            return tc_fail(TC_E_USAGE, "--use_embedding_sharing needs pp_size = 1 "
+                           "(lm_head and the embedding must be on the same rank)");
+        if (tp != 1 && !(o->use_parallel_embedding && o->embedding_sharding_dim == 0))
+            return tc_fail(TC_E_USAGE, "--use_embedding_sharing with tp_size > 1 needs "
+                           "--use_parallel_embedding --embedding_sharding_dim 0");
+    }
+    return TC_OK;
+}
+
+/* Growing list of pieces for the tensor being built. */
+typedef struct builder {
+    tc_hf_model *m;
+    tc_plan *plan;
+    size_t cap_tensors;
+    tc_plan_tensor *cur;
+    size_t cap_pieces;
+    tc_status st;
+} builder;
+
+static tc_status begin_tensor(builder *b, const char *name, tc_dtype dt, int ndim,
+                              int64_t rows, int64_t cols)
+{
+    tc_plan *p = b->plan;
+    if (p->n_tensors == b->cap_tensors) {
+        size_t cap = b->cap_tensors ? 2 * b->cap_tensors : 64;
+        tc_plan_tensor *t = realloc(p->tensors, cap * sizeof *t);
+        if (!t)
+            return tc_fail(TC_E_INTERNAL, "out of memory building the plan");
+        p->tensors = t;
+        b->cap_tensors = cap;
+    }
+    tc_plan_tensor *t = &p->tensors[p->n_tensors++];
+    memset(t, 0, sizeof *t);
+    if ((size_t)snprintf(t->name, sizeof t->name, "%s", name) >= sizeof t->name)
+        return tc_fail(TC_E_INTERNAL, "tensor name too long: %s", name);
+    t->dtype = dt;
+    t->ndim = ndim;
+    t->rows = rows;
+    t->cols = cols;
+    b->cur = t;
+    b->cap_pieces = 0;
+    return TC_OK;
+}
+
+static tc_status add_piece(builder *b, const tc_st_file *f, const tc_st_tensor *src,
+                           int64_t src_row, int64_t src_col, int64_t rows)
+{
+    tc_plan_tensor *t = b->cur;
+    if (rows <= 0)
+        return TC_OK;
+    if (t->n_pieces == b->cap_pieces) {
+        size_t cap = b->cap_pieces ? 2 * b->cap_pieces : 4;
+        tc_piece *np = realloc(t->pieces, cap * sizeof *np);
+        if (!np)
+            return tc_fail(TC_E_INTERNAL, "out of memory building the plan");
+        t->pieces = np;
+        b->cap_pieces = cap;
+    }
+    tc_piece *pc = &t->pieces[t->n_pieces++];
+    pc->src_file = f;
+    pc->src = src;
+    pc->src_row = src_row;
+    pc->src_col = src_col;
+    pc->rows = rows;
+    if (src)
+        b->plan->read_bytes += (uint64_t)rows * (uint64_t)t->cols * tc_dtype_bits(src->dtype) / 8;
+    return TC_OK;
+}
+
+/* Look up an HF tensor and check its shape against what config.json implies.
+ * ndim 1: [d0]; ndim 2: [d0, d1]. */
+static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
+                      const tc_st_file **f, const tc_st_tensor **t)
+{
+    tc_status st = tc_hf_find_tensor(b->m, name, f, t);
+    if (st != TC_OK)
+        return st;
+    const tc_st_tensor *x = *t;
+    bool ok = x->ndim == ndim && x->shape[0] == d0 && (ndim == 1 || x->shape[1] == d1);
+    if (!ok) {
+        char got[96] = "[";
+        size_t len = 1;
+        for (int i = 0; i < x->ndim && len < sizeof got - 24; i++)
+            len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", i ? ", " : "",
+                                    (long long)x->shape[i]);
+        snprintf(got + len, sizeof got - len, "]");
+        char want[64];
+        if (ndim == 1)
+            snprintf(want, sizeof want, "[%lld]", (long long)d0);
+        else
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
+        return tc_fail(TC_E_INPUT, "%s: tensor '%s' has shape %s but config.json implies %s",
+                       (*f)->path, name, got, want);
+    }
+    if (!tc_dtype_is_convertible(x->dtype))
+        return tc_fail(TC_E_INPUT, "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 "
+                       "weights can be converted", (*f)->path, name, tc_dtype_name(x->dtype));
+    return TC_OK;
+}
+
+#define TRY(expr) do { tc_status st_ = (expr); if (st_ != TC_OK) return st_; } while (0)
+
+/* A whole tensor, replicated on every rank (norms, unsplit embedding). */
+static tc_status plan_replicated(builder *b, const char *out, const char *in, int ndim,
+                                 int64_t d0, int64_t d1, tc_dtype dt)
+{
+    const tc_st_file *f;
+    const tc_st_tensor *t;
+    TRY(need(b, in, ndim, d0, d1, &f, &t));
+    TRY(begin_tensor(b, out, dt, ndim, d0, ndim == 1 ? 1 : d1));
+    return add_piece(b, f, t, 0, 0, d0);
+}
+
+/* Row range [row0, row0+rows) of a tensor of `total` rows, zero-filled
+ * where it runs past the source (vocab padding). */
+static tc_status add_rows_padded(builder *b, const tc_st_file *f, const tc_st_tensor *t,
+                                 int64_t total, int64_t row0, int64_t rows)
+{
+    int64_t avail = total - row0;
+    if (avail < 0)
+        avail = 0;
+    if (avail > rows)
+        avail = rows;
+    TRY(add_piece(b, f, t, row0, 0, avail));
+    return add_piece(b, NULL, NULL, 0, 0, rows - avail);
+}
+
+/* The q, k or v rows a rank takes (§4.3). */
+static void qkv_rows(int64_t heads, int64_t d, int64_t tp, int64_t r, int64_t *row0, int64_t *rows)
+{
+    if (heads >= tp) {
+        *rows = heads / tp * d;
+        *row0 = r * *rows;
+    } else {
+        *rows = d;
+        *row0 = (r * heads / tp) * d;
+    }
+}
+
+static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
+                            int64_t g, int64_t local, int64_t tp, int64_t r)
+{
+    const int64_t H = c->hidden_size, nh = c->num_attention_heads;
+    const int64_t nkv = c->num_key_value_heads, d = c->head_dim;
+    const int64_t I = c->intermediate_size;
+    char in[256], out[160];
+    const tc_st_file *f[3];
+    const tc_st_tensor *t[3];
+#define IN(fmt_) (snprintf(in, sizeof in, "model.layers.%lld." fmt_, (long long)g), in)
+#define OUT(fmt_) (snprintf(out, sizeof out, "transformer.layers.%lld." fmt_, (long long)local), out)
+
+    TRY(plan_replicated(b, OUT("input_layernorm.weight"), IN("input_layernorm.weight"), 1, H, 0, dt));
+
+    int64_t q0, qn, k0, kn;
+    qkv_rows(nh, d, tp, r, &q0, &qn);
+    qkv_rows(nkv, d, tp, r, &k0, &kn);
+    static const char *const proj[3] = { "q_proj", "k_proj", "v_proj" };
+    for (int i = 0; i < 3; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "self_attn.%s.weight", proj[i]);
+        snprintf(in, sizeof in, "model.layers.%lld.%s", (long long)g, nm);
+        TRY(need(b, in, 2, (i == 0 ? nh : nkv) * d, H, &f[i], &t[i]));
+    }
+    TRY(begin_tensor(b, OUT("attention.qkv.weight"), dt, 2, qn + 2 * kn, H));
+    TRY(add_piece(b, f[0], t[0], q0, 0, qn));
+    TRY(add_piece(b, f[1], t[1], k0, 0, kn));
+    TRY(add_piece(b, f[2], t[2], k0, 0, kn));
+    if (c->attention_bias) {
+        for (int i = 0; i < 3; i++) {
+            snprintf(in, sizeof in, "model.layers.%lld.self_attn.%s.bias", (long long)g, proj[i]);
+            TRY(need(b, in, 1, (i == 0 ? nh : nkv) * d, 0, &f[i], &t[i]));
+        }
+        TRY(begin_tensor(b, OUT("attention.qkv.bias"), dt, 1, qn + 2 * kn, 1));
+        TRY(add_piece(b, f[0], t[0], q0, 0, qn));
+        TRY(add_piece(b, f[1], t[1], k0, 0, kn));
+        TRY(add_piece(b, f[2], t[2], k0, 0, kn));
+    }
+
+    /* dense: row-parallel, HF o_proj [H, nh*d] split along its input dim. */
+    TRY(need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &f[0], &t[0]));
+    TRY(begin_tensor(b, OUT("attention.dense.weight"), dt, 2, H, nh * d / tp));
+    TRY(add_piece(b, f[0], t[0], 0, r * (nh * d / tp), H));
+    if (c->attention_bias) {
+        /* Row-parallel bias is added once after the all-reduce: whole. */
+        const tc_st_tensor *bt = NULL;
+        const tc_st_file *bf = NULL;
+        TRY(tc_hf_lookup_tensor(b->m, IN("self_attn.o_proj.bias"), &bf, &bt));
+        if (bt) {
+            TRY(plan_replicated(b, OUT("attention.dense.bias"), in, 1, H, 0, dt));
+        }
+    }
+
+    TRY(plan_replicated(b, OUT("post_layernorm.weight"),
+                        IN("post_attention_layernorm.weight"), 1, H, 0, dt));
+
+    /* fc = gate_proj (through SiLU), gate = up_proj: column-parallel. */
+    TRY(need(b, IN("mlp.gate_proj.weight"), 2, I, H, &f[0], &t[0]));
+    TRY(begin_tensor(b, OUT("mlp.fc.weight"), dt, 2, I / tp, H));
+    TRY(add_piece(b, f[0], t[0], r * (I / tp), 0, I / tp));
+    TRY(need(b, IN("mlp.up_proj.weight"), 2, I, H, &f[0], &t[0]));
+    TRY(begin_tensor(b, OUT("mlp.gate.weight"), dt, 2, I / tp, H));
+    TRY(add_piece(b, f[0], t[0], r * (I / tp), 0, I / tp));
+    TRY(need(b, IN("mlp.down_proj.weight"), 2, H, I, &f[0], &t[0]));
+    TRY(begin_tensor(b, OUT("mlp.proj.weight"), dt, 2, H, I / tp));
+    TRY(add_piece(b, f[0], t[0], 0, r * (I / tp), H));
+#undef IN
+#undef OUT
+    return TC_OK;
+}
+
+static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
+{
+    const tc_hf_config *c = &b->m->cfg;
+    const int64_t tp = o->tp_size, pp = o->pp_size;
+    const int64_t r = rank % tp, p = rank / tp;
+    const int64_t H = c->hidden_size, V = c->vocab_size;
+    const int64_t per_stage = c->num_hidden_layers / pp;
+    const tc_st_file *f;
+    const tc_st_tensor *t;
+
+    b->plan->rank = rank;
+    b->plan->tp_rank = (int)r;
+    b->plan->pp_rank = (int)p;
+
+    if (p == 0) {
+        TRY(need(b, "model.embed_tokens.weight", 2, V, H, &f, &t));
+        const char *name = "transformer.vocab_embedding.weight";
+        if (!o->use_parallel_embedding) {
+            TRY(begin_tensor(b, name, dt, 2, V, H));
+            TRY(add_piece(b, f, t, 0, 0, V));
+        } else if (o->embedding_sharding_dim == 0) {
+            int64_t chunk = (V + tp - 1) / tp;
+            TRY(begin_tensor(b, name, dt, 2, chunk, H));
+            TRY(add_rows_padded(b, f, t, V, r * chunk, chunk));
+        } else {
+            TRY(begin_tensor(b, name, dt, 2, V, H / tp));
+            TRY(add_piece(b, f, t, 0, r * (H / tp), V));
+        }
+    }
+    for (int64_t i = 0; i < per_stage; i++)
+        TRY(plan_layer(b, c, dt, p * per_stage + i, i, tp, r));
+    if (p == pp - 1) {
+        TRY(plan_replicated(b, "transformer.ln_f.weight", "model.norm.weight", 1, H, 0, dt));
+        bool share = false;
+        const char *src = "lm_head.weight";
+        if (c->tie_word_embeddings) {
+            src = "model.embed_tokens.weight";
+            share = o->use_embedding_sharing;
+        }
+        if (!share) {
+            const int64_t rows = tc_pad_vocab(V, tp) / tp;
+            tc_status st = need(b, src, 2, V, H, &f, &t);
+            if (st != TC_OK)
+                return st;
+            TRY(begin_tensor(b, "lm_head.weight", dt, 2, rows, H));
+            TRY(add_rows_padded(b, f, t, V, r * rows, rows));
+        }
+    }
+    return TC_OK;
+}
+
+tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype, int rank,
+                        tc_plan **plan)
+{
+    *plan = NULL;
+    builder b;
+    memset(&b, 0, sizeof b);
+    b.m = m;
+    b.plan = calloc(1, sizeof *b.plan);
+    if (!b.plan)
+        return tc_fail(TC_E_INTERNAL, "out of memory building the plan");
+    tc_status st = plan_cell(&b, o, out_dtype, rank);
+    if (st != TC_OK) {
+        tc_plan_free(b.plan);
+        return st;
+    }
+    uint64_t wb = 0;
+    for (size_t i = 0; i < b.plan->n_tensors; i++) {
+        const tc_plan_tensor *t = &b.plan->tensors[i];
+        wb += (uint64_t)t->rows * (uint64_t)t->cols * tc_dtype_bits(t->dtype) / 8;
+    }
+    b.plan->write_bytes = wb;
+    *plan = b.plan;
+    return TC_OK;
+}
+
+void tc_plan_free(tc_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_tensors; i++)
+        free(p->tensors[i].pieces);
+    free(p->tensors);
+    free(p);
+}
+
+void tc_plan_out_tensors(const tc_plan *p, tc_st_out_tensor *out)
+{
+    for (size_t i = 0; i < p->n_tensors; i++) {
+        const tc_plan_tensor *t = &p->tensors[i];
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].name = t->name;
+        out[i].dtype = t->dtype;
+        out[i].ndim = t->ndim;
+        out[i].shape[0] = t->rows;
+        if (t->ndim == 2)
+            out[i].shape[1] = t->cols;
+    }
+}
