@@ -413,11 +413,8 @@ static tc_status convert_phase(const tc_comm *c, const tc_opts *o, tc_cell_outpu
         atomic_store(&prog.cancel, 1);
         local = tc_convert_join(job);
     }
-    if (c->rank == 0) {
-        progress_show(&view, all_total, false);
-        if (view.enabled && view.bar)
-            fputc('\n', stderr);
-    }
+    if (c->rank == 0 && local == TC_OK && comm_st == TC_OK && !abort_sent)
+        progress_show(&view, all_total, true);
 
     /* Settle the abort messages: rank 0 tells everyone whether it sent one,
      * and a rank that has not received its copy yet receives it now. */

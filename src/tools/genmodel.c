@@ -46,6 +46,7 @@
 /* Options                                                              */
 
 #define GM_CHUNK_BYTES ((size_t)4 << 20)  /* bytes per generated chunk */
+#define GM_SCRATCH_ELEMS ((size_t)16384)  /* F32 staging block, 64 KiB */
 #define GM_MAX_DIM ((int64_t)1 << 31)     /* bound of every dimension */
 #define GM_MAX_TOTAL ((uint64_t)1 << 50)  /* bound of the model size */
 #define GM_MAX_THREADS 256
@@ -597,38 +598,40 @@ static float gm_f32_of_bits(uint32_t u)
     return f;
 }
 
-/* Little-endian bytes of elements [e0, e0 + n) of t in dtype ft. */
-static void gm_fill(const struct gm_tensor *t, tc_float_type ft, uint64_t e0,
-                    size_t n, unsigned char *p)
+/* Little-endian F32 bytes of elements [e0, e0 + n) of t. */
+static void gm_fill_f32(const struct gm_tensor *t, uint64_t e0, size_t n,
+                        unsigned char *p)
 {
     size_t k;
 
-    switch (ft) {
-    case TC_FT_FLOAT16:
-        for (k = 0; k < n; k++) {
-            uint16_t h = tc_f32_to_f16(gm_value(t, e0 + k));
-            p[2 * k] = (unsigned char)(h & 0xFF);
-            p[2 * k + 1] = (unsigned char)(h >> 8);
+    for (k = 0; k < n; k++) {
+        float f = gm_value(t, e0 + k);
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        p[4 * k] = (unsigned char)(u & 0xFF);
+        p[4 * k + 1] = (unsigned char)((u >> 8) & 0xFF);
+        p[4 * k + 2] = (unsigned char)((u >> 16) & 0xFF);
+        p[4 * k + 3] = (unsigned char)(u >> 24);
+    }
+}
+
+/* Little-endian bytes of elements [e0, e0 + n) of t in dtype ft. For F16
+ * and BF16 the F32 values go through scratch (GM_SCRATCH_ELEMS floats) and
+ * tc_convert, which rounds exactly as tc_f32_to_f16 / tc_f32_to_bf16. */
+static void gm_fill(const struct gm_tensor *t, tc_float_type ft, uint64_t e0,
+                    size_t n, unsigned char *p, unsigned char *scratch)
+{
+    size_t k;
+
+    if (ft == TC_FT_FLOAT32) {
+        gm_fill_f32(t, e0, n, p);
+    } else {
+        tc_dtype dt = tc_float_type_dtype(ft);
+        for (k = 0; k < n; k += GM_SCRATCH_ELEMS) {
+            size_t m = n - k < GM_SCRATCH_ELEMS ? n - k : GM_SCRATCH_ELEMS;
+            gm_fill_f32(t, e0 + k, m, scratch);
+            tc_convert(p + 2 * k, dt, scratch, TC_DT_F32, m);
         }
-        break;
-    case TC_FT_BFLOAT16:
-        for (k = 0; k < n; k++) {
-            uint16_t h = tc_f32_to_bf16(gm_value(t, e0 + k));
-            p[2 * k] = (unsigned char)(h & 0xFF);
-            p[2 * k + 1] = (unsigned char)(h >> 8);
-        }
-        break;
-    case TC_FT_FLOAT32:
-        for (k = 0; k < n; k++) {
-            float f = gm_value(t, e0 + k);
-            uint32_t u;
-            memcpy(&u, &f, sizeof u);
-            p[4 * k] = (unsigned char)(u & 0xFF);
-            p[4 * k + 1] = (unsigned char)((u >> 8) & 0xFF);
-            p[4 * k + 2] = (unsigned char)((u >> 16) & 0xFF);
-            p[4 * k + 3] = (unsigned char)(u >> 24);
-        }
-        break;
     }
     if (t->special) {
         const uint32_t *sv;
@@ -992,9 +995,12 @@ static void *gm_worker_main(void *arg)
     uint64_t nchunks = j->chunk_start[j->nt];
     unsigned esize = tc_dtype_bits(tc_float_type_dtype(j->ft)) / 8;
     unsigned char *buf = malloc(GM_CHUNK_BYTES);
+    unsigned char *scratch = malloc(GM_SCRATCH_ELEMS * 4);
 
     w->st = TC_OK;
-    if (!buf) {
+    if (!buf || !scratch) {
+        free(buf);
+        free(scratch);
         w->st = tc_fail(TC_E_INTERNAL, "out of memory (chunk buffer)");
         atomic_store(&j->failed, 1);
         return NULL;
@@ -1021,7 +1027,7 @@ static void *gm_worker_main(void *arg)
         n = t->nelem - e0;
         if (n > j->elems_per_chunk)
             n = j->elems_per_chunk;
-        gm_fill(t, j->ft, e0, (size_t)n, buf);
+        gm_fill(t, j->ft, e0, (size_t)n, buf, scratch);
         w->st = gm_pwrite_all(j->fd, buf, (size_t)n * esize,
                               j->st[ti].file_offset + e0 * esize, j->path);
         if (w->st != TC_OK) {
@@ -1029,6 +1035,7 @@ static void *gm_worker_main(void *arg)
             break;
         }
     }
+    free(scratch);
     free(buf);
     return NULL;
 }

@@ -1,0 +1,46 @@
+# lib.sh: helpers shared by the MPI integration tests (sourced, bash).
+#
+# Environment (set by ctest, see tests/CMakeLists.txt): TRTCONV, GENMODEL,
+# REFCONV, STCOMPARE, MPIEXEC, TRTCONV_GOLDEN_DIR. Each test gets a scratch
+# directory $WORK that is removed on exit.
+set -uo pipefail
+
+: "${TRTCONV:?}" "${GENMODEL:?}" "${MPIEXEC:=mpirun}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+# Keep Open MPI on shared memory/loopback so tests run in sandboxes.
+export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/trtconv-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+PASSED=0
+FAILED=0
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit $?
+}
+
+# run_np N ARGS...: trtconv on N ranks; output in $WORK/last.log.
+run_np() {
+    local np=$1
+    shift
+    timeout 300 "$MPIEXEC" -np "$np" "$TRTCONV" --progress none "$@" >"$WORK/last.log" 2>&1
+}
+
+gen() { "$GENMODEL" "$@" >/dev/null; }
+
+# same_dir A B: every rank*.safetensors and config.json identical.
+same_dir() {
+    local a=$1 b=$2 f
+    [ -f "$a/config.json" ] && [ -f "$b/config.json" ] || return 1
+    cmp -s "$a/config.json" "$b/config.json" || return 1
+    for f in "$a"/rank*.safetensors; do
+        cmp -s "$f" "$b/$(basename "$f")" || { echo "differs: $(basename "$f")"; return 1; }
+    done
+    [ "$(ls "$a" | grep -c '^rank')" = "$(ls "$b" | grep -c '^rank')" ]
+}

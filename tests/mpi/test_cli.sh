@@ -1,0 +1,53 @@
+#!/bin/bash
+# Command-line behaviour of the trtconv binary under mpirun.
+. "$(dirname "$0")/lib.sh"
+M=$WORK/model
+gen --out "$M" --layers 2 --hidden 64 --heads 4 --intermediate 128 --vocab 64 --dtype bfloat16 --seed 3
+
+rc=0; run_np 1 --help || rc=$?
+[ $rc -eq 0 ] && grep -q -- "--model_dir" "$WORK/last.log" && grep -q -- "--use_parallel_embedding" "$WORK/last.log" &&
+    pass "--help" || fail "--help rc $rc"
+
+rc=0; run_np 2 --model_dir "$M" --no_such_flag || rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c "unrecognized" "$WORK/last.log")" = 1 ] &&
+    pass "unknown flag: exit 2, one message from rank 0" || { fail "unknown flag rc $rc"; cat "$WORK/last.log"; }
+
+rc=0; run_np 1 --model_dir "$M" --tp_size two || rc=$?
+[ $rc -eq 2 ] && grep -q "tp_size" "$WORK/last.log" && pass "bad integer" || fail "bad integer rc $rc"
+
+for flag in "--use_weight_only" "--smoothquant 0.5" "--int8_kv_cache" "--meta_ckpt_dir $M"; do
+    rc=0; run_np 1 --model_dir "$M" $flag || rc=$?
+    [ $rc -eq 2 ] && grep -q "not supported yet" "$WORK/last.log" && pass "refused: $flag" ||
+        { fail "$flag rc $rc"; cat "$WORK/last.log"; }
+done
+
+rc=0; run_np 1 --model_dir "$M" --output_dir "$WORK/auto" --dtype auto || rc=$?
+[ $rc -eq 0 ] && grep -q '"dtype": "bfloat16"' "$WORK/auto/config.json" &&
+    grep -aq '"dtype":"BF16"' "$WORK/auto/rank0.safetensors" && pass "--dtype auto takes torch_dtype" ||
+    fail "--dtype auto rc $rc"
+
+rc=0; run_np 2 --model_dir "$M" --output_dir "$WORK/cfgonly" --tp_size 2 --save_config_only || rc=$?
+[ $rc -eq 0 ] && [ -f "$WORK/cfgonly/config.json" ] && ! ls "$WORK/cfgonly" | grep -q rank &&
+    pass "--save_config_only writes config.json only" || fail "--save_config_only rc $rc"
+
+rc=0; run_np 1 --output_dir "$WORK/fake" --n_layer 4 --n_head 8 --n_kv_head 2 --n_embd 512 \
+    --vocab_size 1000 --inter_size 1024 --tp_size 2 || rc=$?
+[ $rc -eq 0 ] && grep -q '"num_key_value_heads": 2' "$WORK/fake/config.json" &&
+    grep -q '"head_size": 64' "$WORK/fake/config.json" && grep -q '"world_size": 2' "$WORK/fake/config.json" &&
+    pass "no --model_dir: config.json from the flags" || fail "fake config rc $rc"
+
+rc=0; run_np 1 --model_dir "$M" --output_dir "$WORK/lbs" --load_by_shard || rc=$?
+[ $rc -eq 0 ] && grep -q "no effect" "$WORK/last.log" && pass "--load_by_shard accepted with a notice" ||
+    fail "--load_by_shard rc $rc"
+
+# Progress lines when stderr is not a terminal.
+rc=0; timeout 120 "$MPIEXEC" -np 2 "$TRTCONV" --model_dir "$M" --output_dir "$WORK/prog" --tp_size 2 \
+    --progress lines >"$WORK/prog.log" 2>&1 || rc=$?
+[ $rc -eq 0 ] && grep -q "progress: 100%" "$WORK/prog.log" && pass "progress lines" ||
+    { fail "progress rc $rc"; cat "$WORK/prog.log"; }
+
+# Rerunning into the same directory replaces the checkpoint.
+rc=0; run_np 2 --model_dir "$M" --output_dir "$WORK/prog" --tp_size 2 --dtype float32 || rc=$?
+[ $rc -eq 0 ] && grep -q '"dtype": "float32"' "$WORK/prog/config.json" && pass "rerun replaces output" ||
+    fail "rerun rc $rc"
+finish
