@@ -611,9 +611,13 @@ int tc_main(int argc, char **argv)
         if (st == TC_OK)
             my_bytes += plans[i]->write_bytes;
     }
-    if (st == TC_OK && !opts.save_config_only) {
+    if (!opts.save_config_only) {
+        /* A collective: every rank takes part, also one that already failed. */
         bool reported = false;
-        st = check_disk_space(&comm, opts.output_dir, my_bytes, &reported);
+        tc_status ds = check_disk_space(&comm, opts.output_dir, st == TC_OK ? my_bytes : 0,
+                                        &reported);
+        if (st == TC_OK)
+            st = ds;
     }
     st = tc_comm_agree(&comm, st, "plan");
     if (st != TC_OK)
@@ -660,6 +664,12 @@ int tc_main(int argc, char **argv)
         print_summary(&comm, &opts, now_seconds() - t0, all_bytes);
 
 done:
+    if (st == TC_E_COMM) {
+        /* A peer may be blocked in a collective we will never join: the
+         * only way out that cannot hang is to abort the whole job. */
+        tc_log(TC_LOG_ERROR, "communication failure: aborting the job");
+        MPI_Abort(MPI_COMM_WORLD, (int)TC_E_COMM);
+    }
     for (size_t i = 0; i < n_open; i++)
         tc_cell_discard(&cells[i]);
     for (size_t i = 0; plans && i < n_cells; i++)

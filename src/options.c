@@ -260,13 +260,22 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
     bool gave_moe_tp = false, gave_moe_ep = false;
     *help_shown = false;
     opterr = 0;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then fully restarts its scan state */
     for (;;) {
         int idx = -1;
         int c = getopt_long_only(argc, argv, "h", long_options, &idx);
         if (c == -1)
             break;
         const char *a = optarg;
+        if (a && a[0] == '-' && a[1] != '\0') {
+            /* argparse refuses a flag as the value of another flag; only a
+             * negative number may start with '-'. */
+            char *end = NULL;
+            (void)strtod(a, &end);
+            if (*end != '\0')
+                return usage_error(err, "--%s: expected one argument (got the flag '%s')",
+                                   flag_name(c), a);
+        }
         const char *reason = not_yet_reason(c);
         if (reason) {
             if (err)
@@ -370,10 +379,13 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         o->progress_auto = true;
     } else if (strcmp(progress, "bar") == 0) {
         o->progress_bar = true;
+        o->progress_auto = false;
     } else if (strcmp(progress, "lines") == 0) {
         o->progress_bar = false;
+        o->progress_auto = false;
     } else if (strcmp(progress, "none") == 0) {
         o->no_progress = true;
+        o->progress_auto = false;
     } else {
         return usage_error(err, "--progress: invalid choice '%s' (choose from %s)", progress,
                            "auto, bar, lines, none");

@@ -431,6 +431,11 @@ tc_status tc_st_parse_header(const char *label, const char *buf, size_t n,
                      (unsigned long long)file_size);
         goto done;
     }
+    if (n == 0) {
+        st = st_fail(&kind, TC_ST_INVALID_HEADER_DESERIALIZATION, TC_E_INPUT, label,
+                     "header is empty (a JSON object is required)");
+        goto done;
+    }
     if (!utf8_valid((const unsigned char *)buf, n, &pos)) {
         st = st_fail(&kind, TC_ST_INVALID_HEADER, TC_E_INPUT, label,
                      "header is not valid UTF-8 at header byte %zu", pos);

@@ -1,4 +1,4 @@
-/* kernels.h: C entry points of trtconv's CUDA kernels (kernels/*.cu).
+/* kernels.h: C entry points of trtconv's CUDA kernels (the .cu files under kernels/).
  *
  * Plain C: no CUDA header is needed to include this file. A stream argument
  * is a `void *` that holds a cudaStream_t (cudaStream_t is itself a pointer,

@@ -15,11 +15,14 @@
  *   key = mix(seed ^ mix(fnv1a64(name)));  z = mix(key + (i + 1) * PHI64);
  *   x   = ((int64_t)(z >> 40) - 2^23) * 2^-23        in [-1, 1), exact;
  *   linear weight: x * (float)(1/sqrt(in_features));  embedding: x * 0.05f;
- *   bias: x * 0.01f;  norm weight: (float)(1.0 + (double)x * 0.05)
- * (the double product is exact, so FMA contraction cannot change it), then
- * converted to the output dtype with tc_f32_to_f16 / tc_f32_to_bf16. The
- * file is filled in 4 MiB chunks by several threads with pwrite; the bytes
- * do not depend on the thread count or the order of the chunks. */
+ *   bias: x * 0.01f;  norm weight: (float)(1.0 + (double)x * (double)0.05f)
+ * (the double product is exact, so FMA contraction cannot change it),
+ * all in binary32/binary64 IEEE arithmetic; then
+ * converted to the output dtype by tc_convert (the rounding of
+ * tc_f32_to_f16 / tc_f32_to_bf16). --special_values then overwrite the first
+ * elements of two tensors (gm_special_*). Each file is filled in 4 MiB
+ * chunks by several threads with pwrite; the bytes do not depend on the
+ * thread count or the order of the chunks. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -155,7 +155,7 @@ int main(int argc, char **argv)
     if (tc_hf_open(model_dir, &g_model) != TC_OK)
         die("open model");
     const tc_hf_config *c = &g_model->cfg;
-    const int64_t H = c->hidden_size, V = c->vocab_size, nkv = c->num_key_value_heads;
+    const int64_t V = c->vocab_size, nkv = c->num_key_value_heads;
     const int64_t per = c->num_hidden_layers / pp;
     static out_set o;
     char name[256], nm2[256];
