@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -510,8 +511,38 @@ static tc_status resolve_dtype(const tc_opts *o, const tc_hf_config *cfg, tc_flo
     return TC_OK;
 }
 
+/* Peak resident memory of every rank (getrusage), gathered to rank 0: the
+ * streaming design promises it stays flat whatever the model size. */
+static void report_peak_rss(const tc_comm *c)
+{
+    struct rusage ru;
+    long mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1; /* KiB */
+    long *all = c->rank == 0 ? calloc((size_t)c->size, sizeof *all) : NULL;
+    if (MPI_Gather(&mine, 1, MPI_LONG, all, 1, MPI_LONG, 0, c->world) != MPI_SUCCESS || !all) {
+        free(all);
+        return;
+    }
+    long mx = 0;
+    int at = 0;
+    char list[512] = "";
+    size_t len = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (all[r] > mx) {
+            mx = all[r];
+            at = r;
+        }
+        if (r < 16 && len < sizeof list - 32)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%.0f", r ? " " : "",
+                                    (double)all[r] / 1024.0);
+    }
+    tc_log(TC_LOG_INFO, "peak RSS per rank (MiB): %s%s; max %.0f MiB on rank %d", list,
+           c->size > 16 ? " ..." : "", (double)mx / 1024.0, at);
+    free(all);
+}
+
 static void print_summary(const tc_comm *c, const tc_opts *o, double seconds, uint64_t bytes)
 {
+    report_peak_rss(c);
     if (c->rank != 0)
         return;
     int64_t world = o->tp_size * o->pp_size;

@@ -1,0 +1,80 @@
+#!/bin/bash
+# bench_convert.sh: plain conversion against copying the files, in one run.
+#
+# Generates a LLaMA-3-8B-shaped model with fewer layers (default 8 layers:
+# ~5.6 GB of bfloat16 in 5 shards), warms the page cache, then times
+#   cp -r (and cp -r + sync, since trtconv fsyncs what it writes),
+#   trtconv tp 1 on 1 rank (bfloat16 -> bfloat16 and -> float16),
+#   trtconv tp 2 on 2 ranks,
+# each REPEAT times (median reported), and prints trtconv's peak RSS per rank.
+#
+# usage: bench/bench_convert.sh [BUILD_DIR] ; env: BENCH_DIR, LAYERS, REPEAT,
+#        WORKERS (trtconv --workers, default 2)
+set -euo pipefail
+BUILD=${1:-build}
+BENCH_DIR=${BENCH_DIR:-/tmp/trtconv-bench}
+LAYERS=${LAYERS:-8}
+REPEAT=${REPEAT:-3}
+WORKERS=${WORKERS:-2}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+M=$BENCH_DIR/model
+mkdir -p "$BENCH_DIR"
+if [ ! -f "$M/config.json" ]; then
+    "$BUILD/trtconv-genmodel" --out "$M" --layers "$LAYERS" --hidden 4096 --heads 32 --kv_heads 8 \
+        --intermediate 14336 --vocab 128256 --dtype bfloat16 --shards 5 --rope_theta 500000
+fi
+SIZE=$(du -sb "$M" | cut -f1)
+cat "$M"/*.safetensors >/dev/null # warm page cache
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+timeit() { # prints seconds of "$@"
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >"$BENCH_DIR/last.log" 2>&1
+    t1=$(date +%s.%N)
+    awk "BEGIN { print $t1 - $t0 }"
+}
+run_n() { # label cmd...
+    local label=$1 i t all=()
+    shift
+    for ((i = 0; i < REPEAT; i++)); do
+        rm -rf "$BENCH_DIR/out"
+        sync
+        t=$(timeit "$@")
+        all+=("$t")
+    done
+    printf '%s\n' "${all[@]}" | median
+}
+
+cp_only() { cp -r "$M" "$BENCH_DIR/out"; }
+cp_sync() { cp -r "$M" "$BENCH_DIR/out" && sync -f "$BENCH_DIR/out"; }
+trt() { # np tp dtype
+    mpirun -np "$1" "$BUILD/trtconv" --model_dir "$M" --output_dir "$BENCH_DIR/out" \
+        --tp_size "$2" --dtype "$3" --workers "$WORKERS" --progress none
+}
+
+echo "model: $M, $(awk "BEGIN { printf \"%.2f\", $SIZE / 1e9 }") GB, $LAYERS layers; repeat $REPEAT (median)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -r)"
+T_CP=$(run_n cp cp_only)
+T_CPS=$(run_n cp+sync cp_sync)
+T_1=$(run_n tp1 trt 1 1 bfloat16)
+RSS_1=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
+T_1H=$(run_n tp1f16 trt 1 1 float16)
+RSS_1H=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
+T_2=$(run_n tp2 trt 2 2 bfloat16)
+RSS_2=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
+rm -rf "$BENCH_DIR/out"
+
+gbs() { awk "BEGIN { printf \"%.2f\", $SIZE / 1e9 / $1 }"; }
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+echo
+echo "| run | seconds | GB/s | vs cp | vs cp+sync | peak RSS per rank (MiB) |"
+echo "|---|---|---|---|---|---|"
+printf '| cp -r | %.2f | %s | 1.00 | | |\n' "$T_CP" "$(gbs "$T_CP")"
+printf '| cp -r + sync | %.2f | %s | | 1.00 | |\n' "$T_CPS" "$(gbs "$T_CPS")"
+printf '| trtconv tp 1, np 1, bf16 -> bf16 | %.2f | %s | %s | %s | %s |\n' "$T_1" "$(gbs "$T_1")" \
+    "$(ratio "$T_1" "$T_CP")" "$(ratio "$T_1" "$T_CPS")" "$RSS_1"
+printf '| trtconv tp 1, np 1, bf16 -> fp16 | %.2f | %s | %s | %s | %s |\n' "$T_1H" "$(gbs "$T_1H")" \
+    "$(ratio "$T_1H" "$T_CP")" "$(ratio "$T_1H" "$T_CPS")" "$RSS_1H"
+printf '| trtconv tp 2, np 2, bf16 -> bf16 | %.2f | %s | %s | %s | %s |\n' "$T_2" "$(gbs "$T_2")" \
+    "$(ratio "$T_2" "$T_CP")" "$(ratio "$T_2" "$T_CPS")" "$RSS_2"
