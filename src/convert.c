@@ -259,6 +259,14 @@ static void *worker_main(void *arg)
             job_record_error(job, st);
             break;
         }
+        /* Start writeback of this chunk now, so the disk writes overlap the
+         * rest of the conversion instead of all waiting for the final fsync
+         * (which still makes the data durable). Failure here is harmless:
+         * fsync reports any real write error. */
+        (void)sync_file_range(c->fd,
+                              (off_t)(c->offsets[w->tensor] +
+                                      (uint64_t)w->row0 * (uint64_t)t->cols * oes),
+                              (off_t)nbytes, SYNC_FILE_RANGE_WRITE);
         atomic_fetch_add(&job->progress->done_bytes, nbytes);
     }
 done:

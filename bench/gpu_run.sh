@@ -1,0 +1,32 @@
+#!/bin/bash
+# gpu_run.sh: everything this project runs on the GPU machine, in one call
+# (Ubuntu 24.04, CUDA 13, Open MPI 4.1.6; no cJSON/Check there, so Debian's
+# packages are carried in .carry/debs and unpacked into a prefix).
+#   1. CUDA build (sm80 + sm90) with -Werror;
+#   2. every test, the GPU ones included (cuda_cast runs for real there);
+#   3. the conversion benchmark (bench/bench_convert.sh).
+# Logs go to $OUT (or ./gpu-run-logs).
+set -uo pipefail
+OUT=${OUT:-$(pwd)/gpu-run-logs}
+mkdir -p "$OUT"
+P=/tmp/trtconv-deps
+for f in .carry/debs/*.deb; do dpkg -x "$f" "$P"; done
+export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
+export LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    nproc; free -g; mpirun --version | head -1; cmake --version | head -1
+} >"$OUT/machine.txt" 2>&1
+cmake -S . -B build-gpu -DTRTCONV_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
+    -DTRTCONV_WERROR=ON -DTRTCONV_GOLDEN_DIR="$(pwd)/.carry/golden" >"$OUT/build.log" 2>&1 &&
+    cmake --build build-gpu -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { echo "build failed"; tail -30 "$OUT/build.log"; exit 1; }
+(cd build-gpu && ctest -j8 --output-on-failure) >"$OUT/ctest.log" 2>&1
+echo "ctest rc=$?"; grep -E "tests passed|Failed|Skipped|Not Run" "$OUT/ctest.log"
+build-gpu/tests/test_cast >"$OUT/test_cast.log" 2>&1
+echo "test_cast rc=$?"; tail -4 "$OUT/test_cast.log"
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+    BENCH_DIR=/tmp/trtconv-bench LAYERS=${LAYERS:-8} REPEAT=${REPEAT:-3} WORKERS=${WORKERS:-4} \
+        bench/bench_convert.sh build-gpu >"$OUT/bench.log" 2>&1
+    echo "bench rc=$?"; cat "$OUT/bench.log"
+fi
