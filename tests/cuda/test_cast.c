@@ -258,7 +258,11 @@ static int run_case(const void *src, tc_dtype sdt, tc_dtype ddt, size_t n, size_
         !cuda_ok(cudaMalloc(&d_dst, dst_elems * ds), "cudaMalloc dst") ||
         !cuda_ok(cudaMemset(d_dst, GUARD_BYTE, dst_elems * ds), "cudaMemset") ||
         !cuda_ok(cudaMemcpy((uint8_t *)d_src + off * ss, src, n * ss, cudaMemcpyHostToDevice),
-                 "cudaMemcpy H2D"))
+                 "cudaMemcpy H2D") ||
+        /* The memset runs on the default stream and a pageable H2D copy may
+         * return before its DMA lands; the cast below runs on a non-blocking
+         * stream that does not wait for either. */
+        !cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize"))
         goto done;
 
     st = tc_cast_cuda((uint8_t *)d_dst + off * ds, ddt, (uint8_t *)d_src + off * ss, sdt, n,
@@ -351,7 +355,8 @@ static void bench(cudaStream_t stream, uint64_t *seed)
             ok = 0;
             goto done;
         }
-    if (!cuda_ok(cudaEventCreate(&t0), "cudaEventCreate") ||
+    if (!cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize") || /* see run_case */
+        !cuda_ok(cudaEventCreate(&t0), "cudaEventCreate") ||
         !cuda_ok(cudaEventCreate(&t1), "cudaEventCreate")) {
         ok = 0;
         goto done;
