@@ -49,7 +49,9 @@ run_n() { # label cmd...
 cp_only() { cp -r "$M" "$BENCH_DIR/out"; }
 cp_sync() { cp -r "$M" "$BENCH_DIR/out" && sync -f "$BENCH_DIR/out"; }
 trt() { # np tp dtype
-    mpirun -np "$1" "$BUILD/trtconv" --model_dir "$M" --output_dir "$BENCH_DIR/out" \
+    # --bind-to none: Open MPI binds a rank to one core by default, which would
+    # put all --workers threads of the rank on that core.
+    mpirun -np "$1" --bind-to none "$BUILD/trtconv" --model_dir "$M" --output_dir "$BENCH_DIR/out" \
         --tp_size "$2" --dtype "$3" --workers "$WORKERS" --progress none
 }
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,6 +565,22 @@ static void print_summary(const tc_comm *c, const tc_opts *o, double seconds, ui
     }
 }
 
+/* mpirun binds each rank to one core by default (Open MPI: --bind-to core
+ * for up to 2 ranks, socket/numa beyond), which silently serialises the
+ * --workers threads of a rank. Say so, with the fix. */
+static void warn_if_bound_narrower_than_workers(const tc_comm *c, const tc_opts *o)
+{
+    cpu_set_t set;
+    if (o->workers <= 1 || sched_getaffinity(0, sizeof set, &set) != 0)
+        return;
+    int cpus = CPU_COUNT(&set);
+    if (cpus < o->workers)
+        tc_log(TC_LOG_WARNING, "--workers %lld but rank %d may only run on %d CPU(s): its threads "
+               "will share them. Give each rank more CPUs (Open MPI: mpirun --bind-to none, or "
+               "--map-by slot:PE=%lld; Slurm: --cpus-per-task=%lld)", (long long)o->workers,
+               c->rank, cpus, (long long)o->workers, (long long)o->workers);
+}
+
 int tc_main(int argc, char **argv)
 {
     tc_comm comm;
@@ -593,6 +610,7 @@ int tc_main(int argc, char **argv)
                "reads only the slices each rank needs, on the CPU");
 
     const int64_t world = opts.tp_size * opts.pp_size;
+    warn_if_bound_narrower_than_workers(&comm, &opts);
 
     /* ---- setup ---- */
     tc_float_type dtype = opts.dtype;
