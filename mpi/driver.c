@@ -18,6 +18,7 @@
 
 #include "trtconv/comm.h"
 #include "trtconv/convert.h"
+#include "trtconv/gpu.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
 #include "trtconv/options.h"
@@ -150,6 +151,8 @@ static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_fl
                                 bool share_embedding, tc_trtllm_config *t)
 {
     memset(t, 0, sizeof *t);
+    if (o->woq_bits)
+        t->quant_algo = o->woq_bits == 4 ? "W4A16" : "W8A16";
     t->dtype = dtype;
     t->logits_dtype = "float32";
     t->position_embedding_type = "rope_gpt_neox";
@@ -276,7 +279,7 @@ static void progress_show(progress_view *v, uint64_t done, bool final)
  * message is left unmatched. */
 static tc_status convert_phase(const tc_comm *c, const tc_opts *o, tc_cell_output *cells,
                                size_t n_cells, uint64_t my_total, uint64_t all_total,
-                               tc_status pre)
+                               const tc_gpu_info *gpu, tc_status pre)
 {
     tc_progress prog;
     atomic_init(&prog.done_bytes, 0);
@@ -286,7 +289,7 @@ static tc_status convert_phase(const tc_comm *c, const tc_opts *o, tc_cell_outpu
     bool job_done = n_cells == 0 || pre != TC_OK;
 
     if (!job_done) {
-        local = tc_convert_start(cells, n_cells, (int)o->workers, &prog, &job);
+        local = tc_convert_start(cells, n_cells, (int)o->workers, gpu, &prog, &job);
         if (local != TC_OK)
             job_done = true;
     }
@@ -581,6 +584,46 @@ static void warn_if_bound_narrower_than_workers(const tc_comm *c, const tc_opts 
                c->rank, cpus, (long long)o->workers, (long long)o->workers);
 }
 
+/* The CUTLASS layout of weight-only weights depends on the GPU that will run
+ * the engine; upstream uses the GPU doing the conversion. Resolve it once
+ * per job: --target_sm, else this rank's GPU; all ranks must agree. A
+ * collective: every rank calls it, also after a local failure (st). */
+static tc_status resolve_target_sm(const tc_comm *c, tc_opts *o, const tc_gpu_info *gpu,
+                                   tc_status st)
+{
+    int sm = 0;
+    if (st == TC_OK && o->woq_bits) {
+        if (o->target_sm > 0)
+            sm = (int)o->target_sm;
+        else if (gpu->count > 0)
+            sm = gpu->sm;
+        else
+            st = tc_fail(TC_E_USAGE,
+                         "--use_weight_only: rank %d has no GPU and no --target_sm was given. The "
+                         "bytes of weight-only weights are laid out for the GPU architecture that "
+                         "will run the engine (TensorRT-LLM uses the GPU doing the conversion), "
+                         "so trtconv cannot choose one for you: pass --target_sm 80 for A100, 86 "
+                         "or 89 for RTX/L40-class GPUs, 90 for H100/H200", c->rank);
+        if (st == TC_OK && o->quantize_on == 2 && gpu->count == 0)
+            st = tc_fail(TC_E_USAGE, "--quantize_on gpu: rank %d has no usable GPU", c->rank);
+    }
+    int lo_hi[2] = { sm > 0 ? -sm : -100000, sm }; /* MAX of -sm is -min */
+    int agg[2];
+    tc_status cs = TC_MPI_TRY(MPI_Allreduce(lo_hi, agg, 2, MPI_INT, MPI_MAX, c->world));
+    if (cs != TC_OK)
+        return cs;
+    if (st == TC_OK && o->woq_bits && -agg[0] != agg[1])
+        st = tc_fail(TC_E_USAGE, "ranks disagree on the target SM (%d on some, %d on others: "
+                     "different GPUs); pass --target_sm", -agg[0], agg[1]);
+    if (st == TC_OK && o->woq_bits) {
+        o->target_sm = sm;
+        if (c->rank == 0)
+            tc_log(TC_LOG_INFO, "weight-only int%d, CUTLASS layout for sm%d (%s)", o->woq_bits,
+                   sm, gpu->count > 0 && sm == gpu->sm ? gpu->name : "--target_sm");
+    }
+    return st;
+}
+
 int tc_main(int argc, char **argv)
 {
     tc_comm comm;
@@ -624,6 +667,12 @@ int tc_main(int argc, char **argv)
         if (st == TC_OK)
             st = tc_plan_check_model(&model->cfg, &opts);
     }
+    tc_gpu_info gpu;
+    if (st == TC_OK)
+        st = tc_gpu_probe(comm.local_rank, comm.local_size, &gpu);
+    else
+        memset(&gpu, 0, sizeof gpu);
+    st = resolve_target_sm(&comm, &opts, &gpu, st);
     st = tc_comm_agree(&comm, st, "setup");
     if (st != TC_OK)
         goto done;
@@ -691,7 +740,12 @@ int tc_main(int argc, char **argv)
         }
         /* A rank whose files could not be opened still takes part in the
          * progress exchange, reporting its failure so everyone stops. */
-        st = convert_phase(&comm, &opts, cells, n_cells, my_bytes, all_bytes, st);
+        /* Weight-only quantization runs on the rank's GPU unless told not to. */
+        const tc_gpu_info *qgpu =
+            opts.woq_bits && opts.quantize_on != 1 && gpu.count > 0 ? &gpu : NULL;
+        if (comm.rank == 0 && opts.woq_bits)
+            tc_log(TC_LOG_INFO, "quantizing on %s", qgpu ? gpu.name : "the CPU");
+        st = convert_phase(&comm, &opts, cells, n_cells, my_bytes, all_bytes, qgpu, st);
         for (size_t i = 0; i < n_open; i++) {
             if (st == TC_OK)
                 st = tc_cell_commit(&cells[i]);

@@ -13,6 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "trtconv/log.h"
+#include "trtconv/woq.h"
+#include "trtconv/build_config.h"
+#if TRTCONV_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#include "trtconv/woq_cuda.h"
+#endif
 
 static char *join_path(const char *dir, const char *name)
 {
@@ -157,7 +163,7 @@ static uint64_t source_width(const tc_st_tensor *t)
 tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, void *dst,
                           void *scratch)
 {
-    const size_t oes = tc_dtype_bits(t->dtype) / 8;
+    const size_t oes = tc_dtype_bits(t->slice_dtype) / 8;
     const uint64_t cols = (uint64_t)t->cols;
     int64_t prow = 0;
     for (size_t k = 0; k < t->n_pieces; k++) {
@@ -177,7 +183,7 @@ tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, v
         const size_t ses = tc_dtype_bits(s->dtype) / 8;
         const uint64_t width = source_width(s);
         const uint64_t srow = (uint64_t)(pc->src_row + (a - (prow - pc->rows)));
-        const bool same = s->dtype == t->dtype;
+        const bool same = s->dtype == t->slice_dtype;
         char *land = same ? out : (char *)scratch;
         if (pc->src_col == 0 && cols == width) {
             tc_status st = tc_st_read(pc->src_file, s->begin + srow * width * ses, land,
@@ -194,7 +200,7 @@ tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, v
             }
         }
         if (!same)
-            tc_convert(out, t->dtype, scratch, s->dtype, n * cols);
+            tc_convert(out, t->slice_dtype, scratch, s->dtype, n * cols);
     }
     return TC_OK;
 }
@@ -213,6 +219,7 @@ struct tc_convert_job {
     _Atomic size_t next;
     size_t buf_bytes;          /* per-worker buffer size */
     tc_progress *progress;
+    const tc_gpu_info *gpu;    /* NULL: quantize on the CPU */
     int n_workers;
     pthread_t *threads;
     int n_started;
@@ -230,12 +237,123 @@ static void job_record_error(tc_convert_job *job, tc_status st)
     atomic_store(&job->progress->cancel, 1);
 }
 
+/* ---- GPU staging for weight-only quantization -------------------------- */
+
+typedef struct gpu_worker {
+    void *stream;          /* cudaStream_t */
+    void *d_in;            /* device copy of the slice rows */
+    uint8_t *d_out;        /* device quantized rows + scales */
+    size_t buf_bytes;
+} gpu_worker;
+
+#if TRTCONV_HAVE_CUDA
+/* Each worker owns a stream and device buffers; its host slice and output
+ * buffers are pinned so the copies run at PCIe speed (pageable copies are
+ * ~7x slower, performance-anchors.md §4.2). */
+static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t buf_bytes,
+                                 void **h_slice, uint8_t **h_out)
+{
+    tc_status st = tc_gpu_use(gpu);
+    if (st != TC_OK)
+        return st;
+    g->buf_bytes = buf_bytes;
+    cudaStream_t s = NULL;
+    cudaError_t e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    if (e == cudaSuccess)
+        e = cudaMalloc(&g->d_in, buf_bytes);
+    if (e == cudaSuccess)
+        e = cudaMalloc((void **)&g->d_out, buf_bytes / 2);
+    if (e == cudaSuccess)
+        e = cudaMallocHost(h_slice, buf_bytes);
+    if (e == cudaSuccess)
+        e = cudaMallocHost((void **)h_out, buf_bytes / 2);
+    g->stream = s;
+    if (e != cudaSuccess)
+        return tc_fail(TC_E_INTERNAL, "GPU %d: cannot set up worker buffers (%zu bytes): %s",
+                       gpu->device, buf_bytes, cudaGetErrorString(e));
+    return TC_OK;
+}
+
+static void gpu_worker_free(gpu_worker *g, void *h_slice, uint8_t *h_out)
+{
+    if (h_slice)
+        cudaFreeHost(h_slice);
+    if (h_out)
+        cudaFreeHost(h_out);
+    cudaFree(g->d_in);
+    cudaFree(g->d_out);
+    if (g->stream)
+        cudaStreamDestroy((cudaStream_t)g->stream);
+}
+
+static tc_status gpu_quantize_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                                   int64_t rows, int sm, int64_t n0, uint8_t *h_q, uint8_t *h_scales)
+{
+    cudaStream_t s = (cudaStream_t)g->stream;
+    const size_t ses = tc_dtype_bits(t->slice_dtype) / 8;
+    const size_t in_bytes = (size_t)rows * (size_t)t->cols * ses;
+    const size_t q_bytes = (size_t)rows * (size_t)t->cols * (size_t)t->woq_bits / 8;
+    const size_t s_off = (size_t)(h_scales - h_q);
+    cudaError_t e = cudaMemcpyAsync(g->d_in, h_slice, in_bytes, cudaMemcpyHostToDevice, s);
+    if (e != cudaSuccess)
+        return tc_fail(TC_E_INTERNAL, "%s: copy to the GPU failed: %s", t->name, cudaGetErrorString(e));
+    tc_status st = tc_woq_quantize_rows_cuda(g->d_in, t->slice_dtype, rows, t->cols, t->woq_bits,
+                                             sm, n0, g->d_out, g->d_out + s_off, g->stream);
+    if (st != TC_OK)
+        return st;
+    e = cudaMemcpyAsync(h_q, g->d_out, q_bytes, cudaMemcpyDeviceToHost, s);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(h_scales, g->d_out + s_off, (size_t)rows * ses, cudaMemcpyDeviceToHost, s);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(s);
+    if (e != cudaSuccess)
+        return tc_fail(TC_E_INTERNAL, "%s: GPU quantization failed: %s", t->name,
+                       cudaGetErrorString(e));
+    return TC_OK;
+}
+#else
+static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t buf_bytes,
+                                 void **h_slice, uint8_t **h_out)
+{
+    (void)g; (void)buf_bytes; (void)h_slice; (void)h_out;
+    return tc_fail(TC_E_INTERNAL, "GPU %d requested in a build without CUDA", gpu->device);
+}
+
+static void gpu_worker_free(gpu_worker *g, void *h_slice, uint8_t *h_out)
+{
+    (void)g;
+    free(h_slice);
+    free(h_out);
+}
+
+static tc_status gpu_quantize_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                                   int64_t rows, int sm, int64_t n0, uint8_t *h_q, uint8_t *h_scales)
+{
+    (void)g; (void)h_slice; (void)rows; (void)sm; (void)n0; (void)h_q; (void)h_scales;
+    return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
+}
+#endif
+
 static void *worker_main(void *arg)
 {
     tc_convert_job *job = arg;
-    void *dst = malloc(job->buf_bytes);
+    void *dst = NULL;
     void *scratch = malloc(job->buf_bytes);
-    if (!dst || !scratch) {
+    /* Quantized rows (rows*K*bits/8 <= buf/4) and their scales. */
+    uint8_t *qbuf = NULL;
+    gpu_worker g;
+    memset(&g, 0, sizeof g);
+    if (job->gpu) {
+        tc_status gs = gpu_worker_init(&g, job->gpu, job->buf_bytes, &dst, &qbuf);
+        if (gs != TC_OK) {
+            job_record_error(job, gs);
+            goto done;
+        }
+    } else {
+        dst = malloc(job->buf_bytes);
+        qbuf = malloc(job->buf_bytes / 2);
+    }
+    if (!dst || !scratch || !qbuf) {
         job_record_error(job, tc_fail(TC_E_INTERNAL, "out of memory: worker buffers of %zu bytes",
                                       job->buf_bytes));
         goto done;
@@ -250,11 +368,33 @@ static void *worker_main(void *arg)
         tc_cell_output *c = &job->cells[w->cell];
         const tc_plan_tensor *t = &c->plan->tensors[w->tensor];
         tc_status st = tc_convert_rows(t, w->row0, w->rows, dst, scratch);
-        const size_t oes = tc_dtype_bits(t->dtype) / 8;
-        const size_t nbytes = (size_t)w->rows * (size_t)t->cols * oes;
+        size_t nbytes;
+        uint64_t off;
+        const void *data = dst;
+        if (t->woq_bits) {
+            /* Rows n0.. of W quantize to the contiguous output bytes from
+             * n0*K*bits/8 (woq.h); their scales go to the scale tensor. */
+            const size_t ses = tc_dtype_bits(t->slice_dtype) / 8;
+            nbytes = (size_t)w->rows * (size_t)t->cols * (size_t)t->woq_bits / 8;
+            off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * (uint64_t)t->woq_bits / 8;
+            uint8_t *scales = qbuf + ((nbytes + 63) & ~(size_t)63);
+            if (st == TC_OK && job->gpu)
+                st = gpu_quantize_rows(&g, dst, t, w->rows, c->plan->target_sm, w->row0, qbuf,
+                                       scales);
+            else if (st == TC_OK)
+                st = tc_woq_quantize_rows(dst, t->slice_dtype, w->rows, t->cols, t->woq_bits,
+                                          c->plan->target_sm, w->row0, qbuf, scales);
+            if (st == TC_OK)
+                st = pwrite_all(c->fd, c->tmp_path, scales, (size_t)w->rows * ses,
+                                c->offsets[t->scale_index] + (uint64_t)w->row0 * ses);
+            data = qbuf;
+        } else {
+            const size_t oes = tc_dtype_bits(t->dtype) / 8;
+            nbytes = (size_t)w->rows * (size_t)t->cols * oes;
+            off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * oes;
+        }
         if (st == TC_OK)
-            st = pwrite_all(c->fd, c->tmp_path, dst, nbytes,
-                            c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * oes);
+            st = pwrite_all(c->fd, c->tmp_path, data, nbytes, off);
         if (st != TC_OK) {
             job_record_error(job, st);
             break;
@@ -263,21 +403,25 @@ static void *worker_main(void *arg)
          * rest of the conversion instead of all waiting for the final fsync
          * (which still makes the data durable). Failure here is harmless:
          * fsync reports any real write error. */
-        (void)sync_file_range(c->fd,
-                              (off_t)(c->offsets[w->tensor] +
-                                      (uint64_t)w->row0 * (uint64_t)t->cols * oes),
-                              (off_t)nbytes, SYNC_FILE_RANGE_WRITE);
+        (void)sync_file_range(c->fd, (off_t)off, (off_t)nbytes, SYNC_FILE_RANGE_WRITE);
+        if (t->woq_bits)
+            nbytes += (size_t)w->rows * (tc_dtype_bits(t->slice_dtype) / 8);
         atomic_fetch_add(&job->progress->done_bytes, nbytes);
     }
 done:
-    free(dst);
+    if (job->gpu) {
+        gpu_worker_free(&g, dst, qbuf);
+    } else {
+        free(dst);
+        free(qbuf);
+    }
     free(scratch);
     atomic_fetch_sub(&job->running, 1);
     return NULL;
 }
 
-tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers, tc_progress *progress,
-                           tc_convert_job **out)
+tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
+                           const tc_gpu_info *gpu, tc_progress *progress, tc_convert_job **out)
 {
     *out = NULL;
     tc_convert_job *job = calloc(1, sizeof *job);
@@ -286,6 +430,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers, tc_prog
     job->cells = cells;
     job->n_cells = n;
     job->progress = progress;
+    job->gpu = gpu && gpu->device >= 0 ? gpu : NULL;
     job->first_error = TC_OK;
     pthread_mutex_init(&job->lock, NULL);
 
@@ -297,8 +442,22 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers, tc_prog
         const tc_plan *p = cells[c].plan;
         for (size_t k = 0; k < p->n_tensors; k++) {
             const tc_plan_tensor *t = &p->tensors[k];
+            if (t->scale_of >= 0)
+                continue; /* filled by its weight's work items */
             uint64_t row_bytes = (uint64_t)t->cols * 4;
             int64_t step = (int64_t)(TC_CONVERT_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
+            if (t->woq_bits) {
+                tc_woq_layout layout;
+                if (tc_woq_layout_for_sm(p->target_sm, &layout) != TC_OK) {
+                    free(job->items);
+                    free(job);
+                    return TC_E_INTERNAL;
+                }
+                int64_t align = tc_woq_row_align(layout, t->woq_bits);
+                step = step / align * align;
+                if (step < align)
+                    step = align;
+            }
             if (step < 1)
                 step = 1;
             uint64_t need = (uint64_t)(step < t->rows ? step : t->rows) * row_bytes;

@@ -28,7 +28,8 @@ enum opt_id {
     OPT_USE_PARALLEL_EMBEDDING, OPT_EMBEDDING_SHARDING_DIM,
     OPT_USE_EMBEDDING_SHARING, OPT_OUTPUT_DIR, OPT_WORKERS, OPT_MOE_NUM_EXPERTS,
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
-    OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION
+    OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
+    OPT_TARGET_SM, OPT_QUANTIZE_ON
 };
 
 static const struct option long_options[] = {
@@ -81,6 +82,8 @@ static const struct option long_options[] = {
     { "remove_duplicated_kv_heads", no_argument, NULL, OPT_REMOVE_DUP_KV_HEADS },
     { "log_level", required_argument, NULL, OPT_LOG_LEVEL },
     { "progress", required_argument, NULL, OPT_PROGRESS },
+    { "target_sm", required_argument, NULL, OPT_TARGET_SM },
+    { "quantize_on", required_argument, NULL, OPT_QUANTIZE_ON },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 }
@@ -111,8 +114,15 @@ static const char usage_text[] =
 "  --use_parallel_embedding      shard the embedding table across tp ranks\n"
 "  --embedding_sharding_dim {0,1}  0: vocab rows, 1: hidden columns (default: 0)\n"
 "  --use_embedding_sharing       share the embedding table with lm_head\n"
-"quantization (not supported yet; refused with an error):\n"
-"  --use_weight_only, --weight_only_precision {int8,int4,int4_gptq} (default: int8),\n"
+"weight-only quantization (W8A16 / W4A16):\n"
+"  --use_weight_only             quantize qkv, dense, fc, gate, proj weights\n"
+"  --weight_only_precision {int8,int4}  (default: int8)\n"
+"  --target_sm {70,72,75,80,86,87,89,90}  GPU architecture that will run the\n"
+"                                engine; the CUTLASS weight layout depends on it\n"
+"                                (default: the SM of the rank's GPU)\n"
+"  --quantize_on {auto,cpu,gpu}  where to quantize (default: auto: the rank's\n"
+"                                GPU if it has one, else the CPU)\n"
+"not supported yet (refused with an error):\n"
 "  --disable_weight_only_quant_plugin, --smoothquant/-sq ALPHA, --per_channel,\n"
 "  --per_token, --int8_kv_cache, --fp8_kv_cache, --use_fp8_rowwise,\n"
 "  --quant_ckpt_path PATH, --per_group, --group_size N (default: 128),\n"
@@ -234,9 +244,8 @@ static const char *not_yet_reason(int id)
     switch (id) {
     case OPT_META_CKPT_DIR:
         return "Meta checkpoints are not supported yet (planned: Meta and .bin checkpoints)";
-    case OPT_USE_WEIGHT_ONLY: case OPT_WEIGHT_ONLY_PRECISION:
     case OPT_DISABLE_WOQ_PLUGIN:
-        return "weight-only quantization is not supported yet (planned: W8A16/W4A16)";
+        return "storing unquantized weights for the non-plugin weight-only path is not supported yet";
     case OPT_SMOOTHQUANT: case OPT_PER_CHANNEL: case OPT_PER_TOKEN:
     case OPT_INT8_KV_CACHE: case OPT_CALIB_DATASET: case OPT_CALIB_SIZE:
     case OPT_CALIB_MAX_SEQ_LENGTH:
@@ -352,6 +361,45 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                                    "internal_error, error, warning, info, verbose, debug");
             break;
         case OPT_PROGRESS: progress = a; break;
+        case OPT_USE_WEIGHT_ONLY: o->use_weight_only = true; break;
+        case OPT_WEIGHT_ONLY_PRECISION:
+            /* nargs='?', const 'int8' in the Python tool: argparse also
+             * takes a following word that is not a flag; getopt only "=x". */
+            if (!a && optind < argc && argv[optind][0] != '-')
+                a = argv[optind++];
+            o->weight_only_precision = a ? a : "int8";
+            if (strcmp(o->weight_only_precision, "int8") != 0 &&
+                strcmp(o->weight_only_precision, "int4") != 0) {
+                if (strcmp(o->weight_only_precision, "int4_gptq") == 0)
+                    return usage_error(err, "--weight_only_precision int4_gptq: GPTQ checkpoints "
+                                       "are not supported by trtconv");
+                return usage_error(err, "--weight_only_precision: invalid choice '%s' (choose "
+                                   "from 'int8', 'int4')", o->weight_only_precision);
+            }
+            break;
+        case OPT_TARGET_SM: {
+            st = parse_int(err, "target_sm", a, 1, 1000, &o->target_sm);
+            static const int known[] = { 70, 72, 75, 80, 86, 87, 89, 90 };
+            bool ok = false;
+            for (size_t i = 0; st == TC_OK && i < sizeof known / sizeof known[0]; i++)
+                ok = ok || o->target_sm == known[i];
+            if (st == TC_OK && !ok)
+                return usage_error(err, "--target_sm: %lld is not supported (choose from 70, 72, "
+                                   "75, 80, 86, 87, 89, 90; the v0.12 mixed-GEMM layouts)",
+                                   (long long)o->target_sm);
+            break;
+        }
+        case OPT_QUANTIZE_ON:
+            if (strcmp(a, "auto") == 0)
+                o->quantize_on = 0;
+            else if (strcmp(a, "cpu") == 0)
+                o->quantize_on = 1;
+            else if (strcmp(a, "gpu") == 0)
+                o->quantize_on = 2;
+            else
+                return usage_error(err, "--quantize_on: invalid choice '%s' (choose from auto, "
+                                   "cpu, gpu)", a);
+            break;
         case '?':
         default:
             if (optopt >= OPT_MODEL_DIR || (optopt == 0 && optind > 0)) {
@@ -401,6 +449,8 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                            "or 1 is accepted");
     if (o->tp_size * o->pp_size > 65536)
         return usage_error(err, "--tp_size x --pp_size: more than 65536 cells");
+    if (o->use_weight_only)
+        o->woq_bits = strcmp(o->weight_only_precision, "int4") == 0 ? 4 : 8;
     if (o->dtype_auto && !o->model_dir)
         return usage_error(err, "--dtype auto needs --model_dir (the dtype comes from its "
                            "config.json)");

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/log.h"
+#include "trtconv/woq.h"
 
 int64_t tc_pad_vocab(int64_t vocab, int64_t tp)
 {
@@ -92,9 +93,14 @@ static tc_status begin_tensor(builder *b, const char *name, tc_dtype dt, int ndi
     if ((size_t)snprintf(t->name, sizeof t->name, "%s", name) >= sizeof t->name)
         return tc_fail(TC_E_INTERNAL, "tensor name too long: %s", name);
     t->dtype = dt;
+    t->slice_dtype = dt;
     t->ndim = ndim;
     t->rows = rows;
     t->cols = cols;
+    t->shape[0] = rows;
+    t->shape[1] = ndim == 2 ? cols : 0;
+    t->scale_index = -1;
+    t->scale_of = -1;
     b->cur = t;
     b->cap_pieces = 0;
     return TC_OK;
@@ -195,7 +201,38 @@ static void qkv_rows(int64_t heads, int64_t d, int64_t tp, int64_t r, int64_t *r
     }
 }
 
-static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
+/* Turn the linear just planned (b->cur, slice W = [N, K] in dt) into a
+ * weight-only quantized weight plus its per_channel_scale (§4.6). */
+static tc_status make_woq(builder *b, const tc_opts *o, tc_dtype dt)
+{
+    if (!o->woq_bits)
+        return TC_OK;
+    tc_plan *p = b->plan;
+    size_t wi = (size_t)(b->cur - p->tensors);
+    tc_plan_tensor *w = &p->tensors[wi];
+    const int64_t n = w->rows, k = w->cols, bits = o->woq_bits;
+    TRY(tc_woq_check_shape(w->name, n, k, (int)bits, (int)o->target_sm));
+    w->woq_bits = (int)bits;
+    w->dtype = TC_DT_I8;
+    w->shape[0] = k;
+    w->shape[1] = n * bits / 8;
+    char scale_name[128];
+    size_t len = strlen(w->name);
+    if (len < 7 || strcmp(w->name + len - 7, ".weight") != 0)
+        return tc_fail(TC_E_INTERNAL, "quantized tensor %s does not end in .weight", w->name);
+    snprintf(scale_name, sizeof scale_name, "%.*s.per_channel_scale", (int)(len - 7), w->name);
+    tc_piece *keep = w->pieces; /* begin_tensor may move the array */
+    size_t keep_n = w->n_pieces;
+    TRY(begin_tensor(b, scale_name, dt, 1, n, 1));
+    p->tensors[wi].pieces = keep;
+    p->tensors[wi].n_pieces = keep_n;
+    tc_plan_tensor *sc = b->cur;
+    sc->scale_of = (int)wi;
+    p->tensors[wi].scale_index = (int)(sc - p->tensors);
+    return TC_OK;
+}
+
+static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o, tc_dtype dt,
                             int64_t g, int64_t local, int64_t tp, int64_t r)
 {
     const int64_t H = c->hidden_size, nh = c->num_attention_heads;
@@ -223,6 +260,7 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
     TRY(add_piece(b, f[0], t[0], q0, 0, qn));
     TRY(add_piece(b, f[1], t[1], k0, 0, kn));
     TRY(add_piece(b, f[2], t[2], k0, 0, kn));
+    TRY(make_woq(b, o, dt));
     if (c->attention_bias) {
         for (int i = 0; i < 3; i++) {
             snprintf(in, sizeof in, "model.layers.%lld.self_attn.%s.bias", (long long)g, proj[i]);
@@ -238,6 +276,7 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
     TRY(need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &f[0], &t[0]));
     TRY(begin_tensor(b, OUT("attention.dense.weight"), dt, 2, H, nh * d / tp));
     TRY(add_piece(b, f[0], t[0], 0, r * (nh * d / tp), H));
+    TRY(make_woq(b, o, dt));
     if (c->attention_bias) {
         /* Row-parallel bias is added once after the all-reduce: whole. */
         const tc_st_tensor *bt = NULL;
@@ -255,12 +294,15 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
     TRY(need(b, IN("mlp.gate_proj.weight"), 2, I, H, &f[0], &t[0]));
     TRY(begin_tensor(b, OUT("mlp.fc.weight"), dt, 2, I / tp, H));
     TRY(add_piece(b, f[0], t[0], r * (I / tp), 0, I / tp));
+    TRY(make_woq(b, o, dt));
     TRY(need(b, IN("mlp.up_proj.weight"), 2, I, H, &f[0], &t[0]));
     TRY(begin_tensor(b, OUT("mlp.gate.weight"), dt, 2, I / tp, H));
     TRY(add_piece(b, f[0], t[0], r * (I / tp), 0, I / tp));
+    TRY(make_woq(b, o, dt));
     TRY(need(b, IN("mlp.down_proj.weight"), 2, H, I, &f[0], &t[0]));
     TRY(begin_tensor(b, OUT("mlp.proj.weight"), dt, 2, H, I / tp));
     TRY(add_piece(b, f[0], t[0], 0, r * (I / tp), H));
+    TRY(make_woq(b, o, dt));
 #undef IN
 #undef OUT
     return TC_OK;
@@ -296,7 +338,7 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
         }
     }
     for (int64_t i = 0; i < per_stage; i++)
-        TRY(plan_layer(b, c, dt, p * per_stage + i, i, tp, r));
+        TRY(plan_layer(b, c, o, dt, p * per_stage + i, i, tp, r));
     if (p == pp - 1) {
         TRY(plan_replicated(b, "transformer.ln_f.weight", "model.norm.weight", 1, H, 0, dt));
         bool share = false;
@@ -335,8 +377,10 @@ tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype, in
     uint64_t wb = 0;
     for (size_t i = 0; i < b.plan->n_tensors; i++) {
         const tc_plan_tensor *t = &b.plan->tensors[i];
-        wb += (uint64_t)t->rows * (uint64_t)t->cols * tc_dtype_bits(t->dtype) / 8;
+        uint64_t elems = (uint64_t)t->shape[0] * (uint64_t)(t->ndim == 2 ? t->shape[1] : 1);
+        wb += elems * tc_dtype_bits(t->dtype) / 8;
     }
+    b.plan->target_sm = o->woq_bits ? (int)o->target_sm : 0;
     b.plan->write_bytes = wb;
     *plan = b.plan;
     return TC_OK;
@@ -360,8 +404,8 @@ void tc_plan_out_tensors(const tc_plan *p, tc_st_out_tensor *out)
         out[i].name = t->name;
         out[i].dtype = t->dtype;
         out[i].ndim = t->ndim;
-        out[i].shape[0] = t->rows;
+        out[i].shape[0] = t->shape[0];
         if (t->ndim == 2)
-            out[i].shape[1] = t->cols;
+            out[i].shape[1] = t->shape[1];
     }
 }

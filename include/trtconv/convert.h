@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "trtconv/gpu.h"
 #include "trtconv/plan.h"
 #include "trtconv/status.h"
 
@@ -50,9 +51,13 @@ typedef struct tc_progress {
 typedef struct tc_convert_job tc_convert_job;
 
 /* Start `workers` threads converting every tensor of cells[0..n). Returns at
- * once; *job belongs to the caller and must be passed to tc_convert_join. */
+ * once; *job belongs to the caller and must be passed to tc_convert_join.
+ * gpu (may be NULL): when it names a device, weight-only quantization runs
+ * there (each worker stages its slices through pinned host buffers on its
+ * own stream); otherwise on the CPU. The bytes are the same either way. */
 tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
-                           tc_progress *progress, tc_convert_job **job);
+                           const tc_gpu_info *gpu, tc_progress *progress,
+                           tc_convert_job **job);
 /* True once every worker has stopped (finished, failed or cancelled). */
 bool tc_convert_done(tc_convert_job *job);
 /* Wait for the workers and free the job; returns the first error, or

@@ -36,6 +36,9 @@ typedef struct tc_opts {
     /* quantization flags (refused until their issue lands) */
     bool use_weight_only;
     const char *weight_only_precision; /* "int8" */
+    int woq_bits;                 /* 8 or 4 when use_weight_only, else 0 */
+    int64_t target_sm;            /* --target_sm; 0 = the SM of the rank's GPU */
+    int quantize_on;              /* --quantize_on: 0 auto, 1 cpu, 2 gpu */
     bool disable_weight_only_quant_plugin;
     double smoothquant;           /* NAN = None */
     bool per_channel, per_token, int8_kv_cache, fp8_kv_cache;

@@ -33,15 +33,28 @@ typedef struct tc_piece {
 
 typedef struct tc_plan_tensor {
     char name[128];
-    tc_dtype dtype;               /* output element type */
-    int ndim;                     /* 1 or 2 */
-    int64_t rows, cols;           /* 1-D: rows = n, cols = 1 */
+    tc_dtype dtype;               /* stored element type */
+    int ndim;                     /* stored rank: 1 or 2 */
+    int64_t shape[2];             /* stored shape */
+    /* The slice the pieces assemble: [rows, cols] of slice_dtype (1-D:
+     * cols = 1). Equal to the stored tensor unless weight-only quantized. */
+    int64_t rows, cols;
+    tc_dtype slice_dtype;
     size_t n_pieces;
     tc_piece *pieces;             /* owned by the plan */
+    /* Weight-only quantization (woq.h): for a quantized linear, woq_bits is
+     * 8 or 4, the slice is W = [N=rows, K=cols] in the config dtype and the
+     * stored tensor is I8 [K, N*bits/8]; scale_index names the plan tensor
+     * `...per_channel_scale` ([N], config dtype) that its work fills. That
+     * tensor has no pieces and scale_of = the weight's index (else -1). */
+    int woq_bits;
+    int scale_index;
+    int scale_of;
 } tc_plan_tensor;
 
 typedef struct tc_plan {
     int rank, tp_rank, pp_rank;
+    int target_sm;                /* layout of quantized weights (0: none) */
     size_t n_tensors;
     tc_plan_tensor *tensors;      /* owned */
     uint64_t read_bytes;          /* source bytes the cell reads */
@@ -56,7 +69,10 @@ tc_status tc_plan_check_model(const tc_hf_config *cfg, const tc_opts *o);
 /* Build the plan of cell `rank` (0 <= rank < tp*pp), looking up (and so
  * opening and validating) every source tensor it needs and checking each
  * source shape against config.json. On TC_OK *plan belongs to the caller
- * (tc_plan_free). out_dtype is the resolved --dtype. */
+ * (tc_plan_free). out_dtype is the resolved --dtype. With o->woq_bits the
+ * linears are planned as weight-only quantized for o->target_sm (resolved
+ * by the caller), and every preprocessing precondition is checked here,
+ * before anything is written. */
 tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype,
                         int rank, tc_plan **plan);
 void tc_plan_free(tc_plan *p); /* accepts NULL */

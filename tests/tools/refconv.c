@@ -8,7 +8,10 @@
  *
  * usage: tc-refconv --model_dir D --output_dir O [--tp_size N] [--pp_size N]
  *        [--dtype float16|bfloat16|float32] [--use_parallel_embedding]
- *        [--embedding_sharding_dim 0|1] [--use_embedding_sharing] */
+ *        [--embedding_sharding_dim 0|1] [--use_embedding_sharing]
+ *        [--use_weight_only [--weight_only_precision int8|int4] --target_sm SM]
+ * Weight-only linears go through tc_woq_quantize_ref, the literal
+ * step-by-step reference of §4.7-4.8, on the whole per-rank slice. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
 #include "trtconv/st_writer.h"
+#include "trtconv/woq.h"
 
 typedef struct mat {          /* row-major [rows, cols] of element size es */
     char *data;
@@ -115,6 +119,37 @@ typedef struct out_set {
     size_t n;
 } out_set;
 
+static int g_woq_bits, g_sm;
+
+static void put(out_set *o, const char *name, mat m, int ndim);
+
+/* A linear: quantized with the reference when weight-only is on. */
+static void put_linear(out_set *o, const char *name, mat m)
+{
+    if (!g_woq_bits) {
+        put(o, name, m, 2);
+        return;
+    }
+    int64_t n = m.rows, k = m.cols;
+    uint8_t *q = malloc((size_t)(n * k) + 1);
+    char *sc = malloc((size_t)n * m.es + 1);
+    if (tc_woq_quantize_ref(m.data, g_out, n, k, g_woq_bits, g_sm, q, sc) != TC_OK)
+        die("tc_woq_quantize_ref");
+    size_t i = o->n++;
+    snprintf(o->names[i], sizeof o->names[i], "%s", name);
+    memset(&o->t[i], 0, sizeof o->t[i]);
+    o->t[i].name = o->names[i];
+    o->t[i].dtype = TC_DT_I8;
+    o->t[i].ndim = 2;
+    o->t[i].shape[0] = k;
+    o->t[i].shape[1] = n * g_woq_bits / 8;
+    o->d[i] = q;
+    char sname[128];
+    snprintf(sname, sizeof sname, "%.*s.per_channel_scale", (int)(strlen(name) - 7), name);
+    mat s = { sc, n, 1, m.es };
+    put(o, sname, s, 1);
+}
+
 static void put(out_set *o, const char *name, mat m, int ndim)
 {
     size_t i = o->n++;
@@ -144,6 +179,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--embedding_sharding_dim")) { shard_dim = atoll(v); i++; }
         else if (!strcmp(a, "--use_parallel_embedding")) par_emb = 1;
         else if (!strcmp(a, "--use_embedding_sharing")) share = 1;
+        else if (!strcmp(a, "--use_weight_only")) { if (!g_woq_bits) g_woq_bits = 8; }
+        else if (!strcmp(a, "--weight_only_precision")) { g_woq_bits = !strcmp(v, "int4") ? 4 : 8; i++; }
+        else if (!strcmp(a, "--target_sm")) { g_sm = atoi(v); i++; }
         else die("unknown argument");
     }
     if (!model_dir || !out_dir)
@@ -193,9 +231,12 @@ int main(int argc, char **argv)
                 }
                 mat qkv = concat_rows(split_rows(q, tp, r), split_rows(k, tp, r), split_rows(v, tp, r));
                 snprintf(nm2, sizeof nm2, "transformer.layers.%lld.attention.qkv.%s", (long long)l, kinds[kb]);
-                put(&o, nm2, qkv, kb == 0 ? 2 : 1);
+                if (kb == 0)
+                    put_linear(&o, nm2, qkv);
+                else
+                    put(&o, nm2, qkv, 1);
             }
-            put(&o, OUT("attention.dense.weight"), split_cols(load(IN("self_attn.o_proj.weight")), tp, r), 2);
+            put_linear(&o, OUT("attention.dense.weight"), split_cols(load(IN("self_attn.o_proj.weight")), tp, r));
             if (c->attention_bias) {
                 const tc_st_file *bf;
                 const tc_st_tensor *bt;
@@ -204,9 +245,9 @@ int main(int argc, char **argv)
                     put(&o, OUT("attention.dense.bias"), load(IN("self_attn.o_proj.bias")), 1);
             }
             put(&o, OUT("post_layernorm.weight"), load(IN("post_attention_layernorm.weight")), 1);
-            put(&o, OUT("mlp.fc.weight"), split_rows(load(IN("mlp.gate_proj.weight")), tp, r), 2);
-            put(&o, OUT("mlp.gate.weight"), split_rows(load(IN("mlp.up_proj.weight")), tp, r), 2);
-            put(&o, OUT("mlp.proj.weight"), split_cols(load(IN("mlp.down_proj.weight")), tp, r), 2);
+            put_linear(&o, OUT("mlp.fc.weight"), split_rows(load(IN("mlp.gate_proj.weight")), tp, r));
+            put_linear(&o, OUT("mlp.gate.weight"), split_rows(load(IN("mlp.up_proj.weight")), tp, r));
+            put_linear(&o, OUT("mlp.proj.weight"), split_cols(load(IN("mlp.down_proj.weight")), tp, r));
         }
         if (p == pp - 1) {
             put(&o, "transformer.ln_f.weight", load("model.norm.weight"), 1);

@@ -487,15 +487,47 @@ START_TEST(opts_parse_should_reject_a_stray_positional_argument)
 }
 END_TEST
 
+START_TEST(opts_parse_should_accept_weight_only_flags_like_argparse)
+{
+    parse_result r;
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--weight_only_precision", "int4", NULL);
+    ck_assert_int_eq(r.st, TC_OK);
+    ck_assert_int_eq(r.o.woq_bits, 4);
+    /* nargs='?': a bare flag means int8, "=" and a following word both bind. */
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--weight_only_precision", NULL);
+    ck_assert_int_eq(r.st, TC_OK);
+    ck_assert_int_eq(r.o.woq_bits, 8);
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--weight_only_precision=int4", "--target_sm",
+          "80", NULL);
+    ck_assert_int_eq(r.st, TC_OK);
+    ck_assert_int_eq(r.o.woq_bits, 4);
+    ck_assert_int_eq(r.o.target_sm, 80);
+    /* Without --use_weight_only the precision has no effect, as upstream. */
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--weight_only_precision", "int4", NULL);
+    ck_assert_int_eq(r.st, TC_OK);
+    ck_assert_int_eq(r.o.woq_bits, 0);
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--weight_only_precision", "int2", NULL);
+    ck_assert_int_eq(r.st, TC_E_USAGE);
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--target_sm", "100", NULL);
+    ck_assert_int_eq(r.st, TC_E_USAGE);
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--quantize_on", "tpu", NULL);
+    ck_assert_int_eq(r.st, TC_E_USAGE);
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
 {
     static const char *const cases[][3] = {
         { "--meta_ckpt_dir", "X", NULL },
-        { "--use_weight_only", NULL, NULL },
-        { "--weight_only_precision", "int4", NULL },
-        { "--weight_only_precision=int8", NULL, NULL },
-        { "--weight_only_precision", NULL, NULL },
         { "--disable_weight_only_quant_plugin", NULL, NULL },
+        { "--weight_only_precision", "int4_gptq", NULL },
         { "--smoothquant", "0.5", NULL },
         { "-sq", "0.5", NULL },
         { "--per_channel", NULL, NULL },
@@ -712,6 +744,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, opts_parse_should_report_a_missing_argument);
     tcase_add_test(tc, opts_parse_should_not_take_a_flag_as_the_value_of_a_flag_like_argparse);
     tcase_add_test(tc, opts_parse_should_reject_a_stray_positional_argument);
+    tcase_add_test(tc, opts_parse_should_accept_weight_only_flags_like_argparse);
     tcase_add_test(tc, opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet);
     tcase_add_test(tc, opts_parse_should_name_the_refused_flag);
     tcase_add_test(tc, opts_parse_should_accept_the_loading_flags_that_change_nothing);

@@ -1,0 +1,29 @@
+/* gpu.h: which GPU a rank uses, and what it is.
+ *
+ * Selection (cluster.md §1.3): with one visible device use it (the launcher
+ * bound it); with at least as many devices as ranks on the node use the one
+ * of the node-local rank; with fewer, ranks share devices round-robin (fine
+ * for kernels; collectives between ranks sharing a GPU must not use NCCL).
+ * A CPU-only build, a machine without a driver or without devices reports
+ * count = 0; that is not an error. */
+#ifndef TRTCONV_GPU_H
+#define TRTCONV_GPU_H
+
+#include "trtconv/status.h"
+
+typedef struct tc_gpu_info {
+    int count;        /* visible CUDA devices (0: none usable) */
+    int device;       /* selected device index, -1 when count == 0 */
+    int sm;           /* major*10 + minor of the selected device */
+    char name[96];
+    char uuid[40];    /* "GPU-xxxxxxxx-..." of the selected device */
+} tc_gpu_info;
+
+/* Probe the devices and select one for node-local rank local_rank of
+ * local_size, making it current for this thread (cudaSetDevice). */
+tc_status tc_gpu_probe(int local_rank, int local_size, tc_gpu_info *out);
+
+/* Make out->device current for the calling thread (worker threads). */
+tc_status tc_gpu_use(const tc_gpu_info *info);
+
+#endif

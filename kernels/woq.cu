@@ -1,0 +1,498 @@
+/* woq.cu: weight-only quantization (W8A16 / W4A16) into TensorRT-LLM's
+ * CUTLASS mixed-GEMM layouts on the GPU (tc_woq_quantize_rows_cuda).
+ *
+ * Bit-exact twin of tc_woq_quantize_rows / tc_woq_quantize_ref (src/woq.c,
+ * trtllm-checkpoint.md §4.7-4.8; style.md A9); tests/cuda/test_woq_cuda.c
+ * holds every layout, precision and dtype to the reference byte for byte.
+ *
+ * Exactness. The arithmetic is the reference's, operation for operation, in
+ * IEEE float32: amax by fmaxf over |x| (max is exact and order-independent,
+ * so the warp reduction order does not matter; fmaxf drops NaN like the
+ * reference's comparisons), s = amax * 0x1p-7f / 0x1p-3f (one rounded
+ * multiply), q = s != 0 ? roundf(x / s) : 0 with the correctly rounded
+ * division (nvcc's default -prec-div=true; this file must not be built with
+ * -use_fast_math, -ftz=true or -prec-div=false), then the reference's
+ * std::min/std::max clamp including its NaN results (woq_quant). The build passes --fmad=false as for every
+ * kernel file; nothing here could be contracted into an FMA anyway (there is
+ * no a*b+c), so the flag is belt and braces. Dtype conversions of inputs and
+ * scales are integer bit formulas copied from cast.cu / dtype.c.
+ *
+ * Layout as index algebra. Write E = 32/bits (elements per 32-bit word),
+ * UE = 128/bits (elements per 16 output bytes: 16 int8, 32 int4) and I the
+ * column interleave (1; Ampere: 2 int8, 4 int4). Every step of §4.8 moves
+ * data only inside 64-element k-tiles (LDSM blocks R = 16/32 = UE, column
+ * interleave tiles of 64 k, register interleave inside one word), so the
+ * processed bytes of the row group g = [g*I, (g+1)*I) of W are a sequence of
+ * 16-byte "units" u = 0 .. K*I/UE - 1, and unit u is made from UE
+ * consecutive inputs of a single row:
+ *   tile = u / (I*UPT), il = (u / UPT) % I, b = u % UPT  (UPT = 64/UE)
+ *   row  = g*I + il,    k0 = tile*64 + b*UE
+ * (I = 1 gives k0 = u*UE). Inside a unit, output element t (0..UE-1, in
+ * 32-bit words of E elements, element j of a word in bits j*bits..) is
+ *   word w = t / E, slot j = t % E;  source position p = w*E + SRC[j]
+ *   (SRC = identity on sm90; int8 {0,2,1,3}, int4 {0,2,4,6,1,3,5,7}:
+ *   the step-4 register interleave), then the LDSM permutation on sm75-89:
+ *   input k = k0 + P(p), P(t) = 8*((t%E)/2) + t%2 + 2*(t/E)
+ *   (§4.8 step 1, 035b99e0's formula), else k = k0 + p;
+ *   value = q[row][k] + bias (128 / 8 on sm70-89, 0 on sm90), masked to bits.
+ * Output byte offset of unit u of group g: (g*K*I/UE + u) * 16.
+ *
+ * Work split: one warp per row group (grid-stride over groups, int64
+ * indices). Pass 1: each lane reads its units and keeps the max of |x|; all
+ * units of a lane belong to the same row (32 is a multiple of I*UPT), so
+ * per-row maxima are butterfly reductions with the other rows masked to 0.
+ * Pass 2: each lane re-reads its units (normally L1/L2 hits), quantizes and
+ * writes 16 bytes per unit (one vector store when out_rows is 16-byte
+ * aligned). No shared memory and no __syncthreads.
+ *
+ * C++ stays inside this file (style.md V15): the only exported symbol is the
+ * extern "C" launcher declared in trtconv/woq_cuda.h.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+/* The project headers have no extern "C" guards of their own. */
+extern "C" {
+#include "trtconv/dtype.h"
+#include "trtconv/log.h"
+#include "trtconv/status.h"
+#include "trtconv/woq.h"
+}
+#include "trtconv/woq_cuda.h"
+
+/* Threads per block (8 warps, one row group per warp at a time). */
+#define WOQ_BLOCK 256
+#define WOQ_WARPS (WOQ_BLOCK / 32)
+/* Cap on blocks per SM for the grid-stride loop (8 are resident at once
+ * with 256 threads; the rest queue behind them and balance the tail). */
+#define WOQ_BLOCKS_PER_SM 32
+
+/* Evaluate a CUDA runtime call once; on failure log file:line, the call and
+ * CUDA's own name and message, set st and leave through `done` (A4, A5). */
+#define WOQ_CUDA_TRY(call)                                                    \
+    do {                                                                      \
+        cudaError_t e_ = (call);                                              \
+        if (e_ != cudaSuccess) {                                              \
+            st = tc_fail(TC_E_INTERNAL, "%s:%d %s: %s: %s (%s)", __FILE__,    \
+                         __LINE__, __func__, #call, cudaGetErrorString(e_),   \
+                         cudaGetErrorName(e_));                               \
+            goto done;                                                        \
+        }                                                                     \
+    } while (0)
+
+#define WOQ_HD static __host__ __device__ __forceinline__
+/* #pragma unroll inside __host__ __device__ code, silent in the host pass. */
+#ifdef __CUDA_ARCH__
+#define WOQ_UNROLL _Pragma("unroll")
+#else
+#define WOQ_UNROLL
+#endif
+
+/* ---- element conversions (copies of dtype.c / cast.cu) ----------------- */
+/* __host__ as well, so the index and rounding algebra can be exercised on
+ * the CPU against the reference without a GPU. */
+
+WOQ_HD float woq_f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+WOQ_HD uint32_t woq_bits_from_f32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* F32 bits -> F16 bits, round to nearest even (dtype.c f16_from_f32_bits). */
+WOQ_HD uint16_t woq_f16_from_f32_bits(uint32_t w)
+{
+    uint32_t sign = (w >> 16) & 0x8000u;
+    uint32_t a = w & 0x7FFFFFFFu;
+    uint32_t r;
+    if (a >= 0x38800000u) {
+        uint32_t t = a - 0x38000000u;
+        r = (t + 0x0FFFu + ((t >> 13) & 1u)) >> 13;
+        if (a >= 0x477FF000u) /* >= 65520 rounds to Inf */
+            r = 0x7C00u;
+        if (a > 0x7F800000u) /* NaN: sign | 0x7E00 */
+            r = 0x7E00u;
+    } else {
+        uint32_t e = a >> 23;
+        uint32_t m = (a & 0x007FFFFFu) | 0x00800000u;
+        uint32_t s = 126u - e; /* >= 14 here */
+        if (s > 24u) {
+            r = 0;
+        } else {
+            uint32_t q = m >> s;
+            uint32_t half = 1u << (s - 1u);
+            r = (m + (half - 1u) + (q & 1u)) >> s;
+        }
+    }
+    return (uint16_t)(sign | r);
+}
+
+/* F32 bits -> BF16 bits: NaN -> 0x7FC0, else round to nearest even. */
+WOQ_HD uint16_t woq_bf16_from_f32_bits(uint32_t u)
+{
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+        return 0x7FC0u;
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* F16 bits -> F32 bits, exact; NaN keeps its payload and is quieted. */
+WOQ_HD uint32_t woq_f32_bits_from_f16(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t em = h & 0x7FFFu;
+    if (em >= 0x7C00u) {
+        uint32_t mant = (em & 0x03FFu) << 13;
+        return sign | 0x7F800000u | mant | (mant ? 0x00400000u : 0u);
+    }
+    if (em >= 0x0400u)
+        return sign | ((em << 13) + 0x38000000u);
+    if (em == 0)
+        return sign;
+#ifdef __CUDA_ARCH__
+    uint32_t p = 31u - (uint32_t)__clz((int)em);
+#else
+    uint32_t p = 31u - (uint32_t)__builtin_clz(em);
+#endif
+    return sign | ((p + 103u) << 23) | ((em << (23u - p)) & 0x007FFFFFu);
+}
+
+/* One trait per input/scale dtype: raw bit container, exact widening to
+ * float, and the scale conversion from float32. */
+struct woq_f32 {
+    typedef uint32_t raw;
+    WOQ_HD float to_float(raw x) { return woq_f32_from_bits(x); }
+    WOQ_HD raw from_float(float f) { return woq_bits_from_f32(f); }
+};
+struct woq_f16 {
+    typedef uint16_t raw;
+    WOQ_HD float to_float(raw x) { return woq_f32_from_bits(woq_f32_bits_from_f16(x)); }
+    WOQ_HD raw from_float(float f) { return woq_f16_from_f32_bits(woq_bits_from_f32(f)); }
+};
+struct woq_bf16 {
+    typedef uint16_t raw;
+    WOQ_HD float to_float(raw x) { return woq_f32_from_bits((uint32_t)x << 16); }
+    WOQ_HD raw from_float(float f) { return woq_bf16_from_f32_bits(woq_bits_from_f32(f)); }
+};
+
+/* ---- quantization and layout algebra (see the top of the file) ---------- */
+
+/* Compile-time constants of one (bits, layout) pair. */
+template <int BITS, int LAYOUT> struct woq_cfg {
+    static const int E = 32 / BITS;                                  /* elements per word */
+    static const int UE = 128 / BITS;                                /* elements per unit */
+    static const int UPT = 64 / UE;                                  /* units per 64-k tile row */
+    static const int I = LAYOUT == TC_WOQ_LAYOUT_AMPERE ? (BITS == 8 ? 2 : 4) : 1; /* step 3 */
+    static const bool PERMUTE = LAYOUT == TC_WOQ_LAYOUT_AMPERE;      /* step 1 */
+    static const bool SHUFFLE = LAYOUT != TC_WOQ_LAYOUT_HOPPER;      /* step 4 */
+    static const int BIAS = SHUFFLE ? (BITS == 8 ? 128 : 8) : 0;
+    static const uint32_t MASK = BITS == 8 ? 0xFFu : 0xFu;
+};
+
+/* The reference's per-element rule (src/woq.c ref_quantize, upstream
+ * symmetric_quantize): r = s != 0 ? roundf(x / s) : 0 with IEEE division and
+ * roundf = half away from zero; int8: std::max(-128.f, std::min(127.f, r)),
+ * so NaN (x = +-Inf over s = Inf) gives 127; int4: std::max(-8,
+ * std::min(7, int(r))) with int(NaN) and out-of-range conversions = INT_MIN as
+ * on x86-64, so they give -8. (A plain (int) cast of NaN is 0 on the GPU;
+ * the explicit range test keeps the x86 result.) */
+template <int BITS> WOQ_HD int woq_quant(float x, float s)
+{
+    const float r = s != 0.0f ? roundf(x / s) : 0.0f;
+    if (BITS == 8) {
+        float m = r < 127.0f ? r : 127.0f; /* std::min(127.f, r) */
+        m = -128.0f < m ? m : -128.0f;     /* std::max(-128.f, m) */
+        return (int)m;
+    }
+    int iv = (r >= -2147483648.0f && r < 2147483648.0f) ? (int)r : INT32_MIN;
+    iv = iv > 7 ? 7 : iv;
+    return iv < -8 ? -8 : iv;
+}
+
+/* Step-4 register interleave: the element of a word that lands in slot j. */
+template <int BITS, bool SHUFFLE> WOQ_HD int woq_src_slot(int j)
+{
+    if (!SHUFFLE)
+        return j;
+    if (BITS == 8)
+        return j == 1 ? 2 : j == 2 ? 1 : j; /* e0 e2 e1 e3 */
+    return (j & 3) * 2 + (j >> 2);          /* e0 e2 e4 e6 e1 e3 e5 e7 */
+}
+
+/* Step-1 LDSM permutation: permuted row t of a block reads input row P(t). */
+template <int BITS> WOQ_HD int woq_ldsm_src(int t)
+{
+    const int E = 32 / BITS;
+    return 8 * ((t % E) / 2) + t % 2 + 2 * (t / E);
+}
+
+/* Row within the group (il) and first k of unit u. */
+template <int BITS, int LAYOUT>
+WOQ_HD void woq_unit_pos(int64_t u, int *il, int64_t *k0)
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+    const int64_t tile = u / (C::I * C::UPT);
+    const int rem = (int)(u - tile * (C::I * C::UPT));
+    *il = rem / C::UPT;
+    *k0 = tile * 64 + (int64_t)(rem % C::UPT) * C::UE;
+}
+
+/* The 16 output bytes (4 little-endian words) of one unit from its UE
+ * quantized inputs q[0..UE) (q[j] is input k0 + j). */
+template <int BITS, int LAYOUT>
+WOQ_HD void woq_unit_pack(const int (&q)[128 / BITS], uint32_t (&word)[4])
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+WOQ_UNROLL
+    for (int w = 0; w < 4; w++) {
+        uint32_t acc = 0;
+WOQ_UNROLL
+        for (int j = 0; j < C::E; j++) {
+            const int p = w * C::E + woq_src_slot<BITS, C::SHUFFLE>(j);
+            const int src = C::PERMUTE ? woq_ldsm_src<BITS>(p) : p;
+            acc |= ((uint32_t)(q[src] + C::BIAS) & C::MASK) << (BITS * j);
+        }
+        word[w] = acc;
+    }
+}
+
+/* ---- kernel ------------------------------------------------------------- */
+
+/* Load the UE inputs of one unit as floats: 16-byte vector loads when vec
+ * (row pointer 16-byte aligned, which K's rules keep for every unit), else
+ * element loads. */
+template <class In, int UE>
+static __device__ __forceinline__ void woq_load_unit(float (&f)[UE], const typename In::raw *p,
+                                                     bool vec)
+{
+    typedef typename In::raw R;
+    if (vec) {
+        const int PER = (int)(16 / sizeof(R));
+        const uint4 *pv = reinterpret_cast<const uint4 *>(p);
+#pragma unroll
+        for (int v = 0; v < UE / PER; v++) {
+            uint4 x = __ldg(pv + v);
+            R r[PER];
+            memcpy(r, &x, 16);
+#pragma unroll
+            for (int j = 0; j < PER; j++)
+                f[v * PER + j] = In::to_float(r[j]);
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < UE; j++)
+            f[j] = In::to_float(p[j]);
+    }
+}
+
+/* Purpose: quantize row groups [0, ngroups) of w ([ngroups*I, k] of In)
+ * into the processed bytes out (ngroups*I*k*BITS/8) and the scales
+ * (ngroups*I elements of In), as described at the top of the file.
+ * Assumptions: launcher checked K (multiple of UE, and of 64 when I > 1);
+ * vec_in: w 16-byte aligned; vec_out: out 16-byte aligned; blockDim.x ==
+ * WOQ_BLOCK; any grid size >= 1 (int64 grid-stride loop over groups). */
+template <class In, int BITS, int LAYOUT>
+static __global__ void __launch_bounds__(WOQ_BLOCK)
+woq_kernel(const typename In::raw *__restrict__ w, int64_t ngroups, int64_t k,
+           uint8_t *__restrict__ out, typename In::raw *__restrict__ scales, int vec_in,
+           int vec_out)
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+    typedef typename In::raw R;
+    const int UE = C::UE;
+    const float inv = BITS == 8 ? 0x1p-7f : 0x1p-3f; /* 1/128, 1/8: exact */
+    const int lane = (int)(threadIdx.x & 31u);
+    const int64_t nunits = k * C::I / UE;         /* per group */
+    const int64_t gstride = (int64_t)gridDim.x * WOQ_WARPS;
+    /* All units of this lane lie in row my_il of the group (32 % (I*UPT) == 0). */
+    const int my_il = (lane / C::UPT) % C::I;
+
+    for (int64_t g = (int64_t)blockIdx.x * WOQ_WARPS + (threadIdx.x >> 5); g < ngroups;
+         g += gstride) {
+        const R *wg = w + g * C::I * k;
+        uint8_t *og = out + g * nunits * 16;
+
+        /* Pass 1: max |x| of this lane's units, then per row over the warp. */
+        float m = 0.0f;
+        for (int64_t u = lane; u < nunits; u += 32) {
+            int il;
+            int64_t k0;
+            float f[UE];
+            woq_unit_pos<BITS, LAYOUT>(u, &il, &k0);
+            woq_load_unit<In, UE>(f, wg + il * k + k0, vec_in != 0);
+#pragma unroll
+            for (int j = 0; j < UE; j++)
+                m = fmaxf(m, fabsf(f[j]));
+        }
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < C::I; i++) {
+            float r = my_il == i ? m : 0.0f;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1)
+                r = fmaxf(r, __shfl_xor_sync(0xFFFFFFFFu, r, off));
+            const float si = r * inv; /* float32 scale the values use */
+            if (my_il == i)
+                s = si;
+            if (lane == i)
+                scales[g * C::I + i] = In::from_float(si);
+        }
+
+        /* Pass 2: quantize and write 16 bytes per unit. */
+        for (int64_t u = lane; u < nunits; u += 32) {
+            int il;
+            int64_t k0;
+            float f[UE];
+            int q[UE];
+            uint32_t word[4];
+            woq_unit_pos<BITS, LAYOUT>(u, &il, &k0);
+            woq_load_unit<In, UE>(f, wg + il * k + k0, vec_in != 0);
+#pragma unroll
+            for (int j = 0; j < UE; j++)
+                q[j] = woq_quant<BITS>(f[j], s);
+            woq_unit_pack<BITS, LAYOUT>(q, word);
+            uint8_t *o = og + u * 16;
+            if (vec_out) {
+                *reinterpret_cast<uint4 *>(o) = make_uint4(word[0], word[1], word[2], word[3]);
+            } else {
+#pragma unroll
+                for (int b = 0; b < 16; b++)
+                    o[b] = (uint8_t)(word[b / 4] >> (8 * (b % 4)));
+            }
+        }
+    }
+}
+
+/* ---- launcher ----------------------------------------------------------- */
+
+/* Blocks for ngroups warps of work: enough to cover them, capped at
+ * WOQ_BLOCKS_PER_SM per SM, at least 1. */
+static tc_status woq_grid(int64_t ngroups, unsigned *grid)
+{
+    tc_status st = TC_OK;
+    int dev = 0, sms = 0;
+    int64_t blocks = (ngroups + WOQ_WARPS - 1) / WOQ_WARPS;
+    WOQ_CUDA_TRY(cudaGetDevice(&dev));
+    WOQ_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    if (sms < 1)
+        sms = 1;
+    if (blocks > (int64_t)sms * WOQ_BLOCKS_PER_SM)
+        blocks = (int64_t)sms * WOQ_BLOCKS_PER_SM;
+    if (blocks < 1)
+        blocks = 1;
+    *grid = (unsigned)blocks;
+done:
+    return st;
+}
+
+template <class In, int BITS, int LAYOUT>
+static tc_status woq_launch(const void *w, int64_t rows, int64_t k, uint8_t *out, void *scales,
+                            cudaStream_t s)
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+    typedef typename In::raw R;
+    tc_status st = TC_OK;
+    unsigned grid = 0;
+    const int64_t ngroups = rows / C::I;
+    const int vec_in = (uintptr_t)w % 16 == 0;
+    const int vec_out = (uintptr_t)out % 16 == 0;
+    st = woq_grid(ngroups, &grid);
+    if (st != TC_OK)
+        goto done;
+    woq_kernel<In, BITS, LAYOUT><<<grid, WOQ_BLOCK, 0, s>>>((const R *)w, ngroups, k, out,
+                                                            (R *)scales, vec_in, vec_out);
+    WOQ_CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+template <class In, int BITS>
+static tc_status woq_launch_layout(tc_woq_layout layout, const void *w, int64_t rows, int64_t k,
+                                   uint8_t *out, void *scales, cudaStream_t s)
+{
+    switch (layout) {
+    case TC_WOQ_LAYOUT_VOLTA:
+        return woq_launch<In, BITS, TC_WOQ_LAYOUT_VOLTA>(w, rows, k, out, scales, s);
+    case TC_WOQ_LAYOUT_AMPERE:
+        return woq_launch<In, BITS, TC_WOQ_LAYOUT_AMPERE>(w, rows, k, out, scales, s);
+    case TC_WOQ_LAYOUT_HOPPER:
+        return woq_launch<In, BITS, TC_WOQ_LAYOUT_HOPPER>(w, rows, k, out, scales, s);
+    }
+    return tc_fail(TC_E_INTERNAL, "%s: unreachable layout %d", __func__, (int)layout);
+}
+
+template <class In>
+static tc_status woq_launch_bits(int bits, tc_woq_layout layout, const void *w, int64_t rows,
+                                 int64_t k, uint8_t *out, void *scales, cudaStream_t s)
+{
+    return bits == 8 ? woq_launch_layout<In, 8>(layout, w, rows, k, out, scales, s)
+                     : woq_launch_layout<In, 4>(layout, w, rows, k, out, scales, s);
+}
+
+extern "C" tc_status tc_woq_quantize_rows_cuda(const void *w_rows, tc_dtype dt, int64_t rows,
+                                               int64_t k, int bits, int sm, int64_t n0,
+                                               uint8_t *out_rows, void *scales_rows,
+                                               void *stream)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    tc_woq_layout layout;
+    tc_status st;
+    int align, ue;
+
+    /* Checks in the order of tc_woq_quantize_rows, with its statuses. First
+     * bits, SM, k > 0 and the K-dependent rules of every step:
+     * tc_woq_check_shape with N = 64 standing in for the whole tensor's N
+     * (64 satisfies every N rule; the real N is checked once per tensor by
+     * the caller, as a row range cannot see it). */
+    st = tc_woq_check_shape("weight rows (GPU)", 64, k, bits, sm);
+    if (st != TC_OK)
+        return st;
+    st = tc_woq_layout_for_sm(sm, &layout);
+    if (st != TC_OK)
+        return st;
+    if (rows < 0)
+        return tc_fail(TC_E_INPUT, "%s: negative row count %" PRId64, __func__, rows);
+    if (dt != TC_DT_F32 && dt != TC_DT_F16 && dt != TC_DT_BF16)
+        return tc_fail(TC_E_USAGE, "weight-only quantization takes F32, F16 or BF16 weights, "
+                       "not %s", tc_dtype_name(dt));
+    align = tc_woq_row_align(layout, bits);
+    if (align < 1 || n0 < 0 || n0 % align != 0 || rows % align != 0)
+        return tc_fail(TC_E_INTERNAL,
+                       "%s: weight-only row range [%" PRId64 ", %" PRId64 ") is not aligned to "
+                       "%d rows (int%d, sm%d)",
+                       __func__, n0, n0 + rows, align, bits, sm);
+    /* Defensive: the kernel's units need K % UE == 0 (and K % 64 == 0 when
+     * interleaved), which the shape rules imply. */
+    ue = 128 / bits;
+    if (k % ue != 0 || (layout == TC_WOQ_LAYOUT_AMPERE && k % 64 != 0))
+        return tc_fail(TC_E_INTERNAL, "%s: k %" PRId64 " passed tc_woq_check_shape but is not "
+                       "a multiple of %d", __func__, k, layout == TC_WOQ_LAYOUT_AMPERE ? 64 : ue);
+    /* Element offsets rows*k (and byte offsets *4) must fit in int64_t (V5). */
+    if (rows > INT64_MAX / 4 / k || n0 > INT64_MAX / 4 / k)
+        return tc_fail(TC_E_INPUT, "%s: %" PRId64 " x %" PRId64 " weight is too large", __func__,
+                       rows, k);
+    if (rows == 0)
+        return TC_OK;
+    if (!w_rows || !out_rows || !scales_rows)
+        return tc_fail(TC_E_USAGE, "%s: NULL buffer for %" PRId64 " rows", __func__, rows);
+
+    switch (dt) {
+    case TC_DT_F32:
+        return woq_launch_bits<woq_f32>(bits, layout, w_rows, rows, k, out_rows, scales_rows, s);
+    case TC_DT_F16:
+        return woq_launch_bits<woq_f16>(bits, layout, w_rows, rows, k, out_rows, scales_rows, s);
+    default:
+        return woq_launch_bits<woq_bf16>(bits, layout, w_rows, rows, k, out_rows, scales_rows, s);
+    }
+}
