@@ -4,7 +4,9 @@
 # packages are carried in .carry/debs and unpacked into a prefix).
 #   1. CUDA build (sm80 + sm90) with -Werror;
 #   2. every test, the GPU ones included (cuda_cast runs for real there);
-#   3. the conversion benchmark (bench/bench_convert.sh).
+#   3. the conversion benchmark (bench/bench_convert.sh);
+#   4. the weight-only GPU test with its kernel benchmark and the weight-only
+#      benchmark (bench/bench_woq.sh).
 # Logs go to $OUT (or ./gpu-run-logs).
 set -uo pipefail
 OUT=${OUT:-$(pwd)/gpu-run-logs}
@@ -21,12 +23,19 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 cmake -S . -B build-gpu -DTRTCONV_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
     -DTRTCONV_WERROR=ON -DTRTCONV_GOLDEN_DIR="$(pwd)/.carry/golden" >"$OUT/build.log" 2>&1 &&
     cmake --build build-gpu -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { echo "build failed"; tail -30 "$OUT/build.log"; exit 1; }
-(cd build-gpu && ctest -j8 --output-on-failure) >"$OUT/ctest.log" 2>&1
+(cd build-gpu && ctest -j8 --output-on-failure -E cuda_woq) >"$OUT/ctest.log" 2>&1
 echo "ctest rc=$?"; grep -E "tests passed|Failed|Skipped|Not Run" "$OUT/ctest.log"
 build-gpu/tests/test_cast >"$OUT/test_cast.log" 2>&1
 echo "test_cast rc=$?"; tail -4 "$OUT/test_cast.log"
+build-gpu/tests/test_woq_cuda >"$OUT/test_woq_cuda.log" 2>&1
+echo "test_woq_cuda rc=$?"; grep -iE "bench|fail|passed" "$OUT/test_woq_cuda.log" | tail -30
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
     BENCH_DIR=/tmp/trtconv-bench LAYERS=${LAYERS:-8} REPEAT=${REPEAT:-3} WORKERS=${WORKERS:-4} \
         bench/bench_convert.sh build-gpu >"$OUT/bench.log" 2>&1
     echo "bench rc=$?"; cat "$OUT/bench.log"
+fi
+if [ "${SKIP_WOQ_BENCH:-0}" != 1 ]; then
+    BENCH_DIR=/tmp/trtconv-bench REPEAT=${REPEAT:-3} WORKERS=${WORKERS:-4} THREADS=8 TARGET_SM=90 \
+        bench/bench_woq.sh build-gpu >"$OUT/bench_woq.log" 2>&1
+    echo "bench_woq rc=$?"; cat "$OUT/bench_woq.log"
 fi

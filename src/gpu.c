@@ -30,7 +30,8 @@ tc_status tc_gpu_probe(int local_rank, int local_size, tc_gpu_info *out)
     out->count = n;
     out->device = dev;
     out->sm = prop.major * 10 + prop.minor;
-    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    memcpy(out->name, prop.name, sizeof out->name < sizeof prop.name ? sizeof out->name : sizeof prop.name);
+    out->name[sizeof out->name - 1] = '\0';
     const unsigned char *u = (const unsigned char *)prop.uuid.bytes;
     snprintf(out->uuid, sizeof out->uuid,
              "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],

@@ -15,8 +15,8 @@ typedef struct tc_gpu_info {
     int count;        /* visible CUDA devices (0: none usable) */
     int device;       /* selected device index, -1 when count == 0 */
     int sm;           /* major*10 + minor of the selected device */
-    char name[96];
-    char uuid[40];    /* "GPU-xxxxxxxx-..." of the selected device */
+    char name[256];   /* cudaDeviceProp.name */
+    char uuid[48];    /* "GPU-xxxxxxxx-..." (40 characters) of the selected device */
 } tc_gpu_info;
 
 /* Probe the devices and select one for node-local rank local_rank of
