@@ -153,6 +153,7 @@ static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_fl
     memset(t, 0, sizeof *t);
     if (o->woq_bits)
         t->quant_algo = o->woq_bits == 4 ? "W4A16" : "W8A16";
+    t->disable_weight_only_quant_plugin = o->disable_weight_only_quant_plugin;
     t->dtype = dtype;
     t->logits_dtype = "float32";
     t->position_embedding_type = "rope_gpt_neox";
@@ -592,7 +593,9 @@ static tc_status resolve_target_sm(const tc_comm *c, tc_opts *o, const tc_gpu_in
                                    tc_status st)
 {
     int sm = 0;
-    if (st == TC_OK && o->woq_bits) {
+    if (st == TC_OK && o->woq_bits && o->disable_weight_only_quant_plugin) {
+        /* Unquantized, unpreprocessed weights: no layout to choose. */
+    } else if (st == TC_OK && o->woq_bits) {
         if (o->target_sm > 0)
             sm = (int)o->target_sm;
         else if (gpu->count > 0)
@@ -612,10 +615,10 @@ static tc_status resolve_target_sm(const tc_comm *c, tc_opts *o, const tc_gpu_in
     tc_status cs = TC_MPI_TRY(MPI_Allreduce(lo_hi, agg, 2, MPI_INT, MPI_MAX, c->world));
     if (cs != TC_OK)
         return cs;
-    if (st == TC_OK && o->woq_bits && -agg[0] != agg[1])
+    if (st == TC_OK && o->woq_bits && sm > 0 && -agg[0] != agg[1])
         st = tc_fail(TC_E_USAGE, "ranks disagree on the target SM (%d on some, %d on others: "
                      "different GPUs); pass --target_sm", -agg[0], agg[1]);
-    if (st == TC_OK && o->woq_bits) {
+    if (st == TC_OK && o->woq_bits && sm > 0) {
         o->target_sm = sm;
         if (c->rank == 0)
             tc_log(TC_LOG_INFO, "weight-only int%d, CUTLASS layout for sm%d (%s)", o->woq_bits,
@@ -668,10 +671,13 @@ int tc_main(int argc, char **argv)
             st = tc_plan_check_model(&model->cfg, &opts);
     }
     tc_gpu_info gpu;
-    if (st == TC_OK)
+    memset(&gpu, 0, sizeof gpu);
+    gpu.device = -1;
+    /* Only quantization uses a GPU; a CUDA context costs ~100 MiB of host
+     * memory, so plain conversions never create one. */
+    if (st == TC_OK && opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
+        !(opts.quantize_on == 1 && opts.target_sm > 0))
         st = tc_gpu_probe(comm.local_rank, comm.local_size, &gpu);
-    else
-        memset(&gpu, 0, sizeof gpu);
     st = resolve_target_sm(&comm, &opts, &gpu, st);
     st = tc_comm_agree(&comm, st, "setup");
     if (st != TC_OK)
@@ -741,8 +747,8 @@ int tc_main(int argc, char **argv)
         /* A rank whose files could not be opened still takes part in the
          * progress exchange, reporting its failure so everyone stops. */
         /* Weight-only quantization runs on the rank's GPU unless told not to. */
-        const tc_gpu_info *qgpu =
-            opts.woq_bits && opts.quantize_on != 1 && gpu.count > 0 ? &gpu : NULL;
+        const tc_gpu_info *qgpu = opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
+                                          opts.quantize_on != 1 && gpu.count > 0 ? &gpu : NULL;
         if (comm.rank == 0 && opts.woq_bits)
             tc_log(TC_LOG_INFO, "quantizing on %s", qgpu ? gpu.name : "the CPU");
         st = convert_phase(&comm, &opts, cells, n_cells, my_bytes, all_bytes, qgpu, st);

@@ -371,7 +371,35 @@ static void *worker_main(void *arg)
         size_t nbytes;
         uint64_t off;
         const void *data = dst;
-        if (t->woq_bits) {
+        if (t->woq_bits && t->woq_transposed_only) {
+            /* Non-plugin path: scales, then W^T in the config dtype. Rows
+             * n0..n0+r of W are columns of the stored [K, N]: one write of r
+             * elements per k, transposed in scratch (free once the slice is
+             * assembled in dst). */
+            const size_t es = tc_dtype_bits(t->slice_dtype) / 8;
+            const int64_t r = w->rows, K = t->cols, N = t->rows;
+            if (st == TC_OK)
+                st = tc_woq_scales_rows(dst, t->slice_dtype, r, K, t->woq_bits, qbuf);
+            if (st == TC_OK)
+                st = pwrite_all(c->fd, c->tmp_path, qbuf, (size_t)r * es,
+                                c->offsets[t->scale_index] + (uint64_t)w->row0 * es);
+            const uint8_t *src8 = dst;
+            uint8_t *tr = scratch;
+            for (int64_t k = 0; st == TC_OK && k < K; k++)
+                for (int64_t j = 0; j < r; j++)
+                    memcpy(tr + ((size_t)k * (size_t)r + (size_t)j) * es,
+                           src8 + ((size_t)j * (size_t)K + (size_t)k) * es, es);
+            for (int64_t k = 0; st == TC_OK && k < K; k++)
+                st = pwrite_all(c->fd, c->tmp_path, tr + (size_t)k * (size_t)r * es, (size_t)r * es,
+                                c->offsets[w->tensor] + ((uint64_t)k * (uint64_t)N + (uint64_t)w->row0) * es);
+            nbytes = (size_t)r * (size_t)K * es + (size_t)r * es;
+            if (st != TC_OK) {
+                job_record_error(job, st);
+                break;
+            }
+            atomic_fetch_add(&job->progress->done_bytes, nbytes);
+            continue;
+        } else if (t->woq_bits) {
             /* Rows n0.. of W quantize to the contiguous output bytes from
              * n0*K*bits/8 (woq.h); their scales go to the scale tensor. */
             const size_t ses = tc_dtype_bits(t->slice_dtype) / 8;
@@ -446,7 +474,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                 continue; /* filled by its weight's work items */
             uint64_t row_bytes = (uint64_t)t->cols * 4;
             int64_t step = (int64_t)(TC_CONVERT_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
-            if (t->woq_bits) {
+            if (t->woq_bits && !t->woq_transposed_only) {
                 tc_woq_layout layout;
                 if (tc_woq_layout_for_sm(p->target_sm, &layout) != TC_OK) {
                     free(job->items);

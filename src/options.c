@@ -122,8 +122,10 @@ static const char usage_text[] =
 "                                (default: the SM of the rank's GPU)\n"
 "  --quantize_on {auto,cpu,gpu}  where to quantize (default: auto: the rank's\n"
 "                                GPU if it has one, else the CPU)\n"
+"  --disable_weight_only_quant_plugin  store the unquantized transposed weights\n"
+"                                and scales for the non-plugin path (int8 only)\n"
 "not supported yet (refused with an error):\n"
-"  --disable_weight_only_quant_plugin, --smoothquant/-sq ALPHA, --per_channel,\n"
+"  --smoothquant/-sq ALPHA, --per_channel,\n"
 "  --per_token, --int8_kv_cache, --fp8_kv_cache, --use_fp8_rowwise,\n"
 "  --quant_ckpt_path PATH, --per_group, --group_size N (default: 128),\n"
 "  --calib_dataset NAME (default: ccdv/cnn_dailymail), --calib_size N\n"
@@ -244,8 +246,6 @@ static const char *not_yet_reason(int id)
     switch (id) {
     case OPT_META_CKPT_DIR:
         return "Meta checkpoints are not supported yet (planned: Meta and .bin checkpoints)";
-    case OPT_DISABLE_WOQ_PLUGIN:
-        return "storing unquantized weights for the non-plugin weight-only path is not supported yet";
     case OPT_SMOOTHQUANT: case OPT_PER_CHANNEL: case OPT_PER_TOKEN:
     case OPT_INT8_KV_CACHE: case OPT_CALIB_DATASET: case OPT_CALIB_SIZE:
     case OPT_CALIB_MAX_SEQ_LENGTH:
@@ -362,6 +362,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             break;
         case OPT_PROGRESS: progress = a; break;
         case OPT_USE_WEIGHT_ONLY: o->use_weight_only = true; break;
+        case OPT_DISABLE_WOQ_PLUGIN: o->disable_weight_only_quant_plugin = true; break;
         case OPT_WEIGHT_ONLY_PRECISION:
             /* nargs='?', const 'int8' in the Python tool: argparse also
              * takes a following word that is not a flag; getopt only "=x". */
@@ -451,6 +452,10 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         return usage_error(err, "--tp_size x --pp_size: more than 65536 cells");
     if (o->use_weight_only)
         o->woq_bits = strcmp(o->weight_only_precision, "int4") == 0 ? 4 : 8;
+    if (o->use_weight_only && o->disable_weight_only_quant_plugin && o->woq_bits == 4)
+        return usage_error(err, "--disable_weight_only_quant_plugin stores unquantized weights "
+                           "that only int8 can use (TensorRT-LLM's non-plugin path has no int4 "
+                           "weight-only GEMM); use int8 or keep the plugin");
     if (o->dtype_auto && !o->model_dir)
         return usage_error(err, "--dtype auto needs --model_dir (the dtype comes from its "
                            "config.json)");

@@ -211,11 +211,18 @@ static tc_status make_woq(builder *b, const tc_opts *o, tc_dtype dt)
     size_t wi = (size_t)(b->cur - p->tensors);
     tc_plan_tensor *w = &p->tensors[wi];
     const int64_t n = w->rows, k = w->cols, bits = o->woq_bits;
-    TRY(tc_woq_check_shape(w->name, n, k, (int)bits, (int)o->target_sm));
     w->woq_bits = (int)bits;
-    w->dtype = TC_DT_I8;
     w->shape[0] = k;
-    w->shape[1] = n * bits / 8;
+    if (o->disable_weight_only_quant_plugin) {
+        /* Upstream (legacy loader) stores W^T unquantized for the non-plugin
+         * path; no CUTLASS preprocessing, so no layout preconditions. */
+        w->woq_transposed_only = true;
+        w->shape[1] = n;
+    } else {
+        TRY(tc_woq_check_shape(w->name, n, k, (int)bits, (int)o->target_sm));
+        w->dtype = TC_DT_I8;
+        w->shape[1] = n * bits / 8;
+    }
     char scale_name[128];
     size_t len = strlen(w->name);
     if (len < 7 || strcmp(w->name + len - 7, ".weight") != 0)
@@ -380,7 +387,7 @@ tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype, in
         uint64_t elems = (uint64_t)t->shape[0] * (uint64_t)(t->ndim == 2 ? t->shape[1] : 1);
         wb += elems * tc_dtype_bits(t->dtype) / 8;
     }
-    b.plan->target_sm = o->woq_bits ? (int)o->target_sm : 0;
+    b.plan->target_sm = o->woq_bits && !o->disable_weight_only_quant_plugin ? (int)o->target_sm : 0;
     b.plan->write_bytes = wb;
     *plan = b.plan;
     return TC_OK;

@@ -614,3 +614,24 @@ done:
     free(q);
     return st;
 }
+
+/* ---- scales only (--disable_weight_only_quant_plugin) ----------------------- */
+
+tc_status tc_woq_scales_rows(const void *w_rows, tc_dtype dt, int64_t rows, int64_t k, int bits,
+                             void *scales_rows)
+{
+    tc_status st = check_dtype(dt);
+    if (st != TC_OK)
+        return st;
+    if (bits != 8 && bits != 4)
+        return tc_fail(TC_E_USAGE, "weight-only quantization has 8 or 4 bits, not %d", bits);
+    for (int64_t r = 0; r < rows; r++) {
+        float amax = 0.0f;
+        for (int64_t i = 0; i < k; i++) {
+            float a = fabsf(ref_load(w_rows, dt, r * k + i));
+            amax = (amax < a) ? a : amax; /* std::max: a NaN never wins */
+        }
+        store_scale(scales_rows, r, dt, amax * (bits == 8 ? (1.0f / 128.0f) : (1.0f / 8.0f)));
+    }
+    return TC_OK;
+}

@@ -15,6 +15,7 @@
 #ifndef TRTCONV_PLAN_H
 #define TRTCONV_PLAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "trtconv/dtype.h"
@@ -50,6 +51,9 @@ typedef struct tc_plan_tensor {
     int woq_bits;
     int scale_index;
     int scale_of;
+    /* --disable_weight_only_quant_plugin: the weight is stored unquantized
+     * and transposed, [K, N] in the config dtype, next to its scales. */
+    bool woq_transposed_only;
 } tc_plan_tensor;
 
 typedef struct tc_plan {

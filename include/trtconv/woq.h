@@ -72,4 +72,11 @@ tc_status tc_woq_quantize_rows(const void *w_rows, tc_dtype dt, int64_t rows, in
                                int bits, int sm, int64_t n0, uint8_t *out_rows,
                                void *scales_rows);
 
+/* Only the scales of rows [0, rows) of w_rows ([rows, k] of dt), as the
+ * quantizing functions compute them: what upstream stores as
+ * per_channel_scale next to the unquantized, transposed weight when the
+ * weight-only plugin is disabled (§4.8, last paragraph). */
+tc_status tc_woq_scales_rows(const void *w_rows, tc_dtype dt, int64_t rows, int64_t k, int bits,
+                             void *scales_rows);
+
 #endif

@@ -58,6 +58,18 @@ grep -aq '"transformer.layers.0.attention.qkv.per_channel_scale":{"dtype":"F16",
     grep -aq '"lm_head.weight":{"dtype":"F16"' "$WORK/int4_sm80_tp1.trt/rank0.safetensors" &&
     pass "names, shapes and dtypes of quantized tensors" || fail "quantized tensor headers"
 
+# --disable_weight_only_quant_plugin: W^T unquantized plus scales, any SM.
+check int8_noplugin_tp2 "$M" 2 --use_weight_only --disable_weight_only_quant_plugin --tp_size 2 \
+    --dtype float16 --workers 2
+grep -q '"disable_weight_only_quant_plugin": true' "$WORK/int8_noplugin_tp2.trt/config.json" &&
+    grep -aq '"transformer.layers.0.mlp.proj.weight":{"dtype":"F16","shape":\[256,256\]' \
+        "$WORK/int8_noplugin_tp2.trt/rank0.safetensors" &&
+    pass "non-plugin path: config flag and transposed F16 weights" || fail "non-plugin config/header"
+rc=0; run_np 1 --model_dir "$M" --output_dir "$WORK/np4" --use_weight_only --weight_only_precision int4 \
+    --disable_weight_only_quant_plugin || rc=$?
+[ $rc -eq 2 ] && grep -q "only int8" "$WORK/last.log" && pass "int4 without the plugin refused (exit 2)" ||
+    fail "int4 non-plugin: rc $rc"
+
 # A precondition broken on one tensor: refused before anything is written.
 B=$WORK/bad
 gen --out "$B" --layers 2 --hidden 128 --heads 2 --head_dim 64 --intermediate 192 --vocab 64 --seed 22

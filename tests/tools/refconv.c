@@ -119,7 +119,7 @@ typedef struct out_set {
     size_t n;
 } out_set;
 
-static int g_woq_bits, g_sm;
+static int g_woq_bits, g_sm, g_no_plugin;
 
 static void put(out_set *o, const char *name, mat m, int ndim);
 
@@ -133,6 +133,21 @@ static void put_linear(out_set *o, const char *name, mat m)
     int64_t n = m.rows, k = m.cols;
     uint8_t *q = malloc((size_t)(n * k) + 1);
     char *sc = malloc((size_t)n * m.es + 1);
+    if (g_no_plugin) {
+        /* Non-plugin path: W^T unquantized, plus the op's scales. */
+        if (tc_woq_scales_rows(m.data, g_out, n, k, g_woq_bits, sc) != TC_OK)
+            die("tc_woq_scales_rows");
+        mat tr = zeros(k, n, m.es);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < k; j++)
+                memcpy(tr.data + (size_t)(j * n + i) * m.es, m.data + (size_t)(i * k + j) * m.es, m.es);
+        put(o, name, tr, 2);
+        char sname0[128];
+        snprintf(sname0, sizeof sname0, "%.*s.per_channel_scale", (int)(strlen(name) - 7), name);
+        mat s0 = { sc, n, 1, m.es };
+        put(o, sname0, s0, 1);
+        return;
+    }
     if (tc_woq_quantize_ref(m.data, g_out, n, k, g_woq_bits, g_sm, q, sc) != TC_OK)
         die("tc_woq_quantize_ref");
     size_t i = o->n++;
@@ -182,6 +197,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--use_weight_only")) { if (!g_woq_bits) g_woq_bits = 8; }
         else if (!strcmp(a, "--weight_only_precision")) { g_woq_bits = !strcmp(v, "int4") ? 4 : 8; i++; }
         else if (!strcmp(a, "--target_sm")) { g_sm = atoi(v); i++; }
+        else if (!strcmp(a, "--disable_weight_only_quant_plugin")) g_no_plugin = 1;
         else die("unknown argument");
     }
     if (!model_dir || !out_dir)

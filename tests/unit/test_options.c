@@ -519,6 +519,15 @@ START_TEST(opts_parse_should_accept_weight_only_flags_like_argparse)
     parse(&r, "--model_dir", "m", "--quantize_on", "tpu", NULL);
     ck_assert_int_eq(r.st, TC_E_USAGE);
     result_free(&r);
+    /* The non-plugin path stores unquantized weights: int8 only. */
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--disable_weight_only_quant_plugin", NULL);
+    ck_assert_int_eq(r.st, TC_OK);
+    ck_assert(r.o.disable_weight_only_quant_plugin);
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--use_weight_only", "--weight_only_precision", "int4",
+          "--disable_weight_only_quant_plugin", NULL);
+    ck_assert_int_eq(r.st, TC_E_USAGE);
+    result_free(&r);
 }
 END_TEST
 
@@ -526,7 +535,6 @@ START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
 {
     static const char *const cases[][3] = {
         { "--meta_ckpt_dir", "X", NULL },
-        { "--disable_weight_only_quant_plugin", NULL, NULL },
         { "--weight_only_precision", "int4_gptq", NULL },
         { "--smoothquant", "0.5", NULL },
         { "-sq", "0.5", NULL },
