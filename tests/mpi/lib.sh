@@ -44,3 +44,27 @@ same_dir() {
     done
     [ "$(ls "$a" | grep -c '^rank')" = "$(ls "$b" | grep -c '^rank')" ]
 }
+
+# check NAME MODEL NP trtconv-args...: trtconv on NP ranks against
+# tc-refconv (same arguments up to --workers), every rank file byte for byte.
+check() {
+    local name=$1 model=$2 np=$3
+    shift 3
+    local a=$WORK/$name.trt b=$WORK/$name.ref
+    mkdir -p "$b"
+    if ! run_np "$np" --model_dir "$model" --output_dir "$a" "$@"; then
+        fail "$name: trtconv failed"; cat "$WORK/last.log"; return
+    fi
+    local args=() x
+    for x in "$@"; do [ "$x" = --workers ] && break; args+=("$x"); done
+    if ! "$REFCONV" --model_dir "$model" --output_dir "$b" "${args[@]}"; then
+        fail "$name: refconv failed"; return
+    fi
+    local f ok=1
+    for f in "$b"/rank*.safetensors; do
+        cmp -s "$f" "$a/$(basename "$f")" || { ok=0; "$STCOMPARE" "$f" "$a/$(basename "$f")"; }
+    done
+    [ "$(ls "$a" | grep -c '^rank')" = "$(ls "$b" | grep -c '^rank')" ] || ok=0
+    [ -f "$a/config.json" ] || ok=0
+    [ $ok = 1 ] && pass "$name" || fail "$name"
+}

@@ -7,28 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 : "${REFCONV:?}"
 
-check() { # name model np trtconv-args...
-    local name=$1 model=$2 np=$3
-    shift 3
-    local a=$WORK/$name.trt b=$WORK/$name.ref
-    mkdir -p "$b"
-    if ! run_np "$np" --model_dir "$model" --output_dir "$a" "$@"; then
-        fail "$name: trtconv failed"; cat "$WORK/last.log"; return
-    fi
-    local args=() x
-    for x in "$@"; do [ "$x" = --workers ] && break; args+=("$x"); done
-    if ! "$REFCONV" --model_dir "$model" --output_dir "$b" "${args[@]}"; then
-        fail "$name: refconv failed"; return
-    fi
-    local f ok=1
-    for f in "$b"/rank*.safetensors; do
-        cmp -s "$f" "$a/$(basename "$f")" || { ok=0; "$STCOMPARE" "$f" "$a/$(basename "$f")"; }
-    done
-    [ "$(ls "$a" | grep -c '^rank')" = "$(ls "$b" | grep -c '^rank')" ] || ok=0
-    [ -f "$a/config.json" ] || ok=0
-    [ $ok = 1 ] && pass "$name" || fail "$name"
-}
-
 M=$WORK/models
 gen --out "$M/gqa" --layers 4 --hidden 128 --heads 8 --kv_heads 2 --intermediate 192 --vocab 101 \
     --dtype float16 --shards 3 --seed 1

@@ -8,25 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 : "${REFCONV:?}"
 
-check() { # name model np trtconv-args...
-    local name=$1 model=$2 np=$3
-    shift 3
-    local a=$WORK/$name.trt b=$WORK/$name.ref
-    mkdir -p "$b"
-    if ! run_np "$np" --model_dir "$model" --output_dir "$a" "$@"; then
-        fail "$name: trtconv failed"; cat "$WORK/last.log"; return 1
-    fi
-    local args=() x
-    for x in "$@"; do [ "$x" = --workers ] && break; args+=("$x"); done
-    "$REFCONV" --model_dir "$model" --output_dir "$b" "${args[@]}" || { fail "$name: refconv"; return 1; }
-    local f ok=1
-    for f in "$b"/rank*.safetensors; do
-        cmp -s "$f" "$a/$(basename "$f")" || { ok=0; "$STCOMPARE" "$f" "$a/$(basename "$f")"; }
-    done
-    [ "$(ls "$a" | grep -c '^rank')" = "$(ls "$b" | grep -c '^rank')" ] || ok=0
-    [ $ok = 1 ] && pass "$name" || fail "$name"
-}
-
 M=$WORK/model
 gen --out "$M" --layers 2 --hidden 256 --heads 4 --kv_heads 2 --head_dim 64 --intermediate 512 \
     --vocab 100 --dtype bfloat16 --shards 2 --special_values --seed 21
