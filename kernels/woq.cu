@@ -15,7 +15,8 @@
  * std::min/std::max clamp including its NaN results (woq_quant). The build passes --fmad=false as for every
  * kernel file; nothing here could be contracted into an FMA anyway (there is
  * no a*b+c), so the flag is belt and braces. Dtype conversions of inputs and
- * scales are integer bit formulas copied from cast.cu / dtype.c.
+ * scales are integer bit formulas copied from cast.cu / dtype.c, except F16
+ * inputs on the device: cvt.f32.f16, exact (see woq_f16).
  *
  * Layout as index algebra. Write E = 32/bits (elements per 32-bit word),
  * UE = 128/bits (elements per 16 output bytes: 16 int8, 32 int4) and I the
@@ -37,13 +38,25 @@
  *   value = q[row][k] + bias (128 / 8 on sm70-89, 0 on sm90), masked to bits.
  * Output byte offset of unit u of group g: (g*K*I/UE + u) * 16.
  *
- * Work split: one warp per row group (grid-stride over groups, int64
- * indices). Pass 1: each lane reads its units and keeps the max of |x|; all
- * units of a lane belong to the same row (32 is a multiple of I*UPT), so
- * per-row maxima are butterfly reductions with the other rows masked to 0.
- * Pass 2: each lane re-reads its units (normally L1/L2 hits), quantizes and
- * writes 16 bytes per unit (one vector store when out_rows is 16-byte
- * aligned). No shared memory and no __syncthreads.
+ * Work split (woq_stage_kernel, the fast path): a block takes a tile of rb
+ * consecutive rows (rb a power of two and a multiple of I, about 32 KiB of
+ * input; grid-stride over tiles, int64 indices). Phase 1 stages the tile in
+ * shared memory with 16-byte cp.async copies, so every input byte is read
+ * from DRAM exactly once, coalesced; phase 2 takes each row's max |x| from
+ * the staged copy (warps split the rows, butterfly, shared atomicMax on the
+ * float bits); phase 3 quantizes the staged copy unit by unit, thread t
+ * taking units t, t + 256, ... of the tile in output order, so every warp
+ * writes 512 contiguous bytes with 16-byte stores. The staged rows are
+ * XOR-swizzled in 16-byte chunks (woq_swz) so phase 3's unit-strided lanes
+ * spread over the banks. The phases are __host__ __device__ so that the
+ * index algebra can be run on the CPU against the reference.
+ * Fallback (woq_kernel): input not 16-byte aligned, or one row group larger
+ * than the device's shared memory per block: one warp per row group. Pass
+ * 1: each lane reads its units and keeps the max of |x|; all units of a
+ * lane belong to the same row (32 is a multiple of I*UPT), so per-row maxima
+ * are butterfly reductions with the other rows masked to 0. Pass 2: each
+ * lane re-reads its units (normally L1/L2 hits), quantizes and writes 16
+ * bytes per unit (one vector store when out_rows is 16-byte aligned).
  *
  * C++ stays inside this file (style.md V15): the only exported symbol is the
  * extern "C" launcher declared in trtconv/woq_cuda.h.
@@ -65,7 +78,7 @@ extern "C" {
 }
 #include "trtconv/woq_cuda.h"
 
-/* Threads per block (8 warps, one row group per warp at a time). */
+/* Threads per block (8 warps; woq_kernel: one row group per warp at a time). */
 #define WOQ_BLOCK 256
 #define WOQ_WARPS (WOQ_BLOCK / 32)
 /* Cap on blocks per SM for the grid-stride loop (8 are resident at once
@@ -147,8 +160,10 @@ WOQ_HD uint16_t woq_bf16_from_f32_bits(uint32_t u)
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* F16 bits -> F32 bits, exact; NaN keeps its payload and is quieted. */
-WOQ_HD uint32_t woq_f32_bits_from_f16(uint16_t h)
+/* F16 bits -> F32 bits, exact; NaN keeps its payload and is quieted. Host
+ * only: the device converts with cvt.f32.f16 (woq_f16). */
+#ifndef __CUDA_ARCH__
+static inline uint32_t woq_f32_bits_from_f16(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t em = h & 0x7FFFu;
@@ -160,13 +175,10 @@ WOQ_HD uint32_t woq_f32_bits_from_f16(uint16_t h)
         return sign | ((em << 13) + 0x38000000u);
     if (em == 0)
         return sign;
-#ifdef __CUDA_ARCH__
-    uint32_t p = 31u - (uint32_t)__clz((int)em);
-#else
     uint32_t p = 31u - (uint32_t)__builtin_clz(em);
-#endif
     return sign | ((p + 103u) << 23) | ((em << (23u - p)) & 0x007FFFFFu);
 }
+#endif
 
 /* One trait per input/scale dtype: raw bit container, exact widening to
  * float, and the scale conversion from float32. */
@@ -177,7 +189,21 @@ struct woq_f32 {
 };
 struct woq_f16 {
     typedef uint16_t raw;
-    WOQ_HD float to_float(raw x) { return woq_f32_from_bits(woq_f32_bits_from_f16(x)); }
+    /* The device takes the hardware conversion (cvt.f32.f16, exact for every
+     * non-NaN input, subnormals included). A NaN's payload may differ from
+     * the bit formula's, which changes nothing: a NaN only ever meets fmaxf
+     * (which drops it) and x / s, whose NaN quotient then follows woq_quant's
+     * NaN rule whatever its bits. */
+    WOQ_HD float to_float(raw x)
+    {
+#ifdef __CUDA_ARCH__
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x));
+        return f;
+#else
+        return woq_f32_from_bits(woq_f32_bits_from_f16(x));
+#endif
+    }
     WOQ_HD raw from_float(float f) { return woq_f16_from_f32_bits(woq_bits_from_f32(f)); }
 };
 struct woq_bf16 {
@@ -374,6 +400,229 @@ woq_kernel(const typename In::raw *__restrict__ w, int64_t ngroups, int64_t k,
     }
 }
 
+/* ---- staged kernel (the fast path) ---------------------------------------- */
+
+/* Input bytes staged per tile (one tile per block at a time), and the most
+ * rows a tile may hold (rmax[] below). */
+#define WOQ_TILE_TARGET 32768
+#define WOQ_TILE_MAX_ROWS 64
+
+/* Tile geometry, fixed per launch (woq_tile_plan). A tile is rb consecutive
+ * rows of W (rb a power of two and a multiple of I, so tiles never split a
+ * row group; the last tile of a call may be shorter, still a multiple of I).
+ * Row r of the tile is staged in shared memory as rs 16-byte chunks (cpr
+ * of data, rounded up to a multiple of 8) at chunk r*rs, with chunk cr at
+ * r*rs + woq_swz(r, cr): an XOR of the low three bits of cr, constant over
+ * each aligned group of 8 chunks, so it stays inside the row's padded
+ * storage and keeps every unit's chunks (at most 8, aligned) together. It
+ * spreads the quantize phase's per-lane units over the 32 banks (lanes of
+ * one unit-sized stride would otherwise hit the same banks). */
+struct woq_tile {
+    int rb;     /* rows per tile */
+    int cpr;    /* 16-byte chunks of input per row: k * sizeof(raw) / 16 */
+    int rs;     /* staged chunks per row: cpr rounded up to a multiple of 8 */
+    int nug;    /* 16-byte output units per row group: k * I / UE */
+    int parts;  /* warps per row in the amax phase: max(1, WOQ_WARPS / rb) */
+};
+
+WOQ_HD int woq_swz(int r, int cr)
+{
+    return cr ^ ((((cr >> 3) * 3) ^ (r * 5)) & 7);
+}
+
+/* Host: the tile geometry for rows of k elements of raw type R; returns the
+ * dynamic shared memory bytes of one tile, or 0 when one row group does not
+ * fit in max_smem bytes (the caller then takes woq_kernel). */
+template <class In, int BITS, int LAYOUT>
+static size_t woq_tile_plan(int64_t k, size_t max_smem, woq_tile *t)
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+    const int64_t row_bytes = k * (int64_t)sizeof(typename In::raw);
+    const int64_t cpr = row_bytes / 16;
+    const int64_t rs = (cpr + 7) / 8 * 8;
+    int64_t rb = C::I;
+    if (row_bytes % 16 != 0 || rs * 16 * C::I > (int64_t)max_smem)
+        return 0;
+    while (rb * 2 <= WOQ_TILE_MAX_ROWS && rb * 2 * rs * 16 <= WOQ_TILE_TARGET)
+        rb *= 2;
+    t->rb = (int)rb;
+    t->cpr = (int)cpr;
+    t->rs = (int)rs;
+    t->nug = (int)(k * C::I / C::UE);
+    t->parts = rb < WOQ_WARPS ? WOQ_WARPS / (int)rb : 1;
+    return (size_t)(rb * rs * 16);
+}
+
+/* Copy 16 bytes global -> shared without a register round trip (sm_80+
+ * cp.async, completed by the kernel's commit/wait; .cg: through L2 only, the
+ * input is read once). Older targets: a plain copy. Host: memcpy. */
+WOQ_HD void woq_cp16(uint4 *dst, const uint8_t *src)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+#elif defined(__CUDA_ARCH__)
+    *dst = __ldg(reinterpret_cast<const uint4 *>(src)); /* older targets */
+#else
+    memcpy(dst, src, 16);
+#endif
+}
+
+/* Phase 1 for thread tid of nthr: stage the rbt rows at src (contiguous in
+ * global memory, 16-byte aligned) into stage. Chunk c of the tile is row
+ * c / cpr, chunk c % cpr; (r, cr) advance by nthr without a division. */
+WOQ_HD void woq_stage_load(uint4 *stage, const uint8_t *src, int rbt, const woq_tile &t,
+                           int tid, int nthr)
+{
+    const int n = rbt * t.cpr;
+    const int step_r = nthr / t.cpr, step_c = nthr - step_r * t.cpr;
+    int r = tid / t.cpr, cr = tid - r * t.cpr;
+    for (int c = tid; c < n; c += nthr) {
+        woq_cp16(stage + r * t.rs + woq_swz(r, cr), src + (int64_t)c * 16);
+        r += step_r;
+        cr += step_c;
+        if (cr >= t.cpr) {
+            cr -= t.cpr;
+            r++;
+        }
+    }
+}
+
+/* Phase 2, one lane's share: max |x| over chunks p*32 + lane, step
+ * 32*parts, of staged row r (fmaxf from 0: drops NaN like the reference). */
+template <class In>
+WOQ_HD float woq_seg_lane_max(const uint4 *stage, int r, int p, int lane, const woq_tile &t)
+{
+    typedef typename In::raw R;
+    const int PER = (int)(16 / sizeof(R));
+    float m = 0.0f;
+    for (int cr = p * 32 + lane; cr < t.cpr; cr += 32 * t.parts) {
+        const uint4 x = stage[r * t.rs + woq_swz(r, cr)];
+        R v[PER];
+        memcpy(v, &x, 16);
+WOQ_UNROLL
+        for (int j = 0; j < PER; j++)
+            m = fmaxf(m, fabsf(In::to_float(v[j])));
+    }
+    return m;
+}
+
+/* Phase 3 for thread tid of nthr: quantize the rbt staged rows (row maxima
+ * in rmax[], as float bits) into out (their rbt*k*BITS/8 output bytes,
+ * contiguous). Unit u of the tile is unit u % nug of group u / nug, which
+ * is the output order; (g, uu) advance by nthr without a division. */
+template <class In, int BITS, int LAYOUT>
+WOQ_HD void woq_stage_quant(const uint4 *stage, const unsigned *rmax, uint8_t *out, int rbt,
+                            const woq_tile &t, int vec_out, int tid, int nthr)
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+    typedef typename In::raw R;
+    const int UE = C::UE;
+    const int PER = (int)(16 / sizeof(R));
+    const int P = UE / PER; /* chunks per unit: 1 .. 8, dividing 8 */
+    const float inv = BITS == 8 ? 0x1p-7f : 0x1p-3f;
+    const int n = rbt / C::I * t.nug;
+    const int step_g = nthr / t.nug, step_u = nthr - step_g * t.nug;
+    int g = tid / t.nug, uu = tid - g * t.nug;
+    for (int u = tid; u < n; u += nthr) {
+        int il;
+        int64_t k0;
+        float f[UE];
+        int q[UE];
+        uint32_t word[4];
+        woq_unit_pos<BITS, LAYOUT>(uu, &il, &k0);
+        const int r = g * C::I + il;
+        const int cr0 = (int)k0 * (int)sizeof(R) / 16; /* multiple of P */
+        const int base = r * t.rs + woq_swz(r, cr0);    /* cr0 ^ h; h < 8 */
+        const float s = woq_f32_from_bits(rmax[r]) * inv;
+WOQ_UNROLL
+        for (int v = 0; v < P; v++) {
+            /* Chunk cr0 + v sits at (cr0 + v) ^ h = (cr0 ^ h) ^ v. */
+            const uint4 x = stage[base ^ v];
+            R raw[PER];
+            memcpy(raw, &x, 16);
+WOQ_UNROLL
+            for (int j = 0; j < PER; j++)
+                f[v * PER + j] = In::to_float(raw[j]);
+        }
+WOQ_UNROLL
+        for (int j = 0; j < UE; j++)
+            q[j] = woq_quant<BITS>(f[j], s);
+        woq_unit_pack<BITS, LAYOUT>(q, word);
+        uint8_t *o = out + (int64_t)u * 16;
+        if (vec_out) {
+            *reinterpret_cast<uint4 *>(o) = make_uint4(word[0], word[1], word[2], word[3]);
+        } else {
+WOQ_UNROLL
+            for (int b = 0; b < 16; b++)
+                o[b] = (uint8_t)(word[b / 4] >> (8 * (b % 4)));
+        }
+        g += step_g;
+        uu += step_u;
+        if (uu >= t.nug) {
+            uu -= t.nug;
+            g++;
+        }
+    }
+}
+
+/* Purpose: quantize rows [0, rows) of w ([rows, k] of In, 16-byte aligned)
+ * into out (rows*k*BITS/8 bytes) and scales (rows elements of In): each
+ * block takes tiles of t.rb rows (grid-stride, int64), stages a tile in
+ * shared memory with one coalesced read of the input (phase 1), takes the
+ * row maxima from the staged copy (phase 2: warp-per-segment butterfly,
+ * then a shared atomicMax on the float bits, exact for the non-negative,
+ * non-NaN maxima), then quantizes the staged copy into 16-byte output units
+ * written in order (phase 3), so each block writes one contiguous range.
+ * Assumptions: launcher checked K and alignment (rows % I == 0, w 16-byte
+ * aligned, t from woq_tile_plan, dynamic shared memory t.rb*t.rs*16 bytes);
+ * vec_out: out 16-byte aligned; blockDim.x == WOQ_BLOCK. */
+template <class In, int BITS, int LAYOUT>
+static __global__ void __launch_bounds__(WOQ_BLOCK)
+woq_stage_kernel(const typename In::raw *__restrict__ w, int64_t rows, int64_t k,
+                 uint8_t *__restrict__ out, typename In::raw *__restrict__ scales, woq_tile t,
+                 int vec_out)
+{
+    typedef woq_cfg<BITS, LAYOUT> C;
+    extern __shared__ uint4 woq_stage[];
+    __shared__ unsigned rmax[WOQ_TILE_MAX_ROWS];
+    const float inv = BITS == 8 ? 0x1p-7f : 0x1p-3f;
+    const int tid = (int)threadIdx.x;
+    const int lane = tid & 31, warp = tid >> 5;
+    const int64_t ntiles = (rows + t.rb - 1) / t.rb;
+
+    for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+        const int64_t row0 = tile * t.rb;
+        const int rbt = (int)(rows - row0 < t.rb ? rows - row0 : t.rb);
+        if (tid < rbt)
+            rmax[tid] = 0u;
+        woq_stage_load(woq_stage, reinterpret_cast<const uint8_t *>(w + row0 * k), rbt, t, tid,
+                       WOQ_BLOCK);
+#if __CUDA_ARCH__ >= 800
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+        asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+        __syncthreads();
+
+        for (int seg = warp; seg < rbt * t.parts; seg += WOQ_WARPS) {
+            const int r = seg / t.parts;
+            float m = woq_seg_lane_max<In>(woq_stage, r, seg - r * t.parts, lane, t);
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1)
+                m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, off));
+            if (lane == 0)
+                atomicMax(&rmax[r], woq_bits_from_f32(m));
+        }
+        __syncthreads();
+
+        if (tid < rbt)
+            scales[row0 + tid] = In::from_float(woq_f32_from_bits(rmax[tid]) * inv);
+        woq_stage_quant<In, BITS, LAYOUT>(woq_stage, rmax, out + row0 / C::I * t.nug * 16, rbt,
+                                          t, vec_out, tid, WOQ_BLOCK);
+        __syncthreads(); /* before the next tile overwrites stage and rmax */
+    }
+}
+
 /* ---- launcher ----------------------------------------------------------- */
 
 /* Blocks for ngroups warps of work: enough to cover them, capped at
@@ -407,6 +656,31 @@ static tc_status woq_launch(const void *w, int64_t rows, int64_t k, uint8_t *out
     const int64_t ngroups = rows / C::I;
     const int vec_in = (uintptr_t)w % 16 == 0;
     const int vec_out = (uintptr_t)out % 16 == 0;
+    if (vec_in) {
+        /* Fast path: staged tiles, when a row group fits in shared memory. */
+        int dev = 0, optin = 0;
+        woq_tile t;
+        size_t smem;
+        int64_t ntiles;
+        WOQ_CUDA_TRY(cudaGetDevice(&dev));
+        WOQ_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        /* Room for rmax[] (static shared memory) under the opt-in limit. */
+        smem = woq_tile_plan<In, BITS, LAYOUT>(
+            k, optin > 1024 ? (size_t)optin - 1024 : 0, &t);
+        if (smem > 0) {
+            if (smem > 48 * 1024)
+                WOQ_CUDA_TRY(cudaFuncSetAttribute(woq_stage_kernel<In, BITS, LAYOUT>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  (int)smem));
+            ntiles = (rows + t.rb - 1) / t.rb;
+            grid = ntiles < (1 << 30) ? (unsigned)ntiles : (1u << 30);
+            woq_stage_kernel<In, BITS, LAYOUT><<<grid, WOQ_BLOCK, smem, s>>>(
+                (const R *)w, rows, k, out, (R *)scales, t, vec_out);
+            WOQ_CUDA_TRY(cudaGetLastError());
+            goto done;
+        }
+    }
+    /* Fallback: unaligned input, or a row group too large to stage. */
     st = woq_grid(ngroups, &grid);
     if (st != TC_OK)
         goto done;

@@ -5,7 +5,9 @@
  * Exits 77 (ctest SKIP_RETURN_CODE) when no CUDA device is visible (A11).
  * Otherwise, for int8 and int4, target SM 70, 75, 80, 86, 89, 90, weight
  * dtype F32, F16, BF16 and (K, N) in (64, 64), (128, 192), (256, 128),
- * (4096, 1024) (W = [N, K], the HF orientation), one random matrix per case
+ * (4096, 1024), (16384, 64) (W = [N, K], the HF orientation; the last one
+ * stages row groups above 48 KiB of shared memory, and F32 int4 for sm75-89
+ * takes the kernel's unstaged fallback), one random matrix per case
  * whose rows are drawn from classes (zero rows, +-amax present, exact .5
  * rounding ties for power-of-two and 3*2^e scales, ties +-1 ulp, subnormal
  * rows, only -amax, weight-like values, NaN and +-Inf elements) is quantized
@@ -685,7 +687,8 @@ int main(int argc, char **argv)
     static const int bits_list[] = { 8, 4 };
     static const int sm_list[] = { 70, 75, 80, 86, 89, 90 };
     static const tc_dtype dt_list[] = { TC_DT_F32, TC_DT_F16, TC_DT_BF16 };
-    static const int64_t shapes[][2] = { { 64, 64 }, { 128, 192 }, { 256, 128 }, { 4096, 1024 } };
+    static const int64_t shapes[][2] = { { 64, 64 },     { 128, 192 },  { 256, 128 },
+                                         { 4096, 1024 }, { 16384, 64 } };
     uint64_t seed = 0x776F71ull; /* "woq" */
     int do_bench = 1, count = 0, dev = 0;
     cudaStream_t stream = NULL;
