@@ -226,24 +226,51 @@ template <int BITS, int LAYOUT> struct woq_cfg {
     static const uint32_t MASK = BITS == 8 ? 0xFFu : 0xFu;
 };
 
+/* a + b rounded toward zero (add.rz.f32). Host: the exact double sum
+ * (exact here: |a| <= 2^8, b in {0.5, 2^23}), truncated to float. */
+WOQ_HD float woq_fadd_rz(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    return __fadd_rz(a, b);
+#else
+    const double d = (double)a + (double)b;
+    float f = (float)d;
+    if (fabs((double)f) > fabs(d))
+        f = nextafterf(f, 0.0f);
+    return f;
+#endif
+}
+
 /* The reference's per-element rule (src/woq.c ref_quantize, upstream
  * symmetric_quantize): r = s != 0 ? roundf(x / s) : 0 with IEEE division and
  * roundf = half away from zero; int8: std::max(-128.f, std::min(127.f, r)),
  * so NaN (x = +-Inf over s = Inf) gives 127; int4: std::max(-8,
  * std::min(7, int(r))) with int(NaN) and out-of-range conversions = INT_MIN as
- * on x86-64, so they give -8. (A plain (int) cast of NaN is 0 on the GPU;
- * the explicit range test keeps the x86 result.) */
+ * on x86-64, so they give -8.
+ * Computed without FRND/F2I (quarter rate): y = x / s (div.rn, unchanged) is
+ * clamped first (roundf is monotone and fixes the integer bounds, so
+ * clamp(roundf(y)) == roundf(clamp(y))), with NaN (and, int4, y >= 2^31) sent
+ * to the reference's result; then for the finite c, |c| <= 128:
+ * roundf(c) = sign(c) * floor(|c| + 0.5), where rz(|c| + 0.5) keeps the
+ * floor (every integer <= 129 is a float, so rounding toward zero never
+ * crosses one; round-to-nearest would take 0.5 - 2^-25 to 1), and
+ * rz(v + 2^23) = 2^23 + floor(v) for 0 <= v < 2^23, whose low mantissa bits
+ * are floor(v). Checked against roundf + the clamps for all 2^32 y. */
 template <int BITS> WOQ_HD int woq_quant(float x, float s)
 {
-    const float r = s != 0.0f ? roundf(x / s) : 0.0f;
+    const float y = s != 0.0f ? x / s : 0.0f;
+    float c;
     if (BITS == 8) {
-        float m = r < 127.0f ? r : 127.0f; /* std::min(127.f, r) */
-        m = -128.0f < m ? m : -128.0f;     /* std::max(-128.f, m) */
-        return (int)m;
+        c = y < 127.0f ? y : 127.0f;   /* std::min(127.f, r): NaN -> 127 */
+        c = -128.0f < c ? c : -128.0f; /* std::max(-128.f, c) */
+    } else {
+        c = y < 0x1p31f ? y : -8.0f; /* NaN, int(r >= 2^31) = INT_MIN -> -8 */
+        c = c < 7.0f ? c : 7.0f;
+        c = -8.0f < c ? c : -8.0f;
     }
-    int iv = (r >= -2147483648.0f && r < 2147483648.0f) ? (int)r : INT32_MIN;
-    iv = iv > 7 ? 7 : iv;
-    return iv < -8 ? -8 : iv;
+    const float t = woq_fadd_rz(woq_fadd_rz(fabsf(c), 0.5f), 0x1p23f);
+    const int n = (int)(woq_bits_from_f32(t) - 0x4B000000u);
+    return c < 0.0f ? -n : n;
 }
 
 /* Step-4 register interleave: the element of a word that lands in slot j. */
@@ -577,8 +604,13 @@ WOQ_UNROLL
  * Assumptions: launcher checked K and alignment (rows % I == 0, w 16-byte
  * aligned, t from woq_tile_plan, dynamic shared memory t.rb*t.rs*16 bytes);
  * vec_out: out 16-byte aligned; blockDim.x == WOQ_BLOCK. */
+/* Blocks per SM the register budget must allow: int8 6 (<= 40 registers,
+ * as many blocks as the ~33 KB tiles leave room for in H100's 228 KB of
+ * shared memory; ptxas fits it without spills); int4 4 (<= 64 registers;
+ * at 48 or 40 ptxas spills). */
+#define WOQ_STAGE_MIN_BLOCKS(bits) ((bits) == 8 ? 6 : 4)
 template <class In, int BITS, int LAYOUT>
-static __global__ void __launch_bounds__(WOQ_BLOCK)
+static __global__ void __launch_bounds__(WOQ_BLOCK, WOQ_STAGE_MIN_BLOCKS(BITS))
 woq_stage_kernel(const typename In::raw *__restrict__ w, int64_t rows, int64_t k,
                  uint8_t *__restrict__ out, typename In::raw *__restrict__ scales, woq_tile t,
                  int vec_out)
