@@ -19,6 +19,7 @@
 
 /* The project headers have no extern "C" guards of their own. */
 extern "C" {
+#include "fp_bits.cuh"
 #include "trtconv/dtype.h"
 #include "trtconv/log.h"
 #include "trtconv/status.h"
@@ -46,70 +47,7 @@ extern "C" {
         }                                                                     \
     } while (0)
 
-/* ---- element conversions (device copies of dtype.c) -------------------- */
-
-/* F32 bits -> F16 bits, round to nearest even; see dtype.c
- * f16_from_f32_bits, which this copies line for line. */
-static __device__ __forceinline__ uint16_t dev_f16_from_f32_bits(uint32_t w)
-{
-    uint32_t sign = (w >> 16) & 0x8000u;
-    uint32_t a = w & 0x7FFFFFFFu;
-    uint32_t r;
-    if (a >= 0x38800000u) {
-        /* |f| >= 2^-14: rebias the exponent (127 -> 15), round the 13
-         * dropped mantissa bits to nearest even; a carry moves into the
-         * exponent as it must. */
-        uint32_t t = a - 0x38000000u;
-        r = (t + 0x0FFFu + ((t >> 13) & 1u)) >> 13;
-        if (a >= 0x477FF000u) /* >= 65520 rounds to Inf */
-            r = 0x7C00u;
-        if (a > 0x7F800000u) /* NaN: sign | 0x7E00 */
-            r = 0x7E00u;
-    } else {
-        /* |f| < 2^-14: F16 subnormal = m >> (126 - e), rounded to nearest
-         * even; F32 subnormals and shifts beyond 24 give zero. */
-        uint32_t e = a >> 23;
-        uint32_t m = (a & 0x007FFFFFu) | 0x00800000u;
-        uint32_t s = 126u - e; /* >= 14 here */
-        if (s > 24u) {
-            r = 0;
-        } else {
-            uint32_t q = m >> s;
-            uint32_t half = 1u << (s - 1u);
-            r = (m + (half - 1u) + (q & 1u)) >> s;
-        }
-    }
-    return (uint16_t)(sign | r);
-}
-
-/* F32 bits -> BF16 bits: NaN -> 0x7FC0, else round to nearest even. */
-static __device__ __forceinline__ uint16_t dev_bf16_from_f32_bits(uint32_t u)
-{
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
-        return 0x7FC0u;
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
-/* F16 bits -> F32 bits, exact; NaN keeps its payload and is quieted. */
-static __device__ __forceinline__ uint32_t dev_f32_bits_from_f16(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t em = h & 0x7FFFu;
-    if (em >= 0x7C00u) { /* Inf / NaN */
-        uint32_t mant = (em & 0x03FFu) << 13;
-        return sign | 0x7F800000u | mant | (mant ? 0x00400000u : 0u);
-    }
-    if (em >= 0x0400u) /* normal: rebias 15 -> 127 */
-        return sign | ((em << 13) + 0x38000000u);
-    if (em == 0)
-        return sign;
-    /* Subnormal em * 2^-24 with em in [1, 1023]: highest set bit p in
-     * [0, 9] gives the F32 value 1.f * 2^(p - 24), exponent field p + 103,
-     * fraction em << (23 - p) without its leading bit. (dtype.c computes
-     * the same exact value as (float)em * 0x1p-24f.) */
-    uint32_t p = 31u - (uint32_t)__clz((int)em);
-    return sign | ((p + 103u) << 23) | ((em << (23u - p)) & 0x007FFFFFu);
-}
+/* ---- element conversions: kernels/fp_bits.cuh ------------------------- */
 
 /* ---- one functor per (source, destination) pair ------------------------ */
 /* src_t / dst_t are the raw bit containers of the element types. */
@@ -117,17 +55,17 @@ static __device__ __forceinline__ uint32_t dev_f32_bits_from_f16(uint16_t h)
 struct cast_f32_f16 {
     typedef uint32_t src_t;
     typedef uint16_t dst_t;
-    static __device__ __forceinline__ dst_t apply(src_t x) { return dev_f16_from_f32_bits(x); }
+    static __device__ __forceinline__ dst_t apply(src_t x) { return tc_fp_f16_from_f32_bits(x); }
 };
 struct cast_f32_bf16 {
     typedef uint32_t src_t;
     typedef uint16_t dst_t;
-    static __device__ __forceinline__ dst_t apply(src_t x) { return dev_bf16_from_f32_bits(x); }
+    static __device__ __forceinline__ dst_t apply(src_t x) { return tc_fp_bf16_from_f32_bits(x); }
 };
 struct cast_f16_f32 {
     typedef uint16_t src_t;
     typedef uint32_t dst_t;
-    static __device__ __forceinline__ dst_t apply(src_t x) { return dev_f32_bits_from_f16(x); }
+    static __device__ __forceinline__ dst_t apply(src_t x) { return tc_fp_f32_bits_from_f16(x); }
 };
 struct cast_bf16_f32 {
     typedef uint16_t src_t;
@@ -139,7 +77,7 @@ struct cast_f16_bf16 {
     typedef uint16_t dst_t;
     static __device__ __forceinline__ dst_t apply(src_t x)
     {
-        return dev_bf16_from_f32_bits(dev_f32_bits_from_f16(x));
+        return tc_fp_bf16_from_f32_bits(tc_fp_f32_bits_from_f16(x));
     }
 };
 struct cast_bf16_f16 {
@@ -147,7 +85,7 @@ struct cast_bf16_f16 {
     typedef uint16_t dst_t;
     static __device__ __forceinline__ dst_t apply(src_t x)
     {
-        return dev_f16_from_f32_bits((uint32_t)x << 16);
+        return tc_fp_f16_from_f32_bits((uint32_t)x << 16);
     }
 };
 

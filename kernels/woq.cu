@@ -71,6 +71,7 @@
 
 /* The project headers have no extern "C" guards of their own. */
 extern "C" {
+#include "fp_bits.cuh"
 #include "trtconv/dtype.h"
 #include "trtconv/log.h"
 #include "trtconv/status.h"
@@ -124,61 +125,7 @@ WOQ_HD uint32_t woq_bits_from_f32(float f)
     return u;
 }
 
-/* F32 bits -> F16 bits, round to nearest even (dtype.c f16_from_f32_bits). */
-WOQ_HD uint16_t woq_f16_from_f32_bits(uint32_t w)
-{
-    uint32_t sign = (w >> 16) & 0x8000u;
-    uint32_t a = w & 0x7FFFFFFFu;
-    uint32_t r;
-    if (a >= 0x38800000u) {
-        uint32_t t = a - 0x38000000u;
-        r = (t + 0x0FFFu + ((t >> 13) & 1u)) >> 13;
-        if (a >= 0x477FF000u) /* >= 65520 rounds to Inf */
-            r = 0x7C00u;
-        if (a > 0x7F800000u) /* NaN: sign | 0x7E00 */
-            r = 0x7E00u;
-    } else {
-        uint32_t e = a >> 23;
-        uint32_t m = (a & 0x007FFFFFu) | 0x00800000u;
-        uint32_t s = 126u - e; /* >= 14 here */
-        if (s > 24u) {
-            r = 0;
-        } else {
-            uint32_t q = m >> s;
-            uint32_t half = 1u << (s - 1u);
-            r = (m + (half - 1u) + (q & 1u)) >> s;
-        }
-    }
-    return (uint16_t)(sign | r);
-}
-
-/* F32 bits -> BF16 bits: NaN -> 0x7FC0, else round to nearest even. */
-WOQ_HD uint16_t woq_bf16_from_f32_bits(uint32_t u)
-{
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
-        return 0x7FC0u;
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
-/* F16 bits -> F32 bits, exact; NaN keeps its payload and is quieted. Host
- * only: the device converts with cvt.f32.f16 (woq_f16). */
-#ifndef __CUDA_ARCH__
-static inline uint32_t woq_f32_bits_from_f16(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t em = h & 0x7FFFu;
-    if (em >= 0x7C00u) {
-        uint32_t mant = (em & 0x03FFu) << 13;
-        return sign | 0x7F800000u | mant | (mant ? 0x00400000u : 0u);
-    }
-    if (em >= 0x0400u)
-        return sign | ((em << 13) + 0x38000000u);
-    if (em == 0)
-        return sign;
-    uint32_t p = 31u - (uint32_t)__builtin_clz(em);
-    return sign | ((p + 103u) << 23) | ((em << (23u - p)) & 0x007FFFFFu);
-}
-#endif
+/* F16/BF16 bit conversions: kernels/fp_bits.cuh. */
 
 /* One trait per input/scale dtype: raw bit container, exact widening to
  * float, and the scale conversion from float32. */
@@ -201,15 +148,15 @@ struct woq_f16 {
         asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x));
         return f;
 #else
-        return woq_f32_from_bits(woq_f32_bits_from_f16(x));
+        return woq_f32_from_bits(tc_fp_f32_bits_from_f16(x));
 #endif
     }
-    WOQ_HD raw from_float(float f) { return woq_f16_from_f32_bits(woq_bits_from_f32(f)); }
+    WOQ_HD raw from_float(float f) { return tc_fp_f16_from_f32_bits(woq_bits_from_f32(f)); }
 };
 struct woq_bf16 {
     typedef uint16_t raw;
     WOQ_HD float to_float(raw x) { return woq_f32_from_bits((uint32_t)x << 16); }
-    WOQ_HD raw from_float(float f) { return woq_bf16_from_f32_bits(woq_bits_from_f32(f)); }
+    WOQ_HD raw from_float(float f) { return tc_fp_bf16_from_f32_bits(woq_bits_from_f32(f)); }
 };
 
 /* ---- quantization and layout algebra (see the top of the file) ---------- */
