@@ -1,0 +1,12 @@
+#!/bin/bash
+# prepare-gpu-carry.sh: fill .carry/ (git-ignored) with what bench/gpu_run.sh
+# needs on the GPU machine, which has no cJSON, no Check and no network:
+# Debian bookworm packages (unpacked there with dpkg -x into a prefix) and
+# the golden files the tests compare against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .carry/debs .carry/golden/sq_mha
+(cd .carry/debs && apt-get download libcjson1 libcjson-dev check libsubunit0 libsubunit-dev)
+G=../shared/golden/sq_mha
+cp -r "$G/hf" "$G"/kv_only_tp* .carry/golden/sq_mha/
+du -sh .carry
