@@ -131,11 +131,13 @@ WOQ_HD uint32_t woq_bits_from_f32(float f)
  * float, and the scale conversion from float32. */
 struct woq_f32 {
     typedef uint32_t raw;
+    static const bool RCP = false; /* x / s by woq_div_rcp: F16 only */
     WOQ_HD float to_float(raw x) { return woq_f32_from_bits(x); }
     WOQ_HD raw from_float(float f) { return woq_bits_from_f32(f); }
 };
 struct woq_f16 {
     typedef uint16_t raw;
+    static const bool RCP = true;
     /* The device takes the hardware conversion (cvt.f32.f16, exact for every
      * non-NaN input, subnormals included). A NaN's payload may differ from
      * the bit formula's, which changes nothing: a NaN only ever meets fmaxf
@@ -155,6 +157,7 @@ struct woq_f16 {
 };
 struct woq_bf16 {
     typedef uint16_t raw;
+    static const bool RCP = false;
     WOQ_HD float to_float(raw x) { return woq_f32_from_bits((uint32_t)x << 16); }
     WOQ_HD raw from_float(float f) { return tc_fp_bf16_from_f32_bits(woq_bits_from_f32(f)); }
 };
@@ -203,9 +206,8 @@ WOQ_HD float woq_fadd_rz(float a, float b)
  * crosses one; round-to-nearest would take 0.5 - 2^-25 to 1), and
  * rz(v + 2^23) = 2^23 + floor(v) for 0 <= v < 2^23, whose low mantissa bits
  * are floor(v). Checked against roundf + the clamps for all 2^32 y. */
-template <int BITS> WOQ_HD int woq_quant(float x, float s)
+template <int BITS> WOQ_HD int woq_quant_y(float y)
 {
-    const float y = s != 0.0f ? x / s : 0.0f;
     float c;
     if (BITS == 8) {
         c = y < 127.0f ? y : 127.0f;   /* std::min(127.f, r): NaN -> 127 */
@@ -218,6 +220,41 @@ template <int BITS> WOQ_HD int woq_quant(float x, float s)
     const float t = woq_fadd_rz(woq_fadd_rz(fabsf(c), 0.5f), 0x1p23f);
     const int n = (int)(woq_bits_from_f32(t) - 0x4B000000u);
     return c < 0.0f ? -n : n;
+}
+
+template <int BITS> WOQ_HD int woq_quant(float x, float s)
+{
+    return woq_quant_y<BITS>(s != 0.0f ? x / s : 0.0f);
+}
+
+/* x / s for F16 inputs without a per-element division: r = 1 / s (div.rn,
+ * once per unit), se = s (0 for s = Inf, so that x / Inf's +-0 / NaN come
+ * out), q0 = rn(x * r), e = rn(x - q0 * s) (exact), y = rn(q0 + e * r), with
+ * y = +-0 or NaN replaced by q0 (x = -0 gives -0 as x / s does; x = +-Inf
+ * over a finite s gives +-Inf, not NaN). Checked bit for bit (NaN == NaN)
+ * against the IEEE quotient for every F16 x (all 65536 patterns) and every
+ * s = amax * 2^-7 and amax * 2^-3 the kernel can form (amax each
+ * non-negative non-NaN F16, +Inf included; s = 0 keeps the 0 branch): zero
+ * mismatches, on the CPU (fmaf) and on the device (tc_woq_rcp_check_cuda,
+ * tests/cuda/test_woq_cuda.c). Not valid for BF16 or F32 inputs (their wide
+ * exponent range over/underflows r, q0 or e), which keep x / s. */
+WOQ_HD float woq_div_rcp(float x, float s, float r, float se)
+{
+#ifdef __CUDA_ARCH__
+    const float q0 = __fmul_rn(x, r);
+    const float e = __fmaf_rn(-q0, se, x);
+    const float y = __fmaf_rn(e, r, q0);
+#else
+    const float q0 = x * r;
+    const float e = fmaf(-q0, se, x);
+    const float y = fmaf(e, r, q0);
+#endif
+    return y < 0.0f || y > 0.0f ? y : q0;
+}
+
+template <int BITS> WOQ_HD int woq_quant_rcp(float x, float s, float r, float se)
+{
+    return woq_quant_y<BITS>(s != 0.0f ? woq_div_rcp(x, s, r, se) : 0.0f);
 }
 
 /* Step-4 register interleave: the element of a word that lands in slot j. */
@@ -519,9 +556,17 @@ WOQ_UNROLL
             for (int j = 0; j < PER; j++)
                 f[v * PER + j] = In::to_float(raw[j]);
         }
+        if (In::RCP) {
+            const float rs = s != 0.0f ? 1.0f / s : 0.0f;
+            const float se = rs != 0.0f ? s : 0.0f; /* s = Inf: 0 */
 WOQ_UNROLL
-        for (int j = 0; j < UE; j++)
-            q[j] = woq_quant<BITS>(f[j], s);
+            for (int j = 0; j < UE; j++)
+                q[j] = woq_quant_rcp<BITS>(f[j], s, rs, se);
+        } else {
+WOQ_UNROLL
+            for (int j = 0; j < UE; j++)
+                q[j] = woq_quant<BITS>(f[j], s);
+        }
         woq_unit_pack<BITS, LAYOUT>(q, word);
         uint8_t *o = out + (int64_t)u * 16;
         if (vec_out) {
@@ -748,4 +793,48 @@ extern "C" tc_status tc_woq_quantize_rows_cuda(const void *w_rows, tc_dtype dt, 
     default:
         return woq_launch_bits<woq_bf16>(bits, layout, w_rows, rows, k, out_rows, scales_rows, s);
     }
+}
+
+/* ---- exhaustive check of woq_div_rcp (tests/cuda/test_woq_cuda.c) ------- */
+
+/* Block b takes amax = F16 bits b + 1 (1 .. 0x7C00: every positive F16 up to
+ * +Inf), s = amax * inv as the kernels form it; threads take all 65536 F16
+ * x. Counts y != x / s (bits; NaN == NaN) into *bad. */
+static __global__ void woq_rcp_check_kernel(float inv, unsigned long long *bad)
+{
+    const float amax = woq_f16::to_float((uint16_t)(blockIdx.x + 1u));
+    const float s = amax * inv;
+    const float rs = s != 0.0f ? 1.0f / s : 0.0f;
+    const float se = rs != 0.0f ? s : 0.0f;
+    unsigned long long n = 0;
+    if (s != 0.0f) {
+        for (unsigned i = threadIdx.x; i < 65536u; i += blockDim.x) {
+            const float x = woq_f16::to_float((uint16_t)i);
+            const float want = x / s;
+            const float got = woq_div_rcp(x, s, rs, se);
+            const bool same = woq_bits_from_f32(want) == woq_bits_from_f32(got) ||
+                              (want != want && got != got);
+            n += same ? 0u : 1u;
+        }
+    }
+    if (n)
+        atomicAdd(bad, n);
+}
+
+/* Mismatches of woq_div_rcp against the IEEE quotient over all F16 x and all
+ * scales of bits (8 or 4); -1 on a CUDA error. */
+extern "C" long long tc_woq_rcp_check_cuda(int bits)
+{
+    unsigned long long *d = NULL, h = 0;
+    long long r = -1;
+    if (cudaMalloc((void **)&d, sizeof *d) != cudaSuccess)
+        return -1;
+    if (cudaMemset(d, 0, sizeof *d) == cudaSuccess) {
+        woq_rcp_check_kernel<<<0x7C00u, 256>>>(bits == 8 ? 0x1p-7f : 0x1p-3f, d);
+        if (cudaGetLastError() == cudaSuccess && cudaDeviceSynchronize() == cudaSuccess &&
+            cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost) == cudaSuccess)
+            r = (long long)h;
+    }
+    cudaFree(d);
+    return r;
 }

@@ -77,8 +77,15 @@ tc_status tc_woq_quantize_rows_cuda(const void *w_rows, tc_dtype dt, int64_t row
                                     int bits, int sm, int64_t n0, uint8_t *out_rows,
                                     void *scales_rows, void *stream);
 
+/* For tests: compare, on the device, the reciprocal + FMA quotient the
+ * kernel uses for F16 weights with the IEEE quotient x / s over every F16 x
+ * and every scale s the kernel can form for `bits` (8 or 4). Returns the
+ * number of mismatching pairs (0 expected), or -1 on a CUDA error. */
+long long tc_woq_rcp_check_cuda(int bits);
+
 #ifdef __cplusplus
 }
 #endif
+
 
 #endif

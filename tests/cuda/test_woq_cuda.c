@@ -731,6 +731,12 @@ int main(int argc, char **argv)
                              seed + 1000003u * (uint64_t)(((bi * 8 + si) * 4 + di) * 8 + hi));
 
     check_args(stream);
+    for (int bits = 8; bits >= 4; bits -= 4) {
+        const long long bad = tc_woq_rcp_check_cuda(bits);
+        result(bad == 0, "int%d F16 x * (1/s) + FMA correction == IEEE x / s for all 65536 x "
+                         "and all %d scales (%lld mismatches)",
+               bits, 0x7C00, bad);
+    }
     if (do_bench)
         bench(dev, seed ^ 0xBE4Cull);
 
