@@ -19,12 +19,13 @@
 
 /* The project headers have no extern "C" guards of their own. */
 extern "C" {
-#include "fp_bits.cuh"
 #include "trtconv/dtype.h"
 #include "trtconv/log.h"
 #include "trtconv/status.h"
 }
 #include "trtconv/kernels.h"
+#include "cuda_util.cuh"
+#include "fp_bits.cuh"
 
 /* Threads per block for every cast kernel. */
 #define CAST_BLOCK 256
@@ -34,18 +35,6 @@ extern "C" {
 /* Elements per thread per iteration on the vectorised path. */
 #define CAST_VEC 4
 
-/* Evaluate a CUDA runtime call once; on failure log file:line, the call and
- * CUDA's own name and message, set st and leave through `done` (A4, A5). */
-#define CAST_CUDA_TRY(call)                                                   \
-    do {                                                                      \
-        cudaError_t e_ = (call);                                              \
-        if (e_ != cudaSuccess) {                                              \
-            st = tc_fail(TC_E_INTERNAL, "%s:%d %s: %s: %s (%s)", __FILE__,    \
-                         __LINE__, __func__, #call, cudaGetErrorString(e_),   \
-                         cudaGetErrorName(e_));                               \
-            goto done;                                                        \
-        }                                                                     \
-    } while (0)
 
 /* ---- element conversions: kernels/fp_bits.cuh ------------------------- */
 
@@ -140,25 +129,6 @@ cast_vec_kernel(typename Op::dst_t *__restrict__ dst,
 
 /* ---- launchers ---------------------------------------------------------- */
 
-/* Blocks for `work` independent items on the current device: enough to
- * cover them, capped at CAST_BLOCKS_PER_SM per SM, at least 1. */
-static tc_status cast_grid(int64_t work, unsigned *grid)
-{
-    tc_status st = TC_OK;
-    int dev = 0, sms = 0;
-    int64_t blocks = (work + CAST_BLOCK - 1) / CAST_BLOCK;
-    CAST_CUDA_TRY(cudaGetDevice(&dev));
-    CAST_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    if (sms < 1)
-        sms = 1;
-    if (blocks > (int64_t)sms * CAST_BLOCKS_PER_SM)
-        blocks = (int64_t)sms * CAST_BLOCKS_PER_SM;
-    if (blocks < 1)
-        blocks = 1;
-    *grid = (unsigned)blocks;
-done:
-    return st;
-}
 
 /* Launch Op over n elements on s: the vectorised kernel when both pointers
  * are aligned for it, else the scalar one; check the launch (A10). */
@@ -171,14 +141,17 @@ static tc_status cast_launch(void *dst, const void *src, int64_t n, cudaStream_t
     unsigned grid = 0;
     const bool vec = (uintptr_t)src % (CAST_VEC * sizeof(S)) == 0 &&
                      (uintptr_t)dst % (CAST_VEC * sizeof(D)) == 0;
-    st = cast_grid(vec ? n / CAST_VEC : n, &grid);
+    {
+        const int64_t work = vec ? n / CAST_VEC : n;
+        st = tc_cuda_capped_grid((work + CAST_BLOCK - 1) / CAST_BLOCK, CAST_BLOCKS_PER_SM, &grid);
+    }
     if (st != TC_OK)
         goto done;
     if (vec)
         cast_vec_kernel<Op><<<grid, CAST_BLOCK, 0, s>>>((D *)dst, (const S *)src, n);
     else
         cast_scalar_kernel<Op><<<grid, CAST_BLOCK, 0, s>>>((D *)dst, (const S *)src, n);
-    CAST_CUDA_TRY(cudaGetLastError());
+    TC_CUDA_TRY(cudaGetLastError());
 done:
     return st;
 }
@@ -223,7 +196,7 @@ extern "C" tc_status tc_cast_cuda(void *dst, tc_dtype ddt, const void *src, tc_d
 
     if (sdt == ddt) {
         if (dst != src)
-            CAST_CUDA_TRY(cudaMemcpyAsync(dst, src, n * (tc_dtype_bits(sdt) / 8),
+            TC_CUDA_TRY(cudaMemcpyAsync(dst, src, n * (tc_dtype_bits(sdt) / 8),
                                           cudaMemcpyDeviceToDevice, s));
         goto done;
     }

@@ -71,13 +71,14 @@
 
 /* The project headers have no extern "C" guards of their own. */
 extern "C" {
-#include "fp_bits.cuh"
 #include "trtconv/dtype.h"
 #include "trtconv/log.h"
 #include "trtconv/status.h"
 #include "trtconv/woq.h"
 }
 #include "trtconv/woq_cuda.h"
+#include "cuda_util.cuh"
+#include "fp_bits.cuh"
 
 /* Threads per block (8 warps; woq_kernel: one row group per warp at a time). */
 #define WOQ_BLOCK 256
@@ -86,18 +87,6 @@ extern "C" {
  * with 256 threads; the rest queue behind them and balance the tail). */
 #define WOQ_BLOCKS_PER_SM 32
 
-/* Evaluate a CUDA runtime call once; on failure log file:line, the call and
- * CUDA's own name and message, set st and leave through `done` (A4, A5). */
-#define WOQ_CUDA_TRY(call)                                                    \
-    do {                                                                      \
-        cudaError_t e_ = (call);                                              \
-        if (e_ != cudaSuccess) {                                              \
-            st = tc_fail(TC_E_INTERNAL, "%s:%d %s: %s: %s (%s)", __FILE__,    \
-                         __LINE__, __func__, #call, cudaGetErrorString(e_),   \
-                         cudaGetErrorName(e_));                               \
-            goto done;                                                        \
-        }                                                                     \
-    } while (0)
 
 #define WOQ_HD static __host__ __device__ __forceinline__
 /* #pragma unroll inside __host__ __device__ code, silent in the host pass. */
@@ -649,25 +638,6 @@ woq_stage_kernel(const typename In::raw *__restrict__ w, int64_t rows, int64_t k
 
 /* ---- launcher ----------------------------------------------------------- */
 
-/* Blocks for ngroups warps of work: enough to cover them, capped at
- * WOQ_BLOCKS_PER_SM per SM, at least 1. */
-static tc_status woq_grid(int64_t ngroups, unsigned *grid)
-{
-    tc_status st = TC_OK;
-    int dev = 0, sms = 0;
-    int64_t blocks = (ngroups + WOQ_WARPS - 1) / WOQ_WARPS;
-    WOQ_CUDA_TRY(cudaGetDevice(&dev));
-    WOQ_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    if (sms < 1)
-        sms = 1;
-    if (blocks > (int64_t)sms * WOQ_BLOCKS_PER_SM)
-        blocks = (int64_t)sms * WOQ_BLOCKS_PER_SM;
-    if (blocks < 1)
-        blocks = 1;
-    *grid = (unsigned)blocks;
-done:
-    return st;
-}
 
 template <class In, int BITS, int LAYOUT>
 static tc_status woq_launch(const void *w, int64_t rows, int64_t k, uint8_t *out, void *scales,
@@ -686,31 +656,31 @@ static tc_status woq_launch(const void *w, int64_t rows, int64_t k, uint8_t *out
         woq_tile t;
         size_t smem;
         int64_t ntiles;
-        WOQ_CUDA_TRY(cudaGetDevice(&dev));
-        WOQ_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        TC_CUDA_TRY(cudaGetDevice(&dev));
+        TC_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
         /* Room for rmax[] (static shared memory) under the opt-in limit. */
         smem = woq_tile_plan<In, BITS, LAYOUT>(
             k, optin > 1024 ? (size_t)optin - 1024 : 0, &t);
         if (smem > 0) {
             if (smem > 48 * 1024)
-                WOQ_CUDA_TRY(cudaFuncSetAttribute(woq_stage_kernel<In, BITS, LAYOUT>,
+                TC_CUDA_TRY(cudaFuncSetAttribute(woq_stage_kernel<In, BITS, LAYOUT>,
                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                   (int)smem));
             ntiles = (rows + t.rb - 1) / t.rb;
             grid = ntiles < (1 << 30) ? (unsigned)ntiles : (1u << 30);
             woq_stage_kernel<In, BITS, LAYOUT><<<grid, WOQ_BLOCK, smem, s>>>(
                 (const R *)w, rows, k, out, (R *)scales, t, vec_out);
-            WOQ_CUDA_TRY(cudaGetLastError());
+            TC_CUDA_TRY(cudaGetLastError());
             goto done;
         }
     }
     /* Fallback: unaligned input, or a row group too large to stage. */
-    st = woq_grid(ngroups, &grid);
+    st = tc_cuda_capped_grid((ngroups + WOQ_WARPS - 1) / WOQ_WARPS, WOQ_BLOCKS_PER_SM, &grid);
     if (st != TC_OK)
         goto done;
     woq_kernel<In, BITS, LAYOUT><<<grid, WOQ_BLOCK, 0, s>>>((const R *)w, ngroups, k, out,
                                                             (R *)scales, vec_in, vec_out);
-    WOQ_CUDA_TRY(cudaGetLastError());
+    TC_CUDA_TRY(cudaGetLastError());
 done:
     return st;
 }

@@ -33,6 +33,7 @@
 #include "trtconv/dtype.h"
 #include "trtconv/kernels.h"
 #include "trtconv/log.h"
+#include "gpu_check.h"
 
 #define SKIP_CODE 77
 /* Guard elements after each destination range. */
@@ -47,34 +48,7 @@
 #define BENCH_WARMUP 2
 #define BENCH_ITERS 20
 
-static int g_passed, g_failed;
-
-/* ---- results ------------------------------------------------------------ */
-
-static void result(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void result(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (ok)
-        g_passed++;
-    else
-        g_failed++;
-    fflush(stdout);
-}
-
-/* Print a CUDA error and return 0, or return 1 on success. */
-static int cuda_ok(cudaError_t e, const char *what)
-{
-    if (e == cudaSuccess)
-        return 1;
-    printf("  CUDA error in %s: %s (%s)\n", what, cudaGetErrorString(e), cudaGetErrorName(e));
-    return 0;
-}
+/* result(), cuda_ok(), g_passed, g_failed */
 
 /* ---- random bit patterns ------------------------------------------------ */
 

@@ -47,6 +47,7 @@
 #include "trtconv/log.h"
 #include "trtconv/woq.h"
 #include "trtconv/woq_cuda.h"
+#include "gpu_check.h"
 
 #define SKIP_CODE 77
 /* Guard bytes after each device buffer, and their fill pattern. */
@@ -64,34 +65,7 @@
 #define PIPE_ROWS 1024
 #define PIPE_STREAMS 3
 
-static int g_passed, g_failed;
-
-/* ---- results ------------------------------------------------------------ */
-
-static void result(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void result(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (ok)
-        g_passed++;
-    else
-        g_failed++;
-    fflush(stdout);
-}
-
-/* Print a CUDA error and return 0, or return 1 on success. */
-static int cuda_ok(cudaError_t e, const char *what)
-{
-    if (e == cudaSuccess)
-        return 1;
-    printf("  CUDA error in %s: %s (%s)\n", what, cudaGetErrorString(e), cudaGetErrorName(e));
-    return 0;
-}
+/* result(), cuda_ok(), g_passed, g_failed */
 
 static double now_s(void)
 {
