@@ -115,33 +115,15 @@ static tc_status write_file_atomic(const char *dir, const char *name, const char
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return tc_fail(TC_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return tc_fail(TC_E_IO, "%s: write failed: %s", tmp, strerror(e));
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        int e = errno;
+    tc_status st = tc_pwrite_all(fd, tmp, text, strlen(text), 0);
+    if (st != TC_OK) {
         close(fd);
         unlink(tmp);
-        return tc_fail(TC_E_IO, "%s: fsync failed: %s", tmp, strerror(e));
+        return st;
     }
-    if (close(fd) != 0) {
-        unlink(tmp);
-        return tc_fail(TC_E_IO, "%s: close failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, final) != 0) {
-        unlink(tmp);
-        return tc_fail(TC_E_IO, "%s: rename failed: %s", final, strerror(errno));
-    }
+    st = tc_file_publish(fd, tmp, final);
+    if (st != TC_OK)
+        return st;
     return fsync_dir(dir);
 }
 

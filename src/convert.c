@@ -29,7 +29,7 @@ static char *join_path(const char *dir, const char *name)
     return p;
 }
 
-static tc_status pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off)
+tc_status tc_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off)
 {
     const char *p = buf;
     while (n > 0) {
@@ -106,7 +106,7 @@ tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
             goto done;
         }
     }
-    st = pwrite_all(out->fd, out->tmp_path, prefix, prefix_len, 0);
+    st = tc_pwrite_all(out->fd, out->tmp_path, prefix, prefix_len, 0);
 done:
     free(prefix);
     free(desc);
@@ -130,27 +130,27 @@ void tc_cell_discard(tc_cell_output *out)
     out->offsets = NULL;
 }
 
-tc_status tc_cell_commit(tc_cell_output *out)
+tc_status tc_file_publish(int fd, const char *tmp_path, const char *final_path)
 {
     tc_status st = TC_OK;
-    if (fsync(out->fd) != 0) {
-        st = tc_fail(TC_E_IO, "%s: fsync failed: %s", out->tmp_path, strerror(errno));
-        goto done;
-    }
-    int fd = out->fd;
-    out->fd = -1;
-    if (close(fd) != 0) {
-        st = tc_fail(TC_E_IO, "%s: close failed: %s", out->tmp_path, strerror(errno));
-        unlink(out->tmp_path);
-        goto done;
-    }
-    if (rename(out->tmp_path, out->final_path) != 0) {
-        st = tc_fail(TC_E_IO, "%s: rename to %s failed: %s", out->tmp_path, out->final_path,
+    if (fsync(fd) != 0) {
+        st = tc_fail(TC_E_IO, "%s: fsync failed: %s", tmp_path, strerror(errno));
+        close(fd);
+    } else if (close(fd) != 0) {
+        st = tc_fail(TC_E_IO, "%s: close failed: %s", tmp_path, strerror(errno));
+    } else if (rename(tmp_path, final_path) != 0) {
+        st = tc_fail(TC_E_IO, "%s: rename to %s failed: %s", tmp_path, final_path,
                      strerror(errno));
-        unlink(out->tmp_path);
-        goto done;
     }
-done:
+    if (st != TC_OK)
+        unlink(tmp_path);
+    return st;
+}
+
+tc_status tc_cell_commit(tc_cell_output *out)
+{
+    tc_status st = tc_file_publish(out->fd, out->tmp_path, out->final_path);
+    out->fd = -1; /* closed, and the partial file is gone on failure */
     tc_cell_discard(out);
     return st;
 }
@@ -381,7 +381,7 @@ static void *worker_main(void *arg)
             if (st == TC_OK)
                 st = tc_woq_scales_rows(dst, t->slice_dtype, r, K, t->woq_bits, qbuf);
             if (st == TC_OK)
-                st = pwrite_all(c->fd, c->tmp_path, qbuf, (size_t)r * es,
+                st = tc_pwrite_all(c->fd, c->tmp_path, qbuf, (size_t)r * es,
                                 c->offsets[t->scale_index] + (uint64_t)w->row0 * es);
             const uint8_t *src8 = dst;
             uint8_t *tr = scratch;
@@ -390,7 +390,7 @@ static void *worker_main(void *arg)
                     memcpy(tr + ((size_t)k * (size_t)r + (size_t)j) * es,
                            src8 + ((size_t)j * (size_t)K + (size_t)k) * es, es);
             for (int64_t k = 0; st == TC_OK && k < K; k++)
-                st = pwrite_all(c->fd, c->tmp_path, tr + (size_t)k * (size_t)r * es, (size_t)r * es,
+                st = tc_pwrite_all(c->fd, c->tmp_path, tr + (size_t)k * (size_t)r * es, (size_t)r * es,
                                 c->offsets[w->tensor] + ((uint64_t)k * (uint64_t)N + (uint64_t)w->row0) * es);
             nbytes = (size_t)r * (size_t)K * es + (size_t)r * es;
             if (st != TC_OK) {
@@ -413,7 +413,7 @@ static void *worker_main(void *arg)
                 st = tc_woq_quantize_rows(dst, t->slice_dtype, w->rows, t->cols, t->woq_bits,
                                           c->plan->target_sm, w->row0, qbuf, scales);
             if (st == TC_OK)
-                st = pwrite_all(c->fd, c->tmp_path, scales, (size_t)w->rows * ses,
+                st = tc_pwrite_all(c->fd, c->tmp_path, scales, (size_t)w->rows * ses,
                                 c->offsets[t->scale_index] + (uint64_t)w->row0 * ses);
             data = qbuf;
         } else {
@@ -422,7 +422,7 @@ static void *worker_main(void *arg)
             off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * oes;
         }
         if (st == TC_OK)
-            st = pwrite_all(c->fd, c->tmp_path, data, nbytes, off);
+            st = tc_pwrite_all(c->fd, c->tmp_path, data, nbytes, off);
         if (st != TC_OK) {
             job_record_error(job, st);
             break;

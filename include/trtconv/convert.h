@@ -33,6 +33,16 @@ typedef struct tc_cell_output {
     uint64_t *offsets;        /* owned; file offset of plan->tensors[i] */
 } tc_cell_output;
 
+/* Write n bytes of buf at offset off of fd, retrying short writes and
+ * EINTR. Errors (TC_E_IO) name path, the size and the offset. Thread-safe. */
+tc_status tc_pwrite_all(int fd, const char *path, const void *buf, size_t n, uint64_t off);
+
+/* Make a fully written temporary file durable and visible: fsync, close,
+ * rename tmp_path to final_path. fd is closed in every case; on failure
+ * (TC_E_IO, naming the file and step) tmp_path is removed. The caller
+ * fsyncs the directory afterwards. */
+tc_status tc_file_publish(int fd, const char *tmp_path, const char *final_path);
+
 /* Create the partial file of plan's cell in dir, reserve file_size bytes and
  * write the header. On TC_OK out must be finished with tc_cell_commit or
  * tc_cell_discard. */

@@ -13,6 +13,7 @@
 #include "trtconv/log.h"
 #include "trtconv/safetensors.h"
 #include "trtconv/st_writer.h"
+#include "test_tmpdir.h"
 
 static char g_dir[512]; /* per-run temporary directory (mkdtemp) */
 
@@ -313,36 +314,15 @@ static Suite *writer_suite(void)
     return s;
 }
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL) {
-        char p[1024];
-        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
-            continue;
-        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, ent->d_name) < sizeof p)
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    int r = snprintf(g_dir, sizeof g_dir, "%s/trtconv_test_stw_XXXXXX",
-                     tmp && *tmp ? tmp : "/tmp");
-    if (r < 0 || (size_t)r >= sizeof g_dir || !mkdtemp(g_dir)) {
-        fprintf(stderr, "cannot create a temporary directory\n");
+    if (test_tmpdir_create(g_dir, sizeof g_dir, "stw") != 0)
         return 1;
-    }
     SRunner *sr = srunner_create(writer_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failures = srunner_ntests_failed(sr);
     srunner_free(sr);
-    remove_dir(g_dir);
+    test_tmpdir_remove(g_dir);
     return failures ? 1 : 0;
 }
