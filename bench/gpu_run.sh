@@ -9,20 +9,7 @@
 #      benchmark (bench/bench_woq.sh).
 # Logs go to $OUT (or ./gpu-run-logs).
 set -uo pipefail
-OUT=${OUT:-$(pwd)/gpu-run-logs}
-mkdir -p "$OUT"
-P=/tmp/trtconv-deps
-for f in .carry/debs/*.deb; do dpkg -x "$f" "$P"; done
-export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
-export LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-{
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-    nproc; free -g; mpirun --version | head -1; cmake --version | head -1
-} >"$OUT/machine.txt" 2>&1
-cmake -S . -B build-gpu -DTRTCONV_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
-    -DTRTCONV_WERROR=ON -DTRTCONV_GOLDEN_DIR="$(pwd)/.carry/golden" >"$OUT/build.log" 2>&1 &&
-    cmake --build build-gpu -j"$(nproc)" >>"$OUT/build.log" 2>&1 || { echo "build failed"; tail -30 "$OUT/build.log"; exit 1; }
+. "$(dirname "$0")/gpu_setup.sh"
 (cd build-gpu && ctest -j8 --output-on-failure -E cuda_woq) >"$OUT/ctest.log" 2>&1
 echo "ctest rc=$?"; grep -E "tests passed|Failed|Skipped|Not Run" "$OUT/ctest.log"
 build-gpu/tests/test_cast >"$OUT/test_cast.log" 2>&1

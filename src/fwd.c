@@ -1,0 +1,682 @@
+/* fwd.c: the distributed forward pass engine (see fwd.h): weights from the
+ * cell plan, micro-batch loop, tensor/pipeline/data-parallel communication.
+ * The arithmetic lives in the backends (fwd_backend.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "trtconv/fwd.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "fwd_backend.h"
+#include "trtconv/coll.h"
+#include "trtconv/convert.h"
+#include "trtconv/jsonutil.h"
+#include "trtconv/log.h"
+#include "trtconv/plan.h"
+
+/* Weights are read and uploaded in pieces of at most this many bytes, so the
+ * host holds one piece at a time whatever the tensor size. */
+#define FWD_LOAD_CHUNK (16u << 20)
+
+typedef struct layer_weights {
+    void *in_norm, *post_norm;
+    void *qkv, *qkv_bias;
+    void *dense, *dense_bias;
+    void *fc, *gate, *proj;
+} layer_weights;
+
+struct tc_fwd_engine {
+    const tc_comm *comm;
+    const tc_hf_config *cfg;
+    tc_dtype dt;
+    size_t es;                     /* bytes per activation element */
+    int dp, tp, pp, dp_rank, tp_rank, pp_rank;
+    int64_t layer0, n_layers;
+    int64_t H, inter, vocab, vocab_local, qkv_width;
+    fwd_attn attn;
+    float eps;
+    fwd_backend *be;
+    const fwd_ops *ops;
+    tc_coll tp_c, pp_c, dp_c;
+    tc_plan *plan;
+
+    /* weights, backend form */
+    void *embed;
+    int64_t emb_row0, emb_rows, emb_col0, emb_cols;
+    bool emb_split;
+    layer_weights *layers;
+    void *ln_f, *lm_head;
+    bool lm_head_shared;
+
+    /* activations */
+    int64_t max_tokens, max_len;
+    void *h, *x, *qkv, *q, *k, *v, *o, *g, *u, *a, *logits;
+    float *p32, *red;
+    int32_t *d_meta;               /* ids | pos | seq_start | seq_len, 4 * max_tokens */
+    float *d_rope;                 /* cos | sin, 2 * max_len * d/2 */
+    int32_t *h_meta;
+    float *h_rope;
+    float *d_report;               /* f32 copy for sinks */
+    float *h_report;
+    size_t report_elems;
+
+    uint64_t weight_bytes;
+    double load_seconds;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#define TRY(x)                      \
+    do {                            \
+        tc_status st_ = (x);        \
+        if (st_ != TC_OK)           \
+            return st_;             \
+    } while (0)
+
+/* ---- RoPE (transformers' modeling_rope_utils, float32) ---- */
+
+static const cJSON *rope_get(const tc_hf_config *cfg, const char *key)
+{
+    return cfg->rope_scaling ? tc_json_get(cfg->rope_scaling, key) : NULL;
+}
+
+static const char *rope_kind(const tc_hf_config *cfg)
+{
+    const cJSON *t = rope_get(cfg, "rope_type");
+    if (!t)
+        t = rope_get(cfg, "type");
+    return cJSON_IsString(t) ? t->valuestring : "default";
+}
+
+static double rope_num(const tc_hf_config *cfg, const char *key, double dflt)
+{
+    const cJSON *v = rope_get(cfg, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+tc_status tc_fwd_rope_check(const tc_hf_config *cfg)
+{
+    const char *k = rope_kind(cfg);
+    if (cfg->head_dim % 2 != 0)
+        return tc_fail(TC_E_INPUT, "head_dim = %lld must be even for rotary embedding",
+                       (long long)cfg->head_dim);
+    if (!strcmp(k, "default"))
+        return TC_OK;
+    if (strcmp(k, "linear") && strcmp(k, "dynamic") && strcmp(k, "llama3"))
+        return tc_fail(TC_E_INPUT,
+                       "rope_scaling type \"%s\" is not supported by the forward pass "
+                       "(supported: default, linear, dynamic, llama3)", k);
+    double f = rope_num(cfg, "factor", NAN);
+    if (!(f > 0.0))
+        return tc_fail(TC_E_INPUT, "rope_scaling \"%s\" needs a positive \"factor\"", k);
+    if (!strcmp(k, "llama3")) {
+        double lo = rope_num(cfg, "low_freq_factor", NAN), hi = rope_num(cfg, "high_freq_factor", NAN);
+        double om = rope_num(cfg, "original_max_position_embeddings", NAN);
+        if (!(lo > 0.0) || !(hi > lo) || !(om > 0.0))
+            return tc_fail(TC_E_INPUT, "rope_scaling llama3 needs low_freq_factor > 0, "
+                           "high_freq_factor > low_freq_factor and original_max_position_embeddings");
+    }
+    return TC_OK;
+}
+
+void tc_fwd_rope_inv_freq(const tc_hf_config *cfg, int64_t seq_len, float *inv_freq,
+                          float *attention_scaling)
+{
+    const int64_t dim = cfg->head_dim, half = dim / 2;
+    const char *kind = rope_kind(cfg);
+    float base = (float)cfg->rope_theta;
+    *attention_scaling = 1.0f;
+    if (!strcmp(kind, "dynamic")) {
+        /* Frequencies grow once the batch is longer than the trained
+         * context: base * ((f * L / max_pos) - (f - 1)) ^ (dim / (dim - 2)). */
+        const float f = (float)rope_num(cfg, "factor", 1.0);
+        const float mp = (float)cfg->max_position_embeddings;
+        if ((float)seq_len > mp) {
+            float grow = f * (float)seq_len / mp - (f - 1.0f);
+            base = (float)cfg->rope_theta * powf(grow, (float)dim / (float)(dim - 2));
+        }
+    }
+    for (int64_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)dim;
+        inv_freq[i] = 1.0f / powf(base, e);
+    }
+    if (!strcmp(kind, "linear")) {
+        const float f = (float)rope_num(cfg, "factor", 1.0);
+        for (int64_t i = 0; i < half; i++)
+            inv_freq[i] /= f;
+    } else if (!strcmp(kind, "llama3")) {
+        const float f = (float)rope_num(cfg, "factor", 1.0);
+        const float lo = (float)rope_num(cfg, "low_freq_factor", 1.0);
+        const float hi = (float)rope_num(cfg, "high_freq_factor", 4.0);
+        const float old = (float)rope_num(cfg, "original_max_position_embeddings", 8192.0);
+        const float lo_wl = old / lo, hi_wl = old / hi;
+        const float pi = 3.14159265358979323846f;
+        for (int64_t i = 0; i < half; i++) {
+            const float inv = inv_freq[i];
+            const float wl = 2.0f * pi / inv;
+            float v = wl > lo_wl ? inv / f : inv;
+            if (!(wl < hi_wl) && !(wl > lo_wl)) {
+                const float smooth = (old / wl - lo) / (hi - lo);
+                v = (1.0f - smooth) * v / f + smooth * v;
+            }
+            inv_freq[i] = v;
+        }
+    }
+}
+
+/* cos/sin tables [len, d/2] of the rounded values torch keeps in dtype. */
+static void rope_tables(const tc_fwd_engine *e, int64_t len, float *cosv, float *sinv)
+{
+    const int64_t half = e->attn.head_dim / 2;
+    float inv[1024];
+    float scaling;
+    tc_fwd_rope_inv_freq(e->cfg, len, inv, &scaling);
+    for (int64_t p = 0; p < len; p++)
+        for (int64_t i = 0; i < half; i++) {
+            const float fr = inv[i] * (float)p;
+            float c = (float)cos((double)fr) * scaling, s = (float)sin((double)fr) * scaling;
+            uint16_t hc, hs;
+            switch (e->dt) {
+            case TC_DT_F16:
+                hc = tc_f32_to_f16(c), hs = tc_f32_to_f16(s);
+                c = tc_f16_to_f32(hc), s = tc_f16_to_f32(hs);
+                break;
+            case TC_DT_BF16:
+                hc = tc_f32_to_bf16(c), hs = tc_f32_to_bf16(s);
+                c = tc_bf16_to_f32(hc), s = tc_bf16_to_f32(hs);
+                break;
+            default:
+                break;
+            }
+            cosv[p * half + i] = c;
+            sinv[p * half + i] = s;
+        }
+}
+
+/* ---- batches ---- */
+
+int64_t tc_fwd_batch_count(const tc_token_set *t, int64_t batch_size)
+{
+    return ((int64_t)t->n_seqs + batch_size - 1) / batch_size;
+}
+
+int64_t tc_fwd_max_batch_tokens(const tc_token_set *t, int64_t batch_size)
+{
+    int64_t best = 0;
+    for (size_t s = 0; s < t->n_seqs; s += (size_t)batch_size) {
+        size_t end = s + (size_t)batch_size < t->n_seqs ? s + (size_t)batch_size : t->n_seqs;
+        int64_t n = t->offsets[end] - t->offsets[s];
+        if (n > best)
+            best = n;
+    }
+    return best;
+}
+
+/* ---- weights ---- */
+
+static const tc_plan_tensor *plan_find(const tc_plan *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_tensors; i++)
+        if (!strcmp(p->tensors[i].name, name))
+            return &p->tensors[i];
+    return NULL;
+}
+
+/* Read plan tensor `name` (once, in row chunks) into backend memory. A
+ * missing optional tensor gives *out = NULL. */
+static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, void **out,
+                             int64_t *rows, int64_t *cols)
+{
+    *out = NULL;
+    const tc_plan_tensor *t = plan_find(e->plan, name);
+    if (!t) {
+        if (optional)
+            return TC_OK;
+        return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor %s", name);
+    }
+    if (rows)
+        *rows = t->rows;
+    if (cols)
+        *cols = t->cols;
+    const size_t n = (size_t)t->rows * (size_t)t->cols;
+    const size_t row_bytes = (size_t)t->cols * e->es;
+    int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_bytes ? row_bytes : 1));
+    if (chunk_rows < 1)
+        chunk_rows = 1;
+    if (chunk_rows > t->rows)
+        chunk_rows = t->rows;
+    void *host = malloc((size_t)chunk_rows * row_bytes + 1);
+    float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
+    tc_status st = host && scratch ? TC_OK
+                                   : tc_fail(TC_E_INTERNAL, "out of memory loading %s", name);
+    const size_t wes = e->ops->weight_elem_bytes(e->dt);
+    if (st == TC_OK)
+        st = e->ops->alloc(e->be, n * wes, out);
+    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
+        int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
+        st = tc_convert_rows(t, r, nr, host, scratch);
+        if (st == TC_OK)
+            st = e->ops->upload_weight(e->be, *out, (size_t)r * (size_t)t->cols, host, e->dt,
+                                       (size_t)nr * (size_t)t->cols);
+    }
+    free(host);
+    free(scratch);
+    if (st != TC_OK) {
+        if (*out)
+            e->ops->release(e->be, *out);
+        *out = NULL;
+        return st;
+    }
+    e->weight_bytes += n * e->es;
+    return TC_OK;
+}
+
+static tc_status load_weights(tc_fwd_engine *e, const tc_opts *o)
+{
+    char name[160];
+    if (e->pp_rank == 0) {
+        int64_t rows, cols;
+        TRY(load_tensor(e, "transformer.vocab_embedding.weight", false, &e->embed, &rows, &cols));
+        e->emb_rows = rows;
+        e->emb_cols = cols;
+        e->emb_split = o->use_parallel_embedding && e->tp > 1;
+        if (e->emb_split && o->embedding_sharding_dim == 0)
+            e->emb_row0 = (int64_t)e->tp_rank * rows;
+        else if (e->emb_split)
+            e->emb_col0 = (int64_t)e->tp_rank * cols;
+    }
+    e->layers = calloc((size_t)e->n_layers, sizeof *e->layers);
+    if (!e->layers)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        layer_weights *w = &e->layers[i];
+#define LOAD(field, suffix, opt)                                                       \
+    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)i, suffix); \
+    TRY(load_tensor(e, name, opt, &w->field, NULL, NULL))
+        LOAD(in_norm, "input_layernorm.weight", false);
+        LOAD(qkv, "attention.qkv.weight", false);
+        LOAD(qkv_bias, "attention.qkv.bias", true);
+        LOAD(dense, "attention.dense.weight", false);
+        LOAD(dense_bias, "attention.dense.bias", true);
+        LOAD(post_norm, "post_layernorm.weight", false);
+        LOAD(fc, "mlp.fc.weight", false);
+        LOAD(gate, "mlp.gate.weight", false);
+        LOAD(proj, "mlp.proj.weight", false);
+#undef LOAD
+    }
+    if (e->pp_rank == e->pp - 1) {
+        TRY(load_tensor(e, "transformer.ln_f.weight", false, &e->ln_f, NULL, NULL));
+        int64_t rows = 0;
+        TRY(load_tensor(e, "lm_head.weight", true, &e->lm_head, &rows, NULL));
+        if (!e->lm_head) {
+            /* --use_embedding_sharing: lm_head is the row-split embedding. */
+            e->lm_head = e->embed;
+            e->lm_head_shared = true;
+            rows = e->emb_rows;
+        }
+        e->vocab_local = rows;
+    }
+    return TC_OK;
+}
+
+/* ---- engine ---- */
+
+static tc_status alloc_act(tc_fwd_engine *e, void **p, size_t elems, size_t es)
+{
+    return e->ops->alloc(e->be, elems * es, p);
+}
+
+static tc_status alloc_activations(tc_fwd_engine *e)
+{
+    const size_t T = (size_t)e->max_tokens, es = e->es;
+    const size_t nh = (size_t)e->attn.heads, nkv = (size_t)e->attn.kv_heads, d = (size_t)e->attn.head_dim;
+    TRY(alloc_act(e, &e->h, T * (size_t)e->H, es));
+    TRY(alloc_act(e, &e->x, T * (size_t)e->H, es));
+    TRY(alloc_act(e, &e->qkv, T * (size_t)e->qkv_width, es));
+    TRY(alloc_act(e, &e->q, T * nh * d, es));
+    TRY(alloc_act(e, &e->k, T * nkv * d, es));
+    TRY(alloc_act(e, &e->v, T * nkv * d, es));
+    TRY(alloc_act(e, &e->o, T * nh * d, es));
+    TRY(alloc_act(e, &e->g, T * (size_t)e->inter, es));
+    TRY(alloc_act(e, &e->u, T * (size_t)e->inter, es));
+    TRY(alloc_act(e, &e->a, T * (size_t)e->inter, es));
+    TRY(alloc_act(e, (void **)&e->p32, T * (size_t)e->H, sizeof(float)));
+    if (e->tp > 1)
+        TRY(alloc_act(e, (void **)&e->red, (size_t)e->tp * T * (size_t)e->H, sizeof(float)));
+    if (e->pp_rank == e->pp - 1)
+        TRY(alloc_act(e, &e->logits, T * (size_t)e->vocab_local, es));
+    TRY(alloc_act(e, (void **)&e->d_meta, 4 * T, sizeof(int32_t)));
+    const size_t rope = 2 * (size_t)e->max_len * (d / 2);
+    TRY(alloc_act(e, (void **)&e->d_rope, rope, sizeof(float)));
+    e->h_meta = malloc(4 * T * sizeof(int32_t));
+    e->h_rope = malloc(rope * sizeof(float));
+    if (!e->h_meta || !e->h_rope)
+        return tc_fail(TC_E_INTERNAL, "out of host memory for batch metadata");
+    return TC_OK;
+}
+
+tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
+{
+    *out = NULL;
+    const tc_hf_config *cfg = &s->model->cfg;
+    const tc_opts *o = s->opts;
+    tc_fwd_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    e->comm = s->comm;
+    e->cfg = cfg;
+    e->dt = s->dtype;
+    e->es = tc_dtype_bits(s->dtype) / 8;
+    e->tp = (int)o->tp_size;
+    e->pp = (int)o->pp_size;
+    const int cells = e->tp * e->pp;
+    tc_status st = TC_OK;
+    if (s->comm->size % cells != 0)
+        st = tc_fail(TC_E_USAGE,
+                     "the number of ranks (%d) must be a multiple of tp_size x pp_size = %d "
+                     "(the rest is data parallelism)", s->comm->size, cells);
+    if (st == TC_OK && s->dtype != TC_DT_F16 && s->dtype != TC_DT_BF16 && s->dtype != TC_DT_F32)
+        st = tc_fail(TC_E_USAGE, "the forward pass runs in float16, bfloat16 or float32");
+    if (st == TC_OK && cfg->head_dim / 2 > 1024)
+        st = tc_fail(TC_E_INPUT, "head_dim = %lld is larger than supported (2048)",
+                     (long long)cfg->head_dim);
+    if (st == TC_OK)
+        st = tc_fwd_rope_check(cfg);
+    if (st == TC_OK && strcmp(cfg->hidden_act, "silu") != 0)
+        st = tc_fail(TC_E_INPUT, "hidden_act \"%s\" is not supported by the forward pass (silu)",
+                     cfg->hidden_act);
+    if (st == TC_OK)
+        st = tc_plan_check_model(cfg, o);
+    if (st != TC_OK) {
+        free(e);
+        return st;
+    }
+    e->dp = s->comm->size / cells;
+    e->dp_rank = s->comm->rank / cells;
+    e->pp_rank = (s->comm->rank % cells) / e->tp;
+    e->tp_rank = s->comm->rank % e->tp;
+    e->n_layers = cfg->num_hidden_layers / e->pp;
+    e->layer0 = (int64_t)e->pp_rank * e->n_layers;
+    e->H = cfg->hidden_size;
+    e->vocab = cfg->vocab_size;
+    e->inter = cfg->intermediate_size / e->tp;
+    e->attn.heads = cfg->num_attention_heads / e->tp;
+    e->attn.kv_heads = cfg->num_key_value_heads >= e->tp ? cfg->num_key_value_heads / e->tp : 1;
+    e->attn.head_dim = cfg->head_dim;
+    e->attn.scale = (float)(1.0 / sqrt((double)cfg->head_dim));
+    e->qkv_width = (e->attn.heads + 2 * e->attn.kv_heads) * cfg->head_dim;
+    e->eps = (float)cfg->rms_norm_eps;
+    e->max_tokens = s->max_batch_tokens > 0 ? s->max_batch_tokens : 1;
+    e->max_len = s->max_seq_len > 0 ? s->max_seq_len : 1;
+
+    const bool gpu = s->gpu && s->gpu->device >= 0;
+    if (gpu)
+        st = tc_fwd_gpu_backend(s->gpu, e->max_tokens, e->max_len, &e->attn, &e->be);
+    else
+        st = tc_fwd_cpu_backend(s->threads, e->max_tokens, e->max_len, &e->attn, &e->be);
+    if (st == TC_OK)
+        e->ops = e->be->ops;
+
+    /* Communicators, created by every rank in the same order. */
+    void *stream = st == TC_OK ? e->ops->stream(e->be) : NULL;
+    const tc_gpu_info *cg = gpu ? s->gpu : NULL;
+    const int me = s->comm->rank;
+    tc_status cst = tc_coll_create(s->comm->world, e->dp_rank * e->pp + e->pp_rank, me, cg, stream,
+                                   &e->tp_c);
+    if (cst == TC_OK)
+        cst = tc_coll_create(s->comm->world, e->dp_rank * e->tp + e->tp_rank, me, cg, stream, &e->pp_c);
+    if (cst == TC_OK)
+        cst = tc_coll_create(s->comm->world, e->pp_rank * e->tp + e->tp_rank, me, cg, stream, &e->dp_c);
+    if (st == TC_OK)
+        st = cst;
+
+    /* The cell's plan, without quantization: the slices a conversion reads. */
+    double t0 = now_s();
+    if (st == TC_OK) {
+        tc_opts po = *o;
+        po.use_weight_only = false;
+        po.woq_bits = 0;
+        st = tc_plan_build(s->model, &po, s->dtype, e->pp_rank * e->tp + e->tp_rank, &e->plan);
+    }
+    if (st == TC_OK)
+        st = load_weights(e, o);
+    if (st == TC_OK)
+        st = e->ops->sync(e->be);
+    e->load_seconds = now_s() - t0;
+    if (st == TC_OK)
+        st = alloc_activations(e);
+    if (st != TC_OK) {
+        tc_fwd_destroy(e);
+        return st;
+    }
+    *out = e;
+    return TC_OK;
+}
+
+void tc_fwd_destroy(tc_fwd_engine *e)
+{
+    if (!e)
+        return;
+    if (e->be) {
+        const fwd_ops *ops = e->be->ops;
+        fwd_backend *b = e->be;
+        ops->sync(b);
+        void *bufs[] = { e->h, e->x, e->qkv, e->q, e->k, e->v, e->o, e->g, e->u, e->a, e->logits,
+                         e->p32, e->red, e->d_meta, e->d_rope, e->d_report, e->embed, e->ln_f };
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            if (bufs[i])
+                ops->release(b, bufs[i]);
+        if (e->lm_head && !e->lm_head_shared)
+            ops->release(b, e->lm_head);
+        for (int64_t i = 0; e->layers && i < e->n_layers; i++) {
+            layer_weights *w = &e->layers[i];
+            void *ws[] = { w->in_norm, w->post_norm, w->qkv, w->qkv_bias, w->dense, w->dense_bias,
+                           w->fc, w->gate, w->proj };
+            for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
+                if (ws[j])
+                    ops->release(b, ws[j]);
+        }
+    }
+    tc_coll_free(&e->tp_c);
+    tc_coll_free(&e->pp_c);
+    tc_coll_free(&e->dp_c);
+    if (e->be)
+        e->be->ops->destroy(e->be);
+    free(e->layers);
+    free(e->h_meta);
+    free(e->h_rope);
+    free(e->h_report);
+    tc_plan_free(e->plan);
+    free(e);
+}
+
+void tc_fwd_get_layout(const tc_fwd_engine *e, tc_fwd_layout *out)
+{
+    out->dp = e->dp;
+    out->tp = e->tp;
+    out->pp = e->pp;
+    out->dp_rank = e->dp_rank;
+    out->tp_rank = e->tp_rank;
+    out->pp_rank = e->pp_rank;
+    out->layer0 = e->layer0;
+    out->n_layers = e->n_layers;
+    out->backend = e->ops->name;
+    out->coll_tp = tc_coll_backend_name(&e->tp_c);
+    out->coll_pp = tc_coll_backend_name(&e->pp_c);
+    out->coll_dp = tc_coll_backend_name(&e->dp_c);
+    out->weight_bytes = e->weight_bytes;
+    out->load_seconds = e->load_seconds;
+}
+
+/* ---- one micro-batch ---- */
+
+static tc_status setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
+                             int64_t *offsets, fwd_batch *bt)
+{
+    const int64_t base = t->offsets[s0];
+    const int64_t T = t->offsets[s1] - base;
+    int64_t max_len = 0;
+    for (size_t s = s0; s <= s1; s++)
+        offsets[s - s0] = t->offsets[s] - base;
+    /* ids | pos | seq_start | seq_len, each with stride max_tokens. */
+    const int64_t M = e->max_tokens;
+    int32_t *ids = e->h_meta, *pos = ids + M, *start = pos + M, *len = start + M;
+    for (size_t s = s0; s < s1; s++) {
+        const int64_t a = t->offsets[s] - base, b = t->offsets[s + 1] - base;
+        if (b - a > max_len)
+            max_len = b - a;
+        for (int64_t i = a; i < b; i++) {
+            ids[i] = t->ids[base + i];
+            pos[i] = (int32_t)(i - a);
+            start[i] = (int32_t)a;
+            len[i] = (int32_t)(b - a);
+        }
+    }
+    const int64_t half = e->attn.head_dim / 2;
+    rope_tables(e, max_len, e->h_rope, e->h_rope + max_len * half);
+    int32_t *d = e->d_meta;
+    TRY(e->ops->upload(e->be, d, e->h_meta, 4 * (size_t)M * sizeof(int32_t)));
+    TRY(e->ops->upload(e->be, e->d_rope, e->h_rope, 2 * (size_t)(max_len * half) * sizeof(float)));
+    bt->n_tokens = T;
+    bt->n_seqs = (int)(s1 - s0);
+    bt->max_len = max_len;
+    bt->h_offsets = offsets;
+    bt->ids = d;
+    bt->pos = d + e->max_tokens;
+    bt->seq_start = d + 2 * e->max_tokens;
+    bt->seq_len = d + 3 * e->max_tokens;
+    bt->cos = e->d_rope;
+    bt->sin = e->d_rope + max_len * half;
+    return TC_OK;
+}
+
+/* Hand a [rows, cols] activation (dtype, row stride `stride`) to the sink
+ * as float32, columns [c0, c0 + cols). */
+static tc_status report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
+                        const char *kind, int64_t layer, int64_t col0, const void *src,
+                        int64_t rows, int64_t stride, int64_t c0, int64_t cols)
+{
+    const size_t n = (size_t)(rows * stride);
+    if (n > e->report_elems) {
+        if (e->d_report)
+            e->ops->release(e->be, e->d_report);
+        e->d_report = NULL;
+        free(e->h_report);
+        e->h_report = malloc(n * sizeof(float));
+        e->report_elems = 0;
+        if (!e->h_report)
+            return tc_fail(TC_E_INTERNAL, "out of host memory for a forward report");
+        TRY(e->ops->alloc(e->be, n * sizeof(float), (void **)&e->d_report));
+        e->report_elems = n;
+    }
+    TRY(e->ops->to_f32(e->be, e->d_report, src, e->dt, n));
+    TRY(e->ops->download(e->be, e->h_report, e->d_report, n * sizeof(float)));
+    if (c0 != 0 || cols != stride)
+        for (int64_t r = 0; r < rows; r++)
+            memmove(e->h_report + r * cols, e->h_report + r * stride + c0, (size_t)cols * sizeof(float));
+    return sink(ctx, batch, kind, layer, col0, e->h_report, rows, cols);
+}
+
+static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
+{
+    if (e->tp == 1)
+        return TC_OK;
+    return tc_coll_allreduce_sum_f32(&e->tp_c, buf, n, e->red);
+}
+
+static tc_status run_layer(tc_fwd_engine *e, const layer_weights *w, const fwd_batch *bt)
+{
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    const int64_t T = bt->n_tokens, H = e->H;
+    const int64_t od = e->attn.heads * e->attn.head_dim;
+    TRY(ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
+    TRY(ops->linear(b, e->qkv, false, e->x, w->qkv, w->qkv_bias, e->dt, T, e->qkv_width, H));
+    TRY(ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
+    TRY(ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
+    TRY(ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
+    TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
+    TRY(ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
+    TRY(ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
+    TRY(ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
+    TRY(ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
+    TRY(ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
+    TRY(ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
+    TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
+    TRY(ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
+    return TC_OK;
+}
+
+static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch, size_t s0,
+                           size_t s1, int64_t *offsets, tc_fwd_sink sink, void *ctx)
+{
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    fwd_batch bt;
+    TRY(setup_batch(e, t, s0, s1, offsets, &bt));
+    const int64_t T = bt.n_tokens, H = e->H;
+    const bool reporter = sink && e->tp_rank == 0;
+    if (e->pp_rank == 0) {
+        TRY(ops->embed(b, e->p32, e->embed, e->dt, e->emb_row0, e->emb_rows, e->emb_col0,
+                       e->emb_cols, H, &bt));
+        if (e->emb_split)
+            TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
+        TRY(ops->round_f32(b, e->h, e->dt, e->p32, (size_t)(T * H)));
+        if (reporter)
+            TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
+    } else {
+        TRY(tc_coll_recv(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank - 1));
+    }
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        TRY(run_layer(e, &e->layers[i], &bt));
+        if (reporter)
+            TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
+    }
+    if (e->pp_rank < e->pp - 1)
+        return tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1);
+    TRY(ops->rmsnorm(b, e->x, e->h, e->ln_f, e->dt, T, H, e->eps));
+    if (reporter)
+        TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
+    TRY(ops->linear(b, e->logits, false, e->x, e->lm_head, NULL, e->dt, T, e->vocab_local, H));
+    if (sink) {
+        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+        int64_t valid = e->vocab - c0;
+        if (valid > e->vocab_local)
+            valid = e->vocab_local;
+        if (valid > 0)
+            TRY(report(e, sink, ctx, batch, "logits", -1, c0, e->logits, T, e->vocab_local, 0, valid));
+    }
+    return ops->sync(b);
+}
+
+tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch_size,
+                     tc_fwd_sink sink, void *sink_ctx)
+{
+    if (batch_size < 1)
+        return tc_fail(TC_E_USAGE, "batch size must be at least 1");
+    const int64_t nb = tc_fwd_batch_count(tokens, batch_size);
+    int64_t *offsets = malloc(((size_t)batch_size + 1) * sizeof *offsets);
+    if (!offsets)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_status st = TC_OK;
+    for (int64_t bi = e->dp_rank; st == TC_OK && bi < nb; bi += e->dp) {
+        size_t s0 = (size_t)(bi * batch_size);
+        size_t s1 = s0 + (size_t)batch_size < tokens->n_seqs ? s0 + (size_t)batch_size : tokens->n_seqs;
+        if (tokens->offsets[s1] - tokens->offsets[s0] > e->max_tokens) {
+            st = tc_fail(TC_E_INTERNAL, "micro-batch %lld holds more tokens than the engine was "
+                         "sized for", (long long)bi);
+            break;
+        }
+        st = run_batch(e, tokens, bi, s0, s1, offsets, sink, sink_ctx);
+    }
+    free(offsets);
+    return st;
+}
