@@ -265,23 +265,51 @@ __global__ void rope_split_kernel(void *q, void *k, void *v, const void *qkv, in
     }
 }
 
+/* One warp per row; rows of up to SOFTMAX_CACHE * 32 keys keep their
+ * exponentials in registers (one expf per element), longer rows recompute. */
+#define SOFTMAX_CACHE 32
+#define SOFTMAX_WARPS 8
+
 template <int DT>
 __global__ void softmax_kernel(void *p, const float *s, int64_t rows, int64_t ls, int64_t g)
 {
-    __shared__ float shared[32];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int lane = threadIdx.x & 31;
+    const int64_t warps = (int64_t)gridDim.x * SOFTMAX_WARPS;
+    for (int64_t r = (int64_t)blockIdx.x * SOFTMAX_WARPS + (threadIdx.x >> 5); r < rows; r += warps) {
         const int64_t valid = (r % (ls * g)) / g + 1;
         const float *sr = s + r * ls;
         float mx = -INFINITY;
-        for (int64_t j = threadIdx.x; j < valid; j += blockDim.x)
+        for (int64_t j = lane; j < valid; j += 32)
             mx = fmaxf(mx, sr[j]);
-        mx = block_max(mx, shared);
+        for (int o = 16; o > 0; o >>= 1)
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        float cache[SOFTMAX_CACHE];
+        const bool cached = valid <= 32 * SOFTMAX_CACHE;
         float sum = 0.0f;
-        for (int64_t j = threadIdx.x; j < valid; j += blockDim.x)
-            sum += expf(sr[j] - mx);
-        sum = block_sum(sum, shared);
-        for (int64_t j = threadIdx.x; j < ls; j += blockDim.x)
-            elem<DT>::st(p, (size_t)(r * ls + j), j < valid ? expf(sr[j] - mx) / sum : 0.0f);
+#pragma unroll
+        for (int k = 0; k < SOFTMAX_CACHE; k++) {
+            const int64_t j = lane + 32 * k;
+            cache[k] = (cached && j < valid) ? expf(sr[j] - mx) : 0.0f;
+            sum += cache[k];
+        }
+        if (!cached)
+            for (int64_t j = lane; j < valid; j += 32)
+                sum += expf(sr[j] - mx);
+        for (int o = 16; o > 0; o >>= 1)
+            sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (cached) {
+#pragma unroll
+            for (int k = 0; k < SOFTMAX_CACHE; k++) {
+                const int64_t j = lane + 32 * k;
+                if (j < ls)
+                    elem<DT>::st(p, (size_t)(r * ls + j), j < valid ? cache[k] / sum : 0.0f);
+            }
+            for (int64_t j = lane + 32 * SOFTMAX_CACHE; j < ls; j += 32)
+                elem<DT>::st(p, (size_t)(r * ls + j), 0.0f);
+        } else {
+            for (int64_t j = lane; j < ls; j += 32)
+                elem<DT>::st(p, (size_t)(r * ls + j), j < valid ? expf(sr[j] - mx) / sum : 0.0f);
+        }
     }
 }
 
@@ -415,10 +443,10 @@ extern "C" tc_status tc_fwd_softmax_cuda(void *p, const float *s, tc_dtype dt, i
                                          int64_t ls, int64_t g, void *stream)
 {
     unsigned grid;
-    tc_status st = row_grid(rows, &grid);
+    tc_status st = row_grid((rows + SOFTMAX_WARPS - 1) / SOFTMAX_WARPS, &grid);
     if (st != TC_OK || rows == 0)
         return st;
-    DISPATCH(dt, softmax_kernel, grid, 128, stream, p, s, rows, ls, g);
+    DISPATCH(dt, softmax_kernel, grid, 32 * SOFTMAX_WARPS, stream, p, s, rows, ls, g);
     return launched("softmax_kernel");
 }
 

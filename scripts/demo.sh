@@ -16,6 +16,10 @@ build/trtconv-genmodel --out "$MODEL" --layers 4 --hidden 256 --heads 8 --kv_hea
 mpirun -np 4 build/trtconv --model_dir "$MODEL" --output_dir "$OUT" \
     --tp_size 2 --pp_size 2 --dtype float16
 echo
+echo "The distributed forward pass (the engine calibration uses) on the same 4-rank layout:"
+mpirun -np 4 build/trtconv-forward --model_dir "$MODEL" --input tests/data/forward/ids.jsonl \
+    --tp_size 2 --pp_size 2 --batch_size 2 --device cpu
+echo
 echo "TensorRT-LLM checkpoint written to $(pwd)/$OUT:"
 ls -l "$OUT"
 echo "Build an engine from it with: trtllm-build --checkpoint_dir $OUT --output_dir engine"

@@ -65,7 +65,18 @@ struct tc_fwd_engine {
 
     uint64_t weight_bytes;
     double load_seconds;
+
+    /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
+     * wall time to its class (costs throughput; for finding hot spots). */
+    bool profile;
+    double prof_s[16];
 };
+
+enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_FC_GATE, P_SILU,
+                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_COUNT };
+static const char *const prof_names[P_COUNT] = {
+    "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
+    "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv" };
 
 static double now_s(void)
 {
@@ -414,6 +425,8 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->attn.scale = (float)(1.0 / sqrt((double)cfg->head_dim));
     e->qkv_width = (e->attn.heads + 2 * e->attn.kv_heads) * cfg->head_dim;
     e->eps = (float)cfg->rms_norm_eps;
+    const char *prof = getenv("TRTCONV_FWD_PROFILE");
+    e->profile = prof && *prof && strcmp(prof, "0") != 0;
     e->max_tokens = s->max_batch_tokens > 0 ? s->max_batch_tokens : 1;
     e->max_len = s->max_seq_len > 0 ? s->max_seq_len : 1;
 
@@ -592,26 +605,50 @@ static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
     return tc_coll_allreduce_sum_f32(&e->tp_c, buf, n, e->red);
 }
 
+/* Run one operation; with profiling, wait for it and charge its class. */
+#define OP(cls, call)                                                         \
+    do {                                                                      \
+        double t0_ = e->profile ? now_s() : 0.0;                              \
+        TRY(call);                                                            \
+        if (e->profile) {                                                     \
+            TRY(e->ops->sync(e->be));                                         \
+            e->prof_s[cls] += now_s() - t0_;                                  \
+        }                                                                     \
+    } while (0)
+
+void tc_fwd_profile_report(const tc_fwd_engine *e)
+{
+    if (!e->profile)
+        return;
+    double total = 0.0;
+    for (int i = 0; i < P_COUNT; i++)
+        total += e->prof_s[i];
+    for (int i = 0; i < P_COUNT; i++)
+        if (e->prof_s[i] > 0.0)
+            tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s %5.1f%%", prof_names[i], e->prof_s[i],
+                   100.0 * e->prof_s[i] / total);
+}
+
 static tc_status run_layer(tc_fwd_engine *e, const layer_weights *w, const fwd_batch *bt)
 {
     const fwd_ops *ops = e->ops;
     fwd_backend *b = e->be;
     const int64_t T = bt->n_tokens, H = e->H;
     const int64_t od = e->attn.heads * e->attn.head_dim;
-    TRY(ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
-    TRY(ops->linear(b, e->qkv, false, e->x, w->qkv, w->qkv_bias, e->dt, T, e->qkv_width, H));
-    TRY(ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
-    TRY(ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
-    TRY(ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
-    TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
-    TRY(ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
-    TRY(ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
-    TRY(ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
-    TRY(ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
-    TRY(ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
-    TRY(ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
-    TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
-    TRY(ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
+    OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
+    OP(P_QKV, ops->linear(b, e->qkv, false, e->x, w->qkv, w->qkv_bias, e->dt, T, e->qkv_width, H));
+    OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
+    OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
+    OP(P_DENSE, ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
+    OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    OP(P_RESID, ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
+    OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
+    OP(P_FC_GATE, ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
+    OP(P_FC_GATE, ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
+    OP(P_SILU, ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
+    OP(P_PROJ, ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
+    OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
     return TC_OK;
 }
 
@@ -625,27 +662,29 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
     const int64_t T = bt.n_tokens, H = e->H;
     const bool reporter = sink && e->tp_rank == 0;
     if (e->pp_rank == 0) {
-        TRY(ops->embed(b, e->p32, e->embed, e->dt, e->emb_row0, e->emb_rows, e->emb_col0,
-                       e->emb_cols, H, &bt));
+        OP(P_EMBED, ops->embed(b, e->p32, e->embed, e->dt, e->emb_row0, e->emb_rows, e->emb_col0,
+                               e->emb_cols, H, &bt));
         if (e->emb_split)
             TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
         TRY(ops->round_f32(b, e->h, e->dt, e->p32, (size_t)(T * H)));
         if (reporter)
             TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
     } else {
-        TRY(tc_coll_recv(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank - 1));
+        OP(P_PIPE, tc_coll_recv(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank - 1));
     }
     for (int64_t i = 0; i < e->n_layers; i++) {
         TRY(run_layer(e, &e->layers[i], &bt));
         if (reporter)
             TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
     }
-    if (e->pp_rank < e->pp - 1)
-        return tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1);
+    if (e->pp_rank < e->pp - 1) {
+        OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1));
+        return TC_OK;
+    }
     TRY(ops->rmsnorm(b, e->x, e->h, e->ln_f, e->dt, T, H, e->eps));
     if (reporter)
         TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
-    TRY(ops->linear(b, e->logits, false, e->x, e->lm_head, NULL, e->dt, T, e->vocab_local, H));
+    OP(P_LM_HEAD, ops->linear(b, e->logits, false, e->x, e->lm_head, NULL, e->dt, T, e->vocab_local, H));
     if (sink) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
         int64_t valid = e->vocab - c0;

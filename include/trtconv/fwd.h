@@ -75,6 +75,10 @@ void tc_fwd_destroy(tc_fwd_engine *e); /* accepts NULL */
 tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch_size,
                      tc_fwd_sink sink, void *sink_ctx);
 
+/* With TRTCONV_FWD_PROFILE=1 in the environment every operation is timed
+ * (synchronously); this logs the time per operation class. */
+void tc_fwd_profile_report(const tc_fwd_engine *e);
+
 /* Layout of this rank. */
 typedef struct tc_fwd_layout {
     int dp, tp, pp;              /* sizes */

@@ -446,6 +446,8 @@ static int run(int argc, char **argv)
         st = tc_fwd_run(eng, &tok, a.batch_size, a.dump ? keep_record : NULL, &dump);
         double sec = now_s() - t0, sec_max = 0;
         st = tc_comm_agree(&comm, st, "the forward pass");
+        if (comm.rank == 0)
+            tc_fwd_profile_report(eng);
         MPI_Reduce(&sec, &sec_max, 1, MPI_DOUBLE, MPI_MAX, 0, comm.world);
         if (st == TC_OK && comm.rank == 0) {
             double ntok = (double)tok.offsets[tok.n_seqs];
