@@ -98,6 +98,18 @@ done:
     return st;
 }
 
+/* The body of a launcher: grid for `count` (grid_for: elements, row_grid:
+ * rows), nothing to do when `zero` is 0, one kernel per dtype. */
+#define LAUNCH(grid_fn, count, zero, KERNEL, block, stream, ...)                       \
+    do {                                                                               \
+        unsigned grid;                                                                 \
+        tc_status st = grid_fn(count, &grid);                                          \
+        if (st != TC_OK || (zero) == 0)                                                \
+            return st;                                                                 \
+        DISPATCH(dt, KERNEL, grid, block, stream, __VA_ARGS__);                        \
+        return launched(#KERNEL);                                                      \
+    } while (0)
+
 static tc_status grid_for(size_t n, unsigned *grid)
 {
     return tc_cuda_capped_grid((int64_t)((n + FWD_BLOCK - 1) / FWD_BLOCK), FWD_BLOCKS_PER_SM, grid);
@@ -371,57 +383,31 @@ extern "C" tc_status tc_fwd_embed_cuda(float *out32, const void *table, tc_dtype
                                        int64_t rows, int64_t col0, int64_t cols, int64_t H,
                                        const int32_t *ids, int64_t T, void *stream)
 {
-    unsigned grid;
-    tc_status st = row_grid(T, &grid);
-    if (st != TC_OK || T == 0)
-        return st;
-    DISPATCH(dt, embed_kernel, grid, FWD_BLOCK, stream, out32, table, row0, rows, col0, cols, H,
-             ids, T);
-    return launched("embed_kernel");
+    LAUNCH(row_grid, T, T, embed_kernel, FWD_BLOCK, stream, out32, table, row0, rows, col0, cols, H, ids, T);
 }
 
 extern "C" tc_status tc_fwd_round_f32_cuda(void *out, tc_dtype dt, const float *in32, size_t n,
                                            void *stream)
 {
-    unsigned grid;
-    tc_status st = grid_for(n, &grid);
-    if (st != TC_OK || n == 0)
-        return st;
-    DISPATCH(dt, round_kernel, grid, FWD_BLOCK, stream, out, in32, n);
-    return launched("round_kernel");
+    LAUNCH(grid_for, n, n, round_kernel, FWD_BLOCK, stream, out, in32, n);
 }
 
 extern "C" tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype dt, size_t n,
                                         void *stream)
 {
-    unsigned grid;
-    tc_status st = grid_for(n, &grid);
-    if (st != TC_OK || n == 0)
-        return st;
-    DISPATCH(dt, widen_kernel, grid, FWD_BLOCK, stream, out32, in, n);
-    return launched("widen_kernel");
+    LAUNCH(grid_for, n, n, widen_kernel, FWD_BLOCK, stream, out32, in, n);
 }
 
 extern "C" tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt,
                                          int64_t T, int64_t H, float eps, void *stream)
 {
-    unsigned grid;
-    tc_status st = row_grid(T, &grid);
-    if (st != TC_OK || T == 0)
-        return st;
-    DISPATCH(dt, rmsnorm_kernel, grid, FWD_BLOCK, stream, out, in, w, T, H, eps);
-    return launched("rmsnorm_kernel");
+    LAUNCH(row_grid, T, T, rmsnorm_kernel, FWD_BLOCK, stream, out, in, w, T, H, eps);
 }
 
 extern "C" tc_status tc_fwd_bias_cuda(void *out, int out_f32, const float *in32, const void *bias,
                                       tc_dtype dt, int64_t M, int64_t N, void *stream)
 {
-    unsigned grid;
-    tc_status st = grid_for((size_t)(M * N), &grid);
-    if (st != TC_OK || M * N == 0)
-        return st;
-    DISPATCH(dt, bias_kernel, grid, FWD_BLOCK, stream, out, out_f32, in32, bias, M, N);
-    return launched("bias_kernel");
+    LAUNCH(grid_for, (size_t)(M * N), M * N, bias_kernel, FWD_BLOCK, stream, out, out_f32, in32, bias, M, N);
 }
 
 extern "C" tc_status tc_fwd_rope_split_cuda(void *q, void *k, void *v, const void *qkv,
@@ -430,24 +416,13 @@ extern "C" tc_status tc_fwd_rope_split_cuda(void *q, void *k, void *v, const voi
                                             const int32_t *seq_start, const int32_t *seq_len,
                                             const float *cosv, const float *sinv, void *stream)
 {
-    unsigned grid;
-    tc_status st = row_grid(T, &grid);
-    if (st != TC_OK || T == 0)
-        return st;
-    DISPATCH(dt, rope_split_kernel, grid, FWD_BLOCK, stream, q, k, v, qkv, nh, nkv, d, T, pos,
-             seq_start, seq_len, cosv, sinv);
-    return launched("rope_split_kernel");
+    LAUNCH(row_grid, T, T, rope_split_kernel, FWD_BLOCK, stream, q, k, v, qkv, nh, nkv, d, T, pos, seq_start, seq_len, cosv, sinv);
 }
 
 extern "C" tc_status tc_fwd_softmax_cuda(void *p, const float *s, tc_dtype dt, int64_t rows,
                                          int64_t ls, int64_t g, void *stream)
 {
-    unsigned grid;
-    tc_status st = row_grid((rows + SOFTMAX_WARPS - 1) / SOFTMAX_WARPS, &grid);
-    if (st != TC_OK || rows == 0)
-        return st;
-    DISPATCH(dt, softmax_kernel, grid, 32 * SOFTMAX_WARPS, stream, p, s, rows, ls, g);
-    return launched("softmax_kernel");
+    LAUNCH(row_grid, (rows + SOFTMAX_WARPS - 1) / SOFTMAX_WARPS, rows, softmax_kernel, 32 * SOFTMAX_WARPS, stream, p, s, rows, ls, g);
 }
 
 extern "C" tc_status tc_fwd_gather_heads_cuda(void *o, const void *og, tc_dtype dt, int64_t nh,
@@ -455,33 +430,17 @@ extern "C" tc_status tc_fwd_gather_heads_cuda(void *o, const void *og, tc_dtype 
                                               const int32_t *seq_start, const int32_t *seq_len,
                                               void *stream)
 {
-    unsigned grid;
-    tc_status st = row_grid(T, &grid);
-    if (st != TC_OK || T == 0)
-        return st;
-    DISPATCH(dt, gather_heads_kernel, grid, FWD_BLOCK, stream, o, og, nh, nkv, d, T, seq_start,
-             seq_len);
-    return launched("gather_heads_kernel");
+    LAUNCH(row_grid, T, T, gather_heads_kernel, FWD_BLOCK, stream, o, og, nh, nkv, d, T, seq_start, seq_len);
 }
 
 extern "C" tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias,
                                               tc_dtype dt, int64_t T, int64_t H, void *stream)
 {
-    unsigned grid;
-    tc_status st = grid_for((size_t)(T * H), &grid);
-    if (st != TC_OK || T * H == 0)
-        return st;
-    DISPATCH(dt, residual_kernel, grid, FWD_BLOCK, stream, h, p32, bias, T, H);
-    return launched("residual_kernel");
+    LAUNCH(grid_for, (size_t)(T * H), T * H, residual_kernel, FWD_BLOCK, stream, h, p32, bias, T, H);
 }
 
 extern "C" tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt,
                                           size_t n, void *stream)
 {
-    unsigned grid;
-    tc_status st = grid_for(n, &grid);
-    if (st != TC_OK || n == 0)
-        return st;
-    DISPATCH(dt, silu_mul_kernel, grid, FWD_BLOCK, stream, out, g, u, n);
-    return launched("silu_mul_kernel");
+    LAUNCH(grid_for, n, n, silu_mul_kernel, FWD_BLOCK, stream, out, g, u, n);
 }

@@ -207,22 +207,24 @@ static tc_status stage_reserve(tc_coll *c, size_t bytes)
     return st;
 }
 
-static tc_status d2h(tc_coll *c, void *h, const void *d, size_t n)
+/* Copy and wait: the MPI call that follows reads or has written the host side. */
+static tc_status copy_sync(tc_coll *c, void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
 {
-    tc_status st = cuda_check(cudaMemcpyAsync(h, d, n, cudaMemcpyDeviceToHost,
-                                              (cudaStream_t)c->stream), "copy to host");
+    tc_status st = cuda_check(cudaMemcpyAsync(dst, src, n, kind, (cudaStream_t)c->stream),
+                              kind == cudaMemcpyDeviceToHost ? "copy to host" : "copy to device");
     if (st == TC_OK)
         st = cuda_check(cudaStreamSynchronize((cudaStream_t)c->stream), "stream synchronize");
     return st;
 }
 
+static tc_status d2h(tc_coll *c, void *h, const void *d, size_t n)
+{
+    return copy_sync(c, h, d, n, cudaMemcpyDeviceToHost);
+}
+
 static tc_status h2d(tc_coll *c, void *d, const void *h, size_t n)
 {
-    tc_status st = cuda_check(cudaMemcpyAsync(d, h, n, cudaMemcpyHostToDevice,
-                                              (cudaStream_t)c->stream), "copy to device");
-    if (st == TC_OK)
-        st = cuda_check(cudaStreamSynchronize((cudaStream_t)c->stream), "stream synchronize");
-    return st;
+    return copy_sync(c, d, h, n, cudaMemcpyHostToDevice);
 }
 #endif
 

@@ -90,29 +90,28 @@ static void gpu_release(fwd_backend *b, void *p)
     cudaFree(p);
 }
 
-static tc_status gpu_upload(fwd_backend *b, void *dst, const void *host, size_t bytes)
+/* Synchronous on purpose: the host buffers are reused right after. */
+static tc_status copy_sync(fwd_backend *b, void *dst, const void *src, size_t bytes,
+                           enum cudaMemcpyKind kind)
 {
     gpu_backend *g = (gpu_backend *)b;
     if (!bytes)
         return TC_OK;
-    /* Synchronous on purpose: host buffers are reused right after. */
-    tc_status st = cuda_ok(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, g->stream),
-                           "copy to device");
+    tc_status st = cuda_ok(cudaMemcpyAsync(dst, src, bytes, kind, g->stream),
+                           kind == cudaMemcpyHostToDevice ? "copy to device" : "copy to host");
     if (st == TC_OK)
         st = cuda_ok(cudaStreamSynchronize(g->stream), "stream synchronize");
     return st;
 }
 
+static tc_status gpu_upload(fwd_backend *b, void *dst, const void *host, size_t bytes)
+{
+    return copy_sync(b, dst, host, bytes, cudaMemcpyHostToDevice);
+}
+
 static tc_status gpu_download(fwd_backend *b, void *host, const void *src, size_t bytes)
 {
-    gpu_backend *g = (gpu_backend *)b;
-    if (!bytes)
-        return TC_OK;
-    tc_status st = cuda_ok(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, g->stream),
-                           "copy to host");
-    if (st == TC_OK)
-        st = cuda_ok(cudaStreamSynchronize(g->stream), "stream synchronize");
-    return st;
+    return copy_sync(b, host, src, bytes, cudaMemcpyDeviceToHost);
 }
 
 static tc_status gpu_sync(fwd_backend *b)
