@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "trtconv/dtype.h"
+#include "trtconv/log.h"
 #include "trtconv/woq.h"
 
 enum { N = 14336, K = 4096 };
@@ -21,13 +22,6 @@ typedef struct job {
     uint8_t *out;
     uint8_t *scales;
 } job;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void *run(void *arg)
 {
@@ -65,7 +59,7 @@ int main(int argc, char **argv)
                         pthread_t th[64];
                         job jb[64];
                         int64_t per = (N / t) / 4 * 4;
-                        double t0 = now();
+                        double t0 = tc_now_seconds();
                         for (int i = 0; i < t; i++) {
                             jb[i] = (job){ w, dts[d], bits, sms[s], i * per,
                                            i == t - 1 ? N - i * per : per, out, sc };
@@ -73,7 +67,7 @@ int main(int argc, char **argv)
                         }
                         for (int i = 0; i < t; i++)
                             pthread_join(th[i], NULL);
-                        double el = now() - t0;
+                        double el = tc_now_seconds() - t0;
                         if (el < best)
                             best = el;
                     }

@@ -34,13 +34,6 @@ typedef struct progress_msg {
     int32_t status;
 } progress_msg;
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -224,7 +217,7 @@ static void progress_show(progress_view *v, uint64_t done, bool final)
 {
     if (!v->enabled)
         return;
-    double t = now_seconds();
+    double t = tc_now_seconds();
     if (!final && t - v->last_print < (v->bar ? 0.2 : 5.0))
         return;
     v->last_print = t;
@@ -280,7 +273,7 @@ static tc_status convert_phase(const tc_comm *c, const tc_opts *o, tc_cell_outpu
     progress_view view = { 0 };
     view.enabled = c->rank == 0 && !o->no_progress && tc_log_get_level() >= TC_LOG_INFO;
     view.bar = o->progress_bar || (o->progress_auto && isatty(STDERR_FILENO));
-    view.t0 = now_seconds();
+    view.t0 = tc_now_seconds();
     view.total = all_total;
 
     /* rank 0 state */
@@ -319,7 +312,7 @@ static tc_status convert_phase(const tc_comm *c, const tc_opts *o, tc_cell_outpu
             job_done = true;
         }
         uint64_t mine = atomic_load(&prog.done_bytes);
-        double t = now_seconds();
+        double t = tc_now_seconds();
         if (c->rank == 0) {
             int flag = 1;
             while (flag && comm_st == TC_OK) {
@@ -619,7 +612,7 @@ int tc_main(int argc, char **argv)
     size_t n_cells = 0, n_open = 0;
     tc_status st;
     bool help = false;
-    double t0 = now_seconds();
+    double t0 = tc_now_seconds();
 
     tc_log_init(0, 1, NULL);
     st = tc_comm_init(&comm);
@@ -752,7 +745,7 @@ int tc_main(int argc, char **argv)
     st = comm.rank == 0 ? write_config(&opts, &model->cfg, dtype, share_embedding) : TC_OK;
     st = tc_comm_agree(&comm, st, "commit");
     if (st == TC_OK)
-        print_summary(&comm, &opts, now_seconds() - t0, all_bytes);
+        print_summary(&comm, &opts, tc_now_seconds() - t0, all_bytes);
 
 done:
     if (st == TC_E_COMM) {

@@ -78,13 +78,6 @@ static const char *const prof_names[P_COUNT] = {
     "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
     "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv" };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 #define TRY(x)                      \
     do {                            \
         tc_status st_ = (x);        \
@@ -452,7 +445,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         st = cst;
 
     /* The cell's plan, without quantization: the slices a conversion reads. */
-    double t0 = now_s();
+    double t0 = tc_now_seconds();
     if (st == TC_OK) {
         tc_opts po = *o;
         po.use_weight_only = false;
@@ -463,7 +456,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         st = load_weights(e, o);
     if (st == TC_OK)
         st = e->ops->sync(e->be);
-    e->load_seconds = now_s() - t0;
+    e->load_seconds = tc_now_seconds() - t0;
     if (st == TC_OK)
         st = alloc_activations(e);
     if (st != TC_OK) {
@@ -608,11 +601,11 @@ static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
 /* Run one operation; with profiling, wait for it and charge its class. */
 #define OP(cls, call)                                                         \
     do {                                                                      \
-        double t0_ = e->profile ? now_s() : 0.0;                              \
+        double t0_ = e->profile ? tc_now_seconds() : 0.0;                              \
         TRY(call);                                                            \
         if (e->profile) {                                                     \
             TRY(e->ops->sync(e->be));                                         \
-            e->prof_s[cls] += now_s() - t0_;                                  \
+            e->prof_s[cls] += tc_now_seconds() - t0_;                                  \
         }                                                                     \
     } while (0)
 
@@ -709,9 +702,15 @@ tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch
     for (int64_t bi = e->dp_rank; st == TC_OK && bi < nb; bi += e->dp) {
         size_t s0 = (size_t)(bi * batch_size);
         size_t s1 = s0 + (size_t)batch_size < tokens->n_seqs ? s0 + (size_t)batch_size : tokens->n_seqs;
-        if (tokens->offsets[s1] - tokens->offsets[s0] > e->max_tokens) {
-            st = tc_fail(TC_E_INTERNAL, "micro-batch %lld holds more tokens than the engine was "
-                         "sized for", (long long)bi);
+        int64_t longest = 0;
+        for (size_t s = s0; s < s1; s++)
+            if (tokens->offsets[s + 1] - tokens->offsets[s] > longest)
+                longest = tokens->offsets[s + 1] - tokens->offsets[s];
+        /* The batch buffers and rope tables were sized at creation. */
+        if (tokens->offsets[s1] - tokens->offsets[s0] > e->max_tokens || longest > e->max_len) {
+            st = tc_fail(TC_E_INTERNAL, "micro-batch %lld is larger than the engine was sized for "
+                         "(%lld tokens, a sequence of %lld)", (long long)bi,
+                         (long long)e->max_tokens, (long long)e->max_len);
             break;
         }
         st = run_batch(e, tokens, bi, s0, s1, offsets, sink, sink_ctx);

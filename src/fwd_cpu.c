@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fwd_backend.h"
@@ -376,6 +377,7 @@ typedef struct attn_ctx {
     tc_dtype dt;
     const fwd_attn *a;
     const fwd_batch *bt;
+    atomic_int out_of_memory;   /* a thread could not get its scratch */
 } attn_ctx;
 
 /* Tasks are (sequence, head) pairs. */
@@ -388,7 +390,8 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
     if (!p || !acc) {
         free(p);
         free(acc);
-        return; /* reported by the caller's allocation probe */
+        atomic_store(&((attn_ctx *)arg)->out_of_memory, 1);
+        return;
     }
     for (int64_t task = begin; task < end; task++) {
         const int s = (int)(task / nh);
@@ -432,14 +435,10 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
 static tc_status cpu_attention(fwd_backend *b, void *o, const void *q, const void *k, const void *v,
                                tc_dtype dt, const fwd_attn *a, const fwd_batch *bt)
 {
-    /* Probe the per-thread scratch once so an allocation failure is an error,
-     * not silently missing output. */
-    void *probe = malloc((size_t)bt->max_len * sizeof(float) + (size_t)a->head_dim * sizeof(float));
-    if (!probe)
-        return tc_fail(TC_E_INTERNAL, "out of host memory for attention scratch");
-    free(probe);
-    attn_ctx c = { o, q, k, v, dt, a, bt };
+    attn_ctx c = { o, q, k, v, dt, a, bt, 0 };
     parallel_for(((cpu_backend *)b)->threads, (int64_t)bt->n_seqs * a->heads, attn_tasks, &c);
+    if (atomic_load(&c.out_of_memory))
+        return tc_fail(TC_E_INTERNAL, "out of host memory for attention scratch");
     return TC_OK;
 }
 

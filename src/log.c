@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,4 +106,11 @@ void tc_clear_first_error(void)
     g_log.first_error[0] = '\0';
     g_log.have_first_error = 0;
     pthread_mutex_unlock(&g_log_lock);
+}
+
+double tc_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

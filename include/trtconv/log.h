@@ -44,4 +44,7 @@ void tc_clear_first_error(void);
  * provoke errors on purpose. */
 void tc_log_set_quiet(int quiet);
 
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC), for durations. */
+double tc_now_seconds(void);
+
 #endif

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include "trtconv/build_config.h"
+#include "trtconv/coll.h"
 #include "trtconv/comm.h"
 #include "trtconv/fwd.h"
 #include "trtconv/gpu.h"
@@ -209,22 +210,15 @@ static void dump_free(dump_state *d)
 }
 
 /* Send this rank's records to rank 0 in creation order (a subsequence of
- * the canonical order rank 0 receives in, so blocking sends cannot cross). */
-static tc_status dump_send(const tc_comm *c, const dump_state *d)
+ * the canonical order rank 0 receives in, so blocking sends cannot cross).
+ * `world` is a host-buffer communicator over every rank (coll.h). */
+static tc_status dump_send(tc_coll *world, const dump_state *d)
 {
     for (size_t i = 0; i < d->n; i++) {
         const record *r = &d->recs[i];
-        size_t bytes = (size_t)(r->rows * r->cols) * sizeof(float);
-        for (size_t off = 0; off < bytes || off == 0;) {
-            size_t n = bytes - off < (1u << 30) ? bytes - off : (1u << 30);
-            tc_status st = TC_MPI_TRY(MPI_Send((char *)r->data + off, (int)n, MPI_BYTE, 0, 91,
-                                               c->world));
-            if (st != TC_OK)
-                return st;
-            off += n;
-            if (n == 0)
-                break;
-        }
+        tc_status st = tc_coll_send(world, r->data, (size_t)(r->rows * r->cols) * sizeof(float), 0);
+        if (st != TC_OK)
+            return st;
     }
     return TC_OK;
 }
@@ -235,7 +229,7 @@ typedef struct dump_out {
     float **layers;
 } dump_out;
 
-static tc_status recv_into(const tc_comm *c, const dump_state *mine, size_t *next_mine, int src,
+static tc_status recv_into(tc_coll *world, const dump_state *mine, size_t *next_mine, int src,
                            float *dst, int64_t rows, int64_t cols, int64_t stride)
 {
     const size_t bytes = (size_t)(rows * cols) * sizeof(float);
@@ -249,17 +243,10 @@ static tc_status recv_into(const tc_comm *c, const dump_state *mine, size_t *nex
         tmp = malloc(bytes + 1);
         if (!tmp)
             return tc_fail(TC_E_INTERNAL, "out of memory gathering the dump");
-        for (size_t off = 0; off < bytes || off == 0;) {
-            size_t n = bytes - off < (1u << 30) ? bytes - off : (1u << 30);
-            tc_status st = TC_MPI_TRY(MPI_Recv((char *)tmp + off, (int)n, MPI_BYTE, src, 91,
-                                               c->world, MPI_STATUS_IGNORE));
-            if (st != TC_OK) {
-                free(tmp);
-                return st;
-            }
-            off += n;
-            if (n == 0)
-                break;
+        tc_status st = tc_coll_recv(world, tmp, bytes, src);
+        if (st != TC_OK) {
+            free(tmp);
+            return st;
         }
         data = tmp;
     }
@@ -269,7 +256,7 @@ static tc_status recv_into(const tc_comm *c, const dump_state *mine, size_t *nex
     return TC_OK;
 }
 
-static tc_status dump_gather(const tc_comm *c, const tc_fwd_layout *lay, const tc_token_set *tok,
+static tc_status dump_gather(tc_coll *c, const tc_fwd_layout *lay, const tc_token_set *tok,
                              int64_t batch_size, const dump_state *mine, dump_out *o)
 {
     const int64_t nb = tc_fwd_batch_count(tok, batch_size);
@@ -338,13 +325,6 @@ static tc_status dump_write(const char *path, const tc_token_set *tok, const dum
     free(data);
     free(names);
     return st;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int run(int argc, char **argv)
@@ -442,9 +422,9 @@ static int run(int argc, char **argv)
                    lay.dp, lay.pp, lay.tp, comm.size, lay.backend, lay.coll_tp, lay.coll_pp,
                    lay.coll_dp, tc_dtype_name(dt), (double)wb_sum / 1e6, load_max);
         MPI_Barrier(comm.world);
-        double t0 = now_s();
+        double t0 = tc_now_seconds();
         st = tc_fwd_run(eng, &tok, a.batch_size, a.dump ? keep_record : NULL, &dump);
-        double sec = now_s() - t0, sec_max = 0;
+        double sec = tc_now_seconds() - t0, sec_max = 0;
         st = tc_comm_agree(&comm, st, "the forward pass");
         if (comm.rank == 0)
             tc_fwd_profile_report(eng);
@@ -459,6 +439,11 @@ static int run(int argc, char **argv)
             fflush(stdout);
         }
     }
+    tc_coll world;
+    memset(&world, 0, sizeof world);
+    world.comm = MPI_COMM_NULL;
+    if (st == TC_OK && a.dump)
+        st = tc_coll_create(comm.world, 0, comm.rank, NULL, NULL, &world);
     if (st == TC_OK && a.dump) {
         if (comm.rank == 0) {
             const tc_hf_config *cf = &model->cfg;
@@ -474,14 +459,14 @@ static int run(int argc, char **argv)
             bool ok = out.embed && out.norm && out.logits && out.layers;
             for (int64_t l = 0; ok && l < out.L; l++)
                 ok = (out.layers[l] = malloc(th * sizeof(float))) != NULL;
-            st = ok ? dump_gather(&comm, &lay, &tok, a.batch_size, &dump, &out)
+            st = ok ? dump_gather(&world, &lay, &tok, a.batch_size, &dump, &out)
                     : tc_fail(TC_E_INTERNAL, "out of memory for the dump");
             if (st == TC_OK)
                 st = dump_write(a.dump, &tok, &out);
             if (st == TC_OK)
                 tc_log(TC_LOG_INFO, "wrote %s", a.dump);
         } else {
-            st = dump_send(&comm, &dump);
+            st = dump_send(&world, &dump);
         }
         st = tc_comm_agree(&comm, st, "writing the dump");
     }
@@ -491,6 +476,7 @@ static int run(int argc, char **argv)
     for (int64_t l = 0; out.layers && l < out.L; l++)
         free(out.layers[l]);
     free(out.layers);
+    tc_coll_free(&world);
     dump_free(&dump);
     tc_fwd_destroy(eng);
     tc_tokens_free(&tok);

@@ -1185,13 +1185,6 @@ done:
 /* ------------------------------------------------------------------ */
 /* Main                                                                 */
 
-static double gm_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static tc_status gm_run(const struct gm_opts *o)
 {
     tc_status st = TC_OK;
@@ -1200,7 +1193,7 @@ static tc_status gm_run(const struct gm_opts *o)
     char path[4096];
     size_t total_tensors = 0;
     uint64_t total_file_bytes = 0;
-    double t0 = gm_now(), dt;
+    double t0 = tc_now_seconds(), dt;
     int64_t s;
 
     st = gm_model_build(o, &m);
@@ -1267,7 +1260,7 @@ static tc_status gm_run(const struct gm_opts *o)
         if (st != TC_OK)
             goto done;
     }
-    dt = gm_now() - t0;
+    dt = tc_now_seconds() - t0;
     printf("total: %lld files, %zu tensors, %llu bytes (%llu data) in %.2f s, "
            "%.0f MB/s\n", (long long)o->shards, total_tensors,
            (unsigned long long)total_file_bytes,

@@ -67,13 +67,6 @@
 
 /* result(), cuda_ok(), g_passed, g_failed */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- random inputs ------------------------------------------------------ */
 
 static uint64_t rng_next(uint64_t *s) /* splitmix64 */
@@ -537,7 +530,7 @@ static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uin
             ok = 0;
             goto done;
         }
-        t_start = now_s();
+        t_start = tc_now_seconds();
         for (int it = 0; it < BENCH_E2E_ITERS && ok; it++) {
             int c = 0;
             for (int64_t r = 0; r < n && ok; r += PIPE_ROWS, c++) {
@@ -561,7 +554,7 @@ static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uin
             ok = 0;
             goto done;
         }
-        t = (now_s() - t_start) / BENCH_E2E_ITERS;
+        t = (tc_now_seconds() - t_start) / BENCH_E2E_ITERS;
         printf("%s host->host pipelined (%d-row chunks, %d streams): %.2f ms; %.1f GB/s of input "
                "weights\n",
                label, PIPE_ROWS, PIPE_STREAMS, t * 1e3, (double)in_bytes / t / 1e9);
@@ -627,14 +620,14 @@ static void bench(int dev, uint64_t seed)
     gen_matrix(h_w, tmp, TC_DT_F16, n, k, 8, &seed);
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         tc_status st;
-        double t = now_s();
+        double t = tc_now_seconds();
         st = tc_woq_quantize_ref(h_w, TC_DT_F16, n, k, cfg[c][0], cfg[c][1], want, want_sc);
         if (st != TC_OK) {
             result(0, "bench: reference failed (%s)", tc_status_str(st));
             continue;
         }
         printf("bench int%d sm%d: CPU reference took %.2f s\n", cfg[c][0], cfg[c][1],
-               now_s() - t);
+               tc_now_seconds() - t);
         bench_one(cfg[c][0], cfg[c][1], h_w, h_out, h_sc, want, want_sc, d_w, d_out, d_sc,
                   streams, peak);
     }
