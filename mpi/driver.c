@@ -16,8 +16,12 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include "trtconv/calib_stats.h"
 #include "trtconv/comm.h"
 #include "trtconv/convert.h"
+#include "trtconv/fwd.h"
+#include "trtconv/sq.h"
+#include "trtconv/tokens.h"
 #include "trtconv/gpu.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
@@ -128,6 +132,17 @@ static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_fl
     memset(t, 0, sizeof *t);
     if (o->woq_bits)
         t->quant_algo = o->woq_bits == 4 ? "W4A16" : "W8A16";
+    if (o->sq_enabled) {
+        /* args_to_quant_config (trtllm-checkpoint.md §1). */
+        t->quant_algo = o->per_channel ? (o->per_token ? "W8A8_SQ_PER_CHANNEL_PER_TOKEN_PLUGIN"
+                                                       : "W8A8_SQ_PER_CHANNEL_PER_TENSOR_PLUGIN")
+                                       : (o->per_token ? "W8A8_SQ_PER_TENSOR_PER_TOKEN_PLUGIN"
+                                                       : "W8A8_SQ_PER_TENSOR_PLUGIN");
+        t->has_smoothquant_val = true;
+        t->smoothquant_val = o->smoothquant;
+    }
+    if (o->int8_kv_cache)
+        t->kv_cache_quant_algo = "INT8";
     t->disable_weight_only_quant_plugin = o->disable_weight_only_quant_plugin;
     t->dtype = dtype;
     t->logits_dtype = "float32";
@@ -602,6 +617,328 @@ static tc_status resolve_target_sm(const tc_comm *c, tc_opts *o, const tc_gpu_in
     return st;
 }
 
+/* ---- SmoothQuant / INT8 KV cache ------------------------------------------ */
+
+/* Statistics from --calib_stats: rank 0 reads the file, every rank gets a
+ * copy (the file need not be visible to other nodes). Collective. */
+static tc_status stats_from_file(const tc_comm *c, const tc_opts *o, const tc_calib_dims *dims,
+                                 tc_calib_stats *stats)
+{
+    tc_status st = c->rank == 0 ? tc_calib_stats_read_h5(o->calib_stats, dims, stats) : TC_OK;
+    st = tc_comm_agree(c, st, "reading --calib_stats");
+    if (st != TC_OK)
+        return st;
+    if (c->rank != 0)
+        st = tc_calib_stats_alloc(dims, stats);
+    st = tc_comm_agree(c, st, "reading --calib_stats");
+    if (st != TC_OK)
+        return st;
+    for (size_t off = 0; off < stats->n && st == TC_OK; off += 1u << 28) {
+        size_t n = stats->n - off < (1u << 28) ? stats->n - off : (1u << 28);
+        st = TC_MPI_TRY(MPI_Bcast(stats->data + off, (int)n, MPI_FLOAT, 0, c->world));
+    }
+    return st;
+}
+
+/* Load the calibration samples (every rank reads the same file). */
+static tc_status load_calibration(const tc_opts *o, const tc_hf_config *cfg, tc_token_set *tok)
+{
+    struct stat sb;
+    if (stat(o->calib_dataset, &sb) != 0)
+        return tc_fail(TC_E_USAGE, "--calib_dataset %s: no such file. trtconv calibrates from a "
+                       "local JSON Lines file with an \"input_ids\" array per line (export "
+                       "cnn_dailymail or your own data once with the model's tokenizer: see "
+                       "docs/smoothquant.md)", o->calib_dataset);
+    const int64_t n = o->calib_size < 0 ? INT64_MAX : o->calib_size;
+    return tc_tokens_load_jsonl(o->calib_dataset, n, o->calib_max_seq_length, cfg->vocab_size, tok);
+}
+
+/* Calibrate in the layout of the run: ranks = dp x tp x pp (fwd.h). On
+ * success *engine holds the rank's cell weights (for SmoothQuant). A rank
+ * failing inside the forward pass aborts the job: its peers may be waiting
+ * for it in a collective that would never complete. */
+static tc_status calibrate(const tc_comm *c, const tc_opts *o, tc_hf_model *model,
+                           const tc_gpu_info *gpu, tc_dtype fdt, const tc_calib_dims *dims,
+                           tc_calib_stats *stats, tc_fwd_engine **engine)
+{
+    const tc_hf_config *cfg = &model->cfg;
+    const int64_t cells = o->tp_size * o->pp_size;
+    tc_token_set tok;
+    memset(&tok, 0, sizeof tok);
+    tc_status st = TC_OK;
+    if (c->size % cells != 0)
+        st = tc_fail(TC_E_USAGE, "calibration runs the model in the conversion layout: the "
+                     "number of ranks (%d) must be a multiple of tp_size x pp_size = %lld (the "
+                     "rest is data parallelism); or pass --calib_stats", c->size,
+                     (long long)cells);
+    if (st == TC_OK)
+        st = load_calibration(o, cfg, &tok);
+    st = tc_comm_agree(c, st, "calibration data");
+    if (st != TC_OK) {
+        tc_tokens_free(&tok);
+        return st;
+    }
+    tc_fwd_setup su;
+    memset(&su, 0, sizeof su);
+    su.model = model;
+    su.opts = o;
+    su.dtype = fdt;
+    su.comm = c;
+    su.gpu = gpu;
+    su.threads = (int)o->workers;
+    su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
+    int64_t longest = 0;
+    for (size_t i = 0; i < tok.n_seqs; i++)
+        if (tok.offsets[i + 1] - tok.offsets[i] > longest)
+            longest = tok.offsets[i + 1] - tok.offsets[i];
+    su.max_seq_len = longest;
+    if (c->rank == 0)
+        tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens) of %s, micro-batches of %lld, "
+               "%s forward on %s", tok.n_seqs, (long long)tok.offsets[tok.n_seqs],
+               o->calib_dataset, (long long)o->calib_batch_size, tc_dtype_name(fdt),
+               gpu ? "the GPUs" : "the CPUs");
+    st = tc_fwd_create(&su, engine);
+    if (st == TC_OK)
+        st = tc_fwd_enable_stats(*engine);
+    st = tc_comm_agree(c, st, "calibration setup");
+    if (st == TC_OK) {
+        st = tc_fwd_run(*engine, &tok, o->calib_batch_size, NULL, NULL);
+        if (st != TC_OK) {
+            tc_log(TC_LOG_ERROR, "rank %d: calibration forward pass failed; aborting the job",
+                   c->rank);
+            MPI_Abort(MPI_COMM_WORLD, (int)st);
+        }
+        st = tc_calib_stats_alloc(dims, stats);
+        if (st == TC_OK)
+            st = tc_fwd_collect_stats(*engine, stats);
+        tc_fwd_profile_report(*engine);
+    }
+    st = tc_comm_agree(c, st, "calibration");
+    if (st == TC_OK) {
+        stats->samples = (int64_t)tok.n_seqs;
+        stats->tokens = tok.offsets[tok.n_seqs];
+        stats->max_seq_length = o->calib_max_seq_length;
+        snprintf(stats->model, sizeof stats->model, "%s", o->model_dir);
+        snprintf(stats->calib_dataset, sizeof stats->calib_dataset, "%s", o->calib_dataset);
+        snprintf(stats->forward_dtype, sizeof stats->forward_dtype, "%s", tc_dtype_name(fdt));
+        tc_fwd_layout lay;
+        tc_fwd_get_layout(*engine, &lay);
+        snprintf(stats->layout, sizeof stats->layout, "dp %d x tp %d x pp %d, %s", lay.dp, lay.tp,
+                 lay.pp, lay.backend);
+    }
+    if (st != TC_OK) {
+        tc_fwd_destroy(*engine);
+        *engine = NULL;
+    }
+    tc_tokens_free(&tok);
+    return st;
+}
+
+/* A weights-only engine for `cell` (SmoothQuant without calibration, or a
+ * rank that holds several cells). */
+static tc_status load_cell(const tc_opts *o, tc_hf_model *model, const tc_gpu_info *gpu, int cell,
+                           tc_fwd_engine **e)
+{
+    tc_fwd_setup su;
+    memset(&su, 0, sizeof su);
+    su.model = model;
+    su.opts = o;
+    su.dtype = TC_DT_F16;
+    su.gpu = gpu;
+    su.threads = (int)o->workers;
+    su.weights_only = true;
+    su.cell = cell;
+    return tc_fwd_create(&su, e);
+}
+
+typedef enum sq_step { PASS_A, PASS_B, PASS_WRITE } sq_step;
+
+/* Run one SmoothQuant pass over this rank's cells. kept: the engine of a
+ * rank with exactly one cell, loaded once and reused across passes (its
+ * weights stay smoothed after pass B); ranks with several cells reload. */
+static tc_status sq_pass(sq_step pass, tc_sq_job *job, const tc_opts *o, tc_hf_model *model,
+                         const tc_gpu_info *gpu, const int *cells, size_t n_cells,
+                         tc_fwd_engine **kept, tc_cell_output *outs, tc_dtype out_dtype)
+{
+    tc_status st = TC_OK;
+    if (pass == PASS_WRITE && !o->sq_enabled) {
+        /* INT8 KV cache alone: scales from the statistics, no weights. */
+        for (size_t i = 0; st == TC_OK && i < n_cells; i++)
+            st = tc_sq_write_cell(job, NULL, cells[i], &outs[i], out_dtype);
+        return st;
+    }
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+        tc_fwd_engine *e = n_cells == 1 ? *kept : NULL;
+        const bool fresh = e == NULL;
+        if (fresh)
+            st = load_cell(o, model, gpu, cells[i], &e);
+        if (st == TC_OK && pass == PASS_A)
+            st = tc_sq_pass_a(job, e, cells[i]);
+        else if (st == TC_OK && pass == PASS_B)
+            st = tc_sq_pass_b(job, e, cells[i]);
+        else if (st == TC_OK) {
+            if (fresh && n_cells > 1)
+                st = tc_sq_smooth_again(job, e, cells[i]);
+            if (st == TC_OK)
+                st = tc_sq_write_cell(job, e, cells[i], &outs[i], out_dtype);
+        }
+        if (n_cells == 1 && fresh && st == TC_OK && pass != PASS_WRITE)
+            *kept = e;
+        else if (fresh || n_cells > 1)
+            tc_fwd_destroy(e);
+    }
+    return st;
+}
+
+static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_float_type dtype,
+                         bool share_embedding, const tc_gpu_info *gpu_info, double t0)
+{
+    const tc_hf_config *cfg = &model->cfg;
+    const int64_t world = o->tp_size * o->pp_size;
+    const tc_gpu_info *gpu = gpu_info->count > 0 && o->quantize_on != 1 ? gpu_info : NULL;
+    const tc_dtype out_dtype = tc_float_type_dtype(dtype);
+    /* SmoothQuant calibrates the model loaded in float16; INT8 KV alone in
+     * its own dtype (§5.1, §4.10). */
+    tc_dtype fdt = TC_DT_F16;
+    if (!o->sq_enabled && cfg->has_torch_dtype)
+        fdt = tc_float_type_dtype(cfg->torch_dtype);
+    tc_calib_stats stats;
+    memset(&stats, 0, sizeof stats);
+    tc_calib_dims dims;
+    tc_calib_dims_from_config(cfg, &dims);
+    tc_fwd_engine *engine = NULL;
+    tc_sq_job *job = NULL;
+    tc_plan **plans = NULL;
+    tc_cell_output *outs = NULL;
+    int *cells = NULL;
+    size_t n_cells = 0, n_open = 0;
+    tc_status st;
+
+    /* ---- statistics ---- */
+    double t_cal = tc_now_seconds();
+    if (o->calib_stats)
+        st = stats_from_file(c, o, &dims, &stats);
+    else
+        st = calibrate(c, o, model, gpu, fdt, &dims, &stats, &engine);
+    if (st != TC_OK)
+        goto done;
+    if (c->rank == 0 && o->calib_stats_out) {
+        st = tc_calib_stats_write_h5(&stats, o->calib_stats_out);
+        if (st == TC_OK)
+            tc_log(TC_LOG_INFO, "wrote the calibration statistics to %s", o->calib_stats_out);
+    }
+    st = tc_comm_agree(c, st, "statistics");
+    if (st != TC_OK)
+        goto done;
+    t_cal = tc_now_seconds() - t_cal;
+
+    /* ---- cells: calibrated ranks keep their own cell (dp replica 0) ---- */
+    cells = calloc((size_t)world, sizeof *cells);
+    st = cells ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    if (st == TC_OK && engine) {
+        if (c->rank < world)
+            cells[n_cells++] = c->rank;
+    } else {
+        for (int64_t cell = c->rank; st == TC_OK && cell < world; cell += c->size)
+            cells[n_cells++] = (int)cell;
+    }
+    if (st == TC_OK)
+        st = tc_sq_job_create(cfg, o, &stats, &job);
+    st = tc_comm_agree(c, st, "SmoothQuant setup");
+    if (st != TC_OK)
+        goto done;
+    if (engine && (!o->sq_enabled || n_cells == 0)) {
+        tc_fwd_destroy(engine); /* not needed for the KV scales / by dp replicas */
+        engine = NULL;
+    }
+
+    /* ---- SmoothQuant passes A and B (weight maxima) ---- */
+    double t_q = tc_now_seconds();
+    if (o->sq_enabled) {
+        st = sq_pass(PASS_A, job, o, model, gpu, cells, n_cells, &engine, NULL, out_dtype);
+        st = tc_comm_agree(c, st, "SmoothQuant weight maxima");
+        if (st == TC_OK)
+            st = tc_sq_reduce_a(job, c->world);
+        st = tc_comm_agree(c, st, "SmoothQuant smoothers");
+        if (st == TC_OK)
+            st = sq_pass(PASS_B, job, o, model, gpu, cells, n_cells, &engine, NULL, out_dtype);
+        st = tc_comm_agree(c, st, "SmoothQuant smoothing");
+        if (st == TC_OK)
+            st = tc_sq_reduce_b(job, c->world);
+        st = tc_comm_agree(c, st, "SmoothQuant scales");
+        if (st != TC_OK)
+            goto done;
+    }
+    t_q = tc_now_seconds() - t_q;
+
+    /* ---- plan, write, commit ---- */
+    double t_w = tc_now_seconds();
+    plans = calloc(n_cells ? n_cells : 1, sizeof *plans);
+    outs = calloc(n_cells ? n_cells : 1, sizeof *outs);
+    uint64_t my_bytes = 0, all_bytes = 0;
+    st = plans && outs ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+        st = tc_plan_build(model, o, out_dtype, cells[i], &plans[i]);
+        if (st == TC_OK)
+            st = tc_sq_plan(job, plans[i]);
+        if (st == TC_OK)
+            my_bytes += plans[i]->write_bytes;
+    }
+    bool reported = false;
+    tc_status ds = check_disk_space(c, o->output_dir, st == TC_OK ? my_bytes : 0, &reported);
+    if (st == TC_OK)
+        st = ds;
+    st = tc_comm_agree(c, st, "plan");
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, c->world));
+    if (st != TC_OK)
+        goto done;
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+        st = tc_cell_open(o->output_dir, plans[i], &outs[i]);
+        if (st == TC_OK)
+            n_open++;
+    }
+    st = convert_phase(c, o, outs, n_open, my_bytes, all_bytes, NULL, st);
+    if (st == TC_OK)
+        st = sq_pass(PASS_WRITE, job, o, model, gpu, cells, n_cells, &engine, outs, out_dtype);
+    for (size_t i = 0; i < n_open; i++) {
+        if (st == TC_OK)
+            st = tc_cell_commit(&outs[i]);
+        else
+            tc_cell_discard(&outs[i]);
+    }
+    n_open = 0;
+    if (st == TC_OK)
+        st = fsync_dir(o->output_dir);
+    st = tc_comm_agree(c, st, "convert");
+    if (st != TC_OK)
+        goto done;
+    st = c->rank == 0 ? write_config(o, cfg, dtype, share_embedding) : TC_OK;
+    st = tc_comm_agree(c, st, "commit");
+    t_w = tc_now_seconds() - t_w;
+    if (st == TC_OK) {
+        if (c->rank == 0)
+            tc_log(TC_LOG_INFO, "%s%s: statistics %.2f s (%s), smoothing/scales %.2f s, "
+                   "quantize+write %.2f s, total %.2f s", o->sq_enabled ? "SmoothQuant" : "",
+                   o->int8_kv_cache ? (o->sq_enabled ? " + INT8 KV" : "INT8 KV cache") : "",
+                   t_cal, o->calib_stats ? "read" : "calibrated", t_q, t_w,
+                   tc_now_seconds() - t0);
+        print_summary(c, o, tc_now_seconds() - t0, all_bytes);
+    }
+done:
+    for (size_t i = 0; i < n_open; i++)
+        tc_cell_discard(&outs[i]);
+    for (size_t i = 0; plans && i < n_cells; i++)
+        tc_plan_free(plans[i]);
+    free(plans);
+    free(outs);
+    free(cells);
+    tc_fwd_destroy(engine);
+    tc_sq_job_free(job);
+    tc_calib_stats_free(&stats);
+    return st;
+}
+
 int tc_main(int argc, char **argv)
 {
     tc_comm comm;
@@ -650,8 +987,9 @@ int tc_main(int argc, char **argv)
     gpu.device = -1;
     /* Only quantization uses a GPU; a CUDA context costs ~100 MiB of host
      * memory, so plain conversions never create one. */
-    if (st == TC_OK && opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
-        !(opts.quantize_on == 1 && opts.target_sm > 0))
+    if (st == TC_OK && ((opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
+                         !(opts.quantize_on == 1 && opts.target_sm > 0)) ||
+                        (opts.calibrate && opts.quantize_on != 1)))
         st = tc_gpu_probe(comm.local_rank, comm.local_size, &gpu);
     st = resolve_target_sm(&comm, &opts, &gpu, st);
     st = tc_comm_agree(&comm, st, "setup");
@@ -671,6 +1009,11 @@ int tc_main(int argc, char **argv)
         if (st == TC_OK && comm.rank == 0)
             tc_log(TC_LOG_INFO, "wrote %s/config.json (no --model_dir: config only)",
                    opts.output_dir);
+        goto done;
+    }
+
+    if (opts.calibrate) {
+        st = sq_flow(&comm, &opts, model, dtype, share_embedding, &gpu, t0);
         goto done;
     }
 

@@ -470,8 +470,8 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
         const tc_plan *p = cells[c].plan;
         for (size_t k = 0; k < p->n_tensors; k++) {
             const tc_plan_tensor *t = &p->tensors[k];
-            if (t->scale_of >= 0)
-                continue; /* filled by its weight's work items */
+            if (t->scale_of >= 0 || t->computed)
+                continue; /* filled by its weight's work items / by its owner */
             uint64_t row_bytes = (uint64_t)t->cols * 4;
             int64_t step = (int64_t)(TC_CONVERT_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
             if (t->woq_bits && !t->woq_transposed_only) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "fwd_backend.h"
+#include "trtconv/calib_stats.h"
 #include "trtconv/coll.h"
 #include "trtconv/convert.h"
 #include "trtconv/jsonutil.h"
@@ -50,6 +51,7 @@ struct tc_fwd_engine {
     layer_weights *layers;
     void *ln_f, *lm_head;
     bool lm_head_shared;
+    bool weights_only;             /* decoder layers only (tc_fwd_setup) */
 
     /* activations */
     int64_t max_tokens, max_len;
@@ -66,6 +68,12 @@ struct tc_fwd_engine {
     uint64_t weight_bytes;
     double load_seconds;
 
+    /* Calibration (tc_fwd_enable_stats): the statistics in model form
+     * (calib_stats.h layout) in backend memory; each rank fills the channels
+     * it computes, the collect step takes the maxima over all ranks. */
+    float *d_stats;
+    tc_calib_dims sd;
+
     /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
      * wall time to its class (costs throughput; for finding hot spots). */
     bool profile;
@@ -73,10 +81,11 @@ struct tc_fwd_engine {
 };
 
 enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_FC_GATE, P_SILU,
-                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_COUNT };
+                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_STATS, P_COUNT };
 static const char *const prof_names[P_COUNT] = {
     "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
-    "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv" };
+    "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv",
+    "calibration maxima" };
 
 #define TRY(x)                      \
     do {                            \
@@ -286,7 +295,7 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
 static tc_status load_weights(tc_fwd_engine *e, const tc_opts *o)
 {
     char name[160];
-    if (e->pp_rank == 0) {
+    if (e->pp_rank == 0 && !e->weights_only) {
         int64_t rows, cols;
         TRY(load_tensor(e, "transformer.vocab_embedding.weight", false, &e->embed, &rows, &cols));
         e->emb_rows = rows;
@@ -316,7 +325,7 @@ static tc_status load_weights(tc_fwd_engine *e, const tc_opts *o)
         LOAD(proj, "mlp.proj.weight", false);
 #undef LOAD
     }
-    if (e->pp_rank == e->pp - 1) {
+    if (e->pp_rank == e->pp - 1 && !e->weights_only) {
         TRY(load_tensor(e, "transformer.ln_f.weight", false, &e->ln_f, NULL, NULL));
         int64_t rows = 0;
         TRY(load_tensor(e, "lm_head.weight", true, &e->lm_head, &rows, NULL));
@@ -376,14 +385,18 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     if (!e)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     e->comm = s->comm;
+    e->weights_only = s->weights_only;
     e->cfg = cfg;
     e->dt = s->dtype;
     e->es = tc_dtype_bits(s->dtype) / 8;
     e->tp = (int)o->tp_size;
     e->pp = (int)o->pp_size;
     const int cells = e->tp * e->pp;
+    const bool wonly = s->weights_only;
     tc_status st = TC_OK;
-    if (s->comm->size % cells != 0)
+    if (wonly && (s->cell < 0 || s->cell >= cells))
+        st = tc_fail(TC_E_INTERNAL, "forward pass: cell %d out of range", s->cell);
+    else if (!wonly && s->comm->size % cells != 0)
         st = tc_fail(TC_E_USAGE,
                      "the number of ranks (%d) must be a multiple of tp_size x pp_size = %d "
                      "(the rest is data parallelism)", s->comm->size, cells);
@@ -403,10 +416,11 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         free(e);
         return st;
     }
-    e->dp = s->comm->size / cells;
-    e->dp_rank = s->comm->rank / cells;
-    e->pp_rank = (s->comm->rank % cells) / e->tp;
-    e->tp_rank = s->comm->rank % e->tp;
+    const int cell = wonly ? s->cell : s->comm->rank % cells;
+    e->dp = wonly ? 1 : s->comm->size / cells;
+    e->dp_rank = wonly ? 0 : s->comm->rank / cells;
+    e->pp_rank = cell / e->tp;
+    e->tp_rank = cell % e->tp;
     e->n_layers = cfg->num_hidden_layers / e->pp;
     e->layer0 = (int64_t)e->pp_rank * e->n_layers;
     e->H = cfg->hidden_size;
@@ -432,17 +446,21 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         e->ops = e->be->ops;
 
     /* Communicators, created by every rank in the same order. */
-    void *stream = st == TC_OK ? e->ops->stream(e->be) : NULL;
-    const tc_gpu_info *cg = gpu ? s->gpu : NULL;
-    const int me = s->comm->rank;
-    tc_status cst = tc_coll_create(s->comm->world, e->dp_rank * e->pp + e->pp_rank, me, cg, stream,
-                                   &e->tp_c);
-    if (cst == TC_OK)
-        cst = tc_coll_create(s->comm->world, e->dp_rank * e->tp + e->tp_rank, me, cg, stream, &e->pp_c);
-    if (cst == TC_OK)
-        cst = tc_coll_create(s->comm->world, e->pp_rank * e->tp + e->tp_rank, me, cg, stream, &e->dp_c);
-    if (st == TC_OK)
-        st = cst;
+    if (!wonly) {
+        void *stream = st == TC_OK ? e->ops->stream(e->be) : NULL;
+        const tc_gpu_info *cg = gpu ? s->gpu : NULL;
+        const int me = s->comm->rank;
+        tc_status cst = tc_coll_create(s->comm->world, e->dp_rank * e->pp + e->pp_rank, me, cg,
+                                       stream, &e->tp_c);
+        if (cst == TC_OK)
+            cst = tc_coll_create(s->comm->world, e->dp_rank * e->tp + e->tp_rank, me, cg, stream,
+                                 &e->pp_c);
+        if (cst == TC_OK)
+            cst = tc_coll_create(s->comm->world, e->pp_rank * e->tp + e->tp_rank, me, cg, stream,
+                                 &e->dp_c);
+        if (st == TC_OK)
+            st = cst;
+    }
 
     /* The cell's plan, without quantization: the slices a conversion reads. */
     double t0 = tc_now_seconds();
@@ -457,7 +475,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     if (st == TC_OK)
         st = e->ops->sync(e->be);
     e->load_seconds = tc_now_seconds() - t0;
-    if (st == TC_OK)
+    if (st == TC_OK && !wonly)
         st = alloc_activations(e);
     if (st != TC_OK) {
         tc_fwd_destroy(e);
@@ -476,7 +494,8 @@ void tc_fwd_destroy(tc_fwd_engine *e)
         fwd_backend *b = e->be;
         ops->sync(b);
         void *bufs[] = { e->h, e->x, e->qkv, e->q, e->k, e->v, e->o, e->g, e->u, e->a, e->logits,
-                         e->p32, e->red, e->d_meta, e->d_rope, e->d_report, e->embed, e->ln_f };
+                         e->p32, e->red, e->d_meta, e->d_rope, e->d_report, e->embed, e->ln_f,
+                         e->d_stats };
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i])
                 ops->release(b, bufs[i]);
@@ -622,8 +641,62 @@ void tc_fwd_profile_report(const tc_fwd_engine *e)
                    100.0 * e->prof_s[i] / total);
 }
 
-static tc_status run_layer(tc_fwd_engine *e, const layer_weights *w, const fwd_batch *bt)
+/* ---- calibration statistics ---- */
+
+/* Device pointer to statistic (layer, lin, k) at channel ch. */
+static float *stat_at(const tc_fwd_engine *e, int64_t layer, tc_linear lin, tc_stat_kind k,
+                      int64_t ch)
 {
+    return e->d_stats + tc_calib_offset(&e->sd, layer, lin, k) + ch;
+}
+
+/* First channel of this rank's key/value heads in the model's k/v outputs
+ * (with fewer KV heads than tp ranks a rank holds head r * nkv / tp). */
+static int64_t kv_channel0(const tc_fwd_engine *e)
+{
+    const int64_t nkv = e->cfg->num_key_value_heads;
+    const int64_t head = nkv >= e->tp ? (int64_t)e->tp_rank * e->attn.kv_heads
+                                      : (int64_t)e->tp_rank * nkv / e->tp;
+    return head * e->attn.head_dim;
+}
+
+/* Per-channel maxima of one activation [T, ld] (columns c0 .. c0 + cols). */
+static tc_status stat_cols(tc_fwd_engine *e, int64_t layer, tc_linear lin, tc_stat_kind k,
+                           int64_t ch0, const void *x, bool x_f32, const void *bias, int64_t T,
+                           int64_t ld, int64_t c0, int64_t cols)
+{
+    return e->ops->absmax_cols(e->be, stat_at(e, layer, lin, k, ch0), x, x_f32, bias, e->dt, T,
+                               ld, c0, cols);
+}
+
+static tc_status stats_attention(tc_fwd_engine *e, int64_t layer, int64_t T)
+{
+    const int64_t q = e->attn.heads * e->attn.head_dim, kv = e->attn.kv_heads * e->attn.head_dim;
+    const int64_t q0 = (int64_t)e->tp_rank * q, kv0 = kv_channel0(e);
+    /* q/k/v share their input; k and v get q's x when collected. */
+    TRY(stat_cols(e, layer, TC_LIN_Q, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
+    TRY(stat_cols(e, layer, TC_LIN_Q, TC_STAT_Y, q0, e->qkv, false, NULL, T, e->qkv_width, 0, q));
+    TRY(stat_cols(e, layer, TC_LIN_K, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width, q, kv));
+    TRY(stat_cols(e, layer, TC_LIN_V, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width, q + kv,
+                  kv));
+    return stat_cols(e, layer, TC_LIN_O, TC_STAT_X, q0, e->o, false, NULL, T, q, 0, q);
+}
+
+static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
+{
+    const int64_t i0 = (int64_t)e->tp_rank * e->inter;
+    TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
+    TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_Y, i0, e->g, false, NULL, T, e->inter, 0, e->inter));
+    TRY(stat_cols(e, layer, TC_LIN_UP, TC_STAT_Y, i0, e->u, false, NULL, T, e->inter, 0, e->inter));
+    return stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_X, i0, e->a, false, NULL, T, e->inter, 0,
+                     e->inter);
+}
+
+static tc_status run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
+{
+    const layer_weights *w = &e->layers[li];
+    const int64_t layer = e->layer0 + li;
+    const bool stats = e->d_stats != NULL;
     const fwd_ops *ops = e->ops;
     fwd_backend *b = e->be;
     const int64_t T = bt->n_tokens, H = e->H;
@@ -632,15 +705,26 @@ static tc_status run_layer(tc_fwd_engine *e, const layer_weights *w, const fwd_b
     OP(P_QKV, ops->linear(b, e->qkv, false, e->x, w->qkv, w->qkv_bias, e->dt, T, e->qkv_width, H));
     OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
     OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
+    if (stats)
+        OP(P_STATS, stats_attention(e, layer, T));
     OP(P_DENSE, ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    /* o_proj's output is round(p32 + bias); the maximum is taken in float32
+     * and rounded at collection (rounding is monotonic and odd). */
+    if (stats)
+        OP(P_STATS, stat_cols(e, layer, TC_LIN_O, TC_STAT_Y, 0, e->p32, true, w->dense_bias, T, H,
+                              0, H));
     OP(P_RESID, ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     OP(P_FC_GATE, ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
     OP(P_FC_GATE, ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
     OP(P_SILU, ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
+    if (stats)
+        OP(P_STATS, stats_mlp(e, layer, T));
     OP(P_PROJ, ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    if (stats)
+        OP(P_STATS, stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_Y, 0, e->p32, true, NULL, T, H, 0, H));
     OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
     return TC_OK;
 }
@@ -666,7 +750,7 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
         OP(P_PIPE, tc_coll_recv(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank - 1));
     }
     for (int64_t i = 0; i < e->n_layers; i++) {
-        TRY(run_layer(e, &e->layers[i], &bt));
+        TRY(run_layer(e, i, &bt));
         if (reporter)
             TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
     }
@@ -678,6 +762,14 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
     if (reporter)
         TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
     OP(P_LM_HEAD, ops->linear(b, e->logits, false, e->x, e->lm_head, NULL, e->dt, T, e->vocab_local, H));
+    if (e->d_stats) {
+        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+        const int64_t valid = e->vocab - c0 < e->vocab_local ? e->vocab - c0 : e->vocab_local;
+        OP(P_STATS, stat_cols(e, -1, TC_LIN_LM_HEAD, TC_STAT_X, 0, e->x, false, NULL, T, H, 0, H));
+        if (valid > 0)
+            OP(P_STATS, stat_cols(e, -1, TC_LIN_LM_HEAD, TC_STAT_Y, c0, e->logits, false, NULL, T,
+                                  e->vocab_local, 0, valid));
+    }
     if (sink) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
         int64_t valid = e->vocab - c0;
@@ -717,4 +809,128 @@ tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch
     }
     free(offsets);
     return st;
+}
+
+/* ---- calibration statistics (fwd.h) ---- */
+
+tc_status tc_fwd_enable_stats(tc_fwd_engine *e)
+{
+    tc_calib_dims_from_config(e->cfg, &e->sd);
+    tc_calib_stats host;
+    TRY(tc_calib_stats_alloc(&e->sd, &host));
+    tc_status st = e->ops->alloc(e->be, host.n * sizeof(float), (void **)&e->d_stats);
+    if (st == TC_OK)
+        st = e->ops->upload(e->be, e->d_stats, host.data, host.n * sizeof(float));
+    tc_calib_stats_free(&host);
+    return st;
+}
+
+/* Row maxima of this rank's weights, written at their model channels (the
+ * dense/proj maxima are partial: columns are split over tp). */
+static tc_status stats_weights(tc_fwd_engine *e)
+{
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    const size_t wes = ops->weight_elem_bytes(e->dt);
+    const int64_t H = e->H, q = e->attn.heads * e->attn.head_dim;
+    const int64_t kv = e->attn.kv_heads * e->attn.head_dim, q0 = (int64_t)e->tp_rank * q;
+    const int64_t kv0 = kv_channel0(e), i0 = (int64_t)e->tp_rank * e->inter;
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        const layer_weights *w = &e->layers[i];
+        const int64_t L = e->layer0 + i;
+        const char *qkv = w->qkv;
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_Q, TC_STAT_W, q0), qkv, e->dt, q, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_K, TC_STAT_W, kv0), qkv + (size_t)(q * H) * wes,
+                             e->dt, kv, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_V, TC_STAT_W, kv0),
+                             qkv + (size_t)((q + kv) * H) * wes, e->dt, kv, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_O, TC_STAT_W, 0), w->dense, e->dt, H, q));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, i0), w->fc, e->dt, e->inter, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_UP, TC_STAT_W, i0), w->gate, e->dt, e->inter, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, 0), w->proj, e->dt, H,
+                             e->inter));
+    }
+    if (e->pp_rank == e->pp - 1) {
+        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+        const int64_t valid = e->vocab - c0 < e->vocab_local ? e->vocab - c0 : e->vocab_local;
+        if (valid > 0)
+            TRY(ops->absmax_rows(b, stat_at(e, -1, TC_LIN_LM_HEAD, TC_STAT_W, c0), e->lm_head,
+                                 e->dt, valid, H));
+    }
+    return TC_OK;
+}
+
+static float round_dt(tc_dtype dt, float v)
+{
+    switch (dt) {
+    case TC_DT_F16: return tc_f16_to_f32(tc_f32_to_f16(v));
+    case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
+    default: return v;
+    }
+}
+
+tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
+{
+    if (!e->d_stats)
+        return tc_fail(TC_E_INTERNAL, "forward pass: statistics were not enabled");
+    const size_t bytes = s->n * sizeof(float);
+    tc_status st = stats_weights(e);
+    if (st == TC_OK)
+        st = e->ops->download(e->be, s->data, e->d_stats, bytes);
+    /* Check before reducing: a NaN must be named by the rank that saw it,
+     * and every rank must learn of it before anyone enters a collective. */
+    char where[64];
+    snprintf(where, sizeof where, "calibration on rank %d", e->comm->rank);
+    if (st == TC_OK)
+        st = tc_calib_stats_check(s, where);
+    int bad = st != TC_OK, any = 0;
+    tc_status cs = TC_MPI_TRY(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, e->comm->world));
+    if (cs != TC_OK)
+        return cs;
+    if (any)
+        return bad ? st : TC_E_CANCELLED;
+    TRY(tc_coll_allreduce_max_f32(&e->tp_c, e->d_stats, s->n));
+    TRY(tc_coll_allreduce_max_f32(&e->pp_c, e->d_stats, s->n));
+    TRY(tc_coll_allreduce_max_f32(&e->dp_c, e->d_stats, s->n));
+    TRY(e->ops->download(e->be, s->data, e->d_stats, bytes));
+    /* o_proj/down_proj outputs were maximised in float32 before rounding. */
+    for (int64_t L = 0; L < e->sd.layers; L++) {
+        const tc_linear rounded[2] = { TC_LIN_O, TC_LIN_DOWN };
+        for (int j = 0; j < 2; j++) {
+            int64_t n;
+            float *y = tc_calib_get(s, L, rounded[j], TC_STAT_Y, &n);
+            for (int64_t c = 0; c < n; c++)
+                y[c] = round_dt(e->dt, y[c]);
+        }
+        /* One input for q/k/v and one for gate/up: copy the recorded one. */
+        int64_t n;
+        const float *xq = tc_calib_get(s, L, TC_LIN_Q, TC_STAT_X, &n);
+        memcpy(tc_calib_get(s, L, TC_LIN_K, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
+        memcpy(tc_calib_get(s, L, TC_LIN_V, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
+        const float *xg = tc_calib_get(s, L, TC_LIN_GATE, TC_STAT_X, &n);
+        memcpy(tc_calib_get(s, L, TC_LIN_UP, TC_STAT_X, NULL), xg, (size_t)n * sizeof(float));
+    }
+    return TC_OK;
+}
+
+void tc_fwd_layer_ptrs_get(const tc_fwd_engine *e, int64_t i, tc_fwd_layer_ptrs *out)
+{
+    const layer_weights *w = &e->layers[i];
+    out->in_norm = w->in_norm;
+    out->post_norm = w->post_norm;
+    out->qkv = w->qkv;
+    out->dense = w->dense;
+    out->fc = w->fc;
+    out->gate = w->gate;
+    out->proj = w->proj;
+}
+
+struct fwd_backend *tc_fwd_backend_get(const tc_fwd_engine *e)
+{
+    return e->be;
+}
+
+tc_dtype tc_fwd_dtype(const tc_fwd_engine *e)
+{
+    return e->dt;
 }

@@ -85,7 +85,36 @@ typedef struct fwd_ops {
                           size_t n);
     /* out32[n] = float(in[n]) (dt -> f32, for reports). */
     tc_status (*to_f32)(fwd_backend *b, float *out32, const void *in, tc_dtype dt, size_t n);
+    /* Calibration statistics (calib_stats.h). acc[c] = max(acc[c], max over
+     * r < rows of |x[r * ld + c0 + c] (+ bias[c])|) for c < cols, where x is
+     * float32 when x_f32, else dt, and the bias (dt, may be NULL) is added in
+     * float32. Maxima compare the bits of |v| as integers, so a NaN wins and
+     * reaches the caller's check. */
+    tc_status (*absmax_cols)(fwd_backend *b, float *acc, const void *x, bool x_f32,
+                             const void *bias, tc_dtype dt, int64_t rows, int64_t ld, int64_t c0,
+                             int64_t cols);
+    /* out[r] = max over c of |W[r, c]| for a weight of `rows` x `cols` in the
+     * backend's weight representation (model dtype dt). */
+    tc_status (*absmax_rows)(fwd_backend *b, float *out, const void *w, tc_dtype dt, int64_t rows,
+                             int64_t cols);
+    /* SmoothQuant (sq.c, trtllm-checkpoint.md §5.3): in place on a weight
+     * [rows, cols] of model dtype dt, with s[cols] float64 in backend memory:
+     * w = round_dt(float(double(w) * s[c])), or w / s[c] when divide (the
+     * layernorm weights). torch computes the float64 result and casts it to
+     * half through float. */
+    tc_status (*smooth_cols)(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                             const double *s, bool divide);
+    /* SmoothQuant int8 weights (§5.4): q[r, c] = clamp(rint(v), -127, 127)
+     * with rint rounding half to even and, by mode, v =
+     *   FWD_Q_DT_MUL: round_dt(float(w) * scale[r])   (dt tensor x 0-d scalar)
+     *   FWD_Q_DT_DIV: round_dt(float(w) / scale[r])   (GQA qkv per tensor)
+     *   FWD_Q_F32_MUL: float(w) * scale[r]            (float32 product)
+     * scale is float32 backend memory, q int8 backend memory [rows, cols]. */
+    tc_status (*quantize_i8)(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt, int64_t rows,
+                             int64_t cols, const float *scale, int mode);
 } fwd_ops;
+
+enum { FWD_Q_DT_MUL = 0, FWD_Q_DT_DIV = 1, FWD_Q_F32_MUL = 2 };
 
 struct fwd_backend {
     const fwd_ops *ops;

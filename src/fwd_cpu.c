@@ -442,6 +442,121 @@ static tc_status cpu_attention(fwd_backend *b, void *o, const void *q, const voi
     return TC_OK;
 }
 
+/* ---- calibration statistics ---- */
+
+/* |v| as integer bits: for non-negative floats the integer order is the
+ * float order, and a NaN (exponent all ones, mantissa non-zero) is larger
+ * than every number, so it survives the maximum. */
+static uint32_t abs_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u & 0x7fffffffu;
+}
+
+static float bits_float(uint32_t u)
+{
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+static tc_status cpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
+                                 const void *bias, tc_dtype dt, int64_t rows, int64_t ld,
+                                 int64_t c0, int64_t cols)
+{
+    (void)b;
+    for (int64_t c = 0; c < cols; c++) {
+        uint32_t m = abs_bits(acc[c]);
+        const float bc = bias ? load_dt(bias, dt, (size_t)c) : 0.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            const size_t i = (size_t)(r * ld + c0 + c);
+            float v = x_f32 ? ((const float *)x)[i] : load_dt(x, dt, i);
+            if (bias)
+                v += bc;
+            const uint32_t a = abs_bits(v);
+            if (a > m)
+                m = a;
+        }
+        acc[c] = bits_float(m);
+    }
+    return TC_OK;
+}
+
+static tc_status cpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_dtype dt,
+                                 int64_t rows, int64_t cols)
+{
+    (void)b;
+    (void)dt; /* CPU weights are float32 */
+    const float *wf = w;
+    for (int64_t r = 0; r < rows; r++) {
+        uint32_t m = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            const uint32_t a = abs_bits(wf[r * cols + c]);
+            if (a > m)
+                m = a;
+        }
+        out[r] = bits_float(m);
+    }
+    return TC_OK;
+}
+
+/* ---- SmoothQuant ---- */
+
+static float round_to(tc_dtype dt, float v)
+{
+    switch (dt) {
+    case TC_DT_F16: return tc_f16_to_f32(tc_f32_to_f16(v));
+    case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
+    default: return v;
+    }
+}
+
+static tc_status cpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                 const double *s, bool divide)
+{
+    (void)b;
+    float *wf = w; /* CPU weights are float32 holding dt values */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const double v = (double)wf[r * cols + c];
+            wf[r * cols + c] = round_to(dt, (float)(divide ? v / s[c] : v * s[c]));
+        }
+    return TC_OK;
+}
+
+static int8_t to_i8(float v)
+{
+    float r = rintf(v); /* the default rounding mode: half to even, as torch.round */
+    if (r > 127.0f)
+        r = 127.0f;
+    if (r < -127.0f)
+        r = -127.0f;
+    return (int8_t)r;
+}
+
+static tc_status cpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt,
+                                 int64_t rows, int64_t cols, const float *scale, int mode)
+{
+    (void)b;
+    const float *wf = w;
+    for (int64_t r = 0; r < rows; r++) {
+        const float sc = scale[r];
+        for (int64_t c = 0; c < cols; c++) {
+            const float x = wf[r * cols + c];
+            float v;
+            if (mode == FWD_Q_DT_MUL)
+                v = round_to(dt, x * sc);
+            else if (mode == FWD_Q_DT_DIV)
+                v = round_to(dt, x / sc);
+            else
+                v = x * sc;
+            q[r * cols + c] = to_i8(v);
+        }
+    }
+    return TC_OK;
+}
+
 static const fwd_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -462,6 +577,10 @@ static const fwd_ops cpu_ops = {
     .residual_add = cpu_residual_add,
     .silu_mul = cpu_silu_mul,
     .to_f32 = cpu_to_f32,
+    .absmax_cols = cpu_absmax_cols,
+    .absmax_rows = cpu_absmax_rows,
+    .smooth_cols = cpu_smooth_cols,
+    .quantize_i8 = cpu_quantize_i8,
 };
 
 tc_status tc_fwd_cpu_backend(int threads, int64_t max_tokens, int64_t max_len, const fwd_attn *a,

@@ -294,6 +294,32 @@ static tc_status gpu_silu_mul(fwd_backend *b, void *out, const void *gv, const v
     return tc_fwd_silu_mul_cuda(out, gv, u, dt, n, ((gpu_backend *)b)->stream);
 }
 
+static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
+                                 const void *bias, tc_dtype dt, int64_t rows, int64_t ld,
+                                 int64_t c0, int64_t cols)
+{
+    return tc_fwd_absmax_cols_cuda(acc, x, x_f32, bias, dt, rows, ld, c0, cols,
+                                   ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_dtype dt,
+                                 int64_t rows, int64_t cols)
+{
+    return tc_fwd_absmax_rows_cuda(out, w, dt, rows, cols, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                 const double *s, bool divide)
+{
+    return tc_sq_smooth_cols_cuda(w, dt, rows, cols, s, divide, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt,
+                                 int64_t rows, int64_t cols, const float *scale, int mode)
+{
+    return tc_sq_quantize_i8_cuda(q, w, dt, rows, cols, scale, mode, ((gpu_backend *)b)->stream);
+}
+
 static const fwd_ops gpu_ops = {
     .name = "cuda",
     .destroy = gpu_destroy,
@@ -314,6 +340,10 @@ static const fwd_ops gpu_ops = {
     .residual_add = gpu_residual_add,
     .silu_mul = gpu_silu_mul,
     .to_f32 = gpu_to_f32,
+    .absmax_cols = gpu_absmax_cols,
+    .absmax_rows = gpu_absmax_rows,
+    .smooth_cols = gpu_smooth_cols,
+    .quantize_i8 = gpu_quantize_i8,
 };
 
 tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t max_len,

@@ -29,7 +29,7 @@ enum opt_id {
     OPT_USE_EMBEDDING_SHARING, OPT_OUTPUT_DIR, OPT_WORKERS, OPT_MOE_NUM_EXPERTS,
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
-    OPT_TARGET_SM, OPT_QUANTIZE_ON
+    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS
 };
 
 static const struct option long_options[] = {
@@ -84,6 +84,9 @@ static const struct option long_options[] = {
     { "progress", required_argument, NULL, OPT_PROGRESS },
     { "target_sm", required_argument, NULL, OPT_TARGET_SM },
     { "quantize_on", required_argument, NULL, OPT_QUANTIZE_ON },
+    { "calib_batch_size", required_argument, NULL, OPT_CALIB_BATCH_SIZE },
+    { "calib_stats_out", required_argument, NULL, OPT_CALIB_STATS_OUT },
+    { "calib_stats", required_argument, NULL, OPT_CALIB_STATS },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 }
@@ -124,12 +127,24 @@ static const char usage_text[] =
 "                                GPU if it has one, else the CPU)\n"
 "  --disable_weight_only_quant_plugin  store the unquantized transposed weights\n"
 "                                and scales for the non-plugin path (int8 only)\n"
-"not supported yet (refused with an error):\n"
-"  --smoothquant/-sq ALPHA, --per_channel,\n"
-"  --per_token, --int8_kv_cache, --fp8_kv_cache, --use_fp8_rowwise,\n"
-"  --quant_ckpt_path PATH, --per_group, --group_size N (default: 128),\n"
-"  --calib_dataset NAME (default: ccdv/cnn_dailymail), --calib_size N\n"
-"  (default: 512), --calib_max_seq_length N (default: 512)\n"
+"SmoothQuant (W8A8) and INT8 KV cache (docs/smoothquant.md):\n"
+"  --smoothquant/-sq ALPHA       SmoothQuant with migration strength ALPHA in\n"
+"                                (0, 1] (0 means off, as in the Python tool)\n"
+"  --per_channel                 per-output-channel weight scales\n"
+"  --per_token                   per-token (dynamic) activation scales\n"
+"  --int8_kv_cache               INT8 KV cache (alone or with SmoothQuant)\n"
+"  --calib_dataset FILE          calibration data: JSON Lines with an input_ids\n"
+"                                array per line (default: ccdv/cnn_dailymail,\n"
+"                                which must be exported to such a file first)\n"
+"  --calib_size N                first N samples of the file (default: 512;\n"
+"                                -1: all)\n"
+"  --calib_max_seq_length N      truncate samples to N tokens (default: 512)\n"
+"  --calib_batch_size N          samples per forward micro-batch (default: 8)\n"
+"  --calib_stats_out FILE.h5     write the statistics (HDF5) for later reuse\n"
+"  --calib_stats FILE.h5         reuse statistics instead of calibrating\n"
+"not supported (refused with an error):\n"
+"  --fp8_kv_cache, --use_fp8_rowwise, --quant_ckpt_path PATH, --per_group,\n"
+"  --group_size N\n"
 "config-only mode (no --model_dir): config.json from these values:\n"
 "  --vocab_size 32000 --n_positions 2048 --n_layer 32 --n_head 32\n"
 "  --n_kv_head (n_head) --n_embd 4096 --inter_size 11008 --multiple_of (None)\n"
@@ -179,6 +194,7 @@ void tc_opts_init(tc_opts *o)
     o->calib_dataset = "ccdv/cnn_dailymail";
     o->calib_size = 512;
     o->calib_max_seq_length = 512;
+    o->calib_batch_size = 8;
     o->workers = 1;
     o->log_level = TC_LOG_INFO;
     o->progress_bar = false;
@@ -246,10 +262,6 @@ static const char *not_yet_reason(int id)
     switch (id) {
     case OPT_META_CKPT_DIR:
         return "Meta checkpoints are not supported yet (planned: Meta and .bin checkpoints)";
-    case OPT_SMOOTHQUANT: case OPT_PER_CHANNEL: case OPT_PER_TOKEN:
-    case OPT_INT8_KV_CACHE: case OPT_CALIB_DATASET: case OPT_CALIB_SIZE:
-    case OPT_CALIB_MAX_SEQ_LENGTH:
-        return "SmoothQuant / INT8 KV cache calibration is not supported yet (planned)";
     case OPT_FP8_KV_CACHE: case OPT_USE_FP8_ROWWISE:
         return "FP8 quantization is not supported by trtconv";
     case OPT_QUANT_CKPT_PATH: case OPT_PER_GROUP: case OPT_GROUP_SIZE:
@@ -401,6 +413,29 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                 return usage_error(err, "--quantize_on: invalid choice '%s' (choose from auto, "
                                    "cpu, gpu)", a);
             break;
+        case OPT_SMOOTHQUANT:
+            st = parse_double(err, "smoothquant", a, &o->smoothquant);
+            if (st == TC_OK && !(o->smoothquant >= 0.0 && o->smoothquant <= 1.0))
+                return usage_error(err, "--smoothquant: alpha must be in [0, 1] (got %s)", a);
+            break;
+        case OPT_PER_CHANNEL: o->per_channel = true; break;
+        case OPT_PER_TOKEN: o->per_token = true; break;
+        case OPT_INT8_KV_CACHE: o->int8_kv_cache = true; break;
+        case OPT_CALIB_DATASET: o->calib_dataset = a; break;
+        case OPT_CALIB_SIZE:
+            st = parse_int(err, "calib_size", a, -1, INT32_MAX, &o->calib_size);
+            if (st == TC_OK && o->calib_size == 0)
+                return usage_error(err, "--calib_size: 0 samples cannot calibrate (-1: the "
+                                   "whole file)");
+            break;
+        case OPT_CALIB_MAX_SEQ_LENGTH:
+            st = parse_int(err, "calib_max_seq_length", a, 1, 1 << 20, &o->calib_max_seq_length);
+            break;
+        case OPT_CALIB_BATCH_SIZE:
+            st = parse_int(err, "calib_batch_size", a, 1, 65536, &o->calib_batch_size);
+            break;
+        case OPT_CALIB_STATS_OUT: o->calib_stats_out = a; break;
+        case OPT_CALIB_STATS: o->calib_stats = a; break;
         case '?':
         default:
             if (optopt >= OPT_MODEL_DIR || (optopt == 0 && optind > 0)) {
@@ -456,6 +491,18 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         return usage_error(err, "--disable_weight_only_quant_plugin stores unquantized weights "
                            "that only int8 can use (TensorRT-LLM's non-plugin path has no int4 "
                            "weight-only GEMM); use int8 or keep the plugin");
+    /* convert_checkpoint.py tests `args.smoothquant` for truth: 0 is off. */
+    o->sq_enabled = !isnan(o->smoothquant) && o->smoothquant > 0.0;
+    o->calibrate = o->sq_enabled || o->int8_kv_cache;
+    if (o->sq_enabled && o->use_weight_only)
+        return usage_error(err, "--smoothquant and --use_weight_only exclude each other (W8A8 "
+                           "or weight-only, as in TensorRT-LLM's quant_algo)");
+    if (!o->calibrate && (o->calib_stats || o->calib_stats_out))
+        return usage_error(err, "--calib_stats/--calib_stats_out need --smoothquant or "
+                           "--int8_kv_cache");
+    if (o->calib_stats && o->calib_stats_out)
+        return usage_error(err, "--calib_stats reuses statistics and --calib_stats_out writes "
+                           "new ones: give one of them");
     if (o->dtype_auto && !o->model_dir)
         return usage_error(err, "--dtype auto needs --model_dir (the dtype comes from its "
                            "config.json)");

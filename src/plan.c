@@ -416,3 +416,49 @@ void tc_plan_out_tensors(const tc_plan *p, tc_st_out_tensor *out)
             out[i].shape[1] = t->shape[1];
     }
 }
+
+int tc_plan_find(const tc_plan *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_tensors; i++)
+        if (!strcmp(p->tensors[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+static uint64_t tensor_bytes(const tc_plan_tensor *t)
+{
+    uint64_t elems = (uint64_t)t->shape[0] * (uint64_t)(t->ndim == 2 ? t->shape[1] : 1);
+    return elems * tc_dtype_bits(t->dtype) / 8;
+}
+
+tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int ndim, int64_t d0,
+                               int64_t d1)
+{
+    tc_plan_tensor *nt = realloc(p->tensors, (p->n_tensors + 1) * sizeof *nt);
+    if (!nt)
+        return tc_fail(TC_E_INTERNAL, "out of memory extending the plan");
+    p->tensors = nt;
+    tc_plan_tensor *t = &nt[p->n_tensors];
+    memset(t, 0, sizeof *t);
+    if ((size_t)snprintf(t->name, sizeof t->name, "%s", name) >= sizeof t->name)
+        return tc_fail(TC_E_INTERNAL, "tensor name too long: %s", name);
+    t->dtype = t->slice_dtype = dt;
+    t->ndim = ndim;
+    t->shape[0] = t->rows = d0;
+    t->shape[1] = ndim == 2 ? d1 : 0;
+    t->cols = ndim == 2 ? d1 : 1;
+    t->scale_index = t->scale_of = -1;
+    t->computed = true;
+    p->n_tensors++;
+    p->write_bytes += tensor_bytes(t);
+    return TC_OK;
+}
+
+void tc_plan_set_computed(tc_plan *p, int i, tc_dtype dt)
+{
+    tc_plan_tensor *t = &p->tensors[i];
+    p->write_bytes -= tensor_bytes(t);
+    t->dtype = dt;
+    t->computed = true;
+    p->write_bytes += tensor_bytes(t);
+}

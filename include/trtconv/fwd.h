@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "trtconv/calib_stats.h"
 #include "trtconv/comm.h"
 #include "trtconv/gpu.h"
 #include "trtconv/hf_model.h"
@@ -52,6 +53,11 @@ typedef struct tc_fwd_setup {
     int threads;                 /* CPU backend threads (>= 1) */
     int64_t max_batch_tokens;    /* largest micro-batch, in tokens */
     int64_t max_seq_len;         /* longest sequence */
+    /* Weights only (SmoothQuant with --calib_stats, any number of ranks):
+     * load cell `cell` (0 <= cell < tp*pp) and nothing else: no
+     * communicators, no activations; not collective. */
+    bool weights_only;
+    int cell;
 } tc_fwd_setup;
 
 /* What a rank holds after a micro-batch, reported to a sink (host copies,
@@ -78,6 +84,28 @@ tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch
 /* With TRTCONV_FWD_PROFILE=1 in the environment every operation is timed
  * (synchronously); this logs the time per operation class. */
 void tc_fwd_profile_report(const tc_fwd_engine *e);
+
+/* Calibration (calib_stats.h, trtllm-checkpoint.md §5.2). After
+ * tc_fwd_enable_stats, tc_fwd_run also records, per micro-batch, the
+ * per-channel absolute maxima of every linear's input and output that this
+ * rank computes. tc_fwd_collect_stats (collective over the world) adds the
+ * weight row maxima, checks for NaN/Inf (the failing rank names the layer;
+ * the others return TC_E_CANCELLED), takes the maxima over the tensor,
+ * pipeline and data parallel groups through coll.h, and fills s (allocated
+ * by the caller for the model's dims) on every rank. */
+tc_status tc_fwd_enable_stats(tc_fwd_engine *e);
+tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s);
+
+/* Weights of local layer i in the backend's memory and representation
+ * (fwd_backend.h), for SmoothQuant (sq.c), which smooths them in place.
+ * Borrowed from the engine. */
+typedef struct tc_fwd_layer_ptrs {
+    void *in_norm, *post_norm, *qkv, *dense, *fc, *gate, *proj;
+} tc_fwd_layer_ptrs;
+void tc_fwd_layer_ptrs_get(const tc_fwd_engine *e, int64_t i, tc_fwd_layer_ptrs *out);
+struct fwd_backend;
+struct fwd_backend *tc_fwd_backend_get(const tc_fwd_engine *e);
+tc_dtype tc_fwd_dtype(const tc_fwd_engine *e);
 
 /* Layout of this rank. */
 typedef struct tc_fwd_layout {

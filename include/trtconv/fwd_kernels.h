@@ -52,6 +52,21 @@ tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, 
 tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
                                void *stream);
 
+/* Calibration maxima (fwd_backend.h absmax_cols / absmax_rows): acc and out
+ * are float32 device arrays; x is float32 when x_f32, else dt. */
+tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32, const void *bias,
+                                  tc_dtype dt, int64_t rows, int64_t ld, int64_t c0, int64_t cols,
+                                  void *stream);
+tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
+                                  int64_t cols, void *stream);
+
+/* SmoothQuant (fwd_backend.h smooth_cols / quantize_i8; CPU reference in
+ * src/fwd_cpu.c, byte-identical results). */
+tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, int64_t cols, const double *s,
+                                 int divide, void *stream);
+tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                 const float *scale, int mode, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

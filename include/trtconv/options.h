@@ -46,7 +46,12 @@ typedef struct tc_opts {
     const char *quant_ckpt_path;
     int64_t group_size;
     const char *calib_dataset;
-    int64_t calib_size, calib_max_seq_length;
+    int64_t calib_size, calib_max_seq_length;   /* calib_size -1: all samples */
+    int64_t calib_batch_size;     /* samples per micro-batch (new; default 8) */
+    const char *calib_stats_out;  /* HDF5 file to write the statistics to */
+    const char *calib_stats;      /* HDF5 file to reuse statistics from */
+    bool sq_enabled;              /* smoothquant given and > 0 */
+    bool calibrate;               /* sq_enabled || int8_kv_cache */
     /* misc */
     bool load_by_shard, load_model_on_cpu, save_config_only;
     bool remove_duplicated_kv_heads;

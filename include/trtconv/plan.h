@@ -54,6 +54,9 @@ typedef struct tc_plan_tensor {
     /* --disable_weight_only_quant_plugin: the weight is stored unquantized
      * and transposed, [K, N] in the config dtype, next to its scales. */
     bool woq_transposed_only;
+    /* Computed outside the conversion workers (SmoothQuant, sq.h): no
+     * pieces; the conversion skips it and its owner pwrites its bytes. */
+    bool computed;
 } tc_plan_tensor;
 
 typedef struct tc_plan {
@@ -80,6 +83,15 @@ tc_status tc_plan_check_model(const tc_hf_config *cfg, const tc_opts *o);
 tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype,
                         int rank, tc_plan **plan);
 void tc_plan_free(tc_plan *p); /* accepts NULL */
+
+/* Index of tensor `name`, or -1. */
+int tc_plan_find(const tc_plan *p, const char *name);
+/* Append a computed tensor ([d0] when ndim is 1, [d0, d1] when 2) and
+ * account its bytes in write_bytes. */
+tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int ndim, int64_t d0,
+                               int64_t d1);
+/* Make tensor i computed with dtype dt (same shape); adjusts write_bytes. */
+void tc_plan_set_computed(tc_plan *p, int i, tc_dtype dt);
 
 /* Fill writer descriptors (name/dtype/shape) for the plan's tensors, in plan
  * order; out must hold p->n_tensors entries. Names borrow from p. */

@@ -536,15 +536,7 @@ START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
     static const char *const cases[][3] = {
         { "--meta_ckpt_dir", "X", NULL },
         { "--weight_only_precision", "int4_gptq", NULL },
-        { "--smoothquant", "0.5", NULL },
-        { "-sq", "0.5", NULL },
-        { "--per_channel", NULL, NULL },
-        { "--per_token", NULL, NULL },
         { "--per_group", NULL, NULL },
-        { "--int8_kv_cache", NULL, NULL },
-        { "--calib_dataset", "x", NULL },
-        { "--calib_size", "64", NULL },
-        { "--calib_max_seq_length", "64", NULL },
         { "--fp8_kv_cache", NULL, NULL },
         { "--use_fp8_rowwise", NULL, NULL },
         { "--quant_ckpt_path", "x", NULL },
@@ -566,9 +558,43 @@ END_TEST
 
 START_TEST(opts_parse_should_name_the_refused_flag)
 {
-    expect_usage_error("--smoothquant", "-sq", "0.5", NULL);
-    expect_usage_error("--int8_kv_cache", "--int8_kv_cache", NULL);
+    expect_usage_error("--fp8_kv_cache", "--fp8_kv_cache", NULL);
     expect_usage_error("--meta_ckpt_dir", "--meta_ckpt_dir", "X", NULL);
+}
+END_TEST
+
+START_TEST(opts_parse_should_read_the_smoothquant_and_calibration_flags)
+{
+    parse_result r;
+    parse_ok(&r, "-sq", "0.75", "--per_channel", "--per_token", "--int8_kv_cache",
+             "--calib_dataset", "c.jsonl", "--calib_size", "-1", "--calib_max_seq_length", "64",
+             "--calib_batch_size", "4", "--calib_stats_out", "s.h5", NULL);
+    ck_assert(r.o.sq_enabled && r.o.calibrate);
+    ck_assert(r.o.smoothquant == 0.75);
+    ck_assert(r.o.per_channel && r.o.per_token && r.o.int8_kv_cache);
+    ck_assert_str_eq(r.o.calib_dataset, "c.jsonl");
+    ck_assert_int_eq(r.o.calib_size, -1);
+    ck_assert_int_eq(r.o.calib_max_seq_length, 64);
+    ck_assert_int_eq(r.o.calib_batch_size, 4);
+    ck_assert_str_eq(r.o.calib_stats_out, "s.h5");
+    result_free(&r);
+    /* As in convert_checkpoint.py, alpha 0 is falsy: no SmoothQuant. */
+    parse_ok(&r, "--smoothquant", "0", NULL);
+    ck_assert(!r.o.sq_enabled && !r.o.calibrate);
+    result_free(&r);
+    parse_ok(&r, "--int8_kv_cache", "--calib_stats", "s.h5", NULL);
+    ck_assert(!r.o.sq_enabled && r.o.calibrate);
+    ck_assert_str_eq(r.o.calib_stats, "s.h5");
+    result_free(&r);
+    expect_usage_error("alpha must be in [0, 1]", "--smoothquant", "1.5", NULL);
+    expect_usage_error("alpha must be in [0, 1]", "--smoothquant", "-0.1", NULL);
+    expect_usage_error("--calib_size", "--smoothquant", "0.5", "--calib_size", "0", NULL);
+    expect_usage_error("--calib_batch_size", "--smoothquant", "0.5", "--calib_batch_size", "0",
+                       NULL);
+    expect_usage_error("exclude each other", "--smoothquant", "0.5", "--use_weight_only", NULL);
+    expect_usage_error("need --smoothquant", "--calib_stats", "s.h5", NULL);
+    expect_usage_error("give one of them", "--int8_kv_cache", "--calib_stats", "a.h5",
+                       "--calib_stats_out", "b.h5", NULL);
 }
 END_TEST
 
@@ -755,6 +781,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, opts_parse_should_accept_weight_only_flags_like_argparse);
     tcase_add_test(tc, opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet);
     tcase_add_test(tc, opts_parse_should_name_the_refused_flag);
+    tcase_add_test(tc, opts_parse_should_read_the_smoothquant_and_calibration_flags);
     tcase_add_test(tc, opts_parse_should_accept_the_loading_flags_that_change_nothing);
     tcase_add_test(tc, opts_parse_should_refuse_mixture_of_experts);
     tcase_add_test(tc, opts_parse_should_refuse_more_than_65536_cells);
