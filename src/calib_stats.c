@@ -132,7 +132,9 @@ static void stat_label(int64_t layer, tc_linear lin, char *buf, size_t n)
 
 tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
 {
-    for (int64_t layer = -1; layer < s->d.layers; layer++) {
+    /* Layers in order, lm_head last: the first overflow is the one named. */
+    for (int64_t li = 0; li <= s->d.layers; li++) {
+        const int64_t layer = li < s->d.layers ? li : -1;
         for (int l = 0; l < TC_LIN_COUNT; l++) {
             const tc_linear lin = layer < 0 ? TC_LIN_LM_HEAD : (tc_linear)l;
             for (int k = 0; k < TC_STAT_COUNT; k++) {
