@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 mkdir -p .carry/debs .carry/golden/sq_mha
 (cd .carry/debs && apt-get download libcjson1 libcjson-dev check libsubunit0 libsubunit-dev)
 G=../shared/golden/sq_mha
-cp -r "$G/hf" "$G"/kv_only_tp* .carry/golden/sq_mha/
+cp -r "$G"/. .carry/golden/sq_mha/
 du -sh .carry

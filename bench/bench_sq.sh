@@ -1,0 +1,52 @@
+#!/bin/bash
+# bench_sq.sh BUILD_DIR: SmoothQuant conversion on one GPU against
+# transformers' calibration with the same hooks, in one invocation
+# (docs/performance.md, "SmoothQuant").
+#   model : trtconv-genmodel, Llama-3-8B shapes (32 layers, hidden 4096, 32
+#           heads, 8 KV heads, intermediate 14336, vocab 128256), float16,
+#           LAYERS layers (default 32)
+#   tokens: SEQS samples x LEN tokens (default 512 x 512), random ids
+# Runs: (1) plain float16 conversion (baseline); (2) trtconv --smoothquant
+# 0.5 --per_channel --per_token --int8_kv_cache, calibrating, with its phase
+# times and peak RSS; (3) transformers' calibration (bench/sq_hf.py), whose
+# statistics are compared with trtconv's (trtconv-stats compare).
+set -euo pipefail
+B=${1:-build}
+W=${BENCH_DIR:-/tmp/trtconv-bench}/sq
+LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512} BATCH=${BATCH:-8}
+mkdir -p "$W"
+t0=$(date +%s.%N)
+if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" ]; then
+    "$B/trtconv-genmodel" --out "$W/model" --layers "$LAYERS" --hidden 4096 --heads 32 --kv_heads 8 \
+        --intermediate 14336 --vocab 128256 --dtype float16 --rope_theta 500000 \
+        --rope_scaling llama3 --max_pos 131072 --shards 4 >/dev/null
+    echo "$LAYERS" >"$W/layers"
+fi
+echo "model generated in $(echo "$(date +%s.%N) - $t0" | bc) s: $(du -sh "$W/model" | cut -f1)"
+python3 - "$SEQS" "$LEN" >"$W/ids.jsonl" <<'PY'
+import json, random, sys
+n, L = int(sys.argv[1]), int(sys.argv[2])
+r = random.Random(0)
+for _ in range(n):
+    print(json.dumps({"input_ids": [r.randrange(128000) for _ in range(L)]}))
+PY
+sync
+echo "== plain float16 conversion (baseline)"
+rm -rf "$W/plain"
+/usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
+    --model_dir "$W/model" --output_dir "$W/plain" --workers 8 --progress none 2>&1 | grep -E "wrote|wall|peak"
+rm -rf "$W/plain"
+echo "== trtconv SmoothQuant (calibrating $SEQS x $LEN, micro-batches of $BATCH)"
+rm -rf "$W/sq"
+/usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
+    --model_dir "$W/model" --output_dir "$W/sq" --smoothquant 0.5 --per_channel --per_token \
+    --int8_kv_cache --calib_dataset "$W/ids.jsonl" --calib_size "$SEQS" \
+    --calib_max_seq_length "$LEN" --calib_batch_size "$BATCH" --calib_stats_out "$W/sq.h5" \
+    --workers 8 --progress none 2>&1 | grep -E "calibrating|SmoothQuant|wrote|wall|peak|error"
+du -sh "$W/sq"
+rm -rf "$W/sq"
+echo "== transformers calibration (hooks, batch 1)"
+python3 "$(dirname "$0")/sq_hf.py" "$W/model" "$W/ids.jsonl" "$W/hf_act_range.safetensors"
+echo "== statistics: trtconv vs transformers"
+"$B/trtconv-stats" compare "$W/sq.h5" "$W/hf_act_range.safetensors" --model_dir "$W/model" \
+    --rtol 0.00390625 | tail -12 || true
