@@ -20,6 +20,18 @@ echo "The distributed forward pass (the engine calibration uses) on the same 4-r
 mpirun -np 4 build/trtconv-forward --model_dir "$MODEL" --input tests/data/forward/ids.jsonl \
     --tp_size 2 --pp_size 2 --batch_size 2 --device cpu
 echo
-echo "TensorRT-LLM checkpoint written to $(pwd)/$OUT:"
-ls -l "$OUT"
+echo "SmoothQuant W8A8 (per channel, per token) + INT8 KV cache, calibrated on the same 4 ranks"
+echo "with the demo's calibration file (data/demo-calib.jsonl), statistics kept in HDF5:"
+mpirun -np 4 build/trtconv --model_dir "$MODEL" --output_dir "$OUT-sq" --tp_size 2 --pp_size 2 \
+    --smoothquant 0.5 --per_channel --per_token --int8_kv_cache \
+    --calib_dataset data/demo-calib.jsonl --calib_stats_out demo-output/calib-stats.h5
+echo "The same checkpoint from the stored statistics, on one rank:"
+mpirun -np 1 build/trtconv --model_dir "$MODEL" --output_dir "$OUT-sq-reuse" --tp_size 2 --pp_size 2 \
+    --smoothquant 0.5 --per_channel --per_token --int8_kv_cache \
+    --calib_stats demo-output/calib-stats.h5 --log_level warning
+for r in 0 1 2 3; do cmp "$OUT-sq/rank$r.safetensors" "$OUT-sq-reuse/rank$r.safetensors"; done
+echo "identical rank files"
+echo
+echo "TensorRT-LLM checkpoints written to $(pwd)/$OUT and $(pwd)/$OUT-sq:"
+ls -l "$OUT" "$OUT-sq"
 echo "Build an engine from it with: trtllm-build --checkpoint_dir $OUT --output_dir engine"
