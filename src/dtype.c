@@ -337,3 +337,12 @@ void tc_convert(void *dst, tc_dtype ddt, const void *src, tc_dtype sdt, size_t n
         break; /* not convertible: caller's contract (tc_dtype_is_convertible) */
     }
 }
+
+float tc_round_to_dtype(tc_dtype dt, float v)
+{
+    switch (dt) {
+    case TC_DT_F16: return tc_f16_to_f32(tc_f32_to_f16(v));
+    case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
+    default: return v;
+    }
+}

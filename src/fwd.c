@@ -87,12 +87,7 @@ static const char *const prof_names[P_COUNT] = {
     "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv",
     "calibration maxima" };
 
-#define TRY(x)                      \
-    do {                            \
-        tc_status st_ = (x);        \
-        if (st_ != TC_OK)           \
-            return st_;             \
-    } while (0)
+#define TRY(x) TC_TRY(x)
 
 /* ---- RoPE (transformers' modeling_rope_utils, float32) ---- */
 
@@ -860,15 +855,6 @@ static tc_status stats_weights(tc_fwd_engine *e)
     return TC_OK;
 }
 
-static float round_dt(tc_dtype dt, float v)
-{
-    switch (dt) {
-    case TC_DT_F16: return tc_f16_to_f32(tc_f32_to_f16(v));
-    case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
-    default: return v;
-    }
-}
-
 tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
 {
     if (!e->d_stats)
@@ -900,7 +886,7 @@ tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
             int64_t n;
             float *y = tc_calib_get(s, L, rounded[j], TC_STAT_Y, &n);
             for (int64_t c = 0; c < n; c++)
-                y[c] = round_dt(e->dt, y[c]);
+                y[c] = tc_round_to_dtype(e->dt, y[c]);
         }
         /* One input for q/k/v and one for gate/up: copy the recorded one. */
         int64_t n;

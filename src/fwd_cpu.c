@@ -43,11 +43,7 @@ static inline void store_dt(void *p, tc_dtype dt, size_t i, float v)
 /* The value torch keeps after an operation in dtype dt. */
 static inline float round_dt(float v, tc_dtype dt)
 {
-    switch (dt) {
-    case TC_DT_F16: return tc_f16_to_f32(tc_f32_to_f16(v));
-    case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
-    default: return v;
-    }
+    return tc_round_to_dtype(dt, v);
 }
 
 /* ---- parallel ranges ---- */
@@ -503,15 +499,6 @@ static tc_status cpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_d
 
 /* ---- SmoothQuant ---- */
 
-static float round_to(tc_dtype dt, float v)
-{
-    switch (dt) {
-    case TC_DT_F16: return tc_f16_to_f32(tc_f32_to_f16(v));
-    case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
-    default: return v;
-    }
-}
-
 static tc_status cpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
                                  const double *s, bool divide)
 {
@@ -520,7 +507,7 @@ static tc_status cpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t r
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) {
             const double v = (double)wf[r * cols + c];
-            wf[r * cols + c] = round_to(dt, (float)(divide ? v / s[c] : v * s[c]));
+            wf[r * cols + c] = round_dt((float)(divide ? v / s[c] : v * s[c]), dt);
         }
     return TC_OK;
 }
@@ -546,9 +533,9 @@ static tc_status cpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dt
             const float x = wf[r * cols + c];
             float v;
             if (mode == FWD_Q_DT_MUL)
-                v = round_to(dt, x * sc);
+                v = round_dt(x * sc, dt);
             else if (mode == FWD_Q_DT_DIV)
-                v = round_to(dt, x / sc);
+                v = round_dt(x / sc, dt);
             else
                 v = x * sc;
             q[r * cols + c] = to_i8(v);

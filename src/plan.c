@@ -162,7 +162,7 @@ static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_
     return TC_OK;
 }
 
-#define TRY(expr) do { tc_status st_ = (expr); if (st_ != TC_OK) return st_; } while (0)
+#define TRY(expr) TC_TRY(expr)
 
 /* A whole tensor, replicated on every rank (norms, unsplit embedding). */
 static tc_status plan_replicated(builder *b, const char *out, const char *in, int ndim,

@@ -28,12 +28,7 @@
 #include "trtconv/dtype.h"
 #include "trtconv/log.h"
 
-#define TRY(x)                      \
-    do {                            \
-        tc_status st_ = (x);        \
-        if (st_ != TC_OK)           \
-            return st_;             \
-    } while (0)
+#define TRY(x) TC_TRY(x)
 
 /* Per (cell, local layer): the smoothers of dense and proj columns the
  * cell holds (they depend on the cell's own column maxima). */
@@ -67,7 +62,7 @@ struct tc_sq_job {
 
 float tc_sq_round_f16(float v)
 {
-    return tc_f16_to_f32(tc_f32_to_f16(v));
+    return tc_round_to_dtype(TC_DT_F16, v);
 }
 
 float tc_sq_pow_f16(float w, double e)
@@ -285,6 +280,13 @@ static size_t scratch_floats(const tc_sq_job *j)
 
 /* ---- pass A ---- */
 
+static void fold_max(float *dst, const float *src, int64_t n)
+{
+    for (int64_t c = 0; c < n; c++)
+        dst[c] = fmaxf(dst[c], src[c]);
+}
+
+
 tc_status tc_sq_pass_a(tc_sq_job *j, tc_fwd_engine *e, int cell)
 {
     cell_geo g;
@@ -297,18 +299,14 @@ tc_status tc_sq_pass_a(tc_sq_job *j, tc_fwd_engine *e, int cell)
         tc_fwd_layer_ptrs w;
         tc_fwd_layer_ptrs_get(e, i, &w);
         float *a = j->wa + (size_t)((g.layer0 + i) * 2 * j->H);
-        st = col_max(&v, w.qkv, qkv_rows, j->H, 0, j->H, tmp);
-        for (int64_t c = 0; st == TC_OK && c < j->H; c++)
-            a[c] = fmaxf(a[c], tmp[c]);
         /* fc and gate share one smoother: maxima over both matrices. */
-        if (st == TC_OK)
-            st = col_max(&v, w.fc, j->I_l, j->H, 0, j->H, tmp);
-        for (int64_t c = 0; st == TC_OK && c < j->H; c++)
-            a[j->H + c] = fmaxf(a[j->H + c], tmp[c]);
-        if (st == TC_OK)
-            st = col_max(&v, w.gate, j->I_l, j->H, 0, j->H, tmp);
-        for (int64_t c = 0; st == TC_OK && c < j->H; c++)
-            a[j->H + c] = fmaxf(a[j->H + c], tmp[c]);
+        const void *mats[3] = { w.qkv, w.fc, w.gate };
+        const int64_t rows[3] = { qkv_rows, j->I_l, j->I_l };
+        for (int m = 0; st == TC_OK && m < 3; m++) {
+            st = col_max(&v, mats[m], rows[m], j->H, 0, j->H, tmp);
+            if (st == TC_OK)
+                fold_max(a + (m ? j->H : 0), tmp, j->H);
+        }
     }
     if (tmp)
         dev_close(&v);
@@ -380,12 +378,6 @@ static tc_status apply_smoothing(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *
     TRY(smooth(v, w->gate, j->I_l, j->H, j->s_mlp + L * j->H, false));
     TRY(smooth(v, w->post_norm, 1, j->H, j->s_mlp + L * j->H, true));
     return smooth(v, w->proj, j->H, j->I_l, cs->s_down + i * j->I_l, false);
-}
-
-static void fold_max(float *dst, const float *src, int64_t n)
-{
-    for (int64_t c = 0; c < n; c++)
-        dst[c] = fmaxf(dst[c], src[c]);
 }
 
 tc_status tc_sq_pass_b(tc_sq_job *j, tc_fwd_engine *e, int cell)

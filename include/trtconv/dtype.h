@@ -41,6 +41,10 @@ int tc_float_type_parse(const char *name, tc_float_type *out); /* "float16", ...
 const char *tc_float_type_name(tc_float_type ft);
 tc_dtype tc_float_type_dtype(tc_float_type ft);
 
+/* v rounded to F16 or BF16 (nearest, ties to even) and back; other dtypes
+ * return v. */
+float tc_round_to_dtype(tc_dtype dt, float v);
+
 /* Element conversions (see top of file for the rounding rules). */
 uint16_t tc_f32_to_f16(float f);
 uint16_t tc_f32_to_bf16(float f);

@@ -17,6 +17,14 @@ typedef enum tc_status {
     TC_E_CANCELLED = 8    /* stopped because another rank failed */
 } tc_status;
 
+/* Return from the calling function when `expr` fails. */
+#define TC_TRY(expr)                   \
+    do {                               \
+        tc_status tc_try_ = (expr);    \
+        if (tc_try_ != TC_OK)          \
+            return tc_try_;            \
+    } while (0)
+
 /* Short fixed name of a status ("input", "io", ...); never NULL. */
 const char *tc_status_str(tc_status st);
 
