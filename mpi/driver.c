@@ -687,11 +687,7 @@ static tc_status calibrate(const tc_comm *c, const tc_opts *o, tc_hf_model *mode
     su.gpu = gpu;
     su.threads = (int)o->workers;
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
-    int64_t longest = 0;
-    for (size_t i = 0; i < tok.n_seqs; i++)
-        if (tok.offsets[i + 1] - tok.offsets[i] > longest)
-            longest = tok.offsets[i + 1] - tok.offsets[i];
-    su.max_seq_len = longest;
+    su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens) of %s, micro-batches of %lld, "
                "%s forward on %s", tok.n_seqs, (long long)tok.offsets[tok.n_seqs],
@@ -777,14 +773,14 @@ static tc_status sq_pass(sq_step pass, tc_sq_job *job, const tc_opts *o, tc_hf_m
         else if (st == TC_OK && pass == PASS_B)
             st = tc_sq_pass_b(job, e, cells[i]);
         else if (st == TC_OK) {
-            if (fresh && n_cells > 1)
+            if (fresh) /* a reloaded cell: its weights are not smoothed yet */
                 st = tc_sq_smooth_again(job, e, cells[i]);
             if (st == TC_OK)
                 st = tc_sq_write_cell(job, e, cells[i], &outs[i], out_dtype);
         }
         if (n_cells == 1 && fresh && st == TC_OK && pass != PASS_WRITE)
             *kept = e;
-        else if (fresh || n_cells > 1)
+        else if (fresh)
             tc_fwd_destroy(e);
     }
     return st;

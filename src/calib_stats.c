@@ -94,6 +94,33 @@ size_t tc_calib_offset(const tc_calib_dims *d, int64_t layer, tc_linear lin, tc_
     return off;
 }
 
+size_t tc_calib_entry_count(const tc_calib_dims *d)
+{
+    return (size_t)d->layers * TC_LIN_COUNT * TC_STAT_COUNT + TC_STAT_COUNT;
+}
+
+void tc_calib_entry(const tc_calib_dims *d, size_t i, int64_t *layer, tc_linear *lin,
+                    tc_stat_kind *k)
+{
+    const size_t per_layer = TC_LIN_COUNT * TC_STAT_COUNT;
+    *k = (tc_stat_kind)(i % TC_STAT_COUNT);
+    if (i >= (size_t)d->layers * per_layer) {
+        *layer = -1;
+        *lin = TC_LIN_LM_HEAD;
+    } else {
+        *layer = (int64_t)(i / per_layer);
+        *lin = (tc_linear)(i % per_layer / TC_STAT_COUNT);
+    }
+}
+
+void tc_calib_entry_path(int64_t layer, tc_linear lin, tc_stat_kind k, char *path, size_t n)
+{
+    if (layer < 0)
+        snprintf(path, n, "/lm_head/%s", kind_names[k]);
+    else
+        snprintf(path, n, "/layers/%lld/%s/%s", (long long)layer, linear_names[lin], kind_names[k]);
+}
+
 tc_status tc_calib_stats_alloc(const tc_calib_dims *d, tc_calib_stats *s)
 {
     memset(s, 0, sizeof *s);
@@ -133,30 +160,24 @@ static void stat_label(int64_t layer, tc_linear lin, char *buf, size_t n)
 tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
 {
     /* Layers in order, lm_head last: the first overflow is the one named. */
-    for (int64_t li = 0; li <= s->d.layers; li++) {
-        const int64_t layer = li < s->d.layers ? li : -1;
-        for (int l = 0; l < TC_LIN_COUNT; l++) {
-            const tc_linear lin = layer < 0 ? TC_LIN_LM_HEAD : (tc_linear)l;
-            for (int k = 0; k < TC_STAT_COUNT; k++) {
-                int64_t n;
-                const float *v = tc_calib_get(s, layer, lin, (tc_stat_kind)k, &n);
-                for (int64_t i = 0; i < n; i++) {
-                    if (isfinite(v[i]) && v[i] >= 0.0f)
-                        continue;
-                    char where[96];
-                    stat_label(layer, lin, where, sizeof where);
-                    if (k == TC_STAT_W)
-                        return tc_fail(TC_E_INPUT, "%s: NaN or Inf in the weights of %s (row %lld)",
-                                       label, where, (long long)i);
-                    return tc_fail(TC_E_INPUT,
-                                   "%s: NaN or Inf in the activations of %s (%s, channel %lld = "
-                                   "%g): the model overflows the forward dtype on this data",
-                                   label, where, k == TC_STAT_X ? "input" : "output", (long long)i,
-                                   (double)v[i]);
-                }
-            }
-            if (layer < 0)
-                break;
+    for (size_t e = 0; e < tc_calib_entry_count(&s->d); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(&s->d, e, &layer, &lin, &k);
+        const float *v = tc_calib_get(s, layer, lin, k, &n);
+        for (int64_t i = 0; i < n; i++) {
+            if (isfinite(v[i]) && v[i] >= 0.0f)
+                continue;
+            char where[96];
+            stat_label(layer, lin, where, sizeof where);
+            if (k == TC_STAT_W)
+                return tc_fail(TC_E_INPUT, "%s: NaN or Inf in the weights of %s (row %lld)", label,
+                               where, (long long)i);
+            return tc_fail(TC_E_INPUT,
+                           "%s: NaN or Inf in the activations of %s (%s, channel %lld = %g): the "
+                           "model overflows the forward dtype on this data", label, where,
+                           k == TC_STAT_X ? "input" : "output", (long long)i, (double)v[i]);
         }
     }
     return TC_OK;
@@ -200,20 +221,18 @@ tc_status tc_calib_stats_import_safetensors(const char *path, const tc_calib_dim
         return st;
     st = tc_calib_stats_alloc(expect, out);
     char name[160];
-    for (int64_t layer = 0; st == TC_OK && layer < expect->layers; layer++)
-        for (int l = 0; st == TC_OK && l < TC_LIN_COUNT; l++)
-            for (int k = 0; st == TC_OK && k < TC_STAT_COUNT; k++) {
-                int64_t n;
-                float *dst = tc_calib_get(out, layer, (tc_linear)l, (tc_stat_kind)k, &n);
-                snprintf(name, sizeof name, "model.layers.%lld.%s.%s", (long long)layer,
-                         linear_modules[l], kind_names[k]);
-                st = import_one(f, name, false, dst, n);
-            }
-    for (int k = 0; st == TC_OK && k < TC_STAT_COUNT; k++) {
-        int64_t n;
-        float *dst = tc_calib_get(out, -1, TC_LIN_LM_HEAD, (tc_stat_kind)k, &n);
-        snprintf(name, sizeof name, "lm_head.%s", kind_names[k]);
-        st = import_one(f, name, true, dst, n);
+    for (size_t e = 0; st == TC_OK && e < tc_calib_entry_count(expect); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(expect, e, &layer, &lin, &k);
+        float *dst = tc_calib_get(out, layer, lin, k, &n);
+        if (layer < 0)
+            snprintf(name, sizeof name, "lm_head.%s", kind_names[k]);
+        else
+            snprintf(name, sizeof name, "model.layers.%lld.%s.%s", (long long)layer,
+                     linear_modules[lin], kind_names[k]);
+        st = import_one(f, name, layer < 0, dst, n); /* lm_head is optional */
     }
     if (st == TC_OK) {
         snprintf(out->calib_dataset, sizeof out->calib_dataset, "imported from %s", path);
@@ -298,39 +317,26 @@ tc_status tc_calib_stats_write_h5(const tc_calib_stats *s, const char *path)
     rc |= attr_str(file, "note", "per-channel absolute maxima of every linear's input (x) and "
                    "output (y) over all calibration tokens and of its weight rows (w), before "
                    "smoothing: independent of alpha and of the tp/pp layout");
+    /* Datasets by path; the groups on the way are created with them. */
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
     char name[160];
-    for (int64_t layer = -1; rc >= 0 && layer < d->layers; layer++) {
-        for (int l = 0; rc >= 0 && l < TC_LIN_COUNT; l++) {
-            const tc_linear lin = layer < 0 ? TC_LIN_LM_HEAD : (tc_linear)l;
-            if (layer < 0)
-                snprintf(name, sizeof name, "/lm_head");
-            else
-                snprintf(name, sizeof name, "/layers/%lld/%s", (long long)layer, linear_names[l]);
-            hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-            H5Pset_create_intermediate_group(lcpl, 1);
-            hid_t g = H5Gcreate2(file, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-            H5Pclose(lcpl);
-            if (g < 0) {
-                rc = -1;
-                break;
-            }
-            for (int k = 0; rc >= 0 && k < TC_STAT_COUNT; k++) {
-                int64_t n;
-                const float *v = tc_calib_get(s, layer, lin, (tc_stat_kind)k, &n);
-                hsize_t dims[1] = { (hsize_t)n };
-                hid_t space = H5Screate_simple(1, dims, NULL);
-                hid_t ds = H5Dcreate2(g, kind_names[k], H5T_IEEE_F32LE, space, H5P_DEFAULT,
-                                      H5P_DEFAULT, H5P_DEFAULT);
-                rc = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-                if (ds >= 0)
-                    H5Dclose(ds);
-                H5Sclose(space);
-            }
-            H5Gclose(g);
-            if (layer < 0)
-                break;
-        }
+    for (size_t e = 0; rc >= 0 && e < tc_calib_entry_count(d); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(d, e, &layer, &lin, &k);
+        const float *v = tc_calib_get(s, layer, lin, k, &n);
+        tc_calib_entry_path(layer, lin, k, name, sizeof name);
+        hsize_t dims[1] = { (hsize_t)n };
+        hid_t space = H5Screate_simple(1, dims, NULL);
+        hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        rc = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+        if (ds >= 0)
+            H5Dclose(ds);
+        H5Sclose(space);
     }
+    H5Pclose(lcpl);
     if (H5Fclose(file) < 0)
         rc = -1;
     if (rc < 0) {
@@ -479,22 +485,14 @@ tc_status tc_calib_stats_read_h5(const char *path, const tc_calib_dims *expect,
             out->max_seq_length = x;
     }
     char name[160];
-    for (int64_t layer = -1; st == TC_OK && layer < expect->layers; layer++) {
-        for (int l = 0; st == TC_OK && l < TC_LIN_COUNT; l++) {
-            const tc_linear lin = layer < 0 ? TC_LIN_LM_HEAD : (tc_linear)l;
-            for (int k = 0; st == TC_OK && k < TC_STAT_COUNT; k++) {
-                if (layer < 0)
-                    snprintf(name, sizeof name, "/lm_head/%s", kind_names[k]);
-                else
-                    snprintf(name, sizeof name, "/layers/%lld/%s/%s", (long long)layer,
-                             linear_names[l], kind_names[k]);
-                int64_t n;
-                float *dst = tc_calib_get(out, layer, lin, (tc_stat_kind)k, &n);
-                st = read_dataset(file, path, name, dst, n);
-            }
-            if (layer < 0)
-                break;
-        }
+    for (size_t e = 0; st == TC_OK && e < tc_calib_entry_count(expect); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(expect, e, &layer, &lin, &k);
+        float *dst = tc_calib_get(out, layer, lin, k, &n);
+        tc_calib_entry_path(layer, lin, k, name, sizeof name);
+        st = read_dataset(file, path, name, dst, n);
     }
     H5Fclose(file);
     if (st == TC_OK)

@@ -789,10 +789,7 @@ tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch
     for (int64_t bi = e->dp_rank; st == TC_OK && bi < nb; bi += e->dp) {
         size_t s0 = (size_t)(bi * batch_size);
         size_t s1 = s0 + (size_t)batch_size < tokens->n_seqs ? s0 + (size_t)batch_size : tokens->n_seqs;
-        int64_t longest = 0;
-        for (size_t s = s0; s < s1; s++)
-            if (tokens->offsets[s + 1] - tokens->offsets[s] > longest)
-                longest = tokens->offsets[s + 1] - tokens->offsets[s];
+        const int64_t longest = tc_tokens_longest(tokens, s0, s1);
         /* The batch buffers and rope tables were sized at creation. */
         if (tokens->offsets[s1] - tokens->offsets[s0] > e->max_tokens || longest > e->max_len) {
             st = tc_fail(TC_E_INTERNAL, "micro-batch %lld is larger than the engine was sized for "

@@ -775,7 +775,7 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
     int64_t most = j->H * (j->qd_l + 2 * j->kvd_l);
     if (j->H * j->I_l > most)
         most = j->H * j->I_l;
-    const size_t nvec = scratch_floats(j) > (size_t)j->H ? scratch_floats(j) : (size_t)j->H;
+    const size_t nvec = scratch_floats(j); /* >= H, I and the local qkv rows */
     dev v;
     TRY(dev_open(&v, e, nvec));
     int8_t *d_q = NULL, *h_q = malloc((size_t)most);

@@ -132,3 +132,12 @@ tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t ma
         tc_tokens_free(out);
     return st;
 }
+
+int64_t tc_tokens_longest(const tc_token_set *t, size_t s0, size_t s1)
+{
+    int64_t longest = 0;
+    for (size_t s = s0; s < s1; s++)
+        if (t->offsets[s + 1] - t->offsets[s] > longest)
+            longest = t->offsets[s + 1] - t->offsets[s];
+    return longest;
+}

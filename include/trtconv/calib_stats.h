@@ -73,6 +73,15 @@ int64_t tc_calib_out_dim(const tc_calib_dims *d, tc_linear lin);
 /* Offset (in floats) of one statistic in data; layer -1 with TC_LIN_LM_HEAD. */
 size_t tc_calib_offset(const tc_calib_dims *d, int64_t layer, tc_linear lin, tc_stat_kind k);
 
+/* The statistics in data (and file) order: layers 0 .. layers-1, each
+ * q_proj .. down_proj, each x, y, w; then lm_head x, y, w (layer -1).
+ * Entry i of tc_calib_entry_count(d) names one of them; its name in the
+ * HDF5 file ("/layers/3/o_proj/x", "/lm_head/w") goes to path. */
+size_t tc_calib_entry_count(const tc_calib_dims *d);
+void tc_calib_entry(const tc_calib_dims *d, size_t i, int64_t *layer, tc_linear *lin,
+                    tc_stat_kind *k);
+void tc_calib_entry_path(int64_t layer, tc_linear lin, tc_stat_kind k, char *path, size_t n);
+
 /* Zero-filled statistics for the dims. */
 tc_status tc_calib_stats_alloc(const tc_calib_dims *d, tc_calib_stats *s);
 void tc_calib_stats_free(tc_calib_stats *s); /* accepts a zeroed struct */

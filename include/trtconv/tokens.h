@@ -33,4 +33,7 @@ tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t ma
                                int64_t vocab, tc_token_set *out);
 void tc_tokens_free(tc_token_set *t); /* accepts a zeroed struct */
 
+/* Length of the longest of sequences [s0, s1). */
+int64_t tc_tokens_longest(const tc_token_set *t, size_t s0, size_t s1);
+
 #endif

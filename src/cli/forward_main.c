@@ -399,11 +399,8 @@ static int run(int argc, char **argv)
             .model = model, .opts = &po, .dtype = dt, .comm = &comm,
             .gpu = gpu.device >= 0 ? &gpu : NULL, .threads = (int)a.workers,
             .max_batch_tokens = tc_fwd_max_batch_tokens(&tok, a.batch_size),
-            .max_seq_len = 0,
+            .max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs),
         };
-        for (size_t i = 0; i < tok.n_seqs; i++)
-            if (tok.offsets[i + 1] - tok.offsets[i] > s.max_seq_len)
-                s.max_seq_len = tok.offsets[i + 1] - tok.offsets[i];
         st = tc_fwd_create(&s, &eng);
         st = tc_comm_agree(&comm, st, "loading the model slices");
     }

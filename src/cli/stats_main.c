@@ -49,39 +49,32 @@ static int compare(const tc_calib_stats *a, const tc_calib_stats *b, double rtol
     double worst = 0.0;
     char worst_name[96] = "";
     int bad = 0;
-    for (int64_t layer = -1; layer < a->d.layers; layer++) {
-        for (int l = 0; l < TC_LIN_COUNT; l++) {
-            const tc_linear lin = layer < 0 ? TC_LIN_LM_HEAD : (tc_linear)l;
-            for (int k = 0; k < TC_STAT_COUNT; k++) {
-                int64_t n;
-                const float *x = tc_calib_get(a, layer, lin, (tc_stat_kind)k, &n);
-                const float *y = tc_calib_get(b, layer, lin, (tc_stat_kind)k, NULL);
-                double ref = 0.0, err = 0.0;
-                for (int64_t i = 0; i < n; i++) {
-                    ref = fmax(ref, fabs((double)y[i]));
-                    err = fmax(err, fabs((double)x[i] - (double)y[i]));
-                }
-                /* lm_head may be absent from a dump (all zero): skip it. */
-                if (layer < 0 && (ref == 0.0 || max_zero(x, n)))
-                    continue;
-                const double rel = ref > 0.0 ? err / ref : err;
-                char name[96];
-                snprintf(name, sizeof name, "%s%lld.%s.%s", layer < 0 ? "" : "layer ",
-                         (long long)layer, tc_linear_name(lin), tc_stat_kind_name((tc_stat_kind)k));
-                if (layer < 0)
-                    snprintf(name, sizeof name, "lm_head.%s", tc_stat_kind_name((tc_stat_kind)k));
-                if (rel > rtol) {
-                    if (bad < 10)
-                        printf("  %-32s max |a-b| / max|b| = %.3g > %.3g\n", name, rel, rtol);
-                    bad++;
-                }
-                if (rel >= worst) {
-                    worst = rel;
-                    snprintf(worst_name, sizeof worst_name, "%s", name);
-                }
-            }
-            if (layer < 0)
-                break;
+    for (size_t e = 0; e < tc_calib_entry_count(&a->d); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(&a->d, e, &layer, &lin, &k);
+        const float *x = tc_calib_get(a, layer, lin, k, &n);
+        const float *y = tc_calib_get(b, layer, lin, k, NULL);
+        double ref = 0.0, err = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            ref = fmax(ref, fabs((double)y[i]));
+            err = fmax(err, fabs((double)x[i] - (double)y[i]));
+        }
+        /* lm_head may be absent from a dump (all zero): skip it. */
+        if (layer < 0 && (ref == 0.0 || max_zero(x, n)))
+            continue;
+        const double rel = ref > 0.0 ? err / ref : err;
+        char name[96];
+        tc_calib_entry_path(layer, lin, k, name, sizeof name);
+        if (rel > rtol) {
+            if (bad < 10)
+                printf("  %-32s max |a-b| / max|b| = %.3g > %.3g\n", name, rel, rtol);
+            bad++;
+        }
+        if (rel >= worst) {
+            worst = rel;
+            snprintf(worst_name, sizeof worst_name, "%s", name);
         }
     }
     printf("worst: %s %.3g (rtol %.3g); %d statistic(s) outside\n", worst_name, worst, rtol, bad);

@@ -24,20 +24,26 @@ START_TEST(offsets_should_tile_the_buffer_without_gaps)
     /* per layer: q 8+8+8, k 8+4+4, v 8+4+4, o 8+8+8, gate 8+12+12, up same, down 12+8+8 */
     ck_assert_uint_eq(s.n, 2 * (24 + 16 + 16 + 24 + 32 + 32 + 28) + (8 + 20 + 20));
     size_t expect = 0;
-    for (int64_t L = 0; L <= DIMS.layers; L++) {
-        const int64_t layer = L < DIMS.layers ? L : -1;
-        for (int l = 0; l < TC_LIN_COUNT; l++) {
-            const tc_linear lin = layer < 0 ? TC_LIN_LM_HEAD : (tc_linear)l;
-            for (int k = 0; k < TC_STAT_COUNT; k++) {
-                int64_t n;
-                float *p = tc_calib_get(&s, layer, lin, (tc_stat_kind)k, &n);
-                ck_assert_uint_eq((size_t)(p - s.data), expect);
-                expect += (size_t)n;
-            }
-            if (layer < 0)
-                break;
-        }
+    ck_assert_uint_eq(tc_calib_entry_count(&DIMS), 2 * 7 * 3 + 3);
+    for (size_t e = 0; e < tc_calib_entry_count(&DIMS); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(&DIMS, e, &layer, &lin, &k);
+        float *p = tc_calib_get(&s, layer, lin, k, &n);
+        ck_assert_uint_eq((size_t)(p - s.data), expect);
+        expect += (size_t)n;
     }
+    int64_t layer;
+    tc_linear lin;
+    tc_stat_kind k;
+    tc_calib_entry(&DIMS, 3 * 7 + 3 * 3 + 1, &layer, &lin, &k);
+    ck_assert(layer == 1 && lin == TC_LIN_O && k == TC_STAT_Y);
+    tc_calib_entry(&DIMS, 2 * 7 * 3 + 2, &layer, &lin, &k);
+    ck_assert(layer == -1 && lin == TC_LIN_LM_HEAD && k == TC_STAT_W);
+    char path[64];
+    tc_calib_entry_path(1, TC_LIN_O, TC_STAT_Y, path, sizeof path);
+    ck_assert_str_eq(path, "/layers/1/o_proj/y");
     ck_assert_uint_eq(expect, s.n);
     ck_assert_int_eq(tc_calib_in_dim(&DIMS, TC_LIN_O), 8);
     ck_assert_int_eq(tc_calib_out_dim(&DIMS, TC_LIN_K), 4);
