@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #include "trtconv/gpu.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
+#include "trtconv/manifest.h"
+#include "trtconv/build_config.h"
 #include "trtconv/options.h"
 #include "trtconv/plan.h"
 #include "trtconv/trtllm_config.h"
@@ -42,18 +45,6 @@ static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
-}
-
-static tc_status fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return tc_fail(TC_E_IO, "%s: cannot open directory for fsync: %s", dir, strerror(errno));
-    tc_status st = TC_OK;
-    if (fsync(fd) != 0 && errno != EINVAL)
-        st = tc_fail(TC_E_IO, "%s: directory fsync failed: %s", dir, strerror(errno));
-    close(fd);
-    return st;
 }
 
 static tc_status mkdir_p(const char *path)
@@ -77,11 +68,13 @@ static tc_status mkdir_p(const char *path)
     return TC_OK;
 }
 
-/* Rank 0: the output directory exists, is writable, and holds no
- * config.json from an earlier run (removed first: a rerun that fails must
- * not leave a checkpoint that looks complete). */
-static tc_status prepare_output_dir(const char *dir)
+/* Rank 0, during setup: the output directory exists and is writable, and a
+ * complete checkpoint in it (config.json present) is only replaced with
+ * --overwrite or reused with --resume. Nothing in it is changed yet: a run
+ * that fails its setup leaves an earlier checkpoint as it was. */
+static tc_status check_output_dir(const tc_opts *o)
 {
+    const char *dir = o->output_dir;
     tc_status st = mkdir_p(dir);
     if (st != TC_OK)
         return st;
@@ -94,34 +87,33 @@ static tc_status prepare_output_dir(const char *dir)
     unlink(probe);
     char cfg[4200];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-    if (unlink(cfg) == 0) {
-        tc_log(TC_LOG_INFO, "%s: removed the config.json of an earlier run", dir);
-        return fsync_dir(dir);
-    }
-    if (errno != ENOENT)
-        return tc_fail(TC_E_IO, "%s: cannot remove old config.json: %s", cfg, strerror(errno));
+    struct stat sb;
+    if (lstat(cfg, &sb) == 0 && !o->overwrite && !o->resume)
+        return tc_fail(TC_E_USAGE, "%s holds a complete checkpoint (config.json): refusing "
+                       "to replace it. Pass --overwrite to replace it, --resume to keep its "
+                       "rank files that match this run, or choose another --output_dir", dir);
     return TC_OK;
 }
 
-static tc_status write_file_atomic(const char *dir, const char *name, const char *text)
+/* Rank 0, once setup succeeded and before anything is written: the commit
+ * marker of an earlier checkpoint goes first (durably), so from now on the
+ * directory never looks complete until this run commits. Then the files of
+ * an earlier run that this one would not rewrite: rank files beyond the new
+ * mapping, the manifest, and the rank records unless resuming. */
+static tc_status uncommit_output_dir(const tc_opts *o, int64_t world)
 {
-    char tmp[4200], final[4200];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    snprintf(final, sizeof final, "%s/%s", dir, name);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return tc_fail(TC_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    tc_status st = tc_pwrite_all(fd, tmp, text, strlen(text), 0);
-    if (st != TC_OK) {
-        close(fd);
-        unlink(tmp);
-        return st;
+    const char *dir = o->output_dir;
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    if (unlink(cfg) == 0) {
+        tc_log(TC_LOG_INFO, "%s: %s the checkpoint of an earlier run", dir,
+               o->resume ? "resuming from" : "replacing");
+        TC_TRY(tc_fsync_dir(dir));
+    } else if (errno != ENOENT) {
+        return tc_fail(TC_E_IO, "%s: cannot remove the old config.json: %s", cfg,
+                       strerror(errno));
     }
-    st = tc_file_publish(fd, tmp, final);
-    if (st != TC_OK)
-        return st;
-    return fsync_dir(dir);
+    return tc_output_clear_stale(dir, world, o->resume);
 }
 
 /* Fill the TensorRT-LLM config from the HF config (or, with cfg == NULL,
@@ -199,17 +191,12 @@ static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_fl
     }
 }
 
-static tc_status write_config(const tc_opts *o, const tc_hf_config *cfg, tc_float_type dtype,
-                              bool share_embedding)
+static tc_status render_config(const tc_opts *o, const tc_hf_config *cfg, tc_float_type dtype,
+                               bool share_embedding, char **text)
 {
     tc_trtllm_config t;
     build_trtllm_config(o, cfg, dtype, share_embedding, &t);
-    char *text = NULL;
-    tc_status st = tc_trtllm_config_render(&t, &text);
-    if (st == TC_OK)
-        st = write_file_atomic(o->output_dir, "config.json", text);
-    free(text);
-    return st;
+    return tc_trtllm_config_render(&t, text);
 }
 
 /* ---- progress ---------------------------------------------------------- */
@@ -617,6 +604,207 @@ static tc_status resolve_target_sm(const tc_comm *c, tc_opts *o, const tc_gpu_in
     return st;
 }
 
+/* ---- run fingerprint, resume, commit (manifest.h) ------------------------ */
+
+typedef struct input_file {
+    char dir[4096];
+    char name[512];
+    int owner;             /* the rank that can read it */
+} input_file;
+
+static tc_status add_input(input_file **v, size_t *n, const char *path_or_dir, const char *name,
+                           int owner)
+{
+    input_file *t = realloc(*v, (*n + 1) * sizeof **v);
+    if (!t)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    *v = t;
+    input_file *f = &t[(*n)++];
+    memset(f, 0, sizeof *f);
+    f->owner = owner;
+    if (name) {
+        snprintf(f->dir, sizeof f->dir, "%s", path_or_dir);
+        snprintf(f->name, sizeof f->name, "%s", name);
+    } else { /* a file path: split at the last '/' */
+        const char *slash = strrchr(path_or_dir, '/');
+        if (slash) {
+            snprintf(f->dir, sizeof f->dir, "%.*s", (int)(slash - path_or_dir), path_or_dir);
+            snprintf(f->name, sizeof f->name, "%s", slash + 1);
+        } else {
+            snprintf(f->dir, sizeof f->dir, ".");
+            snprintf(f->name, sizeof f->name, "%s", path_or_dir);
+        }
+    }
+    return TC_OK;
+}
+
+/* What determines this run's bytes, as canonical text and its SHA-256
+ * (manifest.h). Every rank builds the same text: parameters locally; input
+ * fingerprints spread over the ranks (file i on rank i % N, or on the only
+ * rank that reads it) and combined by an all-reduce of their bytes. The MPI
+ * size is not part of it: any N writes the same bytes. Collective. */
+static tc_status run_fingerprint(const tc_comm *c, const tc_opts *o, const tc_hf_model *m,
+                                 tc_float_type dtype, bool share, bool calib_on_gpu,
+                                 tc_run_text *run)
+{
+    static const char *const tf[2] = { "false", "true" };
+    tc_run_text_init(run);
+    tc_status st = TC_OK;
+#define PARAM(k, ...) \
+    do { if (st == TC_OK) st = tc_run_param(run, k, __VA_ARGS__); } while (0)
+    PARAM("format", "trtconv-output-1");
+    PARAM("tool", "%s", TRTCONV_VERSION);
+    PARAM("tp_size", "%lld", (long long)o->tp_size);
+    PARAM("pp_size", "%lld", (long long)o->pp_size);
+    PARAM("dtype", "%s", tc_float_type_name(dtype));
+    PARAM("use_parallel_embedding", "%s", tf[o->use_parallel_embedding]);
+    PARAM("embedding_sharding_dim", "%lld", (long long)o->embedding_sharding_dim);
+    PARAM("share_embedding_table", "%s", tf[share]);
+    PARAM("weight_only_bits", "%d", o->woq_bits);
+    PARAM("target_sm", "%lld", (long long)(o->woq_bits ? o->target_sm : 0));
+    PARAM("disable_weight_only_quant_plugin", "%s", tf[o->disable_weight_only_quant_plugin]);
+    PARAM("smoothquant", "%.17g", o->sq_enabled ? o->smoothquant : 0.0);
+    PARAM("per_channel", "%s", tf[o->sq_enabled && o->per_channel]);
+    PARAM("per_token", "%s", tf[o->sq_enabled && o->per_token]);
+    PARAM("int8_kv_cache", "%s", tf[o->int8_kv_cache]);
+    if (o->calibrate && o->calib_stats) {
+        PARAM("calibration", "statistics file");
+    } else if (o->calibrate) {
+        /* GPU and CPU statistics differ in the last bits (float sums). */
+        PARAM("calibration", "%s forward", calib_on_gpu ? "gpu" : "cpu");
+        PARAM("calib_size", "%lld", (long long)o->calib_size);
+        PARAM("calib_max_seq_length", "%lld", (long long)o->calib_max_seq_length);
+        PARAM("calib_batch_size", "%lld", (long long)o->calib_batch_size);
+    }
+#undef PARAM
+    input_file *files = NULL;
+    size_t n = 0;
+    char index[4200];
+    snprintf(index, sizeof index, "%s/model.safetensors.index.json", m->dir);
+    struct stat sb;
+    if (st == TC_OK)
+        st = add_input(&files, &n, m->dir, "config.json", -1);
+    if (st == TC_OK && stat(index, &sb) == 0)
+        st = add_input(&files, &n, m->dir, "model.safetensors.index.json", -1);
+    for (size_t i = 0; st == TC_OK && i < m->n_shards; i++)
+        st = add_input(&files, &n, m->dir, m->shard_names[i], -1);
+    if (st == TC_OK && o->calibrate && o->calib_stats)
+        st = add_input(&files, &n, o->calib_stats, NULL, 0); /* only rank 0 reads it */
+    else if (st == TC_OK && o->calibrate)
+        st = add_input(&files, &n, o->calib_dataset, NULL, -1);
+    char *lines = st == TC_OK ? calloc(n ? n : 1, TC_INPUT_LINE) : NULL;
+    if (st == TC_OK && !lines)
+        st = tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; st == TC_OK && i < n; i++) {
+        int owner = files[i].owner >= 0 ? files[i].owner : (int)(i % (size_t)c->size);
+        if (owner == c->rank)
+            st = tc_input_fingerprint(files[i].dir, files[i].name, o->verify_inputs,
+                                      lines + i * TC_INPUT_LINE);
+    }
+    st = tc_comm_agree(c, st, "input fingerprints");
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, lines, (int)(n * TC_INPUT_LINE), MPI_BYTE,
+                                      MPI_BOR, c->world));
+    for (size_t i = 0; st == TC_OK && i < n; i++)
+        st = tc_run_input(run, lines + i * TC_INPUT_LINE);
+    if (st == TC_OK)
+        tc_run_seal(run);
+    free(lines);
+    free(files);
+    return st;
+}
+
+/* --resume: which of this rank's cells keep the rank file of an earlier run
+ * (manifest.h tc_rank_reusable); each decision is logged with its reason. */
+static void find_reusable(const tc_opts *o, const tc_run_text *run, tc_plan **plans, size_t n,
+                          bool *reused, tc_rank_entry *entries)
+{
+    for (size_t i = 0; i < n; i++) {
+        char why[256];
+        reused[i] = o->resume && tc_rank_reusable(o->output_dir, run->run, plans[i]->rank,
+                                                  plans[i]->n_tensors, &entries[i], why,
+                                                  sizeof why);
+        if (reused[i])
+            tc_log(TC_LOG_INFO, "--resume: keeping rank%d.safetensors (SHA-256 %.16s... as "
+                   "recorded)", plans[i]->rank, entries[i].sha256);
+        else if (o->resume)
+            tc_log(TC_LOG_INFO, "--resume: rewriting rank%d.safetensors: %s", plans[i]->rank,
+                   why);
+    }
+}
+
+/* Open the rank files of the cells not reused (outs[i].fd stays -1 for the
+ * others). On failure the opened ones are left for the caller to discard. */
+static tc_status open_outputs(const tc_opts *o, tc_plan **plans, size_t n, const bool *reused,
+                              tc_cell_output *outs)
+{
+    tc_status st = TC_OK;
+    for (size_t i = 0; st == TC_OK && i < n; i++)
+        if (!reused[i])
+            st = tc_cell_open(o->output_dir, plans[i], &outs[i]);
+    return st;
+}
+
+static void discard_outputs(tc_cell_output *outs, size_t n)
+{
+    for (size_t i = 0; outs && i < n; i++)
+        tc_cell_discard(&outs[i]);
+}
+
+/* Finish a run: commit this rank's open files (fsync, verify, rename, then
+ * their rank records) or discard them after a failure; agree; then rank 0
+ * gathers every rank file's size and SHA-256 and writes the manifest and,
+ * last, config.json (the commit marker; config_text on rank 0 only).
+ * Collective; st is this rank's status so far. */
+static tc_status commit_run(const tc_comm *c, const tc_opts *o, const tc_run_text *run,
+                            tc_plan **plans, tc_cell_output *outs, const bool *reused,
+                            tc_rank_entry *entries, size_t n, const char *config_text,
+                            tc_status st)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (reused[i])
+            continue;
+        if (st != TC_OK) {
+            tc_cell_discard(&outs[i]);
+            continue;
+        }
+        st = tc_cell_commit(&outs[i]);
+        if (st == TC_OK) {
+            entries[i].rank = plans[i]->rank;
+            entries[i].size = outs[i].file_size;
+            entries[i].tensors = plans[i]->n_tensors;
+            memcpy(entries[i].sha256, outs[i].sha256, TC_SHA256_HEX);
+            /* Also makes the rename above durable (same directory). */
+            st = tc_rank_record_write(o->output_dir, run->run, &entries[i]);
+        }
+    }
+    st = tc_comm_agree(c, st, "convert");
+    if (st != TC_OK)
+        return st;
+    const int64_t world = o->tp_size * o->pp_size;
+    const int bytes = (int)((size_t)world * sizeof(tc_rank_entry));
+    tc_rank_entry *all = calloc((size_t)world, sizeof *all);
+    st = all ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    st = tc_comm_agree(c, st, "commit");
+    if (st != TC_OK) {
+        free(all);
+        return st;
+    }
+    for (size_t i = 0; i < n; i++)
+        all[plans[i]->rank] = entries[i];
+    /* Each entry is non-zero on exactly one rank: OR-ing the bytes gathers them. */
+    st = TC_MPI_TRY(MPI_Reduce(c->rank == 0 ? MPI_IN_PLACE : all, all, bytes, MPI_BYTE, MPI_BOR,
+                               0, c->world));
+    if (st == TC_OK && c->rank == 0) {
+        st = tc_manifest_write(o->output_dir, TRTCONV_VERSION, run, world, o->tp_size,
+                               o->pp_size, config_text, all);
+        if (st == TC_OK)
+            st = tc_write_file_durable(o->output_dir, "config.json", config_text);
+    }
+    free(all);
+    return tc_comm_agree(c, st, "commit");
+}
+
 /* ---- SmoothQuant / INT8 KV cache ------------------------------------------ */
 
 /* Statistics from --calib_stats: rank 0 reads the file, every rank gets a
@@ -640,15 +828,29 @@ static tc_status stats_from_file(const tc_comm *c, const tc_opts *o, const tc_ca
     return st;
 }
 
-/* Load the calibration samples (every rank reads the same file). */
-static tc_status load_calibration(const tc_opts *o, const tc_hf_config *cfg, tc_token_set *tok)
+/* The calibration input named on the command line exists (checked during
+ * setup, before the output directory is touched). */
+static tc_status check_calibration_input(const tc_comm *c, const tc_opts *o)
 {
     struct stat sb;
+    if (!o->calibrate)
+        return TC_OK;
+    if (o->calib_stats) {
+        if (c->rank == 0 && stat(o->calib_stats, &sb) != 0)
+            return tc_fail(TC_E_USAGE, "--calib_stats %s: no such file", o->calib_stats);
+        return TC_OK;
+    }
     if (stat(o->calib_dataset, &sb) != 0)
         return tc_fail(TC_E_USAGE, "--calib_dataset %s: no such file. trtconv calibrates from a "
                        "local JSON Lines file with an \"input_ids\" array per line (export "
                        "cnn_dailymail or your own data once with the model's tokenizer: see "
                        "docs/smoothquant.md)", o->calib_dataset);
+    return TC_OK;
+}
+
+/* Load the calibration samples (every rank reads the same file). */
+static tc_status load_calibration(const tc_opts *o, const tc_hf_config *cfg, tc_token_set *tok)
+{
     const int64_t n = o->calib_size < 0 ? INT64_MAX : o->calib_size;
     return tc_tokens_load_jsonl(o->calib_dataset, n, o->calib_max_seq_length, cfg->vocab_size, tok);
 }
@@ -760,10 +962,13 @@ static tc_status sq_pass(sq_step pass, tc_sq_job *job, const tc_opts *o, tc_hf_m
     if (pass == PASS_WRITE && !o->sq_enabled) {
         /* INT8 KV cache alone: scales from the statistics, no weights. */
         for (size_t i = 0; st == TC_OK && i < n_cells; i++)
-            st = tc_sq_write_cell(job, NULL, cells[i], &outs[i], out_dtype);
+            if (outs[i].fd >= 0)
+                st = tc_sq_write_cell(job, NULL, cells[i], &outs[i], out_dtype);
         return st;
     }
     for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+        if (pass == PASS_WRITE && outs[i].fd < 0)
+            continue; /* --resume kept its file */
         tc_fwd_engine *e = n_cells == 1 ? *kept : NULL;
         const bool fresh = e == NULL;
         if (fresh)
@@ -787,7 +992,8 @@ static tc_status sq_pass(sq_step pass, tc_sq_job *job, const tc_opts *o, tc_hf_m
 }
 
 static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_float_type dtype,
-                         bool share_embedding, const tc_gpu_info *gpu_info, double t0)
+                         bool share_embedding, const tc_gpu_info *gpu_info,
+                         const tc_run_text *run, double t0)
 {
     const tc_hf_config *cfg = &model->cfg;
     const int64_t world = o->tp_size * o->pp_size;
@@ -806,8 +1012,11 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
     tc_sq_job *job = NULL;
     tc_plan **plans = NULL;
     tc_cell_output *outs = NULL;
+    bool *reused = NULL;
+    tc_rank_entry *entries = NULL;
+    char *config_text = NULL;
     int *cells = NULL;
-    size_t n_cells = 0, n_open = 0;
+    size_t n_cells = 0;
     tc_status st;
 
     /* ---- statistics ---- */
@@ -871,15 +1080,21 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
     double t_w = tc_now_seconds();
     plans = calloc(n_cells ? n_cells : 1, sizeof *plans);
     outs = calloc(n_cells ? n_cells : 1, sizeof *outs);
+    reused = calloc(n_cells ? n_cells : 1, sizeof *reused);
+    entries = calloc(n_cells ? n_cells : 1, sizeof *entries);
     uint64_t my_bytes = 0, all_bytes = 0;
-    st = plans && outs ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    st = plans && outs && reused && entries ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; outs && i < n_cells; i++)
+        outs[i].fd = -1;
     for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
         st = tc_plan_build(model, o, out_dtype, cells[i], &plans[i]);
         if (st == TC_OK)
             st = tc_sq_plan(job, plans[i]);
-        if (st == TC_OK)
-            my_bytes += plans[i]->write_bytes;
     }
+    if (st == TC_OK)
+        find_reusable(o, run, plans, n_cells, reused, entries);
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++)
+        my_bytes += reused[i] ? 0 : plans[i]->write_bytes;
     bool reported = false;
     tc_status ds = check_disk_space(c, o->output_dir, st == TC_OK ? my_bytes : 0, &reported);
     if (st == TC_OK)
@@ -889,28 +1104,13 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
         st = TC_MPI_TRY(MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, c->world));
     if (st != TC_OK)
         goto done;
-    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
-        st = tc_cell_open(o->output_dir, plans[i], &outs[i]);
-        if (st == TC_OK)
-            n_open++;
-    }
-    st = convert_phase(c, o, outs, n_open, my_bytes, all_bytes, NULL, st);
+    st = open_outputs(o, plans, n_cells, reused, outs);
+    st = convert_phase(c, o, outs, n_cells, my_bytes, all_bytes, NULL, st);
     if (st == TC_OK)
         st = sq_pass(PASS_WRITE, job, o, model, gpu, cells, n_cells, &engine, outs, out_dtype);
-    for (size_t i = 0; i < n_open; i++) {
-        if (st == TC_OK)
-            st = tc_cell_commit(&outs[i]);
-        else
-            tc_cell_discard(&outs[i]);
-    }
-    n_open = 0;
-    if (st == TC_OK)
-        st = fsync_dir(o->output_dir);
-    st = tc_comm_agree(c, st, "convert");
-    if (st != TC_OK)
-        goto done;
-    st = c->rank == 0 ? write_config(o, cfg, dtype, share_embedding) : TC_OK;
-    st = tc_comm_agree(c, st, "commit");
+    if (c->rank == 0 && st == TC_OK)
+        st = render_config(o, cfg, dtype, share_embedding, &config_text);
+    st = commit_run(c, o, run, plans, outs, reused, entries, n_cells, config_text, st);
     t_w = tc_now_seconds() - t_w;
     if (st == TC_OK) {
         if (c->rank == 0)
@@ -922,17 +1122,83 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
         print_summary(c, o, tc_now_seconds() - t0, all_bytes);
     }
 done:
-    for (size_t i = 0; i < n_open; i++)
-        tc_cell_discard(&outs[i]);
+    discard_outputs(outs, n_cells);
     for (size_t i = 0; plans && i < n_cells; i++)
         tc_plan_free(plans[i]);
     free(plans);
     free(outs);
+    free(reused);
+    free(entries);
+    free(config_text);
     free(cells);
     tc_fwd_destroy(engine);
     tc_sq_job_free(job);
     tc_calib_stats_free(&stats);
     return st;
+}
+
+/* ---- deadline and termination signals ------------------------------------ */
+
+static char g_deadline_msg[256];
+static char g_term_msg[256];
+
+static void write_all_stderr(const char *msg)
+{
+    size_t n = strlen(msg);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, msg, n);
+        if (w <= 0)
+            return;
+        msg += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Async-signal-safe: write a prepared line, leave without cleanup. The
+ * partial files stay behind; they are never trusted (a rerun removes them)
+ * and config.json was not written, so nothing looks complete. */
+static void on_deadline(int sig)
+{
+    (void)sig;
+    write_all_stderr(g_deadline_msg);
+    _exit(TC_E_TIMEOUT);
+}
+
+static void on_terminate(int sig)
+{
+    (void)sig;
+    write_all_stderr(g_term_msg);
+    _exit(TC_E_CANCELLED);
+}
+
+/* --timeout: every rank arms the same whole-job deadline, so a job stuck in
+ * a collective (a dead peer, a cut link: MPI and NCCL never time out by
+ * themselves) ends with exit 6 on every rank instead of hanging. SIGTERM
+ * (Slurm time limit, Kubernetes preemption) ends the rank at once with a
+ * line saying how to continue. */
+static void tc_deadline_arm(const tc_opts *o)
+{
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    snprintf(g_term_msg, sizeof g_term_msg,
+             "trtconv[rank %d] error: terminated by a signal (SIGTERM/SIGINT); the checkpoint "
+             "in %s is not committed: rerun with --resume to keep the finished rank files\n",
+             rank, o->output_dir);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_terminate;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (o->timeout_s <= 0)
+        return;
+    snprintf(g_deadline_msg, sizeof g_deadline_msg,
+             "trtconv[rank %d] error: --timeout %lld s reached: stopping the job (exit 6); "
+             "nothing was committed in %s; rerun with --resume\n",
+             rank, (long long)o->timeout_s, o->output_dir);
+    sa.sa_handler = on_deadline;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)o->timeout_s);
 }
 
 int tc_main(int argc, char **argv)
@@ -941,12 +1207,17 @@ int tc_main(int argc, char **argv)
     tc_opts opts;
     tc_hf_model *model = NULL;
     tc_plan **plans = NULL;
-    tc_cell_output *cells = NULL;
-    size_t n_cells = 0, n_open = 0;
+    tc_cell_output *outs = NULL;
+    bool *reused = NULL;
+    tc_rank_entry *entries = NULL;
+    char *config_text = NULL;
+    tc_run_text run;
+    size_t n_cells = 0;
     tc_status st;
     bool help = false;
     double t0 = tc_now_seconds();
 
+    tc_run_text_init(&run);
     tc_log_init(0, 1, NULL);
     st = tc_comm_init(&comm);
     if (st != TC_OK)
@@ -959,6 +1230,7 @@ int tc_main(int argc, char **argv)
     if (st != TC_OK || help)
         goto done;
     tc_log_set_level(opts.log_level);
+    tc_deadline_arm(&opts);
     if (comm.rank == 0 && (opts.load_by_shard || opts.load_model_on_cpu))
         tc_log(TC_LOG_INFO, "--load_by_shard/--load_model_on_cpu have no effect: trtconv always "
                "reads only the slices each rank needs, on the CPU");
@@ -970,7 +1242,7 @@ int tc_main(int argc, char **argv)
     tc_float_type dtype = opts.dtype;
     st = TC_OK;
     if (comm.rank == 0)
-        st = prepare_output_dir(opts.output_dir);
+        st = check_output_dir(&opts);
     if (st == TC_OK && opts.model_dir) {
         st = tc_hf_open(opts.model_dir, &model);
         if (st == TC_OK)
@@ -988,7 +1260,12 @@ int tc_main(int argc, char **argv)
                         (opts.calibrate && opts.quantize_on != 1)))
         st = tc_gpu_probe(comm.local_rank, comm.local_size, &gpu);
     st = resolve_target_sm(&comm, &opts, &gpu, st);
+    if (st == TC_OK)
+        st = check_calibration_input(&comm, &opts);
     st = tc_comm_agree(&comm, st, "setup");
+    if (st == TC_OK && comm.rank == 0)
+        st = uncommit_output_dir(&opts, opts.model_dir && !opts.save_config_only ? world : 0);
+    st = tc_comm_agree(&comm, st, "output directory");
     if (st != TC_OK)
         goto done;
 
@@ -998,18 +1275,30 @@ int tc_main(int argc, char **argv)
         tc_log(TC_LOG_WARNING, "--use_embedding_sharing: the model does not tie lm_head to the "
                "embedding (tie_word_embeddings is false); lm_head is kept");
 
-    if (!opts.model_dir) {
-        /* convert_checkpoint.py without --model_dir: config.json only. */
-        st = comm.rank == 0 ? write_config(&opts, NULL, dtype, false) : TC_OK;
+    if (!opts.model_dir || opts.save_config_only) {
+        /* convert_checkpoint.py without --model_dir, or --save_config_only:
+         * config.json only (no rank files, so no manifest). */
+        st = comm.rank == 0 ? render_config(&opts, model ? &model->cfg : NULL, dtype,
+                                            share_embedding, &config_text)
+                            : TC_OK;
+        if (st == TC_OK && comm.rank == 0)
+            st = tc_write_file_durable(opts.output_dir, "config.json", config_text);
         st = tc_comm_agree(&comm, st, "commit");
         if (st == TC_OK && comm.rank == 0)
-            tc_log(TC_LOG_INFO, "wrote %s/config.json (no --model_dir: config only)",
-                   opts.output_dir);
+            tc_log(TC_LOG_INFO, "wrote %s/config.json (%s: config only)", opts.output_dir,
+                   opts.model_dir ? "--save_config_only" : "no --model_dir");
         goto done;
     }
 
+    st = run_fingerprint(&comm, &opts, model, dtype, share_embedding,
+                         opts.calibrate && opts.quantize_on != 1 && gpu.count > 0, &run);
+    if (st != TC_OK)
+        goto done;
+    if (comm.rank == 0)
+        tc_log(TC_LOG_VERBOSE, "run fingerprint %s", run.run);
+
     if (opts.calibrate) {
-        st = sq_flow(&comm, &opts, model, dtype, share_embedding, &gpu, t0);
+        st = sq_flow(&comm, &opts, model, dtype, share_embedding, &gpu, &run, t0);
         goto done;
     }
 
@@ -1020,16 +1309,21 @@ int tc_main(int argc, char **argv)
     for (int64_t cell = comm.rank; cell < world; cell += comm.size)
         n_cells++;
     plans = calloc(n_cells ? n_cells : 1, sizeof *plans);
-    cells = calloc(n_cells ? n_cells : 1, sizeof *cells);
+    outs = calloc(n_cells ? n_cells : 1, sizeof *outs);
+    reused = calloc(n_cells ? n_cells : 1, sizeof *reused);
+    entries = calloc(n_cells ? n_cells : 1, sizeof *entries);
     uint64_t my_bytes = 0, all_bytes = 0;
-    st = (plans && cells) ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
-    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+    st = plans && outs && reused && entries ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; outs && i < n_cells; i++)
+        outs[i].fd = -1;
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++)
         st = tc_plan_build(model, &opts, tc_float_type_dtype(dtype),
                            (int)(comm.rank + (int64_t)i * comm.size), &plans[i]);
-        if (st == TC_OK)
-            my_bytes += plans[i]->write_bytes;
-    }
-    if (!opts.save_config_only) {
+    if (st == TC_OK)
+        find_reusable(&opts, &run, plans, n_cells, reused, entries);
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++)
+        my_bytes += reused[i] ? 0 : plans[i]->write_bytes;
+    {
         /* A collective: every rank takes part, also one that already failed. */
         bool reported = false;
         tc_status ds = check_disk_space(&comm, opts.output_dir, st == TC_OK ? my_bytes : 0,
@@ -1045,44 +1339,26 @@ int tc_main(int argc, char **argv)
         goto done;
 
     /* ---- convert ---- */
-    if (!opts.save_config_only) {
-        if (comm.rank == 0)
-            tc_log(TC_LOG_INFO, "converting %s: %lld layers, tp %lld x pp %lld = %lld cells on %d "
-                   "rank(s), %s, %.2f GB to write", opts.model_dir,
-                   (long long)model->cfg.num_hidden_layers, (long long)opts.tp_size,
-                   (long long)opts.pp_size, (long long)world, comm.size,
-                   tc_float_type_name(dtype), (double)all_bytes / 1e9);
-        st = TC_OK;
-        for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
-            st = tc_cell_open(opts.output_dir, plans[i], &cells[i]);
-            if (st == TC_OK)
-                n_open++;
-        }
-        /* A rank whose files could not be opened still takes part in the
-         * progress exchange, reporting its failure so everyone stops. */
-        /* Weight-only quantization runs on the rank's GPU unless told not to. */
-        const tc_gpu_info *qgpu = opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
-                                          opts.quantize_on != 1 && gpu.count > 0 ? &gpu : NULL;
-        if (comm.rank == 0 && opts.woq_bits)
-            tc_log(TC_LOG_INFO, "quantizing on %s", qgpu ? gpu.name : "the CPU");
-        st = convert_phase(&comm, &opts, cells, n_cells, my_bytes, all_bytes, qgpu, st);
-        for (size_t i = 0; i < n_open; i++) {
-            if (st == TC_OK)
-                st = tc_cell_commit(&cells[i]);
-            else
-                tc_cell_discard(&cells[i]);
-        }
-        n_open = 0;
-        if (st == TC_OK)
-            st = fsync_dir(opts.output_dir);
-        st = tc_comm_agree(&comm, st, "convert");
-        if (st != TC_OK)
-            goto done;
-    }
+    if (comm.rank == 0)
+        tc_log(TC_LOG_INFO, "converting %s: %lld layers, tp %lld x pp %lld = %lld cells on %d "
+               "rank(s), %s, %.2f GB to write", opts.model_dir,
+               (long long)model->cfg.num_hidden_layers, (long long)opts.tp_size,
+               (long long)opts.pp_size, (long long)world, comm.size,
+               tc_float_type_name(dtype), (double)all_bytes / 1e9);
+    /* A rank whose files could not be opened still takes part in the
+     * progress exchange, reporting its failure so everyone stops. */
+    st = open_outputs(&opts, plans, n_cells, reused, outs);
+    /* Weight-only quantization runs on the rank's GPU unless told not to. */
+    const tc_gpu_info *qgpu = opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
+                                      opts.quantize_on != 1 && gpu.count > 0 ? &gpu : NULL;
+    if (comm.rank == 0 && opts.woq_bits)
+        tc_log(TC_LOG_INFO, "quantizing on %s", qgpu ? gpu.name : "the CPU");
+    st = convert_phase(&comm, &opts, outs, n_cells, my_bytes, all_bytes, qgpu, st);
 
-    /* ---- commit: config.json last, by rank 0 ---- */
-    st = comm.rank == 0 ? write_config(&opts, &model->cfg, dtype, share_embedding) : TC_OK;
-    st = tc_comm_agree(&comm, st, "commit");
+    /* ---- commit: manifest, then config.json last, by rank 0 ---- */
+    if (comm.rank == 0 && st == TC_OK)
+        st = render_config(&opts, &model->cfg, dtype, share_embedding, &config_text);
+    st = commit_run(&comm, &opts, &run, plans, outs, reused, entries, n_cells, config_text, st);
     if (st == TC_OK)
         print_summary(&comm, &opts, tc_now_seconds() - t0, all_bytes);
 
@@ -1093,12 +1369,15 @@ done:
         tc_log(TC_LOG_ERROR, "communication failure: aborting the job");
         MPI_Abort(MPI_COMM_WORLD, (int)TC_E_COMM);
     }
-    for (size_t i = 0; i < n_open; i++)
-        tc_cell_discard(&cells[i]);
+    discard_outputs(outs, n_cells);
     for (size_t i = 0; plans && i < n_cells; i++)
         tc_plan_free(plans[i]);
     free(plans);
-    free(cells);
+    free(outs);
+    free(reused);
+    free(entries);
+    free(config_text);
+    tc_run_text_free(&run);
     tc_hf_close(model);
     tc_comm_free(&comm);
     return (int)st;

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "trtconv/log.h"
+#include "trtconv/safetensors.h"
+#include "trtconv/sha256.h"
 #include "trtconv/woq.h"
 #include "trtconv/build_config.h"
 #if TRTCONV_HAVE_CUDA
@@ -50,6 +52,177 @@ tc_status tc_pwrite_all(int fd, const char *path, const void *buf, size_t n, uin
     return TC_OK;
 }
 
+/* ---- hashing the rank file while it is written ----------------------
+ *
+ * The workers fill a rank file out of order, but SHA-256 needs the bytes in
+ * order. Every write adds its length to the counters of the fixed-size
+ * blocks it overlaps; a thread per file waits for the next block in file
+ * order to be complete, reads it back (from the page cache: it was just
+ * written) and hashes it. Hashing thus overlaps the conversion instead of
+ * costing a second pass over the file at the end. The counters also prove
+ * that every byte of the file was written exactly once. */
+
+#define HASH_BLOCK (8u << 20)
+
+struct tc_cell_hasher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd;
+    const char *path;            /* borrowed from the cell */
+    uint64_t file_size, n_blocks;
+    _Atomic uint32_t *written;   /* bytes written per block */
+    atomic_int overwritten;      /* a byte written twice: a bug */
+    atomic_int stop;
+    tc_status st;                /* the thread's result */
+    uint8_t digest[TC_SHA256_BYTES];
+};
+
+static uint32_t hash_block_len(const struct tc_cell_hasher *h, uint64_t b)
+{
+    uint64_t end = (b + 1) * HASH_BLOCK < h->file_size ? (b + 1) * HASH_BLOCK : h->file_size;
+    return (uint32_t)(end - b * HASH_BLOCK);
+}
+
+static void *hasher_main(void *arg)
+{
+    struct tc_cell_hasher *h = arg;
+    tc_sha256 sha = { .scalar_only = false };
+    tc_sha256_init(&sha);
+    uint8_t *buf = malloc(HASH_BLOCK);
+    if (!buf) {
+        h->st = tc_fail(TC_E_INTERNAL, "%s: out of memory for the hash buffer", h->path);
+        return NULL;
+    }
+    h->st = TC_OK;
+    for (uint64_t b = 0; b < h->n_blocks; b++) {
+        const uint32_t len = hash_block_len(h, b);
+        pthread_mutex_lock(&h->mu);
+        while (atomic_load(&h->written[b]) < len && !atomic_load(&h->stop))
+            pthread_cond_wait(&h->cv, &h->mu);
+        pthread_mutex_unlock(&h->mu);
+        if (atomic_load(&h->written[b]) < len) {
+            h->st = TC_E_CANCELLED;
+            break;
+        }
+        size_t got = 0;
+        while (got < len) {
+            ssize_t r = pread(h->fd, buf + got, len - got, (off_t)(b * HASH_BLOCK + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                h->st = tc_fail(TC_E_IO, "%s: reading back %u bytes at offset %llu to hash "
+                                "them failed: %s", h->path, len,
+                                (unsigned long long)(b * HASH_BLOCK),
+                                r < 0 ? strerror(errno) : "end of file");
+                break;
+            }
+            got += (size_t)r;
+        }
+        if (h->st != TC_OK)
+            break;
+        tc_sha256_update(&sha, buf, len);
+    }
+    if (h->st == TC_OK)
+        tc_sha256_final(&sha, h->digest);
+    free(buf);
+    return NULL;
+}
+
+static tc_status hasher_start(tc_cell_output *out)
+{
+    struct tc_cell_hasher *h = calloc(1, sizeof *h);
+    if (!h)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    h->fd = out->fd;
+    h->path = out->tmp_path;
+    h->file_size = out->file_size;
+    h->n_blocks = (out->file_size + HASH_BLOCK - 1) / HASH_BLOCK;
+    h->written = calloc(h->n_blocks ? h->n_blocks : 1, sizeof *h->written);
+    if (!h->written) {
+        free(h);
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    if (pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->cv);
+        free(h->written);
+        free(h);
+        return tc_fail(TC_E_INTERNAL, "%s: cannot start the hashing thread", out->tmp_path);
+    }
+    out->hasher = h;
+    return TC_OK;
+}
+
+/* Stop (when `cancel`) or wait for the thread and free it; returns its status. */
+static tc_status hasher_finish(tc_cell_output *out, bool cancel, uint8_t digest[TC_SHA256_BYTES])
+{
+    struct tc_cell_hasher *h = out->hasher;
+    if (!h)
+        return TC_E_CANCELLED;
+    if (cancel) {
+        pthread_mutex_lock(&h->mu);
+        atomic_store(&h->stop, 1);
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
+    pthread_join(h->thread, NULL);
+    tc_status st = h->st;
+    if (st == TC_OK && digest)
+        memcpy(digest, h->digest, TC_SHA256_BYTES);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h->written);
+    free(h);
+    out->hasher = NULL;
+    return st;
+}
+
+/* First byte range of the file that was not written exactly once, or false. */
+static bool hasher_gap(const struct tc_cell_hasher *h, uint64_t *off, uint32_t *have,
+                       uint32_t *want)
+{
+    for (uint64_t b = 0; b < h->n_blocks; b++) {
+        uint32_t got = atomic_load(&((struct tc_cell_hasher *)h)->written[b]);
+        if (got != hash_block_len(h, b)) {
+            *off = b * HASH_BLOCK;
+            *have = got;
+            *want = hash_block_len(h, b);
+            return true;
+        }
+    }
+    return false;
+}
+
+tc_status tc_cell_write(tc_cell_output *c, const void *buf, size_t n, uint64_t off)
+{
+    if (off > c->file_size || n > c->file_size - off)
+        return tc_fail(TC_E_INTERNAL, "%s: write of %zu bytes at offset %llu past the planned "
+                       "size %llu", c->tmp_path, n, (unsigned long long)off,
+                       (unsigned long long)c->file_size);
+    TC_TRY(tc_pwrite_all(c->fd, c->tmp_path, buf, n, off));
+    struct tc_cell_hasher *h = c->hasher;
+    if (!h)
+        return TC_OK;
+    for (uint64_t pos = off, end = off + n; pos < end;) {
+        const uint64_t b = pos / HASH_BLOCK;
+        const uint64_t bend = (b + 1) * HASH_BLOCK < end ? (b + 1) * HASH_BLOCK : end;
+        const uint32_t len = (uint32_t)(bend - pos);
+        const uint32_t now = atomic_fetch_add(&h->written[b], len) + len;
+        if (now > hash_block_len(h, b))
+            atomic_store(&h->overwritten, 1);
+        else if (now == hash_block_len(h, b)) {
+            pthread_mutex_lock(&h->mu);
+            pthread_cond_broadcast(&h->cv);
+            pthread_mutex_unlock(&h->mu);
+        }
+        pos = bend;
+    }
+    return TC_OK;
+}
+
 tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
 {
     tc_status st = TC_OK;
@@ -82,12 +255,15 @@ tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
         out->offsets[t - plan->tensors] = desc[i].file_offset;
     }
 
+    /* A partial file is never trusted (nor a symlink planted in its place):
+     * remove it and create a fresh one. */
     if (unlink(out->tmp_path) != 0 && errno != ENOENT) {
         st = tc_fail(TC_E_IO, "%s: cannot remove stale partial file: %s", out->tmp_path,
                      strerror(errno));
         goto done;
     }
-    out->fd = open(out->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* Read-write: the hashing thread reads the written blocks back. */
+    out->fd = open(out->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (out->fd < 0) {
         st = tc_fail(TC_E_IO, "%s: cannot create output file: %s", out->tmp_path,
                      strerror(errno));
@@ -106,7 +282,9 @@ tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
             goto done;
         }
     }
-    st = tc_pwrite_all(out->fd, out->tmp_path, prefix, prefix_len, 0);
+    st = hasher_start(out);
+    if (st == TC_OK)
+        st = tc_cell_write(out, prefix, prefix_len, 0);
 done:
     free(prefix);
     free(desc);
@@ -117,6 +295,8 @@ done:
 
 void tc_cell_discard(tc_cell_output *out)
 {
+    if (out->hasher)
+        (void)hasher_finish(out, true, NULL);
     if (out->fd >= 0) {
         close(out->fd);
         out->fd = -1;
@@ -147,10 +327,52 @@ tc_status tc_file_publish(int fd, const char *tmp_path, const char *final_path)
     return st;
 }
 
+/* The finished partial file, read back through the validating reader: the
+ * header parses, covers the file exactly and lists the planned tensors. */
+static tc_status check_written_file(const tc_cell_output *out)
+{
+    tc_st_file *f = NULL;
+    tc_st_error err = TC_ST_OK;
+    tc_status st = tc_st_open(out->tmp_path, &f, &err);
+    if (st != TC_OK)
+        return tc_fail(TC_E_INTERNAL, "%s: the file just written does not read back (%s)",
+                       out->tmp_path, tc_st_error_name(err));
+    if (f->n_tensors != out->plan->n_tensors || f->file_size != out->file_size)
+        st = tc_fail(TC_E_INTERNAL, "%s: read back %zu tensors / %llu bytes, planned %zu / %llu",
+                     out->tmp_path, f->n_tensors, (unsigned long long)f->file_size,
+                     out->plan->n_tensors, (unsigned long long)out->file_size);
+    tc_st_close(f);
+    return st;
+}
+
 tc_status tc_cell_commit(tc_cell_output *out)
 {
-    tc_status st = tc_file_publish(out->fd, out->tmp_path, out->final_path);
+    uint64_t gap_off = 0;
+    uint32_t have = 0, want = 0;
+    tc_status st = TC_OK;
+    if (out->hasher && hasher_gap(out->hasher, &gap_off, &have, &want))
+        st = tc_fail(TC_E_INTERNAL, "%s: %u of the %u bytes at offset %llu were written "
+                     "(every byte must be written exactly once)", out->tmp_path, have, want,
+                     (unsigned long long)gap_off);
+    else if (out->hasher && atomic_load(&out->hasher->overwritten))
+        st = tc_fail(TC_E_INTERNAL, "%s: some bytes were written twice", out->tmp_path);
+    uint8_t digest[TC_SHA256_BYTES];
+    tc_status hs = out->hasher ? hasher_finish(out, st != TC_OK, digest)
+                               : tc_fail(TC_E_INTERNAL, "%s: no hash", out->tmp_path);
+    if (st == TC_OK)
+        st = hs;
+    if (st == TC_OK)
+        st = check_written_file(out);
+    if (st != TC_OK) {
+        tc_cell_discard(out);
+        return st;
+    }
+    st = tc_file_publish(out->fd, out->tmp_path, out->final_path);
     out->fd = -1; /* closed, and the partial file is gone on failure */
+    if (st == TC_OK) {
+        tc_sha256_hex(digest, out->sha256);
+        out->committed = true;
+    }
     tc_cell_discard(out);
     return st;
 }
@@ -381,7 +603,7 @@ static void *worker_main(void *arg)
             if (st == TC_OK)
                 st = tc_woq_scales_rows(dst, t->slice_dtype, r, K, t->woq_bits, qbuf);
             if (st == TC_OK)
-                st = tc_pwrite_all(c->fd, c->tmp_path, qbuf, (size_t)r * es,
+                st = tc_cell_write(c, qbuf, (size_t)r * es,
                                 c->offsets[t->scale_index] + (uint64_t)w->row0 * es);
             const uint8_t *src8 = dst;
             uint8_t *tr = scratch;
@@ -390,7 +612,7 @@ static void *worker_main(void *arg)
                     memcpy(tr + ((size_t)k * (size_t)r + (size_t)j) * es,
                            src8 + ((size_t)j * (size_t)K + (size_t)k) * es, es);
             for (int64_t k = 0; st == TC_OK && k < K; k++)
-                st = tc_pwrite_all(c->fd, c->tmp_path, tr + (size_t)k * (size_t)r * es, (size_t)r * es,
+                st = tc_cell_write(c, tr + (size_t)k * (size_t)r * es, (size_t)r * es,
                                 c->offsets[w->tensor] + ((uint64_t)k * (uint64_t)N + (uint64_t)w->row0) * es);
             nbytes = (size_t)r * (size_t)K * es + (size_t)r * es;
             if (st != TC_OK) {
@@ -413,7 +635,7 @@ static void *worker_main(void *arg)
                 st = tc_woq_quantize_rows(dst, t->slice_dtype, w->rows, t->cols, t->woq_bits,
                                           c->plan->target_sm, w->row0, qbuf, scales);
             if (st == TC_OK)
-                st = tc_pwrite_all(c->fd, c->tmp_path, scales, (size_t)w->rows * ses,
+                st = tc_cell_write(c, scales, (size_t)w->rows * ses,
                                 c->offsets[t->scale_index] + (uint64_t)w->row0 * ses);
             data = qbuf;
         } else {
@@ -422,7 +644,7 @@ static void *worker_main(void *arg)
             off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * oes;
         }
         if (st == TC_OK)
-            st = tc_pwrite_all(c->fd, c->tmp_path, data, nbytes, off);
+            st = tc_cell_write(c, data, nbytes, off);
         if (st != TC_OK) {
             job_record_error(job, st);
             break;
@@ -468,6 +690,8 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
     job->buf_bytes = 4096;
     for (size_t c = 0; c < n; c++) {
         const tc_plan *p = cells[c].plan;
+        if (cells[c].fd < 0)
+            continue; /* not open: its file is reused from an earlier run (--resume) */
         for (size_t k = 0; k < p->n_tensors; k++) {
             const tc_plan_tensor *t = &p->tensors[k];
             if (t->scale_of >= 0 || t->computed)

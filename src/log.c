@@ -21,6 +21,9 @@ static struct {
 /* One mutex serialises lines from worker threads and guards first_error. */
 static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Probing depth of this thread (tc_log_push_quiet). */
+static _Thread_local int t_probing;
+
 static const char *const level_names[] = {
     "internal error", "error", "warning", "info", "verbose", "debug"
 };
@@ -40,6 +43,8 @@ void tc_log_init(int rank, int size, const char *host)
 void tc_log_set_level(enum tc_log_level level) { g_log.level = level; }
 enum tc_log_level tc_log_get_level(void) { return g_log.level; }
 void tc_log_set_quiet(int quiet) { g_log.quiet = quiet; }
+void tc_log_push_quiet(void) { t_probing++; }
+void tc_log_pop_quiet(void) { t_probing--; }
 
 int tc_log_level_parse(const char *name, enum tc_log_level *out)
 {
@@ -71,7 +76,7 @@ static void vlog_line(enum tc_log_level level, const char *fmt, va_list ap)
 
 void tc_log(enum tc_log_level level, const char *fmt, ...)
 {
-    if (level > g_log.level || g_log.quiet)
+    if (level > g_log.level || g_log.quiet || t_probing)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -81,6 +86,8 @@ void tc_log(enum tc_log_level level, const char *fmt, ...)
 
 tc_status tc_fail(tc_status st, const char *fmt, ...)
 {
+    if (t_probing)
+        return st;
     va_list ap;
     va_start(ap, fmt);
     pthread_mutex_lock(&g_log_lock);

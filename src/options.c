@@ -29,7 +29,8 @@ enum opt_id {
     OPT_USE_EMBEDDING_SHARING, OPT_OUTPUT_DIR, OPT_WORKERS, OPT_MOE_NUM_EXPERTS,
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
-    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS
+    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
+    OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT
 };
 
 static const struct option long_options[] = {
@@ -87,6 +88,10 @@ static const struct option long_options[] = {
     { "calib_batch_size", required_argument, NULL, OPT_CALIB_BATCH_SIZE },
     { "calib_stats_out", required_argument, NULL, OPT_CALIB_STATS_OUT },
     { "calib_stats", required_argument, NULL, OPT_CALIB_STATS },
+    { "overwrite", no_argument, NULL, OPT_OVERWRITE },
+    { "resume", no_argument, NULL, OPT_RESUME },
+    { "verify_inputs", no_argument, NULL, OPT_VERIFY_INPUTS },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 }
@@ -150,6 +155,17 @@ static const char usage_text[] =
 "  --n_kv_head (n_head) --n_embd 4096 --inter_size 11008 --multiple_of (None)\n"
 "  --ffn_dim_multiplier (None) --rms_norm_eps 1e-06 --hidden_act silu\n"
 "  --rotary_base 10000.0 --moe_num_experts 0 --moe_top_k 0 --moe_renorm_mode 1\n"
+"output (docs/durability.md):\n"
+"  --overwrite                   replace a complete checkpoint in --output_dir\n"
+"                                (refused without it)\n"
+"  --resume                      keep the rank files of an earlier run of the same\n"
+"                                inputs and options whose SHA-256 still matches;\n"
+"                                convert the rest\n"
+"  --verify_inputs               fingerprint inputs by their full SHA-256 (default:\n"
+"                                size, mtime and header hash)\n"
+"  --timeout SECONDS             stop the whole job (exit 6) if it runs longer\n"
+"  `trtconv verify DIR`          check a checkpoint against its manifest and the\n"
+"                                format (no MPI needed)\n"
 "other:\n"
 "  --save_config_only            write config.json only, no weights\n"
 "  --load_by_shard, --load_model_on_cpu   accepted; trtconv always streams slices\n"
@@ -367,6 +383,10 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_MOE_TOP_K: st = parse_int(err, "moe_top_k", a, 0, 65536, &o->moe_top_k); break;
         case OPT_MOE_RENORM_MODE: st = parse_int(err, "moe_renorm_mode", a, 0, 16, &o->moe_renorm_mode); break;
         case OPT_SAVE_CONFIG_ONLY: o->save_config_only = true; break;
+        case OPT_OVERWRITE: o->overwrite = true; break;
+        case OPT_RESUME: o->resume = true; break;
+        case OPT_VERIFY_INPUTS: o->verify_inputs = true; break;
+        case OPT_TIMEOUT: st = parse_int(err, "timeout", a, 1, 30 * 24 * 3600, &o->timeout_s); break;
         case OPT_LOG_LEVEL:
             if (tc_log_level_parse(a, &o->log_level) != 0)
                 return usage_error(err, "--log_level: invalid level '%s' (choose from %s)", a,

@@ -554,7 +554,7 @@ static tc_status put(writer *w, const char *suffix, const void *data, size_t byt
     if (want != bytes)
         return tc_fail(TC_E_INTERNAL, "SmoothQuant: %s: %zu bytes for a %llu-byte tensor", name,
                        bytes, (unsigned long long)want);
-    return tc_pwrite_all(w->out->fd, w->out->tmp_path, data, bytes, w->out->offsets[i]);
+    return tc_cell_write(w->out, data, bytes, w->out->offsets[i]);
 }
 
 static tc_status put_scalar(writer *w, const char *suffix, float v)

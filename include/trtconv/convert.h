@@ -4,9 +4,12 @@
  * conversion core needs): the file is written as
  * OUTPUT_DIR/.rank{r}.safetensors.partial (created with O_EXCL|O_NOFOLLOW
  * after removing a stale one, space reserved with fallocate so a full disk
- * fails before any data is written), filled with pwrite by the workers,
- * fsync'd, closed, then renamed to rank{r}.safetensors. config.json is
- * written by the driver only after every rank succeeded.
+ * fails before any data is written), filled with pwrite by the workers
+ * through tc_cell_write while a thread hashes the completed blocks in file
+ * order (SHA-256 for the manifest), then fsync'd, read back through the
+ * validating reader, closed and renamed to rank{r}.safetensors. The
+ * manifest and config.json are written by the driver (manifest.h) only
+ * after every rank succeeded.
  *
  * Memory: a work item is at most TC_CONVERT_CHUNK_BYTES of output rows; a
  * worker holds one item's source and output buffers, so a rank's peak is
@@ -31,6 +34,10 @@ typedef struct tc_cell_output {
     char *final_path;         /* owned */
     uint64_t file_size;
     uint64_t *offsets;        /* owned; file offset of plan->tensors[i] */
+    struct tc_cell_hasher *hasher; /* owned; NULL when closed */
+    /* Set by a successful tc_cell_commit: */
+    bool committed;
+    char sha256[65];          /* hex SHA-256 of the final file */
 } tc_cell_output;
 
 /* Write n bytes of buf at offset off of fd, retrying short writes and
@@ -47,7 +54,14 @@ tc_status tc_file_publish(int fd, const char *tmp_path, const char *final_path);
  * write the header. On TC_OK out must be finished with tc_cell_commit or
  * tc_cell_discard. */
 tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out);
-/* fsync, close, rename to rank{r}.safetensors. Discards on failure. */
+/* pwrite n bytes of buf at file offset off of the cell's partial file and
+ * account them for the hash. Every byte of the file must be written exactly
+ * once (commit checks). Thread-safe; errors name the file and offset. */
+tc_status tc_cell_write(tc_cell_output *c, const void *buf, size_t n, uint64_t off);
+/* Check every byte was written once, finish the hash, fsync, validate the
+ * header by reading it back, close, rename to rank{r}.safetensors; on TC_OK
+ * out->sha256 and out->committed are set. Discards on failure; frees the
+ * buffers either way (file_size and sha256 stay valid). */
 tc_status tc_cell_commit(tc_cell_output *out);
 /* Close and unlink the partial file; frees everything. Accepts closed. */
 void tc_cell_discard(tc_cell_output *out);
@@ -60,7 +74,8 @@ typedef struct tc_progress {
 
 typedef struct tc_convert_job tc_convert_job;
 
-/* Start `workers` threads converting every tensor of cells[0..n). Returns at
+/* Start `workers` threads converting every tensor of the open cells among
+ * cells[0..n) (a cell with fd < 0 is skipped: --resume reuses it). Returns at
  * once; *job belongs to the caller and must be passed to tc_convert_join.
  * gpu (may be NULL): when it names a device, weight-only quantization runs
  * there (each worker stages its slices through pinned host buffers on its

@@ -43,6 +43,11 @@ void tc_clear_first_error(void);
 /* Suppress printing (messages are still recorded); for unit tests that
  * provoke errors on purpose. */
 void tc_log_set_quiet(int quiet);
+/* While pushed (nesting), this thread's tc_log/tc_fail neither print nor
+ * record: for probes whose failure is an answer, not an error (is an
+ * earlier run's file reusable?). */
+void tc_log_push_quiet(void);
+void tc_log_pop_quiet(void);
 
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC), for durations. */
 double tc_now_seconds(void);

@@ -52,6 +52,11 @@ typedef struct tc_opts {
     const char *calib_stats;      /* HDF5 file to reuse statistics from */
     bool sq_enabled;              /* smoothquant given and > 0 */
     bool calibrate;               /* sq_enabled || int8_kv_cache */
+    /* output protocol (manifest.h) */
+    bool overwrite;               /* replace a complete checkpoint */
+    bool resume;                  /* reuse matching rank files of an earlier run */
+    bool verify_inputs;           /* full SHA-256 of inputs in the fingerprint */
+    int64_t timeout_s;            /* --timeout: whole-job deadline, 0 = none */
     /* misc */
     bool load_by_shard, load_model_on_cpu, save_config_only;
     bool remove_duplicated_kv_heads;

@@ -46,8 +46,15 @@ rc=0; timeout 120 "$MPIEXEC" -np 2 "$TRTCONV" --model_dir "$M" --output_dir "$WO
 [ $rc -eq 0 ] && grep -q "progress: 100%" "$WORK/prog.log" && pass "progress lines" ||
     { fail "progress rc $rc"; cat "$WORK/prog.log"; }
 
-# Rerunning into the same directory replaces the checkpoint.
+# Rerunning into a complete checkpoint is refused (exit 2, checkpoint intact)
+# unless --overwrite replaces it.
+cp "$WORK/prog/config.json" "$WORK/prog.config"
 rc=0; run_np 2 --model_dir "$M" --output_dir "$WORK/prog" --tp_size 2 --dtype float32 || rc=$?
-[ $rc -eq 0 ] && grep -q '"dtype": "float32"' "$WORK/prog/config.json" && pass "rerun replaces output" ||
-    fail "rerun rc $rc"
+[ $rc -eq 2 ] && grep -q "holds a complete checkpoint.*--overwrite" "$WORK/last.log" &&
+    cmp -s "$WORK/prog.config" "$WORK/prog/config.json" && "$TRTCONV" verify "$WORK/prog" >/dev/null &&
+    pass "rerun without --overwrite refused, checkpoint intact" || fail "rerun refusal rc $rc"
+rc=0; run_np 2 --model_dir "$M" --output_dir "$WORK/prog" --tp_size 2 --dtype float32 --overwrite || rc=$?
+[ $rc -eq 0 ] && grep -q '"dtype": "float32"' "$WORK/prog/config.json" &&
+    "$TRTCONV" verify "$WORK/prog" >/dev/null && pass "--overwrite replaces the checkpoint" ||
+    fail "rerun --overwrite rc $rc"
 finish

@@ -12,7 +12,7 @@ for layout in "1 1" "2 1" "1 2" "2 2"; do
     tp=$1 pp=$2 world=$((tp * pp))
     for np in $world 1; do
         out=$WORK/tp${tp}pp${pp}_np$np
-        if ! run_np "$np" --model_dir "$G/hf" --output_dir "$out" --tp_size "$tp" --pp_size "$pp" \
+        if ! run_np "$np" --model_dir "$G/hf" --output_dir "$out" --overwrite --tp_size "$tp" --pp_size "$pp" \
             --dtype float16; then
             fail "tp$tp pp$pp np$np: trtconv failed"; cat "$WORK/last.log"; continue
         fi

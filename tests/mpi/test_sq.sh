@@ -49,7 +49,7 @@ for v in pt_pt pc_pt pt_tok pc_tok_kv kv_only; do
         for pp in 1 2; do
             for np in 1 $((tp * pp)) 3; do
                 out=$WORK/g_${v}_${tp}${pp}_$np
-                if ! run_np "$np" --model_dir "$G/hf" --output_dir "$out" ${FLAGS[$v]} \
+                if ! run_np "$np" --model_dir "$G/hf" --output_dir "$out" --overwrite ${FLAGS[$v]} \
                         --tp_size $tp --pp_size $pp --calib_stats "$H5" </dev/null; then
                     fail "$v tp$tp pp$pp np$np: exit $?"; cat "$WORK/last.log"; continue
                 fi
