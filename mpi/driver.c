@@ -1363,6 +1363,10 @@ int tc_main(int argc, char **argv)
         print_summary(&comm, &opts, tc_now_seconds() - t0, all_bytes);
 
 done:
+    /* From here the outcome is decided: a SIGTERM now (mpirun ending the
+     * other ranks of a failed job) must not print the "interrupted" line. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     if (st == TC_E_COMM) {
         /* A peer may be blocked in a collective we will never join: the
          * only way out that cannot hang is to abort the whole job. */

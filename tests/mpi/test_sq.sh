@@ -115,6 +115,25 @@ run_np 4 --model_dir "$G/hf" --output_dir "$WORK/r_tp2pp2" ${FLAGS[pc_tok_kv]} -
     pass "tp 2 x pp 2 statistics reused on 4 and on 1 rank(s): same bytes as calibrating" ||
     fail "tp2pp2 reuse differs"
 
+# --resume with SmoothQuant: the smoothing passes still see every cell (their
+# maxima are global), only the kept rank files are not rewritten.
+if [ -n "${FAULT_SHIM:-}" ]; then
+    out=$WORK/r_resume
+    rc=0
+    timeout 120 "$MPIEXEC" -np 4 -x LD_PRELOAD="$FAULT_SHIM" -x TC_FAULT_OP=rename \
+        -x TC_FAULT_PATH=.trtconv-rank1.json.tmp -x TC_FAULT_RANK=1 "$TRTCONV" --progress none \
+        --model_dir "$G/hf" --output_dir "$out" ${FLAGS[pc_tok_kv]} --tp_size 2 --pp_size 2 \
+        --calib_stats "$WORK/c_tp2pp2.h5" >"$WORK/last.log" 2>&1 || rc=$?
+    [ $rc -ne 0 ] && [ ! -e "$out/config.json" ] &&
+        run_np 3 --model_dir "$G/hf" --output_dir "$out" ${FLAGS[pc_tok_kv]} --tp_size 2 --pp_size 2 \
+            --calib_stats "$WORK/c_tp2pp2.h5" --resume &&
+        grep -q "rewriting rank1.safetensors" "$WORK/last.log" &&
+        same_ranks "$WORK/c_tp2pp2" "$out" && "$TRTCONV" verify "$out" >/dev/null &&
+        pass "SmoothQuant killed before rank 1's record, --resume on 3 ranks: $(grep -c 'resume: keeping' \
+            "$WORK/last.log") files kept, bytes as calibrating, verify OK" ||
+        { fail "SmoothQuant --resume"; cat "$WORK/last.log"; }
+fi
+
 # ---- 3. errors ----
 expect_error() { # WHAT NEEDLE ARGS...
     local what=$1 needle=$2
