@@ -265,6 +265,15 @@ static cJSON *read_json(const char *path, size_t cap)
     return j;
 }
 
+static void format_shape(int ndim, const int64_t *shape, char *buf, size_t n)
+{
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+}
+
 static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_entry *e,
                             bool hash, expect_list *exp)
 {
@@ -301,14 +310,13 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
         x->seen = true;
         bool shape_ok = t->ndim == x->ndim && t->shape[0] == x->shape[0] &&
                         (x->ndim < 2 || t->shape[1] == x->shape[1]);
-        if (t->dtype != x->dtype || !shape_ok)
-            problem("%s: tensor %s is %s %s[%lld%s%lld], the format requires %s "
-                    "[%lld%s%lld]", path, x->name, tc_dtype_name(t->dtype),
-                    t->ndim == 2 ? "2-D " : t->ndim == 1 ? "" : "?-D ",
-                    (long long)(t->ndim ? t->shape[0] : 0), t->ndim == 2 ? ", " : "",
-                    (long long)(t->ndim == 2 ? t->shape[1] : 0), tc_dtype_name(x->dtype),
-                    (long long)x->shape[0], x->ndim == 2 ? ", " : "",
-                    (long long)(x->ndim == 2 ? x->shape[1] : 0));
+        if (t->dtype != x->dtype || !shape_ok) {
+            char have[96], want[96];
+            format_shape(t->ndim, t->shape, have, sizeof have);
+            format_shape(x->ndim, x->shape, want, sizeof want);
+            problem("%s: tensor %s is %s %s, the format requires %s %s", path, x->name,
+                    tc_dtype_name(t->dtype), have, tc_dtype_name(x->dtype), want);
+        }
     }
     for (size_t k = 0; k < f->n_tensors; k++) {
         bool known = false;

@@ -172,6 +172,36 @@ run_np 4 --model_dir "$M" --output_dir "$out" "${LAYOUT[@]}" --resume --dtype bf
     "$TRTCONV" verify "$out" >/dev/null &&
     pass "--resume with another dtype rewrites every rank file" ||
     { fail "--resume with other options"; cat "$WORK/last.log"; }
+# trtconv verify refuses each kind of damage, naming file and rule.
+verify_refuses() { # NAME REGEX DIR [verify args]
+    local name=$1 re=$2 dir=$3 rc=0
+    shift 3
+    "$TRTCONV" verify "$@" "$dir" >"$WORK/verify.log" 2>&1 || rc=$?
+    [ $rc -eq 3 ] && grep -Eq -- "$re" "$WORK/verify.log" && pass "verify: $name (exit 3)" ||
+        { fail "verify: $name: rc $rc"; cat "$WORK/verify.log"; }
+}
+v=$WORK/v1; cp -r "$REF" "$v"; sed -i 's/"vocab_size": 96/"vocab_size": 97/' "$v/config.json"
+verify_refuses "config.json edited" "config.json: SHA-256 .* the manifest records" "$v"
+# The manifest updated to match: now the tensors contradict the config.
+sed -i "s/\"config_sha256\":[^,]*/\"config_sha256\":\t\"$(sha256sum "$v/config.json" | cut -c1-64)\"/" \
+    "$v/trtconv-manifest.json"
+verify_refuses "tensors contradict config.json" \
+    "rank0.safetensors: tensor transformer.vocab_embedding.weight is F16 \[96, 64\], the format requires F16 .97, 64." "$v"
+v=$WORK/v2; cp -r "$REF" "$v"; rm "$v/rank2.safetensors"
+verify_refuses "rank file missing" "rank2.safetensors: missing" "$v"
+v=$WORK/v3; cp -r "$REF" "$v"
+printf '\x01' | dd of="$v/rank1.safetensors" bs=1 seek=$(($(stat -c %s "$v/rank1.safetensors") - 2)) \
+    conv=notrunc 2>/dev/null
+verify_refuses "data byte changed" "rank1.safetensors: SHA-256 [0-9a-f]+, the manifest records" "$v"
+"$TRTCONV" verify --no-hash "$v" >/dev/null && pass "verify --no-hash: headers and tensors still fine" ||
+    fail "verify --no-hash"
+v=$WORK/v4; cp -r "$REF" "$v"; rm "$v/trtconv-manifest.json"
+verify_refuses "manifest missing" "trtconv-manifest.json" "$v"
+v=$WORK/v5; cp -r "$REF" "$v"; rm "$v/config.json"
+verify_refuses "not committed" "config.json: missing: the checkpoint was never committed" "$v"
+v=$WORK/v6; cp -r "$REF" "$v"; truncate -s -1 "$v/rank3.safetensors"
+verify_refuses "truncated rank file" "rank3.safetensors: [0-9]+ bytes, the manifest records" "$v"
+
 touch "$M/$SHARD1"
 run_np 4 --model_dir "$M" --output_dir "$out" "${LAYOUT[@]}" --resume --dtype bfloat16 &&
     [ "$(grep -c 'written with other inputs or options' "$WORK/last.log")" = 4 ] &&

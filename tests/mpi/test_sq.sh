@@ -53,7 +53,8 @@ for v in pt_pt pc_pt pt_tok pc_tok_kv kv_only; do
                         --tp_size $tp --pp_size $pp --calib_stats "$H5" </dev/null; then
                     fail "$v tp$tp pp$pp np$np: exit $?"; cat "$WORK/last.log"; continue
                 fi
-                if same_ranks "$G/${v}_tp${tp}pp${pp}" "$out"; then
+                if same_ranks "$G/${v}_tp${tp}pp${pp}" "$out" &&
+                    "$TRTCONV" verify "$out" >"$WORK/verify.log"; then
                     pass "$v tp$tp pp$pp on $np rank(s): byte-identical to TensorRT-LLM"
                 else
                     fail "$v tp$tp pp$pp on $np rank(s)"
