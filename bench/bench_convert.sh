@@ -5,7 +5,8 @@
 # ~5.6 GB of bfloat16 in 5 shards), warms the page cache, then times
 #   cp -r (and cp -r + sync, since trtconv fsyncs what it writes),
 #   trtconv tp 1 on 1 rank (bfloat16 -> bfloat16 and -> float16),
-#   trtconv tp 2 on 2 ranks,
+#   trtconv tp 2 on 2 ranks (every run hashes its output for the manifest),
+#   trtconv verify, sha256sum and a --resume that keeps every file,
 # each REPEAT times (median reported), and prints trtconv's peak RSS per rank.
 #
 # usage: bench/bench_convert.sh [BUILD_DIR] ; env: BENCH_DIR, LAYERS, REPEAT,
@@ -65,6 +66,15 @@ T_1H=$(run_n tp1f16 trt 1 1 float16)
 RSS_1H=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
 T_2=$(run_n tp2 trt 2 2 bfloat16)
 RSS_2=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
+# The tp 2 checkpoint is still there: check it, hash it, and resume it with
+# every rank file kept (the commit marker removed as after a kill).
+T_VER=$(timeit "$BUILD/trtconv" verify "$BENCH_DIR/out")
+grep -q ": OK:" "$BENCH_DIR/last.log" || { echo "verify failed"; cat "$BENCH_DIR/last.log"; exit 1; }
+T_SHA=$(timeit sha256sum "$BENCH_DIR/out"/rank0.safetensors "$BENCH_DIR/out"/rank1.safetensors)
+rm "$BENCH_DIR/out/config.json"
+T_RES=$(timeit mpirun -np 2 --bind-to none "$BUILD/trtconv" --model_dir "$M" --output_dir \
+    "$BENCH_DIR/out" --tp_size 2 --dtype bfloat16 --workers "$WORKERS" --progress none --resume)
+KEPT=$(grep -c "resume: keeping" "$BENCH_DIR/last.log" || true)
 rm -rf "$BENCH_DIR/out"
 
 gbs() { awk "BEGIN { printf \"%.2f\", $SIZE / 1e9 / $1 }"; }
@@ -80,3 +90,8 @@ printf '| trtconv tp 1, np 1, bf16 -> fp16 | %.2f | %s | %s | %s | %s |\n' "$T_1
     "$(ratio "$T_1H" "$T_CP")" "$(ratio "$T_1H" "$T_CPS")" "$RSS_1H"
 printf '| trtconv tp 2, np 2, bf16 -> bf16 | %.2f | %s | %s | %s | %s |\n' "$T_2" "$(gbs "$T_2")" \
     "$(ratio "$T_2" "$T_CP")" "$(ratio "$T_2" "$T_CPS")" "$RSS_2"
+echo
+echo "Integrity of the tp 2 checkpoint (one run each):"
+printf '| trtconv verify (2 files, SHA-256 + headers + tensors) | %.2f s | %s GB/s |\n' "$T_VER" "$(gbs "$T_VER")"
+printf '| sha256sum of the same 2 files (coreutils, one process) | %.2f s | %s GB/s |\n' "$T_SHA" "$(gbs "$T_SHA")"
+printf '| trtconv --resume, %s of 2 rank files kept (hash check only) | %.2f s | |\n' "$KEPT" "$T_RES"

@@ -1,10 +1,11 @@
 #!/bin/bash
 # install-deps.sh: Debian 12 packages trtconv needs to build and test.
+# clang + libclang-rt-14-dev: the libFuzzer targets (scripts/fuzz.sh).
 # Installs only what is missing (needs root or sudo). CUDA is optional: when
 # /usr/local/cuda/bin/nvcc exists the build also compiles kernels/.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libcjson-dev check
-      libhdf5-openmpi-dev hdf5-tools ca-certificates)
+      libhdf5-openmpi-dev hdf5-tools ca-certificates clang libclang-rt-14-dev)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,9 @@
 # a clean clone on Debian 12; .ci/run calls it.
 #  1. CPU-only build (-Werror): all unit and MPI integration tests.
 #  2. AddressSanitizer + UBSan build: the unit tests.
-#  3. With nvcc: the CUDA build (-Werror); GPU tests skip without a GPU.
+#  3. libFuzzer build (clang, ASan + UBSan): every fuzz target for
+#     FUZZ_SECONDS (default 30) from its seed corpus.
+#  4. With nvcc: the CUDA build (-Werror); GPU tests skip without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -20,6 +22,9 @@ echo "== ASan + UBSan build, unit tests"
 ./scripts/build.sh build-asan -DTRTCONV_SANITIZE=ON -DTRTCONV_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
     -DTRTCONV_GOLDEN_DIR="$golden" >/dev/null
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j2) || status=1
+
+echo "== libFuzzer targets, ${FUZZ_SECONDS:-30} s each"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
 
 if [ -x /usr/local/cuda/bin/nvcc ]; then
     echo "== CUDA build (kernels for sm80 and sm90), unit and GPU tests"

@@ -518,17 +518,13 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Parse model.safetensors.index.json (at path) into m's entry/shard arrays. */
-static tc_status load_index(tc_hf_model *m, const char *path)
+tc_status tc_hf_index_parse(tc_hf_model *m, const char *path, const char *text, size_t len)
 {
     tc_status st = TC_OK;
-    char *text = NULL;
-    size_t len = 0;
     cJSON *root = NULL;
     entry_ref *refs = NULL;
     const char **shards = NULL;
 
-    if ((st = tc_read_small_file(path, TC_HF_INDEX_MAX, &text, &len)) != TC_OK)
-        goto done;
     root = tc_json_parse(text, len);
     if (!root) {
         st = tc_fail(TC_E_INPUT, "%s: not valid JSON", path);
@@ -627,6 +623,16 @@ done:
     free(shards);
     free(refs);
     cJSON_Delete(root);
+    return st;
+}
+
+static tc_status load_index(tc_hf_model *m, const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    tc_status st = tc_read_small_file(path, TC_HF_INDEX_MAX, &text, &len);
+    if (st == TC_OK)
+        st = tc_hf_index_parse(m, path, text, len);
     free(text);
     return st;
 }

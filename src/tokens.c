@@ -85,15 +85,12 @@ static tc_status take_line(const char *path, long lineno, const cJSON *obj, int6
     return TC_OK;
 }
 
-tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t max_len,
-                               int64_t vocab, tc_token_set *out)
+tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, int64_t max_len,
+                                int64_t vocab, tc_token_set *out)
 {
     memset(out, 0, sizeof *out);
     if (max_samples <= 0 || max_len <= 0 || vocab <= 0 || vocab > INT32_MAX)
         return tc_fail(TC_E_USAGE, "token file %s: bad limits", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tc_fail(TC_E_INPUT, "cannot open token file %s: %s", path, strerror(errno));
     size_t cap_seqs = 64, cap_ids = 0;
     out->offsets = calloc(cap_seqs, sizeof *out->offsets);
     tc_status st = out->offsets ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
@@ -125,11 +122,22 @@ tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t ma
         cJSON_Delete(obj);
     }
     free(line);
-    fclose(f);
     if (st == TC_OK && out->n_seqs == 0)
         st = tc_fail(TC_E_INPUT, "%s: no token sequences (empty file)", path);
     if (st != TC_OK)
         tc_tokens_free(out);
+    return st;
+}
+
+tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t max_len,
+                               int64_t vocab, tc_token_set *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tc_fail(TC_E_INPUT, "cannot open token file %s: %s", path, strerror(errno));
+    tc_status st = tc_tokens_load_stream(f, path, max_samples, max_len, vocab, out);
+    fclose(f);
     return st;
 }
 

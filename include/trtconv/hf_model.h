@@ -87,6 +87,13 @@ tc_status tc_hf_find_tensor(tc_hf_model *m, const char *name,
 tc_status tc_hf_lookup_tensor(tc_hf_model *m, const char *name,
                               const tc_st_file **file, const tc_st_tensor **t);
 
+/* Parse the text of model.safetensors.index.json (len bytes; label names
+ * it in messages) into m's weight map: entries sorted by name, unique shard
+ * names, each validated by tc_hf_shard_name_ok. m must be zeroed apart from
+ * dir/cfg; on failure the caller releases m with tc_hf_close. Exposed for
+ * unit tests and fuzzing. */
+tc_status tc_hf_index_parse(tc_hf_model *m, const char *label, const char *text, size_t len);
+
 /* True if name is acceptable as a shard file name (see top of file). */
 bool tc_hf_shard_name_ok(const char *name);
 

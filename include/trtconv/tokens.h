@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "trtconv/status.h"
 
 #define TC_TOKENS_MAX_LINE (64u << 20)
@@ -31,6 +32,9 @@ typedef struct tc_token_set {
  * arrays (tc_tokens_free). */
 tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t max_len,
                                int64_t vocab, tc_token_set *out);
+/* The same from an open stream (path names it in messages); for fuzzing. */
+tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, int64_t max_len,
+                                int64_t vocab, tc_token_set *out);
 void tc_tokens_free(tc_token_set *t); /* accepts a zeroed struct */
 
 /* Length of the longest of sequences [s0, s1). */
