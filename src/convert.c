@@ -431,7 +431,19 @@ typedef struct work_item {
     uint32_t cell;
     uint32_t tensor;
     int64_t row0, rows;
+    uint64_t file_pos;   /* where its bytes start in the cell's file */
 } work_item;
+
+/* Items run in file order (then cell), so each file fills from its start
+ * and its hashing thread (above) can follow the writes instead of waiting
+ * for the tensor that happens to be first in the file. */
+static int cmp_item_file_order(const void *a, const void *b)
+{
+    const work_item *x = a, *y = b;
+    if (x->file_pos != y->file_pos)
+        return x->file_pos < y->file_pos ? -1 : 1;
+    return x->cell < y->cell ? -1 : x->cell > y->cell;
+}
 
 struct tc_convert_job {
     tc_cell_output *cells;
@@ -731,9 +743,18 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                 w->tensor = (uint32_t)k;
                 w->row0 = r0;
                 w->rows = t->rows - r0 < step ? t->rows - r0 : step;
+                /* Bytes before this row range in the stored tensor, in
+                 * proportion to its rows (exact for unquantized tensors,
+                 * monotonic for the others: all an ordering needs). */
+                const uint64_t stored = tc_dtype_bits(t->dtype) / 8 *
+                                        (uint64_t)t->shape[0] *
+                                        (uint64_t)(t->ndim > 1 ? t->shape[1] : 1);
+                w->file_pos = cells[c].offsets[k] +
+                              (t->rows ? stored / (uint64_t)t->rows * (uint64_t)r0 : 0);
             }
         }
     }
+    qsort(job->items, job->n_items, sizeof *job->items, cmp_item_file_order);
     job->n_workers = workers < 1 ? 1 : workers;
     job->threads = calloc((size_t)job->n_workers, sizeof *job->threads);
     if (!job->threads) {
