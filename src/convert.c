@@ -15,6 +15,7 @@
 #include "trtconv/log.h"
 #include "trtconv/safetensors.h"
 #include "trtconv/sha256.h"
+#include "trtconv/manifest.h"
 #include "trtconv/woq.h"
 #include "trtconv/build_config.h"
 #if TRTCONV_HAVE_CUDA
@@ -54,78 +55,90 @@ tc_status tc_pwrite_all(int fd, const char *path, const void *buf, size_t n, uin
 
 /* ---- hashing the rank file while it is written ----------------------
  *
- * The workers fill a rank file out of order, but SHA-256 needs the bytes in
- * order. Every write adds its length to the counters of the fixed-size
- * blocks it overlaps; a thread per file waits for the next block in file
- * order to be complete, reads it back (from the page cache: it was just
- * written) and hashes it. Hashing thus overlaps the conversion instead of
- * costing a second pass over the file at the end. The counters also prove
- * that every byte of the file was written exactly once. */
+ * The manifest records each rank file's sha256_tree digest (sha256.h): the
+ * SHA-256 of every 64 MiB chunk, combined. Every write adds its length to
+ * the counters of the chunks it overlaps; TC_HASH_THREADS threads per file
+ * take the chunks in file order, wait until theirs is complete, read it
+ * back (from the page cache: it was just written) and hash it. Hashing so
+ * overlaps the conversion on several cores instead of being one serial
+ * pass at the end. The counters also prove that every byte of the file was
+ * written exactly once. */
 
-#define HASH_BLOCK (8u << 20)
+#define HASH_CHUNK TC_SHA256_TREE_CHUNK
+#define HASH_READ (8u << 20)
 
 struct tc_cell_hasher {
-    pthread_t thread;
+    pthread_t threads[TC_HASH_THREADS];
+    int n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int fd;
     const char *path;            /* borrowed from the cell */
-    uint64_t file_size, n_blocks;
-    _Atomic uint32_t *written;   /* bytes written per block */
+    uint64_t file_size, n_chunks;
+    uint64_t next_chunk;         /* under mu */
+    _Atomic uint32_t *written;   /* bytes written per chunk */
+    uint8_t (*digests)[TC_SHA256_BYTES];
     atomic_int overwritten;      /* a byte written twice: a bug */
     atomic_int stop;
-    tc_status st;                /* the thread's result */
-    uint8_t digest[TC_SHA256_BYTES];
+    tc_status st;                /* first failure of a thread, under mu */
 };
 
-static uint32_t hash_block_len(const struct tc_cell_hasher *h, uint64_t b)
+static uint32_t hash_chunk_len(const struct tc_cell_hasher *h, uint64_t b)
 {
-    uint64_t end = (b + 1) * HASH_BLOCK < h->file_size ? (b + 1) * HASH_BLOCK : h->file_size;
-    return (uint32_t)(end - b * HASH_BLOCK);
+    uint64_t end = (b + 1) * HASH_CHUNK < h->file_size ? (b + 1) * HASH_CHUNK : h->file_size;
+    return (uint32_t)(end - b * HASH_CHUNK);
+}
+
+static tc_status hash_chunk(struct tc_cell_hasher *h, uint64_t b, uint8_t *buf)
+{
+    const uint32_t len = hash_chunk_len(h, b);
+    tc_sha256 sha = { .scalar_only = false };
+    tc_sha256_init(&sha);
+    for (uint32_t done = 0; done < len;) {
+        size_t want = len - done < HASH_READ ? len - done : HASH_READ;
+        ssize_t r = pread(h->fd, buf, want, (off_t)(b * HASH_CHUNK + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return tc_fail(TC_E_IO, "%s: reading back %zu bytes at offset %llu to hash them "
+                           "failed: %s", h->path, want,
+                           (unsigned long long)(b * HASH_CHUNK + done),
+                           r < 0 ? strerror(errno) : "end of file");
+        tc_sha256_update(&sha, buf, (size_t)r);
+        done += (uint32_t)r;
+    }
+    tc_sha256_final(&sha, h->digests[b]);
+    return TC_OK;
 }
 
 static void *hasher_main(void *arg)
 {
     struct tc_cell_hasher *h = arg;
-    tc_sha256 sha = { .scalar_only = false };
-    tc_sha256_init(&sha);
-    uint8_t *buf = malloc(HASH_BLOCK);
-    if (!buf) {
-        h->st = tc_fail(TC_E_INTERNAL, "%s: out of memory for the hash buffer", h->path);
-        return NULL;
-    }
-    h->st = TC_OK;
-    for (uint64_t b = 0; b < h->n_blocks; b++) {
-        const uint32_t len = hash_block_len(h, b);
+    uint8_t *buf = malloc(HASH_READ);
+    tc_status st = buf ? TC_OK : tc_fail(TC_E_INTERNAL, "%s: out of memory for hashing", h->path);
+    while (st == TC_OK) {
         pthread_mutex_lock(&h->mu);
-        while (atomic_load(&h->written[b]) < len && !atomic_load(&h->stop))
-            pthread_cond_wait(&h->cv, &h->mu);
+        const uint64_t b = h->next_chunk < h->n_chunks ? h->next_chunk++ : UINT64_MAX;
+        if (b != UINT64_MAX)
+            while (atomic_load(&h->written[b]) < hash_chunk_len(h, b) && !atomic_load(&h->stop))
+                pthread_cond_wait(&h->cv, &h->mu);
         pthread_mutex_unlock(&h->mu);
-        if (atomic_load(&h->written[b]) < len) {
-            h->st = TC_E_CANCELLED;
+        if (b == UINT64_MAX)
             break;
-        }
-        size_t got = 0;
-        while (got < len) {
-            ssize_t r = pread(h->fd, buf + got, len - got, (off_t)(b * HASH_BLOCK + got));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                h->st = tc_fail(TC_E_IO, "%s: reading back %u bytes at offset %llu to hash "
-                                "them failed: %s", h->path, len,
-                                (unsigned long long)(b * HASH_BLOCK),
-                                r < 0 ? strerror(errno) : "end of file");
-                break;
-            }
-            got += (size_t)r;
-        }
-        if (h->st != TC_OK)
-            break;
-        tc_sha256_update(&sha, buf, len);
+        if (atomic_load(&h->written[b]) < hash_chunk_len(h, b))
+            st = TC_E_CANCELLED;
+        else
+            st = hash_chunk(h, b, buf);
     }
-    if (h->st == TC_OK)
-        tc_sha256_final(&sha, h->digest);
     free(buf);
+    if (st != TC_OK) {
+        pthread_mutex_lock(&h->mu);
+        if (h->st == TC_OK)
+            h->st = st;
+        atomic_store(&h->stop, 1);
+        pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
     return NULL;
 }
 
@@ -137,27 +150,32 @@ static tc_status hasher_start(tc_cell_output *out)
     h->fd = out->fd;
     h->path = out->tmp_path;
     h->file_size = out->file_size;
-    h->n_blocks = (out->file_size + HASH_BLOCK - 1) / HASH_BLOCK;
-    h->written = calloc(h->n_blocks ? h->n_blocks : 1, sizeof *h->written);
-    if (!h->written) {
+    h->n_chunks = (out->file_size + HASH_CHUNK - 1) / HASH_CHUNK;
+    h->written = calloc(h->n_chunks ? h->n_chunks : 1, sizeof *h->written);
+    h->digests = calloc(h->n_chunks ? h->n_chunks : 1, sizeof *h->digests);
+    if (!h->written || !h->digests) {
+        free(h->written);
+        free(h->digests);
         free(h);
         return tc_fail(TC_E_INTERNAL, "out of memory");
     }
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    if (pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
-        pthread_mutex_destroy(&h->mu);
-        pthread_cond_destroy(&h->cv);
-        free(h->written);
-        free(h);
-        return tc_fail(TC_E_INTERNAL, "%s: cannot start the hashing thread", out->tmp_path);
-    }
     out->hasher = h;
+    const uint64_t want = h->n_chunks < TC_HASH_THREADS ? h->n_chunks : TC_HASH_THREADS;
+    for (uint64_t t = 0; t < want; t++) {
+        if (pthread_create(&h->threads[h->n_threads], NULL, hasher_main, h) != 0)
+            break;
+        h->n_threads++;
+    }
+    if (h->n_threads == 0 && h->n_chunks > 0)
+        return tc_fail(TC_E_INTERNAL, "%s: cannot start a hashing thread", out->tmp_path);
     return TC_OK;
 }
 
-/* Stop (when `cancel`) or wait for the thread and free it; returns its status. */
-static tc_status hasher_finish(tc_cell_output *out, bool cancel, uint8_t digest[TC_SHA256_BYTES])
+/* Stop (when `cancel`) or wait for the threads and free the hasher; on
+ * TC_OK hex holds the file's sha256_tree digest. */
+static tc_status hasher_finish(tc_cell_output *out, bool cancel, char hex[TC_SHA256_HEX])
 {
     struct tc_cell_hasher *h = out->hasher;
     if (!h)
@@ -168,28 +186,32 @@ static tc_status hasher_finish(tc_cell_output *out, bool cancel, uint8_t digest[
         pthread_cond_broadcast(&h->cv);
         pthread_mutex_unlock(&h->mu);
     }
-    pthread_join(h->thread, NULL);
-    tc_status st = h->st;
-    if (st == TC_OK && digest)
-        memcpy(digest, h->digest, TC_SHA256_BYTES);
+    for (int t = 0; t < h->n_threads; t++)
+        pthread_join(h->threads[t], NULL);
+    tc_status st = cancel ? TC_E_CANCELLED : h->st;
+    if (st == TC_OK && h->n_threads == 0 && h->n_chunks > 0)
+        st = TC_E_INTERNAL;
+    if (st == TC_OK && hex)
+        tc_sha256_tree_combine((const uint8_t(*)[TC_SHA256_BYTES])h->digests, h->n_chunks, hex);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h->written);
+    free(h->digests);
     free(h);
     out->hasher = NULL;
     return st;
 }
 
-/* First byte range of the file that was not written exactly once, or false. */
+/* First chunk of the file that was not written exactly once, or false. */
 static bool hasher_gap(const struct tc_cell_hasher *h, uint64_t *off, uint32_t *have,
                        uint32_t *want)
 {
-    for (uint64_t b = 0; b < h->n_blocks; b++) {
+    for (uint64_t b = 0; b < h->n_chunks; b++) {
         uint32_t got = atomic_load(&((struct tc_cell_hasher *)h)->written[b]);
-        if (got != hash_block_len(h, b)) {
-            *off = b * HASH_BLOCK;
+        if (got != hash_chunk_len(h, b)) {
+            *off = b * HASH_CHUNK;
             *have = got;
-            *want = hash_block_len(h, b);
+            *want = hash_chunk_len(h, b);
             return true;
         }
     }
@@ -207,13 +229,13 @@ tc_status tc_cell_write(tc_cell_output *c, const void *buf, size_t n, uint64_t o
     if (!h)
         return TC_OK;
     for (uint64_t pos = off, end = off + n; pos < end;) {
-        const uint64_t b = pos / HASH_BLOCK;
-        const uint64_t bend = (b + 1) * HASH_BLOCK < end ? (b + 1) * HASH_BLOCK : end;
+        const uint64_t b = pos / HASH_CHUNK;
+        const uint64_t bend = (b + 1) * HASH_CHUNK < end ? (b + 1) * HASH_CHUNK : end;
         const uint32_t len = (uint32_t)(bend - pos);
         const uint32_t now = atomic_fetch_add(&h->written[b], len) + len;
-        if (now > hash_block_len(h, b))
+        if (now > hash_chunk_len(h, b))
             atomic_store(&h->overwritten, 1);
-        else if (now == hash_block_len(h, b)) {
+        else if (now == hash_chunk_len(h, b)) {
             pthread_mutex_lock(&h->mu);
             pthread_cond_broadcast(&h->cv);
             pthread_mutex_unlock(&h->mu);
@@ -356,7 +378,7 @@ tc_status tc_cell_commit(tc_cell_output *out)
                      (unsigned long long)gap_off);
     else if (out->hasher && atomic_load(&out->hasher->overwritten))
         st = tc_fail(TC_E_INTERNAL, "%s: some bytes were written twice", out->tmp_path);
-    uint8_t digest[TC_SHA256_BYTES];
+    char digest[TC_SHA256_HEX];
     tc_status hs = out->hasher ? hasher_finish(out, st != TC_OK, digest)
                                : tc_fail(TC_E_INTERNAL, "%s: no hash", out->tmp_path);
     if (st == TC_OK)
@@ -370,7 +392,7 @@ tc_status tc_cell_commit(tc_cell_output *out)
     st = tc_file_publish(out->fd, out->tmp_path, out->final_path);
     out->fd = -1; /* closed, and the partial file is gone on failure */
     if (st == TC_OK) {
-        tc_sha256_hex(digest, out->sha256);
+        memcpy(out->sha256, digest, TC_SHA256_HEX);
         out->committed = true;
     }
     tc_cell_discard(out);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
@@ -114,12 +116,102 @@ static tc_status hash_fd(int fd, const char *path, uint64_t limit, char hex[TC_S
     return st;
 }
 
-tc_status tc_sha256_file(const char *path, char hex[TC_SHA256_HEX], uint64_t *size)
+/* ---- the chunked digest of a whole file, on several threads ---- */
+
+typedef struct tree_job {
+    int fd;
+    const char *path;
+    uint64_t size, n_chunks;
+    atomic_uint_fast64_t next;
+    uint8_t (*digests)[TC_SHA256_BYTES];
+    pthread_mutex_t mu;
+    tc_status st;
+} tree_job;
+
+static void *tree_worker(void *arg)
+{
+    tree_job *j = arg;
+    uint8_t *buf = malloc(HASH_READ_BYTES);
+    tc_status st = buf ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (;;) {
+        uint64_t c = atomic_fetch_add(&j->next, 1);
+        if (st != TC_OK || c >= j->n_chunks)
+            break;
+        const uint64_t begin = c * TC_SHA256_TREE_CHUNK;
+        const uint64_t end = begin + TC_SHA256_TREE_CHUNK < j->size ? begin + TC_SHA256_TREE_CHUNK
+                                                                      : j->size;
+        tc_sha256 h = { .scalar_only = false };
+        tc_sha256_init(&h);
+        for (uint64_t off = begin; off < end && st == TC_OK;) {
+            size_t want = end - off < HASH_READ_BYTES ? (size_t)(end - off) : HASH_READ_BYTES;
+            ssize_t got = pread(j->fd, buf, want, (off_t)off);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0)
+                st = tc_fail(TC_E_IO, "%s: read at offset %llu failed: %s", j->path,
+                             (unsigned long long)off, got < 0 ? strerror(errno) : "end of file");
+            else {
+                tc_sha256_update(&h, buf, (size_t)got);
+                off += (uint64_t)got;
+            }
+        }
+        if (st == TC_OK)
+            tc_sha256_final(&h, j->digests[c]);
+    }
+    free(buf);
+    if (st != TC_OK) {
+        pthread_mutex_lock(&j->mu);
+        if (j->st == TC_OK)
+            j->st = st;
+        pthread_mutex_unlock(&j->mu);
+        atomic_store(&j->next, j->n_chunks); /* the others stop */
+    }
+    return NULL;
+}
+
+tc_status tc_sha256_tree_file(const char *path, int threads, char hex[TC_SHA256_HEX],
+                              uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tc_fail(TC_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    tc_status st = hash_fd(fd, path, UINT64_MAX, hex, size);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return tc_fail(TC_E_IO, "%s: not a regular file", path);
+    }
+    tree_job j;
+    memset(&j, 0, sizeof j);
+    j.fd = fd;
+    j.path = path;
+    j.size = (uint64_t)sb.st_size;
+    j.n_chunks = (j.size + TC_SHA256_TREE_CHUNK - 1) / TC_SHA256_TREE_CHUNK;
+    atomic_init(&j.next, 0);
+    j.digests = calloc(j.n_chunks ? j.n_chunks : 1, sizeof *j.digests);
+    pthread_mutex_init(&j.mu, NULL);
+    tc_status st = j.digests ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    if (threads < 1)
+        threads = 1;
+    if ((uint64_t)threads > j.n_chunks)
+        threads = j.n_chunks ? (int)j.n_chunks : 1;
+    pthread_t tid[64];
+    int started = 0;
+    for (int t = 1; st == TC_OK && t < threads && t < 64; t++)
+        if (pthread_create(&tid[started], NULL, tree_worker, &j) == 0)
+            started++;
+    if (st == TC_OK)
+        tree_worker(&j);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    if (st == TC_OK)
+        st = j.st;
+    if (st == TC_OK) {
+        tc_sha256_tree_combine((const uint8_t(*)[TC_SHA256_BYTES])j.digests, j.n_chunks, hex);
+        if (size)
+            *size = j.size;
+    }
+    pthread_mutex_destroy(&j.mu);
+    free(j.digests);
     close(fd);
     return st;
 }
@@ -252,7 +344,7 @@ static cJSON *entry_json(const tc_rank_entry *e)
     cJSON_AddNumberToObject(o, "rank", e->rank);
     cJSON_AddStringToObject(o, "file", file);
     cJSON_AddNumberToObject(o, "size", (double)e->size);
-    cJSON_AddStringToObject(o, "sha256", e->sha256);
+    cJSON_AddStringToObject(o, "sha256_tree", e->sha256);
     cJSON_AddNumberToObject(o, "tensors", (double)e->tensors);
     return o;
 }
@@ -280,12 +372,12 @@ tc_status tc_rank_record_write(const char *dir, const char *run, const tc_rank_e
 bool tc_rank_entry_parse(const cJSON *o, tc_rank_entry *e, char *why, size_t n)
 {
     int64_t rank, size, tensors;
-    const cJSON *file = tc_json_get(o, "file"), *sha = tc_json_get(o, "sha256");
+    const cJSON *file = tc_json_get(o, "file"), *sha = tc_json_get(o, "sha256_tree");
     if (!tc_json_int(tc_json_get(o, "rank"), 0, 1 << 20, &rank) ||
         !tc_json_int(tc_json_get(o, "size"), 0, INT64_C(1) << 53, &size) ||
         !tc_json_int(tc_json_get(o, "tensors"), 0, INT64_C(1) << 40, &tensors) ||
         !cJSON_IsString(sha) || !is_hex64(sha->valuestring) || !cJSON_IsString(file)) {
-        snprintf(why, n, "rank/file/size/sha256/tensors missing or malformed");
+        snprintf(why, n, "rank/file/size/sha256_tree/tensors missing or malformed");
         return false;
     }
     char expect[64];
@@ -362,10 +454,10 @@ bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_ten
     char hex[TC_SHA256_HEX];
     uint64_t size = 0;
     tc_log_push_quiet();
-    st = tc_sha256_file(path, hex, &size);
+    st = tc_sha256_tree_file(path, TC_HASH_THREADS, hex, &size);
     tc_log_pop_quiet();
     if (st != TC_OK || size != e->size || strcmp(hex, e->sha256) != 0) {
-        snprintf(why, n, "rank%d.safetensors does not have the recorded SHA-256", rank);
+        snprintf(why, n, "rank%d.safetensors does not have the recorded SHA-256 digest", rank);
         return false;
     }
     return true;
@@ -442,6 +534,8 @@ tc_status tc_manifest_write(const char *dir, const char *tool_version, const tc_
     cJSON_AddNumberToObject(m, "version", 1);
     cJSON_AddStringToObject(m, "tool", tool);
     cJSON_AddStringToObject(m, "run", run->run);
+    cJSON_AddStringToObject(m, "digest", "sha256_tree = SHA-256 of the concatenated SHA-256 of "
+                            "each 64 MiB chunk of the file (sha256.h)");
     cJSON_AddNumberToObject(m, "world_size", (double)world);
     cJSON_AddNumberToObject(m, "tp_size", (double)tp);
     cJSON_AddNumberToObject(m, "pp_size", (double)pp);

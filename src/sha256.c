@@ -143,6 +143,8 @@ void tc_sha256_init(tc_sha256 *h)
 void tc_sha256_update(tc_sha256 *h, const void *data, size_t n)
 {
     const uint8_t *p = data;
+    if (n == 0)
+        return; /* data may be NULL */
     h->total += n;
     if (h->buf_len > 0) {
         size_t take = 64 - h->buf_len < n ? 64 - h->buf_len : n;
@@ -200,4 +202,10 @@ void tc_sha256_hex_of(const void *data, size_t n, char hex[TC_SHA256_HEX])
     uint8_t d[TC_SHA256_BYTES];
     tc_sha256_final(&h, d);
     tc_sha256_hex(d, hex);
+}
+
+void tc_sha256_tree_combine(const uint8_t (*chunk_digests)[TC_SHA256_BYTES], size_t n,
+                            char hex[TC_SHA256_HEX])
+{
+    tc_sha256_hex_of(chunk_digests, n * TC_SHA256_BYTES, hex);
 }

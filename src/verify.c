@@ -330,10 +330,10 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
     if (hash) {
         char hex[TC_SHA256_HEX];
         uint64_t size = 0;
-        if (tc_sha256_file(path, hex, &size) != TC_OK)
+        if (tc_sha256_tree_file(path, TC_HASH_THREADS, hex, &size) != TC_OK)
             problem("%s: cannot be read to hash it", path);
         else if (strcmp(hex, e->sha256) != 0)
-            problem("%s: SHA-256 %s, the manifest records %s", path, hex, e->sha256);
+            problem("%s: sha256_tree %s, the manifest records %s", path, hex, e->sha256);
     }
 }
 
@@ -342,9 +342,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: trtconv verify [--no-hash] DIR\n"
                "  Checks a TensorRT-LLM checkpoint written by trtconv: config.json and\n"
                "  trtconv-manifest.json present and consistent, every rank file of the\n"
-               "  recorded size and SHA-256 with a valid header, and exactly the tensors\n"
+               "  recorded size and digest (sha256_tree) with a valid header, and exactly\n"
+               "  the tensors\n"
                "  (names, dtypes, shapes) the format requires for config.json.\n"
-               "  --no-hash  skip the SHA-256 of the rank files (sizes, headers and\n"
+               "  --no-hash  skip the digests of the rank files (sizes, headers and\n"
                "             tensors are still checked)\n"
                "  exit 0: complete and intact; 3: a problem (each printed as FAIL: ...);\n"
                "  2: usage\n");
@@ -451,6 +452,6 @@ done:
     }
     printf("%s: OK: config.json + %lld rank file(s), %.3f GB%s, tensors as the format "
            "requires\n", dir, (long long)files_ok, (double)bytes / 1e9,
-           hash ? ", SHA-256 as recorded" : " (hashes not checked)");
+           hash ? ", digests as recorded" : " (digests not checked)");
     return TC_OK;
 }

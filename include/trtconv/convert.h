@@ -5,8 +5,8 @@
  * OUTPUT_DIR/.rank{r}.safetensors.partial (created with O_EXCL|O_NOFOLLOW
  * after removing a stale one, space reserved with fallocate so a full disk
  * fails before any data is written), filled with pwrite by the workers
- * through tc_cell_write while a thread hashes the completed blocks in file
- * order (SHA-256 for the manifest), then fsync'd, read back through the
+ * through tc_cell_write while threads hash its completed 64 MiB chunks
+ * (the sha256_tree digest of sha256.h, for the manifest), then fsync'd, read back through the
  * validating reader, closed and renamed to rank{r}.safetensors. The
  * manifest and config.json are written by the driver (manifest.h) only
  * after every rank succeeded.
@@ -37,7 +37,7 @@ typedef struct tc_cell_output {
     struct tc_cell_hasher *hasher; /* owned; NULL when closed */
     /* Set by a successful tc_cell_commit: */
     bool committed;
-    char sha256[65];          /* hex SHA-256 of the final file */
+    char sha256[65];          /* hex sha256_tree digest of the final file (sha256.h) */
 } tc_cell_output;
 
 /* Write n bytes of buf at offset off of fd, retrying short writes and

@@ -10,17 +10,20 @@
  *       {"format": "trtconv-rank-record", "version": 1,
  *        "run": "<64 hex: run fingerprint>", "rank": r,
  *        "file": "rank{r}.safetensors", "size": bytes,
- *        "sha256": "<64 hex>", "tensors": count}
+ *        "sha256_tree": "<64 hex>", "tensors": count}
  *
  *   trtconv-manifest.json   written by rank 0 at the commit, after every
  *       rank succeeded and before config.json (the commit marker):
  *       {"format": "trtconv-manifest", "version": 1, "tool": "trtconv X.Y.Z",
- *        "run": "<64 hex>", "world_size": W, "tp_size": T, "pp_size": P,
+ *        "run": "<64 hex>", "digest": "<how sha256_tree is defined>", "world_size": W, "tp_size": T, "pp_size": P,
  *        "parameters": {"name": "value", ...},   options that shape the bytes
  *        "inputs": ["<file> size=.. mtime_ns=.. header_sha256|sha256=..", ...],
  *        "config_sha256": "<64 hex of config.json>",
  *        "files": [{"rank": 0, "file": "rank0.safetensors", "size": ..,
- *                   "sha256": "..", "tensors": ..}, ...]}
+ *                   "sha256_tree": "..", "tensors": ..}, ...]}
+ *
+ * sha256_tree is the chunked SHA-256 of sha256.h (64 MiB chunks), which
+ * several threads compute at once.
  *
  * The run fingerprint is the SHA-256 of the canonical text of the
  * parameters and inputs (tc_run_text); two runs with the same fingerprint
@@ -42,7 +45,7 @@ typedef struct tc_rank_entry {
     int rank;
     uint64_t size;
     uint64_t tensors;
-    char sha256[TC_SHA256_HEX];
+    char sha256[TC_SHA256_HEX]; /* sha256_tree digest (sha256.h) */
 } tc_rank_entry;
 
 /* Canonical run description: "key value\n" lines (parameters), then
@@ -102,8 +105,13 @@ tc_status tc_manifest_write(const char *dir, const char *tool_version, const tc_
                             int64_t world, int64_t tp, int64_t pp, const char *config_text,
                             const tc_rank_entry *entries);
 
-/* SHA-256 of a whole file (streamed) into hex; errors name the file. */
-tc_status tc_sha256_file(const char *path, char hex[TC_SHA256_HEX], uint64_t *size);
+/* Threads hashing one file (the tree digest's chunks are independent). */
+#define TC_HASH_THREADS 4
+
+/* The sha256-tree-64MiB digest (sha256.h) of a whole file, its chunks
+ * hashed on `threads` threads; errors name the file. */
+tc_status tc_sha256_tree_file(const char *path, int threads, char hex[TC_SHA256_HEX],
+                              uint64_t *size);
 
 /* Write dir/name durably with text: temp name (O_EXCL|O_NOFOLLOW), fsync,
  * rename, directory fsync. */

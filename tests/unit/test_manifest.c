@@ -100,7 +100,7 @@ static void make_rank0(tc_rank_entry *e)
     ck_assert_int_eq(tc_st_write_file(path, &t, &ptr, 1, NULL), TC_OK);
     uint64_t size = 0;
     memset(e, 0, sizeof *e);
-    ck_assert_int_eq(tc_sha256_file(path, e->sha256, &size), TC_OK);
+    ck_assert_int_eq(tc_sha256_tree_file(path, 2, e->sha256, &size), TC_OK);
     e->rank = 0;
     e->size = size;
     e->tensors = 1;
@@ -144,10 +144,19 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
     ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
     write_text(".trtconv-rank0.json", "not json");
     ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
+    /* Control: the template with every field right is accepted. */
+    {
+        char text[1024];
+        snprintf(text, sizeof text, "{\"format\":\"trtconv-rank-record\",\"version\":1,"
+                 "\"run\":\"%s\",\"rank\":0,\"file\":\"rank0.safetensors\",\"size\":%s,"
+                 "\"sha256_tree\":\"%s\",\"tensors\":1}", run, size, e.sha256);
+        write_text(".trtconv-rank0.json", text);
+        ck_assert_msg(tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why), "%s", why);
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[1024];
         snprintf(text, sizeof text, "{\"format\":\"%s\",\"version\":%s,\"run\":\"%s\","
-                 "\"rank\":%s,\"file\":\"%s\",\"size\":%s,\"sha256\":\"%s\",\"tensors\":1}",
+                 "\"rank\":%s,\"file\":\"%s\",\"size\":%s,\"sha256_tree\":\"%s\",\"tensors\":1}",
                  bad[i].format, bad[i].version, run, bad[i].rank, bad[i].file, bad[i].size,
                  bad[i].sha);
         write_text(".trtconv-rank0.json", text);
@@ -172,7 +181,46 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
     fputc(0x7f, f);
     fclose(f);
     ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
-    ck_assert_ptr_nonnull(strstr(why, "SHA-256"));
+    ck_assert_ptr_nonnull(strstr(why, "SHA-256 digest"));
+}
+END_TEST
+
+START_TEST(tree_digest_should_hash_64mib_chunks_then_their_digests)
+{
+    /* 150 MiB + 3 bytes: chunks of 64, 64 and 22 MiB + 3. */
+    const size_t n = (150u << 20) + 3;
+    uint8_t *data = malloc(n);
+    ck_assert_ptr_nonnull(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 131 + (i >> 20));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tree.bin", g_dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+    uint8_t d[3][TC_SHA256_BYTES];
+    for (int c = 0; c < 3; c++) {
+        size_t begin = (size_t)c * TC_SHA256_TREE_CHUNK;
+        size_t len = n - begin < TC_SHA256_TREE_CHUNK ? n - begin : TC_SHA256_TREE_CHUNK;
+        tc_sha256 h = { .scalar_only = false };
+        tc_sha256_init(&h);
+        tc_sha256_update(&h, data + begin, len);
+        tc_sha256_final(&h, d[c]);
+    }
+    char want[TC_SHA256_HEX], got[TC_SHA256_HEX];
+    tc_sha256_hex_of(d, sizeof d, want);
+    for (int threads = 1; threads <= 4; threads += 3) {
+        uint64_t size = 0;
+        ck_assert_int_eq(tc_sha256_tree_file(path, threads, got, &size), TC_OK);
+        ck_assert_uint_eq(size, n);
+        ck_assert_str_eq(got, want);
+    }
+    free(data);
+    /* An empty file has no chunks: the digest of nothing. */
+    snprintf(path, sizeof path, "%s/empty.bin", g_dir);
+    fclose(fopen(path, "wb"));
+    ck_assert_int_eq(tc_sha256_tree_file(path, 4, got, NULL), TC_OK);
+    ck_assert_str_eq(got, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 END_TEST
 
@@ -205,8 +253,15 @@ START_TEST(input_fingerprint_should_hash_only_safetensors_headers)
     ck_assert_int_eq(tc_input_fingerprint(g_dir, "rank0.safetensors", false, line), TC_OK);
     ck_assert_ptr_nonnull(strstr(line, "header_sha256="));
     ck_assert_int_eq(tc_input_fingerprint(g_dir, "rank0.safetensors", true, full), TC_OK);
-    char want[128];
-    snprintf(want, sizeof want, "sha256=%s", e.sha256);
+    /* Inputs use the plain SHA-256 of the whole file. */
+    char path[1024], plain[TC_SHA256_HEX], want[128];
+    snprintf(path, sizeof path, "%s/rank0.safetensors", g_dir);
+    FILE *f = fopen(path, "rb");
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    tc_sha256_hex_of(buf, n, plain);
+    snprintf(want, sizeof want, "sha256=%s", plain);
     ck_assert_ptr_nonnull(strstr(full, want));
     ck_assert_int_ne(tc_input_fingerprint(g_dir, "missing.json", false, line), TC_OK);
     ck_assert_int_ne(tc_input_fingerprint(g_dir, "bad name", false, line), TC_OK);
@@ -225,6 +280,7 @@ int main(void)
     tcase_add_test(tc, sha256_should_match_the_fips_vectors);
     tcase_add_test(tc, sha256_block_functions_should_agree_at_every_length);
     tcase_add_test(tc, record_should_round_trip_and_reject_each_mismatch);
+    tcase_add_test(tc, tree_digest_should_hash_64mib_chunks_then_their_digests);
     tcase_add_test(tc, run_text_should_hash_its_canonical_lines);
     tcase_add_test(tc, input_fingerprint_should_hash_only_safetensors_headers);
     suite_add_tcase(s, tc);
