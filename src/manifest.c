@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include "trtconv/convert.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
@@ -290,35 +291,13 @@ tc_status tc_write_file_durable(const char *dir, const char *name, const char *t
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return tc_fail(TC_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    const char *p = text;
-    size_t left = strlen(text);
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            tc_status st = tc_fail(TC_E_IO, "%s: write failed: %s", tmp,
-                                   w < 0 ? strerror(errno) : "no progress");
-            close(fd);
-            unlink(tmp);
-            return st;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    tc_status st = TC_OK;
-    if (fsync(fd) != 0) {
-        st = tc_fail(TC_E_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-        close(fd);
-    } else if (close(fd) != 0) {
-        st = tc_fail(TC_E_IO, "%s: close failed: %s", tmp, strerror(errno));
-    } else if (rename(tmp, final) != 0) {
-        st = tc_fail(TC_E_IO, "%s: rename to %s failed: %s", tmp, final, strerror(errno));
-    }
+    tc_status st = tc_pwrite_all(fd, tmp, text, strlen(text), 0);
     if (st != TC_OK) {
+        close(fd);
         unlink(tmp);
         return st;
     }
+    TC_TRY(tc_file_publish(fd, tmp, final));
     return tc_fsync_dir(dir);
 }
 

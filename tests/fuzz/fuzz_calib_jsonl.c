@@ -5,17 +5,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "trtconv/log.h"
+#include "fuzz_common.h"
 #include "trtconv/tokens.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        tc_log_set_quiet(1);
-        quiet = 1;
-    }
     if (size == 0)
         return 0;
     FILE *f = fmemopen((void *)(uintptr_t)data, size, "rb");

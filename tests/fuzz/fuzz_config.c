@@ -5,16 +5,10 @@
 #include <stdint.h>
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        tc_log_set_quiet(1);
-        quiet = 1;
-    }
     tc_hf_config cfg;
     if (tc_hf_config_parse("fuzz/config.json", (const char *)data, size, &cfg) == TC_OK) {
         if (cfg.hidden_size <= 0 || cfg.num_attention_heads <= 0 || cfg.head_dim <= 0)

@@ -7,16 +7,10 @@
 #include <string.h>
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        tc_log_set_quiet(1);
-        quiet = 1;
-    }
     tc_hf_model *m = calloc(1, sizeof *m);
     if (!m)
         return 0;

@@ -6,17 +6,11 @@
 #include <cjson/cJSON.h>
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
+#include "fuzz_common.h"
 #include "trtconv/manifest.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        tc_log_set_quiet(1);
-        quiet = 1;
-    }
     cJSON *o = tc_json_parse((const char *)data, size);
     if (o) {
         tc_rank_entry e;

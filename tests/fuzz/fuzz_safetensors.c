@@ -7,17 +7,11 @@
 #include <stdint.h>
 #include <string.h>
 #include "trtconv/log.h"
+#include "fuzz_common.h"
 #include "trtconv/safetensors.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        tc_log_set_quiet(1);
-        quiet = 1;
-    }
     if (size < 8)
         return 0;
     uint64_t n = 0;

@@ -121,8 +121,8 @@ scenario fsync_eio 4 "rank1.safetensors.partial: fsync failed: Input/output erro
     TC_FAULT_OP=fsync TC_FAULT_PATH=.partial TC_FAULT_RANK=1 TC_FAULT_ACTION=eio
 scenario read_eio 4 "$SHARD1.*Input/output error" 0 \
     TC_FAULT_OP=pread TC_FAULT_PATH=$SHARD1 TC_FAULT_RANK=0 TC_FAULT_AFTER=1 TC_FAULT_ACTION=eio
-scenario manifest_write_eio 4 "trtconv-manifest.json.tmp: write failed: Input/output error" 4 \
-    TC_FAULT_OP=write TC_FAULT_PATH=trtconv-manifest TC_FAULT_RANK=0 TC_FAULT_ACTION=eio
+scenario manifest_write_eio 4 "trtconv-manifest.json.tmp: write of .* failed: Input/output error" 4 \
+    TC_FAULT_OP=pwrite TC_FAULT_PATH=trtconv-manifest TC_FAULT_RANK=0 TC_FAULT_ACTION=eio
 
 # A rank hangs (a dead peer, a cut link): --timeout ends every rank with exit 6.
 EXTRA="--timeout 5" scenario hang_timeout 6 "--timeout 5 s reached" 0 \
