@@ -65,7 +65,7 @@ tc_status tc_pwrite_all(int fd, const char *path, const void *buf, size_t n, uin
  * written exactly once. */
 
 #define HASH_CHUNK TC_SHA256_TREE_CHUNK
-#define HASH_READ (8u << 20)
+#define HASH_READ (2u << 20) /* per hashing thread; 4 threads per open file */
 
 struct tc_cell_hasher {
     pthread_t threads[TC_HASH_THREADS];
