@@ -32,6 +32,10 @@ mpirun -np 1 build/trtconv --model_dir "$MODEL" --output_dir "$OUT-sq-reuse" --t
 for r in 0 1 2 3; do cmp "$OUT-sq/rank$r.safetensors" "$OUT-sq-reuse/rank$r.safetensors"; done
 echo "identical rank files"
 echo
+echo "Each checkpoint checked against its manifest (digests) and the format (tensors):"
+build/trtconv verify "$OUT"
+build/trtconv verify "$OUT-sq"
+echo
 echo "TensorRT-LLM checkpoints written to $(pwd)/$OUT and $(pwd)/$OUT-sq:"
 ls -l "$OUT" "$OUT-sq"
 echo "Build an engine from it with: trtllm-build --checkpoint_dir $OUT --output_dir engine"
