@@ -82,6 +82,12 @@ tc_status tc_woq_quantize_rows_cuda(const void *w_rows, tc_dtype dt, int64_t row
  * and every scale s the kernel can form for `bits` (8 or 4). Returns the
  * number of mismatching pairs (0 expected), or -1 on a CUDA error. */
 long long tc_woq_rcp_check_cuda(int bits);
+/* The same for BF16 weights (kernels/woq.cu, woq_quant_rcp): quantized
+ * integers of the reciprocal form that differ from the division's, over
+ * every BF16 amax whose scale is in the reciprocal range and every BF16 x
+ * with |x| <= amax; *pairs_checked (may be NULL) gets the pair count. -1 on
+ * a CUDA error. */
+long long tc_woq_rcp_check_bf16_cuda(int bits, long long *pairs_checked);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,16 +158,25 @@ static void gen_row(float *x, int64_t k, int bits, tc_dtype dt, enum row_class c
 }
 
 /* W = [n, k] of dt from random row classes (first rows: every class once). */
-static void gen_matrix(void *w, float *tmp, tc_dtype dt, int64_t n, int64_t k, int bits,
-                       uint64_t *s)
+/* W = [n, k]: the first rows one of each class, then random classes; with
+ * weights_only every row weight-like (what a checkpoint holds). */
+static void gen_matrix_kind(void *w, float *tmp, tc_dtype dt, int64_t n, int64_t k, int bits,
+                            uint64_t *s, bool weights_only)
 {
     size_t es = tc_dtype_bits(dt) / 8;
     for (int64_t r = 0; r < n; r++) {
-        enum row_class c = r < RC_COUNT ? (enum row_class)r
-                                        : (enum row_class)rng_below(s, RC_COUNT);
+        enum row_class c = weights_only ? RC_WEIGHTS
+                           : r < RC_COUNT ? (enum row_class)r
+                                          : (enum row_class)rng_below(s, RC_COUNT);
         gen_row(tmp, k, bits, dt, c, s);
         tc_convert((uint8_t *)w + (size_t)r * (size_t)k * es, dt, tmp, TC_DT_F32, (size_t)k);
     }
+}
+
+static void gen_matrix(void *w, float *tmp, tc_dtype dt, int64_t n, int64_t k, int bits,
+                       uint64_t *s)
+{
+    gen_matrix_kind(w, tmp, dt, n, k, bits, s, false);
 }
 
 /* ---- comparison --------------------------------------------------------- */
@@ -438,7 +448,7 @@ static double peak_bandwidth(int dev)
 }
 
 /* Time one (bits, sm) configuration of the benchmark; check its output. */
-static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uint8_t *h_sc,
+static void bench_one(tc_dtype dt, const char *kind, int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uint8_t *h_sc,
                       const uint8_t *want, const uint8_t *want_sc, uint8_t *d_w, uint8_t *d_out,
                       uint8_t *d_sc, cudaStream_t *streams, double peak)
 {
@@ -452,7 +462,8 @@ static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uin
     int ok = 1;
     char label[64];
 
-    snprintf(label, sizeof label, "bench int%d sm%d [%d, %d] F16", bits, sm, BENCH_N, BENCH_K);
+    snprintf(label, sizeof label, "bench int%d sm%d [%d, %d] %s %s", bits, sm, BENCH_N,
+             BENCH_K, tc_dtype_name(dt), kind);
     if (!cuda_ok(cudaEventCreate(&t0), "cudaEventCreate") ||
         !cuda_ok(cudaEventCreate(&t1), "cudaEventCreate") ||
         !cuda_ok(cudaMemcpy(d_w, h_w, in_bytes, cudaMemcpyHostToDevice), "cudaMemcpy H2D") ||
@@ -465,7 +476,7 @@ static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uin
     for (int i = 0; i < BENCH_WARMUP + BENCH_ITERS && ok; i++) {
         if (i == BENCH_WARMUP)
             ok &= cuda_ok(cudaEventRecord(t0, s), "cudaEventRecord");
-        ok &= tc_woq_quantize_rows_cuda(d_w, TC_DT_F16, n, k, bits, sm, 0, d_out, d_sc,
+        ok &= tc_woq_quantize_rows_cuda(d_w, dt, n, k, bits, sm, 0, d_out, d_sc,
                                         (void *)s) == TC_OK;
     }
     if (!ok || !cuda_ok(cudaEventRecord(t1, s), "cudaEventRecord") ||
@@ -501,7 +512,7 @@ static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uin
     }
     for (int i = 0; i < BENCH_E2E_ITERS && ok; i++) {
         ok &= cuda_ok(cudaMemcpyAsync(d_w, h_w, in_bytes, cudaMemcpyHostToDevice, s), "H2D");
-        ok &= tc_woq_quantize_rows_cuda(d_w, TC_DT_F16, n, k, bits, sm, 0, d_out, d_sc,
+        ok &= tc_woq_quantize_rows_cuda(d_w, dt, n, k, bits, sm, 0, d_out, d_sc,
                                         (void *)s) == TC_OK;
         ok &= cuda_ok(cudaMemcpyAsync(h_out, d_out, out_bytes, cudaMemcpyDeviceToHost, s), "D2H");
         ok &= cuda_ok(cudaMemcpyAsync(h_sc, d_sc, sc_bytes, cudaMemcpyDeviceToHost, s), "D2H");
@@ -540,7 +551,7 @@ static void bench_one(int bits, int sm, const uint16_t *h_w, uint8_t *h_out, uin
                 ok &= cuda_ok(cudaMemcpyAsync(d_w + ib, (const uint8_t *)h_w + ib,
                                               (size_t)rows * (size_t)k * 2,
                                               cudaMemcpyHostToDevice, cs), "H2D");
-                ok &= tc_woq_quantize_rows_cuda(d_w + ib, TC_DT_F16, rows, k, bits, sm, r,
+                ok &= tc_woq_quantize_rows_cuda(d_w + ib, dt, rows, k, bits, sm, r,
                                                 d_out + ob, d_sc + (size_t)r * 2,
                                                 (void *)cs) == TC_OK;
                 ok &= cuda_ok(cudaMemcpyAsync(h_out + ob, d_out + ob,
@@ -617,19 +628,30 @@ static void bench(int dev, uint64_t seed)
         }
     /* Rows from the random classes of the tests (weight-like values, ties,
      * zero rows, +-amax, NaN/Inf rows). */
-    gen_matrix(h_w, tmp, TC_DT_F16, n, k, 8, &seed);
-    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-        tc_status st;
-        double t = tc_now_seconds();
-        st = tc_woq_quantize_ref(h_w, TC_DT_F16, n, k, cfg[c][0], cfg[c][1], want, want_sc);
-        if (st != TC_OK) {
-            result(0, "bench: reference failed (%s)", tc_status_str(st));
-            continue;
+    /* The test's row classes (ties, zero rows, tiny and NaN/Inf rows) for
+     * F16 and BF16, and for BF16 also weight-like rows only: tiny-scale rows
+     * take the division there (woq.cu), so the two differ. */
+    static const struct { tc_dtype dt; bool weights_only; const char *kind; } runs[] = {
+        { TC_DT_F16, false, "test rows" },
+        { TC_DT_BF16, false, "test rows" },
+        { TC_DT_BF16, true, "weight rows" },
+    };
+    for (size_t di = 0; di < sizeof runs / sizeof runs[0]; di++) {
+        const tc_dtype dt = runs[di].dt;
+        gen_matrix_kind(h_w, tmp, dt, n, k, 8, &seed, runs[di].weights_only);
+        for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+            tc_status st;
+            double t = tc_now_seconds();
+            st = tc_woq_quantize_ref(h_w, dt, n, k, cfg[c][0], cfg[c][1], want, want_sc);
+            if (st != TC_OK) {
+                result(0, "bench: reference failed (%s)", tc_status_str(st));
+                continue;
+            }
+            printf("bench int%d sm%d %s: CPU reference took %.2f s\n", cfg[c][0], cfg[c][1],
+                   tc_dtype_name(dt), tc_now_seconds() - t);
+            bench_one(dt, runs[di].kind, cfg[c][0], cfg[c][1], h_w, h_out, h_sc, want, want_sc, d_w, d_out,
+                      d_sc, streams, peak);
         }
-        printf("bench int%d sm%d: CPU reference took %.2f s\n", cfg[c][0], cfg[c][1],
-               tc_now_seconds() - t);
-        bench_one(cfg[c][0], cfg[c][1], h_w, h_out, h_sc, want, want_sc, d_w, d_out, d_sc,
-                  streams, peak);
     }
 
 done:
@@ -703,6 +725,12 @@ int main(int argc, char **argv)
         result(bad == 0, "int%d F16 x * (1/s) + FMA correction == IEEE x / s for all 65536 x "
                          "and all %d scales (%lld mismatches)",
                bits, 0x7C00, bad);
+        long long pairs = 0;
+        const long long bad_bf16 = tc_woq_rcp_check_bf16_cuda(bits, &pairs);
+        result(bad_bf16 == 0 && pairs > 1000000000LL,
+               "int%d BF16: the reciprocal form quantizes like IEEE x / s for every BF16 x with "
+               "|x| <= amax, every scale in range (%lld pairs, %lld integer mismatches)",
+               bits, pairs, bad_bf16);
     }
     if (do_bench)
         bench(dev, seed ^ 0xBE4Cull);
