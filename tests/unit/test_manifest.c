@@ -264,7 +264,15 @@ START_TEST(input_fingerprint_should_hash_only_safetensors_headers)
     snprintf(want, sizeof want, "sha256=%s", plain);
     ck_assert_ptr_nonnull(strstr(full, want));
     ck_assert_int_ne(tc_input_fingerprint(g_dir, "missing.json", false, line), TC_OK);
-    ck_assert_int_ne(tc_input_fingerprint(g_dir, "bad name", false, line), TC_OK);
+    ck_assert_int_ne(tc_input_fingerprint(g_dir, "bad\nname", false, line), TC_OK);
+    /* Spaces are fine (calibration files are named by users). */
+    char spaced[1024];
+    snprintf(spaced, sizeof spaced, "%s/my calib.jsonl", g_dir);
+    FILE *f2 = fopen(spaced, "wb");
+    fputs("{\"input_ids\": [1]}\n", f2);
+    fclose(f2);
+    ck_assert_int_eq(tc_input_fingerprint(g_dir, "my calib.jsonl", false, line), TC_OK);
+    ck_assert_ptr_nonnull(strstr(line, "input my calib.jsonl size=19 "));
 }
 END_TEST
 
