@@ -733,15 +733,25 @@ static void find_reusable(const tc_opts *o, const tc_run_text *run, tc_plan **pl
     }
 }
 
+/* This rank's cells of a run: their plans, output files, and what --resume
+ * keeps. outs[i].fd is -1 unless cell i is being written. */
+typedef struct cell_set {
+    size_t n;
+    tc_plan **plans;
+    tc_cell_output *outs;
+    bool *reused;
+    tc_rank_entry *entries;
+    uint64_t my_bytes, all_bytes;   /* bytes to write: this rank, every rank */
+} cell_set;
+
 /* Open the rank files of the cells not reused (outs[i].fd stays -1 for the
- * others). On failure the opened ones are left for the caller to discard. */
-static tc_status open_outputs(const tc_opts *o, tc_plan **plans, size_t n, const bool *reused,
-                              tc_cell_output *outs)
+ * others). On failure the opened ones are left for cell_set_free. */
+static tc_status open_outputs(const tc_opts *o, cell_set *s)
 {
     tc_status st = TC_OK;
-    for (size_t i = 0; st == TC_OK && i < n; i++)
-        if (!reused[i])
-            st = tc_cell_open(o->output_dir, plans[i], &outs[i]);
+    for (size_t i = 0; st == TC_OK && i < s->n; i++)
+        if (!s->reused[i])
+            st = tc_cell_open(o->output_dir, s->plans[i], &s->outs[i]);
     return st;
 }
 
@@ -751,18 +761,71 @@ static void discard_outputs(tc_cell_output *outs, size_t n)
         tc_cell_discard(&outs[i]);
 }
 
+static void cell_set_free(cell_set *s)
+{
+    discard_outputs(s->outs, s->n);
+    for (size_t i = 0; s->plans && i < s->n; i++)
+        tc_plan_free(s->plans[i]);
+    free(s->plans);
+    free(s->outs);
+    free(s->reused);
+    free(s->entries);
+    memset(s, 0, sizeof *s);
+}
+
+/* Plan cells cell_ids[0..n) (with SmoothQuant's tensors when job is not
+ * NULL), decide what --resume keeps, check the disk space for the rest and
+ * agree. Collective: every rank takes part, also one whose st already
+ * failed. On failure the caller still frees s. */
+static tc_status plan_cells(const tc_comm *c, const tc_opts *o, tc_hf_model *model,
+                            tc_dtype out_dtype, const int *cell_ids, size_t n,
+                            const tc_sq_job *job, const tc_run_text *run, cell_set *s,
+                            tc_status st)
+{
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->plans = calloc(n ? n : 1, sizeof *s->plans);
+    s->outs = calloc(n ? n : 1, sizeof *s->outs);
+    s->reused = calloc(n ? n : 1, sizeof *s->reused);
+    s->entries = calloc(n ? n : 1, sizeof *s->entries);
+    if (st == TC_OK && !(s->plans && s->outs && s->reused && s->entries))
+        st = tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; s->outs && i < n; i++)
+        s->outs[i].fd = -1;
+    for (size_t i = 0; st == TC_OK && i < n; i++) {
+        st = tc_plan_build(model, o, out_dtype, cell_ids[i], &s->plans[i]);
+        if (st == TC_OK && job)
+            st = tc_sq_plan(job, s->plans[i]);
+    }
+    if (st == TC_OK)
+        find_reusable(o, run, s->plans, n, s->reused, s->entries);
+    for (size_t i = 0; st == TC_OK && i < n; i++)
+        s->my_bytes += s->reused[i] ? 0 : s->plans[i]->write_bytes;
+    bool reported = false;
+    tc_status ds = check_disk_space(c, o->output_dir, st == TC_OK ? s->my_bytes : 0, &reported);
+    if (st == TC_OK)
+        st = ds;
+    st = tc_comm_agree(c, st, "plan");
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(&s->my_bytes, &s->all_bytes, 1, MPI_UINT64_T, MPI_SUM,
+                                      c->world));
+    return st;
+}
+
 /* Finish a run: commit this rank's open files (fsync, verify, rename, then
  * their rank records) or discard them after a failure; agree; then rank 0
  * gathers every rank file's size and SHA-256 and writes the manifest and,
  * last, config.json (the commit marker; config_text on rank 0 only).
  * Collective; st is this rank's status so far. */
 static tc_status commit_run(const tc_comm *c, const tc_opts *o, const tc_run_text *run,
-                            tc_plan **plans, tc_cell_output *outs, const bool *reused,
-                            tc_rank_entry *entries, size_t n, const char *config_text,
-                            tc_status st)
+                            cell_set *s, const char *config_text, tc_status st)
 {
+    tc_plan **plans = s->plans;
+    tc_cell_output *outs = s->outs;
+    tc_rank_entry *entries = s->entries;
+    const size_t n = s->n;
     for (size_t i = 0; i < n; i++) {
-        if (reused[i])
+        if (s->reused[i])
             continue;
         if (st != TC_OK) {
             tc_cell_discard(&outs[i]);
@@ -1010,10 +1073,8 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
     tc_calib_dims_from_config(cfg, &dims);
     tc_fwd_engine *engine = NULL;
     tc_sq_job *job = NULL;
-    tc_plan **plans = NULL;
-    tc_cell_output *outs = NULL;
-    bool *reused = NULL;
-    tc_rank_entry *entries = NULL;
+    cell_set set;
+    memset(&set, 0, sizeof set);
     char *config_text = NULL;
     int *cells = NULL;
     size_t n_cells = 0;
@@ -1078,39 +1139,16 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
 
     /* ---- plan, write, commit ---- */
     double t_w = tc_now_seconds();
-    plans = calloc(n_cells ? n_cells : 1, sizeof *plans);
-    outs = calloc(n_cells ? n_cells : 1, sizeof *outs);
-    reused = calloc(n_cells ? n_cells : 1, sizeof *reused);
-    entries = calloc(n_cells ? n_cells : 1, sizeof *entries);
-    uint64_t my_bytes = 0, all_bytes = 0;
-    st = plans && outs && reused && entries ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
-    for (size_t i = 0; outs && i < n_cells; i++)
-        outs[i].fd = -1;
-    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
-        st = tc_plan_build(model, o, out_dtype, cells[i], &plans[i]);
-        if (st == TC_OK)
-            st = tc_sq_plan(job, plans[i]);
-    }
-    if (st == TC_OK)
-        find_reusable(o, run, plans, n_cells, reused, entries);
-    for (size_t i = 0; st == TC_OK && i < n_cells; i++)
-        my_bytes += reused[i] ? 0 : plans[i]->write_bytes;
-    bool reported = false;
-    tc_status ds = check_disk_space(c, o->output_dir, st == TC_OK ? my_bytes : 0, &reported);
-    if (st == TC_OK)
-        st = ds;
-    st = tc_comm_agree(c, st, "plan");
-    if (st == TC_OK)
-        st = TC_MPI_TRY(MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, c->world));
+    st = plan_cells(c, o, model, out_dtype, cells, n_cells, job, run, &set, TC_OK);
     if (st != TC_OK)
         goto done;
-    st = open_outputs(o, plans, n_cells, reused, outs);
-    st = convert_phase(c, o, outs, n_cells, my_bytes, all_bytes, NULL, st);
+    st = open_outputs(o, &set);
+    st = convert_phase(c, o, set.outs, set.n, set.my_bytes, set.all_bytes, NULL, st);
     if (st == TC_OK)
-        st = sq_pass(PASS_WRITE, job, o, model, gpu, cells, n_cells, &engine, outs, out_dtype);
+        st = sq_pass(PASS_WRITE, job, o, model, gpu, cells, n_cells, &engine, set.outs, out_dtype);
     if (c->rank == 0 && st == TC_OK)
         st = render_config(o, cfg, dtype, share_embedding, &config_text);
-    st = commit_run(c, o, run, plans, outs, reused, entries, n_cells, config_text, st);
+    st = commit_run(c, o, run, &set, config_text, st);
     t_w = tc_now_seconds() - t_w;
     if (st == TC_OK) {
         if (c->rank == 0)
@@ -1119,16 +1157,10 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
                    o->int8_kv_cache ? (o->sq_enabled ? " + INT8 KV" : "INT8 KV cache") : "",
                    t_cal, o->calib_stats ? "read" : "calibrated", t_q, t_w,
                    tc_now_seconds() - t0);
-        print_summary(c, o, tc_now_seconds() - t0, all_bytes);
+        print_summary(c, o, tc_now_seconds() - t0, set.all_bytes);
     }
 done:
-    discard_outputs(outs, n_cells);
-    for (size_t i = 0; plans && i < n_cells; i++)
-        tc_plan_free(plans[i]);
-    free(plans);
-    free(outs);
-    free(reused);
-    free(entries);
+    cell_set_free(&set);
     free(config_text);
     free(cells);
     tc_fwd_destroy(engine);
@@ -1206,10 +1238,9 @@ int tc_main(int argc, char **argv)
     tc_comm comm;
     tc_opts opts;
     tc_hf_model *model = NULL;
-    tc_plan **plans = NULL;
-    tc_cell_output *outs = NULL;
-    bool *reused = NULL;
-    tc_rank_entry *entries = NULL;
+    cell_set set;
+    memset(&set, 0, sizeof set);
+    int *cell_ids = NULL;
     char *config_text = NULL;
     tc_run_text run;
     size_t n_cells = 0;
@@ -1306,35 +1337,12 @@ int tc_main(int argc, char **argv)
     if (comm.rank >= world && comm.rank == world)
         tc_log(TC_LOG_WARNING, "%d ranks for %lld cells: ranks %lld..%d have nothing to convert",
                comm.size, (long long)world, (long long)world, comm.size - 1);
-    for (int64_t cell = comm.rank; cell < world; cell += comm.size)
-        n_cells++;
-    plans = calloc(n_cells ? n_cells : 1, sizeof *plans);
-    outs = calloc(n_cells ? n_cells : 1, sizeof *outs);
-    reused = calloc(n_cells ? n_cells : 1, sizeof *reused);
-    entries = calloc(n_cells ? n_cells : 1, sizeof *entries);
-    uint64_t my_bytes = 0, all_bytes = 0;
-    st = plans && outs && reused && entries ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
-    for (size_t i = 0; outs && i < n_cells; i++)
-        outs[i].fd = -1;
-    for (size_t i = 0; st == TC_OK && i < n_cells; i++)
-        st = tc_plan_build(model, &opts, tc_float_type_dtype(dtype),
-                           (int)(comm.rank + (int64_t)i * comm.size), &plans[i]);
-    if (st == TC_OK)
-        find_reusable(&opts, &run, plans, n_cells, reused, entries);
-    for (size_t i = 0; st == TC_OK && i < n_cells; i++)
-        my_bytes += reused[i] ? 0 : plans[i]->write_bytes;
-    {
-        /* A collective: every rank takes part, also one that already failed. */
-        bool reported = false;
-        tc_status ds = check_disk_space(&comm, opts.output_dir, st == TC_OK ? my_bytes : 0,
-                                        &reported);
-        if (st == TC_OK)
-            st = ds;
-    }
-    st = tc_comm_agree(&comm, st, "plan");
-    if (st != TC_OK)
-        goto done;
-    st = TC_MPI_TRY(MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, comm.world));
+    cell_ids = calloc((size_t)(world / comm.size + 1), sizeof *cell_ids);
+    st = cell_ids ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (int64_t cell = comm.rank; cell_ids && cell < world; cell += comm.size)
+        cell_ids[n_cells++] = (int)cell;
+    st = plan_cells(&comm, &opts, model, tc_float_type_dtype(dtype), cell_ids, n_cells, NULL, &run,
+                    &set, st);
     if (st != TC_OK)
         goto done;
 
@@ -1344,23 +1352,23 @@ int tc_main(int argc, char **argv)
                "rank(s), %s, %.2f GB to write", opts.model_dir,
                (long long)model->cfg.num_hidden_layers, (long long)opts.tp_size,
                (long long)opts.pp_size, (long long)world, comm.size,
-               tc_float_type_name(dtype), (double)all_bytes / 1e9);
+               tc_float_type_name(dtype), (double)set.all_bytes / 1e9);
     /* A rank whose files could not be opened still takes part in the
      * progress exchange, reporting its failure so everyone stops. */
-    st = open_outputs(&opts, plans, n_cells, reused, outs);
+    st = open_outputs(&opts, &set);
     /* Weight-only quantization runs on the rank's GPU unless told not to. */
     const tc_gpu_info *qgpu = opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
                                       opts.quantize_on != 1 && gpu.count > 0 ? &gpu : NULL;
     if (comm.rank == 0 && opts.woq_bits)
         tc_log(TC_LOG_INFO, "quantizing on %s", qgpu ? gpu.name : "the CPU");
-    st = convert_phase(&comm, &opts, outs, n_cells, my_bytes, all_bytes, qgpu, st);
+    st = convert_phase(&comm, &opts, set.outs, set.n, set.my_bytes, set.all_bytes, qgpu, st);
 
     /* ---- commit: manifest, then config.json last, by rank 0 ---- */
     if (comm.rank == 0 && st == TC_OK)
         st = render_config(&opts, &model->cfg, dtype, share_embedding, &config_text);
-    st = commit_run(&comm, &opts, &run, plans, outs, reused, entries, n_cells, config_text, st);
+    st = commit_run(&comm, &opts, &run, &set, config_text, st);
     if (st == TC_OK)
-        print_summary(&comm, &opts, tc_now_seconds() - t0, all_bytes);
+        print_summary(&comm, &opts, tc_now_seconds() - t0, set.all_bytes);
 
 done:
     /* From here the outcome is decided: a SIGTERM now (mpirun ending the
@@ -1373,13 +1381,8 @@ done:
         tc_log(TC_LOG_ERROR, "communication failure: aborting the job");
         MPI_Abort(MPI_COMM_WORLD, (int)TC_E_COMM);
     }
-    discard_outputs(outs, n_cells);
-    for (size_t i = 0; plans && i < n_cells; i++)
-        tc_plan_free(plans[i]);
-    free(plans);
-    free(outs);
-    free(reused);
-    free(entries);
+    cell_set_free(&set);
+    free(cell_ids);
     free(config_text);
     tc_run_text_free(&run);
     tc_hf_close(model);
