@@ -226,6 +226,24 @@ static tc_status h2d(tc_coll *c, void *d, const void *h, size_t n)
 {
     return copy_sync(c, d, h, n, cudaMemcpyHostToDevice);
 }
+#else
+/* Without CUDA no communicator holds device buffers; should one claim to,
+ * every staging step fails the same way. */
+static tc_status no_device(void)
+{
+    return tc_fail(TC_E_INTERNAL, "device buffers in a build without CUDA");
+}
+static tc_status stage_reserve(tc_coll *c, size_t bytes) { (void)c; (void)bytes; return no_device(); }
+static tc_status d2h(tc_coll *c, void *h, const void *d, size_t n)
+{
+    (void)c; (void)h; (void)d; (void)n;
+    return no_device();
+}
+static tc_status h2d(tc_coll *c, void *d, const void *h, size_t n)
+{
+    (void)c; (void)d; (void)h; (void)n;
+    return no_device();
+}
 #endif
 
 /* ---- operations ---- */
@@ -243,7 +261,6 @@ tc_status tc_coll_allreduce_max_f32(tc_coll *c, float *buf, size_t n)
 #endif
     if (!c->device)
         return TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_MAX, c->comm));
-#if TRTCONV_HAVE_CUDA
     tc_status st = stage_reserve(c, n * sizeof(float));
     if (st == TC_OK)
         st = d2h(c, c->stage, buf, n * sizeof(float));
@@ -252,9 +269,6 @@ tc_status tc_coll_allreduce_max_f32(tc_coll *c, float *buf, size_t n)
     if (st == TC_OK)
         st = h2d(c, buf, c->stage, n * sizeof(float));
     return st;
-#else
-    return tc_fail(TC_E_INTERNAL, "device buffers in a build without CUDA");
-#endif
 }
 
 tc_status tc_coll_allgather(tc_coll *c, const void *send, void *recv, size_t bytes)
@@ -270,21 +284,18 @@ tc_status tc_coll_allgather(tc_coll *c, const void *send, void *recv, size_t byt
     if (!c->device)
         return TC_MPI_TRY(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE,
                                         c->comm));
-#if TRTCONV_HAVE_CUDA
     const size_t total = (size_t)c->size * bytes;
     st = stage_reserve(c, total + bytes);
+    if (st != TC_OK)
+        return st;
     char *mine = (char *)c->stage + total;
-    if (st == TC_OK)
-        st = d2h(c, mine, send, bytes);
+    st = d2h(c, mine, send, bytes);
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allgather(mine, (int)bytes, MPI_BYTE, c->stage, (int)bytes, MPI_BYTE,
                                       c->comm));
     if (st == TC_OK)
         st = h2d(c, recv, c->stage, total);
     return st;
-#else
-    return tc_fail(TC_E_INTERNAL, "device buffers in a build without CUDA");
-#endif
 }
 
 tc_status tc_coll_allreduce_sum_f32(tc_coll *c, float *buf, size_t n, float *scratch)
@@ -308,14 +319,16 @@ tc_status tc_coll_allreduce_sum_f32(tc_coll *c, float *buf, size_t n, float *scr
             st = tc_sum_slices_f32_cuda(buf, scratch, c->size, n, c->stream);
         return st;
     }
+#endif
     /* MPI with device buffers: gather on the host, sum there (the same
      * additions in the same order as the kernel), one copy back. */
     const size_t total = (size_t)c->size * n * sizeof(float);
     st = stage_reserve(c, total + n * sizeof(float));
+    if (st != TC_OK)
+        return st;
     float *gathered = c->stage;
     float *mine = (float *)((char *)c->stage + total);
-    if (st == TC_OK)
-        st = d2h(c, mine, buf, n * sizeof(float));
+    st = d2h(c, mine, buf, n * sizeof(float));
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allgather(mine, (int)(n * sizeof(float)), MPI_BYTE, gathered,
                                       (int)(n * sizeof(float)), MPI_BYTE, c->comm));
@@ -324,9 +337,6 @@ tc_status tc_coll_allreduce_sum_f32(tc_coll *c, float *buf, size_t n, float *scr
         st = h2d(c, buf, mine, n * sizeof(float));
     }
     return st;
-#else
-    return tc_fail(TC_E_INTERNAL, "device buffers in a build without CUDA");
-#endif
 }
 
 tc_status tc_coll_send(tc_coll *c, const void *buf, size_t bytes, int peer)
@@ -338,16 +348,12 @@ tc_status tc_coll_send(tc_coll *c, const void *buf, size_t bytes, int peer)
 #endif
     if (!c->device)
         return mpi_send_bytes(c->comm, buf, bytes, peer);
-#if TRTCONV_HAVE_CUDA
     tc_status st = stage_reserve(c, bytes);
     if (st == TC_OK)
         st = d2h(c, c->stage, buf, bytes);
     if (st == TC_OK)
         st = mpi_send_bytes(c->comm, c->stage, bytes, peer);
     return st;
-#else
-    return tc_fail(TC_E_INTERNAL, "device buffers in a build without CUDA");
-#endif
 }
 
 tc_status tc_coll_recv(tc_coll *c, void *buf, size_t bytes, int peer)
@@ -359,14 +365,10 @@ tc_status tc_coll_recv(tc_coll *c, void *buf, size_t bytes, int peer)
 #endif
     if (!c->device)
         return mpi_recv_bytes(c->comm, buf, bytes, peer);
-#if TRTCONV_HAVE_CUDA
     tc_status st = stage_reserve(c, bytes);
     if (st == TC_OK)
         st = mpi_recv_bytes(c->comm, c->stage, bytes, peer);
     if (st == TC_OK)
         st = h2d(c, buf, c->stage, bytes);
     return st;
-#else
-    return tc_fail(TC_E_INTERNAL, "device buffers in a build without CUDA");
-#endif
 }
