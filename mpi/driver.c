@@ -24,6 +24,7 @@
 #include "trtconv/sq.h"
 #include "trtconv/tokens.h"
 #include "trtconv/gpu.h"
+#include "trtconv/launch.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
 #include "trtconv/manifest.h"
@@ -1233,6 +1234,56 @@ static void tc_deadline_arm(const tc_opts *o)
     alarm((unsigned)o->timeout_s);
 }
 
+/* Each rank's placement at verbose level (what a Slurm/MPIJob user checks
+ * first when binding looks wrong), and one line per host naming ranks that
+ * share a GPU, whose collectives then use MPI host buffers. Collective over
+ * the node communicator: every rank calls it once, whatever `st` is. */
+static tc_status report_placement(const tc_comm *c, const tc_gpu_info *gpu, tc_status st)
+{
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    const char *slurm_localid = getenv("SLURM_LOCALID");
+    if (gpu->device >= 0)
+        tc_log(TC_LOG_VERBOSE, "placement: node-local rank %d of %d, GPU %d of %d (%s, %s), "
+               "CUDA_VISIBLE_DEVICES=%s SLURM_LOCALID=%s", c->local_rank, c->local_size,
+               gpu->device, gpu->count, gpu->name, gpu->uuid, cvd ? cvd : "(unset)",
+               slurm_localid ? slurm_localid : "(unset)");
+    else
+        tc_log(TC_LOG_VERBOSE, "placement: node-local rank %d of %d, no GPU in use, "
+               "CUDA_VISIBLE_DEVICES=%s SLURM_LOCALID=%s", c->local_rank, c->local_size,
+               cvd ? cvd : "(unset)", slurm_localid ? slurm_localid : "(unset)");
+    char mine[48];
+    snprintf(mine, sizeof mine, "%s", gpu->device >= 0 ? gpu->uuid : "");
+    char *all = c->local_rank == 0 ? calloc((size_t)c->local_size, sizeof mine) : NULL;
+    if (c->local_rank == 0 && !all)
+        return st != TC_OK ? st : tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_status gs = TC_MPI_TRY(MPI_Gather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine,
+                                         MPI_CHAR, 0, c->node));
+    if (gs == TC_OK && all) {
+        for (int i = 0; i < c->local_size; i++) {
+            const char *u = all + (size_t)i * sizeof mine;
+            bool first = u[0] != '\0';
+            for (int j = 0; j < i && first; j++)
+                first = strcmp(u, all + (size_t)j * sizeof mine) != 0;
+            if (!first)
+                continue;
+            char ranks[256] = "";
+            int n = 0;
+            for (int j = i; j < c->local_size; j++) {
+                if (strcmp(u, all + (size_t)j * sizeof mine))
+                    continue;
+                size_t used = strlen(ranks);
+                snprintf(ranks + used, sizeof ranks - used, "%s%d", n ? "," : "", j);
+                n++;
+            }
+            if (n > 1)
+                tc_log(TC_LOG_INFO, "node-local ranks %s share GPU %s: collectives among them "
+                       "use MPI host buffers, not NCCL", ranks, u);
+        }
+    }
+    free(all);
+    return st != TC_OK ? st : gs;
+}
+
 int tc_main(int argc, char **argv)
 {
     tc_comm comm;
@@ -1254,6 +1305,13 @@ int tc_main(int argc, char **argv)
     if (st != TC_OK)
         return (int)st;
     tc_log_init(comm.rank, comm.size, comm.host);
+    /* Before anything touches the output: N accidental singletons would each
+     * write the whole checkpoint into the same directory. */
+    st = tc_launch_check_world(comm.size, getenv);
+    if (st != TC_OK) {
+        tc_comm_free(&comm);
+        return (int)st;
+    }
     tc_opts_init(&opts);
     /* Every rank parses the same argv; only rank 0 prints. */
     st = tc_opts_parse(&opts, argc, argv, comm.rank == 0 ? stdout : NULL,
@@ -1289,7 +1347,8 @@ int tc_main(int argc, char **argv)
     if (st == TC_OK && ((opts.woq_bits && !opts.disable_weight_only_quant_plugin &&
                          !(opts.quantize_on == 1 && opts.target_sm > 0)) ||
                         (opts.calibrate && opts.quantize_on != 1)))
-        st = tc_gpu_probe(comm.local_rank, comm.local_size, &gpu);
+        st = tc_gpu_probe(comm.local_rank, comm.local_size, comm.host, &gpu);
+    st = report_placement(&comm, &gpu, st);
     st = resolve_target_sm(&comm, &opts, &gpu, st);
     if (st == TC_OK)
         st = check_calibration_input(&comm, &opts);

@@ -6,12 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 #include "trtconv/build_config.h"
+#include "trtconv/launch.h"
 #include "trtconv/log.h"
 
 #if TRTCONV_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
-tc_status tc_gpu_probe(int local_rank, int local_size, tc_gpu_info *out)
+tc_status tc_gpu_probe(int local_rank, int local_size, const char *host, tc_gpu_info *out)
 {
     memset(out, 0, sizeof *out);
     out->device = -1;
@@ -20,7 +21,8 @@ tc_status tc_gpu_probe(int local_rank, int local_size, tc_gpu_info *out)
         (void)cudaGetLastError(); /* no driver / no device: CPU path */
         return TC_OK;
     }
-    int dev = n == 1 ? 0 : (local_size <= n ? local_rank : local_rank % n);
+    int dev = -1;
+    TC_TRY(tc_gpu_choose(n, local_rank, local_size, host, &dev));
     struct cudaDeviceProp prop;
     cudaError_t e = cudaGetDeviceProperties(&prop, dev);
     if (e == cudaSuccess)
@@ -52,10 +54,11 @@ tc_status tc_gpu_use(const tc_gpu_info *info)
 
 #else
 
-tc_status tc_gpu_probe(int local_rank, int local_size, tc_gpu_info *out)
+tc_status tc_gpu_probe(int local_rank, int local_size, const char *host, tc_gpu_info *out)
 {
     (void)local_rank;
     (void)local_size;
+    (void)host;
     memset(out, 0, sizeof *out);
     out->device = -1;
     return TC_OK; /* built without CUDA: no device, the CPU path runs */

@@ -1,9 +1,8 @@
 /* gpu.h: which GPU a rank uses, and what it is.
  *
- * Selection (cluster.md §1.3): with one visible device use it (the launcher
- * bound it); with at least as many devices as ranks on the node use the one
- * of the node-local rank; with fewer, ranks share devices round-robin (fine
- * for kernels; collectives between ranks sharing a GPU must not use NCCL).
+ * Selection: tc_gpu_choose (launch.h, cluster.md §1.3): the one visible
+ * device, else the node-local rank's; fewer devices than ranks on a node
+ * (but more than one) is refused.
  * A CPU-only build, a machine without a driver or without devices reports
  * count = 0; that is not an error. */
 #ifndef TRTCONV_GPU_H
@@ -20,8 +19,9 @@ typedef struct tc_gpu_info {
 } tc_gpu_info;
 
 /* Probe the devices and select one for node-local rank local_rank of
- * local_size, making it current for this thread (cudaSetDevice). */
-tc_status tc_gpu_probe(int local_rank, int local_size, tc_gpu_info *out);
+ * local_size on host (named in a refusal), making it current for this
+ * thread (cudaSetDevice). */
+tc_status tc_gpu_probe(int local_rank, int local_size, const char *host, tc_gpu_info *out);
 
 /* Make out->device current for the calling thread (worker threads). */
 tc_status tc_gpu_use(const tc_gpu_info *info);

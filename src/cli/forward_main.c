@@ -27,6 +27,7 @@
 #include "trtconv/comm.h"
 #include "trtconv/fwd.h"
 #include "trtconv/gpu.h"
+#include "trtconv/launch.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
 #include "trtconv/options.h"
@@ -335,6 +336,11 @@ static int run(int argc, char **argv)
     if (st != TC_OK)
         return (int)st;
     tc_log_init(comm.rank, comm.size, comm.host);
+    st = tc_launch_check_world(comm.size, getenv);
+    if (st != TC_OK) {
+        tc_comm_free(&comm);
+        return (int)st;
+    }
     fwd_args a;
     bool help = false;
     st = parse_args(argc, argv, &a, &help, comm.rank == 0);
@@ -366,7 +372,7 @@ static int run(int argc, char **argv)
         st = tc_tokens_load_jsonl(a.input, a.num_samples, a.max_seq_length, model->cfg.vocab_size,
                                   &tok);
     if (st == TC_OK && strcmp(a.device, "cpu") != 0) {
-        st = tc_gpu_probe(comm.local_rank, comm.local_size, &gpu);
+        st = tc_gpu_probe(comm.local_rank, comm.local_size, comm.host, &gpu);
         if (st == TC_OK && gpu.device < 0 && !strcmp(a.device, "gpu"))
             st = tc_fail(TC_E_USAGE, "--device gpu: no CUDA device is visible to rank %d on %s%s",
                          comm.rank, comm.host,

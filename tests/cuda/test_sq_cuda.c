@@ -216,7 +216,7 @@ int main(void)
         return 77;
     }
     tc_gpu_info gpu;
-    if (tc_gpu_probe(0, 1, &gpu) != TC_OK)
+    if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
         return 1;
     fwd_attn a = { 1, 1, 8, 1.0f };
     pair p;
