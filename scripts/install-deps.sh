@@ -5,7 +5,8 @@
 # /usr/local/cuda/bin/nvcc exists the build also compiles kernels/.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libcjson-dev check
-      libhdf5-openmpi-dev hdf5-tools ca-certificates clang libclang-rt-14-dev)
+      libhdf5-openmpi-dev hdf5-tools ca-certificates clang libclang-rt-14-dev bc iproute2
+      python3-yaml python3-jsonschema python3-kubernetes)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
