@@ -772,7 +772,7 @@ START_TEST(find_should_be_safe_from_many_threads)
 }
 END_TEST
 
-START_TEST(open_should_explain_a_directory_without_safetensors_weights)
+START_TEST(open_should_explain_a_directory_without_weights)
 {
     char *dir = make_tmpdir();
     write_text(dir, "config.json", minimal);
@@ -781,15 +781,28 @@ START_TEST(open_should_explain_a_directory_without_safetensors_weights)
     tc_clear_first_error();
     ck_assert_int_eq(tc_hf_open(dir, &m), TC_E_INPUT);
     ck_assert_ptr_null(m);
-    ck_assert_ptr_nonnull(strstr(tc_first_error(), "no model.safetensors or "
-                                                   "model.safetensors.index.json in"));
-    ck_assert_ptr_null(strstr(tc_first_error(), ".bin"));
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "none of model.safetensors, "
+                                                   "model.safetensors.index.json, "
+                                                   "pytorch_model.bin, "
+                                                   "pytorch_model.bin.index.json"));
 
+    /* A pytorch_model.bin makes it a .bin model; the file is validated
+     * when a tensor is first looked up (lazily, like a shard). */
     write_text(dir, "pytorch_model.bin", "x");
     tc_clear_first_error();
-    ck_assert_int_eq(tc_hf_open(dir, &m), TC_E_INPUT);
-    ck_assert_ptr_nonnull(strstr(tc_first_error(), ".bin"));
-    ck_assert_ptr_nonnull(strstr(tc_first_error(), "not supported yet"));
+    ck_assert_int_eq(tc_hf_open(dir, &m), TC_OK);
+    ck_assert_int_eq(m->format, TC_HF_TORCH);
+    const tc_st_file *f = NULL;
+    const tc_st_tensor *t = NULL;
+    ck_assert_int_eq(tc_hf_find_tensor(m, "model.norm.weight", &f, &t), TC_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "pytorch_model.bin: not a zip archive"));
+    tc_hf_close(m);
+
+    /* Safetensors win over .bin when both are present, as in transformers. */
+    write_text(dir, "model.safetensors", "y");
+    ck_assert_int_eq(tc_hf_open(dir, &m), TC_OK);
+    ck_assert_int_eq(m->format, TC_HF_SAFETENSORS);
+    tc_hf_close(m);
     tc_log_set_quiet(0);
     remove_tmpdir(dir);
 }
@@ -842,7 +855,7 @@ static Suite *hf_model_suite(void)
     tcase_add_test(tc, find_should_fail_when_a_shard_named_by_the_index_is_missing);
     tcase_add_test(tc, single_file_model_should_resolve_tensors_from_model_safetensors);
     tcase_add_test(tc, find_should_be_safe_from_many_threads);
-    tcase_add_test(tc, open_should_explain_a_directory_without_safetensors_weights);
+    tcase_add_test(tc, open_should_explain_a_directory_without_weights);
     tcase_add_test(tc, open_should_refuse_a_directory_without_config_json);
     suite_add_tcase(s, tc);
     return s;
