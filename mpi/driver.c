@@ -680,13 +680,10 @@ static tc_status run_fingerprint(const tc_comm *c, const tc_opts *o, const tc_hf
 #undef PARAM
     input_file *files = NULL;
     size_t n = 0;
-    char index[4200];
-    snprintf(index, sizeof index, "%s/model.safetensors.index.json", m->dir);
-    struct stat sb;
     if (st == TC_OK)
-        st = add_input(&files, &n, m->dir, "config.json", -1);
-    if (st == TC_OK && stat(index, &sb) == 0)
-        st = add_input(&files, &n, m->dir, "model.safetensors.index.json", -1);
+        st = add_input(&files, &n, m->dir, m->config_name, -1);
+    if (st == TC_OK && m->index_name)
+        st = add_input(&files, &n, m->dir, m->index_name, -1);
     for (size_t i = 0; st == TC_OK && i < m->n_shards; i++)
         st = add_input(&files, &n, m->dir, m->shard_names[i], -1);
     if (st == TC_OK && o->calibrate && o->calib_stats)
@@ -980,7 +977,8 @@ static tc_status calibrate(const tc_comm *c, const tc_opts *o, tc_hf_model *mode
         stats->samples = (int64_t)tok.n_seqs;
         stats->tokens = tok.offsets[tok.n_seqs];
         stats->max_seq_length = o->calib_max_seq_length;
-        snprintf(stats->model, sizeof stats->model, "%s", o->model_dir);
+        snprintf(stats->model, sizeof stats->model, "%s",
+                 o->model_dir ? o->model_dir : o->meta_ckpt_dir);
         snprintf(stats->calib_dataset, sizeof stats->calib_dataset, "%s", o->calib_dataset);
         snprintf(stats->forward_dtype, sizeof stats->forward_dtype, "%s", tc_dtype_name(fdt));
         tc_fwd_layout lay;
@@ -1332,8 +1330,10 @@ int tc_main(int argc, char **argv)
     st = TC_OK;
     if (comm.rank == 0)
         st = check_output_dir(&opts);
-    if (st == TC_OK && opts.model_dir) {
-        st = tc_hf_open(opts.model_dir, &model);
+    /* The input directory: Hugging Face (safetensors or .bin) or Meta. */
+    const char *src_dir = opts.model_dir ? opts.model_dir : opts.meta_ckpt_dir;
+    if (st == TC_OK && src_dir) {
+        st = opts.model_dir ? tc_hf_open(src_dir, &model) : tc_meta_open(src_dir, &model);
         if (st == TC_OK)
             st = resolve_dtype(&opts, &model->cfg, &dtype);
         if (st == TC_OK)
@@ -1354,7 +1354,7 @@ int tc_main(int argc, char **argv)
         st = check_calibration_input(&comm, &opts);
     st = tc_comm_agree(&comm, st, "setup");
     if (st == TC_OK && comm.rank == 0)
-        st = uncommit_output_dir(&opts, opts.model_dir && !opts.save_config_only ? world : 0);
+        st = uncommit_output_dir(&opts, src_dir && !opts.save_config_only ? world : 0);
     st = tc_comm_agree(&comm, st, "output directory");
     if (st != TC_OK)
         goto done;
@@ -1365,7 +1365,7 @@ int tc_main(int argc, char **argv)
         tc_log(TC_LOG_WARNING, "--use_embedding_sharing: the model does not tie lm_head to the "
                "embedding (tie_word_embeddings is false); lm_head is kept");
 
-    if (!opts.model_dir || opts.save_config_only) {
+    if (!src_dir || opts.save_config_only) {
         /* convert_checkpoint.py without --model_dir, or --save_config_only:
          * config.json only (no rank files, so no manifest). */
         st = comm.rank == 0 ? render_config(&opts, model ? &model->cfg : NULL, dtype,
@@ -1376,7 +1376,7 @@ int tc_main(int argc, char **argv)
         st = tc_comm_agree(&comm, st, "commit");
         if (st == TC_OK && comm.rank == 0)
             tc_log(TC_LOG_INFO, "wrote %s/config.json (%s: config only)", opts.output_dir,
-                   opts.model_dir ? "--save_config_only" : "no --model_dir");
+                   src_dir ? "--save_config_only" : "no --model_dir");
         goto done;
     }
 
@@ -1408,7 +1408,7 @@ int tc_main(int argc, char **argv)
     /* ---- convert ---- */
     if (comm.rank == 0)
         tc_log(TC_LOG_INFO, "converting %s: %lld layers, tp %lld x pp %lld = %lld cells on %d "
-               "rank(s), %s, %.2f GB to write", opts.model_dir,
+               "rank(s), %s, %.2f GB to write", src_dir,
                (long long)model->cfg.num_hidden_layers, (long long)opts.tp_size,
                (long long)opts.pp_size, (long long)world, comm.size,
                tc_float_type_name(dtype), (double)set.all_bytes / 1e9);

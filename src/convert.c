@@ -409,42 +409,49 @@ tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, v
 {
     const size_t oes = tc_dtype_bits(t->slice_dtype) / 8;
     const uint64_t cols = (uint64_t)t->cols;
-    int64_t prow = 0;
     for (size_t k = 0; k < t->n_pieces; k++) {
         const tc_piece *pc = &t->pieces[k];
-        int64_t a = prow > row0 ? prow : row0;
-        int64_t b = prow + pc->rows < row0 + rows ? prow + pc->rows : row0 + rows;
-        prow += pc->rows;
+        int64_t a = pc->dst_row > row0 ? pc->dst_row : row0;
+        int64_t b = pc->dst_row + pc->rows < row0 + rows ? pc->dst_row + pc->rows : row0 + rows;
         if (a >= b)
             continue;
         const uint64_t n = (uint64_t)(b - a);
-        char *out = (char *)dst + (uint64_t)(a - row0) * cols * oes;
+        const uint64_t pcols = (uint64_t)pc->cols;
+        char *out = (char *)dst + ((uint64_t)(a - row0) * cols + (uint64_t)pc->dst_col) * oes;
         if (!pc->src) {
-            memset(out, 0, n * cols * oes);
+            for (uint64_t j = 0; j < n; j++)
+                memset(out + j * cols * oes, 0, pcols * oes);
             continue;
         }
         const tc_st_tensor *s = pc->src;
         const size_t ses = tc_dtype_bits(s->dtype) / 8;
         const uint64_t width = source_width(s);
-        const uint64_t srow = (uint64_t)(pc->src_row + (a - (prow - pc->rows)));
+        const uint64_t step = (uint64_t)pc->src_row_step;
+        const uint64_t srow = (uint64_t)pc->src_row + (uint64_t)(a - pc->dst_row) * step;
         const bool same = s->dtype == t->slice_dtype;
-        char *land = same ? out : (char *)scratch;
-        if (pc->src_col == 0 && cols == width) {
+        if (pc->src_col == 0 && pcols == width && pcols == cols && step == 1) {
+            /* Whole rows, contiguous in the source and in the slice. */
+            char *land = same ? out : (char *)scratch;
             tc_status st = tc_st_read(pc->src_file, s->begin + srow * width * ses, land,
                                       n * cols * ses);
             if (st != TC_OK)
                 return st;
-        } else {
-            /* A column slice: one contiguous run per row. */
-            for (uint64_t j = 0; j < n; j++) {
-                uint64_t off = s->begin + ((srow + j) * width + (uint64_t)pc->src_col) * ses;
-                tc_status st = tc_st_read(pc->src_file, off, land + j * cols * ses, cols * ses);
-                if (st != TC_OK)
-                    return st;
-            }
+            if (!same)
+                tc_convert(out, t->slice_dtype, scratch, s->dtype, n * cols);
+            continue;
         }
-        if (!same)
-            tc_convert(out, t->slice_dtype, scratch, s->dtype, n * cols);
+        /* A column slice, a strided row run or a piece beside others: one
+         * contiguous run per row. */
+        for (uint64_t j = 0; j < n; j++) {
+            uint64_t off = s->begin + ((srow + j * step) * width + (uint64_t)pc->src_col) * ses;
+            char *row_out = out + j * cols * oes;
+            tc_status st = tc_st_read(pc->src_file, off, same ? row_out : (char *)scratch,
+                                      pcols * ses);
+            if (st != TC_OK)
+                return st;
+            if (!same)
+                tc_convert(row_out, t->slice_dtype, scratch, s->dtype, pcols);
+        }
     }
     return TC_OK;
 }

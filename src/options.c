@@ -108,7 +108,8 @@ static const char usage_text[] =
 "\n"
 "input and output:\n"
 "  --model_dir DIR               Hugging Face model directory (default: None)\n"
-"  --meta_ckpt_dir DIR           Meta checkpoint directory (not supported yet)\n"
+"  --meta_ckpt_dir DIR           Meta checkpoint directory: params.json and\n"
+"                                consolidated.NN.pth (default: None)\n"
 "  --output_dir DIR              output directory (default: tllm_checkpoint)\n"
 "  --dtype {float32,bfloat16,float16,auto}\n"
 "                                dtype of the weights (default: float16);\n"
@@ -276,8 +277,6 @@ static const char *flag_name(int id)
 static const char *not_yet_reason(int id)
 {
     switch (id) {
-    case OPT_META_CKPT_DIR:
-        return "Meta checkpoints are not supported yet (planned: Meta and .bin checkpoints)";
     case OPT_FP8_KV_CACHE: case OPT_USE_FP8_ROWWISE:
         return "FP8 quantization is not supported by trtconv";
     case OPT_QUANT_CKPT_PATH: case OPT_PER_GROUP: case OPT_GROUP_SIZE:
@@ -332,6 +331,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             *help_shown = true;
             return TC_OK;
         case OPT_MODEL_DIR: o->model_dir = a; break;
+        case OPT_META_CKPT_DIR: o->meta_ckpt_dir = a; break;
         case OPT_OUTPUT_DIR: o->output_dir = a; break;
         case OPT_TP_SIZE: st = parse_int(err, "tp_size", a, 1, 4096, &o->tp_size); break;
         case OPT_PP_SIZE: st = parse_int(err, "pp_size", a, 1, 4096, &o->pp_size); break;
@@ -523,8 +523,11 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
     if (o->calib_stats && o->calib_stats_out)
         return usage_error(err, "--calib_stats reuses statistics and --calib_stats_out writes "
                            "new ones: give one of them");
-    if (o->dtype_auto && !o->model_dir)
-        return usage_error(err, "--dtype auto needs --model_dir (the dtype comes from its "
-                           "config.json)");
+    if (o->model_dir && o->meta_ckpt_dir)
+        return usage_error(err, "--model_dir and --meta_ckpt_dir exclude each other (a Hugging "
+                           "Face directory or a Meta checkpoint directory)");
+    if (o->dtype_auto && !o->model_dir && !o->meta_ckpt_dir)
+        return usage_error(err, "--dtype auto needs --model_dir or --meta_ckpt_dir (the dtype "
+                           "comes from its config.json; bfloat16 for Meta checkpoints)");
     return TC_OK;
 }

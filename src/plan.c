@@ -72,6 +72,7 @@ typedef struct builder {
     tc_plan *plan;
     size_t cap_tensors;
     tc_plan_tensor *cur;
+    int64_t fill;                 /* slice rows of cur covered so far */
     size_t cap_pieces;
     tc_status st;
 } builder;
@@ -102,15 +103,19 @@ static tc_status begin_tensor(builder *b, const char *name, tc_dtype dt, int ndi
     t->scale_index = -1;
     t->scale_of = -1;
     b->cur = t;
+    b->fill = 0;
     b->cap_pieces = 0;
     return TC_OK;
 }
 
-static tc_status add_piece(builder *b, const tc_st_file *f, const tc_st_tensor *src,
-                           int64_t src_row, int64_t src_col, int64_t rows)
+/* Append one stored rectangle (or zero rows when src is NULL) at slice
+ * position (dst_row, dst_col). */
+static tc_status push_piece(builder *b, const tc_st_file *f, const tc_st_tensor *src,
+                            int64_t src_row, int64_t step, int64_t src_col, int64_t rows,
+                            int64_t dst_row, int64_t dst_col, int64_t cols)
 {
     tc_plan_tensor *t = b->cur;
-    if (rows <= 0)
+    if (rows <= 0 || cols <= 0)
         return TC_OK;
     if (t->n_pieces == b->cap_pieces) {
         size_t cap = b->cap_pieces ? 2 * b->cap_pieces : 4;
@@ -124,41 +129,117 @@ static tc_status add_piece(builder *b, const tc_st_file *f, const tc_st_tensor *
     pc->src_file = f;
     pc->src = src;
     pc->src_row = src_row;
+    pc->src_row_step = step;
     pc->src_col = src_col;
     pc->rows = rows;
+    pc->dst_row = dst_row;
+    pc->dst_col = dst_col;
+    pc->cols = cols;
     if (src)
-        b->plan->read_bytes += (uint64_t)rows * (uint64_t)t->cols * tc_dtype_bits(src->dtype) / 8;
+        b->plan->read_bytes += (uint64_t)rows * (uint64_t)cols * tc_dtype_bits(src->dtype) / 8;
     return TC_OK;
 }
 
-/* Look up an HF tensor and check its shape against what config.json implies.
- * ndim 1: [d0]; ndim 2: [d0, d1]. */
-static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
-                      const tc_st_file **f, const tc_st_tensor **t)
+/* Stored rows [m0, m0 + step*rows) of the logical tensor s (step 1 or 2),
+ * columns [c0, c0 + cols), landing at slice rows from dst_row: cut along
+ * the model-parallel parts that hold them. */
+static tc_status add_run(builder *b, const tc_hf_tensor *s, int64_t m0, int64_t step,
+                         int64_t rows, int64_t c0, int64_t dst_row)
 {
-    tc_status st = tc_hf_find_tensor(b->m, name, f, t);
-    if (st != TC_OK)
-        return st;
-    const tc_st_tensor *x = *t;
+    const int64_t cols = b->cur->cols;
+    if (s->split_dim == 1) {
+        const int64_t w = s->parts[0]->shape[1];
+        for (size_t p = 0; p < s->n_parts; p++) {
+            int64_t lo = (int64_t)p * w, hi = lo + w;
+            int64_t a = c0 > lo ? c0 : lo, e = c0 + cols < hi ? c0 + cols : hi;
+            if (a < e)
+                TC_TRY(push_piece(b, s->files[p], s->parts[p], m0, step, a - lo, rows, dst_row,
+                                  a - c0, e - a));
+        }
+        return TC_OK;
+    }
+    if (s->split_dim == 0) {
+        const int64_t h = s->parts[0]->shape[0];
+        while (rows > 0) {
+            size_t p = (size_t)(m0 / h);
+            int64_t local = m0 % h;
+            int64_t n = (h - local + step - 1) / step; /* rows left in this part */
+            if (n > rows)
+                n = rows;
+            TC_TRY(push_piece(b, s->files[p], s->parts[p], local, step, c0, n, dst_row, 0, cols));
+            rows -= n;
+            m0 += n * step;
+            dst_row += n;
+        }
+        return TC_OK;
+    }
+    return push_piece(b, s->files[0], s->parts[0], m0, step, c0, rows, dst_row, 0, cols);
+}
+
+/* Logical rows [src_row, src_row+rows), columns [src_col, +slice cols) of
+ * s (NULL: zero rows) as the next rows of the slice being built. */
+static tc_status add_piece(builder *b, const tc_hf_tensor *s, int64_t src_row, int64_t src_col,
+                           int64_t rows)
+{
+    const int64_t dst = b->fill;
+    if (rows <= 0)
+        return TC_OK;
+    b->fill += rows;
+    if (!s)
+        return push_piece(b, NULL, NULL, 0, 1, 0, rows, dst, 0, b->cur->cols);
+    if (s->rope_head_dim == 0)
+        return add_run(b, s, src_row, 1, rows, src_col, dst);
+    /* Meta stores head h's rotary pairs interleaved: Hugging Face row
+     * h*d + half*d/2 + i is Meta row h*d + 2*i + half (the permutation of
+     * transformers' convert_llama_weights_to_hf.py and of TensorRT-LLM's
+     * load_from_meta_llama: view(nH, d/2, 2, in).transpose(1, 2)). Each
+     * half-head is one run of stored rows with step 2. */
+    const int64_t d = s->rope_head_dim, half = d / 2;
+    for (int64_t r = src_row, done = 0; done < rows;) {
+        int64_t h = r / d, j = r % d, hb = j / half, i = j % half;
+        int64_t n = half - i;
+        if (n > rows - done)
+            n = rows - done;
+        TC_TRY(add_run(b, s, h * d + 2 * i + hb, 2, n, src_col, dst + done));
+        r += n;
+        done += n;
+    }
+    return TC_OK;
+}
+
+/* Look up a source tensor and check its shape against what config.json
+ * implies. ndim 1: [d0]; ndim 2: [d0, d1]. */
+static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
+                      tc_hf_tensor *x)
+{
+    TC_TRY(tc_hf_get(b->m, name, true, x));
     bool ok = x->ndim == ndim && x->shape[0] == d0 && (ndim == 1 || x->shape[1] == d1);
     if (!ok) {
         char got[96] = "[";
         size_t len = 1;
-        for (int i = 0; i < x->ndim && len < sizeof got - 24; i++)
-            len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", i ? ", " : "",
-                                    (long long)x->shape[i]);
+        if (x->n_parts == 1 || x->ndim > 2) {
+            const tc_st_tensor *t = x->parts[0];
+            for (int i = 0; i < t->ndim && len < sizeof got - 24; i++)
+                len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", i ? ", " : "",
+                                        (long long)t->shape[i]);
+        } else {
+            for (int i = 0; i < x->ndim; i++)
+                len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", i ? ", " : "",
+                                        (long long)x->shape[i]);
+        }
         snprintf(got + len, sizeof got - len, "]");
         char want[64];
         if (ndim == 1)
             snprintf(want, sizeof want, "[%lld]", (long long)d0);
         else
             snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
-        return tc_fail(TC_E_INPUT, "%s: tensor '%s' has shape %s but config.json implies %s",
-                       (*f)->path, name, got, want);
+        return tc_fail(TC_E_INPUT, "%s: tensor '%s' has shape %s but %s implies %s%s", x->path,
+                       name, got, b->m->config_name ? b->m->config_name : "config.json", want,
+                       x->n_parts > 1 ? " (assembled from the model-parallel shards)" : "");
     }
     if (!tc_dtype_is_convertible(x->dtype))
         return tc_fail(TC_E_INPUT, "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 "
-                       "weights can be converted", (*f)->path, name, tc_dtype_name(x->dtype));
+                       "weights can be converted", x->path, name, tc_dtype_name(x->dtype));
     return TC_OK;
 }
 
@@ -168,25 +249,24 @@ static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_
 static tc_status plan_replicated(builder *b, const char *out, const char *in, int ndim,
                                  int64_t d0, int64_t d1, tc_dtype dt)
 {
-    const tc_st_file *f;
-    const tc_st_tensor *t;
-    TRY(need(b, in, ndim, d0, d1, &f, &t));
+    tc_hf_tensor t;
+    TRY(need(b, in, ndim, d0, d1, &t));
     TRY(begin_tensor(b, out, dt, ndim, d0, ndim == 1 ? 1 : d1));
-    return add_piece(b, f, t, 0, 0, d0);
+    return add_piece(b, &t, 0, 0, d0);
 }
 
 /* Row range [row0, row0+rows) of a tensor of `total` rows, zero-filled
  * where it runs past the source (vocab padding). */
-static tc_status add_rows_padded(builder *b, const tc_st_file *f, const tc_st_tensor *t,
-                                 int64_t total, int64_t row0, int64_t rows)
+static tc_status add_rows_padded(builder *b, const tc_hf_tensor *t, int64_t total, int64_t row0,
+                                 int64_t rows)
 {
     int64_t avail = total - row0;
     if (avail < 0)
         avail = 0;
     if (avail > rows)
         avail = rows;
-    TRY(add_piece(b, f, t, row0, 0, avail));
-    return add_piece(b, NULL, NULL, 0, 0, rows - avail);
+    TRY(add_piece(b, t, row0, 0, avail));
+    return add_piece(b, NULL, 0, 0, rows - avail);
 }
 
 /* The q, k or v rows a rank takes (§4.3). */
@@ -246,8 +326,7 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
     const int64_t nkv = c->num_key_value_heads, d = c->head_dim;
     const int64_t I = c->intermediate_size;
     char in[256], out[160];
-    const tc_st_file *f[3];
-    const tc_st_tensor *t[3];
+    tc_hf_tensor t[3];
 #define IN(fmt_) (snprintf(in, sizeof in, "model.layers.%lld." fmt_, (long long)g), in)
 #define OUT(fmt_) (snprintf(out, sizeof out, "transformer.layers.%lld." fmt_, (long long)local), out)
 
@@ -261,35 +340,34 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
         char nm[64];
         snprintf(nm, sizeof nm, "self_attn.%s.weight", proj[i]);
         snprintf(in, sizeof in, "model.layers.%lld.%s", (long long)g, nm);
-        TRY(need(b, in, 2, (i == 0 ? nh : nkv) * d, H, &f[i], &t[i]));
+        TRY(need(b, in, 2, (i == 0 ? nh : nkv) * d, H, &t[i]));
     }
     TRY(begin_tensor(b, OUT("attention.qkv.weight"), dt, 2, qn + 2 * kn, H));
-    TRY(add_piece(b, f[0], t[0], q0, 0, qn));
-    TRY(add_piece(b, f[1], t[1], k0, 0, kn));
-    TRY(add_piece(b, f[2], t[2], k0, 0, kn));
+    TRY(add_piece(b, &t[0], q0, 0, qn));
+    TRY(add_piece(b, &t[1], k0, 0, kn));
+    TRY(add_piece(b, &t[2], k0, 0, kn));
     TRY(make_woq(b, o, dt));
     if (c->attention_bias) {
         for (int i = 0; i < 3; i++) {
             snprintf(in, sizeof in, "model.layers.%lld.self_attn.%s.bias", (long long)g, proj[i]);
-            TRY(need(b, in, 1, (i == 0 ? nh : nkv) * d, 0, &f[i], &t[i]));
+            TRY(need(b, in, 1, (i == 0 ? nh : nkv) * d, 0, &t[i]));
         }
         TRY(begin_tensor(b, OUT("attention.qkv.bias"), dt, 1, qn + 2 * kn, 1));
-        TRY(add_piece(b, f[0], t[0], q0, 0, qn));
-        TRY(add_piece(b, f[1], t[1], k0, 0, kn));
-        TRY(add_piece(b, f[2], t[2], k0, 0, kn));
+        TRY(add_piece(b, &t[0], q0, 0, qn));
+        TRY(add_piece(b, &t[1], k0, 0, kn));
+        TRY(add_piece(b, &t[2], k0, 0, kn));
     }
 
     /* dense: row-parallel, HF o_proj [H, nh*d] split along its input dim. */
-    TRY(need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &f[0], &t[0]));
+    TRY(need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &t[0]));
     TRY(begin_tensor(b, OUT("attention.dense.weight"), dt, 2, H, nh * d / tp));
-    TRY(add_piece(b, f[0], t[0], 0, r * (nh * d / tp), H));
+    TRY(add_piece(b, &t[0], 0, r * (nh * d / tp), H));
     TRY(make_woq(b, o, dt));
     if (c->attention_bias) {
         /* Row-parallel bias is added once after the all-reduce: whole. */
-        const tc_st_tensor *bt = NULL;
-        const tc_st_file *bf = NULL;
-        TRY(tc_hf_lookup_tensor(b->m, IN("self_attn.o_proj.bias"), &bf, &bt));
-        if (bt) {
+        tc_hf_tensor bt;
+        TRY(tc_hf_get(b->m, IN("self_attn.o_proj.bias"), false, &bt));
+        if (bt.n_parts > 0) {
             TRY(plan_replicated(b, OUT("attention.dense.bias"), in, 1, H, 0, dt));
         }
     }
@@ -298,17 +376,17 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
                         IN("post_attention_layernorm.weight"), 1, H, 0, dt));
 
     /* fc = gate_proj (through SiLU), gate = up_proj: column-parallel. */
-    TRY(need(b, IN("mlp.gate_proj.weight"), 2, I, H, &f[0], &t[0]));
+    TRY(need(b, IN("mlp.gate_proj.weight"), 2, I, H, &t[0]));
     TRY(begin_tensor(b, OUT("mlp.fc.weight"), dt, 2, I / tp, H));
-    TRY(add_piece(b, f[0], t[0], r * (I / tp), 0, I / tp));
+    TRY(add_piece(b, &t[0], r * (I / tp), 0, I / tp));
     TRY(make_woq(b, o, dt));
-    TRY(need(b, IN("mlp.up_proj.weight"), 2, I, H, &f[0], &t[0]));
+    TRY(need(b, IN("mlp.up_proj.weight"), 2, I, H, &t[0]));
     TRY(begin_tensor(b, OUT("mlp.gate.weight"), dt, 2, I / tp, H));
-    TRY(add_piece(b, f[0], t[0], r * (I / tp), 0, I / tp));
+    TRY(add_piece(b, &t[0], r * (I / tp), 0, I / tp));
     TRY(make_woq(b, o, dt));
-    TRY(need(b, IN("mlp.down_proj.weight"), 2, H, I, &f[0], &t[0]));
+    TRY(need(b, IN("mlp.down_proj.weight"), 2, H, I, &t[0]));
     TRY(begin_tensor(b, OUT("mlp.proj.weight"), dt, 2, H, I / tp));
-    TRY(add_piece(b, f[0], t[0], 0, r * (I / tp), H));
+    TRY(add_piece(b, &t[0], 0, r * (I / tp), H));
     TRY(make_woq(b, o, dt));
 #undef IN
 #undef OUT
@@ -322,26 +400,25 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
     const int64_t r = rank % tp, p = rank / tp;
     const int64_t H = c->hidden_size, V = c->vocab_size;
     const int64_t per_stage = c->num_hidden_layers / pp;
-    const tc_st_file *f;
-    const tc_st_tensor *t;
+    tc_hf_tensor t;
 
     b->plan->rank = rank;
     b->plan->tp_rank = (int)r;
     b->plan->pp_rank = (int)p;
 
     if (p == 0) {
-        TRY(need(b, "model.embed_tokens.weight", 2, V, H, &f, &t));
+        TRY(need(b, "model.embed_tokens.weight", 2, V, H, &t));
         const char *name = "transformer.vocab_embedding.weight";
         if (!o->use_parallel_embedding) {
             TRY(begin_tensor(b, name, dt, 2, V, H));
-            TRY(add_piece(b, f, t, 0, 0, V));
+            TRY(add_piece(b, &t, 0, 0, V));
         } else if (o->embedding_sharding_dim == 0) {
             int64_t chunk = (V + tp - 1) / tp;
             TRY(begin_tensor(b, name, dt, 2, chunk, H));
-            TRY(add_rows_padded(b, f, t, V, r * chunk, chunk));
+            TRY(add_rows_padded(b, &t, V, r * chunk, chunk));
         } else {
             TRY(begin_tensor(b, name, dt, 2, V, H / tp));
-            TRY(add_piece(b, f, t, 0, r * (H / tp), V));
+            TRY(add_piece(b, &t, 0, r * (H / tp), V));
         }
     }
     for (int64_t i = 0; i < per_stage; i++)
@@ -356,11 +433,11 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
         }
         if (!share) {
             const int64_t rows = tc_pad_vocab(V, tp) / tp;
-            tc_status st = need(b, src, 2, V, H, &f, &t);
+            tc_status st = need(b, src, 2, V, H, &t);
             if (st != TC_OK)
                 return st;
             TRY(begin_tensor(b, "lm_head.weight", dt, 2, rows, H));
-            TRY(add_rows_padded(b, f, t, V, r * rows, rows));
+            TRY(add_rows_padded(b, &t, V, r * rows, rows));
         }
     }
     return TC_OK;

@@ -30,6 +30,14 @@ typedef struct tc_piece {
     int64_t src_row;              /* first source row */
     int64_t src_col;              /* first source column */
     int64_t rows;                 /* rows this piece contributes */
+    /* Where the rectangle lands in the slice, and its width. A Hugging
+     * Face source gives full-width pieces stacked in order (dst_col 0,
+     * cols = the slice's); a Meta checkpoint also gives pieces side by
+     * side (a row-parallel tensor split over model-parallel shards). */
+    int64_t dst_row, dst_col, cols;
+    /* Source row of piece row i: src_row + i * src_row_step (2 for Meta's
+     * interleaved rotary q/k halves, else 1). */
+    int64_t src_row_step;
 } tc_piece;
 
 typedef struct tc_plan_tensor {

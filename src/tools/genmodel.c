@@ -44,6 +44,8 @@
 #include "trtconv/log.h"
 #include "trtconv/st_writer.h"
 #include "trtconv/status.h"
+#include "trtconv/torchwrite.h"
+#include "trtconv/zipread.h"
 
 /* ------------------------------------------------------------------ */
 /* Options                                                              */
@@ -58,11 +60,13 @@
 enum gm_arch { GM_ARCH_LLAMA, GM_ARCH_MISTRAL };
 enum gm_style { GM_STYLE_HF4, GM_STYLE_HF5 };
 enum gm_rope { GM_ROPE_NONE, GM_ROPE_LINEAR, GM_ROPE_DYNAMIC, GM_ROPE_LLAMA3 };
+enum gm_format { GM_FMT_SAFETENSORS, GM_FMT_BIN, GM_FMT_META };
 
 struct gm_opts {
     const char *out;
     int64_t layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
-    int64_t shards, max_pos, threads, seed;
+    int64_t shards, max_pos, threads, seed, mp, multiple_of;
+    enum gm_format format;
     tc_float_type ft;
     int tied, attention_bias, special_values;
     enum gm_arch arch;
@@ -76,7 +80,7 @@ enum gm_opt_id {
     OPT_INTERMEDIATE, OPT_VOCAB, OPT_DTYPE, OPT_SHARDS, OPT_TIED,
     OPT_ATTENTION_BIAS, OPT_ARCH, OPT_CONFIG_STYLE, OPT_ROPE_THETA,
     OPT_ROPE_SCALING, OPT_MAX_POS, OPT_RMS_NORM_EPS, OPT_SEED,
-    OPT_SPECIAL_VALUES, OPT_THREADS, OPT_HELP
+    OPT_SPECIAL_VALUES, OPT_THREADS, OPT_FORMAT, OPT_MP, OPT_MULTIPLE_OF, OPT_HELP
 };
 
 static const struct option gm_long_opts[] = {
@@ -101,6 +105,9 @@ static const struct option gm_long_opts[] = {
     { "seed", required_argument, NULL, OPT_SEED },
     { "special_values", no_argument, NULL, OPT_SPECIAL_VALUES },
     { "threads", required_argument, NULL, OPT_THREADS },
+    { "format", required_argument, NULL, OPT_FORMAT },
+    { "mp", required_argument, NULL, OPT_MP },
+    { "multiple_of", required_argument, NULL, OPT_MULTIPLE_OF },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -134,6 +141,11 @@ static void gm_usage(FILE *f)
 "                         float32) first in layer 0 q_proj and embed_tokens\n"
 "  --threads N            generator threads (default: online CPUs, max 8);\n"
 "                         the output does not depend on it\n"
+"  --format F             safetensors | bin (pytorch_model*.bin, torch.save\n"
+"                         layout) | meta (params.json + consolidated.NN.pth)\n"
+"                         (default safetensors)\n"
+"  --mp N                 meta: model-parallel shards (default 1)\n"
+"  --multiple_of N        meta: params.json multiple_of (default 256)\n"
 "  --help                 this text\n"
 "\n"
 "Exit codes: 0 ok, 2 usage, 4 I/O, 7 internal.\n", f);
@@ -202,6 +214,9 @@ static tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o,
     o->rope = GM_ROPE_NONE;
     o->rope_theta = 10000.0;
     o->rms_norm_eps = 1e-5;
+    o->mp = 1;
+    o->multiple_of = 256;
+    o->format = GM_FMT_SAFETENSORS;
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu;
     *help = 0;
@@ -301,6 +316,23 @@ static tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o,
         case OPT_THREADS:
             st = gm_parse_int("threads", a, 1, GM_MAX_THREADS, &o->threads);
             break;
+        case OPT_FORMAT:
+            if (strcmp(a, "safetensors") == 0)
+                o->format = GM_FMT_SAFETENSORS;
+            else if (strcmp(a, "bin") == 0)
+                o->format = GM_FMT_BIN;
+            else if (strcmp(a, "meta") == 0)
+                o->format = GM_FMT_META;
+            else
+                st = tc_fail(TC_E_USAGE, "--format: '%s' is not safetensors, "
+                             "bin or meta", a);
+            break;
+        case OPT_MP:
+            st = gm_parse_int("mp", a, 1, 64, &o->mp);
+            break;
+        case OPT_MULTIPLE_OF:
+            st = gm_parse_int("multiple_of", a, 1, GM_MAX_DIM, &o->multiple_of);
+            break;
         case OPT_HELP:
             *help = 1;
             return TC_OK;
@@ -331,6 +363,23 @@ static tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o,
                            "--heads %lld; give --head_dim",
                            (long long)o->hidden, (long long)o->heads);
         o->head_dim = o->hidden / o->heads;
+    }
+    if (o->format != GM_FMT_META && o->mp != 1)
+        return tc_fail(TC_E_USAGE, "--mp needs --format meta");
+    if (o->format == GM_FMT_META) {
+        /* What a Meta checkpoint can express (docs/genmodel.md). */
+        if (o->tied || o->attention_bias || o->arch != GM_ARCH_LLAMA ||
+            o->head_dim * o->heads != o->hidden || o->shards != 1)
+            return tc_fail(TC_E_USAGE, "--format meta: no --tied, --attention_bias, "
+                           "--arch mistral, --shards or a head_dim other than "
+                           "hidden / heads (Meta checkpoints have none of these)");
+        if (o->rope == GM_ROPE_LINEAR || o->rope == GM_ROPE_DYNAMIC)
+            return tc_fail(TC_E_USAGE, "--format meta: --rope_scaling may only be "
+                           "none or llama3 (use_scaled_rope)");
+        if (o->kv_heads % o->mp || o->intermediate % o->mp ||
+            o->vocab % o->mp || o->hidden % o->mp)
+            return tc_fail(TC_E_USAGE, "--mp %lld must divide --kv_heads, --heads, "
+                           "--intermediate, --vocab and --hidden", (long long)o->mp);
     }
     return TC_OK;
 }
@@ -1183,6 +1232,309 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
+/* torch.save layout (--format bin / meta)                               */
+
+/* One tensor of a torch file: its values are those of HF tensor src, at
+ * HF element gm_src_index(f, k) for file element k. */
+struct gm_ftensor {
+    const struct gm_tensor *src;
+    char name[GM_NAME_MAX];
+    int ndim;
+    int64_t shape[2];      /* this file's part */
+    uint64_t nelem;
+    int split;             /* -1 whole, 0 rows, 1 columns (Meta MP) */
+    int64_t part, nparts;
+    int64_t rope_d;        /* > 0: Meta's interleaved q/k rows */
+};
+
+/* Meta row m of head h (m = h*d + 2i + half) holds HF row h*d + half*d/2 + i:
+ * the inverse of the permutation TensorRT-LLM's load_from_meta_llama and
+ * transformers' convert_llama_weights_to_hf.py apply. */
+static uint64_t gm_src_index(const struct gm_ftensor *f, uint64_t k)
+{
+    uint64_t cols = f->ndim == 2 ? (uint64_t)f->shape[1] : 1;
+    uint64_t row = k / cols, col = k % cols;
+    if (f->split == 0) {
+        uint64_t m = (uint64_t)f->part * (uint64_t)f->shape[0] + row;
+        if (f->rope_d > 0) {
+            uint64_t d = (uint64_t)f->rope_d, h = m / d, j = m % d;
+            m = h * d + (j % 2) * (d / 2) + j / 2;
+        }
+        return m * cols + col;
+    }
+    if (f->split == 1)
+        return row * cols * (uint64_t)f->nparts + (uint64_t)f->part * cols + col;
+    return k;
+}
+
+/* F32 value of HF element i of t, --special_values included. */
+static float gm_value_special(const struct gm_tensor *t, tc_float_type ft, uint64_t i)
+{
+    if (t->special) {
+        const uint32_t *sv;
+        size_t ns;
+        gm_special_list(ft, &sv, &ns);
+        if (i < ns && i < t->nelem)
+            return gm_f32_of_bits(sv[i]);
+    }
+    return gm_value(t, i);
+}
+
+static tc_status gm_write_torch_file(const struct gm_opts *o, const struct gm_ftensor *ft,
+                                     size_t n, bool ordered, const char *path,
+                                     const char *prefix, uint64_t *fbytes)
+{
+    tc_status st = TC_OK;
+    tc_tw_tensor *tw = calloc(n ? n : 1, sizeof *tw);
+    tc_zipw_entry *e = calloc(n + 3, sizeof *e);
+    char (*names)[GM_NAME_MAX + 64] = calloc(n + 3, sizeof *names);
+    unsigned char *pkl = NULL, *part = NULL, *chunk = NULL;
+    float *f32 = NULL;
+    size_t pkl_len = 0, part_len = 0;
+    uint64_t cd = 0;
+    int fd = -1;
+    const tc_dtype dt = tc_float_type_dtype(o->ft);
+    const unsigned es = tc_dtype_bits(dt) / 8;
+
+    f32 = malloc(GM_SCRATCH_ELEMS * sizeof *f32);
+    chunk = malloc(GM_SCRATCH_ELEMS * 4);
+    if (!tw || !e || !names || !f32 || !chunk) {
+        st = tc_fail(TC_E_INTERNAL, "%s: out of memory", path);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tw[i].name = ft[i].name;
+        tw[i].dtype = dt;
+        tw[i].ndim = ft[i].ndim;
+        tw[i].shape[0] = ft[i].shape[0];
+        tw[i].shape[1] = ft[i].shape[1];
+    }
+    if ((st = tc_tw_pickle(tw, n, ordered, &pkl, &pkl_len)) != TC_OK)
+        goto done;
+    snprintf(names[0], sizeof names[0], "%s/data.pkl", prefix);
+    e[0].size = pkl_len;
+    e[0].crc32 = tc_crc32(0, pkl, pkl_len);
+    snprintf(names[1], sizeof names[1], "%s/byteorder", prefix);
+    e[1].size = 6;
+    e[1].crc32 = tc_crc32(0, "little", 6);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[2 + i], sizeof names[2 + i], "%s/data/%zu", prefix, i);
+        e[2 + i].size = ft[i].nelem * es;
+    }
+    snprintf(names[n + 2], sizeof names[n + 2], "%s/version", prefix);
+    e[n + 2].size = 2;
+    e[n + 2].crc32 = tc_crc32(0, "3\n", 2);
+    for (size_t i = 0; i < n + 3; i++)
+        e[i].name = names[i];
+    if ((st = tc_zipw_layout(e, n + 3, &cd)) != TC_OK)
+        goto done;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        st = tc_fail(TC_E_IO, "%s: open: %s", path, strerror(errno));
+        goto done;
+    }
+    if ((st = gm_pwrite_all(fd, pkl, pkl_len, e[0].data_offset, path)) != TC_OK ||
+        (st = gm_pwrite_all(fd, "little", 6, e[1].data_offset, path)) != TC_OK ||
+        (st = gm_pwrite_all(fd, "3\n", 2, e[n + 2].data_offset, path)) != TC_OK)
+        goto done;
+    /* Storages, in order, with their CRC computed as they are written. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t crc = 0;
+        for (uint64_t k0 = 0; k0 < ft[i].nelem; k0 += GM_SCRATCH_ELEMS) {
+            size_t m = ft[i].nelem - k0 < GM_SCRATCH_ELEMS ? (size_t)(ft[i].nelem - k0)
+                                                            : GM_SCRATCH_ELEMS;
+            for (size_t k = 0; k < m; k++)
+                f32[k] = gm_value_special(ft[i].src, o->ft, gm_src_index(&ft[i], k0 + k));
+            tc_convert(chunk, dt, f32, TC_DT_F32, m);
+            crc = tc_crc32(crc, chunk, m * es);
+            if ((st = gm_pwrite_all(fd, chunk, m * es, e[2 + i].data_offset + k0 * es,
+                                    path)) != TC_OK)
+                goto done;
+        }
+        e[2 + i].crc32 = crc;
+    }
+    for (size_t i = 0; i < n + 3; i++) {
+        if ((st = tc_zipw_local(&e[i], &part, &part_len)) != TC_OK ||
+            (st = gm_pwrite_all(fd, part, part_len, e[i].header_offset, path)) != TC_OK)
+            goto done;
+        free(part);
+        part = NULL;
+    }
+    if ((st = tc_zipw_tail(e, n + 3, cd, &part, &part_len)) != TC_OK ||
+        (st = gm_pwrite_all(fd, part, part_len, cd, path)) != TC_OK)
+        goto done;
+    if (close(fd) != 0) {
+        fd = -1;
+        st = tc_fail(TC_E_IO, "%s: close: %s", path, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    *fbytes = cd + part_len;
+done:
+    if (fd >= 0)
+        close(fd);
+    free(part);
+    free(chunk);
+    free(f32);
+    free(pkl);
+    free(names);
+    free(e);
+    free(tw);
+    return st;
+}
+
+/* pytorch_model.bin, or pytorch_model-0000k-of-0000N.bin plus
+ * pytorch_model.bin.index.json: the HF tensors as they are. */
+static tc_status gm_write_bin(const struct gm_opts *o, struct gm_model *m, char (*fnames)[64],
+                              size_t *total_tensors, uint64_t *total_bytes)
+{
+    tc_status st = TC_OK;
+    char path[4096], prefix[64];
+    struct gm_ftensor *ft = calloc(m->n, sizeof *ft);
+    if (!ft)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    for (int64_t s = 0; s < o->shards && st == TC_OK; s++) {
+        size_t n = 0;
+        for (size_t i = m->first[s]; i < m->first[s + 1]; i++, n++) {
+            const struct gm_tensor *t = &m->t[i];
+            ft[n].src = t;
+            memcpy(ft[n].name, t->name, sizeof ft[n].name);
+            ft[n].ndim = t->ndim;
+            ft[n].shape[0] = t->shape[0];
+            ft[n].shape[1] = t->shape[1];
+            ft[n].nelem = t->nelem;
+            ft[n].split = -1;
+        }
+        /* torch.save names the archive directory after the file's stem. */
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(fnames[s]) - 4), fnames[s]);
+        uint64_t fb = 0;
+        st = gm_join(path, sizeof path, o->out, fnames[s]);
+        if (st == TC_OK)
+            st = gm_write_torch_file(o, ft, n, true, path, prefix, &fb);
+        if (st == TC_OK) {
+            printf("%s: %zu tensors, %llu bytes\n", fnames[s], n, (unsigned long long)fb);
+            *total_tensors += n;
+            *total_bytes += fb;
+        }
+    }
+    free(ft);
+    return st;
+}
+
+static tc_status gm_write_params(const struct gm_opts *o, const char *path)
+{
+    struct gm_buf b = { NULL, 0, 0, 0 };
+    char eps[64], theta[64];
+    tc_status st;
+    gm_fmt_float(o->rms_norm_eps, eps);
+    gm_fmt_float(o->rope_theta, theta);
+    /* TensorRT-LLM's from_meta_ckpt: multiple_of * ceil(int(8 dim / 3) /
+     * multiple_of) unless hidden_dim is given. */
+    int64_t x = (int64_t)((double)(o->hidden * 8) / 3.0);
+    int64_t formula = o->multiple_of * ((x + o->multiple_of - 1) / o->multiple_of);
+    gm_buf_printf(&b, "{\"dim\": %lld, \"multiple_of\": %lld, ", (long long)o->hidden,
+                  (long long)o->multiple_of);
+    if (formula != o->intermediate)
+        gm_buf_printf(&b, "\"hidden_dim\": %lld, ", (long long)o->intermediate);
+    gm_buf_printf(&b, "\"n_heads\": %lld, \"n_kv_heads\": %lld, \"n_layers\": %lld, "
+                  "\"norm_eps\": %s, \"rope_theta\": %s, ", (long long)o->heads,
+                  (long long)o->kv_heads, (long long)o->layers, eps, theta);
+    if (o->rope == GM_ROPE_LLAMA3)
+        gm_buf_printf(&b, "\"use_scaled_rope\": true, ");
+    gm_buf_printf(&b, "\"vocab_size\": %lld}\n", (long long)o->vocab);
+    if (b.oom)
+        st = tc_fail(TC_E_INTERNAL, "%s: out of memory", path);
+    else
+        st = gm_write_text(path, b.p);
+    free(b.p);
+    return st;
+}
+
+/* params.json + consolidated.NN.pth for NN < --mp, in Meta's state_dict
+ * order and names, each tensor split along its model-parallel dimension. */
+static tc_status gm_write_meta(const struct gm_opts *o, struct gm_model *m,
+                               size_t *total_tensors, uint64_t *total_bytes)
+{
+    static const struct { const char *hf, *meta; int split; int rope; } map[] = {
+        { "self_attn.q_proj.weight", "attention.wq.weight", 0, 1 },
+        { "self_attn.k_proj.weight", "attention.wk.weight", 0, 1 },
+        { "self_attn.v_proj.weight", "attention.wv.weight", 0, 0 },
+        { "self_attn.o_proj.weight", "attention.wo.weight", 1, 0 },
+        { "mlp.gate_proj.weight", "feed_forward.w1.weight", 0, 0 },
+        { "mlp.down_proj.weight", "feed_forward.w2.weight", 1, 0 },
+        { "mlp.up_proj.weight", "feed_forward.w3.weight", 0, 0 },
+        { "input_layernorm.weight", "attention_norm.weight", -1, 0 },
+        { "post_attention_layernorm.weight", "ffn_norm.weight", -1, 0 },
+    };
+    tc_status st = TC_OK;
+    char path[4096], fname[64], prefix[64], hfname[GM_NAME_MAX];
+    size_t cap = 3 + (size_t)o->layers * 9;
+    struct gm_ftensor *ft = calloc(cap, sizeof *ft);
+    if (!ft)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    if ((st = gm_join(path, sizeof path, o->out, "params.json")) != TC_OK ||
+        (st = gm_write_params(o, path)) != TC_OK)
+        goto done;
+    for (int64_t p = 0; p < o->mp; p++) {
+        size_t n = 0;
+#define GM_FT(hf_, meta_, split_, rope_)                                         \
+        do {                                                                    \
+            const struct gm_tensor *t_ = NULL;                                  \
+            for (size_t i_ = 0; i_ < m->n; i_++)                                \
+                if (strcmp(m->t[i_].name, hf_) == 0)                            \
+                    t_ = &m->t[i_];                                             \
+            if (!t_) {                                                          \
+                st = tc_fail(TC_E_INTERNAL, "no tensor %s", hf_);               \
+                goto done;                                                      \
+            }                                                                   \
+            struct gm_ftensor *f_ = &ft[n++];                                   \
+            f_->src = t_;                                                       \
+            snprintf(f_->name, sizeof f_->name, "%s", meta_);                   \
+            f_->ndim = t_->ndim;                                                \
+            f_->shape[0] = t_->shape[0];                                        \
+            f_->shape[1] = t_->shape[1];                                        \
+            f_->split = o->mp > 1 ? (split_) : -1;                              \
+            f_->part = p;                                                       \
+            f_->nparts = o->mp;                                                 \
+            f_->rope_d = (rope_) ? o->head_dim : 0;                             \
+            if ((split_) == 0 && o->mp > 1)                                     \
+                f_->shape[0] /= o->mp;                                          \
+            if ((split_) == 1 && o->mp > 1)                                     \
+                f_->shape[1] /= o->mp;                                          \
+            if ((rope_) && o->mp == 1)                                          \
+                f_->split = 0;                                                  \
+            f_->nelem = (uint64_t)f_->shape[0] *                                \
+                        (uint64_t)(f_->ndim == 2 ? f_->shape[1] : 1);           \
+        } while (0)
+        GM_FT("model.embed_tokens.weight", "tok_embeddings.weight", 1, 0);
+        for (int64_t L = 0; L < o->layers; L++) {
+            for (size_t k = 0; k < sizeof map / sizeof map[0]; k++) {
+                char mname[GM_NAME_MAX];
+                snprintf(hfname, sizeof hfname, "model.layers.%lld.%s", (long long)L, map[k].hf);
+                snprintf(mname, sizeof mname, "layers.%lld.%s", (long long)L, map[k].meta);
+                GM_FT(hfname, mname, map[k].split, map[k].rope);
+            }
+        }
+        GM_FT("model.norm.weight", "norm.weight", -1, 0);
+        GM_FT("lm_head.weight", "output.weight", 0, 0);
+#undef GM_FT
+        snprintf(fname, sizeof fname, "consolidated.%02lld.pth", (long long)p);
+        snprintf(prefix, sizeof prefix, "consolidated.%02lld", (long long)p);
+        uint64_t fb = 0;
+        if ((st = gm_join(path, sizeof path, o->out, fname)) != TC_OK ||
+            (st = gm_write_torch_file(o, ft, n, false, path, prefix, &fb)) != TC_OK)
+            goto done;
+        printf("%s: %zu tensors, %llu bytes\n", fname, n, (unsigned long long)fb);
+        *total_tensors += n;
+        *total_bytes += fb;
+    }
+done:
+    free(ft);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
 /* Main                                                                 */
 
 static tc_status gm_run(const struct gm_opts *o)
@@ -1207,11 +1559,12 @@ static tc_status gm_run(const struct gm_opts *o)
         st = tc_fail(TC_E_INTERNAL, "out of memory");
         goto done;
     }
+    const int bin = o->format == GM_FMT_BIN;
     for (s = 0; s < o->shards; s++) {
         int len = o->shards == 1
-            ? snprintf(fnames[s], sizeof fnames[s], "model.safetensors")
+            ? snprintf(fnames[s], sizeof fnames[s], bin ? "pytorch_model.bin" : "model.safetensors")
             : snprintf(fnames[s], sizeof fnames[s],
-                       "model-%05lld-of-%05lld.safetensors",
+                       bin ? "pytorch_model-%05lld-of-%05lld.bin" : "model-%05lld-of-%05lld.safetensors",
                        (long long)s + 1, (long long)o->shards);
         if (len < 0 || (size_t)len >= sizeof fnames[s]) {
             st = tc_fail(TC_E_INTERNAL, "shard name too long");
@@ -1219,12 +1572,46 @@ static tc_status gm_run(const struct gm_opts *o)
         }
     }
 
+    if (o->format == GM_FMT_META) {
+        st = gm_write_meta(o, &m, &total_tensors, &total_file_bytes);
+        if (st != TC_OK)
+            goto done;
+        goto report;
+    }
     st = gm_join(path, sizeof path, o->out, "config.json");
     if (st != TC_OK)
         goto done;
     st = gm_write_config(o, path);
     if (st != TC_OK)
         goto done;
+    if (bin) {
+        /* Safetensors take precedence in a model directory: remove them. */
+        static const char *const stale[] = { "model.safetensors",
+                                             "model.safetensors.index.json" };
+        for (size_t k = 0; k < 2; k++) {
+            st = gm_join(path, sizeof path, o->out, stale[k]);
+            if (st != TC_OK)
+                goto done;
+            if (unlink(path) != 0 && errno != ENOENT) {
+                st = tc_fail(TC_E_IO, "%s: unlink: %s", path, strerror(errno));
+                goto done;
+            }
+        }
+        st = gm_join(path, sizeof path, o->out, o->shards == 1
+                     ? "pytorch_model.bin.index.json" : "pytorch_model.bin");
+        if (st == TC_OK && unlink(path) != 0 && errno != ENOENT)
+            st = tc_fail(TC_E_IO, "%s: unlink: %s", path, strerror(errno));
+        if (st == TC_OK)
+            st = gm_write_bin(o, &m, fnames, &total_tensors, &total_file_bytes);
+        if (st == TC_OK && o->shards > 1) {
+            st = gm_join(path, sizeof path, o->out, "pytorch_model.bin.index.json");
+            if (st == TC_OK)
+                st = gm_write_index(&m, fnames, path);
+        }
+        if (st != TC_OK)
+            goto done;
+        goto report;
+    }
 
     /* Remove the other layout's entry point so a directory reused with a
      * different --shards is not ambiguous. */
@@ -1260,9 +1647,10 @@ static tc_status gm_run(const struct gm_opts *o)
         if (st != TC_OK)
             goto done;
     }
+report:
     dt = tc_now_seconds() - t0;
     printf("total: %lld files, %zu tensors, %llu bytes (%llu data) in %.2f s, "
-           "%.0f MB/s\n", (long long)o->shards, total_tensors,
+           "%.0f MB/s\n", (long long)(o->format == GM_FMT_META ? o->mp : o->shards), total_tensors,
            (unsigned long long)total_file_bytes,
            (unsigned long long)m.total_bytes, dt,
            dt > 0 ? (double)total_file_bytes / dt / 1e6 : 0.0);

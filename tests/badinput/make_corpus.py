@@ -91,3 +91,73 @@ w("calib_negative_id.jsonl", '{"input_ids": [-1]}\n')
 w("calib_fractional_id.jsonl", '{"input_ids": [1.5]}\n')
 w("calib_empty.jsonl", "\n\n")
 w("calib_ids_not_array.jsonl", '{"input_ids": "1 2 3"}\n')
+
+# ---- torch.save archives (pytorch_model.bin / consolidated.NN.pth) ----
+# Built with Python's own zipfile (an implementation independent of
+# trtconv's), pickles written opcode by opcode so nothing is ever pickled
+# from a live object. See src/torchfile.c for the rules they break.
+import io, zipfile
+
+def torch_zip(name, pkl, storages=(), compress=zipfile.ZIP_STORED, patch=None):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compress) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/byteorder", b"little")
+        for i, s in enumerate(storages):
+            z.writestr("archive/data/%d" % i, s)
+        z.writestr("archive/version", b"3\n")
+    data = bytearray(buf.getvalue())
+    if patch:
+        patch(data)
+    w(name, bytes(data))
+
+def binu(s):
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+def tensor_dict(numel, off, shape, stride):
+    """{"w": tensor} in torch.save's protocol-2 opcode sequence."""
+    t = lambda v: b"".join(b"K" + bytes([x]) for x in v) + {1: b"\x85", 2: b"\x86"}[len(v)]
+    return (b"\x80\x02}q\x00" + binu("w") + b"q\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02((" +
+            binu("storage") + b"q\x03ctorch\nFloatStorage\nq\x04" + binu("0") + b"q\x05" +
+            binu("cpu") + b"q\x06K" + bytes([numel]) + b"tq\x07QK" + bytes([off]) + t(shape) +
+            b"q\x08" + t(stride) + b"q\x09\x89ccollections\nOrderedDict\nq\x0a)Rq\x0btq\x0cRq\x0ds.")
+
+torch_zip("torch_os_system.bin", b"\x80\x02cos\nsystem\nq\x00" + binu("touch /tmp/trtconv_pwned") +
+          b"q\x01\x85q\x02Rq\x03.")
+torch_zip("torch_reduce_storage_class.bin", b"\x80\x02ctorch\nFloatStorage\n)R.")
+torch_zip("torch_deep_nesting.bin", b"\x80\x02N" + b"\x85" * 40 + b".")
+torch_zip("torch_huge_length.bin", b"\x80\x02X\xf0\xff\xff\xffabc.")
+torch_zip("torch_protocol4.bin", b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00}.")
+torch_zip("torch_inst_opcode.bin", b"\x80\x02(ios\nsystem\n.")
+torch_zip("torch_transposed.bin", tensor_dict(6, 0, (3, 2), (1, 3)), [b"\0" * 24])
+torch_zip("torch_outside_storage.bin", tensor_dict(6, 2, (2, 3), (3, 1)), [b"\0" * 24])
+torch_zip("torch_storage_size.bin", tensor_dict(6, 0, (2, 3), (3, 1)), [b"\0" * 20])
+torch_zip("torch_deflate.bin", tensor_dict(6, 0, (2, 3), (3, 1)), [b"\0" * 24],
+          compress=zipfile.ZIP_DEFLATED)
+
+def grow_first_entry(d):
+    # Central record of archive/data.pkl: sizes +64, running into the next entry.
+    c = d.index(b"PK\x01\x02")
+    for off in (20, 24):
+        v = struct.unpack_from("<I", d, c + off)[0]
+        struct.pack_into("<I", d, c + off, v + 64)
+torch_zip("torch_overlap.bin", tensor_dict(6, 0, (2, 3), (3, 1)), [b"\0" * 24],
+          patch=grow_first_entry)
+w("torch_not_zip.bin", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.")
+
+# ---- Meta params.json ----
+meta = {"dim": 64, "multiple_of": 32, "n_heads": 4, "n_layers": 2, "norm_eps": 1e-5, "vocab_size": -1}
+def params(name, **kw):
+    c = dict(meta)
+    for k, v in kw.items():
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    w(name, json.dumps(c))
+params("params_no_norm_eps.json", norm_eps=None)
+params("params_kv_not_dividing.json", n_kv_heads=3)
+params("params_dim_not_dividing.json", dim=66)
+params("params_negative_multiplier.json", ffn_dim_multiplier=-1.3)
+params("params_scaled_rope_string.json", use_scaled_rope="yes")

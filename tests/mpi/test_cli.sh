@@ -15,7 +15,11 @@ rc=0; run_np 2 --model_dir "$M" --no_such_flag || rc=$?
 rc=0; run_np 1 --model_dir "$M" --tp_size two || rc=$?
 [ $rc -eq 2 ] && grep -q "tp_size" "$WORK/last.log" && pass "bad integer" || fail "bad integer rc $rc"
 
-for flag in "--fp8_kv_cache" "--meta_ckpt_dir $M"; do
+rc=0; run_np 1 --model_dir "$M" --meta_ckpt_dir "$M" || rc=$?
+[ $rc -eq 2 ] && grep -q "exclude each other" "$WORK/last.log" &&
+    pass "--model_dir with --meta_ckpt_dir refused" || { fail "model+meta rc $rc"; cat "$WORK/last.log"; }
+
+for flag in "--fp8_kv_cache"; do
     rc=0; run_np 1 --model_dir "$M" $flag || rc=$?
     [ $rc -eq 2 ] && grep -q "not supported" "$WORK/last.log" && pass "refused: $flag" ||
         { fail "$flag rc $rc"; cat "$WORK/last.log"; }

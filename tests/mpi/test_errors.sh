@@ -109,8 +109,8 @@ expect_fail one_rank_fails 3 "rank [0-9]+ on .*$SHARD2" 4 --model_dir "$WORK/m" 
 grep -q "rank(s) failed during plan" "$WORK/last.log" && pass "rank 0 prints a failure summary" ||
     fail "failure summary missing"
 
-# The .bin format is refused clearly until it is supported.
+# A pytorch_model.bin that is not a torch.save archive is refused, naming it.
 fresh; rm -f "$WORK/m"/*.safetensors "$WORK/m"/*.json.index; rm -f "$WORK/m/model.safetensors.index.json"
 touch "$WORK/m/pytorch_model.bin"
-expect_fail bin_not_supported 3 "pytorch_model|\.bin" 1 --model_dir "$WORK/m"
+expect_fail bin_not_a_zip 3 "pytorch_model.bin: not a zip archive" 1 --model_dir "$WORK/m"
 finish

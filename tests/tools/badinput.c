@@ -3,7 +3,7 @@
  *
  * cases.tsv, one case per line (# comments):
  *   READER <TAB> FILE <TAB> STATUS <TAB> MESSAGE
- * READER is safetensors | config | index | calib; FILE is under FILES_DIR;
+ * READER is safetensors | config | index | calib | torch | params (Meta params.json); FILE is under FILES_DIR;
  * STATUS the tc_status number; MESSAGE the exact first error the reader
  * reports, with {file} standing for the file's path.
  * Usage: tc-badinput CASES_TSV FILES_DIR [--print]   (--print: show what
@@ -18,12 +18,19 @@
 #include "trtconv/log.h"
 #include "trtconv/safetensors.h"
 #include "trtconv/tokens.h"
+#include "trtconv/torchfile.h"
 
 static tc_status run_reader(const char *reader, const char *path)
 {
     if (strcmp(reader, "safetensors") == 0) {
         tc_st_file *f = NULL;
         tc_status st = tc_st_open(path, &f, NULL);
+        tc_st_close(f);
+        return st;
+    }
+    if (strcmp(reader, "torch") == 0) {
+        tc_st_file *f = NULL;
+        tc_status st = tc_torch_open(path, &f);
         tc_st_close(f);
         return st;
     }
@@ -39,7 +46,12 @@ static tc_status run_reader(const char *reader, const char *path)
     tc_status st = tc_read_small_file(path, 1u << 24, &text, &len);
     if (st != TC_OK)
         return st;
-    if (strcmp(reader, "config") == 0) {
+    if (strcmp(reader, "params") == 0) {
+        tc_hf_config cfg;
+        st = tc_meta_params_parse(path, text, len, &cfg);
+        if (st == TC_OK)
+            tc_hf_config_free(&cfg);
+    } else if (strcmp(reader, "config") == 0) {
         tc_hf_config cfg;
         st = tc_hf_config_parse(path, text, len, &cfg);
         if (st == TC_OK)

@@ -772,7 +772,7 @@ START_TEST(find_should_be_safe_from_many_threads)
 }
 END_TEST
 
-START_TEST(open_should_explain_a_directory_without_safetensors_weights)
+START_TEST(open_should_explain_a_directory_without_weights)
 {
     char *dir = make_tmpdir();
     write_text(dir, "config.json", minimal);
@@ -781,17 +781,75 @@ START_TEST(open_should_explain_a_directory_without_safetensors_weights)
     tc_clear_first_error();
     ck_assert_int_eq(tc_hf_open(dir, &m), TC_E_INPUT);
     ck_assert_ptr_null(m);
-    ck_assert_ptr_nonnull(strstr(tc_first_error(), "no model.safetensors or "
-                                                   "model.safetensors.index.json in"));
-    ck_assert_ptr_null(strstr(tc_first_error(), ".bin"));
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "none of model.safetensors, "
+                                                   "model.safetensors.index.json, "
+                                                   "pytorch_model.bin, "
+                                                   "pytorch_model.bin.index.json"));
 
+    /* A pytorch_model.bin makes it a .bin model; the file is validated
+     * when a tensor is first looked up (lazily, like a shard). */
     write_text(dir, "pytorch_model.bin", "x");
     tc_clear_first_error();
-    ck_assert_int_eq(tc_hf_open(dir, &m), TC_E_INPUT);
-    ck_assert_ptr_nonnull(strstr(tc_first_error(), ".bin"));
-    ck_assert_ptr_nonnull(strstr(tc_first_error(), "not supported yet"));
+    ck_assert_int_eq(tc_hf_open(dir, &m), TC_OK);
+    ck_assert_int_eq(m->format, TC_HF_TORCH);
+    const tc_st_file *f = NULL;
+    const tc_st_tensor *t = NULL;
+    ck_assert_int_eq(tc_hf_find_tensor(m, "model.norm.weight", &f, &t), TC_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "pytorch_model.bin: not a zip archive"));
+    tc_hf_close(m);
+
+    /* Safetensors win over .bin when both are present, as in transformers. */
+    write_text(dir, "model.safetensors", "y");
+    ck_assert_int_eq(tc_hf_open(dir, &m), TC_OK);
+    ck_assert_int_eq(m->format, TC_HF_SAFETENSORS);
+    tc_hf_close(m);
     tc_log_set_quiet(0);
     remove_tmpdir(dir);
+}
+END_TEST
+
+/* Meta's params.json of published checkpoints: the intermediate size from
+ * dim, multiple_of and ffn_dim_multiplier (TensorRT-LLM from_meta_ckpt,
+ * Meta's FeedForward) must be the one their Hugging Face configs state. */
+START_TEST(meta_params_should_give_the_published_intermediate_sizes)
+{
+    static const struct { const char *json; int64_t inter, kv, vocab; } cases[] = {
+        /* Llama-2-7B: 11008, vocab -1 -> 32000 */
+        { "{\"dim\": 4096, \"multiple_of\": 256, \"n_heads\": 32, \"n_layers\": 32, "
+          "\"norm_eps\": 1e-05, \"vocab_size\": -1}", 11008, 32, 32000 },
+        /* Llama-2-70B: 28672 */
+        { "{\"dim\": 8192, \"multiple_of\": 4096, \"ffn_dim_multiplier\": 1.3, "
+          "\"n_heads\": 64, \"n_kv_heads\": 8, \"n_layers\": 80, \"norm_eps\": 1e-05, "
+          "\"vocab_size\": -1}", 28672, 8, 32000 },
+        /* Llama-3-8B: 14336 */
+        { "{\"dim\": 4096, \"n_layers\": 32, \"n_heads\": 32, \"n_kv_heads\": 8, "
+          "\"vocab_size\": 128256, \"multiple_of\": 1024, \"ffn_dim_multiplier\": 1.3, "
+          "\"norm_eps\": 1e-05, \"rope_theta\": 500000.0}", 14336, 8, 128256 },
+        /* Llama-3.1-405B: 53248 */
+        { "{\"dim\": 16384, \"n_layers\": 126, \"n_heads\": 128, \"n_kv_heads\": 8, "
+          "\"vocab_size\": 128256, \"ffn_dim_multiplier\": 1.2, \"multiple_of\": 4096, "
+          "\"norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"use_scaled_rope\": true}",
+          53248, 8, 128256 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tc_hf_config c;
+        ck_assert_msg(tc_meta_params_parse("params.json", cases[i].json, strlen(cases[i].json),
+                                           &c) == TC_OK, "%s", tc_first_error());
+        ck_assert_int_eq(c.intermediate_size, cases[i].inter);
+        ck_assert_int_eq(c.num_key_value_heads, cases[i].kv);
+        ck_assert_int_eq(c.vocab_size, cases[i].vocab);
+        ck_assert_int_eq(c.max_position_embeddings, 2048);
+        ck_assert(c.has_torch_dtype && c.torch_dtype == TC_FT_BFLOAT16);
+        ck_assert_int_eq(c.head_dim, c.hidden_size / c.num_attention_heads);
+        if (i == 3) {
+            ck_assert_ptr_nonnull(c.rope_scaling);
+            ck_assert_str_eq(cJSON_GetObjectItem(c.rope_scaling, "type")->valuestring, "llama3");
+            ck_assert(c.rope_theta == 500000.0);
+        } else {
+            ck_assert_ptr_null(c.rope_scaling);
+        }
+        tc_hf_config_free(&c);
+    }
 }
 END_TEST
 
@@ -842,7 +900,8 @@ static Suite *hf_model_suite(void)
     tcase_add_test(tc, find_should_fail_when_a_shard_named_by_the_index_is_missing);
     tcase_add_test(tc, single_file_model_should_resolve_tensors_from_model_safetensors);
     tcase_add_test(tc, find_should_be_safe_from_many_threads);
-    tcase_add_test(tc, open_should_explain_a_directory_without_safetensors_weights);
+    tcase_add_test(tc, open_should_explain_a_directory_without_weights);
+    tcase_add_test(tc, meta_params_should_give_the_published_intermediate_sizes);
     tcase_add_test(tc, open_should_refuse_a_directory_without_config_json);
     suite_add_tcase(s, tc);
     return s;

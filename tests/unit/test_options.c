@@ -534,7 +534,6 @@ END_TEST
 START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
 {
     static const char *const cases[][3] = {
-        { "--meta_ckpt_dir", "X", NULL },
         { "--weight_only_precision", "int4_gptq", NULL },
         { "--per_group", NULL, NULL },
         { "--fp8_kv_cache", NULL, NULL },
@@ -559,7 +558,22 @@ END_TEST
 START_TEST(opts_parse_should_name_the_refused_flag)
 {
     expect_usage_error("--fp8_kv_cache", "--fp8_kv_cache", NULL);
-    expect_usage_error("--meta_ckpt_dir", "--meta_ckpt_dir", "X", NULL);
+}
+END_TEST
+
+START_TEST(opts_parse_should_take_meta_ckpt_dir_but_not_with_model_dir)
+{
+    parse_result r;
+    parse_ok(&r, "--meta_ckpt_dir", "/ckpt/llama-2-7b", "--dtype", "auto", NULL);
+    ck_assert_str_eq(r.o.meta_ckpt_dir, "/ckpt/llama-2-7b");
+    ck_assert_ptr_null(r.o.model_dir);
+    ck_assert(r.o.dtype_auto);
+    result_free(&r);
+    parse(&r, "--model_dir", "m", "--meta_ckpt_dir", "X", NULL);
+    ck_assert_int_eq(r.st, TC_E_USAGE);
+    ck_assert_msg(strstr(r.err, "--model_dir and --meta_ckpt_dir exclude each other") != NULL,
+                  "%s", r.err);
+    result_free(&r);
 }
 END_TEST
 
@@ -781,6 +795,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, opts_parse_should_accept_weight_only_flags_like_argparse);
     tcase_add_test(tc, opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet);
     tcase_add_test(tc, opts_parse_should_name_the_refused_flag);
+    tcase_add_test(tc, opts_parse_should_take_meta_ckpt_dir_but_not_with_model_dir);
     tcase_add_test(tc, opts_parse_should_read_the_smoothquant_and_calibration_flags);
     tcase_add_test(tc, opts_parse_should_accept_the_loading_flags_that_change_nothing);
     tcase_add_test(tc, opts_parse_should_refuse_mixture_of_experts);
