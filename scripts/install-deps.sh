@@ -4,7 +4,7 @@
 # Installs only what is missing (needs root or sudo). CUDA is optional: when
 # /usr/local/cuda/bin/nvcc exists the build also compiles kernels/.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libcjson-dev check
+PKGS=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libcjson-dev libpcre2-dev check
       libhdf5-openmpi-dev hdf5-tools ca-certificates clang libclang-rt-14-dev bc iproute2
       python3-yaml python3-jsonschema python3-kubernetes)
 missing=()
