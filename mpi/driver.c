@@ -639,6 +639,12 @@ static tc_status add_input(input_file **v, size_t *n, const char *path_or_dir, c
     return TC_OK;
 }
 
+/* Where calibration text lines find their tokenizer (tokenizer.h). */
+static const char *calib_tokenizer_dir(const tc_opts *o)
+{
+    return o->tokenizer_dir ? o->tokenizer_dir : o->model_dir ? o->model_dir : o->meta_ckpt_dir;
+}
+
 /* What determines this run's bytes, as canonical text and its SHA-256
  * (manifest.h). Every rank builds the same text: parameters locally; input
  * fingerprints spread over the ranks (file i on rank i % N, or on the only
@@ -690,6 +696,19 @@ static tc_status run_fingerprint(const tc_comm *c, const tc_opts *o, const tc_hf
         st = add_input(&files, &n, o->calib_stats, NULL, 0); /* only rank 0 reads it */
     else if (st == TC_OK && o->calibrate)
         st = add_input(&files, &n, o->calib_dataset, NULL, -1);
+    if (st == TC_OK && o->calibrate && !o->calib_stats) {
+        /* Text lines go through the tokenizer: its files decide the ids. */
+        static const char *const tok_files[] = {"tokenizer_config.json", "tokenizer.model",
+                                                "tokenizer.json"};
+        const char *tdir = calib_tokenizer_dir(o);
+        char path[4096];
+        struct stat sb;
+        for (int i = 0; i < 3 && st == TC_OK; i++) {
+            snprintf(path, sizeof path, "%s/%s", tdir, tok_files[i]);
+            if (stat(path, &sb) == 0)
+                st = add_input(&files, &n, tdir, tok_files[i], -1);
+        }
+    }
     char *lines = st == TC_OK ? calloc(n ? n : 1, TC_INPUT_LINE) : NULL;
     if (st == TC_OK && !lines)
         st = tc_fail(TC_E_INTERNAL, "out of memory");
@@ -903,9 +922,9 @@ static tc_status check_calibration_input(const tc_comm *c, const tc_opts *o)
     }
     if (stat(o->calib_dataset, &sb) != 0)
         return tc_fail(TC_E_USAGE, "--calib_dataset %s: no such file. trtconv calibrates from a "
-                       "local JSON Lines file with an \"input_ids\" array per line (export "
-                       "cnn_dailymail or your own data once with the model's tokenizer: see "
-                       "docs/smoothquant.md)", o->calib_dataset);
+                       "local JSON Lines file with a \"text\" or \"article\" string (or an "
+                       "\"input_ids\" array) per line; export cnn_dailymail or your own data "
+                       "once: see docs/tokenizer.md", o->calib_dataset);
     return TC_OK;
 }
 
@@ -913,7 +932,8 @@ static tc_status check_calibration_input(const tc_comm *c, const tc_opts *o)
 static tc_status load_calibration(const tc_opts *o, const tc_hf_config *cfg, tc_token_set *tok)
 {
     const int64_t n = o->calib_size < 0 ? INT64_MAX : o->calib_size;
-    return tc_tokens_load_jsonl(o->calib_dataset, n, o->calib_max_seq_length, cfg->vocab_size, tok);
+    return tc_tokens_load_text_jsonl(o->calib_dataset, n, o->calib_max_seq_length,
+                                     cfg->vocab_size, calib_tokenizer_dir(o), tok);
 }
 
 /* Calibrate in the layout of the run: ranks = dp x tp x pp (fwd.h). On

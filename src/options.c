@@ -30,7 +30,7 @@ enum opt_id {
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
     OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
-    OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT
+    OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR
 };
 
 static const struct option long_options[] = {
@@ -88,6 +88,7 @@ static const struct option long_options[] = {
     { "calib_batch_size", required_argument, NULL, OPT_CALIB_BATCH_SIZE },
     { "calib_stats_out", required_argument, NULL, OPT_CALIB_STATS_OUT },
     { "calib_stats", required_argument, NULL, OPT_CALIB_STATS },
+    { "tokenizer_dir", required_argument, NULL, OPT_TOKENIZER_DIR },
     { "overwrite", no_argument, NULL, OPT_OVERWRITE },
     { "resume", no_argument, NULL, OPT_RESUME },
     { "verify_inputs", no_argument, NULL, OPT_VERIFY_INPUTS },
@@ -139,9 +140,13 @@ static const char usage_text[] =
 "  --per_channel                 per-output-channel weight scales\n"
 "  --per_token                   per-token (dynamic) activation scales\n"
 "  --int8_kv_cache               INT8 KV cache (alone or with SmoothQuant)\n"
-"  --calib_dataset FILE          calibration data: JSON Lines with an input_ids\n"
-"                                array per line (default: ccdv/cnn_dailymail,\n"
-"                                which must be exported to such a file first)\n"
+"  --calib_dataset FILE          calibration data: JSON Lines with a \"text\" or\n"
+"                                \"article\" string (tokenized by the model's\n"
+"                                tokenizer) or an \"input_ids\" array per line\n"
+"                                (default: ccdv/cnn_dailymail, which must be\n"
+"                                exported to such a file first)\n"
+"  --tokenizer_dir DIR           tokenizer.model / tokenizer.json for text lines\n"
+"                                (default: the model directory)\n"
 "  --calib_size N                first N samples of the file (default: 512;\n"
 "                                -1: all)\n"
 "  --calib_max_seq_length N      truncate samples to N tokens (default: 512)\n"
@@ -456,6 +461,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             break;
         case OPT_CALIB_STATS_OUT: o->calib_stats_out = a; break;
         case OPT_CALIB_STATS: o->calib_stats = a; break;
+        case OPT_TOKENIZER_DIR: o->tokenizer_dir = a; break;
         case '?':
         default:
             if (optopt >= OPT_MODEL_DIR || (optopt == 0 && optind > 0)) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
+#include "trtconv/tokenizer.h"
 
 void tc_tokens_free(tc_token_set *t)
 {
@@ -25,9 +26,49 @@ static bool blank(const char *s, size_t n)
     return true;
 }
 
+/* Tokenizer for text lines, loaded at the first one. */
+typedef struct text_ctx {
+    const char *tokenizer_dir;
+    tc_tokenizer *tok;
+} text_ctx;
+
+/* ids of a "text"/"article" line: the Python tool's text handling, the
+ * model's tokenizer, truncation to max_len (tokenizer.h). */
+static tc_status tokenize_line(const char *path, long lineno, const cJSON *text, int64_t max_len,
+                               text_ctx *ctx, int32_t **ids, size_t *n)
+{
+    if (!cJSON_IsString(text))
+        return tc_fail(TC_E_INPUT, "%s:%ld: \"text\"/\"article\" must be a string", path, lineno);
+    if (!ctx || !ctx->tokenizer_dir)
+        return tc_fail(TC_E_INPUT,
+                       "%s:%ld: the line holds text but no \"input_ids\", and this reader has no "
+                       "tokenizer; make ids with trtconv-tokenize --tokenizer_dir MODEL_DIR",
+                       path, lineno);
+    if (!ctx->tok) {
+        tc_status st = tc_tokenizer_load(ctx->tokenizer_dir, TC_TOKENIZER_AUTO, &ctx->tok);
+        if (st != TC_OK)
+            return tc_fail(st, "%s:%ld: text lines need the model's tokenizer, which did not load "
+                           "(see above; --tokenizer_dir names another directory)", path, lineno);
+        tc_log(TC_LOG_VERBOSE, "tokenizer: %s", tc_tokenizer_describe(ctx->tok));
+    }
+    char *s = NULL, what[64];
+    size_t len = 0;
+    snprintf(what, sizeof what, "line %ld", lineno);
+    tc_status st = tc_calib_text(text->valuestring, strlen(text->valuestring), &s, &len);
+    if (st == TC_OK)
+        st = tc_tokenizer_encode(ctx->tok, s, len, true, max_len, what, ids, n);
+    free(s);
+    if (st != TC_OK)
+        return tc_fail(st, "%s:%ld: tokenizing the text failed", path, lineno);
+    if (*n == 0)
+        return tc_fail(TC_E_INPUT, "%s:%ld: the text gives no tokens", path, lineno);
+    return TC_OK;
+}
+
 /* Append ids of one parsed line. */
 static tc_status take_line(const char *path, long lineno, const cJSON *obj, int64_t max_len,
-                           int64_t vocab, tc_token_set *t, size_t *cap_ids, size_t *cap_seqs)
+                           int64_t vocab, text_ctx *ctx, tc_token_set *t, size_t *cap_ids,
+                           size_t *cap_seqs)
 {
     if (!cJSON_IsObject(obj))
         return tc_fail(TC_E_INPUT, "%s:%ld: a line must hold a JSON object", path, lineno);
@@ -35,18 +76,20 @@ static tc_status take_line(const char *path, long lineno, const cJSON *obj, int6
     if (dup)
         return tc_fail(TC_E_INPUT, "%s:%ld: key \"%s\" occurs twice", path, lineno, dup);
     const cJSON *ids = tc_json_get(obj, "input_ids");
+    int32_t *text_ids = NULL;
+    size_t n_text = 0;
     if (!ids) {
-        if (tc_json_get(obj, "text") || tc_json_get(obj, "article"))
-            return tc_fail(TC_E_INPUT,
-                           "%s:%ld: the line holds text but no \"input_ids\"; trtconv cannot "
-                           "tokenize yet. Pre-tokenize with the model's tokenizer, e.g. in Python: "
-                           "json.dumps({\"input_ids\": tok(text)[\"input_ids\"]}) per line",
-                           path, lineno);
-        return tc_fail(TC_E_INPUT, "%s:%ld: no \"input_ids\" array", path, lineno);
-    }
-    if (!cJSON_IsArray(ids))
+        const cJSON *text = tc_json_get(obj, "text");
+        if (!text)
+            text = tc_json_get(obj, "article");
+        if (!text)
+            return tc_fail(TC_E_INPUT, "%s:%ld: no \"input_ids\" array and no \"text\" or "
+                           "\"article\" string", path, lineno);
+        TC_TRY(tokenize_line(path, lineno, text, max_len, ctx, &text_ids, &n_text));
+    } else if (!cJSON_IsArray(ids)) {
         return tc_fail(TC_E_INPUT, "%s:%ld: \"input_ids\" must be an array", path, lineno);
-    int64_t n = cJSON_GetArraySize(ids);
+    }
+    int64_t n = ids ? cJSON_GetArraySize(ids) : (int64_t)n_text;
     if (n == 0)
         return tc_fail(TC_E_INPUT, "%s:%ld: \"input_ids\" is empty", path, lineno);
     if (n > max_len)
@@ -57,18 +100,38 @@ static tc_status take_line(const char *path, long lineno, const cJSON *obj, int6
         while (cap < base + (size_t)n)
             cap *= 2;
         int32_t *p = realloc(t->ids, cap * sizeof *p);
-        if (!p)
+        if (!p) {
+            free(text_ids);
             return tc_fail(TC_E_INTERNAL, "%s: out of memory for %zu token ids", path, cap);
+        }
         t->ids = p;
         *cap_ids = cap;
     }
     if (t->n_seqs + 2 > *cap_seqs) {
         size_t cap = *cap_seqs * 2;
         int64_t *p = realloc(t->offsets, cap * sizeof *p);
-        if (!p)
+        if (!p) {
+            free(text_ids);
             return tc_fail(TC_E_INTERNAL, "%s: out of memory", path);
+        }
         t->offsets = p;
         *cap_seqs = cap;
+    }
+    if (!ids) {
+        for (int64_t k = 0; k < n; k++) {
+            if (text_ids[k] >= vocab) {
+                int32_t bad = text_ids[k];
+                free(text_ids);
+                return tc_fail(TC_E_INPUT, "%s:%ld: the tokenizer gave id %d, outside the model's "
+                               "vocab_size %lld (tokenizer of another model?)", path, lineno, bad,
+                               (long long)vocab);
+            }
+            t->ids[base + (size_t)k] = text_ids[k];
+        }
+        free(text_ids);
+        t->n_seqs++;
+        t->offsets[t->n_seqs] = (int64_t)base + n;
+        return TC_OK;
     }
     int64_t k = 0;
     for (const cJSON *v = ids->child; v && k < n; v = v->next, k++) {
@@ -88,6 +151,14 @@ static tc_status take_line(const char *path, long lineno, const cJSON *obj, int6
 tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, int64_t max_len,
                                 int64_t vocab, tc_token_set *out)
 {
+    return tc_tokens_load_text_stream(f, path, max_samples, max_len, vocab, NULL, out);
+}
+
+tc_status tc_tokens_load_text_stream(FILE *f, const char *path, int64_t max_samples,
+                                     int64_t max_len, int64_t vocab, const char *tokenizer_dir,
+                                     tc_token_set *out)
+{
+    text_ctx ctx = {tokenizer_dir, NULL};
     memset(out, 0, sizeof *out);
     if (max_samples <= 0 || max_len <= 0 || vocab <= 0 || vocab > INT32_MAX)
         return tc_fail(TC_E_USAGE, "token file %s: bad limits", path);
@@ -118,10 +189,11 @@ tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, 
             st = tc_fail(TC_E_INPUT, "%s:%ld: not valid JSON", path, lineno);
             break;
         }
-        st = take_line(path, lineno, obj, max_len, vocab, out, &cap_ids, &cap_seqs);
+        st = take_line(path, lineno, obj, max_len, vocab, &ctx, out, &cap_ids, &cap_seqs);
         cJSON_Delete(obj);
     }
     free(line);
+    tc_tokenizer_free(ctx.tok);
     if (st == TC_OK && out->n_seqs == 0)
         st = tc_fail(TC_E_INPUT, "%s: no token sequences (empty file)", path);
     if (st != TC_OK)
@@ -129,16 +201,23 @@ tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, 
     return st;
 }
 
-tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t max_len,
-                               int64_t vocab, tc_token_set *out)
+tc_status tc_tokens_load_text_jsonl(const char *path, int64_t max_samples, int64_t max_len,
+                                    int64_t vocab, const char *tokenizer_dir, tc_token_set *out)
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f)
         return tc_fail(TC_E_INPUT, "cannot open token file %s: %s", path, strerror(errno));
-    tc_status st = tc_tokens_load_stream(f, path, max_samples, max_len, vocab, out);
+    tc_status st = tc_tokens_load_text_stream(f, path, max_samples, max_len, vocab, tokenizer_dir,
+                                              out);
     fclose(f);
     return st;
+}
+
+tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t max_len,
+                               int64_t vocab, tc_token_set *out)
+{
+    return tc_tokens_load_text_jsonl(path, max_samples, max_len, vocab, NULL, out);
 }
 
 int64_t tc_tokens_longest(const tc_token_set *t, size_t s0, size_t s1)

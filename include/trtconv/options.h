@@ -50,6 +50,7 @@ typedef struct tc_opts {
     int64_t calib_batch_size;     /* samples per micro-batch (new; default 8) */
     const char *calib_stats_out;  /* HDF5 file to write the statistics to */
     const char *calib_stats;      /* HDF5 file to reuse statistics from */
+    const char *tokenizer_dir;    /* tokenizer for text calibration lines; NULL = model dir */
     bool sq_enabled;              /* smoothquant given and > 0 */
     bool calibrate;               /* sq_enabled || int8_kv_cache */
     /* output protocol (manifest.h) */

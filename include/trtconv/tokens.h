@@ -1,12 +1,14 @@
 /* tokens.h: token-id sequences for the forward pass and calibration.
  *
- * File format (JSON Lines): one JSON object per line, with an "input_ids"
- * array of non-negative integer token ids, e.g.
+ * File format (JSON Lines): one JSON object per line, with either an
+ * "input_ids" array of non-negative integer token ids, e.g.
  *     {"input_ids": [1, 15043, 29892]}
- * Other keys are ignored. Blank lines are skipped. A line with a "text" or
- * "article" field but no "input_ids" is refused with a message that says how
- * to pre-tokenize (trtconv has no tokenizer yet). The first max_samples
- * sequences in file order are kept, each truncated to max_len tokens.
+ * or a "text" (else "article") string, e.g. {"article": "..."}, which the
+ * *_text_* loaders turn into ids as the Python tool does (tokenizer.h:
+ * tc_calib_text, then the model's tokenizer from tokenizer_dir with BOS and
+ * truncation to max_len); the plain loaders refuse text lines. Other keys
+ * are ignored. Blank lines are skipped. The first max_samples sequences in
+ * file order are kept, each truncated to max_len tokens.
  *
  * Hostile input: a line longer than TC_TOKENS_MAX_LINE bytes, invalid JSON,
  * a duplicate key, a non-integer or out-of-range id (>= vocab), an empty or
@@ -35,6 +37,13 @@ tc_status tc_tokens_load_jsonl(const char *path, int64_t max_samples, int64_t ma
 /* The same from an open stream (path names it in messages); for fuzzing. */
 tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, int64_t max_len,
                                 int64_t vocab, tc_token_set *out);
+/* Also text lines, tokenized with the tokenizer of tokenizer_dir (loaded at
+ * the first text line; NULL refuses text lines). */
+tc_status tc_tokens_load_text_jsonl(const char *path, int64_t max_samples, int64_t max_len,
+                                    int64_t vocab, const char *tokenizer_dir, tc_token_set *out);
+tc_status tc_tokens_load_text_stream(FILE *f, const char *path, int64_t max_samples,
+                                     int64_t max_len, int64_t vocab, const char *tokenizer_dir,
+                                     tc_token_set *out);
 void tc_tokens_free(tc_token_set *t); /* accepts a zeroed struct */
 
 /* Length of the longest of sequences [s0, s1). */

@@ -78,7 +78,7 @@ printf '{"input_ids": [1, 2, 256]}\n' >"$WORK/oov.jsonl"
 expect_error "token id outside the vocabulary" "oov.jsonl:1: input_ids\[2\] is not an integer token id in \[0, 256)" \
     1 --model_dir "$M" --input "$WORK/oov.jsonl"
 printf '{"text": "hello"}\n' >"$WORK/text.jsonl"
-expect_error "text without a tokenizer" "Pre-tokenize" 1 --model_dir "$M" --input "$WORK/text.jsonl"
+expect_error "text without a tokenizer" "make ids with trtconv-tokenize" 1 --model_dir "$M" --input "$WORK/text.jsonl"
 : >"$WORK/empty.jsonl"
 expect_error "empty token file" "no token sequences" 1 --model_dir "$M" --input "$WORK/empty.jsonl"
 printf '{"input_ids": []}\n' >"$WORK/e2.jsonl"

@@ -74,7 +74,7 @@ START_TEST(tokens_should_refuse_structure_errors)
     expect_refused("{\"input_ids\": 3}\n", "\"input_ids\" must be an array");
     expect_refused("{\"input_ids\": []}\n", "\"input_ids\" is empty");
     expect_refused("{\"ids\": [1]}\n", "no \"input_ids\" array");
-    expect_refused("{\"article\": \"x\"}\n", "Pre-tokenize");
+    expect_refused("{\"article\": \"x\"}\n", "make ids with trtconv-tokenize");
     expect_refused("{\"input_ids\": [1], \"input_ids\": [1]}\n", "key \"input_ids\" occurs twice");
     expect_refused("\n\n", "no token sequences (empty file)");
     expect_refused("{\"input_ids\": [\"1\"]}\n", "input_ids[0] is not an integer");
