@@ -455,7 +455,11 @@ static tc_status parse_sequence(const cJSON *arr, const char *where, step_parser
         return tc_fail(TC_E_INTERNAL, "out of memory");
     for (const cJSON *c = arr->child; c; c = c->next) {
         tok_step *s = NULL;
-        TC_TRY(parse(c, where, &s));
+        tc_status st = parse(c, where, &s);
+        if (st != TC_OK) {
+            tok_step_free(s); /* a child that failed half-built */
+            return st;
+        }
         if (s)
             (*out)->child[(*out)->n_child++] = s;
     }

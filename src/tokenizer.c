@@ -135,24 +135,6 @@ static tc_status read_small_file(const char *path, bool *exists, char **data, si
     return st;
 }
 
-static tc_status read_json_file(const char *path, bool *exists, cJSON **out)
-{
-    char *data;
-    size_t len;
-    *out = NULL;
-    TC_TRY(read_small_file(path, exists, &data, &len));
-    if (!*exists)
-        return TC_OK;
-    *out = tc_json_parse(data, len);
-    free(data);
-    if (!*out || !cJSON_IsObject(*out)) {
-        cJSON_Delete(*out);
-        *out = NULL;
-        return tc_fail(TC_E_INPUT, "%s: not a JSON object", path);
-    }
-    return TC_OK;
-}
-
 /* A token given as "text" or {"content": "text", ...}; NULL if neither. */
 static const char *token_text(const cJSON *v)
 {
@@ -377,6 +359,8 @@ static tc_status split_added(const tc_tokenizer *t, bool normalized, const tok_a
 /* ---- post-processor ---- */
 static tc_status ids_append(int32_t **v, size_t *n, const int32_t *add, size_t k, bool front)
 {
+    if (k == 0)
+        return TC_OK;
     int32_t *p = realloc(*v, (*n + k + 1) * sizeof *p);
     if (!p)
         return tc_fail(TC_E_INTERNAL, "out of memory");
@@ -662,77 +646,111 @@ static tc_status load_hf_json(tc_tokenizer *t, const char *path, const cJSON *j,
     return TC_OK;
 }
 
-tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_tokenizer **out)
+/* Checks and limits that need the whole tokenizer. */
+static tc_status finish_load(tc_tokenizer *t)
+{
+    for (size_t i = 0; i < t->n_added; i++) {
+        if (!t->added[i].single_word || t->word_char)
+            continue;
+        int err;
+        PCRE2_SIZE off;
+        t->word_char = pcre2_compile(
+            (PCRE2_SPTR) "^[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
+            PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
+        if (!t->word_char)
+            return tc_fail(TC_E_INTERNAL, "this PCRE2 lacks \\p{Alphabetic} (single_word tokens)");
+    }
+    for (int64_t i = (int64_t)t->bpe.vocab.n_ids - 1; i >= 0; i--)
+        if (t->bpe.vocab.str[i]) {
+            if (i + 1 > t->id_limit)
+                t->id_limit = i + 1;
+            break;
+        }
+    for (size_t i = 0; i < t->n_pre; i++)
+        if (t->pre_ids[i] + 1 > t->id_limit)
+            t->id_limit = t->pre_ids[i] + 1;
+    for (size_t i = 0; i < t->n_post; i++)
+        if (t->post_ids[i] + 1 > t->id_limit)
+            t->id_limit = t->post_ids[i] + 1;
+    return TC_OK;
+}
+
+tc_status tc_tokenizer_from_memory(tc_tokenizer_source kind, const char *name, const char *data,
+                                   size_t len, const char *config, size_t config_len,
+                                   const char *config_name, tc_tokenizer **out)
 {
     *out = NULL;
-    size_t dl = strlen(dir);
-    char *cfg_path = malloc(dl + 32), *spm_path = malloc(dl + 32), *json_path = malloc(dl + 32);
+    if (kind == TC_TOKENIZER_AUTO)
+        return tc_fail(TC_E_USAGE, "tc_tokenizer_from_memory needs the file kind");
+    if (len > TC_TOKENIZER_MAX_FILE || config_len > TC_TOKENIZER_MAX_FILE)
+        return tc_fail(TC_E_INPUT, "%s: over the limit of %u bytes for tokenizer files", name,
+                       TC_TOKENIZER_MAX_FILE);
     tc_tokenizer *t = calloc(1, sizeof *t);
+    if (!t)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
     cJSON *cfg = NULL, *j = NULL;
-    char *data = NULL;
-    size_t len = 0;
-    bool have_cfg = false, have_spm = false, have_json = false;
-    tc_status st = (cfg_path && spm_path && json_path && t) ? TC_OK
-                                                             : tc_fail(TC_E_INTERNAL, "out of memory");
-    if (st == TC_OK) {
-        snprintf(cfg_path, dl + 32, "%s/tokenizer_config.json", dir);
-        snprintf(spm_path, dl + 32, "%s/tokenizer.model", dir);
-        snprintf(json_path, dl + 32, "%s/tokenizer.json", dir);
-        st = read_json_file(cfg_path, &have_cfg, &cfg);
+    tc_status st = TC_OK;
+    if (config) {
+        cfg = tc_json_parse(config, config_len);
+        if (!cfg || !cJSON_IsObject(cfg))
+            st = tc_fail(TC_E_INPUT, "%s: not a JSON object", config_name);
     }
-    if (st == TC_OK && source != TC_TOKENIZER_HF_JSON)
-        st = read_small_file(spm_path, &have_spm, &data, &len);
-    if (st == TC_OK && have_spm) {
-        st = load_spm(t, spm_path, data, len, cfg, cfg_path);
-    } else if (st == TC_OK && source != TC_TOKENIZER_SPM_MODEL) {
-        st = read_json_file(json_path, &have_json, &j);
-        if (st == TC_OK && have_json)
-            st = load_hf_json(t, json_path, j, cfg, cfg_path);
+    if (st == TC_OK && kind == TC_TOKENIZER_SPM_MODEL) {
+        st = load_spm(t, name, data, len, cfg, config_name);
+    } else if (st == TC_OK) {
+        j = tc_json_parse(data, len);
+        if (!j || !cJSON_IsObject(j))
+            st = tc_fail(TC_E_INPUT, "%s: not a JSON object", name);
+        else
+            st = load_hf_json(t, name, j, cfg, config_name);
     }
-    if (st == TC_OK && !have_spm && !have_json)
-        st = tc_fail(TC_E_INPUT, "no tokenizer in %s: expected %s", dir,
-                     source == TC_TOKENIZER_SPM_MODEL ? "tokenizer.model"
-                     : source == TC_TOKENIZER_HF_JSON ? "tokenizer.json"
-                                                      : "tokenizer.model or tokenizer.json");
-    if (st == TC_OK) {
-        for (size_t i = 0; i < t->n_added && st == TC_OK; i++) {
-            if (!t->added[i].single_word || t->word_char)
-                continue;
-            int err;
-            PCRE2_SIZE off;
-            t->word_char = pcre2_compile(
-                (PCRE2_SPTR) "^[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]",
-                PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
-            if (!t->word_char)
-                st = tc_fail(TC_E_INTERNAL, "this PCRE2 lacks \\p{Alphabetic} (single_word tokens)");
-        }
-        if ((int64_t)t->bpe.vocab.n_ids > t->id_limit) {
-            for (int64_t i = (int64_t)t->bpe.vocab.n_ids - 1; i >= 0; i--)
-                if (t->bpe.vocab.str[i]) {
-                    if (i + 1 > t->id_limit)
-                        t->id_limit = i + 1;
-                    break;
-                }
-        }
-        for (size_t i = 0; i < t->n_pre; i++)
-            if (t->pre_ids[i] + 1 > t->id_limit)
-                t->id_limit = t->pre_ids[i] + 1;
-        for (size_t i = 0; i < t->n_post; i++)
-            if (t->post_ids[i] + 1 > t->id_limit)
-                t->id_limit = t->post_ids[i] + 1;
-    }
-    free(data);
+    if (st == TC_OK)
+        st = finish_load(t);
     cJSON_Delete(cfg);
     cJSON_Delete(j);
-    free(cfg_path);
-    free(spm_path);
-    free(json_path);
     if (st != TC_OK) {
         tc_tokenizer_free(t);
         return st;
     }
     *out = t;
     return TC_OK;
+}
+
+tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_tokenizer **out)
+{
+    *out = NULL;
+    size_t dl = strlen(dir) + 32;
+    char *cfg_path = malloc(dl), *spm_path = malloc(dl), *json_path = malloc(dl);
+    char *cfg = NULL, *data = NULL;
+    size_t cfg_len = 0, len = 0;
+    bool have_cfg = false, have_spm = false, have_json = false;
+    tc_status st = (cfg_path && spm_path && json_path) ? TC_OK
+                                                       : tc_fail(TC_E_INTERNAL, "out of memory");
+    if (st == TC_OK) {
+        snprintf(cfg_path, dl, "%s/tokenizer_config.json", dir);
+        snprintf(spm_path, dl, "%s/tokenizer.model", dir);
+        snprintf(json_path, dl, "%s/tokenizer.json", dir);
+        st = read_small_file(cfg_path, &have_cfg, &cfg, &cfg_len);
+    }
+    if (st == TC_OK && source != TC_TOKENIZER_HF_JSON)
+        st = read_small_file(spm_path, &have_spm, &data, &len);
+    if (st == TC_OK && !have_spm && source != TC_TOKENIZER_SPM_MODEL)
+        st = read_small_file(json_path, &have_json, &data, &len);
+    if (st == TC_OK && !have_spm && !have_json)
+        st = tc_fail(TC_E_INPUT, "no tokenizer in %s: expected %s", dir,
+                     source == TC_TOKENIZER_SPM_MODEL ? "tokenizer.model"
+                     : source == TC_TOKENIZER_HF_JSON ? "tokenizer.json"
+                                                      : "tokenizer.model or tokenizer.json");
+    if (st == TC_OK)
+        st = tc_tokenizer_from_memory(have_spm ? TC_TOKENIZER_SPM_MODEL : TC_TOKENIZER_HF_JSON,
+                                      have_spm ? spm_path : json_path, data, len,
+                                      have_cfg ? cfg : NULL, cfg_len, cfg_path, out);
+    free(data);
+    free(cfg);
+    free(cfg_path);
+    free(spm_path);
+    free(json_path);
+    return st;
 }
 
 void tc_tokenizer_free(tc_tokenizer *t)

@@ -65,6 +65,12 @@ typedef enum tc_tokenizer_source {
 
 /* Load the tokenizer of directory dir. */
 tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_tokenizer **out);
+/* The same from memory (tests, fuzzing): data holds a tokenizer.model
+ * (kind SPM_MODEL) or tokenizer.json (HF_JSON); config (may be NULL) a
+ * tokenizer_config.json. name and config_name appear in errors. */
+tc_status tc_tokenizer_from_memory(tc_tokenizer_source kind, const char *name, const char *data,
+                                   size_t len, const char *config, size_t config_len,
+                                   const char *config_name, tc_tokenizer **out);
 void tc_tokenizer_free(tc_tokenizer *t); /* accepts NULL */
 
 /* One line describing what was loaded (file, model, pipeline, BOS/EOS). */
