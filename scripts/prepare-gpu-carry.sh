@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .carry/debs .carry/golden/sq_mha
-(cd .carry/debs && apt-get download libcjson1 libcjson-dev check libsubunit0 libsubunit-dev)
+(cd .carry/debs && apt-get download libcjson1 libcjson-dev check libsubunit0 libsubunit-dev libpcre2-8-0 libpcre2-dev libpcre2-16-0 libpcre2-32-0 libpcre2-posix3)
 G=../shared/golden/sq_mha
 cp -r "$G"/. .carry/golden/sq_mha/
 du -sh .carry

@@ -1,0 +1,17 @@
+#!/bin/bash
+# gpu_tokenizer.sh: the tokenizer work of the GPU machine in one call
+# (issue 10): unpack the carried packages (scripts/prepare-gpu-carry.sh),
+# build trtconv-tokenize (CPU only, no CUDA needed), run the ids test
+# against the stored fixtures and bench/bench_tokenizer.sh; logs in $OUT.
+set -uo pipefail
+OUT=${OUT:-$(pwd)/gpu-run-logs}
+mkdir -p "$OUT"
+P=/tmp/trtconv-deps
+for f in .carry/debs/*.deb; do dpkg -x "$f" "$P"; done
+export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
+export LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+cmake -S . -B build-tok -DTRTCONV_ENABLE_CUDA=OFF -DBUILD_TESTING=OFF -DTRTCONV_WERROR=ON \
+    >"$OUT/build.log" 2>&1 && cmake --build build-tok -j"$(nproc)" --target trtconv-tokenize \
+    >>"$OUT/build.log" 2>&1 || { echo "build failed"; tail -30 "$OUT/build.log"; exit 1; }
+TOKENIZE=build-tok/trtconv-tokenize bash tests/tokenizer/test_tokenizer_ids.sh 2>&1 | tee "$OUT/ids_test.log" | tail -1
+bash bench/bench_tokenizer.sh build-tok
