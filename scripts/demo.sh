@@ -12,7 +12,9 @@ MODEL=demo-output/model OUT=demo-output/tllm_checkpoint
 rm -rf demo-output
 # The demo model: LLaMA-shaped, 4 layers, GQA (8 heads, 2 KV heads), 2 shards.
 build/trtconv-genmodel --out "$MODEL" --layers 4 --hidden 256 --heads 8 --kv_heads 2 \
-    --intermediate 688 --vocab 1000 --dtype bfloat16 --shards 2
+    --intermediate 688 --vocab 3072 --dtype bfloat16 --shards 2
+# Its tokenizer: the LLaMA-2 style test fixture (SentencePiece BPE, 3000 pieces).
+cp tests/data/tokenizer/llama2/tokenizer.model tests/data/tokenizer/llama2/tokenizer_config.json "$MODEL/"
 mpirun -np 4 build/trtconv --model_dir "$MODEL" --output_dir "$OUT" \
     --tp_size 2 --pp_size 2 --dtype float16
 echo
@@ -21,10 +23,13 @@ mpirun -np 4 build/trtconv-forward --model_dir "$MODEL" --input tests/data/forwa
     --tp_size 2 --pp_size 2 --batch_size 2 --device cpu
 echo
 echo "SmoothQuant W8A8 (per channel, per token) + INT8 KV cache, calibrated on the same 4 ranks"
-echo "with the demo's calibration file (data/demo-calib.jsonl), statistics kept in HDF5:"
+echo "on plain text (data/demo-articles.jsonl, tokenized by the model's tokenizer.model as"
+echo "Hugging Face does), statistics kept in HDF5:"
 mpirun -np 4 build/trtconv --model_dir "$MODEL" --output_dir "$OUT-sq" --tp_size 2 --pp_size 2 \
     --smoothquant 0.5 --per_channel --per_token --int8_kv_cache \
-    --calib_dataset data/demo-calib.jsonl --calib_stats_out demo-output/calib-stats.h5
+    --calib_dataset data/demo-articles.jsonl --calib_stats_out demo-output/calib-stats.h5
+echo "The first article's token ids (trtconv-tokenize, the calibration text handling):"
+head -1 data/demo-articles.jsonl | build/trtconv-tokenize --tokenizer_dir "$MODEL" --calib --max_length 24
 echo "The same checkpoint from the stored statistics, on one rank:"
 mpirun -np 1 build/trtconv --model_dir "$MODEL" --output_dir "$OUT-sq-reuse" --tp_size 2 --pp_size 2 \
     --smoothquant 0.5 --per_channel --per_token --int8_kv_cache \
