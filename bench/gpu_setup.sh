@@ -1,13 +1,8 @@
 # gpu_setup.sh (sourced by the bench/gpu_*.sh scripts): on the GPU machine,
-# unpack the carried Debian packages (.carry/debs, see
-# scripts/prepare-gpu-carry.sh), record the machine, and build build-gpu with
-# CUDA (sm80 + sm90) and -Werror. Sets OUT (logs) and exits on a failed build.
-OUT=${OUT:-$(pwd)/gpu-run-logs}
-mkdir -p "$OUT"
-P=/tmp/trtconv-deps
-for f in .carry/debs/*.deb; do dpkg -x "$f" "$P"; done
-export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
-export LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+# unpack the carried Debian packages (gpu_deps.sh), record the machine, and
+# build build-gpu with CUDA (sm80 + sm90) and -Werror. Sets OUT (logs) and
+# exits on a failed build.
+. "$(dirname "${BASH_SOURCE[0]}")/gpu_deps.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

@@ -4,12 +4,7 @@
 # build trtconv-tokenize (CPU only, no CUDA needed), run the ids test
 # against the stored fixtures and bench/bench_tokenizer.sh; logs in $OUT.
 set -uo pipefail
-OUT=${OUT:-$(pwd)/gpu-run-logs}
-mkdir -p "$OUT"
-P=/tmp/trtconv-deps
-for f in .carry/debs/*.deb; do dpkg -x "$f" "$P"; done
-export PKG_CONFIG_PATH=$P/usr/lib/x86_64-linux-gnu/pkgconfig PKG_CONFIG_SYSROOT_DIR=$P
-export LD_LIBRARY_PATH=$P/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+. "$(dirname "$0")/gpu_deps.sh"
 cmake -S . -B build-tok -DTRTCONV_ENABLE_CUDA=OFF -DBUILD_TESTING=OFF -DTRTCONV_WERROR=ON \
     >"$OUT/build.log" 2>&1 && cmake --build build-tok -j"$(nproc)" --target trtconv-tokenize \
     >>"$OUT/build.log" 2>&1 || { echo "build failed"; tail -30 "$OUT/build.log"; exit 1; }

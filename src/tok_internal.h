@@ -105,5 +105,11 @@ const char *tok_step_name(const tok_step *s);
 size_t tok_utf8_next(const char *s, size_t len, size_t i, uint32_t *cp);
 size_t tok_utf8_put(uint32_t cp, char *out); /* 1..4 bytes */
 bool tok_is_whitespace(uint32_t cp);          /* Rust char::is_whitespace (White_Space) */
+/* Start of the code point that ends just before byte at (> floor). */
+size_t tok_utf8_prev(const char *s, size_t floor, size_t at);
+/* Narrow [*lo, *hi) of s past leading (left) and trailing (right) code
+ * points for which is_space holds. */
+void tok_strip(const char *s, size_t *lo, size_t *hi, bool left, bool right,
+               bool (*is_space)(uint32_t));
 
 #endif

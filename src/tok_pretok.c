@@ -119,6 +119,34 @@ bool tok_is_whitespace(uint32_t c)
            c == 0x205f || c == 0x3000;
 }
 
+size_t tok_utf8_prev(const char *s, size_t floor, size_t at)
+{
+    size_t k = at - 1;
+    while (k > floor && ((unsigned char)s[k] & 0xc0) == 0x80)
+        k--;
+    return k;
+}
+
+void tok_strip(const char *s, size_t *lo, size_t *hi, bool left, bool right,
+               bool (*is_space)(uint32_t))
+{
+    while (left && *lo < *hi) {
+        uint32_t cp;
+        size_t l = tok_utf8_next(s, *hi, *lo, &cp);
+        if (!is_space(cp))
+            break;
+        *lo += l;
+    }
+    while (right && *hi > *lo) {
+        size_t k = tok_utf8_prev(s, *lo, *hi);
+        uint32_t cp;
+        tok_utf8_next(s, *hi, k, &cp);
+        if (!is_space(cp))
+            break;
+        *hi = k;
+    }
+}
+
 /* ---- arena and piece lists ---- */
 tc_status tok_arena_put(tok_arena *a, const char *s, size_t len, size_t *off)
 {
@@ -666,25 +694,8 @@ tc_status tok_normalize(const tok_step *s, tok_arena *a, tok_piece *pc)
     case STEP_REPLACE:
         return replace_all(&s->pat, s->text, s->text_len, a, pc);
     case STEP_STRIP: {
-        const char *b = a->buf + pc->off;
         size_t lo = 0, hi = pc->len;
-        while (s->strip_left && lo < hi) {
-            uint32_t cp;
-            size_t l = tok_utf8_next(b, hi, lo, &cp);
-            if (!tok_is_whitespace(cp))
-                break;
-            lo += l;
-        }
-        while (s->strip_right && hi > lo) {
-            size_t k = hi - 1;
-            while (k > lo && ((unsigned char)b[k] & 0xc0) == 0x80)
-                k--;
-            uint32_t cp;
-            tok_utf8_next(b, hi, k, &cp);
-            if (!tok_is_whitespace(cp))
-                break;
-            hi = k;
-        }
+        tok_strip(a->buf + pc->off, &lo, &hi, s->strip_left, s->strip_right, tok_is_whitespace);
         pc->off += lo;
         pc->len = hi - lo;
         return TC_OK;

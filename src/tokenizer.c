@@ -269,15 +269,6 @@ static tc_status normalize_added(tc_tokenizer *t)
     return TC_OK;
 }
 
-/* Start of the code point that ends just before byte `at` (> 0). */
-static size_t char_start_before(const char *s, size_t at)
-{
-    size_t k = at - 1;
-    while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
-        k--;
-    return k;
-}
-
 static bool is_word_char(const tc_tokenizer *t, const char *s, size_t len, size_t at)
 {
     uint32_t cp;
@@ -318,31 +309,20 @@ static tc_status split_added(const tc_tokenizer *t, bool normalized, const tok_a
         size_t start = best_at, stop = best_at + best_len;
         pos = stop;
         if (best->single_word) {
-            bool word_before = start > 0 && is_word_char(t, s, len, char_start_before(s, start));
+            bool word_before = start > 0 && is_word_char(t, s, len, tok_utf8_prev(s, 0, start));
             bool word_after = stop < len && is_word_char(t, s, len, stop);
             if (word_before || word_after)
                 continue;
         }
         if (best->lstrip) {
-            size_t k = start;
-            while (k > 0) {
-                size_t j = char_start_before(s, k);
-                uint32_t cp;
-                tok_utf8_next(s, len, j, &cp);
-                if (!tok_is_whitespace(cp))
-                    break;
-                k = j;
-            }
-            start = k > start_offset ? k : start_offset;
+            size_t lo = 0, hi = start;
+            tok_strip(s, &lo, &hi, false, true, tok_is_whitespace);
+            start = hi > start_offset ? hi : start_offset;
         }
         if (best->rstrip) {
-            while (stop < len) {
-                uint32_t cp;
-                size_t l = tok_utf8_next(s, len, stop, &cp);
-                if (!tok_is_whitespace(cp))
-                    break;
-                stop += l;
-            }
+            size_t lo = stop, hi = len;
+            tok_strip(s, &lo, &hi, true, false, tok_is_whitespace);
+            stop = lo;
         }
         if (start_offset < start)
             TC_TRY(tok_pieces_push(out, (tok_piece){pc->off + start_offset, start - start_offset, -1,
@@ -874,23 +854,7 @@ tc_status tc_calib_text(const char *text, size_t len, char **out, size_t *out_le
     memcpy(s, text, len);
     memcpy(s + len, suffix, sizeof suffix - 1);
     size_t lo = 0, hi = total;
-    while (lo < hi) {
-        uint32_t cp;
-        size_t l = tok_utf8_next(s, hi, lo, &cp);
-        if (!py_isspace(cp))
-            break;
-        lo += l;
-    }
-    while (hi > lo) {
-        size_t k = hi - 1;
-        while (k > lo && ((unsigned char)s[k] & 0xc0) == 0x80)
-            k--;
-        uint32_t cp;
-        tok_utf8_next(s, hi, k, &cp);
-        if (!py_isspace(cp))
-            break;
-        hi = k;
-    }
+    tok_strip(s, &lo, &hi, true, true, py_isspace);
     size_t o = 0;
     for (size_t i = lo; i < hi;) {
         if (hi - i >= 4 && memcmp(s + i, " n't", 4) == 0) {
