@@ -34,8 +34,13 @@ slurm_local_start() {
     local host; host=$(hostname -s)
     mkdir -p "$dir"/{spool/ctld,spool/d,log,munge,run,dev}
     chmod 700 "$dir/munge"
-    # Ports away from a system Slurm's 6817/6818, distinct per test directory.
-    local base=$(( 20000 + $(cksum <<<"$dir" | cut -d' ' -f1) % 20000 ))
+    # Ports away from a system Slurm's 6817/6818, distinct per test directory,
+    # below Linux's ephemeral range (32768-60999: MPI tests running beside
+    # this one take ports there) and not in use now.
+    local base=$(( 20000 + $(cksum <<<"$dir" | cut -d' ' -f1) % 12000 ))
+    while ss -Htan "( sport = :$base or sport = :$((base + 1)) )" 2>/dev/null | grep -q .; do
+        base=$(( base + 2 < 32766 ? base + 2 : 20000 ))
+    done
     local g files=""
     for ((g = 0; g < gpus; g++)); do
         mknod "$dir/dev/fakegpu$g" c 1 3 2>/dev/null || return 77
@@ -85,8 +90,14 @@ CONF
     /usr/sbin/slurmd -f "$SLURM_CONF" || return 1
     local i
     for ((i = 0; i < 60; i++)); do
-        sinfo -h -o '%T' 2>/dev/null | grep -qx idle && return 0
-        scontrol update nodename="$host" state=resume >/dev/null 2>&1
+        # A controller that died (a port taken after all) would make every
+        # client call wait MessageTimeout: stop at once instead.
+        if ! kill -0 "$(cat "$dir/run/slurmctld.pid" 2>/dev/null)" 2>/dev/null && [ $i -gt 2 ]; then
+            echo "slurm_local: slurmctld is not running"; tail -3 "$dir/log/slurmctld.log"
+            return 1
+        fi
+        timeout 10 sinfo -h -o '%T' 2>/dev/null | grep -qx idle && return 0
+        timeout 10 scontrol update nodename="$host" state=resume >/dev/null 2>&1
         sleep 0.5
     done
     echo "slurm_local: node never became idle"; sinfo 2>&1; tail -5 "$dir"/log/*.log

@@ -27,6 +27,9 @@ cleanup() {
     ip netns del "$B" 2>/dev/null
     rm -rf "/etc/netns/$A" "/etc/netns/$B"
     pkill -9 -f -- "--output_dir $WORK/" 2>/dev/null
+    # The Open MPI daemon of host B outlives a cut link (mpirun cannot reach
+    # it to stop it); its command line names this test's rsh agent.
+    pkill -9 -f -- "$WORK/agent" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT

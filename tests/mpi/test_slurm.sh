@@ -20,6 +20,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SL=$WORK/slurm
 slurm_local_start "$SL" 4 4
 rc=$?
+if [ $rc -eq 1 ]; then # once more on other ports (slurm_local.sh picks them per directory)
+    slurm_local_stop "$SL"
+    SL=$WORK/slurm2
+    slurm_local_start "$SL" 4 4
+    rc=$?
+fi
 if [ $rc -eq 77 ]; then echo "SKIP: a private Slurm needs root and Debian's slurm/munge packages"; exit 77; fi
 cleanup() { slurm_local_stop "$SL"; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -165,7 +165,7 @@ expect_error "empty calibration file" "empty.jsonl" 1 "${SQ[@]}" --calib_dataset
 echo '{"input_ids": [1, 2, 512]}' >"$WORK/oov.jsonl"
 expect_error "token id outside the vocabulary" "512" 1 "${SQ[@]}" --calib_dataset "$WORK/oov.jsonl"
 echo '{"text": "hello"}' >"$WORK/text.jsonl"
-expect_error "text without a tokenizer" "input_ids" 1 "${SQ[@]}" --calib_dataset "$WORK/text.jsonl"
+expect_error "text lines, no tokenizer in the model directory" "no tokenizer in" 1 "${SQ[@]}" --calib_dataset "$WORK/text.jsonl"
 gen --out "$WORK/nan" --special_values
 expect_error "Inf/NaN weights" "NaN or Inf in the activations of layer 0 self_attn.q_proj" 2 \
     --model_dir "$WORK/nan" --output_dir "$WORK/e" --int8_kv_cache --calib_dataset "$CALIB"
