@@ -130,15 +130,15 @@ START_TEST(metaspace_and_bytelevel_should_rewrite_pieces)
 }
 END_TEST
 
-static const char *const BPE_JSON =
-    "{\"added_tokens\": [{\"id\": 9, \"content\": \"<s>\", \"special\": true, \"normalized\": false}],"
-    " \"normalizer\": null, \"pre_tokenizer\": null,"
-    " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
-    "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}],"
-    " \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [9], \"tokens\": [\"<s>\"]}}},"
-    " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": %s, \"byte_fallback\": true,"
-    " \"vocab\": {\"<unk>\": 0, \"a\": 1, \"b\": 2, \"c\": 3, \"ab\": 4, \"abc\": 5, \"<0x64>\": 6},"
-    " \"merges\": [\"a b\", \"ab c\"]}}";
+#define BPE_JSON \
+    "{\"added_tokens\": [{\"id\": 9, \"content\": \"<s>\", \"special\": true, \"normalized\": false}]," \
+    " \"normalizer\": null, \"pre_tokenizer\": null," \
+    " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": " \
+    "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]," \
+    " \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [9], \"tokens\": [\"<s>\"]}}}," \
+    " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": %s, \"byte_fallback\": true," \
+    " \"vocab\": {\"<unk>\": 0, \"a\": 1, \"b\": 2, \"c\": 3, \"ab\": 4, \"abc\": 5, \"<0x64>\": 6}," \
+    " \"merges\": [\"a b\", \"ab c\"]}}"
 
 /* BPE: merges as "a b" strings; unknown characters fall back to bytes when
  * every byte token exists (d -> <0x64>), else to <unk>; and, as tokenizers
