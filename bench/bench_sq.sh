@@ -9,7 +9,9 @@
 # Runs: (1) plain float16 conversion (baseline); (2) trtconv --smoothquant
 # 0.5 --per_channel --per_token --int8_kv_cache, calibrating, with its phase
 # times and peak RSS; (3) transformers' calibration (bench/sq_hf.py), whose
-# statistics are compared with trtconv's (trtconv-stats compare).
+# statistics are compared with trtconv's (trtconv-stats compare; SKIP_HF=1
+# leaves it out); with TEXT=1 also (4) the SmoothQuant run calibrating from
+# plain text through the model's tokenizer (docs/tokenizer.md).
 set -euo pipefail
 B=${1:-build}
 W=${BENCH_DIR:-/tmp/trtconv-bench}/sq
@@ -45,8 +47,27 @@ rm -rf "$W/sq"
     --workers 8 --progress none 2>&1 | grep -E "calibrating|SmoothQuant|wrote|wall|peak|error"
 du -sh "$W/sq"
 rm -rf "$W/sq"
-echo "== transformers calibration (hooks, batch 1)"
-python3 "$(dirname "$0")/sq_hf.py" "$W/model" "$W/ids.jsonl" "$W/hf_act_range.safetensors"
-echo "== statistics: trtconv vs transformers"
-"$B/trtconv-stats" compare "$W/sq.h5" "$W/hf_act_range.safetensors" --model_dir "$W/model" \
-    --rtol 0.00390625 | tail -12 || true
+if [ "${TEXT:-0}" = 1 ]; then
+    # Calibration from plain text (docs/tokenizer.md): SEQS articles the
+    # byte-level tokenizer of bench/tokenizer_hf.py was not trained on, in
+    # the model directory as tokenizer.json, each cut to LEN tokens.
+    T=${BENCH_DIR:-/tmp/trtconv-bench}/tok
+    [ -f "$T/texts.jsonl" ] || python3 "$(dirname "$0")/tokenizer_hf.py" prepare "$T" >/dev/null
+    cp "$T/llama3/tokenizer.json" "$T/llama3/tokenizer_config.json" "$W/model/"
+    head -n "$SEQS" "$T/texts.jsonl" >"$W/texts.jsonl"
+    echo "== trtconv SmoothQuant calibrating from text ($(wc -l <"$W/texts.jsonl") articles, $(du -h "$W/texts.jsonl" | cut -f1), the model's tokenizer.json)"
+    rm -rf "$W/sq-text"
+    /usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
+        --model_dir "$W/model" --output_dir "$W/sq-text" --smoothquant 0.5 --per_channel --per_token \
+        --int8_kv_cache --calib_dataset "$W/texts.jsonl" --calib_size "$SEQS" \
+        --calib_max_seq_length "$LEN" --calib_batch_size "$BATCH" --workers 8 --progress none \
+        --log_level verbose 2>&1 | grep -E "tokenizer:|calibrating|SmoothQuant|wrote|wall|peak|error"
+    rm -rf "$W/sq-text" "$W/model/tokenizer.json" "$W/model/tokenizer_config.json"
+fi
+if [ "${SKIP_HF:-0}" != 1 ]; then
+    echo "== transformers calibration (hooks, batch 1)"
+    python3 "$(dirname "$0")/sq_hf.py" "$W/model" "$W/ids.jsonl" "$W/hf_act_range.safetensors"
+    echo "== statistics: trtconv vs transformers"
+    "$B/trtconv-stats" compare "$W/sq.h5" "$W/hf_act_range.safetensors" --model_dir "$W/model" \
+        --rtol 0.00390625 | tail -12 || true
+fi

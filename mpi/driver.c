@@ -954,8 +954,10 @@ static tc_status calibrate(const tc_comm *c, const tc_opts *o, tc_hf_model *mode
                      "number of ranks (%d) must be a multiple of tp_size x pp_size = %lld (the "
                      "rest is data parallelism); or pass --calib_stats", c->size,
                      (long long)cells);
+    double t_load = tc_now_seconds();
     if (st == TC_OK)
         st = load_calibration(o, cfg, &tok);
+    t_load = tc_now_seconds() - t_load;
     st = tc_comm_agree(c, st, "calibration data");
     if (st != TC_OK) {
         tc_tokens_free(&tok);
@@ -972,10 +974,10 @@ static tc_status calibrate(const tc_comm *c, const tc_opts *o, tc_hf_model *mode
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
     su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
     if (c->rank == 0)
-        tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens) of %s, micro-batches of %lld, "
-               "%s forward on %s", tok.n_seqs, (long long)tok.offsets[tok.n_seqs],
-               o->calib_dataset, (long long)o->calib_batch_size, tc_dtype_name(fdt),
-               gpu ? "the GPUs" : "the CPUs");
+        tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "
+               "micro-batches of %lld, %s forward on %s", tok.n_seqs,
+               (long long)tok.offsets[tok.n_seqs], t_load, o->calib_dataset,
+               (long long)o->calib_batch_size, tc_dtype_name(fdt), gpu ? "the GPUs" : "the CPUs");
     st = tc_fwd_create(&su, engine);
     if (st == TC_OK)
         st = tc_fwd_enable_stats(*engine);
