@@ -17,6 +17,7 @@
 #include "tok_internal.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
+#include "trtconv/tokenizer.h"
 
 typedef enum step_kind {
     STEP_SEQUENCE,
@@ -61,6 +62,15 @@ struct tok_step {
     bool split;                        /* Metaspace */
     bool strip_left, strip_right;      /* Strip */
 };
+
+/* Text a step inserts or matches must be valid UTF-8: the pieces stay
+ * valid UTF-8 then, which PCRE2 (matching without re-checking) relies on. */
+static tc_status check_utf8(const char *text, const char *where, const char *what)
+{
+    if (!tc_utf8_valid(text, strlen(text)))
+        return tc_fail(TC_E_INPUT, "%s: %s is not valid UTF-8", where, what);
+    return TC_OK;
+}
 
 /* ---- Unicode helpers ---- */
 size_t tok_utf8_next(const char *s, size_t len, size_t i, uint32_t *cp)
@@ -276,6 +286,7 @@ static tc_status pattern_parse(tok_pattern *p, const cJSON *j, const char *where
 {
     const cJSON *s = tc_json_get(j, "String"), *r = tc_json_get(j, "Regex");
     if (cJSON_IsString(s)) {
+        TC_TRY(check_utf8(s->valuestring, where, "a pattern string"));
         p->lit_len = strlen(s->valuestring);
         p->lit = strdup(s->valuestring);
         return p->lit ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
@@ -509,12 +520,14 @@ static tc_status parse_normalizer(const cJSON *j, const char *where, tok_step **
         const cJSON *p = tc_json_get(j, "prepend");
         if (!cJSON_IsString(p))
             return tc_fail(TC_E_INPUT, "%s: Prepend normalizer needs a \"prepend\" string", where);
+        TC_TRY(check_utf8(p->valuestring, where, "Prepend text"));
         TC_TRY(step_new(STEP_PREPEND, "Prepend", out));
         st = set_text(*out, p->valuestring);
     } else if (strcmp(type, "Replace") == 0) {
         const cJSON *c = tc_json_get(j, "content");
         if (!cJSON_IsString(c))
             return tc_fail(TC_E_INPUT, "%s: Replace normalizer needs a \"content\" string", where);
+        TC_TRY(check_utf8(c->valuestring, where, "Replace content"));
         TC_TRY(step_new(STEP_REPLACE, "Replace", out));
         st = set_text(*out, c->valuestring);
         if (st == TC_OK)
@@ -570,6 +583,7 @@ static tc_status parse_pretokenizer(const cJSON *j, const char *where, tok_step 
         const cJSON *r = tc_json_get(j, "replacement"), *ps = tc_json_get(j, "prepend_scheme");
         if (!cJSON_IsString(r) || !r->valuestring[0])
             return tc_fail(TC_E_INPUT, "%s: Metaspace needs a \"replacement\" character", where);
+        TC_TRY(check_utf8(r->valuestring, where, "Metaspace replacement"));
         TC_TRY(step_new(STEP_METASPACE, "Metaspace", out));
         TC_TRY(set_text(*out, r->valuestring));
         /* Files of tokenizers < 0.19 carry add_prefix_space instead and

@@ -263,6 +263,16 @@ START_TEST(hostile_tokenizer_json_should_be_refused_naming_the_rule)
                         "{\"add_bos_token\": tru", "tokenizer_config.json: not a JSON object");
     expect_refused_json("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\xff\": 0}, \"merges\": []}}",
                         NULL, "vocabulary entry 0 is not valid UTF-8");
+    /* Text a normalizer inserts must be valid UTF-8 too (fuzz_tokenizer:
+     * invalid bytes inserted into a piece crashed the regex afterwards). */
+    expect_refused_json("{\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"},"
+                        " \"content\": \"\xe2\x96!\"}, \"model\": {\"type\": \"BPE\", \"vocab\":"
+                        " {\"a\": 0}, \"merges\": []}}",
+                        NULL, "Replace content is not valid UTF-8");
+    expect_refused_json("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \"\x96\"},"
+                        " \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\":"
+                        " {\"a\": 0}, \"merges\": []}}",
+                        NULL, "a pattern string is not valid UTF-8");
 }
 END_TEST
 
