@@ -467,10 +467,18 @@ static bool json_bool(const cJSON *obj, const char *key, bool dflt)
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
-static const char *json_type(const cJSON *j)
+/* The "type" of a normalizer or pre-tokenizer object; *type is NULL (and
+ * the status TC_OK) when there is none (absent or JSON null). */
+static tc_status step_type(const cJSON *j, const char *where, const char *what, const char **type)
 {
+    *type = NULL;
+    if (!j || cJSON_IsNull(j))
+        return TC_OK;
     const cJSON *t = tc_json_get(j, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
+    if (!cJSON_IsString(t))
+        return tc_fail(TC_E_INPUT, "%s: %s without a \"type\"", where, what);
+    *type = t->valuestring;
+    return TC_OK;
 }
 
 static tc_status set_text(tok_step *s, const char *text)
@@ -507,12 +515,11 @@ static tc_status parse_sequence(const cJSON *arr, const char *where, step_parser
 
 static tc_status parse_normalizer(const cJSON *j, const char *where, tok_step **out)
 {
+    const char *type;
     *out = NULL;
-    if (!j || cJSON_IsNull(j))
-        return TC_OK;
-    const char *type = json_type(j);
+    TC_TRY(step_type(j, where, "normalizer", &type));
     if (!type)
-        return tc_fail(TC_E_INPUT, "%s: normalizer without a \"type\"", where);
+        return TC_OK;
     tc_status st = TC_OK;
     if (strcmp(type, "Sequence") == 0) {
         st = parse_sequence(tc_json_get(j, "normalizers"), where, parse_normalizer, out);
@@ -546,12 +553,11 @@ static tc_status parse_normalizer(const cJSON *j, const char *where, tok_step **
 
 static tc_status parse_pretokenizer(const cJSON *j, const char *where, tok_step **out)
 {
+    const char *type;
     *out = NULL;
-    if (!j || cJSON_IsNull(j))
-        return TC_OK;
-    const char *type = json_type(j);
+    TC_TRY(step_type(j, where, "pre_tokenizer", &type));
     if (!type)
-        return tc_fail(TC_E_INPUT, "%s: pre_tokenizer without a \"type\"", where);
+        return TC_OK;
     if (strcmp(type, "Sequence") == 0)
         return parse_sequence(tc_json_get(j, "pretokenizers"), where, parse_pretokenizer, out);
     if (strcmp(type, "Split") == 0) {
