@@ -41,6 +41,9 @@ struct tc_tokenizer {
     size_t n_pre, n_post;
     int64_t id_limit;
     pcre2_code *word_char;       /* single_word: Rust regex \w */
+    /* Added tokens by first byte: by_byte[start[b] .. start[b + 1]) index
+     * added[]; most text bytes start none (LLaMA-3 has 256 special tokens). */
+    uint32_t *by_byte, start[257];
 };
 
 /* ---- small utilities ---- */
@@ -294,8 +297,9 @@ static tc_status split_added(const tc_tokenizer *t, bool normalized, const tok_a
         size_t best_at = len, best_len = 0;
         const added_token *best = NULL;
         for (size_t i = pos; i < len && !best; i++) {
-            for (size_t k = 0; k < t->n_added; k++) {
-                const added_token *tk = &t->added[k];
+            unsigned char b = (unsigned char)s[i];
+            for (uint32_t x = t->start[b]; x < t->start[b + 1]; x++) {
+                const added_token *tk = &t->added[t->by_byte[x]];
                 if (tk->normalized != normalized || tk->len > len - i || tk->len <= best_len ||
                     tk->content[0] != s[i] || memcmp(tk->content, s + i, tk->len) != 0)
                     continue;
@@ -626,9 +630,21 @@ static tc_status load_hf_json(tc_tokenizer *t, const char *path, const cJSON *j,
     return TC_OK;
 }
 
-/* Checks and limits that need the whole tokenizer. */
+/* Checks, limits and indexes that need the whole tokenizer. */
 static tc_status finish_load(tc_tokenizer *t)
 {
+    t->by_byte = malloc((t->n_added ? t->n_added : 1) * sizeof *t->by_byte);
+    if (!t->by_byte)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    memset(t->start, 0, sizeof t->start);
+    for (size_t i = 0; i < t->n_added; i++)
+        t->start[(unsigned char)t->added[i].content[0] + 1]++;
+    for (int b = 0; b < 256; b++)
+        t->start[b + 1] += t->start[b];
+    uint32_t fill[256];
+    memcpy(fill, t->start, sizeof fill);
+    for (size_t i = 0; i < t->n_added; i++)
+        t->by_byte[fill[(unsigned char)t->added[i].content[0]]++] = (uint32_t)i;
     for (size_t i = 0; i < t->n_added; i++) {
         if (!t->added[i].single_word || t->word_char)
             continue;
@@ -743,6 +759,7 @@ void tc_tokenizer_free(tc_tokenizer *t)
     for (size_t i = 0; i < t->n_added; i++)
         free(t->added[i].content);
     free(t->added);
+    free(t->by_byte);
     free(t->pre_ids);
     free(t->post_ids);
     pcre2_code_free(t->word_char);
