@@ -13,14 +13,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "tok_internal.h"
+#include "trtconv/hf_model.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
 
@@ -47,95 +46,18 @@ struct tc_tokenizer {
 };
 
 /* ---- small utilities ---- */
-bool tc_utf8_valid(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            n = 2;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 3;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (len - i < n)
-            return false;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n;
-    }
-    return true;
-}
 
-/* Read a whole regular file of at most TC_TOKENIZER_MAX_FILE bytes. *exists
- * false (and TC_OK) when it is absent. */
-static tc_status read_small_file(const char *path, bool *exists, char **data, size_t *len)
+/* tc_read_small_file (hf_model.h) of an optional file: *exists false (and
+ * TC_OK) when it is absent. */
+static tc_status read_if_present(const char *path, bool *exists, char **data, size_t *len)
 {
+    struct stat sb;
     *data = NULL;
     *len = 0;
-    *exists = false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return TC_OK;
-        return tc_fail(TC_E_INPUT, "cannot open %s: %s", path, strerror(errno));
-    }
-    *exists = true;
-    struct stat sb;
-    tc_status st = TC_OK;
-    if (fstat(fd, &sb) != 0)
-        st = tc_fail(TC_E_IO, "stat %s: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = tc_fail(TC_E_INPUT, "%s is not a regular file", path);
-    else if ((uint64_t)sb.st_size > TC_TOKENIZER_MAX_FILE)
-        st = tc_fail(TC_E_INPUT, "%s: %lld bytes exceeds the limit of %u bytes for tokenizer files",
-                     path, (long long)sb.st_size, TC_TOKENIZER_MAX_FILE);
-    if (st == TC_OK) {
-        size_t n = (size_t)sb.st_size;
-        *data = malloc(n + 1);
-        if (!*data)
-            st = tc_fail(TC_E_INTERNAL, "out of memory reading %s", path);
-        size_t got = 0;
-        while (st == TC_OK && got < n) {
-            ssize_t r = read(fd, *data + got, n - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                st = tc_fail(TC_E_IO, "reading %s: %s", path, r < 0 ? strerror(errno) : "file shrank");
-            else
-                got += (size_t)r;
-        }
-        if (st == TC_OK) {
-            (*data)[n] = '\0';
-            *len = n;
-        }
-    }
-    close(fd);
-    if (st != TC_OK) {
-        free(*data);
-        *data = NULL;
-    }
-    return st;
+    *exists = stat(path, &sb) == 0 || errno != ENOENT;
+    if (!*exists)
+        return TC_OK;
+    return tc_read_small_file(path, TC_TOKENIZER_MAX_FILE, data, len);
 }
 
 /* A token given as "text" or {"content": "text", ...}; NULL if neither. */
@@ -726,12 +648,12 @@ tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_toke
         snprintf(cfg_path, dl, "%s/tokenizer_config.json", dir);
         snprintf(spm_path, dl, "%s/tokenizer.model", dir);
         snprintf(json_path, dl, "%s/tokenizer.json", dir);
-        st = read_small_file(cfg_path, &have_cfg, &cfg, &cfg_len);
+        st = read_if_present(cfg_path, &have_cfg, &cfg, &cfg_len);
     }
     if (st == TC_OK && source != TC_TOKENIZER_HF_JSON)
-        st = read_small_file(spm_path, &have_spm, &data, &len);
+        st = read_if_present(spm_path, &have_spm, &data, &len);
     if (st == TC_OK && !have_spm && source != TC_TOKENIZER_SPM_MODEL)
-        st = read_small_file(json_path, &have_json, &data, &len);
+        st = read_if_present(json_path, &have_json, &data, &len);
     if (st == TC_OK && !have_spm && !have_json)
         st = tc_fail(TC_E_INPUT, "no tokenizer in %s: expected %s", dir,
                      source == TC_TOKENIZER_SPM_MODEL ? "tokenizer.model"
