@@ -29,6 +29,7 @@
  * strings cannot hold it (cJSON would cut the name there). */
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/safetensors.h"
+#include "trtconv/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -135,55 +136,6 @@ static const char *msg_shape(const int64_t *shape, int ndim, char *buf, size_t c
 
 /* ---- lexical checks ----------------------------------------------------- */
 
-/* Rust str::from_utf8: shortest forms only, no surrogates, <= U+10FFFF.
- * Returns 1 if valid, else 0 and the offset of the first bad sequence. */
-static int utf8_valid(const unsigned char *s, size_t n, size_t *bad)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c == 0xE0) {
-            len = 3;
-            lo = 0xA0; /* no overlongs */
-        } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-            len = 3;
-        } else if (c == 0xED) {
-            len = 3;
-            hi = 0x9F; /* no surrogates */
-        } else if (c == 0xF0) {
-            len = 4;
-            lo = 0x90; /* no overlongs */
-        } else if (c >= 0xF1 && c <= 0xF3) {
-            len = 4;
-        } else if (c == 0xF4) {
-            len = 4;
-            hi = 0x8F; /* <= U+10FFFF */
-        } else {
-            *bad = i;
-            return 0;
-        }
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) {
-            *bad = i;
-            return 0;
-        }
-        for (size_t k = 2; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                *bad = i;
-                return 0;
-            }
-        }
-        i += len;
-    }
-    return 1;
-}
 
 /* Lexical rules where cJSON is laxer than serde_json. Returns NULL if the
  * text passes, else a description and the offending position in *pos. */
@@ -436,7 +388,7 @@ tc_status tc_st_parse_header(const char *label, const char *buf, size_t n,
                      "header is empty (a JSON object is required)");
         goto done;
     }
-    if (!utf8_valid((const unsigned char *)buf, n, &pos)) {
+    if (!tc_utf8_check(buf, n, &pos)) {
         st = st_fail(&kind, TC_ST_INVALID_HEADER, TC_E_INPUT, label,
                      "header is not valid UTF-8 at header byte %zu", pos);
         goto done;

@@ -49,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "trtconv/status.h"
+#include "trtconv/utf8.h" /* tc_utf8_valid */
 
 #define TC_TOKENIZER_MAX_FILE (512u << 20)
 
@@ -94,7 +95,5 @@ tc_status tc_tokenizer_encode(const tc_tokenizer *t, const char *text, size_t le
  * NUL-terminated, *out_len bytes. */
 tc_status tc_calib_text(const char *text, size_t len, char **out, size_t *out_len);
 
-/* True when s[0..len) is valid UTF-8 (no surrogates, no overlongs, <= U+10FFFF). */
-bool tc_utf8_valid(const char *s, size_t len);
 
 #endif
