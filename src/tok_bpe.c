@@ -319,12 +319,18 @@ tc_status tok_bpe_word(const tok_bpe *m, const char *w, size_t len, int32_t **id
         if (id >= 0)
             return ids_push(ids, n, cap, id);
     }
-    /* At most one symbol per byte. */
-    bpe_sym *sym = malloc(len * sizeof *sym);
-    bpe_qitem *q = malloc(len * 2 * sizeof *q + sizeof *q);
+    /* At most one symbol per byte and two queue entries per merge; most
+     * words fit the stack buffers. */
+    bpe_sym sym_stack[64];
+    bpe_qitem q_stack[2 * 64 + 1];
+    bool heap = len > 64;
+    bpe_sym *sym = heap ? malloc(len * sizeof *sym) : sym_stack;
+    bpe_qitem *q = heap ? malloc(len * 2 * sizeof *q + sizeof *q) : q_stack;
     if (!sym || !q) {
-        free(sym);
-        free(q);
+        if (heap) {
+            free(sym);
+            free(q);
+        }
         return tc_fail(TC_E_INTERNAL, "out of memory for a word of %zu bytes", len);
     }
     size_t ns = 0;
@@ -408,8 +414,10 @@ tc_status tok_bpe_word(const tok_bpe *m, const char *w, size_t len, int32_t **id
     for (size_t i = 0; i < ns && st == TC_OK; i++)
         if (sym[i].len != 0)
             st = ids_push(ids, n, cap, sym[i].id);
-    free(sym);
-    free(q);
+    if (heap) {
+        free(sym);
+        free(q);
+    }
     return st;
 }
 

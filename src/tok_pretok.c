@@ -61,6 +61,8 @@ struct tok_step {
     int prepend_scheme;                /* Metaspace */
     bool split;                        /* Metaspace */
     bool strip_left, strip_right;      /* Strip */
+    char byte_utf8[256][2];            /* ByteLevel: each byte's character (2 bytes of UTF-8 at most) */
+    uint8_t byte_utf8_len[256];
 };
 
 /* Text a step inserts or matches must be valid UTF-8: the pieces stay
@@ -432,6 +434,19 @@ static void apply_behavior(segs *g, split_behavior b, bool invert)
     g->n = o;
 }
 
+/* bytes_to_unicode of GPT-2: printable bytes map to themselves, the others
+ * to U+0100 + n in byte order. */
+static uint32_t byte_char(unsigned b)
+{
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174))
+        return b;
+    unsigned n = 0;
+    for (unsigned x = 0; x < b; x++)
+        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174)))
+            n++;
+    return 256 + n;
+}
+
 /* ---- parsing ---- */
 static tc_status step_new(step_kind k, const char *name, tok_step **out)
 {
@@ -577,6 +592,11 @@ static tc_status parse_pretokenizer(const cJSON *j, const char *where, tok_step 
     }
     if (strcmp(type, "ByteLevel") == 0) {
         TC_TRY(step_new(STEP_BYTELEVEL, "ByteLevel", out));
+        for (unsigned b = 0; b < 256; b++) {
+            char tmp[4];
+            (*out)->byte_utf8_len[b] = (uint8_t)tok_utf8_put(byte_char(b), tmp);
+            memcpy((*out)->byte_utf8[b], tmp, 2); /* byte_char(b) < U+0800: at most 2 bytes */
+        }
         (*out)->add_prefix_space = json_bool(j, "add_prefix_space", true);
         (*out)->use_regex = json_bool(j, "use_regex", true);
         if ((*out)->use_regex)
@@ -726,19 +746,6 @@ tc_status tok_normalize(const tok_step *s, tok_arena *a, tok_piece *pc)
 }
 
 /* ---- pre-tokenizing ---- */
-/* bytes_to_unicode of GPT-2: printable bytes map to themselves, the others
- * to U+0100 + n in byte order. */
-static uint32_t byte_char(unsigned b)
-{
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174))
-        return b;
-    unsigned n = 0;
-    for (unsigned x = 0; x < b; x++)
-        if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174)))
-            n++;
-    return 256 + n;
-}
-
 static tc_status split_piece(const tok_pattern *pat, split_behavior b, bool invert,
                              pcre2_match_data *md, const tok_arena *a, const tok_piece *pc,
                              segs *g, tok_pieces *out)
@@ -788,8 +795,11 @@ static tc_status pretok_one(const tok_step *s, tok_arena *a, const tok_piece *pc
             if (st != TC_OK)
                 break;
             size_t start = a->len;
-            for (size_t k = 0; k < q.len; k++)
-                a->len += tok_utf8_put(byte_char((unsigned char)a->buf[q.off + k]), a->buf + a->len);
+            for (size_t k = 0; k < q.len; k++) {
+                unsigned char b = (unsigned char)a->buf[q.off + k];
+                memcpy(a->buf + a->len, s->byte_utf8[b], s->byte_utf8_len[b]);
+                a->len += s->byte_utf8_len[b];
+            }
             q.off = start;
             q.len = a->len - start;
             st = tok_pieces_push(out, q);
