@@ -14,7 +14,7 @@ set -uo pipefail
 (cd build-gpu && ctest -L 'unit|gpu' --output-on-failure >"$OUT/ctest.log" 2>&1)
 echo "ctest unit+gpu rc=$?"; grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head
 build-gpu/tests/test_sq_cuda >"$OUT/test_sq_cuda.log" 2>&1; echo "test_sq_cuda rc=$?: $(tail -1 "$OUT/test_sq_cuda.log")"
-G=.carry/golden/sq_mha
+G=build-gpu/golden/sq_mha
 H5=tests/data/sq/golden_act_range.h5
 W=/tmp/trtconv-sq; rm -rf "$W"; mkdir -p "$W"
 declare -A FLAGS=([pt_pt]="--smoothquant 0.5" [pc_pt]="--smoothquant 0.5 --per_channel"

@@ -143,10 +143,23 @@ static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_fl
     t->moe_normalization_mode = -1;
     t->world_size = o->tp_size * o->pp_size;
     t->gpus_per_node = 8;
+    t->cp_size = 1;
     t->tp_size = o->tp_size;
     t->pp_size = o->pp_size;
+    /* convert_checkpoint.py main(): -1 derives one from the other, both
+     * -1 is tp-only MoE. */
     t->moe_tp_size = o->tp_size;
     t->moe_ep_size = 1;
+    if (o->moe_tp_size > 0 && o->moe_ep_size > 0) {
+        t->moe_tp_size = o->moe_tp_size;
+        t->moe_ep_size = o->moe_ep_size;
+    } else if (o->moe_ep_size > 0) {
+        t->moe_tp_size = o->tp_size / o->moe_ep_size;
+        t->moe_ep_size = o->moe_ep_size;
+    } else if (o->moe_tp_size > 0) {
+        t->moe_tp_size = o->moe_tp_size;
+        t->moe_ep_size = o->tp_size / o->moe_tp_size;
+    }
     t->group_size = 128;
     t->use_parallel_embedding = o->use_parallel_embedding;
     t->embedding_sharding_dim = o->embedding_sharding_dim;
@@ -181,6 +194,7 @@ static void build_trtllm_config(const tc_opts *o, const tc_hf_config *cfg, tc_fl
         t->head_size = o->n_embd / o->n_head;
         t->moe_num_experts = o->moe_num_experts;
         t->moe_top_k = o->moe_top_k;
+        t->moe_normalization_mode = o->moe_renorm_mode;
         if (o->multiple_of > 0) {
             t->has_multiple_of = true;
             t->multiple_of = o->multiple_of;
@@ -197,7 +211,7 @@ static tc_status render_config(const tc_opts *o, const tc_hf_config *cfg, tc_flo
 {
     tc_trtllm_config t;
     build_trtllm_config(o, cfg, dtype, share_embedding, &t);
-    return tc_trtllm_config_render(&t, text);
+    return cfg ? tc_trtllm_config_render(&t, text) : tc_trtllm_cli_config_render(&t, text);
 }
 
 /* ---- progress ---------------------------------------------------------- */

@@ -1,12 +1,10 @@
 #!/bin/bash
 # prepare-gpu-carry.sh: fill .carry/ (git-ignored) with what bench/gpu_run.sh
 # needs on the GPU machine, which has no cJSON, no Check and no network:
-# Debian bookworm packages (unpacked there with dpkg -x into a prefix) and
-# the golden files the tests compare against.
+# Debian bookworm packages (unpacked there with dpkg -x into a prefix). The
+# golden files travel in the repository (tests/data/golden).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .carry/debs .carry/golden/sq_mha
+mkdir -p .carry/debs
 (cd .carry/debs && apt-get download libcjson1 libcjson-dev check libsubunit0 libsubunit-dev libpcre2-8-0 libpcre2-dev libpcre2-16-0 libpcre2-32-0 libpcre2-posix3)
-G=../shared/golden/sq_mha
-cp -r "$G"/. .carry/golden/sq_mha/
 du -sh .carry

@@ -441,6 +441,70 @@ static void ow_json(obj_writer *w, const char *key, const cJSON *v)
         w->st = render_value(v, w->indent, 0, w->buf, w->len, w->cap);
 }
 
+/* The moe object: MoeConfig.to_dict() (with tp_mode, as v0.12 writes it
+ * from LLaMAConfig) or the raw dict of the fake config (without). */
+static void ow_moe(obj_writer *w, const tc_trtllm_config *cfg, bool with_tp_mode)
+{
+    ow_key(w, "moe");
+    if (w->st != TC_OK)
+        return;
+    obj_writer m;
+    ow_open(&m, w->buf, w->len, w->cap, w->indent + 1);
+    ow_int(&m, "num_experts", cfg->moe_num_experts);
+    ow_int(&m, "top_k", cfg->moe_top_k);
+    if (cfg->moe_normalization_mode < 0)
+        ow_null(&m, "normalization_mode");
+    else
+        ow_int(&m, "normalization_mode", cfg->moe_normalization_mode);
+    if (with_tp_mode)
+        ow_int(&m, "tp_mode", cfg->moe_tp_mode);
+    ow_close(&m);
+    w->st = m.st;
+}
+
+/* The quantization object (QuantConfig.to_dict(), trtllm-checkpoint.md
+ * §3.2, be9cd719 column) as the value of key "quantization" in w. */
+static void ow_quantization(obj_writer *w, const tc_trtllm_config *cfg)
+{
+    ow_key(w, "quantization");
+    if (w->st != TC_OK)
+        return;
+    char **bufp = w->buf;
+    size_t *lenp = w->len, *capp = w->cap;
+    obj_writer q;
+    ow_open(&q, bufp, lenp, capp, w->indent + 1);
+    ow_str(&q, "quant_algo", cfg->quant_algo);
+    ow_str(&q, "kv_cache_quant_algo", cfg->kv_cache_quant_algo);
+    ow_int(&q, "group_size", cfg->group_size);
+    if (cfg->has_smoothquant_val)
+        ow_float(&q, "smoothquant_val", cfg->smoothquant_val);
+    else
+        ow_null(&q, "smoothquant_val");
+    ow_key(&q, "clamp_val");
+    if (q.st == TC_OK && cfg->has_clamp_val) {
+        /* [a, b] as json.dump(indent=4) writes a two-element list. */
+        q.st = buf_puts(bufp, lenp, capp, "[\n");
+        for (int i = 0; i < 2 && q.st == TC_OK; i++) {
+            q.st = buf_indent(bufp, lenp, capp, q.indent + 1);
+            if (q.st == TC_OK)
+                q.st = put_py_float(bufp, lenp, capp, cfg->clamp_val[i]);
+            if (q.st == TC_OK)
+                q.st = buf_puts(bufp, lenp, capp, i == 0 ? ",\n" : "\n");
+        }
+        if (q.st == TC_OK)
+            q.st = buf_indent(bufp, lenp, capp, q.indent);
+        if (q.st == TC_OK)
+            q.st = buf_puts(bufp, lenp, capp, "]");
+    } else if (q.st == TC_OK) {
+        q.st = buf_puts(bufp, lenp, capp, "null");
+    }
+    ow_bool(&q, "has_zero_point", cfg->has_zero_point);
+    ow_bool(&q, "pre_quant_scale", cfg->pre_quant_scale);
+    ow_null(&q, "exclude_modules");
+    ow_close(&q);
+    w->st = q.st;
+}
+
 tc_status tc_trtllm_config_render(const tc_trtllm_config *cfg, char **out)
 {
     char *buf = NULL;
@@ -465,19 +529,7 @@ tc_status tc_trtllm_config_render(const tc_trtllm_config *cfg, char **out)
     ow_bool(&w, "disable_weight_only_quant_plugin",
             cfg->disable_weight_only_quant_plugin);
 
-    ow_key(&w, "moe");
-    if (w.st == TC_OK) {
-        obj_writer m;
-        ow_open(&m, &buf, &len, &cap, 2);
-        ow_int(&m, "num_experts", cfg->moe_num_experts);
-        ow_int(&m, "top_k", cfg->moe_top_k);
-        if (cfg->moe_normalization_mode < 0)
-            ow_null(&m, "normalization_mode");
-        else
-            ow_int(&m, "normalization_mode", cfg->moe_normalization_mode);
-        ow_close(&m);
-        w.st = m.st;
-    }
+    ow_moe(&w, cfg, true);
 
     ow_bool(&w, "remove_duplicated_kv_heads", cfg->remove_duplicated_kv_heads);
     ow_str(&w, "architecture", cfg->architecture);
@@ -500,6 +552,7 @@ tc_status tc_trtllm_config_render(const tc_trtllm_config *cfg, char **out)
         ow_open(&m, &buf, &len, &cap, 2);
         ow_int(&m, "world_size", cfg->world_size);
         ow_int(&m, "gpus_per_node", cfg->gpus_per_node);
+        ow_int(&m, "cp_size", cfg->cp_size);
         ow_int(&m, "tp_size", cfg->tp_size);
         ow_int(&m, "pp_size", cfg->pp_size);
         ow_int(&m, "moe_tp_size", cfg->moe_tp_size);
@@ -508,51 +561,13 @@ tc_status tc_trtllm_config_render(const tc_trtllm_config *cfg, char **out)
         w.st = m.st;
     }
 
-    ow_key(&w, "quantization");
-    if (w.st == TC_OK) {
-        obj_writer q;
-        ow_open(&q, &buf, &len, &cap, 2);
-        ow_str(&q, "quant_algo", cfg->quant_algo);
-        ow_str(&q, "kv_cache_quant_algo", cfg->kv_cache_quant_algo);
-        ow_int(&q, "group_size", cfg->group_size);
-        if (cfg->has_smoothquant_val)
-            ow_float(&q, "smoothquant_val", cfg->smoothquant_val);
-        else
-            ow_null(&q, "smoothquant_val");
-        ow_key(&q, "clamp_val");
-        if (q.st == TC_OK && cfg->has_clamp_val) {
-            /* [a, b] as json.dump(indent=4) writes a two-element list. */
-            q.st = buf_puts(&buf, &len, &cap, "[\n");
-            for (int i = 0; i < 2 && q.st == TC_OK; i++) {
-                q.st = buf_indent(&buf, &len, &cap, 3);
-                if (q.st == TC_OK)
-                    q.st = put_py_float(&buf, &len, &cap, cfg->clamp_val[i]);
-                if (q.st == TC_OK)
-                    q.st = buf_puts(&buf, &len, &cap, i == 0 ? ",\n" : "\n");
-            }
-            if (q.st == TC_OK)
-                q.st = buf_indent(&buf, &len, &cap, 2);
-            if (q.st == TC_OK)
-                q.st = buf_puts(&buf, &len, &cap, "]");
-        } else if (q.st == TC_OK) {
-            q.st = buf_puts(&buf, &len, &cap, "null");
-        }
-        ow_bool(&q, "has_zero_point", cfg->has_zero_point);
-        ow_bool(&q, "pre_quant_scale", cfg->pre_quant_scale);
-        ow_null(&q, "exclude_modules");
-        ow_close(&q);
-        w.st = q.st;
-    }
+    ow_quantization(&w, cfg);
 
     ow_bool(&w, "use_parallel_embedding", cfg->use_parallel_embedding);
     ow_int(&w, "embedding_sharding_dim", cfg->embedding_sharding_dim);
     ow_bool(&w, "share_embedding_table", cfg->share_embedding_table);
     ow_int(&w, "head_size", cfg->head_size);
     ow_bool(&w, "qk_layernorm", cfg->qk_layernorm);
-    if (cfg->has_multiple_of)
-        ow_int(&w, "multiple_of", cfg->multiple_of);
-    if (cfg->has_ffn_dim_multiplier)
-        ow_float(&w, "ffn_dim_multiplier", cfg->ffn_dim_multiplier);
     ow_close(&w);
     st = w.st;
 
@@ -563,4 +578,67 @@ done:
     }
     free(buf);
     return st;
+}
+
+tc_status tc_trtllm_cli_config_render(const tc_trtllm_config *cfg, char **out)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    *out = NULL;
+    if (!cfg->architecture || !cfg->hidden_act || !cfg->logits_dtype ||
+        !cfg->position_embedding_type)
+        return tc_fail(TC_E_INTERNAL, "%s: a required string field is NULL", __func__);
+
+    /* convert_checkpoint.py from_cli_args() + args_to_build_options(), in
+     * dict insertion order (trtllm-checkpoint.md §3.1). */
+    obj_writer w;
+    ow_open(&w, &buf, &len, &cap, 1);
+    ow_str(&w, "architecture", cfg->architecture);
+    ow_str(&w, "dtype", tc_float_type_name(cfg->dtype));
+    ow_str(&w, "logits_dtype", cfg->logits_dtype);
+    ow_int(&w, "num_hidden_layers", cfg->num_hidden_layers);
+    ow_int(&w, "num_attention_heads", cfg->num_attention_heads);
+    ow_int(&w, "hidden_size", cfg->hidden_size);
+    ow_int(&w, "intermediate_size", cfg->intermediate_size);
+    if (cfg->has_ffn_dim_multiplier)
+        ow_float(&w, "ffn_dim_multiplier", cfg->ffn_dim_multiplier);
+    else
+        ow_null(&w, "ffn_dim_multiplier");
+    if (cfg->has_multiple_of)
+        ow_int(&w, "multiple_of", cfg->multiple_of);
+    else
+        ow_null(&w, "multiple_of");
+    ow_int(&w, "num_key_value_heads", cfg->num_key_value_heads);
+    ow_int(&w, "vocab_size", cfg->vocab_size);
+    ow_str(&w, "position_embedding_type", cfg->position_embedding_type);
+    ow_int(&w, "max_position_embeddings", cfg->max_position_embeddings);
+    ow_str(&w, "hidden_act", cfg->hidden_act);
+    ow_float(&w, "rotary_base", cfg->rotary_base);
+    ow_float(&w, "norm_epsilon", cfg->norm_epsilon);
+    ow_moe(&w, cfg, false);
+    ow_key(&w, "mapping");
+    if (w.st == TC_OK) {
+        obj_writer m;
+        ow_open(&m, &buf, &len, &cap, 2);
+        ow_int(&m, "world_size", cfg->world_size);
+        ow_int(&m, "tp_size", cfg->tp_size);
+        ow_int(&m, "pp_size", cfg->pp_size);
+        ow_int(&m, "moe_tp_size", cfg->moe_tp_size);
+        ow_int(&m, "moe_ep_size", cfg->moe_ep_size);
+        ow_close(&m);
+        w.st = m.st;
+    }
+    ow_quantization(&w, cfg);
+    ow_bool(&w, "use_parallel_embedding", cfg->use_parallel_embedding);
+    ow_int(&w, "embedding_sharding_dim", cfg->embedding_sharding_dim);
+    ow_bool(&w, "share_embedding_table", cfg->share_embedding_table);
+    ow_bool(&w, "disable_weight_only_quant_plugin", cfg->disable_weight_only_quant_plugin);
+    ow_bool(&w, "remove_duplicated_kv_heads", cfg->remove_duplicated_kv_heads);
+    ow_close(&w);
+    if (w.st != TC_OK) {
+        free(buf);
+        return w.st;
+    }
+    *out = buf;
+    return TC_OK;
 }

@@ -4,11 +4,15 @@
  * LLaMAConfig: 4-space indentation, ": " separators, nested containers one
  * element per line, "[]"/"{}" when empty, no trailing newline, ASCII only
  * (non-ASCII as \uXXXX), floats as Python repr ("1e-05", "10000.0").
- * Keys in the Era B order of §3.4; mapping keys per §3.3 (v0.12 without
- * cp_size); quantization keys per §3.2 (be9cd719 column, with clamp_val).
- * Keys whose presence in v0.12 is UNVERIFIED (moe.sparse_mixer_epsilon,
- * moe.tp_mode, mapping.cp_size) are left out: v0.12's dataclasses fill the
- * defaults when a key is missing but reject keys they do not know. */
+ * Keys in the Era B order of §3.4; quantization keys per §3.2 (be9cd719
+ * column, with clamp_val). TensorRT-LLM v0.12's own output (the golden
+ * config.json files in tests/data/golden) settles what the spec left open:
+ * mapping is world_size, gpus_per_node, cp_size, tp_size, pp_size,
+ * moe_tp_size, moe_ep_size, and moe is num_experts, top_k,
+ * normalization_mode, tp_mode (no sparse_mixer_epsilon).
+ *
+ * Without --model_dir the script writes another dict (from_cli_args):
+ * tc_trtllm_cli_config_render. */
 #ifndef TRTCONV_TRTLLM_CONFIG_H
 #define TRTCONV_TRTLLM_CONFIG_H
 
@@ -28,6 +32,7 @@ typedef struct tc_trtllm_config {
     bool disable_weight_only_quant_plugin;
     int64_t moe_num_experts, moe_top_k;
     int64_t moe_normalization_mode;        /* < 0 -> null */
+    int64_t moe_tp_mode;                   /* MoeConfig.tp_mode, 0 */
     bool remove_duplicated_kv_heads;
     const char *architecture;
     tc_float_type dtype;
@@ -37,7 +42,7 @@ typedef struct tc_trtllm_config {
     double norm_epsilon;
     const char *position_embedding_type;   /* "rope_gpt_neox" */
     int64_t max_position_embeddings, num_key_value_heads, intermediate_size;
-    int64_t world_size, gpus_per_node, tp_size, pp_size, moe_tp_size, moe_ep_size;
+    int64_t world_size, gpus_per_node, cp_size, tp_size, pp_size, moe_tp_size, moe_ep_size;
     const char *quant_algo;                /* NULL -> null */
     const char *kv_cache_quant_algo;       /* NULL -> null */
     int64_t group_size;
@@ -49,8 +54,7 @@ typedef struct tc_trtllm_config {
     bool share_embedding_table;
     int64_t head_size;
     bool qk_layernorm;
-    /* fake-config extras (multiple_of, ffn_dim_multiplier), appended after
-     * qk_layernorm when has_* is set, as the v0.12 script passes them. */
+    /* fake config only (tc_trtllm_cli_config_render): null when unset */
     bool has_multiple_of; int64_t multiple_of;
     bool has_ffn_dim_multiplier; double ffn_dim_multiplier;
 } tc_trtllm_config;
@@ -64,6 +68,13 @@ char *tc_py_float_repr(double v, char *buf, size_t size);
 /* Serialize cfg as described at the top of the file. On TC_OK *out is a
  * malloc'd NUL-terminated string the caller frees. */
 tc_status tc_trtllm_config_render(const tc_trtllm_config *cfg, char **out);
+
+/* The config.json convert_checkpoint.py v0.12 writes without --model_dir
+ * and --meta_ckpt_dir: json.dump of from_cli_args(args), a plain dict in
+ * its own key order (architecture, dtype, logits_dtype, ... moe without
+ * tp_mode, mapping without gpus_per_node/cp_size, quantization, then the
+ * build options), no head_size. Same output contract as above. */
+tc_status tc_trtllm_cli_config_render(const tc_trtllm_config *cfg, char **out);
 
 /* Serialize any cJSON value in the same Python style at the given indent
  * level (used for rotary_scaling). Appends to a growing buffer. Integral

@@ -31,14 +31,24 @@ rc=0; run_np 1 --model_dir "$M" --output_dir "$WORK/auto" --dtype auto || rc=$?
     fail "--dtype auto rc $rc"
 
 rc=0; run_np 2 --model_dir "$M" --output_dir "$WORK/cfgonly" --tp_size 2 --save_config_only || rc=$?
+run_np 2 --model_dir "$M" --output_dir "$WORK/cfgfull" --tp_size 2 >/dev/null || rc=$?
 [ $rc -eq 0 ] && [ -f "$WORK/cfgonly/config.json" ] && ! ls "$WORK/cfgonly" | grep -q rank &&
-    pass "--save_config_only writes config.json only" || fail "--save_config_only rc $rc"
+    cmp -s "$WORK/cfgonly/config.json" "$WORK/cfgfull/config.json" &&
+    pass "--save_config_only writes config.json only, the same bytes as the full conversion" ||
+    fail "--save_config_only rc $rc"
 
+# Without --model_dir: json.dump(from_cli_args(args)) of v0.12, whole file
+# (expected text written by Python: tests/data/config/make_cli_configs.py).
+CFG=$(cd "$(dirname "$0")/../data/config" && pwd)
 rc=0; run_np 1 --output_dir "$WORK/fake" --n_layer 4 --n_head 8 --n_kv_head 2 --n_embd 512 \
     --vocab_size 1000 --inter_size 1024 --tp_size 2 || rc=$?
-[ $rc -eq 0 ] && grep -q '"num_key_value_heads": 2' "$WORK/fake/config.json" &&
-    grep -q '"head_size": 64' "$WORK/fake/config.json" && grep -q '"world_size": 2' "$WORK/fake/config.json" &&
-    pass "no --model_dir: config.json from the flags" || fail "fake config rc $rc"
+[ $rc -eq 0 ] && cmp "$CFG/cli_defaults_l4_h8_kv2_tp2.json" "$WORK/fake/config.json" &&
+    pass "no --model_dir: config.json equals upstream's from_cli_args dump" || fail "fake config rc $rc"
+rc=0; run_np 1 --output_dir "$WORK/fake2" --n_layer 4 --n_head 8 --n_kv_head 2 --n_embd 512 \
+    --vocab_size 1000 --inter_size 1024 --tp_size 2 --multiple_of 256 --ffn_dim_multiplier 1.3 || rc=$?
+[ $rc -eq 0 ] && cmp "$CFG/cli_l4_h8_kv2_tp2.json" "$WORK/fake2/config.json" &&
+    pass "no --model_dir, --multiple_of/--ffn_dim_multiplier: equals from_cli_args dump" ||
+    fail "fake config with multiple_of rc $rc"
 
 rc=0; run_np 1 --model_dir "$M" --output_dir "$WORK/lbs" --load_by_shard || rc=$?
 [ $rc -eq 0 ] && grep -q "no effect" "$WORK/last.log" && pass "--load_by_shard accepted with a notice" ||

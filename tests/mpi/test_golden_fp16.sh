@@ -5,7 +5,7 @@
 # a plain conversion does not write: those are ignored.
 . "$(dirname "$0")/lib.sh"
 G=${TRTCONV_GOLDEN_DIR:-}/sq_mha
-if [ ! -d "$G/hf" ]; then echo "golden directory not found: $G (skipped)"; exit 77; fi
+[ -d "$G/hf" ] || { echo "FAIL: golden directory not found: $G (TRTCONV_GOLDEN_DIR)"; exit 1; }
 
 for layout in "1 1" "2 1" "1 2" "2 2"; do
     set -- $layout

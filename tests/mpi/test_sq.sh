@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_sq.sh: SmoothQuant W8A8 and INT8 KV cache (docs/smoothquant.md).
 #  1. Given the upstream statistics (tests/data/sq/golden_act_range.h5, made
-#     by `trtconv-stats import` from shared/golden/sq_mha/act_range), every
+#     by `trtconv-stats import` from golden/sq_mha/act_range), every
 #     rank file of the 5 variants x tp 1/2 x pp 1/2 is byte-identical to
 #     TensorRT-LLM's own output, on 1 rank, on tp*pp ranks and on 3 ranks.
 #  2. Calibration (CPU path) in 6 layouts (tp, pp, dp) against the statistics
@@ -13,10 +13,7 @@ source "$(dirname "$0")/lib.sh"
 DATA=$(cd "$(dirname "$0")/../data/sq" && pwd)
 STATS_TOOL=${STATS:?}
 G=${TRTCONV_GOLDEN_DIR:-}/sq_mha
-if [ ! -d "$G" ]; then
-    echo "SKIP: golden files not found (TRTCONV_GOLDEN_DIR)"
-    exit 77
-fi
+[ -d "$G" ] || { echo "FAIL: golden files not found in '$G' (TRTCONV_GOLDEN_DIR)"; exit 1; }
 H5=$DATA/golden_act_range.h5
 CALIB=$DATA/golden_calib.jsonl
 

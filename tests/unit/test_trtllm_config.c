@@ -3,6 +3,7 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ static void llama2_7b_tp2pp2(tc_trtllm_config *c)
     c->intermediate_size = 11008;
     c->world_size = 4;
     c->gpus_per_node = 8;
+    c->cp_size = 1;
     c->tp_size = 2;
     c->pp_size = 2;
     c->moe_tp_size = 2;
@@ -38,7 +40,8 @@ static void llama2_7b_tp2pp2(tc_trtllm_config *c)
     c->head_size = 128;
 }
 
-/* Written by hand from trtllm-checkpoint.md §3.1-§3.4 (Era B, v0.12). */
+/* Written by hand from trtllm-checkpoint.md §3.1-§3.4 (Era B, v0.12), with
+ * mapping.cp_size and moe.tp_mode as v0.12's own output has them. */
 static const char llama2_7b_expected[] =
     "{\n"
     "    \"mlp_bias\": false,\n"
@@ -50,7 +53,8 @@ static const char llama2_7b_expected[] =
     "    \"moe\": {\n"
     "        \"num_experts\": 0,\n"
     "        \"top_k\": 0,\n"
-    "        \"normalization_mode\": null\n"
+    "        \"normalization_mode\": null,\n"
+    "        \"tp_mode\": 0\n"
     "    },\n"
     "    \"remove_duplicated_kv_heads\": false,\n"
     "    \"architecture\": \"LlamaForCausalLM\",\n"
@@ -69,6 +73,7 @@ static const char llama2_7b_expected[] =
     "    \"mapping\": {\n"
     "        \"world_size\": 4,\n"
     "        \"gpus_per_node\": 8,\n"
+    "        \"cp_size\": 1,\n"
     "        \"tp_size\": 2,\n"
     "        \"pp_size\": 2,\n"
     "        \"moe_tp_size\": 2,\n"
@@ -132,7 +137,7 @@ START_TEST(render_should_write_quantization_strings_floats_and_clamp_list)
 }
 END_TEST
 
-START_TEST(render_should_embed_llama3_rotary_scaling_and_append_fake_config_extras)
+START_TEST(render_should_embed_llama3_rotary_scaling)
 {
     tc_trtllm_config c;
     llama2_7b_tp2pp2(&c);
@@ -144,10 +149,6 @@ START_TEST(render_should_embed_llama3_rotary_scaling_and_append_fake_config_extr
     c.rotary_scaling = rs;
     c.rotary_base = 500000.0;
     c.moe_normalization_mode = 1;
-    c.has_multiple_of = true;
-    c.multiple_of = 256;
-    c.has_ffn_dim_multiplier = true;
-    c.ffn_dim_multiplier = 1.3;
     c.dtype = TC_FT_BFLOAT16;
     char *out = NULL;
     ck_assert_int_eq(tc_trtllm_config_render(&c, &out), TC_OK);
@@ -161,17 +162,71 @@ START_TEST(render_should_embed_llama3_rotary_scaling_and_append_fake_config_extr
         "        \"rope_type\": \"llama3\"\n"
         "    },\n"
         "    \"residual_mlp\": false,\n"));
-    ck_assert_ptr_nonnull(strstr(out, "        \"normalization_mode\": 1\n"));
+    ck_assert_ptr_nonnull(strstr(out, "        \"normalization_mode\": 1,\n"));
     ck_assert_ptr_nonnull(strstr(out, "    \"dtype\": \"bfloat16\",\n"));
     size_t n = strlen(out);
-    const char *tail = "    \"qk_layernorm\": false,\n"
-                       "    \"multiple_of\": 256,\n"
-                       "    \"ffn_dim_multiplier\": 1.3\n"
+    const char *tail = "    \"head_size\": 128,\n"
+                       "    \"qk_layernorm\": false\n"
                        "}";
     ck_assert_uint_ge(n, strlen(tail));
     ck_assert_str_eq(out + n - strlen(tail), tail);
     free(out);
     cJSON_Delete(rs);
+}
+END_TEST
+
+/* Read a whole small file (the Python-written expectations). */
+static char *slurp(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config/%s", TC_TEST_DATA_DIR, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return text;
+}
+
+/* The fake config of convert_checkpoint.py without --model_dir: expected
+ * text written by Python's json.dump (tests/data/config/make_cli_configs.py). */
+START_TEST(cli_render_should_equal_python_json_dump_of_from_cli_args)
+{
+    tc_trtllm_config c;
+    memset(&c, 0, sizeof c);
+    c.architecture = "LlamaForCausalLM";
+    c.dtype = TC_FT_FLOAT16;
+    c.logits_dtype = "float32";
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 8;
+    c.hidden_size = 512;
+    c.intermediate_size = 1024;
+    c.num_key_value_heads = 2;
+    c.vocab_size = 1000;
+    c.position_embedding_type = "rope_gpt_neox";
+    c.max_position_embeddings = 2048;
+    c.hidden_act = "silu";
+    c.rotary_base = 10000.0;
+    c.norm_epsilon = 1e-06;
+    c.moe_normalization_mode = 1;
+    c.world_size = 2;
+    c.tp_size = 2;
+    c.pp_size = 1;
+    c.moe_tp_size = 2;
+    c.moe_ep_size = 1;
+    c.group_size = 128;
+    char *out = NULL;
+    ck_assert_int_eq(tc_trtllm_cli_config_render(&c, &out), TC_OK);
+    ck_assert_str_eq(out, slurp("cli_defaults_l4_h8_kv2_tp2.json"));
+    free(out);
+    c.has_multiple_of = true;
+    c.multiple_of = 256;
+    c.has_ffn_dim_multiplier = true;
+    c.ffn_dim_multiplier = 1.3;
+    ck_assert_int_eq(tc_trtllm_cli_config_render(&c, &out), TC_OK);
+    ck_assert_str_eq(out, slurp("cli_l4_h8_kv2_tp2.json"));
+    free(out);
 }
 END_TEST
 
@@ -347,7 +402,8 @@ static Suite *trtllm_config_suite(void)
     TCase *tc = tcase_create("render");
     tcase_add_test(tc, render_should_match_hand_written_llama2_7b_tp2_pp2_fp16_config);
     tcase_add_test(tc, render_should_write_quantization_strings_floats_and_clamp_list);
-    tcase_add_test(tc, render_should_embed_llama3_rotary_scaling_and_append_fake_config_extras);
+    tcase_add_test(tc, render_should_embed_llama3_rotary_scaling);
+    tcase_add_test(tc, cli_render_should_equal_python_json_dump_of_from_cli_args);
     suite_add_tcase(s, tc);
     tc = tcase_create("py_float_repr");
     tcase_add_test(tc, py_float_repr_should_match_python_repr);
