@@ -65,23 +65,42 @@ float tc_sq_round_f16(float v)
     return tc_round_to_dtype(TC_DT_F16, v);
 }
 
-float tc_sq_pow_f16(float w, double e)
+float tc_torch_pow_scalar(tc_dtype dt, float w, double e)
 {
-    /* torch's pow with a scalar exponent: 0 -> ones, 1 -> copy, 0.5 -> sqrt,
-     * else pow, each in float32 for a half tensor. */
+    /* Tensor.pow(Scalar) as PyTorch computes it on CUDA for a float16 or
+     * bfloat16 tensor (upstream smooths on the GPU). pow_out (Pow.cpp)
+     * answers exponents 0 and 1 itself (ones, a copy); pow_tensor_scalar_
+     * kernel (cuda/PowKernel.cu) sends 0.5 to the sqrt kernel, comparing the
+     * Scalar as a double. Anything else is first converted to the tensor's
+     * dtype (Scalar::to<Half>: double -> float -> half) and then raised in
+     * float: pow(float(w), float(e_half)), rounded to the dtype. So
+     * 1 - 0.8 is raised as float16 0.199951171875, not as 0.2. */
     if (e == 0.0)
         return 1.0f;
     if (e == 1.0)
         return w;
     if (e == 0.5)
-        return tc_sq_round_f16(sqrtf(w));
-    return tc_sq_round_f16(powf(w, (float)e));
+        return tc_round_to_dtype(dt, sqrtf(w));
+    const float e_t = tc_round_to_dtype(dt, (float)e);
+    /* The float pow: correctly rounded (pow in double, rounded once), which
+     * equals CUDA's powf after rounding to the 16-bit dtype on every input
+     * tested (docs/smoothquant.md, "Exactness"). */
+    return tc_round_to_dtype(dt, (float)pow((double)w, (double)e_t));
+}
+
+float tc_sq_pow_f16(float w, double e)
+{
+    return tc_torch_pow_scalar(TC_DT_F16, w, e);
 }
 
 double tc_sq_smoother(float a, float wmax, double alpha)
 {
+    /* smooth_gemm / smooth_gemm_fc1_gate: act.to(float64).pow(alpha) (the
+     * exponent stays a double) over weight_scales.pow(1 - alpha) on the
+     * float16 weight maxima (the model is loaded in float16 for
+     * SmoothQuant whatever --dtype says), a float64 division, clamped. */
     const double ad = (double)a;
-    const double num = alpha == 1.0 ? ad : alpha == 0.5 ? sqrt(ad) : pow(ad, alpha);
+    const double num = alpha == 1.0 ? ad : alpha == 0.5 ? sqrt(ad) : alpha == 0.0 ? 1.0 : pow(ad, alpha);
     const double s = num / (double)tc_sq_pow_f16(wmax, 1.0 - alpha);
     return s < 1e-5 ? 1e-5 : s;
 }

@@ -61,11 +61,15 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
 
 /* Scalar reference pieces, exposed for the unit tests. */
 float tc_sq_round_f16(float v);
-/* torch's fp16 pow: w ** e computed in float32 (sqrt for 0.5, identity for
- * 1, one for 0), rounded to fp16. */
+/* PyTorch's Tensor.pow(Scalar e) of one element w of a float16 or bfloat16
+ * tensor on CUDA: e in {0, 1, 0.5} special-cased, else e rounded to the
+ * tensor's dtype first and the power taken in float, rounded to the dtype.
+ * dt is TC_DT_F16 or TC_DT_BF16; w >= 0 (a maximum of |W|). */
+float tc_torch_pow_scalar(tc_dtype dt, float w, double e);
+/* tc_torch_pow_scalar for a float16 tensor. */
 float tc_sq_pow_f16(float w, double e);
 /* smooth_gemm's scale of one channel: max(a^alpha / wmax^(1-alpha), 1e-5),
- * a in float64, wmax^(1-alpha) in fp16. */
+ * a^alpha in float64, wmax^(1-alpha) a float16 tensor pow. */
 double tc_sq_smoother(float a, float wmax, double alpha);
 
 #endif

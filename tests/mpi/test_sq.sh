@@ -72,6 +72,27 @@ for v in pt_pt pc_pt pt_tok pc_tok_kv kv_only; do
     fi
 done
 
+# ---- 1b. alpha 0.8: TensorRT-LLM v0.12's own output with its statistics ----
+# (golden/v012/sq08_*). Every pow of a float16 tensor by 1 - alpha rounds
+# the exponent to float16 first (docs/smoothquant.md): alpha 0.5 hides it.
+for c in pt_pt_tp1pp1 pt_pt_tp2pp1 pc_tok_kv_tp1pp1 pc_tok_kv_tp2pp1; do
+    V=$TRTCONV_GOLDEN_DIR/v012/sq08_$c
+    v=${c%_tp*}; tp=${c#*_tp}; tp=${tp%pp*}
+    "$STATS_TOOL" import "$V/act_range.safetensors" --model_dir "$G/hf" --out "$WORK/sq08_$c.h5" \
+        >/dev/null || { fail "sq08 $c: import of upstream statistics"; continue; }
+    for np in $(printf '%s\n' 1 $tp 3 | sort -un); do
+        out=$WORK/sq08_${c}_$np
+        if ! run_np "$np" --model_dir "$G/hf" --output_dir "$out" \
+                ${FLAGS[$v]/--smoothquant 0.5/--smoothquant 0.8} --tp_size $tp \
+                --calib_stats "$WORK/sq08_$c.h5" </dev/null; then
+            fail "sq08 $c on $np rank(s): exit $?"; cat "$WORK/last.log"; continue
+        fi
+        same_ranks "$V" "$out" && cmp -s "$V/config.json" "$out/config.json" &&
+            pass "alpha 0.8 $c on $np rank(s): rank files and config.json byte-identical to v0.12" ||
+            fail "alpha 0.8 $c on $np rank(s) differs from v0.12"
+    done
+done
+
 # ---- 2. calibration ----
 TOL=0.00390625   # 2^-8 of each statistic's maximum: float16 rounding of a
                  # different GEMM summation order, over 2 layers
