@@ -539,19 +539,30 @@ __global__ void smooth_cols_kernel(void *w, int64_t rows, int64_t cols, const do
     }
 }
 
+/* Round a float to the quantization dtype (fwd_backend.h quantize_i8):
+ * float16, bfloat16, or float32 (unchanged). */
+__device__ __forceinline__ float round_qdt(float v, int qdt)
+{
+    if (qdt == TC_DT_F16)
+        return __half2float(__float2half_rn(v));
+    if (qdt == TC_DT_BF16)
+        return __bfloat162float(__float2bfloat16_rn(v));
+    return v;
+}
+
 template <int DT>
-__global__ void quantize_i8_kernel(int8_t *q, const void *w, int64_t rows, int64_t cols,
+__global__ void quantize_i8_kernel(int8_t *q, const void *w, int qdt, int64_t rows, int64_t cols,
                                    const float *scale, int mode)
 {
     const size_t n = (size_t)rows * (size_t)cols;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
-        const float x = elem<DT>::ld(w, i), sc = scale[i / (size_t)cols];
+        const float x = round_qdt(elem<DT>::ld(w, i), qdt), sc = scale[i / (size_t)cols];
         float v;
         if (mode == 0)
-            v = elem<DT>::rnd(__fmul_rn(x, sc));
+            v = round_qdt(__fmul_rn(x, round_qdt(sc, qdt)), qdt);
         else if (mode == 1)
-            v = elem<DT>::rnd(__fdiv_rn(x, sc));
+            v = round_qdt(__fdiv_rn(x, sc), qdt);
         else
             v = __fmul_rn(x, sc);
         v = rintf(v);
@@ -567,10 +578,11 @@ extern "C" tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, 
     LAUNCH(grid_for, n, n, smooth_cols_kernel, FWD_BLOCK, stream, w, rows, cols, s, divide);
 }
 
-extern "C" tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, int64_t rows,
-                                            int64_t cols, const float *scale, int mode,
-                                            void *stream)
+extern "C" tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, tc_dtype qdt,
+                                            int64_t rows, int64_t cols, const float *scale,
+                                            int mode, void *stream)
 {
     const size_t n = (size_t)rows * (size_t)cols;
-    LAUNCH(grid_for, n, n, quantize_i8_kernel, FWD_BLOCK, stream, q, w, rows, cols, scale, mode);
+    LAUNCH(grid_for, n, n, quantize_i8_kernel, FWD_BLOCK, stream, q, w, (int)qdt, rows, cols,
+           scale, mode);
 }

@@ -30,6 +30,7 @@
 #include "trtconv/manifest.h"
 #include "trtconv/build_config.h"
 #include "trtconv/options.h"
+#include "trtconv/outdir.h"
 #include "trtconv/plan.h"
 #include "trtconv/trtllm_config.h"
 
@@ -69,16 +70,33 @@ static tc_status mkdir_p(const char *path)
     return TC_OK;
 }
 
-/* Rank 0, during setup: the output directory exists and is writable, and a
- * complete checkpoint in it (config.json present) is only replaced with
+static const char *calib_tokenizer_dir(const tc_opts *o);
+
+/* The output directory's lock (outdir.h): held by rank 0, its token known to
+ * every rank, which checks it before publishing anything. */
+static tc_outdir_lock *g_lock;
+static char g_lock_token[TC_LOCK_TOKEN_LEN + 1];
+
+/* Rank 0, during setup: the output directory is none of the inputs (nor
+ * holds or lies in one), exists, is writable and is locked for this job;
+ * a complete checkpoint in it (config.json present) is only replaced with
  * --overwrite or reused with --resume. Nothing in it is changed yet: a run
  * that fails its setup leaves an earlier checkpoint as it was. */
-static tc_status check_output_dir(const tc_opts *o)
+static tc_status check_output_dir(const tc_opts *o, const char *host)
 {
     const char *dir = o->output_dir;
+    const tc_outdir_input inputs[] = {
+        { o->model_dir, "--model_dir" },
+        { o->meta_ckpt_dir, "--meta_ckpt_dir" },
+        { o->calibrate ? calib_tokenizer_dir(o) : NULL, "--tokenizer_dir" },
+        { o->calibrate && !o->calib_stats ? o->calib_dataset : NULL, "--calib_dataset" },
+        { o->calib_stats, "--calib_stats" },
+    };
+    TC_TRY(tc_outdir_check_inputs(dir, inputs, sizeof inputs / sizeof inputs[0]));
     tc_status st = mkdir_p(dir);
     if (st != TC_OK)
         return st;
+    TC_TRY(tc_outdir_lock_acquire(dir, host, &g_lock, g_lock_token));
     char probe[4200];
     snprintf(probe, sizeof probe, "%s/.trtconv-write-probe.%ld", dir, (long)getpid());
     int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -851,6 +869,8 @@ static tc_status plan_cells(const tc_comm *c, const tc_opts *o, tc_hf_model *mod
 static tc_status commit_run(const tc_comm *c, const tc_opts *o, const tc_run_text *run,
                             cell_set *s, const char *config_text, tc_status st)
 {
+    if (st == TC_OK)
+        st = tc_outdir_lock_check(o->output_dir, g_lock_token);
     tc_plan **plans = s->plans;
     tc_cell_output *outs = s->outs;
     tc_rank_entry *entries = s->entries;
@@ -889,6 +909,8 @@ static tc_status commit_run(const tc_comm *c, const tc_opts *o, const tc_run_tex
     /* Each entry is non-zero on exactly one rank: OR-ing the bytes gathers them. */
     st = TC_MPI_TRY(MPI_Reduce(c->rank == 0 ? MPI_IN_PLACE : all, all, bytes, MPI_BYTE, MPI_BOR,
                                0, c->world));
+    if (st == TC_OK && c->rank == 0)
+        st = tc_outdir_lock_check(o->output_dir, g_lock_token);
     if (st == TC_OK && c->rank == 0) {
         st = tc_manifest_write(o->output_dir, TRTCONV_VERSION, run, world, o->tp_size,
                                o->pp_size, config_text, all);
@@ -1128,6 +1150,9 @@ static tc_status sq_flow(const tc_comm *c, tc_opts *o, tc_hf_model *model, tc_fl
         if (st == TC_OK)
             tc_log(TC_LOG_INFO, "wrote the calibration statistics to %s", o->calib_stats_out);
     }
+    if (st == TC_OK && c->rank == 0)
+        st = tc_calib_stats_check_scales(&stats, o->calib_stats ? o->calib_stats
+                                                                : "the calibration statistics");
     st = tc_comm_agree(c, st, "statistics");
     if (st != TC_OK)
         goto done;
@@ -1221,13 +1246,17 @@ static void write_all_stderr(const char *msg)
     }
 }
 
-/* Async-signal-safe: write a prepared line, leave without cleanup. The
- * partial files stay behind; they are never trusted (a rerun removes them)
- * and config.json was not written, so nothing looks complete. */
+/* Async-signal-safe: write a prepared line, remove this rank's partial
+ * files (never reusable: --resume keeps only published rank files, so a
+ * full-size partial file would only hold disk space until the next run)
+ * and the output lock if rank 0 holds it, and leave. config.json was not
+ * written, so nothing looks complete. */
 static void on_deadline(int sig)
 {
     (void)sig;
     write_all_stderr(g_deadline_msg);
+    tc_partial_unlink_all();
+    tc_outdir_lock_drop_in_signal();
     _exit(TC_E_TIMEOUT);
 }
 
@@ -1235,6 +1264,8 @@ static void on_terminate(int sig)
 {
     (void)sig;
     write_all_stderr(g_term_msg);
+    tc_partial_unlink_all();
+    tc_outdir_lock_drop_in_signal();
     _exit(TC_E_CANCELLED);
 }
 
@@ -1365,7 +1396,7 @@ int tc_main(int argc, char **argv)
     tc_float_type dtype = opts.dtype;
     st = TC_OK;
     if (comm.rank == 0)
-        st = check_output_dir(&opts);
+        st = check_output_dir(&opts, comm.host);
     /* The input directory: Hugging Face (safetensors or .bin) or Meta. */
     const char *src_dir = opts.model_dir ? opts.model_dir : opts.meta_ckpt_dir;
     if (st == TC_OK && src_dir) {
@@ -1389,6 +1420,9 @@ int tc_main(int argc, char **argv)
     if (st == TC_OK)
         st = check_calibration_input(&comm, &opts);
     st = tc_comm_agree(&comm, st, "setup");
+    if (st != TC_OK)
+        goto done; /* reported once, as a setup failure */
+    st = TC_MPI_TRY(MPI_Bcast(g_lock_token, (int)sizeof g_lock_token, MPI_CHAR, 0, comm.world));
     if (st == TC_OK && comm.rank == 0)
         st = uncommit_output_dir(&opts, src_dir && !opts.save_config_only ? world : 0);
     st = tc_comm_agree(&comm, st, "output directory");
@@ -1481,6 +1515,8 @@ done:
     free(config_text);
     tc_run_text_free(&run);
     tc_hf_close(model);
+    tc_outdir_lock_release(g_lock);
+    g_lock = NULL;
     tc_comm_free(&comm);
     return (int)st;
 }

@@ -4,11 +4,14 @@
 #include "trtconv/calib_stats.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "trtconv/build_config.h"
 #include "trtconv/dtype.h"
+#include "trtconv/fsutil.h"
 #include "trtconv/log.h"
 #include "trtconv/safetensors.h"
 #if TRTCONV_HAVE_HDF5
@@ -166,11 +169,19 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
         tc_stat_kind k;
         tc_calib_entry(&s->d, e, &layer, &lin, &k);
         const float *v = tc_calib_get(s, layer, lin, k, &n);
+        float mx = 0.0f;
         for (int64_t i = 0; i < n; i++) {
-            if (isfinite(v[i]) && v[i] >= 0.0f)
+            if (isfinite(v[i]) && v[i] >= 0.0f) {
+                mx = fmaxf(mx, v[i]);
                 continue;
+            }
             char where[96];
             stat_label(layer, lin, where, sizeof where);
+            if (v[i] < 0.0f)
+                return tc_fail(TC_E_INPUT, "%s: negative maximum %g in the %s of %s (channel "
+                               "%lld): maxima of absolute values are never negative", label,
+                               (double)v[i], k == TC_STAT_W ? "weights" : k == TC_STAT_X ?
+                               "inputs" : "outputs", where, (long long)i);
             if (k == TC_STAT_W)
                 return tc_fail(TC_E_INPUT, "%s: NaN or Inf in the weights of %s (row %lld)", label,
                                where, (long long)i);
@@ -178,6 +189,35 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
                            "%s: NaN or Inf in the activations of %s (%s, channel %lld = %g): the "
                            "model overflows the forward dtype on this data", label, where,
                            k == TC_STAT_X ? "input" : "output", (long long)i, (double)v[i]);
+        }
+        (void)mx;
+    }
+    return TC_OK;
+}
+
+tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label)
+{
+    for (size_t e = 0; e < tc_calib_entry_count(&s->d); e++) {
+        int64_t layer, n;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(&s->d, e, &layer, &lin, &k);
+        /* The maxima the scales divide by: the input of each quantized
+         * input (q_proj's stands for k and v) and every output. */
+        const bool used = layer >= 0 && (k == TC_STAT_Y ||
+                          (k == TC_STAT_X && lin != TC_LIN_K && lin != TC_LIN_V));
+        if (!used)
+            continue;
+        const float *v = tc_calib_get(s, layer, lin, k, &n);
+        float mx = 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            mx = fmaxf(mx, v[i]);
+        if (mx == 0.0f) {
+            char where[96];
+            stat_label(layer, lin, where, sizeof where);
+            return tc_fail(TC_E_INPUT, "%s: every %s maximum of %s is 0: its quantization scale "
+                           "(127 / max) would divide by zero", label,
+                           k == TC_STAT_X ? "input" : "output", where);
         }
     }
     return TC_OK;
@@ -411,9 +451,37 @@ static tc_status read_dataset(hid_t file, const char *path, const char *name, fl
 {
     if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
         return tc_fail(TC_E_INPUT, "%s: dataset %s is missing", path, name);
+    /* Every link on the way must be a hard link inside this file: an
+     * external (or soft) link would make HDF5 open other files. */
+    char part[256];
+    for (const char *p = name; (p = strchr(p + 1, '/')) || 1;) {
+        size_t n = p ? (size_t)(p - name) : strlen(name);
+        if (n >= sizeof part)
+            return tc_fail(TC_E_INPUT, "%s: dataset path %s too long", path, name);
+        memcpy(part, name, n);
+        part[n] = '\0';
+        H5L_info_t li;
+        if (n > 0 && (H5Lget_info(file, part, &li, H5P_DEFAULT) < 0 || li.type != H5L_TYPE_HARD))
+            return tc_fail(TC_E_INPUT, "%s: %s is an external or soft link: refusing statistics "
+                           "that point into other files", path, part);
+        if (!p)
+            break;
+    }
     hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
     if (ds < 0)
         return tc_fail(TC_E_INPUT, "%s: %s is not a dataset", path, name);
+    /* Raw data stored in external files (H5Pset_external) or a virtual
+     * dataset would be read from other paths, FIFOs included. */
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const bool external = dcpl < 0 || H5Pget_external_count(dcpl) != 0 ||
+                          H5Pget_layout(dcpl) == H5D_VIRTUAL;
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (external) {
+        H5Dclose(ds);
+        return tc_fail(TC_E_INPUT, "%s: dataset %s keeps its data in external files (or is "
+                       "virtual): refusing it", path, name);
+    }
     hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
     tc_status st = TC_OK;
     hsize_t dims[2] = { 0, 0 };
@@ -438,6 +506,11 @@ tc_status tc_calib_stats_read_h5(const char *path, const tc_calib_dims *expect,
 {
     memset(out, 0, sizeof *out);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* HDF5 opens the path itself: check first that it is a regular file (a
+     * FIFO would block it forever). */
+    int fd = -1;
+    TC_TRY(tc_open_input(path, "--calib_stats", &fd));
+    close(fd);
     if (H5Fis_hdf5(path) <= 0)
         return tc_fail(TC_E_INPUT, "%s: not an HDF5 file (or missing)", path);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

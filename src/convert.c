@@ -245,6 +245,39 @@ tc_status tc_cell_write(tc_cell_output *c, const void *buf, size_t n, uint64_t o
     return TC_OK;
 }
 
+/* The partial files this process has open, for tc_partial_unlink_all (a
+ * signal handler): fixed slots, written before the file is created and
+ * cleared when it is renamed or removed. */
+#define MAX_PARTIAL 64
+static char g_partial[MAX_PARTIAL][4096];
+static atomic_int g_partial_used[MAX_PARTIAL];
+
+static int partial_track(const char *path)
+{
+    for (int i = 0; i < MAX_PARTIAL; i++) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&g_partial_used[i], &expect, 2)) {
+            snprintf(g_partial[i], sizeof g_partial[i], "%s", path);
+            atomic_store(&g_partial_used[i], 1);
+            return i + 1;
+        }
+    }
+    return 0; /* more open cells than slots: those stay until the next run */
+}
+
+static void partial_untrack(int slot)
+{
+    if (slot > 0)
+        atomic_store(&g_partial_used[slot - 1], 0);
+}
+
+void tc_partial_unlink_all(void)
+{
+    for (int i = 0; i < MAX_PARTIAL; i++)
+        if (atomic_load(&g_partial_used[i]) == 1)
+            unlink(g_partial[i]);
+}
+
 tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
 {
     tc_status st = TC_OK;
@@ -285,6 +318,7 @@ tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
         goto done;
     }
     /* Read-write: the hashing thread reads the written blocks back. */
+    out->partial_slot = partial_track(out->tmp_path);
     out->fd = open(out->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (out->fd < 0) {
         st = tc_fail(TC_E_IO, "%s: cannot create output file: %s", out->tmp_path,
@@ -325,6 +359,8 @@ void tc_cell_discard(tc_cell_output *out)
         if (out->tmp_path)
             unlink(out->tmp_path);
     }
+    partial_untrack(out->partial_slot);
+    out->partial_slot = 0;
     free(out->tmp_path);
     free(out->final_path);
     free(out->offsets);
@@ -407,6 +443,10 @@ static uint64_t source_width(const tc_st_tensor *t)
 tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, void *dst,
                           void *scratch)
 {
+    if (t->rope) {
+        tc_rope_fill(t->rope_tables, t->rope, row0, rows, dst);
+        return TC_OK;
+    }
     const size_t oes = tc_dtype_bits(t->slice_dtype) / 8;
     const uint64_t cols = (uint64_t)t->cols;
     for (size_t k = 0; k < t->n_pieces; k++) {
@@ -775,9 +815,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                 /* Bytes before this row range in the stored tensor, in
                  * proportion to its rows (exact for unquantized tensors,
                  * monotonic for the others: all an ordering needs). */
-                const uint64_t stored = tc_dtype_bits(t->dtype) / 8 *
-                                        (uint64_t)t->shape[0] *
-                                        (uint64_t)(t->ndim > 1 ? t->shape[1] : 1);
+                const uint64_t stored = tc_dtype_bits(t->dtype) / 8 * tc_plan_tensor_elems(t);
                 w->file_pos = cells[c].offsets[k] +
                               (t->rows ? stored / (uint64_t)t->rows * (uint64_t)r0 : 0);
             }

@@ -105,13 +105,18 @@ typedef struct fwd_ops {
     tc_status (*smooth_cols)(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
                              const double *s, bool divide);
     /* SmoothQuant int8 weights (§5.4): q[r, c] = clamp(rint(v), -127, 127)
-     * with rint rounding half to even and, by mode, v =
-     *   FWD_Q_DT_MUL: round_dt(float(w) * scale[r])   (dt tensor x 0-d scalar)
-     *   FWD_Q_DT_DIV: round_dt(float(w) / scale[r])   (GQA qkv per tensor)
-     *   FWD_Q_F32_MUL: float(w) * scale[r]            (float32 product)
-     * scale is float32 backend memory, q int8 backend memory [rows, cols]. */
-    tc_status (*quantize_i8)(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt, int64_t rows,
-                             int64_t cols, const float *scale, int mode);
+     * with rint rounding half to even. The weight w is stored in dt;
+     * upstream quantizes it held in qdt (the qkv in the model's float16,
+     * the other linears after get_weight's cast to --dtype), so with
+     * x = round_qdt(w) and, by mode, v =
+     *   FWD_Q_DT_MUL: round_qdt(x * round_qdt(scale[r]))  (qdt tensor x 0-d
+     *                 tensor: the scalar is cast to qdt first)
+     *   FWD_Q_DT_DIV: round_qdt(x / scale[r])   (GQA qkv per tensor)
+     *   FWD_Q_F32_MUL: x * scale[r]             (float32 product)
+     * round_qdt is the identity for F32. scale is float32 backend memory,
+     * q int8 backend memory [rows, cols]. */
+    tc_status (*quantize_i8)(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt, tc_dtype qdt,
+                             int64_t rows, int64_t cols, const float *scale, int mode);
 } fwd_ops;
 
 enum { FWD_Q_DT_MUL = 0, FWD_Q_DT_DIV = 1, FWD_Q_F32_MUL = 2 };

@@ -523,19 +523,21 @@ static int8_t to_i8(float v)
 }
 
 static tc_status cpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt,
-                                 int64_t rows, int64_t cols, const float *scale, int mode)
+                                 tc_dtype qdt, int64_t rows, int64_t cols, const float *scale,
+                                 int mode)
 {
     (void)b;
+    (void)dt; /* the CPU backend holds every weight as float32 */
     const float *wf = w;
     for (int64_t r = 0; r < rows; r++) {
         const float sc = scale[r];
         for (int64_t c = 0; c < cols; c++) {
-            const float x = wf[r * cols + c];
+            const float x = round_dt(wf[r * cols + c], qdt);
             float v;
             if (mode == FWD_Q_DT_MUL)
-                v = round_dt(x * sc, dt);
+                v = round_dt(x * round_dt(sc, qdt), qdt);
             else if (mode == FWD_Q_DT_DIV)
-                v = round_dt(x / sc, dt);
+                v = round_dt(x / sc, qdt);
             else
                 v = x * sc;
             q[r * cols + c] = to_i8(v);

@@ -315,9 +315,11 @@ static tc_status gpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t r
 }
 
 static tc_status gpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt,
+                                 tc_dtype qdt,
                                  int64_t rows, int64_t cols, const float *scale, int mode)
 {
-    return tc_sq_quantize_i8_cuda(q, w, dt, rows, cols, scale, mode, ((gpu_backend *)b)->stream);
+    return tc_sq_quantize_i8_cuda(q, w, dt, qdt, rows, cols, scale, mode,
+                                  ((gpu_backend *)b)->stream);
 }
 
 static const fwd_ops gpu_ops = {

@@ -2,6 +2,7 @@
  * safetensors index, lazily opened shards). See hf_model.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/hf_model.h"
+#include "trtconv/fsutil.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -65,11 +66,9 @@ tc_status tc_read_small_file(const char *path, size_t max_len, char **out,
 
     *out = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = tc_fail(TC_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    st = tc_open_input(path, NULL, &fd);
+    if (st != TC_OK)
         goto done;
-    }
     if (fstat(fd, &sb) != 0) {
         st = tc_fail(TC_E_IO, "%s: cannot stat: %s", path, strerror(errno));
         goto done;
@@ -317,7 +316,7 @@ tc_status tc_hf_config_parse(const char *label, const char *text, size_t len,
     cfg->rope_theta = 10000.0;
     memcpy(cfg->hidden_act, "silu", 5);
 
-    root = tc_json_parse(text, len);
+    root = tc_json_parse(label, text, len);
     if (!root) {
         st = tc_fail(TC_E_INPUT, "%s: not valid JSON", label);
         goto done;
@@ -535,7 +534,7 @@ tc_status tc_hf_index_parse(tc_hf_model *m, const char *path, const char *text, 
     entry_ref *refs = NULL;
     const char **shards = NULL;
 
-    root = tc_json_parse(text, len);
+    root = tc_json_parse(path, text, len);
     if (!root) {
         st = tc_fail(TC_E_INPUT, "%s: not valid JSON", path);
         goto done;
@@ -958,7 +957,7 @@ tc_status tc_meta_params_parse(const char *label, const char *text, size_t len,
     cJSON *root = NULL;
 
     memset(cfg, 0, sizeof *cfg);
-    root = tc_json_parse(text, len);
+    root = tc_json_parse(label, text, len);
     if (!root) {
         st = tc_fail(TC_E_INPUT, "%s: not valid JSON", label);
         goto done;

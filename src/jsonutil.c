@@ -3,17 +3,50 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "trtconv/log.h"
+
 #define TC_JSON_MAX_EXACT 9007199254740992.0 /* 2^53 */
 
-cJSON *tc_json_parse(const char *text, size_t len)
+/* Does a string or key of the JSON text hold the escape \u0000? cJSON
+ * decodes it into a NUL byte that ends the C string there, so
+ * "num_hidden_layers\u0000evil" would read as num_hidden_layers, where
+ * Python's json (and so transformers) sees another key. */
+static bool has_nul_escape(const char *t, size_t n)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_str) {
+            in_str = t[i] == '"';
+            continue;
+        }
+        if (t[i] == '"') {
+            in_str = false;
+        } else if (t[i] == '\\') {
+            if (i + 5 < n && t[i + 1] == 'u' && t[i + 2] == '0' && t[i + 3] == '0' &&
+                t[i + 4] == '0' && t[i + 5] == '0')
+                return true;
+            i++; /* the escaped character */
+        }
+    }
+    return false;
+}
+
+cJSON *tc_json_parse(const char *label, const char *text, size_t len)
 {
     /* The text is not NUL-terminated in files (safetensors headers), and an
      * embedded NUL must not end parsing early: copy and check the length. */
     if (memchr(text, '\0', len) != NULL)
         return NULL;
+    if (has_nul_escape(text, len)) {
+        tc_fail(TC_E_INPUT, "%s%sa string or key holds a NUL character (\\u0000): refused "
+                "(C strings would cut it where Python's json keeps it)", label ? label : "",
+                label ? ": " : "");
+        return NULL;
+    }
     char *copy = malloc(len + 1);
     if (!copy)
         return NULL;

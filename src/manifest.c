@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "trtconv/convert.h"
+#include "trtconv/fsutil.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
@@ -173,13 +174,12 @@ static void *tree_worker(void *arg)
 tc_status tc_sha256_tree_file(const char *path, int threads, char hex[TC_SHA256_HEX],
                               uint64_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tc_fail(TC_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = -1;
+    TC_TRY(tc_open_input(path, NULL, &fd));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return tc_fail(TC_E_IO, "%s: not a regular file", path);
+        return tc_fail(TC_E_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     tree_job j;
     memset(&j, 0, sizeof j);
@@ -223,6 +223,48 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* SHA-256 of TC_FP_SAMPLES blocks of TC_FP_SAMPLE_BYTES spread evenly over
+ * [0, size), the first at 0 and the last ending at size (the whole file
+ * when it is smaller than all the blocks together). */
+#define TC_FP_SAMPLES 16
+#define TC_FP_SAMPLE_BYTES (64u << 10)
+
+static tc_status hash_samples(int fd, const char *path, uint64_t size, char hex[TC_SHA256_HEX])
+{
+    const uint64_t total = (uint64_t)TC_FP_SAMPLES * TC_FP_SAMPLE_BYTES;
+    if (size <= total)
+        return hash_fd(fd, path, size, hex, NULL);
+    uint8_t *buf = malloc(TC_FP_SAMPLE_BYTES);
+    if (!buf)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_sha256 h = { .scalar_only = false };
+    tc_sha256_init(&h);
+    tc_status st = TC_OK;
+    for (uint64_t k = 0; st == TC_OK && k < TC_FP_SAMPLES; k++) {
+        const uint64_t off = k * (size - TC_FP_SAMPLE_BYTES) / (TC_FP_SAMPLES - 1);
+        size_t got = 0;
+        while (got < TC_FP_SAMPLE_BYTES) {
+            ssize_t r = pread(fd, buf + got, TC_FP_SAMPLE_BYTES - got, (off_t)(off + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                st = tc_fail(TC_E_IO, "%s: read at offset %llu failed: %s", path,
+                             (unsigned long long)(off + got), r < 0 ? strerror(errno) : "end of file");
+                break;
+            }
+            got += (size_t)r;
+        }
+        tc_sha256_update(&h, buf, got);
+    }
+    free(buf);
+    if (st == TC_OK) {
+        uint8_t d[TC_SHA256_BYTES];
+        tc_sha256_final(&h, d);
+        tc_sha256_hex(d, hex);
+    }
+    return st;
+}
+
 tc_status tc_input_fingerprint(const char *dir, const char *name, bool full,
                                char line[TC_INPUT_LINE])
 {
@@ -234,13 +276,12 @@ tc_status tc_input_fingerprint(const char *dir, const char *name, bool full,
                        "over 400 bytes)", name);
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
         return tc_fail(TC_E_USAGE, "%s/%s: path too long", dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tc_fail(TC_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = -1;
+    TC_TRY(tc_open_input(path, NULL, &fd));
     struct stat sb;
     tc_status st = TC_OK;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = tc_fail(TC_E_INPUT, "%s: not a regular file", path);
+    if (fstat(fd, &sb) != 0) {
+        st = tc_fail(TC_E_IO, "%s: cannot stat: %s", path, strerror(errno));
         goto done;
     }
     const uint64_t size = (uint64_t)sb.st_size;
@@ -257,13 +298,22 @@ tc_status tc_input_fingerprint(const char *dir, const char *name, bool full,
         }
         limit = n <= TC_ST_MAX_HEADER && 8 + n <= size ? 8 + n : (size < 8 ? size : 8);
     }
-    char hex[TC_SHA256_HEX];
+    char hex[TC_SHA256_HEX], sample[TC_SHA256_HEX] = "";
     st = hash_fd(fd, path, limit, hex, NULL);
+    /* Beyond size and mtime (which a user can set back with touch -d): the
+     * inode and ctime, which no user can set (any write, truncate, rename
+     * over the file or utimensat moves ctime to now), and a hash of sampled
+     * data blocks. docs/durability.md states what this catches. */
+    if (st == TC_OK && header_only)
+        st = hash_samples(fd, path, size, sample);
     if (st == TC_OK)
-        snprintf(line, TC_INPUT_LINE, "input %s size=%llu mtime_ns=%lld %s=%s", name,
+        snprintf(line, TC_INPUT_LINE,
+                 "input %s size=%llu mtime_ns=%lld ctime_ns=%lld ino=%llu %s=%s%s%s", name,
                  (unsigned long long)size,
                  (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec,
-                 header_only ? "header_sha256" : "sha256", hex);
+                 (long long)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec,
+                 (unsigned long long)sb.st_ino, header_only ? "header_sha256" : "sha256", hex,
+                 header_only ? " sample_sha256=" : "", sample);
 done:
     close(fd);
     return st;
@@ -393,7 +443,7 @@ bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_ten
         snprintf(why, n, "record unreadable");
         return false;
     }
-    cJSON *o = tc_json_parse(text, len);
+    cJSON *o = tc_json_parse(NULL, text, len);
     free(text);
     bool ok = false;
     const cJSON *fmt = tc_json_get(o, "format"), *r = tc_json_get(o, "run");

@@ -99,7 +99,7 @@ static tc_status begin_tensor(builder *b, const char *name, tc_dtype dt, int ndi
     t->rows = rows;
     t->cols = cols;
     t->shape[0] = rows;
-    t->shape[1] = ndim == 2 ? cols : 0;
+    t->shape[1] = ndim >= 2 ? cols : 0;
     t->scale_index = -1;
     t->scale_of = -1;
     b->cur = t;
@@ -393,6 +393,39 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
     return TC_OK;
 }
 
+/* The three float32 rotary buffers every rank file of the per-rank path
+ * holds (rope.h); the SmoothQuant / INT8-KV quantize path writes none. */
+static tc_status plan_rope(builder *b, const tc_hf_config *c)
+{
+    tc_plan *p = b->plan;
+    char label[4096];
+    snprintf(label, sizeof label, "%s/%s", b->m->dir, b->m->config_name);
+    TRY(tc_rope_tables_init(label, c->rope_scaling, c->rope_theta, c->max_position_embeddings,
+                            c->head_dim, &p->rope));
+    const int64_t P = c->max_position_embeddings, D = c->head_dim;
+    static const tc_rope_buffer kinds[3] = { TC_ROPE_EMBED_POSITIONS, TC_ROPE_INV_FREQ,
+                                             TC_ROPE_FOR_GPT_ATTENTION };
+    for (int k = 0; k < 3; k++) {
+        const bool freq = kinds[k] == TC_ROPE_INV_FREQ;
+        TRY(begin_tensor(b, tc_rope_buffer_name(kinds[k]), TC_DT_F32, 1, freq ? D / 2 : P,
+                         freq ? 1 : D));
+        tc_plan_tensor *t = b->cur;
+        t->rope = kinds[k];
+        t->rope_tables = &p->rope;
+        if (kinds[k] == TC_ROPE_EMBED_POSITIONS) {
+            t->ndim = 3;                 /* [1, P, D] */
+            t->shape[0] = 1;
+            t->shape[1] = P;
+            t->shape[2] = D;
+        } else if (kinds[k] == TC_ROPE_FOR_GPT_ATTENTION) {
+            t->ndim = 2;                 /* [1, P * D] */
+            t->shape[0] = 1;
+            t->shape[1] = P * D;
+        }
+    }
+    return TC_OK;
+}
+
 static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
 {
     const tc_hf_config *c = &b->m->cfg;
@@ -405,6 +438,8 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
     b->plan->rank = rank;
     b->plan->tp_rank = (int)r;
     b->plan->pp_rank = (int)p;
+    if (!o->sq_enabled && !o->int8_kv_cache)
+        TRY(plan_rope(b, c));
 
     if (p == 0) {
         TRY(need(b, "model.embed_tokens.weight", 2, V, H, &t));
@@ -461,8 +496,7 @@ tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype, in
     uint64_t wb = 0;
     for (size_t i = 0; i < b.plan->n_tensors; i++) {
         const tc_plan_tensor *t = &b.plan->tensors[i];
-        uint64_t elems = (uint64_t)t->shape[0] * (uint64_t)(t->ndim == 2 ? t->shape[1] : 1);
-        wb += elems * tc_dtype_bits(t->dtype) / 8;
+        wb += tc_plan_tensor_elems(t) * tc_dtype_bits(t->dtype) / 8;
     }
     b.plan->target_sm = o->woq_bits && !o->disable_weight_only_quant_plugin ? (int)o->target_sm : 0;
     b.plan->write_bytes = wb;
@@ -474,6 +508,7 @@ void tc_plan_free(tc_plan *p)
 {
     if (!p)
         return;
+    tc_rope_tables_free(&p->rope);
     for (size_t i = 0; i < p->n_tensors; i++)
         free(p->tensors[i].pieces);
     free(p->tensors);
@@ -488,9 +523,8 @@ void tc_plan_out_tensors(const tc_plan *p, tc_st_out_tensor *out)
         out[i].name = t->name;
         out[i].dtype = t->dtype;
         out[i].ndim = t->ndim;
-        out[i].shape[0] = t->shape[0];
-        if (t->ndim == 2)
-            out[i].shape[1] = t->shape[1];
+        for (int d = 0; d < t->ndim; d++)
+            out[i].shape[d] = t->shape[d];
     }
 }
 
@@ -502,10 +536,17 @@ int tc_plan_find(const tc_plan *p, const char *name)
     return -1;
 }
 
+uint64_t tc_plan_tensor_elems(const tc_plan_tensor *t)
+{
+    uint64_t elems = 1;
+    for (int d = 0; d < t->ndim; d++)
+        elems *= (uint64_t)t->shape[d];
+    return elems;
+}
+
 static uint64_t tensor_bytes(const tc_plan_tensor *t)
 {
-    uint64_t elems = (uint64_t)t->shape[0] * (uint64_t)(t->ndim == 2 ? t->shape[1] : 1);
-    return elems * tc_dtype_bits(t->dtype) / 8;
+    return tc_plan_tensor_elems(t) * tc_dtype_bits(t->dtype) / 8;
 }
 
 tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int ndim, int64_t d0,

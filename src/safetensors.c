@@ -404,7 +404,7 @@ tc_status tc_st_parse_header(const char *label, const char *buf, size_t n,
                      "an exponent; only non-negative integers are allowed", pos);
         goto done;
     }
-    root = tc_json_parse(buf, n);
+    root = tc_json_parse(label, buf, n);
     if (!root) {
         st = st_fail(&kind, TC_ST_INVALID_HEADER_DESERIALIZATION, TC_E_INPUT, label,
                      "header is not one valid JSON value (syntax error or trailing "
@@ -527,7 +527,9 @@ tc_status tc_st_open(const char *path, tc_st_file **out, tc_st_error *err)
     unsigned char prefix[8];
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not block (refused below); it has no
+     * effect on reads of a regular file. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         st = st_fail(&kind, TC_ST_IO_ERROR, TC_E_IO, path, "cannot open: %s", strerror(errno));
         goto done;
@@ -537,7 +539,8 @@ tc_status tc_st_open(const char *path, tc_st_file **out, tc_st_error *err)
         goto done;
     }
     if (!S_ISREG(sb.st_mode)) {
-        st = st_fail(&kind, TC_ST_IO_ERROR, TC_E_IO, path, "not a regular file");
+        st = st_fail(&kind, TC_ST_IO_ERROR, TC_E_IO, path,
+                     "not a regular file (a FIFO, device or directory): refusing to read it");
         goto done;
     }
     uint64_t fsize = (uint64_t)sb.st_size;

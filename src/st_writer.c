@@ -325,7 +325,7 @@ tc_status tc_st_write_file(const char *path, const tc_st_out_tensor *t, const vo
     int created = 0;
 
     if (metadata_json) {
-        meta = tc_json_parse(metadata_json, strlen(metadata_json));
+        meta = tc_json_parse(NULL, metadata_json, strlen(metadata_json));
         if (!cJSON_IsObject(meta) || tc_json_find_duplicate_key(meta)) {
             st = tc_fail(TC_E_INPUT, "%s: metadata is not a JSON object with unique keys",
                          path);

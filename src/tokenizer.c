@@ -609,14 +609,14 @@ tc_status tc_tokenizer_from_memory(tc_tokenizer_source kind, const char *name, c
     cJSON *cfg = NULL, *j = NULL;
     tc_status st = TC_OK;
     if (config) {
-        cfg = tc_json_parse(config, config_len);
+        cfg = tc_json_parse(config_name, config, config_len);
         if (!cfg || !cJSON_IsObject(cfg))
             st = tc_fail(TC_E_INPUT, "%s: not a JSON object", config_name);
     }
     if (st == TC_OK && kind == TC_TOKENIZER_SPM_MODEL) {
         st = load_spm(t, name, data, len, cfg, config_name);
     } else if (st == TC_OK) {
-        j = tc_json_parse(data, len);
+        j = tc_json_parse(name, data, len);
         if (!j || !cJSON_IsObject(j))
             st = tc_fail(TC_E_INPUT, "%s: not a JSON object", name);
         else

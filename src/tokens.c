@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "trtconv/fsutil.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
 #include "trtconv/tokenizer.h"
@@ -148,6 +150,45 @@ static tc_status take_line(const char *path, long lineno, const cJSON *obj, int6
     return TC_OK;
 }
 
+/* Read one line (with its newline, if any) into *buf, never holding more
+ * than max + 1 bytes: a longer line stops the read at once (*len = max + 1)
+ * instead of being read whole first. Returns TC_OK with *len == 0 at end of
+ * file; a read error or an allocation failure is an error, never taken for
+ * the end of the file. */
+static tc_status read_line_bounded(FILE *f, const char *path, long lineno, size_t max,
+                                   char **buf, size_t *cap, size_t *len)
+{
+    *len = 0;
+    for (;;) {
+        if (*len + 2 > *cap) {
+            size_t want = *cap ? *cap * 2 : 4096;
+            if (want > max + 2)
+                want = max + 2;
+            if (want <= *cap)
+                return TC_OK; /* *len == max + 1: the caller reports the line as too long */
+            char *p = realloc(*buf, want);
+            if (!p)
+                return tc_fail(TC_E_INTERNAL, "%s:%ld: out of memory reading a line of %zu "
+                               "bytes or more", path, lineno, *len);
+            *buf = p;
+            *cap = want;
+        }
+        int c = getc_unlocked(f); /* one reader per stream */
+        if (c == EOF) {
+            if (ferror(f))
+                return tc_fail(TC_E_IO, "reading %s at line %ld: %s", path, lineno,
+                               strerror(errno ? errno : EIO));
+            (*buf)[*len] = '\0';
+            return TC_OK;
+        }
+        (*buf)[(*len)++] = (char)c;
+        if (c == '\n' || *len > max) {
+            (*buf)[*len] = '\0';
+            return TC_OK;
+        }
+    }
+}
+
 tc_status tc_tokens_load_stream(FILE *f, const char *path, int64_t max_samples, int64_t max_len,
                                 int64_t vocab, tc_token_set *out)
 {
@@ -170,21 +211,19 @@ tc_status tc_tokens_load_text_stream(FILE *f, const char *path, int64_t max_samp
     long lineno = 0;
     while (st == TC_OK && (int64_t)out->n_seqs < max_samples) {
         errno = 0;
-        ssize_t len = getline(&line, &line_cap, f);
-        if (len < 0) {
-            if (ferror(f))
-                st = tc_fail(TC_E_IO, "reading %s: %s", path, strerror(errno));
+        size_t len = 0;
+        st = read_line_bounded(f, path, lineno + 1, TC_TOKENS_MAX_LINE, &line, &line_cap, &len);
+        if (st != TC_OK || len == 0)
             break;
-        }
         lineno++;
-        if ((size_t)len > TC_TOKENS_MAX_LINE) {
-            st = tc_fail(TC_E_INPUT, "%s:%ld: line of %zd bytes exceeds the limit of %u bytes",
-                         path, lineno, len, TC_TOKENS_MAX_LINE);
+        if (len > TC_TOKENS_MAX_LINE) {
+            st = tc_fail(TC_E_INPUT, "%s:%ld: line longer than the limit of %u bytes", path,
+                         lineno, TC_TOKENS_MAX_LINE);
             break;
         }
         if (blank(line, (size_t)len))
             continue;
-        cJSON *obj = tc_json_parse(line, (size_t)len);
+        cJSON *obj = tc_json_parse(path, line, (size_t)len);
         if (!obj) {
             st = tc_fail(TC_E_INPUT, "%s:%ld: not valid JSON", path, lineno);
             break;
@@ -205,9 +244,16 @@ tc_status tc_tokens_load_text_jsonl(const char *path, int64_t max_samples, int64
                                     int64_t vocab, const char *tokenizer_dir, tc_token_set *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tc_fail(TC_E_INPUT, "cannot open token file %s: %s", path, strerror(errno));
+    int fd = -1;
+    tc_status st0 = tc_open_input(path, "calibration file", &fd);
+    if (st0 != TC_OK)
+        return st0 == TC_E_IO ? TC_E_INPUT : st0; /* a calibration file that cannot be opened
+                                                    is an input error, as before */
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return tc_fail(TC_E_IO, "calibration file %s: %s", path, strerror(errno));
+    }
     tc_status st = tc_tokens_load_text_stream(f, path, max_samples, max_len, vocab, tokenizer_dir,
                                               out);
     fclose(f);

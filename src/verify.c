@@ -18,12 +18,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 
 #include "trtconv/dtype.h"
 #include "trtconv/hf_model.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
 #include "trtconv/manifest.h"
+#include "trtconv/rope.h"
 #include "trtconv/safetensors.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
@@ -34,9 +36,10 @@ typedef struct expected {
     char name[128];
     tc_dtype dtype;
     int ndim;
-    int64_t shape[2];
+    int64_t shape[3];
     bool optional;
     bool seen;
+    tc_rope_buffer rope;          /* values checked against rope.h */
 } expected;
 
 typedef struct expect_list {
@@ -45,7 +48,8 @@ typedef struct expect_list {
 } expect_list;
 
 typedef struct model_desc {
-    int64_t H, nh, nkv, d, I, V, L, tp, pp;
+    int64_t H, nh, nkv, d, I, V, L, tp, pp, P;
+    tc_rope_tables rope;          /* built when the format has rope buffers */
     tc_dtype dt;
     int woq_bits;                 /* 0, 8, 4 */
     bool woq_plain;               /* disable_weight_only_quant_plugin */
@@ -244,6 +248,20 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
     if (tc_json_get(c, "embedding_sharding_dim") &&
         !get_int(c, "embedding_sharding_dim", 0, 1, &m->sharding_dim, file))
         return false;
+    if (!m->sq && !m->kv_int8) {
+        const cJSON *base = tc_json_get(c, "rotary_base");
+        if (!get_int(c, "max_position_embeddings", 1, INT64_C(1) << 26, &m->P, file))
+            return false;
+        if (!cJSON_IsNumber(base)) {
+            problem("%s: \"rotary_base\" missing or not a number", file);
+            return false;
+        }
+        if (tc_rope_tables_init(file, tc_json_get(c, "rotary_scaling"), base->valuedouble, m->P,
+                                m->d, &m->rope) != TC_OK) {
+            problem("%s: its rotary settings give no rope buffers (see the error above)", file);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -255,7 +273,7 @@ static cJSON *read_json(const char *path, size_t cap)
         problem("%s: cannot read (see the error above)", path);
         return NULL;
     }
-    cJSON *j = tc_json_parse(text, len);
+    cJSON *j = tc_json_parse(path, text, len);
     free(text);
     if (!j || !cJSON_IsObject(j) || tc_json_find_duplicate_key(j)) {
         problem("%s: not a JSON object (or a key appears twice)", path);
@@ -272,6 +290,77 @@ static void format_shape(int ndim, const int64_t *shape, char *buf, size_t n)
         len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (len < n)
         snprintf(buf + len, n - len, "]");
+}
+
+/* The rotary buffers of the per-rank path (rope.h): every rank file of a
+ * conversion that is not SmoothQuant / INT8 KV holds them. */
+static void expect_rope(expect_list *l, const model_desc *m)
+{
+    const int64_t P = m->rope.max_pos, D = m->rope.dim;
+    expect(l, false, TC_DT_F32, 2, 1, P * D, "%s", tc_rope_buffer_name(TC_ROPE_FOR_GPT_ATTENTION));
+    l->v[l->n - 1].rope = TC_ROPE_FOR_GPT_ATTENTION;
+    expect(l, false, TC_DT_F32, 1, D / 2, 0, "%s", tc_rope_buffer_name(TC_ROPE_INV_FREQ));
+    l->v[l->n - 1].rope = TC_ROPE_INV_FREQ;
+    expect(l, false, TC_DT_F32, 3, 1, P, "%s", tc_rope_buffer_name(TC_ROPE_EMBED_POSITIONS));
+    l->v[l->n - 1].shape[2] = D;
+    l->v[l->n - 1].rope = TC_ROPE_EMBED_POSITIONS;
+}
+
+/* A scale (or smoother) tensor must hold finite values only: an Inf or NaN
+ * scale builds into an engine that computes garbage. */
+static void check_finite(const char *path, tc_st_file *f, const tc_st_tensor *t)
+{
+    if (t->dtype != TC_DT_F32 && t->dtype != TC_DT_F16 && t->dtype != TC_DT_BF16)
+        return;
+    const size_t es = tc_dtype_bits(t->dtype) / 8;
+    const uint64_t n = (t->end - t->begin) / es, chunk = 1 << 16;
+    char *raw = malloc(chunk * es);
+    float *v = malloc(chunk * sizeof(float));
+    for (uint64_t i0 = 0; raw && v && i0 < n; i0 += chunk) {
+        const uint64_t m = n - i0 < chunk ? n - i0 : chunk;
+        if (tc_st_read(f, t->begin + i0 * es, raw, m * es) != TC_OK) {
+            problem("%s: cannot read tensor %s", path, t->name);
+            break;
+        }
+        tc_convert(v, TC_DT_F32, raw, t->dtype, m);
+        uint64_t k = 0;
+        while (k < m && isfinite(v[k]))
+            k++;
+        if (k < m) {
+            problem("%s: tensor %s[%llu] = %g is not finite (a scale must be)", path, t->name,
+                    (unsigned long long)(i0 + k), (double)v[k]);
+            break;
+        }
+    }
+    free(raw);
+    free(v);
+}
+
+/* Values equal to what config.json's rotary settings give, bit for bit. */
+static void check_rope_values(const char *path, tc_st_file *f, const tc_st_tensor *t,
+                              const model_desc *m, tc_rope_buffer which)
+{
+    const int64_t cols = which == TC_ROPE_INV_FREQ ? 1 : m->rope.dim;
+    const int64_t rows = which == TC_ROPE_INV_FREQ ? m->rope.dim / 2 : m->rope.max_pos;
+    const int64_t chunk = 4096;
+    float *want = malloc((size_t)(chunk * cols) * sizeof(float));
+    float *have = malloc((size_t)(chunk * cols) * sizeof(float));
+    for (int64_t r0 = 0; want && have && r0 < rows; r0 += chunk) {
+        const int64_t n = rows - r0 < chunk ? rows - r0 : chunk;
+        const size_t bytes = (size_t)(n * cols) * sizeof(float);
+        if (tc_st_read(f, t->begin + (uint64_t)(r0 * cols) * sizeof(float), have, bytes) != TC_OK) {
+            problem("%s: cannot read tensor %s", path, t->name);
+            break;
+        }
+        tc_rope_fill(&m->rope, which, r0, n, want);
+        if (memcmp(want, have, bytes) != 0) {
+            problem("%s: tensor %s differs from the rotary table config.json describes (rows "
+                    "%lld..%lld)", path, t->name, (long long)r0, (long long)(r0 + n - 1));
+            break;
+        }
+    }
+    free(want);
+    free(have);
 }
 
 static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_entry *e,
@@ -299,6 +388,8 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
         problem("%s: %zu tensors, the manifest records %llu", path, f->n_tensors,
                 (unsigned long long)e->tensors);
     expected_for_rank(m, e->rank, exp);
+    if (m->rope.dim)
+        expect_rope(exp, m);
     for (size_t k = 0; k < exp->n; k++) {
         expected *x = &exp->v[k];
         const tc_st_tensor *t = tc_st_find(f, x->name);
@@ -308,14 +399,19 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
             continue;
         }
         x->seen = true;
-        bool shape_ok = t->ndim == x->ndim && t->shape[0] == x->shape[0] &&
-                        (x->ndim < 2 || t->shape[1] == x->shape[1]);
+        bool shape_ok = t->ndim == x->ndim;
+        for (int d = 0; shape_ok && d < x->ndim; d++)
+            shape_ok = t->shape[d] == x->shape[d];
         if (t->dtype != x->dtype || !shape_ok) {
             char have[96], want[96];
             format_shape(t->ndim, t->shape, have, sizeof have);
             format_shape(x->ndim, x->shape, want, sizeof want);
             problem("%s: tensor %s is %s %s, the format requires %s %s", path, x->name,
                     tc_dtype_name(t->dtype), have, tc_dtype_name(x->dtype), want);
+        } else if (x->rope) {
+            check_rope_values(path, f, t, m, x->rope);
+        } else if (strstr(x->name, "scale") || strstr(x->name, "smoother")) {
+            check_finite(path, f, t);
         }
     }
     for (size_t k = 0; k < f->n_tensors; k++) {
@@ -386,6 +482,7 @@ int tc_verify_main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/%s", dir, TC_MANIFEST_NAME);
     cJSON *man = config ? read_json(path, MANIFEST_MAX_BYTES) : NULL;
     model_desc m;
+    memset(&m, 0, sizeof m);
     expect_list exp = { calloc(MAX_EXPECTED, sizeof(expected)), 0 };
     int64_t world = 0, files_ok = 0;
     uint64_t bytes = 0;
@@ -443,6 +540,7 @@ int tc_verify_main(int argc, char **argv)
         }
     }
 done:
+    tc_rope_tables_free(&m.rope);
     free(exp.v);
     cJSON_Delete(config);
     cJSON_Delete(man);

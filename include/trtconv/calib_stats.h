@@ -93,6 +93,11 @@ float *tc_calib_get(const tc_calib_stats *s, int64_t layer, tc_linear lin, tc_st
 /* First non-finite or negative value: TC_E_INPUT naming layer, linear and
  * statistic ("NaN or Inf in the activations of layer 3 mlp.down_proj ..."). */
 tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label);
+/* The global statistics a conversion divides by (each decoder linear's
+ * input maxima, q_proj's standing for k and v, and every output maxima)
+ * are not all zero for any linear: 127 / max would be infinite. Names the
+ * layer and linear. */
+tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label);
 
 /* HDF5 (see the top of the file). Both fail with TC_E_USAGE when trtconv was
  * built without HDF5. read checks the file's dims against `expect`. */

@@ -35,6 +35,7 @@ typedef struct tc_cell_output {
     uint64_t file_size;
     uint64_t *offsets;        /* owned; file offset of plan->tensors[i] */
     struct tc_cell_hasher *hasher; /* owned; NULL when closed */
+    int partial_slot;         /* 1-based slot for tc_partial_unlink_all, 0: none */
     /* Set by a successful tc_cell_commit: */
     bool committed;
     char sha256[65];          /* hex sha256_tree digest of the final file (sha256.h) */
@@ -49,6 +50,11 @@ tc_status tc_pwrite_all(int fd, const char *path, const void *buf, size_t n, uin
  * (TC_E_IO, naming the file and step) tmp_path is removed. The caller
  * fsyncs the directory afterwards. */
 tc_status tc_file_publish(int fd, const char *tmp_path, const char *final_path);
+
+/* Remove every partial file this process still has open. Async-signal-safe
+ * (unlink only): the SIGTERM / deadline handlers call it, since a partial
+ * file is never reused (--resume keeps only published rank files). */
+void tc_partial_unlink_all(void);
 
 /* Create the partial file of plan's cell in dir, reserve file_size bytes and
  * write the header. On TC_OK out must be finished with tc_cell_commit or

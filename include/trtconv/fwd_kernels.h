@@ -64,8 +64,8 @@ tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_
  * src/fwd_cpu.c, byte-identical results). */
 tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, int64_t cols, const double *s,
                                  int divide, void *stream);
-tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, int64_t rows, int64_t cols,
-                                 const float *scale, int mode, void *stream);
+tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, tc_dtype qdt, int64_t rows,
+                                 int64_t cols, const float *scale, int mode, void *stream);
 
 #ifdef __cplusplus
 }

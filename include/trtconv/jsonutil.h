@@ -14,8 +14,11 @@ struct cJSON;
 
 /* Parse exactly len bytes (need not be NUL-terminated) as one JSON value
  * with nothing but whitespace after it. Returns NULL on any error; the
- * result belongs to the caller (cJSON_Delete). */
-struct cJSON *tc_json_parse(const char *text, size_t len);
+ * result belongs to the caller (cJSON_Delete). A string or key holding a
+ * NUL (the escape \u0000, which cJSON would decode into a NUL that cuts
+ * the C string) is an error too, reported with tc_fail naming label (the
+ * file; NULL for none). */
+struct cJSON *tc_json_parse(const char *label, const char *text, size_t len);
 
 /* Child of object `obj` whose key equals `key` byte for byte; NULL if absent
  * or obj is not an object. */

@@ -39,7 +39,7 @@
 #include "trtconv/status.h"
 
 #define TC_MANIFEST_NAME "trtconv-manifest.json"
-#define TC_INPUT_LINE 640 /* one fingerprint line of an input file, NUL included */
+#define TC_INPUT_LINE 800 /* one fingerprint line of an input file, NUL included */
 
 typedef struct tc_rank_entry {
     int rank;
@@ -68,11 +68,11 @@ tc_status tc_run_input(tc_run_text *r, const char *line);
 void tc_run_seal(tc_run_text *r);
 
 /* Fingerprint of input file dir/name into line (TC_INPUT_LINE bytes):
- * "input NAME size=S mtime_ns=T header_sha256=H" where H hashes the
- * safetensors 8-byte prefix + header (safetensors files) or the whole file
- * (anything else, and every file when full is true: "sha256=H"). The file
- * is opened with O_NOFOLLOW semantics of the reader that uses it: a plain
- * open; errors name the file. */
+ * "input NAME size=S mtime_ns=T ctime_ns=C ino=I header_sha256=H
+ * sample_sha256=D" for safetensors files, where H hashes the 8-byte prefix
+ * + header and D 16 blocks of 64 KiB spread over the file; "... sha256=H"
+ * of the whole file for anything else, and for every file when full is
+ * true. The file is opened with tc_open_input; errors name the file. */
 tc_status tc_input_fingerprint(const char *dir, const char *name, bool full,
                                char line[TC_INPUT_LINE]);
 

@@ -14,11 +14,14 @@
  * encoding alone to stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include "trtconv/fsutil.h"
 #include "trtconv/jsonutil.h"
 #include "trtconv/log.h"
 #include "trtconv/tokenizer.h"
@@ -92,9 +95,15 @@ static tc_status run_all(job *j, int threads)
 
 static tc_status read_input(const char *path, bool calib, char ***texts, size_t **lens, size_t *n)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return tc_fail(TC_E_INPUT, "cannot open %s", path);
+    FILE *f = stdin;
+    if (strcmp(path, "-") != 0) {
+        int fd = -1;
+        TC_TRY(tc_open_input(path, NULL, &fd));
+        if (!(f = fdopen(fd, "rb"))) {
+            close(fd);
+            return tc_fail(TC_E_IO, "%s: %s", path, strerror(errno));
+        }
+    }
     char *line = NULL;
     size_t cap = 0, alloc = 0;
     ssize_t len;
@@ -107,7 +116,7 @@ static tc_status read_input(const char *path, bool calib, char ***texts, size_t 
         lineno++;
         if (len <= 1)
             continue;
-        cJSON *o = tc_json_parse(line, (size_t)len);
+        cJSON *o = tc_json_parse(path, line, (size_t)len);
         const cJSON *t = tc_json_get(o, "text");
         if (!t)
             t = tc_json_get(o, "article");

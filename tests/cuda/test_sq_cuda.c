@@ -3,7 +3,7 @@
  * (src/fwd_cpu.c, the scalar reference), bit for bit (style.md A9):
  *   smooth_cols  w = f16(float(double(w) * s)) and the divide form of the
  *                norms, s spanning 1e-5 .. 1e5 (overflow to Inf included);
- *   quantize_i8  the three modes (fp16 product, fp16 quotient, float32
+ *   quantize_i8  the three modes (dtype product, dtype quotient, float32
  *                product), scales putting values on .5 ties and past +-127;
  *   absmax_cols  activation maxima of F16 / BF16 / F32 inputs, with and
  *                without a bias, strided column windows, NaN propagation;
@@ -136,18 +136,20 @@ static void case_shape(pair *p, int64_t rows, int64_t cols)
 
     /* quantize_i8, three modes; scales put many values on .5 ties */
     memcpy(cpu, dc, n * 4);
-    for (int mode = 0; mode < 3; mode++) {
+    for (int m = 0; m < 9; m++) {
+        const int mode = m % 3;
+        const tc_dtype qdt = m < 3 ? TC_DT_F16 : m < 6 ? TC_DT_BF16 : TC_DT_F32;
         for (int64_t r = 0; r < rows; r++)
             sc[r] = r % 3 == 0 ? 2.0f : r % 3 == 1 ? (float)(urand() * 4000.0 + 1.0) : 0.5f;
         p->g->ops->upload(p->g, dsc, sc, (size_t)rows * 4);
-        int ok = p->g->ops->quantize_i8(p->g, dq, dg, TC_DT_F16, rows, cols, dsc, mode) == TC_OK &&
-                 p->c->ops->quantize_i8(p->c, qc, dc, TC_DT_F16, rows, cols, sc, mode) == TC_OK &&
+        int ok = p->g->ops->quantize_i8(p->g, dq, dg, TC_DT_F16, qdt, rows, cols, dsc, mode) == TC_OK &&
+                 p->c->ops->quantize_i8(p->c, qc, dc, TC_DT_F16, qdt, rows, cols, sc, mode) == TC_OK &&
                  p->g->ops->download(p->g, qg, dq, n) == TC_OK;
         size_t bad = 0;
         for (size_t i = 0; ok && i < n; i++)
             bad += qg[i] != qc[i];
-        result(ok && bad == 0, "quantize_i8 mode %d %lld x %lld (%zu differ)", mode,
-               (long long)rows, (long long)cols, bad);
+        result(ok && bad == 0, "quantize_i8 mode %d in %s %lld x %lld (%zu differ)", mode,
+               tc_dtype_name(qdt), (long long)rows, (long long)cols, bad);
     }
 out:
     if (dg) p->g->ops->release(p->g, dg);

@@ -11,7 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cJSON *o = tc_json_parse((const char *)data, size);
+    cJSON *o = tc_json_parse(NULL, (const char *)data, size);
     if (o) {
         tc_rank_entry e;
         char why[256];

@@ -11,13 +11,16 @@
  *        [--embedding_sharding_dim 0|1] [--use_embedding_sharing]
  *        [--use_weight_only [--weight_only_precision int8|int4] --target_sm SM]
  * Weight-only linears go through tc_woq_quantize_ref, the literal
- * step-by-step reference of §4.7-4.8, on the whole per-rank slice. */
+ * step-by-step reference of §4.7-4.8, on the whole per-rank slice. The
+ * three rotary buffers come from rope.h (their values are held to numpy's
+ * and upstream's own files by test_golden_fp16.sh and unit_rope, not here). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/hf_model.h"
 #include "trtconv/log.h"
+#include "trtconv/rope.h"
 #include "trtconv/st_writer.h"
 #include "trtconv/woq.h"
 
@@ -214,9 +217,37 @@ int main(int argc, char **argv)
     static out_set o;
     char name[256], nm2[256];
 
+    tc_rope_tables rope;
+    if (tc_rope_tables_init("config.json", c->rope_scaling, c->rope_theta,
+                            c->max_position_embeddings, c->head_dim, &rope) != TC_OK)
+        die("rope tables");
+    const int64_t P = c->max_position_embeddings, D = c->head_dim;
+    float *ep = malloc((size_t)(P * D) * sizeof(float)), *epg = malloc((size_t)(P * D) * sizeof(float));
+    float *inv = malloc((size_t)(D / 2) * sizeof(float));
+    if (!ep || !epg || !inv)
+        die("out of memory");
+    tc_rope_fill(&rope, TC_ROPE_EMBED_POSITIONS, 0, P, ep);
+    tc_rope_fill(&rope, TC_ROPE_FOR_GPT_ATTENTION, 0, P, epg);
+    tc_rope_fill(&rope, TC_ROPE_INV_FREQ, 0, D / 2, inv);
+
     for (int64_t rank = 0; rank < tp * pp; rank++) {
         int64_t r = rank % tp, p = rank / tp;
         o.n = 0;
+        const int64_t shapes[3][3] = { { 1, P, D }, { D / 2 }, { 1, P * D } };
+        const void *bufs[3] = { ep, inv, epg };
+        const char *names[3] = { "embed_positions", "rotary_inv_freq",
+                                 "embed_positions_for_gpt_attention" };
+        const int ndims[3] = { 3, 1, 2 };
+        for (int b = 0; b < 3; b++) {
+            size_t i = o.n++;
+            snprintf(o.names[i], sizeof o.names[i], "%s", names[b]);
+            memset(&o.t[i], 0, sizeof o.t[i]);
+            o.t[i].name = o.names[i];
+            o.t[i].dtype = TC_DT_F32;
+            o.t[i].ndim = ndims[b];
+            memcpy(o.t[i].shape, shapes[b], sizeof shapes[b]);
+            o.d[i] = bufs[b];
+        }
         if (p == 0) {
             mat e = load("model.embed_tokens.weight");
             if (!par_emb)

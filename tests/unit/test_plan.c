@@ -271,6 +271,15 @@ static void check_invariants(const tc_plan *p, unsigned out_bytes)
         const tc_plan_tensor *t = &p->tensors[i];
         for (size_t j = i + 1; j < p->n_tensors; j++)
             ck_assert_msg(strcmp(t->name, p->tensors[j].name) != 0, "duplicate %s", t->name);
+        if (t->rope) {
+            /* generated float32 rows, no source */
+            ck_assert_uint_eq(t->n_pieces, 0);
+            ck_assert_int_eq(t->dtype, TC_DT_F32);
+            ck_assert_ptr_eq(t->rope_tables, &p->rope);
+            ck_assert_uint_eq(tc_plan_tensor_elems(t), (uint64_t)t->rows * (uint64_t)t->cols);
+            wb += tc_plan_tensor_elems(t) * 4;
+            continue;
+        }
         ck_assert(t->ndim == 1 || t->ndim == 2);
         if (t->ndim == 1)
             ck_assert_int_eq(t->cols, 1);
@@ -403,8 +412,9 @@ START_TEST(plan_should_put_the_embedding_on_the_first_stage_and_ln_f_and_lm_head
         ck_assert_int_eq(find(p, "transformer.vocab_embedding.weight") != NULL, first);
         ck_assert_int_eq(find(p, "transformer.ln_f.weight") != NULL, last);
         ck_assert_int_eq(find(p, "lm_head.weight") != NULL, last);
-        /* 2 layers of 7 tensors + embedding (first) or ln_f and lm_head (last). */
-        ck_assert_uint_eq(p->n_tensors, 2 * 7 + (first ? 1 : 2));
+        /* 3 rope buffers + 2 layers of 7 tensors + embedding (first) or ln_f
+         * and lm_head (last). */
+        ck_assert_uint_eq(p->n_tensors, 3 + 2 * 7 + (first ? 1 : 2));
         tc_plan_free(p);
     }
     fixture_close(&fx);
@@ -414,7 +424,7 @@ START_TEST(plan_should_put_the_embedding_on_the_first_stage_and_ln_f_and_lm_head
     ck_assert_ptr_nonnull(find(p, "transformer.vocab_embedding.weight"));
     ck_assert_ptr_nonnull(find(p, "transformer.ln_f.weight"));
     ck_assert_ptr_nonnull(find(p, "lm_head.weight"));
-    ck_assert_uint_eq(p->n_tensors, 4 * 7 + 3);
+    ck_assert_uint_eq(p->n_tensors, 3 + 4 * 7 + 3);
     expect_piece(get(p, "transformer.ln_f.weight"), 0, "model.norm.weight", 0, 0, s.H);
     expect_shape(get(p, "transformer.ln_f.weight"), 1, s.H, 1);
     check_invariants(p, 2);
@@ -600,7 +610,7 @@ START_TEST(plan_should_add_qkv_and_dense_biases_with_attention_bias)
         expect_shape(db, 1, s.H, 1);
         ck_assert_uint_eq(db->n_pieces, 1);
         expect_piece(db, 0, IN_L(1, "self_attn.o_proj.bias"), 0, 0, s.H);
-        ck_assert_uint_eq(p->n_tensors, 1 + 2 * 9 + 2);
+        ck_assert_uint_eq(p->n_tensors, 3 + 1 + 2 * 9 + 2);
         check_invariants(p, 2);
         tc_plan_free(p);
     }
@@ -879,22 +889,30 @@ START_TEST(plan_write_bytes_should_equal_the_sum_of_the_output_tensor_sizes)
     fixture fx;
     fixture_open(&fx, &s, 4, 1);
     tc_plan *p = build(&fx, 3);
-    uint64_t sum = 0;
-    for (size_t i = 0; i < p->n_tensors; i++)
-        sum += (uint64_t)p->tensors[i].rows * (uint64_t)p->tensors[i].cols * 2;
+    uint64_t sum = 0, rope = 0;
+    for (size_t i = 0; i < p->n_tensors; i++) {
+        const tc_plan_tensor *t = &p->tensors[i];
+        const uint64_t b = tc_plan_tensor_elems(t) * tc_dtype_bits(t->dtype) / 8;
+        sum += b;
+        if (t->rope)
+            rope += b;
+    }
     ck_assert_uint_eq(p->write_bytes, sum);
     /* By hand: embedding 10*32, 2 layers of (ln 32, qkv 16*32, qkv.bias 16,
      * dense 32*8, dense.bias 32, post ln 32, fc 16*32, gate 16*32, proj 32*16),
-     * ln_f 32, lm_head 3*32 elements, 2 bytes each. */
+     * ln_f 32, lm_head 3*32 elements, 2 bytes each; the rope buffers
+     * 2048 positions x head size 4 twice and 2 frequencies, float32. */
     const uint64_t layer = 32 + 16 * 32 + 16 + 32 * 8 + 32 + 32 + 3 * 16 * 32;
-    ck_assert_uint_eq(p->write_bytes, 2 * (10 * 32 + 2 * layer + 32 + 3 * 32));
+    ck_assert_uint_eq(rope, 4 * (2 * 2048 * 4 + 2));
+    ck_assert_uint_eq(p->write_bytes, 2 * (10 * 32 + 2 * layer + 32 + 3 * 32) + rope);
     check_invariants(p, 2);
     tc_plan_free(p);
 
-    /* F32 output doubles the bytes written, not the bytes read. */
+    /* F32 output doubles the bytes written (the rope buffers are float32
+     * already), not the bytes read. */
     tc_plan *p32 = NULL;
     ck_assert_int_eq(tc_plan_build(fx.m, &fx.o, TC_DT_F32, 3, &p32), TC_OK);
-    ck_assert_uint_eq(p32->write_bytes, 2 * sum);
+    ck_assert_uint_eq(p32->write_bytes, 2 * (sum - rope) + rope);
     check_invariants(p32, 4);
     tc_plan_free(p32);
     fixture_close(&fx);
@@ -916,15 +934,33 @@ START_TEST(plan_out_tensors_should_describe_names_dtypes_and_shapes_in_plan_orde
     for (size_t i = 0; i < p->n_tensors; i++) {
         const tc_plan_tensor *t = &p->tensors[i];
         ck_assert_ptr_eq(out[i].name, t->name);
-        ck_assert_int_eq(t->dtype, TC_DT_BF16);
-        ck_assert_int_eq(out[i].dtype, TC_DT_BF16);
+        ck_assert_int_eq(t->dtype, t->rope ? TC_DT_F32 : TC_DT_BF16);
+        ck_assert_int_eq(out[i].dtype, t->dtype);
         ck_assert_int_eq(out[i].ndim, t->ndim);
+        for (int d = 0; d < t->ndim; d++)
+            ck_assert_int_eq(out[i].shape[d], t->shape[d]);
+        for (int d = t->ndim; d < TC_ST_OUT_MAX_DIMS; d++)
+            ck_assert_int_eq(out[i].shape[d], 0);
+        if (t->rope)
+            continue;
         ck_assert_int_eq(out[i].shape[0], t->rows);
         if (t->ndim == 2)
             ck_assert_int_eq(out[i].shape[1], t->cols);
-        else
-            ck_assert_int_eq(out[i].shape[1], 0);
     }
+    /* The rope buffers: [1, P, D], [D/2], [1, P*D] (P 2048, D 8). */
+    for (size_t i = 0; i < p->n_tensors; i++) {
+        if (!strcmp(out[i].name, "embed_positions")) {
+            ck_assert_int_eq(out[i].ndim, 3);
+            ck_assert(out[i].shape[0] == 1 && out[i].shape[1] == 2048 && out[i].shape[2] == 8);
+        } else if (!strcmp(out[i].name, "rotary_inv_freq")) {
+            ck_assert(out[i].ndim == 1 && out[i].shape[0] == 4);
+        } else if (!strcmp(out[i].name, "embed_positions_for_gpt_attention")) {
+            ck_assert(out[i].ndim == 2 && out[i].shape[0] == 1 && out[i].shape[1] == 2048 * 8);
+        }
+    }
+    ck_assert_ptr_nonnull(find(p, "embed_positions"));
+    ck_assert_ptr_nonnull(find(p, "rotary_inv_freq"));
+    ck_assert_ptr_nonnull(find(p, "embed_positions_for_gpt_attention"));
     /* Spot checks of shapes. */
     for (size_t i = 0; i < p->n_tensors; i++) {
         if (strcmp(out[i].name, "transformer.layers.0.attention.qkv.bias") == 0) {

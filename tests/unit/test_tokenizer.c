@@ -59,7 +59,7 @@ static void expect_ids(const tc_tokenizer *t, const char *text, bool special, in
 /* Pre-tokenize text with a pre_tokenizer given as JSON; pieces joined by '|'. */
 static void expect_pieces(const char *pretok_json, const char *text, const char *want)
 {
-    cJSON *j = tc_json_parse(pretok_json, strlen(pretok_json));
+    cJSON *j = tc_json_parse(NULL, pretok_json, strlen(pretok_json));
     ck_assert_ptr_nonnull(j);
     tok_step *s = NULL;
     ck_assert_int_eq(tok_pretokenizer_parse(j, "test", &s), TC_OK);
