@@ -533,6 +533,7 @@ tc_status tok_spm_load(const char *path, const uint8_t *data, size_t len, tok_bp
     /* Pass 2: the pieces, in id order. */
     r.p = data;
     int32_t id = 0;
+    uint64_t work = 0; /* merge generation hashes every prefix and suffix */
     tc_status st = TC_OK;
     while (r.p < r.end && st == TC_OK) {
         uint32_t f, wt;
@@ -560,6 +561,14 @@ tc_status tok_spm_load(const char *path, const uint8_t *data, size_t len, tok_bp
             break;
         if (!piece || plen == 0)
             st = tc_fail(TC_E_INPUT, "%s: piece %d has no text", path, id);
+        else if (plen > TC_TOKENIZER_MAX_PIECE)
+            st = tc_fail(TC_E_INPUT, "%s: piece %d is %zu bytes long, over the limit of %u "
+                         "(SentencePiece pieces of LLaMA-family models are a few characters)",
+                         path, id, plen, TC_TOKENIZER_MAX_PIECE);
+        else if ((work += (uint64_t)plen * plen) > TC_TOKENIZER_MAX_PIECE_WORK)
+            st = tc_fail(TC_E_INPUT, "%s: the pieces are too long in total (sum of squared "
+                         "lengths over %llu at piece %d): generating merges would take "
+                         "too long", path, (unsigned long long)TC_TOKENIZER_MAX_PIECE_WORK, id);
         else if (!tc_utf8_valid((const char *)piece, plen))
             st = tc_fail(TC_E_INPUT, "%s: piece %d is not valid UTF-8", path, id);
         else if (tok_vocab_get(&m->vocab, (const char *)piece, plen) >= 0)

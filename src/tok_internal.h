@@ -20,6 +20,8 @@ struct cJSON;
 typedef struct tok_arena {
     char *buf;
     size_t len, cap;
+    size_t limit;     /* most bytes it may hold (0: no limit) */
+    bool exceeded;    /* a put went past limit (the caller names the file) */
 } tok_arena;
 
 typedef struct tok_piece {

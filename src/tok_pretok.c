@@ -162,6 +162,10 @@ void tok_strip(const char *s, size_t *lo, size_t *hi, bool left, bool right,
 /* ---- arena and piece lists ---- */
 tc_status tok_arena_put(tok_arena *a, const char *s, size_t len, size_t *off)
 {
+    if (a->limit && a->len + len > a->limit) {
+        a->exceeded = true;
+        return TC_E_INPUT; /* reported by the encoder, which knows the file */
+    }
     if (a->len + len > a->cap) {
         size_t cap = a->cap ? a->cap : 4096;
         while (cap < a->len + len)
@@ -208,6 +212,10 @@ static tc_status arena_reserve(tok_arena *a, size_t len)
     TC_TRY(tok_arena_put(a, NULL, 0, &off));
     if (a->len + len <= a->cap)
         return TC_OK;
+    if (a->limit && a->len + len > a->limit) {
+        a->exceeded = true;
+        return TC_E_INPUT;
+    }
     size_t cap = a->cap;
     while (cap < a->len + len)
         cap *= 2;

@@ -40,9 +40,19 @@ struct tc_tokenizer {
     size_t n_pre, n_post;
     int64_t id_limit;
     pcre2_code *word_char;       /* single_word: Rust regex \w */
-    /* Added tokens by first byte: by_byte[start[b] .. start[b + 1]) index
-     * added[]; most text bytes start none (LLaMA-3 has 256 special tokens). */
-    uint32_t *by_byte, start[257];
+    tok_vocab added_seen;        /* contents as first defined: duplicates */
+    bool added_seen_init;
+    /* Trie of the added tokens (as matched: normalized ones normalized).
+     * Node 0 is the root; term[node][k] indexes added[] for the token of
+     * kind k (0 raw, 1 normalized) that ends there, or -1. Edges live in an
+     * open-addressing table keyed by (node << 8 | byte) + 1. Matching at a
+     * position costs at most the longest token's length, whatever their
+     * number (TC_TOKENIZER_MAX_PIECE bounds that length). */
+    int32_t (*term)[2];
+    uint32_t n_nodes, cap_nodes;
+    uint64_t *edge_key;
+    uint32_t *edge_child;
+    size_t edge_cap;             /* power of two, or 0 */
 };
 
 /* ---- small utilities ---- */
@@ -85,14 +95,21 @@ static tc_status add_token(tc_tokenizer *t, const char *content, int32_t id, boo
     size_t len = strlen(content);
     if (len == 0)
         return tc_fail(TC_E_INPUT, "%s: added token %d has empty content", where, id);
+    if (len > TC_TOKENIZER_MAX_PIECE)
+        return tc_fail(TC_E_INPUT, "%s: added token %d is %zu bytes long, over the limit of %u",
+                       where, id, len, TC_TOKENIZER_MAX_PIECE);
     if (!tc_utf8_valid(content, len))
         return tc_fail(TC_E_INPUT, "%s: added token %d is not valid UTF-8", where, id);
     if (id < 0 || id >= (1 << 26))
         return tc_fail(TC_E_INPUT, "%s: added token \"%s\" has id %d outside [0, 2^26)", where,
                        content, id);
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].len == len && memcmp(t->added[i].content, content, len) == 0)
-            return TC_OK; /* first definition wins */
+    if (!t->added_seen_init) {
+        TC_TRY(tok_vocab_init(&t->added_seen, 64));
+        t->added_seen_init = true;
+    }
+    if (tok_vocab_get(&t->added_seen, content, len) >= 0)
+        return TC_OK; /* first definition wins */
+    TC_TRY(tok_vocab_add(&t->added_seen, content, len, (int32_t)t->n_added, false));
     added_token *v = realloc(t->added, (t->n_added + 1) * sizeof *v);
     if (!v)
         return tc_fail(TC_E_INTERNAL, "out of memory");
@@ -194,6 +211,68 @@ static tc_status normalize_added(tc_tokenizer *t)
     return TC_OK;
 }
 
+static uint64_t edge_hash(uint64_t key)
+{
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return key;
+}
+
+static bool trie_child(const tc_tokenizer *t, uint32_t node, unsigned char b, uint32_t *out)
+{
+    const uint64_t key = ((uint64_t)node << 8 | b) + 1;
+    for (size_t i = edge_hash(key) & (t->edge_cap - 1);; i = (i + 1) & (t->edge_cap - 1)) {
+        if (t->edge_key[i] == 0)
+            return false;
+        if (t->edge_key[i] == key) {
+            *out = t->edge_child[i];
+            return true;
+        }
+    }
+}
+
+/* Build the trie of the added tokens (after normalize_added). */
+static tc_status build_trie(tc_tokenizer *t)
+{
+    size_t bytes = 1;
+    for (size_t i = 0; i < t->n_added; i++)
+        bytes += t->added[i].len;
+    t->cap_nodes = (uint32_t)bytes;
+    t->term = malloc(bytes * sizeof *t->term);
+    t->edge_cap = 16;
+    while (t->edge_cap < 2 * bytes)
+        t->edge_cap *= 2;
+    t->edge_key = calloc(t->edge_cap, sizeof *t->edge_key);
+    t->edge_child = malloc(t->edge_cap * sizeof *t->edge_child);
+    if (!t->term || !t->edge_key || !t->edge_child)
+        return tc_fail(TC_E_INTERNAL, "out of memory for %zu bytes of added tokens", bytes);
+    t->n_nodes = 1;
+    t->term[0][0] = t->term[0][1] = -1;
+    for (size_t x = 0; x < t->n_added; x++) {
+        const added_token *a = &t->added[x];
+        uint32_t node = 0;
+        for (size_t k = 0; k < a->len; k++) {
+            uint32_t next;
+            if (!trie_child(t, node, (unsigned char)a->content[k], &next)) {
+                const uint64_t key = ((uint64_t)node << 8 | (unsigned char)a->content[k]) + 1;
+                size_t i = edge_hash(key) & (t->edge_cap - 1);
+                while (t->edge_key[i] != 0)
+                    i = (i + 1) & (t->edge_cap - 1);
+                next = t->n_nodes++;
+                t->term[next][0] = t->term[next][1] = -1;
+                t->edge_key[i] = key;
+                t->edge_child[i] = next;
+            }
+            node = next;
+        }
+        int32_t *slot = &t->term[node][a->normalized ? 1 : 0];
+        if (*slot < 0) /* the first of equal contents wins, as before */
+            *slot = (int32_t)x;
+    }
+    return TC_OK;
+}
+
 static bool is_word_char(const tc_tokenizer *t, const char *s, size_t len, size_t at)
 {
     uint32_t cp;
@@ -218,16 +297,17 @@ static tc_status split_added(const tc_tokenizer *t, bool normalized, const tok_a
         /* Leftmost match at or after pos, longest there. */
         size_t best_at = len, best_len = 0;
         const added_token *best = NULL;
-        for (size_t i = pos; i < len && !best; i++) {
-            unsigned char b = (unsigned char)s[i];
-            for (uint32_t x = t->start[b]; x < t->start[b + 1]; x++) {
-                const added_token *tk = &t->added[t->by_byte[x]];
-                if (tk->normalized != normalized || tk->len > len - i || tk->len <= best_len ||
-                    tk->content[0] != s[i] || memcmp(tk->content, s + i, tk->len) != 0)
-                    continue;
-                best = tk;
-                best_at = i;
-                best_len = tk->len;
+        for (size_t i = pos; i < len && !best && t->n_nodes > 1; i++) {
+            uint32_t node = 0;
+            for (size_t k = i; k < len; k++) {
+                if (!trie_child(t, node, (unsigned char)s[k], &node))
+                    break;
+                const int32_t x = t->term[node][normalized ? 1 : 0];
+                if (x >= 0) {
+                    best = &t->added[x];
+                    best_at = i;
+                    best_len = k + 1 - i;
+                }
             }
         }
         if (!best)
@@ -555,18 +635,7 @@ static tc_status load_hf_json(tc_tokenizer *t, const char *path, const cJSON *j,
 /* Checks, limits and indexes that need the whole tokenizer. */
 static tc_status finish_load(tc_tokenizer *t)
 {
-    t->by_byte = malloc((t->n_added ? t->n_added : 1) * sizeof *t->by_byte);
-    if (!t->by_byte)
-        return tc_fail(TC_E_INTERNAL, "out of memory");
-    memset(t->start, 0, sizeof t->start);
-    for (size_t i = 0; i < t->n_added; i++)
-        t->start[(unsigned char)t->added[i].content[0] + 1]++;
-    for (int b = 0; b < 256; b++)
-        t->start[b + 1] += t->start[b];
-    uint32_t fill[256];
-    memcpy(fill, t->start, sizeof fill);
-    for (size_t i = 0; i < t->n_added; i++)
-        t->by_byte[fill[(unsigned char)t->added[i].content[0]]++] = (uint32_t)i;
+    TC_TRY(build_trie(t));
     for (size_t i = 0; i < t->n_added; i++) {
         if (!t->added[i].single_word || t->word_char)
             continue;
@@ -681,7 +750,11 @@ void tc_tokenizer_free(tc_tokenizer *t)
     for (size_t i = 0; i < t->n_added; i++)
         free(t->added[i].content);
     free(t->added);
-    free(t->by_byte);
+    free(t->term);
+    free(t->edge_key);
+    free(t->edge_child);
+    if (t->added_seen_init)
+        tok_vocab_free(&t->added_seen);
     free(t->pre_ids);
     free(t->post_ids);
     pcre2_code_free(t->word_char);
@@ -712,6 +785,7 @@ tc_status tc_tokenizer_encode(const tc_tokenizer *t, const char *text, size_t le
         return tc_fail(TC_E_USAGE, "%s: max length %lld leaves no room beside %zu special tokens",
                        what, (long long)max_len, n_special);
     tok_arena a = {0};
+    a.limit = (size_t)TC_TOKENIZER_EXPANSION * len + ((size_t)64 << 10);
     tok_pieces p1 = {0}, p2 = {0};
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
@@ -734,6 +808,11 @@ tc_status tc_tokenizer_encode(const tc_tokenizer *t, const char *text, size_t le
     /* 3. pre-tokenize */
     if (st == TC_OK)
         st = tok_pretokenize(t->pretok, &a, &p2, &p1);
+    if (a.exceeded)
+        st = tc_fail(TC_E_INPUT, "%s: tokenizer %s: its normalizers and pre-tokenizers turn %zu "
+                     "bytes of text into more than %zu (%ux + 64 KiB): refused (steps that "
+                     "multiply the text, such as repeated ByteLevel, are not a real tokenizer)",
+                     what, t->desc, len, a.limit, TC_TOKENIZER_EXPANSION);
     /* 4. model */
     if (st == TC_OK && add_special && t->n_pre)
         for (size_t i = 0; i < t->n_pre && st == TC_OK; i++)

@@ -38,6 +38,17 @@
  * PCRE2 cannot compile: TC_E_INPUT naming the file and the rule. Text given to
  * tc_tokenizer_encode must be valid UTF-8 (TC_E_INPUT otherwise).
  *
+ * Work bounds (a hostile file must not stall or exhaust a rank; the limits
+ * are far above any real tokenizer's, docs/tokenizer.md):
+ *  - tokenizer.model pieces of at most TC_TOKENIZER_MAX_PIECE bytes and a
+ *    sum of squared piece lengths of at most TC_TOKENIZER_MAX_PIECE_WORK
+ *    (merge generation splits every piece at every character);
+ *  - added tokens of at most TC_TOKENIZER_MAX_PIECE bytes, matched through a
+ *    trie: encoding is linear in the text times the longest added token;
+ *  - the bytes the normalizers and pre-tokenizers produce for one text at
+ *    most TC_TOKENIZER_EXPANSION times its length plus 64 KiB (repeated
+ *    ByteLevel steps double the text each time).
+ *
  * Ownership: tc_tokenizer_load returns a tokenizer owned by the caller
  * (tc_tokenizer_free). It is immutable after loading: tc_tokenizer_encode may
  * run on many threads at once. Id arrays returned by encode belong to the
@@ -52,6 +63,9 @@
 #include "trtconv/utf8.h" /* tc_utf8_valid */
 
 #define TC_TOKENIZER_MAX_FILE (512u << 20)
+#define TC_TOKENIZER_MAX_PIECE 1024u
+#define TC_TOKENIZER_MAX_PIECE_WORK (1ull << 28)
+#define TC_TOKENIZER_EXPANSION 32u
 
 typedef struct tc_tokenizer tc_tokenizer;
 

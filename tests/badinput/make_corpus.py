@@ -82,6 +82,11 @@ w("index_traversal.json", json.dumps({"weight_map": {"a": "../../etc/passwd.safe
 w("index_not_string.json", json.dumps({"weight_map": {"a": 3}}))
 w("index_empty.json", json.dumps({"weight_map": {}}))
 w("index_absolute.json", json.dumps({"weight_map": {"a": "/tmp/x.safetensors"}}))
+# NUL inside JSON strings and keys (cJSON would cut the C string there)
+w("index_nul_shard.json", '{"weight_map": {"a": "model\\u0000x.safetensors"}}')
+w("config_nul_key.json", '{"architectures": ["LlamaForCausalLM"], "num_hidden_layers\\u0000evil": 9}')
+w("calib_nul.jsonl", '{"input_ids": [1, 2], "note\\u0000": 1}\n')
+w("st_nul_name.safetensors", st_raw(b'{"a\\u0000b":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}', 4))
 
 # ---- calibration JSON Lines ----
 w("calib_not_json.jsonl", '{"input_ids": [1, 2]}\n{"input_ids": [3\n')
