@@ -540,13 +540,14 @@ __global__ void smooth_cols_kernel(void *w, int64_t rows, int64_t cols, const do
 }
 
 /* Round a float to the quantization dtype (fwd_backend.h quantize_i8):
- * float16, bfloat16, or float32 (unchanged). */
+ * float16, bfloat16, or float32 (unchanged); the same bit functions as the
+ * CPU's tc_round_to_dtype. */
 __device__ __forceinline__ float round_qdt(float v, int qdt)
 {
     if (qdt == TC_DT_F16)
-        return __half2float(__float2half_rn(v));
+        return elem<1>::rnd(v);
     if (qdt == TC_DT_BF16)
-        return __bfloat162float(__float2bfloat16_rn(v));
+        return elem<2>::rnd(v);
     return v;
 }
 
