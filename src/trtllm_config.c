@@ -462,6 +462,28 @@ static void ow_moe(obj_writer *w, const tc_trtllm_config *cfg, bool with_tp_mode
     w->st = m.st;
 }
 
+/* The mapping object: Mapping.to_dict() minus rank as v0.12 writes it
+ * (with gpus_per_node and cp_size), or the fake config's raw dict. */
+static void ow_mapping(obj_writer *w, const tc_trtllm_config *cfg, bool from_mapping)
+{
+    ow_key(w, "mapping");
+    if (w->st != TC_OK)
+        return;
+    obj_writer m;
+    ow_open(&m, w->buf, w->len, w->cap, w->indent + 1);
+    ow_int(&m, "world_size", cfg->world_size);
+    if (from_mapping) {
+        ow_int(&m, "gpus_per_node", cfg->gpus_per_node);
+        ow_int(&m, "cp_size", cfg->cp_size);
+    }
+    ow_int(&m, "tp_size", cfg->tp_size);
+    ow_int(&m, "pp_size", cfg->pp_size);
+    ow_int(&m, "moe_tp_size", cfg->moe_tp_size);
+    ow_int(&m, "moe_ep_size", cfg->moe_ep_size);
+    ow_close(&m);
+    w->st = m.st;
+}
+
 /* The quantization object (QuantConfig.to_dict(), trtllm-checkpoint.md
  * §3.2, be9cd719 column) as the value of key "quantization" in w. */
 static void ow_quantization(obj_writer *w, const tc_trtllm_config *cfg)
@@ -546,20 +568,7 @@ tc_status tc_trtllm_config_render(const tc_trtllm_config *cfg, char **out)
     ow_int(&w, "num_key_value_heads", cfg->num_key_value_heads);
     ow_int(&w, "intermediate_size", cfg->intermediate_size);
 
-    ow_key(&w, "mapping");
-    if (w.st == TC_OK) {
-        obj_writer m;
-        ow_open(&m, &buf, &len, &cap, 2);
-        ow_int(&m, "world_size", cfg->world_size);
-        ow_int(&m, "gpus_per_node", cfg->gpus_per_node);
-        ow_int(&m, "cp_size", cfg->cp_size);
-        ow_int(&m, "tp_size", cfg->tp_size);
-        ow_int(&m, "pp_size", cfg->pp_size);
-        ow_int(&m, "moe_tp_size", cfg->moe_tp_size);
-        ow_int(&m, "moe_ep_size", cfg->moe_ep_size);
-        ow_close(&m);
-        w.st = m.st;
-    }
+    ow_mapping(&w, cfg, true);
 
     ow_quantization(&w, cfg);
 
@@ -616,18 +625,7 @@ tc_status tc_trtllm_cli_config_render(const tc_trtllm_config *cfg, char **out)
     ow_float(&w, "rotary_base", cfg->rotary_base);
     ow_float(&w, "norm_epsilon", cfg->norm_epsilon);
     ow_moe(&w, cfg, false);
-    ow_key(&w, "mapping");
-    if (w.st == TC_OK) {
-        obj_writer m;
-        ow_open(&m, &buf, &len, &cap, 2);
-        ow_int(&m, "world_size", cfg->world_size);
-        ow_int(&m, "tp_size", cfg->tp_size);
-        ow_int(&m, "pp_size", cfg->pp_size);
-        ow_int(&m, "moe_tp_size", cfg->moe_tp_size);
-        ow_int(&m, "moe_ep_size", cfg->moe_ep_size);
-        ow_close(&m);
-        w.st = m.st;
-    }
+    ow_mapping(&w, cfg, false);
     ow_quantization(&w, cfg);
     ow_bool(&w, "use_parallel_embedding", cfg->use_parallel_embedding);
     ow_int(&w, "embedding_sharding_dim", cfg->embedding_sharding_dim);
