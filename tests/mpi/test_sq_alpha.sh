@@ -7,8 +7,10 @@
 # imported (trtconv-stats), the conversion runs from them on 1 and 3 ranks,
 # and rank0.safetensors must be the same bytes. Cases: MHA golden model at
 # alpha 0.3 / 0.95, a GQA model (8 heads, 2 KV heads) at 0.3 / 0.8 / 0.95,
-# per-tensor and per-channel-per-token + INT8 KV; --dtype bfloat16 and
-# float32 at 0.8; a bfloat16 source model (SmoothQuant loads it as float16).
+# per-tensor and per-channel-per-token + INT8 KV; --dtype bfloat16 at 0.8;
+# a bfloat16 source model (SmoothQuant loads it as float16). Every case
+# the archive holds is run (13 now; the generator also writes float32 and
+# per-tensor bfloat16 cases, added with the next GPU run).
 source "$(dirname "$0")/lib.sh"
 A=${TRTCONV_SQ_ALPHA_DIR:?}
 G=${TRTCONV_GOLDEN_DIR:?}
