@@ -16,5 +16,5 @@ python3 tests/sq/make_alpha_fixtures.py build-gpu/golden /tmp/alpha 2>&1 | grep 
 cmake build-gpu >/dev/null && cmake --build build-gpu -j"$(nproc)" >>"$OUT/build.log" 2>&1
 (cd build-gpu && ctest --output-on-failure -L gpu -R "cuda_" 2>&1; \
     ctest --output-on-failure -R "mpi_sq_alpha|unit_torch_pow" 2>&1; \
-    [ -n "${FULL:-}" ] && ctest --output-on-failure -R "mpi_sq$|mpi_golden" 2>&1) | tee "$OUT/ctest.log" | \
+    ctest --output-on-failure -R "mpi_sq$|mpi_golden" 2>&1) | tee "$OUT/ctest.log" | \
     grep -E "PASS|FAIL|passed|failed|Test #" | tail -60

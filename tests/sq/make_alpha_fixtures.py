@@ -16,13 +16,14 @@ on the same float16 tensors, so PyTorch itself decides every rounding
 does not promote, float64 smoothers). Nothing here is derived from trtconv.
 
 Before writing anything the script reproduces TensorRT-LLM's own files:
-alpha 0.5 (golden/sq_mha/{pt_pt,pc_tok_kv}_tp1pp1) and alpha 0.8
+alpha 0.5 (golden/sq_mha/{pt_pt,pc_pt,pt_tok,pc_tok_kv}_tp1pp1) and alpha 0.8
 (golden/v012/sq08_*_tp1pp1) must come out byte for byte, or it stops.
 
-Cases written (each a folder with rank0.safetensors and case.json):
-  mha_a{030,095}_{pt_pt,pc_tok_kv}   golden MHA model, its act_range
-  mha_a080_{pt_pt,pc_tok_kv}_{bf16,f32}   --dtype bfloat16 / float32, alpha 0.8
-  gqa_a{030,080,095}_{pt_pt,pc_tok_kv}   a GQA model made here (8 heads, 2
+Cases written (each a folder with rank0.safetensors and case.json), for
+each variant V of pt_pt, pc_pt, pt_tok, pc_tok_kv:
+  mha_a{030,095}_V                   golden MHA model, its act_range
+  mha_a080_V_{bf16,f32}              --dtype bfloat16 / float32, alpha 0.8
+  gqa_a{030,080,095}_V               a GQA model made here (8 heads, 2
                                      KV heads) with statistics captured here
                                      by upstream's hooks (act_range)
   mha_bf16src_a080_pc_tok_kv         the golden model saved in bfloat16
@@ -263,7 +264,11 @@ def rank_file(model, act, qkv_para, smoother, dtype, per_token, per_channel, int
     return {k: x.contiguous() for k, x in w.items()}
 
 
-VARIANTS = {"pt_pt": (False, False, False), "pc_tok_kv": (True, True, True)}
+# variant: (per_channel, per_token, int8 KV), and its trtconv flags
+VARIANTS = {"pt_pt": (False, False, False), "pc_pt": (True, False, False),
+            "pt_tok": (False, True, False), "pc_tok_kv": (True, True, True)}
+VARIANT_FLAGS = {"pt_pt": "", "pc_pt": " --per_channel", "pt_tok": " --per_token",
+                 "pc_tok_kv": " --per_channel --per_token --int8_kv_cache"}
 
 
 def convert(model_dir, act_path_or_dict, alpha, variant, dtype):
@@ -341,7 +346,7 @@ def main():
               for v in VARIANTS]
     checks += [(0.8, v, os.path.join(golden, "v012", f"sq08_{v}_tp1pp1", "act_range.safetensors"),
                 os.path.join(golden, "v012", f"sq08_{v}_tp1pp1", "rank0.safetensors"))
-               for v in VARIANTS]
+               for v in ("pt_pt", "pc_tok_kv")]
     for alpha, v, act, ref in checks:
         t = convert(mha, act, alpha, v, torch.float16)
         p = write(out, "selfcheck", t, {})
@@ -356,8 +361,7 @@ def main():
         t = convert(model_dir, act, alpha, v, dtype)
         meta = {"alpha": alpha, "variant": v, "dtype": str(dtype).replace("torch.", ""),
                 "tp": 1, "pp": 1, "model": model_note, "statistics": act_note,
-                "flags": f"--smoothquant {alpha}" + (" --per_channel --per_token --int8_kv_cache"
-                                                      if v == "pc_tok_kv" else "")
+                "flags": f"--smoothquant {alpha}" + VARIANT_FLAGS[v]
                 + ("" if dtype == torch.float16 else
                    " --dtype " + str(dtype).replace("torch.", "")),
                 "torch": torch.__version__, "gpu": torch.cuda.get_device_name()}
