@@ -169,12 +169,9 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
         tc_stat_kind k;
         tc_calib_entry(&s->d, e, &layer, &lin, &k);
         const float *v = tc_calib_get(s, layer, lin, k, &n);
-        float mx = 0.0f;
         for (int64_t i = 0; i < n; i++) {
-            if (isfinite(v[i]) && v[i] >= 0.0f) {
-                mx = fmaxf(mx, v[i]);
+            if (isfinite(v[i]) && v[i] >= 0.0f)
                 continue;
-            }
             char where[96];
             stat_label(layer, lin, where, sizeof where);
             if (v[i] < 0.0f)
@@ -190,7 +187,6 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
                            "model overflows the forward dtype on this data", label, where,
                            k == TC_STAT_X ? "input" : "output", (long long)i, (double)v[i]);
         }
-        (void)mx;
     }
     return TC_OK;
 }

@@ -12,6 +12,7 @@
  *                (bit 22 set) as torch does; F16 <-> BF16 through F32. */
 #include "trtconv/dtype.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Name and bit size per tc_dtype, in enum order. */
@@ -345,4 +346,27 @@ float tc_round_to_dtype(tc_dtype dt, float v)
     case TC_DT_BF16: return tc_bf16_to_f32(tc_f32_to_bf16(v));
     default: return v;
     }
+}
+
+size_t tc_first_nonfinite(const void *data, tc_dtype dt, size_t n, float *value)
+{
+    if (dt != TC_DT_F32 && dt != TC_DT_F16 && dt != TC_DT_BF16)
+        return n;
+    const size_t es = tc_dtype_bits(dt) / 8;
+    for (size_t k = 0; k < n; k++) {
+        const unsigned char *p = (const unsigned char *)data + k * es;
+        float v;
+        if (dt == TC_DT_F32) {
+            memcpy(&v, p, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p, 2);
+            v = dt == TC_DT_F16 ? tc_f16_to_f32(h) : tc_bf16_to_f32(h);
+        }
+        if (!isfinite(v)) {
+            *value = v;
+            return k;
+        }
+    }
+    return n;
 }

@@ -73,10 +73,6 @@ tc_status tc_read_small_file(const char *path, size_t max_len, char **out,
         st = tc_fail(TC_E_IO, "%s: cannot stat: %s", path, strerror(errno));
         goto done;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        st = tc_fail(TC_E_INPUT, "%s: not a regular file", path);
-        goto done;
-    }
     if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)max_len) {
         st = tc_fail(TC_E_INPUT, "%s: file is %lld bytes, more than the limit of %zu",
                      path, (long long)sb.st_size, max_len);

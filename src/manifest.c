@@ -82,6 +82,30 @@ void tc_run_seal(tc_run_text *r)
 
 /* ---- hashing files ---- */
 
+/* Add bytes [off, off + len) of fd to h, reading through buf
+ * (HASH_READ_BYTES). *done gets the bytes hashed: fewer than len when the
+ * file ends first (the callers compare sizes). */
+static tc_status hash_range(tc_sha256 *h, int fd, const char *path, uint64_t off, uint64_t len,
+                            uint8_t *buf, uint64_t *done)
+{
+    uint64_t at = 0;
+    while (at < len) {
+        size_t want = len - at < HASH_READ_BYTES ? (size_t)(len - at) : HASH_READ_BYTES;
+        ssize_t got = pread(fd, buf, want, (off_t)(off + at));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return tc_fail(TC_E_IO, "%s: read at offset %llu failed: %s", path,
+                           (unsigned long long)(off + at), strerror(errno));
+        if (got == 0)
+            break;
+        tc_sha256_update(h, buf, (size_t)got);
+        at += (uint64_t)got;
+    }
+    *done = at;
+    return TC_OK;
+}
+
 static tc_status hash_fd(int fd, const char *path, uint64_t limit, char hex[TC_SHA256_HEX],
                          uint64_t *hashed)
 {
@@ -90,30 +114,15 @@ static tc_status hash_fd(int fd, const char *path, uint64_t limit, char hex[TC_S
         return tc_fail(TC_E_INTERNAL, "out of memory");
     tc_sha256 h = { .scalar_only = false };
     tc_sha256_init(&h);
-    uint64_t off = 0;
-    tc_status st = TC_OK;
-    while (off < limit) {
-        size_t want = limit - off < HASH_READ_BYTES ? (size_t)(limit - off) : HASH_READ_BYTES;
-        ssize_t got = pread(fd, buf, want, (off_t)off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            st = tc_fail(TC_E_IO, "%s: read at offset %llu failed: %s", path,
-                         (unsigned long long)off, strerror(errno));
-            break;
-        }
-        if (got == 0)
-            break; /* shorter than limit: the caller compares sizes */
-        tc_sha256_update(&h, buf, (size_t)got);
-        off += (uint64_t)got;
-    }
+    uint64_t done = 0;
+    tc_status st = hash_range(&h, fd, path, 0, limit, buf, &done);
     free(buf);
     if (st == TC_OK) {
         uint8_t d[TC_SHA256_BYTES];
         tc_sha256_final(&h, d);
         tc_sha256_hex(d, hex);
         if (hashed)
-            *hashed = off;
+            *hashed = done;
     }
     return st;
 }
@@ -234,7 +243,7 @@ static tc_status hash_samples(int fd, const char *path, uint64_t size, char hex[
     const uint64_t total = (uint64_t)TC_FP_SAMPLES * TC_FP_SAMPLE_BYTES;
     if (size <= total)
         return hash_fd(fd, path, size, hex, NULL);
-    uint8_t *buf = malloc(TC_FP_SAMPLE_BYTES);
+    uint8_t *buf = malloc(HASH_READ_BYTES);
     if (!buf)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     tc_sha256 h = { .scalar_only = false };
@@ -242,19 +251,11 @@ static tc_status hash_samples(int fd, const char *path, uint64_t size, char hex[
     tc_status st = TC_OK;
     for (uint64_t k = 0; st == TC_OK && k < TC_FP_SAMPLES; k++) {
         const uint64_t off = k * (size - TC_FP_SAMPLE_BYTES) / (TC_FP_SAMPLES - 1);
-        size_t got = 0;
-        while (got < TC_FP_SAMPLE_BYTES) {
-            ssize_t r = pread(fd, buf + got, TC_FP_SAMPLE_BYTES - got, (off_t)(off + got));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                st = tc_fail(TC_E_IO, "%s: read at offset %llu failed: %s", path,
-                             (unsigned long long)(off + got), r < 0 ? strerror(errno) : "end of file");
-                break;
-            }
-            got += (size_t)r;
-        }
-        tc_sha256_update(&h, buf, got);
+        uint64_t done = 0;
+        st = hash_range(&h, fd, path, off, TC_FP_SAMPLE_BYTES, buf, &done);
+        if (st == TC_OK && done != TC_FP_SAMPLE_BYTES)
+            st = tc_fail(TC_E_IO, "%s: ended at offset %llu, before its size %llu", path,
+                         (unsigned long long)(off + done), (unsigned long long)size);
     }
     free(buf);
     if (st == TC_OK) {

@@ -612,26 +612,16 @@ static tc_status put(writer *w, const char *suffix, const void *data, size_t byt
         return tc_fail(TC_E_INTERNAL, "SmoothQuant: %s: %zu bytes for a %llu-byte tensor", name,
                        bytes, (unsigned long long)want);
     /* Every float this quantization computed must be finite: an Inf scale
-     * or norm makes a checkpoint that builds but computes garbage. */
-    if (t->dtype == TC_DT_F32 || t->dtype == TC_DT_F16 || t->dtype == TC_DT_BF16) {
-        const size_t es = tc_dtype_bits(t->dtype) / 8;
-        for (size_t k = 0; k < bytes / es; k++) {
-            const char *p = (const char *)data + k * es;
-            float v;
-            if (t->dtype == TC_DT_F32)
-                memcpy(&v, p, 4);
-            else {
-                uint16_t h;
-                memcpy(&h, p, 2);
-                v = t->dtype == TC_DT_F16 ? tc_f16_to_f32(h) : tc_bf16_to_f32(h);
-            }
-            if (!isfinite(v))
-                return tc_fail(TC_E_INPUT, "SmoothQuant: %s[%zu] = %g is not finite: the "
-                               "statistics of layer %lld (its linears' input/output maxima) "
-                               "overflow %s; refusing to write a checkpoint with it", name, k,
-                               (double)v, (long long)w->l, tc_dtype_name(t->dtype));
-        }
-    }
+     * or norm makes a checkpoint that builds but computes garbage. (int8
+     * weights: tc_first_nonfinite passes them.) */
+    const size_t n = bytes / (tc_dtype_bits(t->dtype) / 8);
+    float v;
+    const size_t k = tc_first_nonfinite(data, t->dtype, n, &v);
+    if (k < n)
+        return tc_fail(TC_E_INPUT, "SmoothQuant: %s[%zu] = %g is not finite: the statistics of "
+                       "layer %lld (its linears' input/output maxima) overflow %s; refusing to "
+                       "write a checkpoint with it", name, k, (double)v, (long long)w->l,
+                       tc_dtype_name(t->dtype));
     return tc_cell_write(w->out, data, bytes, w->out->offsets[i]);
 }
 

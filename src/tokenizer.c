@@ -49,7 +49,7 @@ struct tc_tokenizer {
      * position costs at most the longest token's length, whatever their
      * number (TC_TOKENIZER_MAX_PIECE bounds that length). */
     int32_t (*term)[2];
-    uint32_t n_nodes, cap_nodes;
+    uint32_t n_nodes;
     uint64_t *edge_key;
     uint32_t *edge_child;
     size_t edge_cap;             /* power of two, or 0 */
@@ -219,26 +219,36 @@ static uint64_t edge_hash(uint64_t key)
     return key;
 }
 
+static uint64_t edge_key(uint32_t node, unsigned char b)
+{
+    return ((uint64_t)node << 8 | b) + 1;
+}
+
+/* The table slot of key: where it is, or the empty slot where it goes. */
+static size_t edge_slot(const tc_tokenizer *t, uint64_t key)
+{
+    size_t i = edge_hash(key) & (t->edge_cap - 1);
+    while (t->edge_key[i] != 0 && t->edge_key[i] != key)
+        i = (i + 1) & (t->edge_cap - 1);
+    return i;
+}
+
 static bool trie_child(const tc_tokenizer *t, uint32_t node, unsigned char b, uint32_t *out)
 {
-    const uint64_t key = ((uint64_t)node << 8 | b) + 1;
-    for (size_t i = edge_hash(key) & (t->edge_cap - 1);; i = (i + 1) & (t->edge_cap - 1)) {
-        if (t->edge_key[i] == 0)
-            return false;
-        if (t->edge_key[i] == key) {
-            *out = t->edge_child[i];
-            return true;
-        }
-    }
+    const uint64_t key = edge_key(node, b);
+    const size_t i = edge_slot(t, key);
+    if (t->edge_key[i] != key)
+        return false;
+    *out = t->edge_child[i];
+    return true;
 }
 
 /* Build the trie of the added tokens (after normalize_added). */
 static tc_status build_trie(tc_tokenizer *t)
 {
-    size_t bytes = 1;
+    size_t bytes = 1; /* nodes: at most one per byte of the tokens, and the root */
     for (size_t i = 0; i < t->n_added; i++)
         bytes += t->added[i].len;
-    t->cap_nodes = (uint32_t)bytes;
     t->term = malloc(bytes * sizeof *t->term);
     t->edge_cap = 16;
     while (t->edge_cap < 2 * bytes)
@@ -253,18 +263,15 @@ static tc_status build_trie(tc_tokenizer *t)
         const added_token *a = &t->added[x];
         uint32_t node = 0;
         for (size_t k = 0; k < a->len; k++) {
-            uint32_t next;
-            if (!trie_child(t, node, (unsigned char)a->content[k], &next)) {
-                const uint64_t key = ((uint64_t)node << 8 | (unsigned char)a->content[k]) + 1;
-                size_t i = edge_hash(key) & (t->edge_cap - 1);
-                while (t->edge_key[i] != 0)
-                    i = (i + 1) & (t->edge_cap - 1);
-                next = t->n_nodes++;
-                t->term[next][0] = t->term[next][1] = -1;
+            const uint64_t key = edge_key(node, (unsigned char)a->content[k]);
+            const size_t i = edge_slot(t, key);
+            if (t->edge_key[i] != key) {
                 t->edge_key[i] = key;
-                t->edge_child[i] = next;
+                t->edge_child[i] = t->n_nodes;
+                t->term[t->n_nodes][0] = t->term[t->n_nodes][1] = -1;
+                t->n_nodes++;
             }
-            node = next;
+            node = t->edge_child[i];
         }
         int32_t *slot = &t->term[node][a->normalized ? 1 : 0];
         if (*slot < 0) /* the first of equal contents wins, as before */

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
-#include <math.h>
 
 #include "trtconv/dtype.h"
 #include "trtconv/hf_model.h"
@@ -310,30 +309,24 @@ static void expect_rope(expect_list *l, const model_desc *m)
  * scale builds into an engine that computes garbage. */
 static void check_finite(const char *path, tc_st_file *f, const tc_st_tensor *t)
 {
-    if (t->dtype != TC_DT_F32 && t->dtype != TC_DT_F16 && t->dtype != TC_DT_BF16)
-        return;
     const size_t es = tc_dtype_bits(t->dtype) / 8;
     const uint64_t n = (t->end - t->begin) / es, chunk = 1 << 16;
     char *raw = malloc(chunk * es);
-    float *v = malloc(chunk * sizeof(float));
-    for (uint64_t i0 = 0; raw && v && i0 < n; i0 += chunk) {
+    for (uint64_t i0 = 0; raw && i0 < n; i0 += chunk) {
         const uint64_t m = n - i0 < chunk ? n - i0 : chunk;
         if (tc_st_read(f, t->begin + i0 * es, raw, m * es) != TC_OK) {
             problem("%s: cannot read tensor %s", path, t->name);
             break;
         }
-        tc_convert(v, TC_DT_F32, raw, t->dtype, m);
-        uint64_t k = 0;
-        while (k < m && isfinite(v[k]))
-            k++;
+        float v;
+        const size_t k = tc_first_nonfinite(raw, t->dtype, (size_t)m, &v);
         if (k < m) {
             problem("%s: tensor %s[%llu] = %g is not finite (a scale must be)", path, t->name,
-                    (unsigned long long)(i0 + k), (double)v[k]);
+                    (unsigned long long)(i0 + k), (double)v);
             break;
         }
     }
     free(raw);
-    free(v);
 }
 
 /* Values equal to what config.json's rotary settings give, bit for bit. */

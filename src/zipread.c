@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "trtconv/fsutil.h"
 #include "trtconv/log.h"
 
 #define SIG_LOCAL 0x04034b50u
@@ -408,14 +409,11 @@ tc_status tc_zip_open(const char *path, tc_zip **out)
     *out = NULL;
     TC_TRY(make(path, &z));
     tc_status st = TC_OK;
-    z->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
-    if (z->fd < 0) {
-        st = tc_fail(TC_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    st = tc_open_input(path, NULL, &z->fd);
+    if (st != TC_OK) {
+        /* reported */
     } else if (fstat(z->fd, &sb) != 0) {
         st = tc_fail(TC_E_IO, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        st = tc_fail(TC_E_INPUT, "%s: not a regular file (a FIFO, device or directory): "
-                     "refusing to read it", path);
     } else {
         z->size = (uint64_t)sb.st_size;
         st = parse(z);

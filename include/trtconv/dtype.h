@@ -59,4 +59,9 @@ int tc_dtype_is_convertible(tc_dtype dt);
  * must satisfy tc_dtype_is_convertible. */
 void tc_convert(void *dst, tc_dtype ddt, const void *src, tc_dtype sdt, size_t n);
 
+/* Index of the first Inf or NaN among n elements of data (F32, F16 or BF16,
+ * little endian), its value in *value; n when all are finite (and for any
+ * other dtype). */
+size_t tc_first_nonfinite(const void *data, tc_dtype dt, size_t n, float *value);
+
 #endif
