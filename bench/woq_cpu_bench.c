@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "trtconv/dtype.h"
-#include "trtconv/log.h"
-#include "trtconv/woq.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/quant/woq.h"
 
 enum { N = 14336, K = 4096 };
 

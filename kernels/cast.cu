@@ -1,6 +1,6 @@
 /* cast.cu: F32/F16/BF16 element casts on the GPU (tc_cast_cuda).
  *
- * Bit-exact twin of tc_convert (src/dtype.c), the scalar CPU reference
+ * Bit-exact twin of tc_convert (src/core/dtype.c), the scalar CPU reference
  * (style.md A9); tests/cuda/test_cast.c holds every pair to it byte for byte.
  * The rounding rules are written down at the top of trtconv/kernels.h. All
  * arithmetic is on integer bit patterns, so neither the rounding mode,
@@ -19,11 +19,11 @@
 
 /* The project headers have no extern "C" guards of their own. */
 extern "C" {
-#include "trtconv/dtype.h"
-#include "trtconv/log.h"
-#include "trtconv/status.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/core/status.h"
 }
-#include "trtconv/kernels.h"
+#include "trtconv/kernels/cast.h"
 #include "cuda_util.cuh"
 #include "fp_bits.cuh"
 

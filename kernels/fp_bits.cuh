@@ -2,7 +2,7 @@
  * definition shared by cast.cu and woq.cu, usable on the host too (the
  * kernels' index and rounding code is exercised on the CPU).
  *
- * They are a line-for-line copy of the CPU reference in src/dtype.c (kept
+ * They are a line-for-line copy of the CPU reference in src/core/dtype.c (kept
  * separate on purpose: the GPU tests hold these to that reference, which
  * would prove nothing if both were the same code). Rules, as torch's
  * .to(dtype): round to nearest even; F16 overflow to Inf; NaN -> sign|0x7E00

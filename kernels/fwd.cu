@@ -1,9 +1,9 @@
 /* fwd.cu: elementwise, normalisation, rope and softmax kernels of the
  * forward pass (launchers in trtconv/fwd_kernels.h; GEMMs are cuBLAS calls
- * in src/fwd_gpu.c).
+ * in src/fwd/fwd_gpu.c).
  *
  * The scalar CPU reference of every kernel is the matching function of
- * src/fwd_cpu.c: same rounding points (each value torch would hold in the
+ * src/fwd/fwd_cpu.c: same rounding points (each value torch would hold in the
  * model dtype is rounded with the bit-exact conversions of fp_bits.cuh),
  * float32 everywhere else. Built with --fmad=false so that no product is
  * fused into an add the CPU path rounds separately. Reductions (rmsnorm's
@@ -18,11 +18,11 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "trtconv/dtype.h"
-#include "trtconv/log.h"
-#include "trtconv/status.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/core/status.h"
 }
-#include "trtconv/fwd_kernels.h"
+#include "trtconv/kernels/fwd.h"
 #include "cuda_util.cuh"
 #include "fp_bits.cuh"
 

@@ -1,7 +1,7 @@
 /* woq.cu: weight-only quantization (W8A16 / W4A16) into TensorRT-LLM's
  * CUTLASS mixed-GEMM layouts on the GPU (tc_woq_quantize_rows_cuda).
  *
- * Bit-exact twin of tc_woq_quantize_rows / tc_woq_quantize_ref (src/woq.c,
+ * Bit-exact twin of tc_woq_quantize_rows / tc_woq_quantize_ref (src/quant/woq.c,
  * trtllm-checkpoint.md §4.7-4.8; style.md A9); tests/cuda/test_woq_cuda.c
  * holds every layout, precision and dtype to the reference byte for byte.
  *
@@ -71,12 +71,12 @@
 
 /* The project headers have no extern "C" guards of their own. */
 extern "C" {
-#include "trtconv/dtype.h"
-#include "trtconv/log.h"
-#include "trtconv/status.h"
-#include "trtconv/woq.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/core/status.h"
+#include "trtconv/quant/woq.h"
 }
-#include "trtconv/woq_cuda.h"
+#include "trtconv/kernels/woq.h"
 #include "cuda_util.cuh"
 #include "fp_bits.cuh"
 
@@ -190,7 +190,7 @@ WOQ_HD float woq_fadd_rz(float a, float b)
 #endif
 }
 
-/* The reference's per-element rule (src/woq.c ref_quantize, upstream
+/* The reference's per-element rule (src/quant/woq.c ref_quantize, upstream
  * symmetric_quantize): r = s != 0 ? roundf(x / s) : 0 with IEEE division and
  * roundf = half away from zero; int8: std::max(-128.f, std::min(127.f, r)),
  * so NaN (x = +-Inf over s = Inf) gives 127; int4: std::max(-8,

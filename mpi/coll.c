@@ -1,6 +1,6 @@
 /* coll.c: NCCL / MPI collectives per parallel group (see coll.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "trtconv/coll.h"
+#include "trtconv/mpi/coll.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 #include "trtconv/build_config.h"
-#include "trtconv/comm.h"
-#include "trtconv/log.h"
+#include "trtconv/mpi/comm.h"
+#include "trtconv/core/log.h"
 
 #if TRTCONV_HAVE_CUDA
 #include <cuda_runtime_api.h>
-#include "trtconv/fwd_kernels.h"
+#include "trtconv/kernels/fwd.h"
 #endif
 #if TRTCONV_HAVE_NCCL
 #include <nccl.h>

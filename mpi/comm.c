@@ -1,12 +1,12 @@
 /* comm.c: MPI bootstrap and collective error agreement (see comm.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "trtconv/comm.h"
+#include "trtconv/mpi/comm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "trtconv/log.h"
+#include "trtconv/core/log.h"
 
 #define TC_REASON_LEN 512
 

@@ -23,16 +23,16 @@
 #include <string.h>
 #include <time.h>
 #include "trtconv/build_config.h"
-#include "trtconv/coll.h"
-#include "trtconv/comm.h"
-#include "trtconv/fwd.h"
-#include "trtconv/gpu.h"
-#include "trtconv/launch.h"
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
-#include "trtconv/options.h"
-#include "trtconv/st_writer.h"
-#include "trtconv/tokens.h"
+#include "trtconv/mpi/coll.h"
+#include "trtconv/mpi/comm.h"
+#include "trtconv/fwd/fwd.h"
+#include "trtconv/mpi/gpu.h"
+#include "trtconv/mpi/launch.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
+#include "trtconv/cli/options.h"
+#include "trtconv/formats/st_writer.h"
+#include "trtconv/calib/tokens.h"
 
 /* Rank 0 refuses dumps larger than this (they are for verification runs). */
 #define DUMP_MAX_BYTES (8ull << 30)

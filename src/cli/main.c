@@ -3,9 +3,9 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
-#include "trtconv/driver.h"
-#include "trtconv/log.h"
-#include "trtconv/manifest.h"
+#include "trtconv/app/run.h"
+#include "trtconv/core/log.h"
+#include "trtconv/output/manifest.h"
 
 int main(int argc, char **argv)
 {

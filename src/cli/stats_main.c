@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "trtconv/calib_stats.h"
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
 
 static int usage(void)
 {

@@ -21,10 +21,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "trtconv/fsutil.h"
-#include "trtconv/jsonutil.h"
-#include "trtconv/log.h"
-#include "trtconv/tokenizer.h"
+#include "trtconv/core/fsutil.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
+#include "trtconv/calib/tokenizer.h"
 
 typedef struct job {
     const tc_tokenizer *tok;

@@ -40,12 +40,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "trtconv/dtype.h"
-#include "trtconv/log.h"
-#include "trtconv/st_writer.h"
-#include "trtconv/status.h"
-#include "trtconv/torchwrite.h"
-#include "trtconv/zipread.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/st_writer.h"
+#include "trtconv/core/status.h"
+#include "trtconv/formats/torchwrite.h"
+#include "trtconv/formats/zipread.h"
 
 /* ------------------------------------------------------------------ */
 /* Options                                                              */

@@ -100,7 +100,7 @@ w("calib_ids_not_array.jsonl", '{"input_ids": "1 2 3"}\n')
 # ---- torch.save archives (pytorch_model.bin / consolidated.NN.pth) ----
 # Built with Python's own zipfile (an implementation independent of
 # trtconv's), pickles written opcode by opcode so nothing is ever pickled
-# from a live object. See src/torchfile.c for the rules they break.
+# from a live object. See src/formats/torchfile.c for the rules they break.
 import io, zipfile
 
 def torch_zip(name, pkl, storages=(), compress=zipfile.ZIP_STORED, patch=None):

@@ -1,5 +1,5 @@
 /* test_cast.c: tc_cast_cuda (kernels/cast.cu) against the CPU reference
- * tc_convert (src/dtype.c), byte for byte (style.md A9, A15 level 2).
+ * tc_convert (src/core/dtype.c), byte for byte (style.md A9, A15 level 2).
  *
  * Exits 77 (ctest SKIP_RETURN_CODE) when cudaGetDeviceCount reports no
  * device (A11). Otherwise, for each of the 9 (F32/F16/BF16 -> F32/F16/BF16)
@@ -30,9 +30,9 @@
 
 #include <cuda_runtime.h>
 
-#include "trtconv/dtype.h"
-#include "trtconv/kernels.h"
-#include "trtconv/log.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/kernels/cast.h"
+#include "trtconv/core/log.h"
 #include "gpu_check.h"
 
 #define SKIP_CODE 77

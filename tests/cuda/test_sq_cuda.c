@@ -1,6 +1,6 @@
 /* test_sq_cuda.c: the SmoothQuant and calibration operations of the CUDA
- * backend (kernels/fwd.cu via src/fwd_gpu.c) against the CPU backend
- * (src/fwd_cpu.c, the scalar reference), bit for bit (style.md A9):
+ * backend (kernels/fwd.cu via src/fwd/fwd_gpu.c) against the CPU backend
+ * (src/fwd/fwd_cpu.c, the scalar reference), bit for bit (style.md A9):
  *   smooth_cols  w = f16(float(double(w) * s)) and the divide form of the
  *                norms, s spanning 1e-5 .. 1e5 (overflow to Inf included);
  *   quantize_i8  the three modes (dtype product, dtype quotient, float32
@@ -19,10 +19,10 @@
 
 #include <cuda_runtime.h>
 
-#include "../../src/fwd_backend.h"
-#include "trtconv/dtype.h"
-#include "trtconv/gpu.h"
-#include "trtconv/log.h"
+#include "trtconv/fwd/backend.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/mpi/gpu.h"
+#include "trtconv/core/log.h"
 #include "gpu_check.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

@@ -1,5 +1,5 @@
 /* test_woq_cuda.c: tc_woq_quantize_rows_cuda (kernels/woq.cu) against the CPU
- * reference tc_woq_quantize_ref (src/woq.c), byte for byte (style.md A9, A15
+ * reference tc_woq_quantize_ref (src/quant/woq.c), byte for byte (style.md A9, A15
  * level 2).
  *
  * Exits 77 (ctest SKIP_RETURN_CODE) when no CUDA device is visible (A11).
@@ -43,11 +43,11 @@
 
 #include <cuda_runtime.h>
 
-#include "trtconv/dtype.h"
-#include "trtconv/kernels.h"
-#include "trtconv/log.h"
-#include "trtconv/woq.h"
-#include "trtconv/woq_cuda.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/kernels/cast.h"
+#include "trtconv/core/log.h"
+#include "trtconv/quant/woq.h"
+#include "trtconv/kernels/woq.h"
 #include "gpu_check.h"
 
 #define SKIP_CODE 77

@@ -4,9 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "trtconv/log.h"
+#include "trtconv/core/log.h"
 #include "fuzz_common.h"
-#include "trtconv/tokens.h"
+#include "trtconv/calib/tokens.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,8 +3,8 @@
  * dtype/rope_parameters). */
 #include <stddef.h>
 #include <stdint.h>
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,10 +4,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <cjson/cJSON.h>
-#include "trtconv/jsonutil.h"
-#include "trtconv/log.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
 #include "fuzz_common.h"
-#include "trtconv/manifest.h"
+#include "trtconv/output/manifest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

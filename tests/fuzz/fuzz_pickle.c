@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "fuzz_common.h"
-#include "trtconv/torchfile.h"
+#include "trtconv/formats/torchfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

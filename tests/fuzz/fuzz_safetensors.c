@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "trtconv/log.h"
+#include "trtconv/core/log.h"
 #include "fuzz_common.h"
-#include "trtconv/safetensors.h"
+#include "trtconv/formats/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

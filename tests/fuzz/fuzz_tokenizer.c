@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fuzz_common.h"
-#include "trtconv/tokenizer.h"
+#include "trtconv/calib/tokenizer.h"
 
 static void probe(const tc_tokenizer *t, const char *s, size_t len)
 {

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 #include "fuzz_common.h"
-#include "trtconv/torchfile.h"
-#include "trtconv/zipread.h"
+#include "trtconv/formats/torchfile.h"
+#include "trtconv/formats/zipread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

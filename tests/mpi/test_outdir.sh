@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_outdir.sh: the output directory guards (src/outdir.c, issue "never
+# test_outdir.sh: the output directory guards (src/output/outdir.c, issue "never
 # lose a user's data"):
 #  1. an output directory that is, contains or lies inside an input (model,
 #     symlink to it, tokenizer dir, calibration and statistics files) is

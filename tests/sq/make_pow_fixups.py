@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Write src/torch_pow_fixups.h from the mismatch dump of gpu_pow_rope.sh.
+"""Write src/quant/torch_pow_fixups.h from the mismatch dump of gpu_pow_rope.sh.
 
-    python3 tests/sq/make_pow_fixups.py pow_mismatches.txt > src/torch_pow_fixups.h
+    python3 tests/sq/make_pow_fixups.py pow_mismatches.txt > src/quant/torch_pow_fixups.h
 
 Each dump line is "f16|bf16 w_bits e_bits torch_bits" (hex): an input w and
 an exponent (already rounded to the dtype) for which PyTorch's CUDA pow,

@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
-#include "trtconv/safetensors.h"
-#include "trtconv/tokens.h"
-#include "trtconv/torchfile.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/safetensors.h"
+#include "trtconv/calib/tokens.h"
+#include "trtconv/formats/torchfile.h"
 
 static tc_status run_reader(const char *reader, const char *path)
 {

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "trtconv/coll.h"
-#include "trtconv/log.h"
+#include "trtconv/mpi/coll.h"
+#include "trtconv/core/log.h"
 
 #define N 1000
 

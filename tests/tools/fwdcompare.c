@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "trtconv/log.h"
-#include "trtconv/safetensors.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/safetensors.h"
 
 static void *read_all(const tc_st_file *f, const tc_st_tensor *t)
 {

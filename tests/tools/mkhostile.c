@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "trtconv/build_config.h"
-#include "trtconv/calib_stats.h"
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
 #if TRTCONV_HAVE_HDF5
 #include <hdf5.h>
 #endif

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/dtype.h"
-#include "trtconv/sq.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/quant/sq.h"
 
 static FILE *g_dump;
 

@@ -18,11 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
-#include "trtconv/rope.h"
-#include "trtconv/st_writer.h"
-#include "trtconv/woq.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
+#include "trtconv/plan/rope.h"
+#include "trtconv/formats/st_writer.h"
+#include "trtconv/quant/woq.h"
 
 typedef struct mat {          /* row-major [rows, cols] of element size es */
     char *data;

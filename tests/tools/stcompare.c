@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "trtconv/log.h"
-#include "trtconv/safetensors.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/safetensors.h"
 
 static int ignored(const char *name, char **ign, int n)
 {

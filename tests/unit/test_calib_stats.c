@@ -10,9 +10,9 @@
 
 #include "test_tmpdir.h"
 #include "trtconv/build_config.h"
-#include "trtconv/calib_stats.h"
-#include "trtconv/log.h"
-#include "trtconv/sq.h"
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/core/log.h"
+#include "trtconv/quant/sq.h"
 
 static char g_dir[512];
 static const tc_calib_dims DIMS = { 2, 8, 2, 1, 4, 12, 20 }; /* layers hidden heads kv hd inter vocab */

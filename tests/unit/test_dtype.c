@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/dtype.h"
+#include "trtconv/core/dtype.h"
 
 static uint32_t bits_of(float f)
 {

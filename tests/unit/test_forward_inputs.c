@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "test_tmpdir.h"
-#include "trtconv/fwd.h"
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
-#include "trtconv/tokens.h"
+#include "trtconv/fwd/fwd.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
+#include "trtconv/calib/tokens.h"
 
 static char g_dir[512];
 

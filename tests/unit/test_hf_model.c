@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "trtconv/hf_model.h"
-#include "trtconv/jsonutil.h"
-#include "trtconv/log.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
 
 /* ---------------------------------------------------------------------------
  * Fixtures

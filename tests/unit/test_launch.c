@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "trtconv/launch.h"
-#include "trtconv/log.h"
+#include "trtconv/mpi/launch.h"
+#include "trtconv/core/log.h"
 
 /* A fake environment: up to 8 NAME=VALUE pairs. */
 static const char *g_env[8][2];

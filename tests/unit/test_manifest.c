@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "test_tmpdir.h"
-#include "trtconv/log.h"
-#include "trtconv/manifest.h"
-#include "trtconv/sha256.h"
-#include "trtconv/st_writer.h"
+#include "trtconv/core/log.h"
+#include "trtconv/output/manifest.h"
+#include "trtconv/core/sha256.h"
+#include "trtconv/formats/st_writer.h"
 
 static char g_dir[512];
 

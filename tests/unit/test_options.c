@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/log.h"
-#include "trtconv/options.h"
+#include "trtconv/core/log.h"
+#include "trtconv/cli/options.h"
 
 /* ---------------------------------------------------------------------------
  * Helpers
@@ -425,9 +425,9 @@ START_TEST(opts_parse_should_map_each_progress_choice)
 }
 END_TEST
 
-/* BUG: src/options.c (cross-option checks after the getopt loop): the
+/* BUG: src/cli/options.c (cross-option checks after the getopt loop): the
  * "lines" branch only clears progress_bar and leaves progress_auto = true
- * from tc_opts_init, so mpi/driver.c:294 (view.bar = o->progress_bar ||
+ * from tc_opts_init, so src/app/run.c:294 (view.bar = o->progress_bar ||
  * (o->progress_auto && isatty(STDERR_FILENO))) still draws a live bar on a
  * terminal: --progress lines behaves exactly like --progress auto. The
  * "bar" and "none" branches likewise leave progress_auto set. */
@@ -464,7 +464,7 @@ START_TEST(opts_parse_should_report_a_missing_argument)
 }
 END_TEST
 
-/* BUG: src/options.c tc_opts_parse: getopt_long_only takes the next word as
+/* BUG: src/cli/options.c tc_opts_parse: getopt_long_only takes the next word as
  * the value of a required_argument flag even when it is another flag, so
  * "--output_dir --load_by_shard" sets output_dir = "--load_by_shard" and
  * returns TC_OK (the conversion then writes into a directory of that name).
@@ -736,7 +736,7 @@ START_TEST(opts_parse_should_be_callable_again_after_a_failed_parse)
 }
 END_TEST
 
-/* BUG: src/options.c tc_opts_parse sets "optind = 1" to restart getopt, but
+/* BUG: src/cli/options.c tc_opts_parse sets "optind = 1" to restart getopt, but
  * glibc only re-initialises its scanner for optind == 0; the position inside
  * a cluster of short options survives. After "-hx" returned at 'h' (help),
  * the next parse resumes at the stale 'x' of the old argv and fails

@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "trtconv/hf_model.h"
-#include "trtconv/log.h"
-#include "trtconv/options.h"
-#include "trtconv/plan.h"
-#include "trtconv/st_writer.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/log.h"
+#include "trtconv/cli/options.h"
+#include "trtconv/plan/plan.h"
+#include "trtconv/formats/st_writer.h"
 
 /* ---------------------------------------------------------------------------
  * Model fixture

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "trtconv/log.h"
-#include "trtconv/safetensors.h"
-#include "trtconv/st_writer.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/safetensors.h"
+#include "trtconv/formats/st_writer.h"
 #include "test_tmpdir.h"
 
 static char g_dir[512]; /* per-run temporary directory (mkdtemp) */

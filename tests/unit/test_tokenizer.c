@@ -13,10 +13,10 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-#include "../../src/tok_internal.h"
-#include "trtconv/jsonutil.h"
-#include "trtconv/log.h"
-#include "trtconv/tokenizer.h"
+#include "../../src/calib/tok_internal.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
+#include "trtconv/calib/tokenizer.h"
 
 static tc_tokenizer *load_json(const char *json, const char *config)
 {

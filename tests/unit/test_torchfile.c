@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/hf_model.h"
-#include "trtconv/jsonutil.h"
-#include "trtconv/log.h"
-#include "trtconv/torchfile.h"
-#include "trtconv/torchwrite.h"
-#include "trtconv/zipread.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/torchfile.h"
+#include "trtconv/formats/torchwrite.h"
+#include "trtconv/formats/zipread.h"
 
 #ifndef TC_TEST_DATA_DIR
 #error "TC_TEST_DATA_DIR must name tests/data"

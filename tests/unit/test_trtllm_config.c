@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/log.h"
-#include "trtconv/trtllm_config.h"
+#include "trtconv/core/log.h"
+#include "trtconv/formats/trtllm_config.h"
 
 /* LLaMA-2-7B (trtllm-checkpoint.md §7), fp16, tp 2, pp 2, no quantization. */
 static void llama2_7b_tp2pp2(tc_trtllm_config *c)

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trtconv/dtype.h"
-#include "trtconv/log.h"
-#include "trtconv/woq.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/quant/woq.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 

@@ -1,0 +1,135 @@
+/* fwd.h: the distributed LLaMA forward pass (decoder-only, causal).
+ *
+ * Layout: N = dp * tp * pp ranks; world rank = (dp_rank * pp + pp_rank) * tp
+ * + tp_rank, so ranks 0 .. tp*pp-1 are the conversion cells of
+ * trtllm-checkpoint.md §2 (rank = pp_rank * tp + tp_rank) and every data
+ * parallel replica repeats that layout. A rank loads exactly the slices its
+ * cell would write (plan.h, read once each through tc_convert_rows): the
+ * fused qkv rows of its heads, its dense/proj columns, its fc/gate rows, its
+ * stage's layers, and the embedding (first stage) or ln_f + lm_head (last
+ * stage).
+ *
+ * Per micro-batch (sequences packed back to back, no padding; positions
+ * restart at 0 in each sequence, as Hugging Face's with right padding):
+ *   stage 0: h = embed(ids) (all-reduce over tp when the embedding is split)
+ *   other stages: h = recv(previous stage)
+ *   each layer:  x = rmsnorm(h); qkv = x Wqkv^T (+b); rope(q, k);
+ *                o = causal GQA attention; p = o Wdense^T (f32 partial);
+ *                p = allreduce_sum_tp(p); h = h + (p + b);
+ *                x = rmsnorm(h); a = silu(x Wfc^T) * (x Wgate^T);
+ *                p = allreduce_sum_tp(a Wproj^T); h = h + p
+ *   not last stage: send(h, next stage)
+ *   last stage:  logits slice = rmsnorm_f(h) Wlm^T   ([T, vocab_padded / tp])
+ * Numerics follow transformers' LlamaForCausalLM in float16/bfloat16
+ * (activations stored in the model dtype between operations and rounded
+ * where torch rounds; norms, softmax, rope tables and every GEMM
+ * accumulation in float32). Tensor-parallel partial sums are reduced in
+ * float32 and rounded once, so they round like the single-GPU GEMM. Data
+ * parallel replica d runs batches d, d + dp, d + 2dp, ...
+ *
+ * Backends: CUDA (cuBLAS GEMMs, kernels/fwd.cu) when the rank has a GPU,
+ * else C threads; collectives through coll.h. */
+#ifndef TRTCONV_FWD_H
+#define TRTCONV_FWD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/mpi/comm.h"
+#include "trtconv/mpi/gpu.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/cli/options.h"
+#include "trtconv/core/status.h"
+#include "trtconv/calib/tokens.h"
+
+typedef struct tc_fwd_engine tc_fwd_engine;
+
+typedef struct tc_fwd_setup {
+    tc_hf_model *model;          /* borrowed; config + lazily opened shards */
+    const tc_opts *opts;         /* tp_size, pp_size, embedding options */
+    tc_dtype dtype;              /* F16, BF16 or F32: weights and activations */
+    const tc_comm *comm;
+    const tc_gpu_info *gpu;      /* NULL or device < 0: CPU backend */
+    int threads;                 /* CPU backend threads (>= 1) */
+    int64_t max_batch_tokens;    /* largest micro-batch, in tokens */
+    int64_t max_seq_len;         /* longest sequence */
+    /* Weights only (SmoothQuant with --calib_stats, any number of ranks):
+     * load cell `cell` (0 <= cell < tp*pp) and nothing else: no
+     * communicators, no activations; not collective. */
+    bool weights_only;
+    int cell;
+} tc_fwd_setup;
+
+/* What a rank holds after a micro-batch, reported to a sink (host copies,
+ * float32). kind: "embed" (input of the first layer), "layer" (output of
+ * global layer `layer`), "norm" (ln_f output), "logits" (this tp rank's
+ * columns [col0, col0 + cols) of the unpadded vocabulary). Rows are the
+ * batch's packed tokens. */
+typedef tc_status (*tc_fwd_sink)(void *ctx, int64_t batch, const char *kind, int64_t layer,
+                                 int64_t col0, const float *data, int64_t rows, int64_t cols);
+
+/* Build this rank's cell, read its slices, create the communicators. Every
+ * rank of setup->comm must call it. On TC_OK *out belongs to the caller. */
+tc_status tc_fwd_create(const tc_fwd_setup *setup, tc_fwd_engine **out);
+void tc_fwd_destroy(tc_fwd_engine *e); /* accepts NULL */
+
+/* Run every micro-batch of `batch_size` consecutive sequences that falls to
+ * this rank's data-parallel replica. sink (may be NULL) receives, per batch,
+ * the tensors this rank is the reporter of: tp rank 0 of a stage reports
+ * "embed" (stage 0), its layers and "norm" (last stage); every last-stage
+ * rank reports its "logits" columns. Collective over the world. */
+tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch_size,
+                     tc_fwd_sink sink, void *sink_ctx);
+
+/* With TRTCONV_FWD_PROFILE=1 in the environment every operation is timed
+ * (synchronously); this logs the time per operation class. */
+void tc_fwd_profile_report(const tc_fwd_engine *e);
+
+/* Calibration (calib_stats.h, trtllm-checkpoint.md §5.2). After
+ * tc_fwd_enable_stats, tc_fwd_run also records, per micro-batch, the
+ * per-channel absolute maxima of every linear's input and output that this
+ * rank computes. tc_fwd_collect_stats (collective over the world) adds the
+ * weight row maxima, checks for NaN/Inf (the failing rank names the layer;
+ * the others return TC_E_CANCELLED), takes the maxima over the tensor,
+ * pipeline and data parallel groups through coll.h, and fills s (allocated
+ * by the caller for the model's dims) on every rank. */
+tc_status tc_fwd_enable_stats(tc_fwd_engine *e);
+tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s);
+
+/* Weights of local layer i in the backend's memory and representation
+ * (fwd_backend.h), for SmoothQuant (sq.c), which smooths them in place.
+ * Borrowed from the engine. */
+typedef struct tc_fwd_layer_ptrs {
+    void *in_norm, *post_norm, *qkv, *dense, *fc, *gate, *proj;
+} tc_fwd_layer_ptrs;
+void tc_fwd_layer_ptrs_get(const tc_fwd_engine *e, int64_t i, tc_fwd_layer_ptrs *out);
+struct fwd_backend;
+struct fwd_backend *tc_fwd_backend_get(const tc_fwd_engine *e);
+tc_dtype tc_fwd_dtype(const tc_fwd_engine *e);
+
+/* Layout of this rank. */
+typedef struct tc_fwd_layout {
+    int dp, tp, pp;              /* sizes */
+    int dp_rank, tp_rank, pp_rank;
+    int64_t layer0, n_layers;    /* global index of the first local layer, count */
+    const char *backend;         /* "cuda" or "cpu" */
+    const char *coll_tp, *coll_pp, *coll_dp;   /* backends of the communicators */
+    uint64_t weight_bytes;       /* slice bytes read */
+    double load_seconds;         /* time spent reading + uploading slices */
+} tc_fwd_layout;
+void tc_fwd_get_layout(const tc_fwd_engine *e, tc_fwd_layout *out);
+
+/* Number of micro-batches and the largest one in tokens. */
+int64_t tc_fwd_batch_count(const tc_token_set *t, int64_t batch_size);
+int64_t tc_fwd_max_batch_tokens(const tc_token_set *t, int64_t batch_size);
+
+/* RoPE: inverse frequencies of the config (rope_theta, rope_scaling kinds
+ * default, linear, dynamic, llama3) for a batch whose longest sequence has
+ * seq_len tokens, as transformers computes them in float32; inv_freq holds
+ * head_dim / 2 entries. *attention_scaling gets the cos/sin multiplier (1).
+ * Unknown kinds are refused by tc_fwd_rope_check. */
+tc_status tc_fwd_rope_check(const tc_hf_config *cfg);
+void tc_fwd_rope_inv_freq(const tc_hf_config *cfg, int64_t seq_len, float *inv_freq,
+                          float *attention_scaling);
+
+#endif

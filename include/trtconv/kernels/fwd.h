@@ -1,0 +1,74 @@
+/* fwd_kernels.h: C entry points of the forward-pass kernels (kernels/fwd.cu).
+ *
+ * Every launcher queues work on `stream` (a cudaStream_t as void *, NULL =
+ * legacy default stream) and returns at once; device buffers belong to the
+ * caller and must stay valid until the stream has run the work. Element
+ * types are F16, BF16 or F32 (`dt`); loads and stores of F16/BF16 use the
+ * bit-exact conversions of kernels/fp_bits.cuh (the CPU path's tc_convert),
+ * and the file is built with --fmad=false, so every rounding point is the
+ * one written in fwd_backend.h. Errors: TC_E_INTERNAL with CUDA's message
+ * (launch failures), TC_E_USAGE for an unsupported dtype.
+ * Declared always; defined only when TRTCONV_HAVE_CUDA. */
+#ifndef TRTCONV_FWD_KERNELS_H
+#define TRTCONV_FWD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[i] = in[i] + in[n + i] + ... + in[(nslices-1) n + i], left to right. */
+tc_status tc_sum_slices_f32_cuda(float *out, const float *in, int nslices, size_t n, void *stream);
+
+tc_status tc_fwd_embed_cuda(float *out32, const void *table, tc_dtype dt, int64_t row0,
+                            int64_t rows, int64_t col0, int64_t cols, int64_t H,
+                            const int32_t *ids, int64_t T, void *stream);
+tc_status tc_fwd_round_f32_cuda(void *out, tc_dtype dt, const float *in32, size_t n, void *stream);
+tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype dt, size_t n, void *stream);
+tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt, int64_t T,
+                              int64_t H, float eps, void *stream);
+/* out[M, N] = in32[M, N] + bias[N]: f32 when out_f32, else rounded to dt. */
+tc_status tc_fwd_bias_cuda(void *out, int out_f32, const float *in32, const void *bias,
+                           tc_dtype dt, int64_t M, int64_t N, void *stream);
+tc_status tc_fwd_rope_split_cuda(void *q, void *k, void *v, const void *qkv, tc_dtype dt,
+                                 int64_t nh, int64_t nkv, int64_t d, int64_t T,
+                                 const int32_t *pos, const int32_t *seq_start,
+                                 const int32_t *seq_len, const float *cos, const float *sin,
+                                 void *stream);
+/* p[rows, ls] (dt) = causal softmax of s[rows, ls] (f32, already scaled);
+ * row r attends to keys 0 .. (r % (ls * g)) / g. */
+tc_status tc_fwd_softmax_cuda(void *p, const float *s, tc_dtype dt, int64_t rows, int64_t ls,
+                              int64_t g, void *stream);
+/* o[T, nh*d] from og laid out per sequence as [kv head][t][g][d]. */
+tc_status tc_fwd_gather_heads_cuda(void *o, const void *og, tc_dtype dt, int64_t nh, int64_t nkv,
+                                   int64_t d, int64_t T, const int32_t *seq_start,
+                                   const int32_t *seq_len, void *stream);
+tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, tc_dtype dt,
+                                   int64_t T, int64_t H, void *stream);
+tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
+                               void *stream);
+
+/* Calibration maxima (fwd_backend.h absmax_cols / absmax_rows): acc and out
+ * are float32 device arrays; x is float32 when x_f32, else dt. */
+tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32, const void *bias,
+                                  tc_dtype dt, int64_t rows, int64_t ld, int64_t c0, int64_t cols,
+                                  void *stream);
+tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
+                                  int64_t cols, void *stream);
+
+/* SmoothQuant (fwd_backend.h smooth_cols / quantize_i8; CPU reference in
+ * src/fwd/fwd_cpu.c, byte-identical results). */
+tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, int64_t cols, const double *s,
+                                 int divide, void *stream);
+tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, tc_dtype qdt, int64_t rows,
+                                 int64_t cols, const float *scale, int mode, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

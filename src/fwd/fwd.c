@@ -1,0 +1,919 @@
+/* fwd.c: the distributed forward pass engine (see fwd.h): weights from the
+ * cell plan, micro-batch loop, tensor/pipeline/data-parallel communication.
+ * The arithmetic lives in the backends (fwd_backend.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "trtconv/fwd/fwd.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "trtconv/fwd/backend.h"
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/mpi/coll.h"
+#include "trtconv/convert/convert.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
+#include "trtconv/plan/plan.h"
+
+/* Weights are read and uploaded in pieces of at most this many bytes, so the
+ * host holds one piece at a time whatever the tensor size. */
+#define FWD_LOAD_CHUNK (16u << 20)
+
+typedef struct layer_weights {
+    void *in_norm, *post_norm;
+    void *qkv, *qkv_bias;
+    void *dense, *dense_bias;
+    void *fc, *gate, *proj;
+} layer_weights;
+
+struct tc_fwd_engine {
+    const tc_comm *comm;
+    const tc_hf_config *cfg;
+    tc_dtype dt;
+    size_t es;                     /* bytes per activation element */
+    int dp, tp, pp, dp_rank, tp_rank, pp_rank;
+    int64_t layer0, n_layers;
+    int64_t H, inter, vocab, vocab_local, qkv_width;
+    fwd_attn attn;
+    float eps;
+    fwd_backend *be;
+    const fwd_ops *ops;
+    tc_coll tp_c, pp_c, dp_c;
+    tc_plan *plan;
+
+    /* weights, backend form */
+    void *embed;
+    int64_t emb_row0, emb_rows, emb_col0, emb_cols;
+    bool emb_split;
+    layer_weights *layers;
+    void *ln_f, *lm_head;
+    bool lm_head_shared;
+    bool weights_only;             /* decoder layers only (tc_fwd_setup) */
+
+    /* activations */
+    int64_t max_tokens, max_len;
+    void *h, *x, *qkv, *q, *k, *v, *o, *g, *u, *a, *logits;
+    float *p32, *red;
+    int32_t *d_meta;               /* ids | pos | seq_start | seq_len, 4 * max_tokens */
+    float *d_rope;                 /* cos | sin, 2 * max_len * d/2 */
+    int32_t *h_meta;
+    float *h_rope;
+    float *d_report;               /* f32 copy for sinks */
+    float *h_report;
+    size_t report_elems;
+
+    uint64_t weight_bytes;
+    double load_seconds;
+
+    /* Calibration (tc_fwd_enable_stats): the statistics in model form
+     * (calib_stats.h layout) in backend memory; each rank fills the channels
+     * it computes, the collect step takes the maxima over all ranks. */
+    float *d_stats;
+    tc_calib_dims sd;
+
+    /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
+     * wall time to its class (costs throughput; for finding hot spots). */
+    bool profile;
+    double prof_s[16];
+};
+
+enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_FC_GATE, P_SILU,
+                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_STATS, P_COUNT };
+static const char *const prof_names[P_COUNT] = {
+    "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
+    "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv",
+    "calibration maxima" };
+
+#define TRY(x) TC_TRY(x)
+
+/* ---- RoPE (transformers' modeling_rope_utils, float32) ---- */
+
+static const cJSON *rope_get(const tc_hf_config *cfg, const char *key)
+{
+    return cfg->rope_scaling ? tc_json_get(cfg->rope_scaling, key) : NULL;
+}
+
+static const char *rope_kind(const tc_hf_config *cfg)
+{
+    const cJSON *t = rope_get(cfg, "rope_type");
+    if (!t)
+        t = rope_get(cfg, "type");
+    return cJSON_IsString(t) ? t->valuestring : "default";
+}
+
+static double rope_num(const tc_hf_config *cfg, const char *key, double dflt)
+{
+    const cJSON *v = rope_get(cfg, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+tc_status tc_fwd_rope_check(const tc_hf_config *cfg)
+{
+    const char *k = rope_kind(cfg);
+    if (cfg->head_dim % 2 != 0)
+        return tc_fail(TC_E_INPUT, "head_dim = %lld must be even for rotary embedding",
+                       (long long)cfg->head_dim);
+    if (!strcmp(k, "default"))
+        return TC_OK;
+    if (strcmp(k, "linear") && strcmp(k, "dynamic") && strcmp(k, "llama3"))
+        return tc_fail(TC_E_INPUT,
+                       "rope_scaling type \"%s\" is not supported by the forward pass "
+                       "(supported: default, linear, dynamic, llama3)", k);
+    double f = rope_num(cfg, "factor", NAN);
+    if (!(f > 0.0))
+        return tc_fail(TC_E_INPUT, "rope_scaling \"%s\" needs a positive \"factor\"", k);
+    if (!strcmp(k, "llama3")) {
+        double lo = rope_num(cfg, "low_freq_factor", NAN), hi = rope_num(cfg, "high_freq_factor", NAN);
+        double om = rope_num(cfg, "original_max_position_embeddings", NAN);
+        if (!(lo > 0.0) || !(hi > lo) || !(om > 0.0))
+            return tc_fail(TC_E_INPUT, "rope_scaling llama3 needs low_freq_factor > 0, "
+                           "high_freq_factor > low_freq_factor and original_max_position_embeddings");
+    }
+    return TC_OK;
+}
+
+void tc_fwd_rope_inv_freq(const tc_hf_config *cfg, int64_t seq_len, float *inv_freq,
+                          float *attention_scaling)
+{
+    const int64_t dim = cfg->head_dim, half = dim / 2;
+    const char *kind = rope_kind(cfg);
+    float base = (float)cfg->rope_theta;
+    *attention_scaling = 1.0f;
+    if (!strcmp(kind, "dynamic")) {
+        /* Frequencies grow once the batch is longer than the trained
+         * context: base * ((f * L / max_pos) - (f - 1)) ^ (dim / (dim - 2)). */
+        const float f = (float)rope_num(cfg, "factor", 1.0);
+        const float mp = (float)cfg->max_position_embeddings;
+        if ((float)seq_len > mp) {
+            float grow = f * (float)seq_len / mp - (f - 1.0f);
+            base = (float)cfg->rope_theta * powf(grow, (float)dim / (float)(dim - 2));
+        }
+    }
+    for (int64_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)dim;
+        inv_freq[i] = 1.0f / powf(base, e);
+    }
+    if (!strcmp(kind, "linear")) {
+        const float f = (float)rope_num(cfg, "factor", 1.0);
+        for (int64_t i = 0; i < half; i++)
+            inv_freq[i] /= f;
+    } else if (!strcmp(kind, "llama3")) {
+        const float f = (float)rope_num(cfg, "factor", 1.0);
+        const float lo = (float)rope_num(cfg, "low_freq_factor", 1.0);
+        const float hi = (float)rope_num(cfg, "high_freq_factor", 4.0);
+        const float old = (float)rope_num(cfg, "original_max_position_embeddings", 8192.0);
+        const float lo_wl = old / lo, hi_wl = old / hi;
+        const float pi = 3.14159265358979323846f;
+        for (int64_t i = 0; i < half; i++) {
+            const float inv = inv_freq[i];
+            const float wl = 2.0f * pi / inv;
+            float v = wl > lo_wl ? inv / f : inv;
+            if (!(wl < hi_wl) && !(wl > lo_wl)) {
+                const float smooth = (old / wl - lo) / (hi - lo);
+                v = (1.0f - smooth) * v / f + smooth * v;
+            }
+            inv_freq[i] = v;
+        }
+    }
+}
+
+/* cos/sin tables [len, d/2] of the rounded values torch keeps in dtype. */
+static void rope_tables(const tc_fwd_engine *e, int64_t len, float *cosv, float *sinv)
+{
+    const int64_t half = e->attn.head_dim / 2;
+    float inv[1024];
+    float scaling;
+    tc_fwd_rope_inv_freq(e->cfg, len, inv, &scaling);
+    for (int64_t p = 0; p < len; p++)
+        for (int64_t i = 0; i < half; i++) {
+            const float fr = inv[i] * (float)p;
+            float c = (float)cos((double)fr) * scaling, s = (float)sin((double)fr) * scaling;
+            uint16_t hc, hs;
+            switch (e->dt) {
+            case TC_DT_F16:
+                hc = tc_f32_to_f16(c), hs = tc_f32_to_f16(s);
+                c = tc_f16_to_f32(hc), s = tc_f16_to_f32(hs);
+                break;
+            case TC_DT_BF16:
+                hc = tc_f32_to_bf16(c), hs = tc_f32_to_bf16(s);
+                c = tc_bf16_to_f32(hc), s = tc_bf16_to_f32(hs);
+                break;
+            default:
+                break;
+            }
+            cosv[p * half + i] = c;
+            sinv[p * half + i] = s;
+        }
+}
+
+/* ---- batches ---- */
+
+int64_t tc_fwd_batch_count(const tc_token_set *t, int64_t batch_size)
+{
+    return ((int64_t)t->n_seqs + batch_size - 1) / batch_size;
+}
+
+int64_t tc_fwd_max_batch_tokens(const tc_token_set *t, int64_t batch_size)
+{
+    int64_t best = 0;
+    for (size_t s = 0; s < t->n_seqs; s += (size_t)batch_size) {
+        size_t end = s + (size_t)batch_size < t->n_seqs ? s + (size_t)batch_size : t->n_seqs;
+        int64_t n = t->offsets[end] - t->offsets[s];
+        if (n > best)
+            best = n;
+    }
+    return best;
+}
+
+/* ---- weights ---- */
+
+static const tc_plan_tensor *plan_find(const tc_plan *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_tensors; i++)
+        if (!strcmp(p->tensors[i].name, name))
+            return &p->tensors[i];
+    return NULL;
+}
+
+/* Read plan tensor `name` (once, in row chunks) into backend memory. A
+ * missing optional tensor gives *out = NULL. */
+static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, void **out,
+                             int64_t *rows, int64_t *cols)
+{
+    *out = NULL;
+    const tc_plan_tensor *t = plan_find(e->plan, name);
+    if (!t) {
+        if (optional)
+            return TC_OK;
+        return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor %s", name);
+    }
+    if (rows)
+        *rows = t->rows;
+    if (cols)
+        *cols = t->cols;
+    const size_t n = (size_t)t->rows * (size_t)t->cols;
+    const size_t row_bytes = (size_t)t->cols * e->es;
+    int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_bytes ? row_bytes : 1));
+    if (chunk_rows < 1)
+        chunk_rows = 1;
+    if (chunk_rows > t->rows)
+        chunk_rows = t->rows;
+    void *host = malloc((size_t)chunk_rows * row_bytes + 1);
+    float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
+    tc_status st = host && scratch ? TC_OK
+                                   : tc_fail(TC_E_INTERNAL, "out of memory loading %s", name);
+    const size_t wes = e->ops->weight_elem_bytes(e->dt);
+    if (st == TC_OK)
+        st = e->ops->alloc(e->be, n * wes, out);
+    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
+        int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
+        st = tc_convert_rows(t, r, nr, host, scratch);
+        if (st == TC_OK)
+            st = e->ops->upload_weight(e->be, *out, (size_t)r * (size_t)t->cols, host, e->dt,
+                                       (size_t)nr * (size_t)t->cols);
+    }
+    free(host);
+    free(scratch);
+    if (st != TC_OK) {
+        if (*out)
+            e->ops->release(e->be, *out);
+        *out = NULL;
+        return st;
+    }
+    e->weight_bytes += n * e->es;
+    return TC_OK;
+}
+
+static tc_status load_weights(tc_fwd_engine *e, const tc_opts *o)
+{
+    char name[160];
+    if (e->pp_rank == 0 && !e->weights_only) {
+        int64_t rows, cols;
+        TRY(load_tensor(e, "transformer.vocab_embedding.weight", false, &e->embed, &rows, &cols));
+        e->emb_rows = rows;
+        e->emb_cols = cols;
+        e->emb_split = o->use_parallel_embedding && e->tp > 1;
+        if (e->emb_split && o->embedding_sharding_dim == 0)
+            e->emb_row0 = (int64_t)e->tp_rank * rows;
+        else if (e->emb_split)
+            e->emb_col0 = (int64_t)e->tp_rank * cols;
+    }
+    e->layers = calloc((size_t)e->n_layers, sizeof *e->layers);
+    if (!e->layers)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        layer_weights *w = &e->layers[i];
+#define LOAD(field, suffix, opt)                                                       \
+    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)i, suffix); \
+    TRY(load_tensor(e, name, opt, &w->field, NULL, NULL))
+        LOAD(in_norm, "input_layernorm.weight", false);
+        LOAD(qkv, "attention.qkv.weight", false);
+        LOAD(qkv_bias, "attention.qkv.bias", true);
+        LOAD(dense, "attention.dense.weight", false);
+        LOAD(dense_bias, "attention.dense.bias", true);
+        LOAD(post_norm, "post_layernorm.weight", false);
+        LOAD(fc, "mlp.fc.weight", false);
+        LOAD(gate, "mlp.gate.weight", false);
+        LOAD(proj, "mlp.proj.weight", false);
+#undef LOAD
+    }
+    if (e->pp_rank == e->pp - 1 && !e->weights_only) {
+        TRY(load_tensor(e, "transformer.ln_f.weight", false, &e->ln_f, NULL, NULL));
+        int64_t rows = 0;
+        TRY(load_tensor(e, "lm_head.weight", true, &e->lm_head, &rows, NULL));
+        if (!e->lm_head) {
+            /* --use_embedding_sharing: lm_head is the row-split embedding. */
+            e->lm_head = e->embed;
+            e->lm_head_shared = true;
+            rows = e->emb_rows;
+        }
+        e->vocab_local = rows;
+    }
+    return TC_OK;
+}
+
+/* ---- engine ---- */
+
+static tc_status alloc_act(tc_fwd_engine *e, void **p, size_t elems, size_t es)
+{
+    return e->ops->alloc(e->be, elems * es, p);
+}
+
+static tc_status alloc_activations(tc_fwd_engine *e)
+{
+    const size_t T = (size_t)e->max_tokens, es = e->es;
+    const size_t nh = (size_t)e->attn.heads, nkv = (size_t)e->attn.kv_heads, d = (size_t)e->attn.head_dim;
+    TRY(alloc_act(e, &e->h, T * (size_t)e->H, es));
+    TRY(alloc_act(e, &e->x, T * (size_t)e->H, es));
+    TRY(alloc_act(e, &e->qkv, T * (size_t)e->qkv_width, es));
+    TRY(alloc_act(e, &e->q, T * nh * d, es));
+    TRY(alloc_act(e, &e->k, T * nkv * d, es));
+    TRY(alloc_act(e, &e->v, T * nkv * d, es));
+    TRY(alloc_act(e, &e->o, T * nh * d, es));
+    TRY(alloc_act(e, &e->g, T * (size_t)e->inter, es));
+    TRY(alloc_act(e, &e->u, T * (size_t)e->inter, es));
+    TRY(alloc_act(e, &e->a, T * (size_t)e->inter, es));
+    TRY(alloc_act(e, (void **)&e->p32, T * (size_t)e->H, sizeof(float)));
+    if (e->tp > 1)
+        TRY(alloc_act(e, (void **)&e->red, (size_t)e->tp * T * (size_t)e->H, sizeof(float)));
+    if (e->pp_rank == e->pp - 1)
+        TRY(alloc_act(e, &e->logits, T * (size_t)e->vocab_local, es));
+    TRY(alloc_act(e, (void **)&e->d_meta, 4 * T, sizeof(int32_t)));
+    const size_t rope = 2 * (size_t)e->max_len * (d / 2);
+    TRY(alloc_act(e, (void **)&e->d_rope, rope, sizeof(float)));
+    e->h_meta = malloc(4 * T * sizeof(int32_t));
+    e->h_rope = malloc(rope * sizeof(float));
+    if (!e->h_meta || !e->h_rope)
+        return tc_fail(TC_E_INTERNAL, "out of host memory for batch metadata");
+    return TC_OK;
+}
+
+tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
+{
+    *out = NULL;
+    const tc_hf_config *cfg = &s->model->cfg;
+    const tc_opts *o = s->opts;
+    tc_fwd_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    e->comm = s->comm;
+    e->weights_only = s->weights_only;
+    e->cfg = cfg;
+    e->dt = s->dtype;
+    e->es = tc_dtype_bits(s->dtype) / 8;
+    e->tp = (int)o->tp_size;
+    e->pp = (int)o->pp_size;
+    const int cells = e->tp * e->pp;
+    const bool wonly = s->weights_only;
+    tc_status st = TC_OK;
+    if (wonly && (s->cell < 0 || s->cell >= cells))
+        st = tc_fail(TC_E_INTERNAL, "forward pass: cell %d out of range", s->cell);
+    else if (!wonly && s->comm->size % cells != 0)
+        st = tc_fail(TC_E_USAGE,
+                     "the number of ranks (%d) must be a multiple of tp_size x pp_size = %d "
+                     "(the rest is data parallelism)", s->comm->size, cells);
+    if (st == TC_OK && s->dtype != TC_DT_F16 && s->dtype != TC_DT_BF16 && s->dtype != TC_DT_F32)
+        st = tc_fail(TC_E_USAGE, "the forward pass runs in float16, bfloat16 or float32");
+    if (st == TC_OK && cfg->head_dim / 2 > 1024)
+        st = tc_fail(TC_E_INPUT, "head_dim = %lld is larger than supported (2048)",
+                     (long long)cfg->head_dim);
+    if (st == TC_OK)
+        st = tc_fwd_rope_check(cfg);
+    if (st == TC_OK && strcmp(cfg->hidden_act, "silu") != 0)
+        st = tc_fail(TC_E_INPUT, "hidden_act \"%s\" is not supported by the forward pass (silu)",
+                     cfg->hidden_act);
+    if (st == TC_OK)
+        st = tc_plan_check_model(cfg, o);
+    if (st != TC_OK) {
+        free(e);
+        return st;
+    }
+    const int cell = wonly ? s->cell : s->comm->rank % cells;
+    e->dp = wonly ? 1 : s->comm->size / cells;
+    e->dp_rank = wonly ? 0 : s->comm->rank / cells;
+    e->pp_rank = cell / e->tp;
+    e->tp_rank = cell % e->tp;
+    e->n_layers = cfg->num_hidden_layers / e->pp;
+    e->layer0 = (int64_t)e->pp_rank * e->n_layers;
+    e->H = cfg->hidden_size;
+    e->vocab = cfg->vocab_size;
+    e->inter = cfg->intermediate_size / e->tp;
+    e->attn.heads = cfg->num_attention_heads / e->tp;
+    e->attn.kv_heads = cfg->num_key_value_heads >= e->tp ? cfg->num_key_value_heads / e->tp : 1;
+    e->attn.head_dim = cfg->head_dim;
+    e->attn.scale = (float)(1.0 / sqrt((double)cfg->head_dim));
+    e->qkv_width = (e->attn.heads + 2 * e->attn.kv_heads) * cfg->head_dim;
+    e->eps = (float)cfg->rms_norm_eps;
+    const char *prof = getenv("TRTCONV_FWD_PROFILE");
+    e->profile = prof && *prof && strcmp(prof, "0") != 0;
+    e->max_tokens = s->max_batch_tokens > 0 ? s->max_batch_tokens : 1;
+    e->max_len = s->max_seq_len > 0 ? s->max_seq_len : 1;
+
+    const bool gpu = s->gpu && s->gpu->device >= 0;
+    if (gpu)
+        st = tc_fwd_gpu_backend(s->gpu, e->max_tokens, e->max_len, &e->attn, &e->be);
+    else
+        st = tc_fwd_cpu_backend(s->threads, e->max_tokens, e->max_len, &e->attn, &e->be);
+    if (st == TC_OK)
+        e->ops = e->be->ops;
+
+    /* Communicators, created by every rank in the same order. */
+    if (!wonly) {
+        void *stream = st == TC_OK ? e->ops->stream(e->be) : NULL;
+        const tc_gpu_info *cg = gpu ? s->gpu : NULL;
+        const int me = s->comm->rank;
+        tc_status cst = tc_coll_create(s->comm->world, e->dp_rank * e->pp + e->pp_rank, me, cg,
+                                       stream, &e->tp_c);
+        if (cst == TC_OK)
+            cst = tc_coll_create(s->comm->world, e->dp_rank * e->tp + e->tp_rank, me, cg, stream,
+                                 &e->pp_c);
+        if (cst == TC_OK)
+            cst = tc_coll_create(s->comm->world, e->pp_rank * e->tp + e->tp_rank, me, cg, stream,
+                                 &e->dp_c);
+        if (st == TC_OK)
+            st = cst;
+    }
+
+    /* The cell's plan, without quantization: the slices a conversion reads. */
+    double t0 = tc_now_seconds();
+    if (st == TC_OK) {
+        tc_opts po = *o;
+        po.use_weight_only = false;
+        po.woq_bits = 0;
+        st = tc_plan_build(s->model, &po, s->dtype, e->pp_rank * e->tp + e->tp_rank, &e->plan);
+    }
+    if (st == TC_OK)
+        st = load_weights(e, o);
+    if (st == TC_OK)
+        st = e->ops->sync(e->be);
+    e->load_seconds = tc_now_seconds() - t0;
+    if (st == TC_OK && !wonly)
+        st = alloc_activations(e);
+    if (st != TC_OK) {
+        tc_fwd_destroy(e);
+        return st;
+    }
+    *out = e;
+    return TC_OK;
+}
+
+void tc_fwd_destroy(tc_fwd_engine *e)
+{
+    if (!e)
+        return;
+    if (e->be) {
+        const fwd_ops *ops = e->be->ops;
+        fwd_backend *b = e->be;
+        ops->sync(b);
+        void *bufs[] = { e->h, e->x, e->qkv, e->q, e->k, e->v, e->o, e->g, e->u, e->a, e->logits,
+                         e->p32, e->red, e->d_meta, e->d_rope, e->d_report, e->embed, e->ln_f,
+                         e->d_stats };
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            if (bufs[i])
+                ops->release(b, bufs[i]);
+        if (e->lm_head && !e->lm_head_shared)
+            ops->release(b, e->lm_head);
+        for (int64_t i = 0; e->layers && i < e->n_layers; i++) {
+            layer_weights *w = &e->layers[i];
+            void *ws[] = { w->in_norm, w->post_norm, w->qkv, w->qkv_bias, w->dense, w->dense_bias,
+                           w->fc, w->gate, w->proj };
+            for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
+                if (ws[j])
+                    ops->release(b, ws[j]);
+        }
+    }
+    tc_coll_free(&e->tp_c);
+    tc_coll_free(&e->pp_c);
+    tc_coll_free(&e->dp_c);
+    if (e->be)
+        e->be->ops->destroy(e->be);
+    free(e->layers);
+    free(e->h_meta);
+    free(e->h_rope);
+    free(e->h_report);
+    tc_plan_free(e->plan);
+    free(e);
+}
+
+void tc_fwd_get_layout(const tc_fwd_engine *e, tc_fwd_layout *out)
+{
+    out->dp = e->dp;
+    out->tp = e->tp;
+    out->pp = e->pp;
+    out->dp_rank = e->dp_rank;
+    out->tp_rank = e->tp_rank;
+    out->pp_rank = e->pp_rank;
+    out->layer0 = e->layer0;
+    out->n_layers = e->n_layers;
+    out->backend = e->ops->name;
+    out->coll_tp = tc_coll_backend_name(&e->tp_c);
+    out->coll_pp = tc_coll_backend_name(&e->pp_c);
+    out->coll_dp = tc_coll_backend_name(&e->dp_c);
+    out->weight_bytes = e->weight_bytes;
+    out->load_seconds = e->load_seconds;
+}
+
+/* ---- one micro-batch ---- */
+
+static tc_status setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
+                             int64_t *offsets, fwd_batch *bt)
+{
+    const int64_t base = t->offsets[s0];
+    const int64_t T = t->offsets[s1] - base;
+    int64_t max_len = 0;
+    for (size_t s = s0; s <= s1; s++)
+        offsets[s - s0] = t->offsets[s] - base;
+    /* ids | pos | seq_start | seq_len, each with stride max_tokens. */
+    const int64_t M = e->max_tokens;
+    int32_t *ids = e->h_meta, *pos = ids + M, *start = pos + M, *len = start + M;
+    for (size_t s = s0; s < s1; s++) {
+        const int64_t a = t->offsets[s] - base, b = t->offsets[s + 1] - base;
+        if (b - a > max_len)
+            max_len = b - a;
+        for (int64_t i = a; i < b; i++) {
+            ids[i] = t->ids[base + i];
+            pos[i] = (int32_t)(i - a);
+            start[i] = (int32_t)a;
+            len[i] = (int32_t)(b - a);
+        }
+    }
+    const int64_t half = e->attn.head_dim / 2;
+    rope_tables(e, max_len, e->h_rope, e->h_rope + max_len * half);
+    int32_t *d = e->d_meta;
+    TRY(e->ops->upload(e->be, d, e->h_meta, 4 * (size_t)M * sizeof(int32_t)));
+    TRY(e->ops->upload(e->be, e->d_rope, e->h_rope, 2 * (size_t)(max_len * half) * sizeof(float)));
+    bt->n_tokens = T;
+    bt->n_seqs = (int)(s1 - s0);
+    bt->max_len = max_len;
+    bt->h_offsets = offsets;
+    bt->ids = d;
+    bt->pos = d + e->max_tokens;
+    bt->seq_start = d + 2 * e->max_tokens;
+    bt->seq_len = d + 3 * e->max_tokens;
+    bt->cos = e->d_rope;
+    bt->sin = e->d_rope + max_len * half;
+    return TC_OK;
+}
+
+/* Hand a [rows, cols] activation (dtype, row stride `stride`) to the sink
+ * as float32, columns [c0, c0 + cols). */
+static tc_status report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
+                        const char *kind, int64_t layer, int64_t col0, const void *src,
+                        int64_t rows, int64_t stride, int64_t c0, int64_t cols)
+{
+    const size_t n = (size_t)(rows * stride);
+    if (n > e->report_elems) {
+        if (e->d_report)
+            e->ops->release(e->be, e->d_report);
+        e->d_report = NULL;
+        free(e->h_report);
+        e->h_report = malloc(n * sizeof(float));
+        e->report_elems = 0;
+        if (!e->h_report)
+            return tc_fail(TC_E_INTERNAL, "out of host memory for a forward report");
+        TRY(e->ops->alloc(e->be, n * sizeof(float), (void **)&e->d_report));
+        e->report_elems = n;
+    }
+    TRY(e->ops->to_f32(e->be, e->d_report, src, e->dt, n));
+    TRY(e->ops->download(e->be, e->h_report, e->d_report, n * sizeof(float)));
+    if (c0 != 0 || cols != stride)
+        for (int64_t r = 0; r < rows; r++)
+            memmove(e->h_report + r * cols, e->h_report + r * stride + c0, (size_t)cols * sizeof(float));
+    return sink(ctx, batch, kind, layer, col0, e->h_report, rows, cols);
+}
+
+static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
+{
+    if (e->tp == 1)
+        return TC_OK;
+    return tc_coll_allreduce_sum_f32(&e->tp_c, buf, n, e->red);
+}
+
+/* Run one operation; with profiling, wait for it and charge its class. */
+#define OP(cls, call)                                                         \
+    do {                                                                      \
+        double t0_ = e->profile ? tc_now_seconds() : 0.0;                              \
+        TRY(call);                                                            \
+        if (e->profile) {                                                     \
+            TRY(e->ops->sync(e->be));                                         \
+            e->prof_s[cls] += tc_now_seconds() - t0_;                                  \
+        }                                                                     \
+    } while (0)
+
+void tc_fwd_profile_report(const tc_fwd_engine *e)
+{
+    if (!e->profile)
+        return;
+    double total = 0.0;
+    for (int i = 0; i < P_COUNT; i++)
+        total += e->prof_s[i];
+    for (int i = 0; i < P_COUNT; i++)
+        if (e->prof_s[i] > 0.0)
+            tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s %5.1f%%", prof_names[i], e->prof_s[i],
+                   100.0 * e->prof_s[i] / total);
+}
+
+/* ---- calibration statistics ---- */
+
+/* Device pointer to statistic (layer, lin, k) at channel ch. */
+static float *stat_at(const tc_fwd_engine *e, int64_t layer, tc_linear lin, tc_stat_kind k,
+                      int64_t ch)
+{
+    return e->d_stats + tc_calib_offset(&e->sd, layer, lin, k) + ch;
+}
+
+/* First channel of this rank's key/value heads in the model's k/v outputs
+ * (with fewer KV heads than tp ranks a rank holds head r * nkv / tp). */
+static int64_t kv_channel0(const tc_fwd_engine *e)
+{
+    const int64_t nkv = e->cfg->num_key_value_heads;
+    const int64_t head = nkv >= e->tp ? (int64_t)e->tp_rank * e->attn.kv_heads
+                                      : (int64_t)e->tp_rank * nkv / e->tp;
+    return head * e->attn.head_dim;
+}
+
+/* Per-channel maxima of one activation [T, ld] (columns c0 .. c0 + cols). */
+static tc_status stat_cols(tc_fwd_engine *e, int64_t layer, tc_linear lin, tc_stat_kind k,
+                           int64_t ch0, const void *x, bool x_f32, const void *bias, int64_t T,
+                           int64_t ld, int64_t c0, int64_t cols)
+{
+    return e->ops->absmax_cols(e->be, stat_at(e, layer, lin, k, ch0), x, x_f32, bias, e->dt, T,
+                               ld, c0, cols);
+}
+
+static tc_status stats_attention(tc_fwd_engine *e, int64_t layer, int64_t T)
+{
+    const int64_t q = e->attn.heads * e->attn.head_dim, kv = e->attn.kv_heads * e->attn.head_dim;
+    const int64_t q0 = (int64_t)e->tp_rank * q, kv0 = kv_channel0(e);
+    /* q/k/v share their input; k and v get q's x when collected. */
+    TRY(stat_cols(e, layer, TC_LIN_Q, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
+    TRY(stat_cols(e, layer, TC_LIN_Q, TC_STAT_Y, q0, e->qkv, false, NULL, T, e->qkv_width, 0, q));
+    TRY(stat_cols(e, layer, TC_LIN_K, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width, q, kv));
+    TRY(stat_cols(e, layer, TC_LIN_V, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width, q + kv,
+                  kv));
+    return stat_cols(e, layer, TC_LIN_O, TC_STAT_X, q0, e->o, false, NULL, T, q, 0, q);
+}
+
+static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
+{
+    const int64_t i0 = (int64_t)e->tp_rank * e->inter;
+    TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
+    TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_Y, i0, e->g, false, NULL, T, e->inter, 0, e->inter));
+    TRY(stat_cols(e, layer, TC_LIN_UP, TC_STAT_Y, i0, e->u, false, NULL, T, e->inter, 0, e->inter));
+    return stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_X, i0, e->a, false, NULL, T, e->inter, 0,
+                     e->inter);
+}
+
+static tc_status run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
+{
+    const layer_weights *w = &e->layers[li];
+    const int64_t layer = e->layer0 + li;
+    const bool stats = e->d_stats != NULL;
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    const int64_t T = bt->n_tokens, H = e->H;
+    const int64_t od = e->attn.heads * e->attn.head_dim;
+    OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
+    OP(P_QKV, ops->linear(b, e->qkv, false, e->x, w->qkv, w->qkv_bias, e->dt, T, e->qkv_width, H));
+    OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
+    OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
+    if (stats)
+        OP(P_STATS, stats_attention(e, layer, T));
+    OP(P_DENSE, ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
+    OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    /* o_proj's output is round(p32 + bias); the maximum is taken in float32
+     * and rounded at collection (rounding is monotonic and odd). */
+    if (stats)
+        OP(P_STATS, stat_cols(e, layer, TC_LIN_O, TC_STAT_Y, 0, e->p32, true, w->dense_bias, T, H,
+                              0, H));
+    OP(P_RESID, ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
+    OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
+    OP(P_FC_GATE, ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
+    OP(P_FC_GATE, ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
+    OP(P_SILU, ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
+    if (stats)
+        OP(P_STATS, stats_mlp(e, layer, T));
+    OP(P_PROJ, ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
+    OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    if (stats)
+        OP(P_STATS, stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_Y, 0, e->p32, true, NULL, T, H, 0, H));
+    OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
+    return TC_OK;
+}
+
+static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch, size_t s0,
+                           size_t s1, int64_t *offsets, tc_fwd_sink sink, void *ctx)
+{
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    fwd_batch bt;
+    TRY(setup_batch(e, t, s0, s1, offsets, &bt));
+    const int64_t T = bt.n_tokens, H = e->H;
+    const bool reporter = sink && e->tp_rank == 0;
+    if (e->pp_rank == 0) {
+        OP(P_EMBED, ops->embed(b, e->p32, e->embed, e->dt, e->emb_row0, e->emb_rows, e->emb_col0,
+                               e->emb_cols, H, &bt));
+        if (e->emb_split)
+            TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
+        TRY(ops->round_f32(b, e->h, e->dt, e->p32, (size_t)(T * H)));
+        if (reporter)
+            TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
+    } else {
+        OP(P_PIPE, tc_coll_recv(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank - 1));
+    }
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        TRY(run_layer(e, i, &bt));
+        if (reporter)
+            TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
+    }
+    if (e->pp_rank < e->pp - 1) {
+        OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1));
+        return TC_OK;
+    }
+    TRY(ops->rmsnorm(b, e->x, e->h, e->ln_f, e->dt, T, H, e->eps));
+    if (reporter)
+        TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
+    OP(P_LM_HEAD, ops->linear(b, e->logits, false, e->x, e->lm_head, NULL, e->dt, T, e->vocab_local, H));
+    if (e->d_stats) {
+        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+        const int64_t valid = e->vocab - c0 < e->vocab_local ? e->vocab - c0 : e->vocab_local;
+        OP(P_STATS, stat_cols(e, -1, TC_LIN_LM_HEAD, TC_STAT_X, 0, e->x, false, NULL, T, H, 0, H));
+        if (valid > 0)
+            OP(P_STATS, stat_cols(e, -1, TC_LIN_LM_HEAD, TC_STAT_Y, c0, e->logits, false, NULL, T,
+                                  e->vocab_local, 0, valid));
+    }
+    if (sink) {
+        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+        int64_t valid = e->vocab - c0;
+        if (valid > e->vocab_local)
+            valid = e->vocab_local;
+        if (valid > 0)
+            TRY(report(e, sink, ctx, batch, "logits", -1, c0, e->logits, T, e->vocab_local, 0, valid));
+    }
+    return ops->sync(b);
+}
+
+tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch_size,
+                     tc_fwd_sink sink, void *sink_ctx)
+{
+    if (batch_size < 1)
+        return tc_fail(TC_E_USAGE, "batch size must be at least 1");
+    const int64_t nb = tc_fwd_batch_count(tokens, batch_size);
+    int64_t *offsets = malloc(((size_t)batch_size + 1) * sizeof *offsets);
+    if (!offsets)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_status st = TC_OK;
+    for (int64_t bi = e->dp_rank; st == TC_OK && bi < nb; bi += e->dp) {
+        size_t s0 = (size_t)(bi * batch_size);
+        size_t s1 = s0 + (size_t)batch_size < tokens->n_seqs ? s0 + (size_t)batch_size : tokens->n_seqs;
+        const int64_t longest = tc_tokens_longest(tokens, s0, s1);
+        /* The batch buffers and rope tables were sized at creation. */
+        if (tokens->offsets[s1] - tokens->offsets[s0] > e->max_tokens || longest > e->max_len) {
+            st = tc_fail(TC_E_INTERNAL, "micro-batch %lld is larger than the engine was sized for "
+                         "(%lld tokens, a sequence of %lld)", (long long)bi,
+                         (long long)e->max_tokens, (long long)e->max_len);
+            break;
+        }
+        st = run_batch(e, tokens, bi, s0, s1, offsets, sink, sink_ctx);
+    }
+    free(offsets);
+    return st;
+}
+
+/* ---- calibration statistics (fwd.h) ---- */
+
+tc_status tc_fwd_enable_stats(tc_fwd_engine *e)
+{
+    tc_calib_dims_from_config(e->cfg, &e->sd);
+    tc_calib_stats host;
+    TRY(tc_calib_stats_alloc(&e->sd, &host));
+    tc_status st = e->ops->alloc(e->be, host.n * sizeof(float), (void **)&e->d_stats);
+    if (st == TC_OK)
+        st = e->ops->upload(e->be, e->d_stats, host.data, host.n * sizeof(float));
+    tc_calib_stats_free(&host);
+    return st;
+}
+
+/* Row maxima of this rank's weights, written at their model channels (the
+ * dense/proj maxima are partial: columns are split over tp). */
+static tc_status stats_weights(tc_fwd_engine *e)
+{
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    const size_t wes = ops->weight_elem_bytes(e->dt);
+    const int64_t H = e->H, q = e->attn.heads * e->attn.head_dim;
+    const int64_t kv = e->attn.kv_heads * e->attn.head_dim, q0 = (int64_t)e->tp_rank * q;
+    const int64_t kv0 = kv_channel0(e), i0 = (int64_t)e->tp_rank * e->inter;
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        const layer_weights *w = &e->layers[i];
+        const int64_t L = e->layer0 + i;
+        const char *qkv = w->qkv;
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_Q, TC_STAT_W, q0), qkv, e->dt, q, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_K, TC_STAT_W, kv0), qkv + (size_t)(q * H) * wes,
+                             e->dt, kv, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_V, TC_STAT_W, kv0),
+                             qkv + (size_t)((q + kv) * H) * wes, e->dt, kv, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_O, TC_STAT_W, 0), w->dense, e->dt, H, q));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, i0), w->fc, e->dt, e->inter, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_UP, TC_STAT_W, i0), w->gate, e->dt, e->inter, H));
+        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, 0), w->proj, e->dt, H,
+                             e->inter));
+    }
+    if (e->pp_rank == e->pp - 1) {
+        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+        const int64_t valid = e->vocab - c0 < e->vocab_local ? e->vocab - c0 : e->vocab_local;
+        if (valid > 0)
+            TRY(ops->absmax_rows(b, stat_at(e, -1, TC_LIN_LM_HEAD, TC_STAT_W, c0), e->lm_head,
+                                 e->dt, valid, H));
+    }
+    return TC_OK;
+}
+
+tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
+{
+    if (!e->d_stats)
+        return tc_fail(TC_E_INTERNAL, "forward pass: statistics were not enabled");
+    const size_t bytes = s->n * sizeof(float);
+    tc_status st = stats_weights(e);
+    if (st == TC_OK)
+        st = e->ops->download(e->be, s->data, e->d_stats, bytes);
+    /* Check before reducing: a NaN must be named by the rank that saw it,
+     * and every rank must learn of it before anyone enters a collective. */
+    char where[64];
+    snprintf(where, sizeof where, "calibration on rank %d", e->comm->rank);
+    if (st == TC_OK)
+        st = tc_calib_stats_check(s, where);
+    int bad = st != TC_OK, any = 0;
+    tc_status cs = TC_MPI_TRY(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, e->comm->world));
+    if (cs != TC_OK)
+        return cs;
+    if (any)
+        return bad ? st : TC_E_CANCELLED;
+    TRY(tc_coll_allreduce_max_f32(&e->tp_c, e->d_stats, s->n));
+    TRY(tc_coll_allreduce_max_f32(&e->pp_c, e->d_stats, s->n));
+    TRY(tc_coll_allreduce_max_f32(&e->dp_c, e->d_stats, s->n));
+    TRY(e->ops->download(e->be, s->data, e->d_stats, bytes));
+    /* o_proj/down_proj outputs were maximised in float32 before rounding. */
+    for (int64_t L = 0; L < e->sd.layers; L++) {
+        const tc_linear rounded[2] = { TC_LIN_O, TC_LIN_DOWN };
+        for (int j = 0; j < 2; j++) {
+            int64_t n;
+            float *y = tc_calib_get(s, L, rounded[j], TC_STAT_Y, &n);
+            for (int64_t c = 0; c < n; c++)
+                y[c] = tc_round_to_dtype(e->dt, y[c]);
+        }
+        /* One input for q/k/v and one for gate/up: copy the recorded one. */
+        int64_t n;
+        const float *xq = tc_calib_get(s, L, TC_LIN_Q, TC_STAT_X, &n);
+        memcpy(tc_calib_get(s, L, TC_LIN_K, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
+        memcpy(tc_calib_get(s, L, TC_LIN_V, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
+        const float *xg = tc_calib_get(s, L, TC_LIN_GATE, TC_STAT_X, &n);
+        memcpy(tc_calib_get(s, L, TC_LIN_UP, TC_STAT_X, NULL), xg, (size_t)n * sizeof(float));
+    }
+    return TC_OK;
+}
+
+void tc_fwd_layer_ptrs_get(const tc_fwd_engine *e, int64_t i, tc_fwd_layer_ptrs *out)
+{
+    const layer_weights *w = &e->layers[i];
+    out->in_norm = w->in_norm;
+    out->post_norm = w->post_norm;
+    out->qkv = w->qkv;
+    out->dense = w->dense;
+    out->fc = w->fc;
+    out->gate = w->gate;
+    out->proj = w->proj;
+}
+
+struct fwd_backend *tc_fwd_backend_get(const tc_fwd_engine *e)
+{
+    return e->be;
+}
+
+tc_dtype tc_fwd_dtype(const tc_fwd_engine *e)
+{
+    return e->dt;
+}

@@ -1,0 +1,406 @@
+/* fwd_gpu.c: the CUDA backend of the forward pass (see fwd_backend.h).
+ *
+ * GEMMs are cuBLAS calls with float32 accumulation (CUBLAS_COMPUTE_32F, no
+ * TF32, which is what torch does for float16/bfloat16 matmuls); everything
+ * else is a kernel of kernels/fwd.cu. All work is queued on one stream per
+ * rank; the communicators (coll.h) are ordered on the same stream.
+ *
+ * Attention per sequence: q of one KV group is laid out [t][g][d] by
+ * rope_split, so S = q k^T of the whole group is one [ls*g, ls] GEMM and
+ * all groups of a sequence are one strided-batched call; likewise P v. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/fwd/backend.h"
+#include "trtconv/build_config.h"
+#include "trtconv/core/log.h"
+
+#if TRTCONV_HAVE_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include "trtconv/kernels/fwd.h"
+
+typedef struct gpu_backend {
+    fwd_backend base;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    float *gemm32;        /* [T, N] f32 GEMM output before a bias */
+    size_t gemm32_elems;
+    float *scores;        /* [nh, max_len, max_len] f32 */
+    void *probs;          /* same shape, dtype */
+    void *og;             /* [max_tokens, nh*d] dtype, attention output per group */
+    size_t scores_elems, og_elems;
+} gpu_backend;
+
+static tc_status cuda_ok(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess)
+        return TC_OK;
+    return tc_fail(TC_E_INTERNAL, "CUDA %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static tc_status blas_ok(cublasStatus_t s, const char *what)
+{
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return TC_OK;
+    return tc_fail(TC_E_INTERNAL, "cuBLAS %s failed: %s", what, cublasGetStatusString(s));
+}
+
+static cudaDataType_t cuda_type(tc_dtype dt)
+{
+    switch (dt) {
+    case TC_DT_F16: return CUDA_R_16F;
+    case TC_DT_BF16: return CUDA_R_16BF;
+    default: return CUDA_R_32F;
+    }
+}
+
+static void gpu_destroy(fwd_backend *b)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    if (g->stream)
+        cudaStreamSynchronize(g->stream);
+    cudaFree(g->gemm32);
+    cudaFree(g->scores);
+    cudaFree(g->probs);
+    cudaFree(g->og);
+    if (g->blas)
+        cublasDestroy(g->blas);
+    if (g->stream)
+        cudaStreamDestroy(g->stream);
+    free(g);
+}
+
+static tc_status gpu_alloc(fwd_backend *b, size_t bytes, void **p)
+{
+    (void)b;
+    *p = NULL;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return tc_fail(TC_E_INTERNAL, "cudaMalloc of %zu bytes for the forward pass: %s", bytes,
+                       cudaGetErrorString(e));
+    }
+    return TC_OK;
+}
+
+static void gpu_release(fwd_backend *b, void *p)
+{
+    (void)b;
+    cudaFree(p);
+}
+
+/* Synchronous on purpose: the host buffers are reused right after. */
+static tc_status copy_sync(fwd_backend *b, void *dst, const void *src, size_t bytes,
+                           enum cudaMemcpyKind kind)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    if (!bytes)
+        return TC_OK;
+    tc_status st = cuda_ok(cudaMemcpyAsync(dst, src, bytes, kind, g->stream),
+                           kind == cudaMemcpyHostToDevice ? "copy to device" : "copy to host");
+    if (st == TC_OK)
+        st = cuda_ok(cudaStreamSynchronize(g->stream), "stream synchronize");
+    return st;
+}
+
+static tc_status gpu_upload(fwd_backend *b, void *dst, const void *host, size_t bytes)
+{
+    return copy_sync(b, dst, host, bytes, cudaMemcpyHostToDevice);
+}
+
+static tc_status gpu_download(fwd_backend *b, void *host, const void *src, size_t bytes)
+{
+    return copy_sync(b, host, src, bytes, cudaMemcpyDeviceToHost);
+}
+
+static tc_status gpu_sync(fwd_backend *b)
+{
+    return cuda_ok(cudaStreamSynchronize(((gpu_backend *)b)->stream), "stream synchronize");
+}
+
+static void *gpu_stream(fwd_backend *b)
+{
+    return ((gpu_backend *)b)->stream;
+}
+
+static size_t gpu_weight_elem_bytes(tc_dtype dt)
+{
+    return tc_dtype_bits(dt) / 8;
+}
+
+static tc_status gpu_upload_weight(fwd_backend *b, void *w, size_t off, const void *host,
+                                   tc_dtype dt, size_t n)
+{
+    const size_t es = tc_dtype_bits(dt) / 8;
+    return gpu_upload(b, (char *)w + off * es, host, n * es);
+}
+
+static tc_status gpu_embed(fwd_backend *b, float *out32, const void *table, tc_dtype dt,
+                           int64_t row0, int64_t rows, int64_t col0, int64_t cols, int64_t H,
+                           const fwd_batch *bt)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    return tc_fwd_embed_cuda(out32, table, dt, row0, rows, col0, cols, H, bt->ids, bt->n_tokens,
+                             g->stream);
+}
+
+static tc_status gpu_round_f32(fwd_backend *b, void *out, tc_dtype dt, const float *in32, size_t n)
+{
+    return tc_fwd_round_f32_cuda(out, dt, in32, n, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_to_f32(fwd_backend *b, float *out32, const void *in, tc_dtype dt, size_t n)
+{
+    return tc_fwd_to_f32_cuda(out32, in, dt, n, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_rmsnorm(fwd_backend *b, void *out, const void *in, const void *w, tc_dtype dt,
+                             int64_t T, int64_t H, float eps)
+{
+    return tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, ((gpu_backend *)b)->stream);
+}
+
+static tc_status grow(void **p, size_t *have, size_t need, size_t elem)
+{
+    if (*have >= need)
+        return TC_OK;
+    cudaFree(*p);
+    *p = NULL;
+    *have = 0;
+    tc_status st = cuda_ok(cudaMalloc(p, need * elem), "cudaMalloc (forward scratch)");
+    if (st == TC_OK)
+        *have = need;
+    return st;
+}
+
+/* Row-major C[M, N] = A[M, K] B[N, K]^T (B "transposed": weights, keys). */
+static tc_status gemm_nt(gpu_backend *g, void *c, cudaDataType_t ct, const void *a, const void *bm,
+                         cudaDataType_t abt, int64_t M, int64_t N, int64_t K, float alpha,
+                         int64_t lda, int64_t ldb, int64_t ldc, int batch, long long sa,
+                         long long sb, long long sc)
+{
+    const float beta = 0.0f;
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
+        return tc_fail(TC_E_INTERNAL, "GEMM [%lld x %lld x %lld] exceeds cuBLAS int sizes",
+                       (long long)M, (long long)N, (long long)K);
+    return blas_ok(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M,
+                                              (int)K, &alpha, bm, abt, (int)ldb, sb, a, abt,
+                                              (int)lda, sa, &beta, c, ct, (int)ldc, sc, batch,
+                                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "GemmStridedBatchedEx (NT)");
+}
+
+/* Row-major C[M, N] = A[M, K] B[K, N] (probabilities times values). */
+static tc_status gemm_nn(gpu_backend *g, void *c, cudaDataType_t ct, const void *a, const void *bm,
+                         cudaDataType_t abt, int64_t M, int64_t N, int64_t K, int batch,
+                         long long sa, long long sb, long long sc)
+{
+    const float alpha = 1.0f, beta = 0.0f;
+    return blas_ok(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M,
+                                              (int)K, &alpha, bm, abt, (int)N, sb, a, abt, (int)K,
+                                              sa, &beta, c, ct, (int)N, sc, batch,
+                                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "GemmStridedBatchedEx (NN)");
+}
+
+static tc_status gpu_linear(fwd_backend *b, void *out, bool out_f32, const void *in, const void *w,
+                            const void *bias, tc_dtype dt, int64_t M, int64_t N, int64_t K)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    if (M == 0)
+        return TC_OK;
+    if (!bias)
+        return gemm_nt(g, out, out_f32 ? CUDA_R_32F : cuda_type(dt), in, w, cuda_type(dt), M, N,
+                       K, 1.0f, K, K, N, 1, 0, 0, 0);
+    /* The bias joins the f32 accumulator before the single rounding, as
+     * torch's addmm epilogue does. */
+    tc_status st = grow((void **)&g->gemm32, &g->gemm32_elems, (size_t)(M * N), sizeof(float));
+    if (st == TC_OK)
+        st = gemm_nt(g, g->gemm32, CUDA_R_32F, in, w, cuda_type(dt), M, N, K, 1.0f, K, K, N, 1, 0,
+                     0, 0);
+    if (st == TC_OK)
+        st = tc_fwd_bias_cuda(out, out_f32, g->gemm32, bias, dt, M, N, g->stream);
+    return st;
+}
+
+static tc_status gpu_rope_split(fwd_backend *b, void *q, void *k, void *v, const void *qkv,
+                                tc_dtype dt, const fwd_attn *a, const fwd_batch *bt)
+{
+    return tc_fwd_rope_split_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
+                                  bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len, bt->cos,
+                                  bt->sin, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_attention(fwd_backend *b, void *o, const void *q, const void *k, const void *v,
+                               tc_dtype dt, const fwd_attn *a, const fwd_batch *bt)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    const int64_t nh = a->heads, nkv = a->kv_heads, d = a->head_dim, gq = nh / nkv;
+    const size_t es = tc_dtype_bits(dt) / 8;
+    const cudaDataType_t ct = cuda_type(dt);
+    tc_status st = TC_OK;
+    size_t need_s = (size_t)(nh * bt->max_len * bt->max_len);
+    size_t have_p = g->scores_elems;
+    if (need_s > g->scores_elems) {
+        st = grow((void **)&g->scores, &g->scores_elems, need_s, sizeof(float));
+        if (st == TC_OK)
+            st = grow(&g->probs, &have_p, need_s, sizeof(float)); /* widest dtype */
+    }
+    if (st == TC_OK)
+        st = grow(&g->og, &g->og_elems, (size_t)(bt->n_tokens * nh * d), sizeof(float));
+    /* Consecutive sequences of equal length share one batched call: their
+     * per-group regions are evenly spaced (a sequence's q region holds nkv
+     * groups of ls*g*d values), as many as the score buffer holds. */
+    for (int s = 0; st == TC_OK && s < bt->n_seqs;) {
+        const int64_t os = bt->h_offsets[s], ls = bt->h_offsets[s + 1] - os;
+        const int64_t fit = (int64_t)(g->scores_elems / (size_t)(nh * ls * ls));
+        int n = 1;
+        while (s + n < bt->n_seqs && n < fit &&
+               bt->h_offsets[s + n + 1] - bt->h_offsets[s + n] == ls)
+            n++;
+        const int batch = (int)(n * nkv);
+        const char *qs = (const char *)q + (size_t)(os * nh * d) * es;
+        const char *ks = (const char *)k + (size_t)(os * nkv * d) * es;
+        const char *vs = (const char *)v + (size_t)(os * nkv * d) * es;
+        char *os_out = (char *)g->og + (size_t)(os * nh * d) * es;
+        /* S[grp] = Q[grp] K[grp]^T * scale: [ls*g, ls] per KV group. */
+        st = gemm_nt(g, g->scores, CUDA_R_32F, qs, ks, ct, ls * gq, ls, d, a->scale, d, d, ls, batch,
+                     (long long)(ls * gq * d), (long long)(ls * d), (long long)(ls * gq * ls));
+        if (st == TC_OK)
+            st = tc_fwd_softmax_cuda(g->probs, g->scores, dt, (int64_t)batch * ls * gq, ls, gq,
+                                     g->stream);
+        /* O[grp] = P[grp] V[grp]: [ls*g, d]. */
+        if (st == TC_OK)
+            st = gemm_nn(g, os_out, ct, g->probs, vs, ct, ls * gq, d, ls, batch,
+                         (long long)(ls * gq * ls), (long long)(ls * d), (long long)(ls * gq * d));
+        s += n;
+    }
+    if (st == TC_OK)
+        st = tc_fwd_gather_heads_cuda(o, g->og, dt, nh, nkv, d, bt->n_tokens, bt->seq_start,
+                                      bt->seq_len, g->stream);
+    return st;
+}
+
+static tc_status gpu_residual_add(fwd_backend *b, void *h, const float *p32, const void *bias,
+                                  tc_dtype dt, int64_t T, int64_t H)
+{
+    return tc_fwd_residual_add_cuda(h, p32, bias, dt, T, H, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_silu_mul(fwd_backend *b, void *out, const void *gv, const void *u, tc_dtype dt,
+                              size_t n)
+{
+    return tc_fwd_silu_mul_cuda(out, gv, u, dt, n, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
+                                 const void *bias, tc_dtype dt, int64_t rows, int64_t ld,
+                                 int64_t c0, int64_t cols)
+{
+    return tc_fwd_absmax_cols_cuda(acc, x, x_f32, bias, dt, rows, ld, c0, cols,
+                                   ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_dtype dt,
+                                 int64_t rows, int64_t cols)
+{
+    return tc_fwd_absmax_rows_cuda(out, w, dt, rows, cols, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                 const double *s, bool divide)
+{
+    return tc_sq_smooth_cols_cuda(w, dt, rows, cols, s, divide, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt,
+                                 tc_dtype qdt,
+                                 int64_t rows, int64_t cols, const float *scale, int mode)
+{
+    return tc_sq_quantize_i8_cuda(q, w, dt, qdt, rows, cols, scale, mode,
+                                  ((gpu_backend *)b)->stream);
+}
+
+static const fwd_ops gpu_ops = {
+    .name = "cuda",
+    .destroy = gpu_destroy,
+    .alloc = gpu_alloc,
+    .release = gpu_release,
+    .upload = gpu_upload,
+    .download = gpu_download,
+    .sync = gpu_sync,
+    .stream = gpu_stream,
+    .weight_elem_bytes = gpu_weight_elem_bytes,
+    .upload_weight = gpu_upload_weight,
+    .embed = gpu_embed,
+    .round_f32 = gpu_round_f32,
+    .rmsnorm = gpu_rmsnorm,
+    .linear = gpu_linear,
+    .rope_split = gpu_rope_split,
+    .attention = gpu_attention,
+    .residual_add = gpu_residual_add,
+    .silu_mul = gpu_silu_mul,
+    .to_f32 = gpu_to_f32,
+    .absmax_cols = gpu_absmax_cols,
+    .absmax_rows = gpu_absmax_rows,
+    .smooth_cols = gpu_smooth_cols,
+    .quantize_i8 = gpu_quantize_i8,
+};
+
+tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t max_len,
+                             const fwd_attn *a, fwd_backend **out)
+{
+    *out = NULL;
+    gpu_backend *g = calloc(1, sizeof *g);
+    if (!g)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    g->base.ops = &gpu_ops;
+    tc_status st = cuda_ok(cudaSetDevice(gpu->device), "cudaSetDevice");
+    if (st == TC_OK)
+        st = cuda_ok(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream create");
+    if (st == TC_OK)
+        st = blas_ok(cublasCreate(&g->blas), "cublasCreate");
+    if (st == TC_OK)
+        st = blas_ok(cublasSetStream(g->blas, g->stream), "cublasSetStream");
+    /* Float32 accumulation, no TF32, and split-K partial sums in float32
+     * too (allowing the output type for them changed the 8B-shape benchmark
+     * by under 3%, so accuracy wins). */
+    if (st == TC_OK)
+        st = blas_ok(cublasSetMathMode(g->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                   CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
+                     "cublasSetMathMode");
+    /* Room for the scores of up to 8 sequences of max_len at once (fewer
+     * when a batch cannot hold that many). */
+    int64_t seqs = max_len > 0 ? max_tokens / max_len : 1;
+    seqs = seqs < 1 ? 1 : seqs > 8 ? 8 : seqs;
+    size_t s_elems = (size_t)(a->heads * max_len * max_len * seqs);
+    size_t have_p = 0;
+    if (st == TC_OK)
+        st = grow((void **)&g->scores, &g->scores_elems, s_elems, sizeof(float));
+    if (st == TC_OK)
+        st = grow(&g->probs, &have_p, s_elems, sizeof(float));
+    if (st == TC_OK)
+        st = grow(&g->og, &g->og_elems, (size_t)(max_tokens * a->heads * a->head_dim), sizeof(float));
+    if (st != TC_OK) {
+        gpu_destroy(&g->base);
+        return st;
+    }
+    *out = &g->base;
+    return TC_OK;
+}
+
+#else /* !TRTCONV_HAVE_CUDA */
+
+tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t max_len,
+                             const fwd_attn *a, fwd_backend **out)
+{
+    (void)gpu;
+    (void)max_tokens;
+    (void)max_len;
+    (void)a;
+    *out = NULL;
+    return tc_fail(TC_E_USAGE, "this trtconv was built without CUDA; the forward pass runs on the CPU");
+}
+
+#endif
