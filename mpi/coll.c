@@ -18,25 +18,20 @@
 #if TRTCONV_HAVE_NCCL
 #include <nccl.h>
 #endif
+#include "trtconv/mpi/gpu_errors.h"
 
 /* MPI counts are int; one message carries at most this many bytes. */
 #define TC_COLL_MSG_MAX (1u << 30)
 
-#if TRTCONV_HAVE_CUDA
-static tc_status cuda_check(cudaError_t e, const char *what)
-{
-    if (e == cudaSuccess)
-        return TC_OK;
-    return tc_fail(TC_E_INTERNAL, "collectives: %s: %s", what, cudaGetErrorString(e));
-}
-#endif
-
 #if TRTCONV_HAVE_NCCL
-static tc_status nccl_check(ncclResult_t r, const char *what)
+tc_status tc_nccl_check(ncclResult_t r, ncclComm_t comm, const char *call, const char *file,
+                        int line)
 {
     if (r == ncclSuccess)
         return TC_OK;
-    return tc_fail(TC_E_COMM, "NCCL %s failed: %s", what, ncclGetErrorString(r));
+    const char *detail = ncclGetLastError(comm);
+    return tc_fail(TC_E_COMM, "%s:%d: %s failed: %s%s%s", file, line, call,
+                   ncclGetErrorString(r), detail && *detail ? ": " : "", detail ? detail : "");
 }
 #endif
 
@@ -99,7 +94,7 @@ tc_status tc_coll_create(MPI_Comm parent, int color, int key, const tc_gpu_info 
         /* Every member computed the same nccl_ok from the same gathered ids. */
         ncclUniqueId uid;
         if (out->rank == 0) {
-            st = nccl_check(ncclGetUniqueId(&uid), "ncclGetUniqueId");
+            st = TC_NCCL_TRY(ncclGetUniqueId(&uid), NULL);
             if (st != TC_OK)
                 memset(&uid, 0, sizeof uid);
         }
@@ -109,7 +104,7 @@ tc_status tc_coll_create(MPI_Comm parent, int color, int key, const tc_gpu_info 
         if (st != TC_OK)
             return st;
         ncclComm_t nc = NULL;
-        st = nccl_check(ncclCommInitRank(&nc, out->size, uid, out->rank), "ncclCommInitRank");
+        st = TC_NCCL_TRY(ncclCommInitRank(&nc, out->size, uid, out->rank), NULL);
         if (st != TC_OK)
             return st;
         out->nccl = nc;
@@ -201,7 +196,7 @@ static tc_status stage_reserve(tc_coll *c, size_t bytes)
         cudaFreeHost(c->stage);
     c->stage = NULL;
     c->stage_bytes = 0;
-    tc_status st = cuda_check(cudaMallocHost(&c->stage, bytes), "cudaMallocHost (staging buffer)");
+    tc_status st = TC_CUDA_TRY(cudaMallocHost(&c->stage, bytes));
     if (st == TC_OK)
         c->stage_bytes = bytes;
     return st;
@@ -210,10 +205,9 @@ static tc_status stage_reserve(tc_coll *c, size_t bytes)
 /* Copy and wait: the MPI call that follows reads or has written the host side. */
 static tc_status copy_sync(tc_coll *c, void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
 {
-    tc_status st = cuda_check(cudaMemcpyAsync(dst, src, n, kind, (cudaStream_t)c->stream),
-                              kind == cudaMemcpyDeviceToHost ? "copy to host" : "copy to device");
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(dst, src, n, kind, (cudaStream_t)c->stream));
     if (st == TC_OK)
-        st = cuda_check(cudaStreamSynchronize((cudaStream_t)c->stream), "stream synchronize");
+        st = TC_CUDA_TRY(cudaStreamSynchronize((cudaStream_t)c->stream));
     return st;
 }
 
@@ -256,8 +250,8 @@ tc_status tc_coll_allreduce_max_f32(tc_coll *c, float *buf, size_t n)
         return tc_fail(TC_E_INTERNAL, "all-reduce of %zu floats is too large", n);
 #if TRTCONV_HAVE_NCCL
     if (c->backend == TC_COLL_NCCL)
-        return nccl_check(ncclAllReduce(buf, buf, n, ncclFloat32, ncclMax, (ncclComm_t)c->nccl,
-                                        (cudaStream_t)c->stream), "all-reduce(max)");
+        return TC_NCCL_TRY(ncclAllReduce(buf, buf, n, ncclFloat32, ncclMax, (ncclComm_t)c->nccl,
+                                        (cudaStream_t)c->stream), (ncclComm_t)c->nccl);
 #endif
     if (!c->device)
         return TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_MAX, c->comm));
@@ -278,8 +272,8 @@ tc_status tc_coll_allgather(tc_coll *c, const void *send, void *recv, size_t byt
         return st;
 #if TRTCONV_HAVE_NCCL
     if (c->backend == TC_COLL_NCCL)
-        return nccl_check(ncclAllGather(send, recv, bytes, ncclUint8, (ncclComm_t)c->nccl,
-                                        (cudaStream_t)c->stream), "all-gather");
+        return TC_NCCL_TRY(ncclAllGather(send, recv, bytes, ncclUint8, (ncclComm_t)c->nccl,
+                                        (cudaStream_t)c->stream), (ncclComm_t)c->nccl);
 #endif
     if (!c->device)
         return TC_MPI_TRY(MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE,
@@ -343,8 +337,8 @@ tc_status tc_coll_send(tc_coll *c, const void *buf, size_t bytes, int peer)
 {
 #if TRTCONV_HAVE_NCCL
     if (c->backend == TC_COLL_NCCL)
-        return nccl_check(ncclSend(buf, bytes, ncclUint8, peer, (ncclComm_t)c->nccl,
-                                   (cudaStream_t)c->stream), "send");
+        return TC_NCCL_TRY(ncclSend(buf, bytes, ncclUint8, peer, (ncclComm_t)c->nccl,
+                                   (cudaStream_t)c->stream), (ncclComm_t)c->nccl);
 #endif
     if (!c->device)
         return mpi_send_bytes(c->comm, buf, bytes, peer);
@@ -360,8 +354,8 @@ tc_status tc_coll_recv(tc_coll *c, void *buf, size_t bytes, int peer)
 {
 #if TRTCONV_HAVE_NCCL
     if (c->backend == TC_COLL_NCCL)
-        return nccl_check(ncclRecv(buf, bytes, ncclUint8, peer, (ncclComm_t)c->nccl,
-                                   (cudaStream_t)c->stream), "recv");
+        return TC_NCCL_TRY(ncclRecv(buf, bytes, ncclUint8, peer, (ncclComm_t)c->nccl,
+                                   (cudaStream_t)c->stream), (ncclComm_t)c->nccl);
 #endif
     if (!c->device)
         return mpi_recv_bytes(c->comm, buf, bytes, peer);

@@ -11,6 +11,15 @@
 
 #if TRTCONV_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include "trtconv/mpi/gpu_errors.h"
+
+tc_status tc_cuda_check(cudaError_t e, const char *call, const char *file, int line)
+{
+    if (e == cudaSuccess)
+        return TC_OK;
+    return tc_fail(TC_E_INTERNAL, "%s:%d: %s failed: %s (%s)", file, line, call,
+                   cudaGetErrorString(e), cudaGetErrorName(e));
+}
 
 tc_status tc_gpu_probe(int local_rank, int local_size, const char *host, tc_gpu_info *out)
 {

@@ -1,5 +1,5 @@
 /* tok_internal.h: pieces shared by tokenizer.c (loading, added tokens,
- * post-processing), tok_bpe.c (vocabulary, merges, BPE, SentencePiece model
+ * post-processing), tok_added.c (added tokens and their trie), tok_bpe.c (vocabulary, merges, BPE, SentencePiece model
  * files) and tok_pretok.c (normalizers and pre-tokenizers). Not installed.
  *
  * During one encode the text lives in a byte arena (tok_arena) and every
@@ -12,7 +12,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "trtconv/calib/tokenizer.h"
 #include "trtconv/core/status.h"
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
 
 struct cJSON;
 
@@ -113,5 +118,49 @@ size_t tok_utf8_prev(const char *s, size_t floor, size_t at);
  * points for which is_space holds. */
 void tok_strip(const char *s, size_t *lo, size_t *hi, bool left, bool right,
                bool (*is_space)(uint32_t));
+
+/* ---- the tokenizer object (tokenizer.c, tok_added.c) ---- */
+typedef struct added_token {
+    char *content;      /* what is matched: the normalized content when normalized */
+    size_t len;
+    int32_t id;
+    bool lstrip, rstrip, single_word, normalized, special;
+} added_token;
+
+struct tc_tokenizer {
+    char desc[640];
+    tok_bpe bpe;
+    tok_step *normalizer, *pretok;
+    added_token *added;
+    size_t n_added;
+    int32_t *pre_ids, *post_ids; /* post-processor ids around the sequence */
+    size_t n_pre, n_post;
+    int64_t id_limit;
+    pcre2_code *word_char;       /* single_word: Rust regex \w */
+    tok_vocab added_seen;        /* contents as first defined: duplicates */
+    bool added_seen_init;
+    /* Trie of the added tokens (as matched: normalized ones normalized).
+     * Node 0 is the root; term[node][k] indexes added[] for the token of
+     * kind k (0 raw, 1 normalized) that ends there, or -1. Edges live in an
+     * open-addressing table keyed by (node << 8 | byte) + 1. Matching at a
+     * position costs at most the longest token's length, whatever their
+     * number (TC_TOKENIZER_MAX_PIECE bounds that length). */
+    int32_t (*term)[2];
+    uint32_t n_nodes;
+    uint64_t *edge_key;
+    uint32_t *edge_child;
+    size_t edge_cap;             /* power of two, or 0 */
+};
+
+/* ---- shared between tokenizer.c and tok_added.c ---- */
+tc_status tok_add_token(tc_tokenizer *t, const char *content, int32_t id, bool lstrip, bool rstrip, bool single_word, bool normalized, bool special, const char *where);
+tc_status tok_parse_added_tokens(tc_tokenizer *t, const struct cJSON *arr, const char *where);
+tc_status tok_parse_added_decoder(tc_tokenizer *t, const struct cJSON *cfg, const char *where);
+int32_t tok_token_id(const tc_tokenizer *t, const char *text);
+tc_status tok_normalize_added(tc_tokenizer *t);
+tc_status tok_build_trie(tc_tokenizer *t);
+tc_status tok_split_added(const tc_tokenizer *t, bool normalized, const tok_arena *a, const tok_piece *pc, tok_pieces *out);
+const char *tok_token_text(const struct cJSON *v);
+bool tok_cfg_bool(const struct cJSON *cfg, const char *key, bool dflt, bool *present);
 
 #endif

@@ -19,45 +19,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "tok_internal.h"
-#include "trtconv/model/hf_model.h"
+#include "trtconv/core/fsutil.h"
 #include "trtconv/core/jsonutil.h"
 #include "trtconv/core/log.h"
 
-typedef struct added_token {
-    char *content;      /* what is matched: the normalized content when normalized */
-    size_t len;
-    int32_t id;
-    bool lstrip, rstrip, single_word, normalized, special;
-} added_token;
-
-struct tc_tokenizer {
-    char desc[640];
-    tok_bpe bpe;
-    tok_step *normalizer, *pretok;
-    added_token *added;
-    size_t n_added;
-    int32_t *pre_ids, *post_ids; /* post-processor ids around the sequence */
-    size_t n_pre, n_post;
-    int64_t id_limit;
-    pcre2_code *word_char;       /* single_word: Rust regex \w */
-    tok_vocab added_seen;        /* contents as first defined: duplicates */
-    bool added_seen_init;
-    /* Trie of the added tokens (as matched: normalized ones normalized).
-     * Node 0 is the root; term[node][k] indexes added[] for the token of
-     * kind k (0 raw, 1 normalized) that ends there, or -1. Edges live in an
-     * open-addressing table keyed by (node << 8 | byte) + 1. Matching at a
-     * position costs at most the longest token's length, whatever their
-     * number (TC_TOKENIZER_MAX_PIECE bounds that length). */
-    int32_t (*term)[2];
-    uint32_t n_nodes;
-    uint64_t *edge_key;
-    uint32_t *edge_child;
-    size_t edge_cap;             /* power of two, or 0 */
-};
-
 /* ---- small utilities ---- */
 
-/* tc_read_small_file (hf_model.h) of an optional file: *exists false (and
+/* tc_read_small_file (fsutil.h) of an optional file: *exists false (and
  * TC_OK) when it is absent. */
 static tc_status read_if_present(const char *path, bool *exists, char **data, size_t *len)
 {
@@ -71,7 +39,7 @@ static tc_status read_if_present(const char *path, bool *exists, char **data, si
 }
 
 /* A token given as "text" or {"content": "text", ...}; NULL if neither. */
-static const char *token_text(const cJSON *v)
+const char *tok_token_text(const cJSON *v)
 {
     if (cJSON_IsString(v))
         return v->valuestring;
@@ -79,274 +47,12 @@ static const char *token_text(const cJSON *v)
     return cJSON_IsString(c) ? c->valuestring : NULL;
 }
 
-static bool cfg_bool(const cJSON *cfg, const char *key, bool dflt, bool *present)
+bool tok_cfg_bool(const cJSON *cfg, const char *key, bool dflt, bool *present)
 {
     const cJSON *v = tc_json_get(cfg, key);
     if (present)
         *present = cJSON_IsBool(v);
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
-}
-
-/* ---- added tokens ---- */
-static tc_status add_token(tc_tokenizer *t, const char *content, int32_t id, bool lstrip,
-                           bool rstrip, bool single_word, bool normalized, bool special,
-                           const char *where)
-{
-    size_t len = strlen(content);
-    if (len == 0)
-        return tc_fail(TC_E_INPUT, "%s: added token %d has empty content", where, id);
-    if (len > TC_TOKENIZER_MAX_PIECE)
-        return tc_fail(TC_E_INPUT, "%s: added token %d is %zu bytes long, over the limit of %u",
-                       where, id, len, TC_TOKENIZER_MAX_PIECE);
-    if (!tc_utf8_valid(content, len))
-        return tc_fail(TC_E_INPUT, "%s: added token %d is not valid UTF-8", where, id);
-    if (id < 0 || id >= (1 << 26))
-        return tc_fail(TC_E_INPUT, "%s: added token \"%s\" has id %d outside [0, 2^26)", where,
-                       content, id);
-    if (!t->added_seen_init) {
-        TC_TRY(tok_vocab_init(&t->added_seen, 64));
-        t->added_seen_init = true;
-    }
-    if (tok_vocab_get(&t->added_seen, content, len) >= 0)
-        return TC_OK; /* first definition wins */
-    TC_TRY(tok_vocab_add(&t->added_seen, content, len, (int32_t)t->n_added, false));
-    added_token *v = realloc(t->added, (t->n_added + 1) * sizeof *v);
-    if (!v)
-        return tc_fail(TC_E_INTERNAL, "out of memory");
-    t->added = v;
-    char *c = strdup(content);
-    if (!c)
-        return tc_fail(TC_E_INTERNAL, "out of memory");
-    t->added[t->n_added++] = (added_token){c, len, id, lstrip, rstrip, single_word, normalized,
-                                           special};
-    if (id + 1 > t->id_limit)
-        t->id_limit = id + 1;
-    return TC_OK;
-}
-
-/* tokenizer.json "added_tokens": [{"id", "content", "single_word", "lstrip",
- * "rstrip", "normalized", "special"}] */
-static tc_status parse_added_tokens(tc_tokenizer *t, const cJSON *arr, const char *where)
-{
-    if (!arr || cJSON_IsNull(arr))
-        return TC_OK;
-    if (!cJSON_IsArray(arr))
-        return tc_fail(TC_E_INPUT, "%s: \"added_tokens\" must be an array", where);
-    for (const cJSON *a = arr->child; a; a = a->next) {
-        int64_t id;
-        const cJSON *c = tc_json_get(a, "content");
-        if (!tc_json_int(tc_json_get(a, "id"), 0, (1 << 26) - 1, &id) || !cJSON_IsString(c))
-            return tc_fail(TC_E_INPUT, "%s: an added token needs an integer \"id\" and a "
-                           "\"content\" string", where);
-        bool special = cfg_bool(a, "special", false, NULL);
-        TC_TRY(add_token(t, c->valuestring, (int32_t)id, cfg_bool(a, "lstrip", false, NULL),
-                         cfg_bool(a, "rstrip", false, NULL), cfg_bool(a, "single_word", false, NULL),
-                         cfg_bool(a, "normalized", !special, NULL), special, where));
-    }
-    return TC_OK;
-}
-
-/* tokenizer_config.json "added_tokens_decoder": {"id": {"content", ...}} */
-static tc_status parse_added_decoder(tc_tokenizer *t, const cJSON *cfg, const char *where)
-{
-    const cJSON *dec = tc_json_get(cfg, "added_tokens_decoder");
-    if (!dec)
-        return TC_OK;
-    if (!cJSON_IsObject(dec))
-        return tc_fail(TC_E_INPUT, "%s: \"added_tokens_decoder\" must be an object", where);
-    for (const cJSON *a = dec->child; a; a = a->next) {
-        char *end;
-        errno = 0;
-        long id = strtol(a->string, &end, 10);
-        const char *content = token_text(a);
-        if (errno || *end || end == a->string || id < 0 || id >= (1 << 26) || !content)
-            return tc_fail(TC_E_INPUT, "%s: added_tokens_decoder entry \"%s\" needs a numeric key "
-                           "and a \"content\"", where, a->string);
-        bool special = cfg_bool(a, "special", false, NULL);
-        TC_TRY(add_token(t, content, (int32_t)id, cfg_bool(a, "lstrip", false, NULL),
-                         cfg_bool(a, "rstrip", false, NULL), cfg_bool(a, "single_word", false, NULL),
-                         cfg_bool(a, "normalized", !special, NULL), special, where));
-    }
-    return TC_OK;
-}
-
-/* Id of a token by text: added tokens first, then the vocabulary. */
-static int32_t token_id(const tc_tokenizer *t, const char *text)
-{
-    size_t len = strlen(text);
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].len == len && memcmp(t->added[i].content, text, len) == 0)
-            return t->added[i].id;
-    return tok_vocab_get(&t->bpe.vocab, text, len);
-}
-
-/* Normalized added tokens are matched in their normalized form. */
-static tc_status normalize_added(tc_tokenizer *t)
-{
-    for (size_t i = 0; i < t->n_added; i++) {
-        added_token *a = &t->added[i];
-        if (!a->normalized || !t->normalizer)
-            continue;
-        tok_arena ar = {0};
-        tok_pieces none = {0};
-        tok_piece p = {0, a->len, -1, true};
-        tc_status st = tok_arena_put(&ar, a->content, a->len, &p.off);
-        if (st == TC_OK)
-            st = tok_normalize(t->normalizer, &ar, &p);
-        if (st == TC_OK && p.len > 0) {
-            char *c = malloc(p.len + 1);
-            if (!c)
-                st = tc_fail(TC_E_INTERNAL, "out of memory");
-            else {
-                memcpy(c, ar.buf + p.off, p.len);
-                c[p.len] = '\0';
-                free(a->content);
-                a->content = c;
-                a->len = p.len;
-            }
-        }
-        tok_scratch_free(&ar, &none);
-        TC_TRY(st);
-    }
-    return TC_OK;
-}
-
-static uint64_t edge_hash(uint64_t key)
-{
-    key ^= key >> 33;
-    key *= 0xff51afd7ed558ccdULL;
-    key ^= key >> 33;
-    return key;
-}
-
-static uint64_t edge_key(uint32_t node, unsigned char b)
-{
-    return ((uint64_t)node << 8 | b) + 1;
-}
-
-/* The table slot of key: where it is, or the empty slot where it goes. */
-static size_t edge_slot(const tc_tokenizer *t, uint64_t key)
-{
-    size_t i = edge_hash(key) & (t->edge_cap - 1);
-    while (t->edge_key[i] != 0 && t->edge_key[i] != key)
-        i = (i + 1) & (t->edge_cap - 1);
-    return i;
-}
-
-static bool trie_child(const tc_tokenizer *t, uint32_t node, unsigned char b, uint32_t *out)
-{
-    const uint64_t key = edge_key(node, b);
-    const size_t i = edge_slot(t, key);
-    if (t->edge_key[i] != key)
-        return false;
-    *out = t->edge_child[i];
-    return true;
-}
-
-/* Build the trie of the added tokens (after normalize_added). */
-static tc_status build_trie(tc_tokenizer *t)
-{
-    size_t bytes = 1; /* nodes: at most one per byte of the tokens, and the root */
-    for (size_t i = 0; i < t->n_added; i++)
-        bytes += t->added[i].len;
-    t->term = malloc(bytes * sizeof *t->term);
-    t->edge_cap = 16;
-    while (t->edge_cap < 2 * bytes)
-        t->edge_cap *= 2;
-    t->edge_key = calloc(t->edge_cap, sizeof *t->edge_key);
-    t->edge_child = malloc(t->edge_cap * sizeof *t->edge_child);
-    if (!t->term || !t->edge_key || !t->edge_child)
-        return tc_fail(TC_E_INTERNAL, "out of memory for %zu bytes of added tokens", bytes);
-    t->n_nodes = 1;
-    t->term[0][0] = t->term[0][1] = -1;
-    for (size_t x = 0; x < t->n_added; x++) {
-        const added_token *a = &t->added[x];
-        uint32_t node = 0;
-        for (size_t k = 0; k < a->len; k++) {
-            const uint64_t key = edge_key(node, (unsigned char)a->content[k]);
-            const size_t i = edge_slot(t, key);
-            if (t->edge_key[i] != key) {
-                t->edge_key[i] = key;
-                t->edge_child[i] = t->n_nodes;
-                t->term[t->n_nodes][0] = t->term[t->n_nodes][1] = -1;
-                t->n_nodes++;
-            }
-            node = t->edge_child[i];
-        }
-        int32_t *slot = &t->term[node][a->normalized ? 1 : 0];
-        if (*slot < 0) /* the first of equal contents wins, as before */
-            *slot = (int32_t)x;
-    }
-    return TC_OK;
-}
-
-static bool is_word_char(const tc_tokenizer *t, const char *s, size_t len, size_t at)
-{
-    uint32_t cp;
-    size_t l = tok_utf8_next(s, len, at, &cp);
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->word_char, NULL);
-    if (!md)
-        return false;
-    int rc = pcre2_match(t->word_char, (PCRE2_SPTR)(s + at), l, 0, PCRE2_NO_UTF_CHECK, md, NULL);
-    pcre2_match_data_free(md);
-    return rc >= 0;
-}
-
-/* AddedVocabulary::find_matches: leftmost-longest matches of the added
- * tokens of one kind (normalized or not) in piece pc; the pieces between
- * them and the matched tokens go to out. */
-static tc_status split_added(const tc_tokenizer *t, bool normalized, const tok_arena *a,
-                             const tok_piece *pc, tok_pieces *out)
-{
-    const char *s = a->buf + pc->off;
-    size_t len = pc->len, start_offset = 0, pos = 0;
-    while (pos < len) {
-        /* Leftmost match at or after pos, longest there. */
-        size_t best_at = len, best_len = 0;
-        const added_token *best = NULL;
-        for (size_t i = pos; i < len && !best && t->n_nodes > 1; i++) {
-            uint32_t node = 0;
-            for (size_t k = i; k < len; k++) {
-                if (!trie_child(t, node, (unsigned char)s[k], &node))
-                    break;
-                const int32_t x = t->term[node][normalized ? 1 : 0];
-                if (x >= 0) {
-                    best = &t->added[x];
-                    best_at = i;
-                    best_len = k + 1 - i;
-                }
-            }
-        }
-        if (!best)
-            break;
-        size_t start = best_at, stop = best_at + best_len;
-        pos = stop;
-        if (best->single_word) {
-            bool word_before = start > 0 && is_word_char(t, s, len, tok_utf8_prev(s, 0, start));
-            bool word_after = stop < len && is_word_char(t, s, len, stop);
-            if (word_before || word_after)
-                continue;
-        }
-        if (best->lstrip) {
-            size_t lo = 0, hi = start;
-            tok_strip(s, &lo, &hi, false, true, tok_is_whitespace);
-            start = hi > start_offset ? hi : start_offset;
-        }
-        if (best->rstrip) {
-            size_t lo = stop, hi = len;
-            tok_strip(s, &lo, &hi, true, false, tok_is_whitespace);
-            stop = lo;
-        }
-        if (start_offset < start)
-            TC_TRY(tok_pieces_push(out, (tok_piece){pc->off + start_offset, start - start_offset, -1,
-                                                    pc->at_start && start_offset == 0}));
-        TC_TRY(tok_pieces_push(out, (tok_piece){pc->off + start, stop - start, best->id, false}));
-        start_offset = stop;
-    }
-    if (start_offset < len)
-        TC_TRY(tok_pieces_push(out, (tok_piece){pc->off + start_offset, len - start_offset, -1,
-                                                pc->at_start && start_offset == 0}));
-    return TC_OK;
 }
 
 /* ---- post-processor ---- */
@@ -459,17 +165,17 @@ static tc_status bos_eos_template(tc_tokenizer *t, const cJSON *cfg, bool add_bo
     free(t->post_ids);
     t->pre_ids = t->post_ids = NULL;
     t->n_pre = t->n_post = 0;
-    const char *bos = token_text(tc_json_get(cfg, "bos_token"));
-    const char *eos = token_text(tc_json_get(cfg, "eos_token"));
+    const char *bos = tok_token_text(tc_json_get(cfg, "bos_token"));
+    const char *eos = tok_token_text(tc_json_get(cfg, "eos_token"));
     if (add_bos) {
-        int32_t id = token_id(t, bos ? bos : "<s>");
+        int32_t id = tok_token_id(t, bos ? bos : "<s>");
         if (id < 0)
             return tc_fail(TC_E_INPUT, "%s: add_bos_token is true but the BOS token \"%s\" is not "
                            "in the vocabulary", where, bos ? bos : "<s>");
         TC_TRY(ids_append(&t->pre_ids, &t->n_pre, &id, 1, false));
     }
     if (add_eos) {
-        int32_t id = token_id(t, eos ? eos : "</s>");
+        int32_t id = tok_token_id(t, eos ? eos : "</s>");
         if (id < 0)
             return tc_fail(TC_E_INPUT, "%s: add_eos_token is true but the EOS token \"%s\" is not "
                            "in the vocabulary", where, eos ? eos : "</s>");
@@ -559,9 +265,9 @@ static tc_status parse_hf_model(tc_tokenizer *t, const cJSON *model, const char 
             return tc_fail(TC_E_INPUT, "%s: unk_token \"%s\" is not in the vocabulary", where,
                            unk->valuestring);
     }
-    t->bpe.byte_fallback = cfg_bool(model, "byte_fallback", false, NULL);
-    t->bpe.fuse_unk = cfg_bool(model, "fuse_unk", false, NULL);
-    t->bpe.ignore_merges = cfg_bool(model, "ignore_merges", false, NULL);
+    t->bpe.byte_fallback = tok_cfg_bool(model, "byte_fallback", false, NULL);
+    t->bpe.fuse_unk = tok_cfg_bool(model, "fuse_unk", false, NULL);
+    t->bpe.ignore_merges = tok_cfg_bool(model, "ignore_merges", false, NULL);
     tok_bpe_finish(&t->bpe);
     return TC_OK;
 }
@@ -569,8 +275,8 @@ static tc_status parse_hf_model(tc_tokenizer *t, const cJSON *model, const char 
 /* transformers 5's LlamaTokenizer pipeline (see tokenizer.h). */
 static tc_status llama_pipeline(tc_tokenizer *t, const cJSON *cfg, const char *where)
 {
-    bool legacy = cfg_bool(cfg, "legacy", false, NULL);
-    bool prefix = cfg_bool(cfg, "add_prefix_space", true, NULL);
+    bool legacy = tok_cfg_bool(cfg, "legacy", false, NULL);
+    bool prefix = tok_cfg_bool(cfg, "add_prefix_space", true, NULL);
     tok_step_free(t->normalizer);
     tok_step_free(t->pretok);
     t->normalizer = t->pretok = NULL;
@@ -582,14 +288,14 @@ static tc_status llama_pipeline(tc_tokenizer *t, const cJSON *cfg, const char *w
     const char *specials[] = {"unk_token", "bos_token", "eos_token"};
     const char *dflt[] = {"<unk>", "<s>", "</s>"};
     for (int i = 0; i < 3; i++) {
-        const char *s = token_text(tc_json_get(cfg, specials[i]));
+        const char *s = tok_token_text(tc_json_get(cfg, specials[i]));
         s = s ? s : dflt[i];
         int32_t id = tok_vocab_get(&t->bpe.vocab, s, strlen(s));
         if (id >= 0)
-            TC_TRY(add_token(t, s, id, false, false, false, false, true, where));
+            TC_TRY(tok_add_token(t, s, id, false, false, false, false, true, where));
     }
-    return bos_eos_template(t, cfg, cfg_bool(cfg, "add_bos_token", true, NULL),
-                            cfg_bool(cfg, "add_eos_token", false, NULL), where);
+    return bos_eos_template(t, cfg, tok_cfg_bool(cfg, "add_bos_token", true, NULL),
+                            tok_cfg_bool(cfg, "add_eos_token", false, NULL), where);
 }
 
 static bool is_llama_class(const cJSON *cfg)
@@ -603,11 +309,11 @@ static tc_status load_spm(tc_tokenizer *t, const char *path, const char *data, s
                           const cJSON *cfg, const char *cfg_path)
 {
     TC_TRY(tok_spm_load(path, (const uint8_t *)data, len, &t->bpe));
-    TC_TRY(parse_added_decoder(t, cfg, cfg_path));
+    TC_TRY(tok_parse_added_decoder(t, cfg, cfg_path));
     TC_TRY(llama_pipeline(t, cfg, cfg_path));
     snprintf(t->desc, sizeof t->desc, "%s (SentencePiece BPE, %u pieces, %u merges), "
              "LlamaTokenizer pipeline (Metaspace %s)", path, t->bpe.vocab.count, t->bpe.n_merges,
-             cfg_bool(cfg, "legacy", false, NULL) ? "always" : "first");
+             tok_cfg_bool(cfg, "legacy", false, NULL) ? "always" : "first");
     return TC_OK;
 }
 
@@ -615,8 +321,8 @@ static tc_status load_hf_json(tc_tokenizer *t, const char *path, const cJSON *j,
                               const char *cfg_path)
 {
     TC_TRY(parse_hf_model(t, tc_json_get(j, "model"), path));
-    TC_TRY(parse_added_tokens(t, tc_json_get(j, "added_tokens"), path));
-    TC_TRY(parse_added_decoder(t, cfg, cfg_path));
+    TC_TRY(tok_parse_added_tokens(t, tc_json_get(j, "added_tokens"), path));
+    TC_TRY(tok_parse_added_decoder(t, cfg, cfg_path));
     const cJSON *pre = tc_json_get(j, "pre_tokenizer");
     TC_TRY(tok_normalizer_parse(tc_json_get(j, "normalizer"), path, &t->normalizer));
     TC_TRY(tok_pretokenizer_parse(pre, path, &t->pretok));
@@ -627,12 +333,12 @@ static tc_status load_hf_json(tc_tokenizer *t, const char *path, const cJSON *j,
         mode = "LlamaTokenizer pipeline";
     } else {
         bool has_bos, has_eos;
-        bool add_bos = cfg_bool(cfg, "add_bos_token", false, &has_bos);
-        bool add_eos = cfg_bool(cfg, "add_eos_token", false, &has_eos);
+        bool add_bos = tok_cfg_bool(cfg, "add_bos_token", false, &has_bos);
+        bool add_eos = tok_cfg_bool(cfg, "add_eos_token", false, &has_eos);
         if ((has_bos || has_eos) && t->n_pre == 0 && t->n_post == 0)
             TC_TRY(bos_eos_template(t, cfg, add_bos, add_eos, cfg_path));
     }
-    TC_TRY(normalize_added(t));
+    TC_TRY(tok_normalize_added(t));
     snprintf(t->desc, sizeof t->desc, "%s (BPE, %u tokens, %u merges, %zu added), %s: "
              "normalizer %s, pre-tokenizer %s", path, t->bpe.vocab.count, t->bpe.n_merges,
              t->n_added, mode, tok_step_name(t->normalizer), tok_step_name(t->pretok));
@@ -642,7 +348,7 @@ static tc_status load_hf_json(tc_tokenizer *t, const char *path, const cJSON *j,
 /* Checks, limits and indexes that need the whole tokenizer. */
 static tc_status finish_load(tc_tokenizer *t)
 {
-    TC_TRY(build_trie(t));
+    TC_TRY(tok_build_trie(t));
     for (size_t i = 0; i < t->n_added; i++) {
         if (!t->added[i].single_word || t->word_char)
             continue;
@@ -710,6 +416,16 @@ tc_status tc_tokenizer_from_memory(tc_tokenizer_source kind, const char *name, c
     return TC_OK;
 }
 
+/* The files a tokenizer directory may hold, in the order they decide. */
+enum { FILE_CONFIG, FILE_SPM, FILE_JSON };
+static const char *const tokenizer_files[] = { "tokenizer_config.json", "tokenizer.model",
+                                               "tokenizer.json", NULL };
+
+const char *const *tc_tokenizer_files(void)
+{
+    return tokenizer_files;
+}
+
 tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_tokenizer **out)
 {
     *out = NULL;
@@ -721,9 +437,9 @@ tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_toke
     tc_status st = (cfg_path && spm_path && json_path) ? TC_OK
                                                        : tc_fail(TC_E_INTERNAL, "out of memory");
     if (st == TC_OK) {
-        snprintf(cfg_path, dl, "%s/tokenizer_config.json", dir);
-        snprintf(spm_path, dl, "%s/tokenizer.model", dir);
-        snprintf(json_path, dl, "%s/tokenizer.json", dir);
+        snprintf(cfg_path, dl, "%s/%s", dir, tokenizer_files[FILE_CONFIG]);
+        snprintf(spm_path, dl, "%s/%s", dir, tokenizer_files[FILE_SPM]);
+        snprintf(json_path, dl, "%s/%s", dir, tokenizer_files[FILE_JSON]);
         st = read_if_present(cfg_path, &have_cfg, &cfg, &cfg_len);
     }
     if (st == TC_OK && source != TC_TOKENIZER_HF_JSON)
@@ -800,7 +516,7 @@ tc_status tc_tokenizer_encode(const tc_tokenizer *t, const char *text, size_t le
     tc_status st = tok_arena_put(&a, text, len, &whole.off);
     /* 1. added tokens in the raw text */
     if (st == TC_OK && len)
-        st = split_added(t, false, &a, &whole, &p1);
+        st = tok_split_added(t, false, &a, &whole, &p1);
     /* 2. normalize the rest, then normalized added tokens */
     for (size_t i = 0; i < p1.n && st == TC_OK; i++) {
         tok_piece pc = p1.v[i];
@@ -810,7 +526,7 @@ tc_status tc_tokenizer_encode(const tc_tokenizer *t, const char *text, size_t le
         }
         st = tok_normalize(t->normalizer, &a, &pc);
         if (st == TC_OK && pc.len)
-            st = split_added(t, true, &a, &pc, &p2);
+            st = tok_split_added(t, true, &a, &pc, &p2);
     }
     /* 3. pre-tokenize */
     if (st == TC_OK)

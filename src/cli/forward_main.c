@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include "trtconv/build_config.h"
+#include "trtconv/cli/args.h"
 #include "trtconv/mpi/coll.h"
 #include "trtconv/mpi/comm.h"
 #include "trtconv/fwd/fwd.h"
@@ -65,19 +66,6 @@ static void usage(FILE *f)
             "IDS.jsonl: one {\"input_ids\": [...]} object per line.\n");
 }
 
-static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 static tc_status parse_args(int argc, char **argv, fwd_args *a, bool *help, bool talk)
 {
     memset(a, 0, sizeof *a);
@@ -89,64 +77,34 @@ static tc_status parse_args(int argc, char **argv, fwd_args *a, bool *help, bool
     a->dtype = "auto";
     a->device = "auto";
     a->log_level = TC_LOG_INFO;
-    *help = false;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define INT_OPT(name, field, lo, hi)                                                          \
-    if (!strcmp(k, name)) {                                                                   \
-        if (!parse_int(v, lo, hi, &a->field))                                                 \
-            return tc_fail(TC_E_USAGE, "%s needs an integer in [%lld, %lld]", name,           \
-                           (long long)(lo), (long long)(hi));                                 \
-        i++;                                                                                  \
-        continue;                                                                             \
-    }
-#define STR_OPT(name, field)                                                                  \
-    if (!strcmp(k, name)) {                                                                   \
-        if (!v)                                                                               \
-            return tc_fail(TC_E_USAGE, "%s needs a value", name);                             \
-        a->field = v;                                                                         \
-        i++;                                                                                  \
-        continue;                                                                             \
-    }
-        INT_OPT("--tp_size", tp, 1, 4096)
-        INT_OPT("--pp_size", pp, 1, 4096)
-        INT_OPT("--num_samples", num_samples, 1, INT64_MAX)
-        INT_OPT("--max_seq_length", max_seq_length, 1, 1 << 20)
-        INT_OPT("--batch_size", batch_size, 1, 1 << 20)
-        INT_OPT("--workers", workers, 1, 256)
-        INT_OPT("--embedding_sharding_dim", sharding_dim, 0, 1)
-        STR_OPT("--model_dir", model_dir)
-        STR_OPT("--input", input)
-        STR_OPT("--dump", dump)
-        STR_OPT("--dtype", dtype)
-        STR_OPT("--device", device)
-        if (!strcmp(k, "--use_parallel_embedding")) {
-            a->parallel_embedding = true;
-            continue;
-        }
-        if (!strcmp(k, "--use_embedding_sharing")) {
-            a->embedding_sharing = true;
-            continue;
-        }
-        if (!strcmp(k, "--log_level")) {
-            if (!v || tc_log_level_parse(v, &a->log_level) != 0)
-                return tc_fail(TC_E_USAGE, "--log_level needs error, warning, info or verbose");
-            i++;
-            continue;
-        }
-        if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
-            if (talk)
-                usage(stdout);
-            *help = true;
-            return TC_OK;
-        }
-#undef INT_OPT
-#undef STR_OPT
-        if (talk)
-            usage(stderr);
-        return tc_fail(TC_E_USAGE, "unknown argument \"%s\"", k);
-    }
+    const char *log_level = NULL;
+    const tc_arg table[] = {
+        TC_OPT_INT("tp_size", &a->tp, 1, 4096),
+        TC_OPT_INT("pp_size", &a->pp, 1, 4096),
+        TC_OPT_INT("num_samples", &a->num_samples, 1, INT64_MAX),
+        TC_OPT_INT("max_seq_length", &a->max_seq_length, 1, 1 << 20),
+        TC_OPT_INT("batch_size", &a->batch_size, 1, 1 << 20),
+        TC_OPT_INT("workers", &a->workers, 1, 256),
+        TC_OPT_INT("embedding_sharding_dim", &a->sharding_dim, 0, 1),
+        TC_OPT_STR("model_dir", &a->model_dir),
+        TC_OPT_STR("input", &a->input),
+        TC_OPT_STR("dump", &a->dump),
+        TC_OPT_STR("dtype", &a->dtype),
+        TC_OPT_STR("device", &a->device),
+        TC_OPT_STR("log_level", &log_level),
+        TC_OPT_FLAG("use_parallel_embedding", &a->parallel_embedding),
+        TC_OPT_FLAG("use_embedding_sharing", &a->embedding_sharing),
+    };
+    tc_args_stop stop;
+    tc_status st = tc_args_parse("trtconv-forward", table, sizeof table / sizeof table[0], argc,
+                                 argv, 1, NULL, &stop);
+    if (st == TC_OK && stop == TC_ARGS_HELP && talk)
+        usage(stdout);
+    *help = stop != TC_ARGS_RUN;
+    if (st != TC_OK || *help)
+        return st;
+    if (log_level && tc_log_level_parse(log_level, &a->log_level) != 0)
+        return tc_fail(TC_E_USAGE, "--log_level needs error, warning, info or verbose");
     if (!a->model_dir || !a->input)
         return tc_fail(TC_E_USAGE, "--model_dir and --input are required (see --help)");
     if (strcmp(a->device, "auto") && strcmp(a->device, "cpu") && strcmp(a->device, "gpu"))
@@ -393,21 +351,23 @@ static int run(int argc, char **argv)
     }
     st = tc_comm_agree(&comm, st, "setup");
     if (st == TC_OK) {
-        tc_opts po;
-        tc_opts_init(&po);
-        po.model_dir = a.model_dir;
-        po.tp_size = a.tp;
-        po.pp_size = a.pp;
-        po.use_parallel_embedding = a.parallel_embedding;
-        po.embedding_sharding_dim = a.sharding_dim;
-        po.use_embedding_sharing = a.embedding_sharing && model->cfg.tie_word_embeddings;
+        const tc_plan_params checks = {
+            .layout = { .tp = (int)a.tp, .pp = (int)a.pp, .ranks = comm.size },
+            .emb = { .parallel = a.parallel_embedding, .sharding_dim = (int)a.sharding_dim,
+                     .share = a.embedding_sharing && model->cfg.tie_word_embeddings },
+        };
+        st = tc_layout_check_replicas(&checks.layout, "the forward pass", "");
+        if (st == TC_OK)
+            st = tc_plan_check_model(&model->cfg, &checks);
         tc_fwd_setup s = {
-            .model = model, .opts = &po, .dtype = dt, .comm = &comm,
+            .model = model, .dtype = dt, .comm = &comm,
+            .layout = checks.layout, .emb = checks.emb,
             .gpu = gpu.device >= 0 ? &gpu : NULL, .threads = (int)a.workers,
             .max_batch_tokens = tc_fwd_max_batch_tokens(&tok, a.batch_size),
             .max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs),
         };
-        st = tc_fwd_create(&s, &eng);
+        if (st == TC_OK)
+            st = tc_fwd_create(&s, &eng);
         st = tc_comm_agree(&comm, st, "loading the model slices");
     }
     tc_fwd_layout lay;

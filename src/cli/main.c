@@ -1,10 +1,14 @@
 /* main.c: trtconv entry point: `trtconv verify DIR` (no MPI), otherwise MPI
- * init, tc_main, finalize. */
+ * setup, option parsing (every rank parses the same argv; only rank 0
+ * prints) and the run (app/run.h). */
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "trtconv/app/run.h"
 #include "trtconv/core/log.h"
+#include "trtconv/mpi/launch.h"
 #include "trtconv/output/manifest.h"
 
 int main(int argc, char **argv)
@@ -19,8 +23,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "trtconv: error: MPI_Init_thread failed\n");
         return 5;
     }
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    tc_log_init(rank, size, NULL);
+    /* Before anything touches the output: N accidental singletons would each
+     * write the whole checkpoint into the same directory. */
+    tc_status st = tc_launch_check_world(size, getenv);
+    tc_opts opts;
+    tc_opts_init(&opts);
+    bool help = false;
+    if (st == TC_OK)
+        st = tc_opts_parse(&opts, argc, argv, rank == 0 ? stdout : NULL,
+                           rank == 0 ? stderr : NULL, &help);
     /* Worker threads never call MPI; only the main thread does. */
-    int code = tc_main(argc, argv);
+    int code = st != TC_OK ? (int)st : help ? 0 : tc_run(&opts);
     MPI_Finalize();
     return code;
 }

@@ -8,6 +8,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/cli/options.h"
 
+#include "trtconv/build_config.h"
+#include "trtconv/cli/args.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -194,21 +197,21 @@ void tc_opts_init(tc_opts *o)
     o->moe_tp_size = -1;
     o->moe_ep_size = -1;
     o->dtype = TC_FT_FLOAT16;
-    o->vocab_size = 32000;
-    o->n_positions = 2048;
-    o->n_layer = 32;
-    o->n_head = 32;
-    o->n_kv_head = -1;
-    o->n_embd = 4096;
-    o->inter_size = 11008;
-    o->multiple_of = -1;
-    o->ffn_dim_multiplier = NAN;
-    o->rms_norm_eps = 1e-06;
-    o->rotary_base = 10000.0;
-    o->hidden_act = "silu";
-    o->moe_num_experts = 0;
-    o->moe_top_k = 0;
-    o->moe_renorm_mode = 1;
+    o->model.vocab_size = 32000;
+    o->model.n_positions = 2048;
+    o->model.n_layer = 32;
+    o->model.n_head = 32;
+    o->model.n_kv_head = -1;
+    o->model.n_embd = 4096;
+    o->model.inter_size = 11008;
+    o->model.multiple_of = -1;
+    o->model.ffn_dim_multiplier = NAN;
+    o->model.rms_norm_eps = 1e-06;
+    o->model.rotary_base = 10000.0;
+    o->model.hidden_act = "silu";
+    o->model.moe_num_experts = 0;
+    o->model.moe_top_k = 0;
+    o->model.moe_renorm_mode = 1;
     o->embedding_sharding_dim = 0;
     o->weight_only_precision = "int8";
     o->smoothquant = NAN;
@@ -243,30 +246,17 @@ static tc_status usage_error(FILE *err, const char *fmt, ...)
 static tc_status parse_int(FILE *err, const char *flag, const char *s, int64_t lo,
                            int64_t hi, int64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        char range[96];
-        snprintf(range, sizeof range, "an integer in [%lld, %lld]", (long long)lo,
-                 (long long)hi);
-        if (err)
-            fprintf(err, "trtconv: error: --%s: invalid value '%s' (expected %s)\n",
-                    flag, s, range);
-        return TC_E_USAGE;
-    }
-    *out = v;
+    char msg[512];
+    if (tc_arg_int(flag, s, lo, hi, out, msg, sizeof msg) != TC_OK)
+        return usage_error(err, "%s", msg);
     return TC_OK;
 }
 
 static tc_status parse_double(FILE *err, const char *flag, const char *s, double *out)
 {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return usage_error(err, "--%s: invalid value '%s' (expected a number)", flag, s);
-    *out = v;
+    char msg[512];
+    if (tc_arg_real(flag, s, -INFINITY, false, INFINITY, out, msg, sizeof msg) != TC_OK)
+        return usage_error(err, "%s", msg);
     return TC_OK;
 }
 
@@ -332,7 +322,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             return TC_OK;
         case OPT_VERSION:
             if (out)
-                fprintf(out, "trtconv %s (TensorRT-LLM v0.12 checkpoint format)\n", "0.1.0");
+                fprintf(out, "trtconv %s (TensorRT-LLM v0.12 checkpoint format)\n", TRTCONV_VERSION);
             *help_shown = true;
             return TC_OK;
         case OPT_MODEL_DIR: o->model_dir = a; break;
@@ -358,18 +348,18 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                 o->dtype_auto = false;
             }
             break;
-        case OPT_VOCAB_SIZE: st = parse_int(err, "vocab_size", a, 1, INT32_MAX, &o->vocab_size); break;
-        case OPT_N_POSITIONS: st = parse_int(err, "n_positions", a, 1, INT32_MAX, &o->n_positions); break;
-        case OPT_N_LAYER: st = parse_int(err, "n_layer", a, 1, 65536, &o->n_layer); break;
-        case OPT_N_HEAD: st = parse_int(err, "n_head", a, 1, 65536, &o->n_head); break;
-        case OPT_N_KV_HEAD: st = parse_int(err, "n_kv_head", a, 1, 65536, &o->n_kv_head); break;
-        case OPT_N_EMBD: st = parse_int(err, "n_embd", a, 1, INT32_MAX, &o->n_embd); break;
-        case OPT_INTER_SIZE: st = parse_int(err, "inter_size", a, 1, INT32_MAX, &o->inter_size); break;
-        case OPT_MULTIPLE_OF: st = parse_int(err, "multiple_of", a, 1, INT32_MAX, &o->multiple_of); break;
-        case OPT_FFN_DIM_MULTIPLIER: st = parse_double(err, "ffn_dim_multiplier", a, &o->ffn_dim_multiplier); break;
-        case OPT_RMS_NORM_EPS: st = parse_double(err, "rms_norm_eps", a, &o->rms_norm_eps); break;
-        case OPT_ROTARY_BASE: st = parse_double(err, "rotary_base", a, &o->rotary_base); break;
-        case OPT_HIDDEN_ACT: o->hidden_act = a; break;
+        case OPT_VOCAB_SIZE: st = parse_int(err, "vocab_size", a, 1, INT32_MAX, &o->model.vocab_size); break;
+        case OPT_N_POSITIONS: st = parse_int(err, "n_positions", a, 1, INT32_MAX, &o->model.n_positions); break;
+        case OPT_N_LAYER: st = parse_int(err, "n_layer", a, 1, 65536, &o->model.n_layer); break;
+        case OPT_N_HEAD: st = parse_int(err, "n_head", a, 1, 65536, &o->model.n_head); break;
+        case OPT_N_KV_HEAD: st = parse_int(err, "n_kv_head", a, 1, 65536, &o->model.n_kv_head); break;
+        case OPT_N_EMBD: st = parse_int(err, "n_embd", a, 1, INT32_MAX, &o->model.n_embd); break;
+        case OPT_INTER_SIZE: st = parse_int(err, "inter_size", a, 1, INT32_MAX, &o->model.inter_size); break;
+        case OPT_MULTIPLE_OF: st = parse_int(err, "multiple_of", a, 1, INT32_MAX, &o->model.multiple_of); break;
+        case OPT_FFN_DIM_MULTIPLIER: st = parse_double(err, "ffn_dim_multiplier", a, &o->model.ffn_dim_multiplier); break;
+        case OPT_RMS_NORM_EPS: st = parse_double(err, "rms_norm_eps", a, &o->model.rms_norm_eps); break;
+        case OPT_ROTARY_BASE: st = parse_double(err, "rotary_base", a, &o->model.rotary_base); break;
+        case OPT_HIDDEN_ACT: o->model.hidden_act = a; break;
         case OPT_LOAD_BY_SHARD: o->load_by_shard = true; break;
         case OPT_LOAD_MODEL_ON_CPU: o->load_model_on_cpu = true; break;
         case OPT_USE_PARALLEL_EMBEDDING: o->use_parallel_embedding = true; break;
@@ -384,9 +374,9 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             break;
         case OPT_USE_EMBEDDING_SHARING: o->use_embedding_sharing = true; break;
         case OPT_WORKERS: st = parse_int(err, "workers", a, 1, 256, &o->workers); break;
-        case OPT_MOE_NUM_EXPERTS: st = parse_int(err, "moe_num_experts", a, 0, 65536, &o->moe_num_experts); break;
-        case OPT_MOE_TOP_K: st = parse_int(err, "moe_top_k", a, 0, 65536, &o->moe_top_k); break;
-        case OPT_MOE_RENORM_MODE: st = parse_int(err, "moe_renorm_mode", a, 0, 16, &o->moe_renorm_mode); break;
+        case OPT_MOE_NUM_EXPERTS: st = parse_int(err, "moe_num_experts", a, 0, 65536, &o->model.moe_num_experts); break;
+        case OPT_MOE_TOP_K: st = parse_int(err, "moe_top_k", a, 0, 65536, &o->model.moe_top_k); break;
+        case OPT_MOE_RENORM_MODE: st = parse_int(err, "moe_renorm_mode", a, 0, 16, &o->model.moe_renorm_mode); break;
         case OPT_SAVE_CONFIG_ONLY: o->save_config_only = true; break;
         case OPT_OVERWRITE: o->overwrite = true; break;
         case OPT_RESUME: o->resume = true; break;
@@ -500,7 +490,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         return usage_error(err, "--progress: invalid choice '%s' (choose from %s)", progress,
                            "auto, bar, lines, none");
     }
-    if (o->moe_num_experts > 0)
+    if (o->model.moe_num_experts > 0)
         return usage_error(err, "--moe_num_experts > 0: mixture-of-experts models are not "
                            "supported by trtconv");
     if (gave_moe_tp && o->moe_tp_size != -1 && o->moe_tp_size != o->tp_size)
@@ -536,4 +526,15 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         return usage_error(err, "--dtype auto needs --model_dir or --meta_ckpt_dir (the dtype "
                            "comes from its config.json; bfloat16 for Meta checkpoints)");
     return TC_OK;
+}
+
+void tc_opts_quant_request(const tc_opts *o, tc_quant_request *r)
+{
+    memset(r, 0, sizeof *r);
+    r->woq_bits = o->woq_bits;
+    r->woq_no_plugin = o->disable_weight_only_quant_plugin;
+    r->smoothquant = o->smoothquant;
+    r->per_channel = o->per_channel;
+    r->per_token = o->per_token;
+    r->int8_kv_cache = o->int8_kv_cache;
 }

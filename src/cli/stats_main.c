@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/calib/calib_stats.h"
+#include "trtconv/cli/args.h"
 #include "trtconv/model/hf_model.h"
 #include "trtconv/core/log.h"
 
@@ -92,26 +93,29 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1], *a = argv[2], *b = NULL, *model = NULL, *outp = NULL;
     double rtol = 0.0;
-    int i = 3;
+    int first = 3;
     if (!strcmp(cmd, "compare")) {
         if (argc < 4) {
             rc = usage();
             goto out;
         }
         b = argv[3];
-        i = 4;
+        first = 4;
     }
-    for (; i < argc; i++) {
-        if (!strcmp(argv[i], "--model_dir") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            outp = argv[++i];
-        else if (!strcmp(argv[i], "--rtol") && i + 1 < argc)
-            rtol = atof(argv[++i]);
-        else {
-            rc = usage();
-            goto out;
-        }
+    const tc_arg table[] = {
+        TC_OPT_STR("model_dir", &model),
+        TC_OPT_STR("out", &outp),
+        TC_OPT_REAL("rtol", &rtol, 0.0, false, INFINITY),
+    };
+    tc_args_stop stop;
+    if (tc_args_parse("trtconv-stats", table, sizeof table / sizeof table[0], argc, argv, first,
+                      NULL, &stop) != TC_OK) {
+        rc = usage();
+        goto out;
+    }
+    if (stop != TC_ARGS_RUN) {
+        rc = stop == TC_ARGS_HELP ? usage() : 0;
+        goto out;
     }
     if (!model) {
         rc = usage();

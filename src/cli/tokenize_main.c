@@ -25,6 +25,7 @@
 #include "trtconv/core/jsonutil.h"
 #include "trtconv/core/log.h"
 #include "trtconv/calib/tokenizer.h"
+#include "trtconv/cli/args.h"
 
 typedef struct job {
     const tc_tokenizer *tok;
@@ -168,45 +169,37 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *input = "-", *output = "-";
-    tc_tokenizer_source source = TC_TOKENIZER_AUTO;
-    bool calib = false, special = true, describe = false;
-    int64_t max_len = 0;
-    int threads = 1, repeat = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--calib"))
-            calib = true;
-        else if (!strcmp(a, "--no_special"))
-            special = false;
-        else if (!strcmp(a, "--describe"))
-            describe = true;
-        else if (!v)
-            return usage();
-        else if (!strcmp(a, "--tokenizer_dir"))
-            dir = argv[++i];
-        else if (!strcmp(a, "--input"))
-            input = argv[++i];
-        else if (!strcmp(a, "--output"))
-            output = argv[++i];
-        else if (!strcmp(a, "--max_length"))
-            max_len = atoll(argv[++i]);
-        else if (!strcmp(a, "--threads"))
-            threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--repeat"))
-            repeat = atoi(argv[++i]);
-        else if (!strcmp(a, "--source")) {
-            i++;
-            if (!strcmp(v, "model"))
-                source = TC_TOKENIZER_SPM_MODEL;
-            else if (!strcmp(v, "json"))
-                source = TC_TOKENIZER_HF_JSON;
-            else if (strcmp(v, "auto"))
-                return usage();
-        } else
-            return usage();
-    }
-    if (!dir || threads < 1 || threads > 256 || repeat < 0)
+    static const char *const sources[] = { "auto", "model", "json", NULL };
+    int source_ix = 0;
+    bool calib = false, no_special = false, describe = false;
+    int64_t max_len = 0, threads = 1, repeat = 0;
+    const tc_arg table[] = {
+        TC_OPT_STR("tokenizer_dir", &dir),
+        TC_OPT_STR("input", &input),
+        TC_OPT_STR("output", &output),
+        TC_OPT_CHOICE("source", &source_ix, sources),
+        TC_OPT_INT("max_length", &max_len, 0, INT32_MAX),
+        TC_OPT_INT("threads", &threads, 1, 256),
+        TC_OPT_INT("repeat", &repeat, 0, 1000000),
+        TC_OPT_FLAG("calib", &calib),
+        TC_OPT_FLAG("no_special", &no_special),
+        TC_OPT_FLAG("describe", &describe),
+    };
+    tc_args_stop stop;
+    tc_log_init(0, 1, NULL);
+    if (tc_args_parse("trtconv-tokenize", table, sizeof table / sizeof table[0], argc, argv, 1,
+                      NULL, &stop) != TC_OK)
         return usage();
+    if (stop == TC_ARGS_HELP)
+        usage();
+    if (stop != TC_ARGS_RUN)
+        return 0;
+    if (!dir)
+        return usage();
+    const bool special = !no_special;
+    const tc_tokenizer_source source = source_ix == 1 ? TC_TOKENIZER_SPM_MODEL
+                                     : source_ix == 2 ? TC_TOKENIZER_HF_JSON
+                                                      : TC_TOKENIZER_AUTO;
     tc_log_init(0, 1, NULL);
     double t0 = now_s();
     tc_tokenizer *tok;
@@ -227,7 +220,7 @@ int main(int argc, char **argv)
     if (st == TC_OK && (!j.ids || !j.n_ids))
         st = tc_fail(TC_E_INTERNAL, "out of memory");
     if (st == TC_OK)
-        st = run_all(&j, threads);
+        st = run_all(&j, (int)threads);
     if (st == TC_OK && repeat > 0) {
         size_t bytes = 0;
         for (size_t i = 0; i < n; i++)
@@ -235,13 +228,13 @@ int main(int argc, char **argv)
         double t1 = now_s();
         size_t tokens = 0;
         for (int r = 0; r < repeat && st == TC_OK; r++) {
-            st = run_all(&j, threads);
+            st = run_all(&j, (int)threads);
             tokens += j.tokens;
         }
         double dt = now_s() - t1;
         fprintf(stderr, "trtconv-tokenize: %zu texts x %d, %zu tokens, %.1f MB of text, %.4f s, "
-                "%.0f tokens/s, %d thread(s)\n", n, repeat, tokens, (double)bytes * repeat / 1e6,
-                dt, (double)tokens / dt, threads);
+                "%.0f tokens/s, %d thread(s)\n", n, (int)repeat, tokens, (double)bytes * repeat / 1e6,
+                dt, (double)tokens / dt, (int)threads);
     }
     if (st == TC_OK && strcmp(output, "none")) {
         FILE *f = strcmp(output, "-") ? fopen(output, "w") : stdout;

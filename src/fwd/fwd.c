@@ -89,98 +89,6 @@ static const char *const prof_names[P_COUNT] = {
 
 #define TRY(x) TC_TRY(x)
 
-/* ---- RoPE (transformers' modeling_rope_utils, float32) ---- */
-
-static const cJSON *rope_get(const tc_hf_config *cfg, const char *key)
-{
-    return cfg->rope_scaling ? tc_json_get(cfg->rope_scaling, key) : NULL;
-}
-
-static const char *rope_kind(const tc_hf_config *cfg)
-{
-    const cJSON *t = rope_get(cfg, "rope_type");
-    if (!t)
-        t = rope_get(cfg, "type");
-    return cJSON_IsString(t) ? t->valuestring : "default";
-}
-
-static double rope_num(const tc_hf_config *cfg, const char *key, double dflt)
-{
-    const cJSON *v = rope_get(cfg, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-tc_status tc_fwd_rope_check(const tc_hf_config *cfg)
-{
-    const char *k = rope_kind(cfg);
-    if (cfg->head_dim % 2 != 0)
-        return tc_fail(TC_E_INPUT, "head_dim = %lld must be even for rotary embedding",
-                       (long long)cfg->head_dim);
-    if (!strcmp(k, "default"))
-        return TC_OK;
-    if (strcmp(k, "linear") && strcmp(k, "dynamic") && strcmp(k, "llama3"))
-        return tc_fail(TC_E_INPUT,
-                       "rope_scaling type \"%s\" is not supported by the forward pass "
-                       "(supported: default, linear, dynamic, llama3)", k);
-    double f = rope_num(cfg, "factor", NAN);
-    if (!(f > 0.0))
-        return tc_fail(TC_E_INPUT, "rope_scaling \"%s\" needs a positive \"factor\"", k);
-    if (!strcmp(k, "llama3")) {
-        double lo = rope_num(cfg, "low_freq_factor", NAN), hi = rope_num(cfg, "high_freq_factor", NAN);
-        double om = rope_num(cfg, "original_max_position_embeddings", NAN);
-        if (!(lo > 0.0) || !(hi > lo) || !(om > 0.0))
-            return tc_fail(TC_E_INPUT, "rope_scaling llama3 needs low_freq_factor > 0, "
-                           "high_freq_factor > low_freq_factor and original_max_position_embeddings");
-    }
-    return TC_OK;
-}
-
-void tc_fwd_rope_inv_freq(const tc_hf_config *cfg, int64_t seq_len, float *inv_freq,
-                          float *attention_scaling)
-{
-    const int64_t dim = cfg->head_dim, half = dim / 2;
-    const char *kind = rope_kind(cfg);
-    float base = (float)cfg->rope_theta;
-    *attention_scaling = 1.0f;
-    if (!strcmp(kind, "dynamic")) {
-        /* Frequencies grow once the batch is longer than the trained
-         * context: base * ((f * L / max_pos) - (f - 1)) ^ (dim / (dim - 2)). */
-        const float f = (float)rope_num(cfg, "factor", 1.0);
-        const float mp = (float)cfg->max_position_embeddings;
-        if ((float)seq_len > mp) {
-            float grow = f * (float)seq_len / mp - (f - 1.0f);
-            base = (float)cfg->rope_theta * powf(grow, (float)dim / (float)(dim - 2));
-        }
-    }
-    for (int64_t i = 0; i < half; i++) {
-        float e = (float)(2 * i) / (float)dim;
-        inv_freq[i] = 1.0f / powf(base, e);
-    }
-    if (!strcmp(kind, "linear")) {
-        const float f = (float)rope_num(cfg, "factor", 1.0);
-        for (int64_t i = 0; i < half; i++)
-            inv_freq[i] /= f;
-    } else if (!strcmp(kind, "llama3")) {
-        const float f = (float)rope_num(cfg, "factor", 1.0);
-        const float lo = (float)rope_num(cfg, "low_freq_factor", 1.0);
-        const float hi = (float)rope_num(cfg, "high_freq_factor", 4.0);
-        const float old = (float)rope_num(cfg, "original_max_position_embeddings", 8192.0);
-        const float lo_wl = old / lo, hi_wl = old / hi;
-        const float pi = 3.14159265358979323846f;
-        for (int64_t i = 0; i < half; i++) {
-            const float inv = inv_freq[i];
-            const float wl = 2.0f * pi / inv;
-            float v = wl > lo_wl ? inv / f : inv;
-            if (!(wl < hi_wl) && !(wl > lo_wl)) {
-                const float smooth = (old / wl - lo) / (hi - lo);
-                v = (1.0f - smooth) * v / f + smooth * v;
-            }
-            inv_freq[i] = v;
-        }
-    }
-}
-
-/* cos/sin tables [len, d/2] of the rounded values torch keeps in dtype. */
 static void rope_tables(const tc_fwd_engine *e, int64_t len, float *cosv, float *sinv)
 {
     const int64_t half = e->attn.head_dim / 2;
@@ -287,7 +195,7 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
     return TC_OK;
 }
 
-static tc_status load_weights(tc_fwd_engine *e, const tc_opts *o)
+static tc_status load_weights(tc_fwd_engine *e, const tc_embedding *emb)
 {
     char name[160];
     if (e->pp_rank == 0 && !e->weights_only) {
@@ -295,8 +203,8 @@ static tc_status load_weights(tc_fwd_engine *e, const tc_opts *o)
         TRY(load_tensor(e, "transformer.vocab_embedding.weight", false, &e->embed, &rows, &cols));
         e->emb_rows = rows;
         e->emb_cols = cols;
-        e->emb_split = o->use_parallel_embedding && e->tp > 1;
-        if (e->emb_split && o->embedding_sharding_dim == 0)
+        e->emb_split = emb->parallel && e->tp > 1;
+        if (e->emb_split && emb->sharding_dim == 0)
             e->emb_row0 = (int64_t)e->tp_rank * rows;
         else if (e->emb_split)
             e->emb_col0 = (int64_t)e->tp_rank * cols;
@@ -375,7 +283,6 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
 {
     *out = NULL;
     const tc_hf_config *cfg = &s->model->cfg;
-    const tc_opts *o = s->opts;
     tc_fwd_engine *e = calloc(1, sizeof *e);
     if (!e)
         return tc_fail(TC_E_INTERNAL, "out of memory");
@@ -384,17 +291,19 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->cfg = cfg;
     e->dt = s->dtype;
     e->es = tc_dtype_bits(s->dtype) / 8;
-    e->tp = (int)o->tp_size;
-    e->pp = (int)o->pp_size;
-    const int cells = e->tp * e->pp;
+    tc_layout lay = s->layout;
+    lay.ranks = s->weights_only ? 1 : s->comm->size;
+    e->tp = lay.tp;
+    e->pp = lay.pp;
+    const int cells = tc_layout_cells(&lay);
+    const tc_plan_params pparams = { .layout = lay, .emb = s->emb, .out_dtype = s->dtype };
     const bool wonly = s->weights_only;
     tc_status st = TC_OK;
     if (wonly && (s->cell < 0 || s->cell >= cells))
         st = tc_fail(TC_E_INTERNAL, "forward pass: cell %d out of range", s->cell);
-    else if (!wonly && s->comm->size % cells != 0)
-        st = tc_fail(TC_E_USAGE,
-                     "the number of ranks (%d) must be a multiple of tp_size x pp_size = %d "
-                     "(the rest is data parallelism)", s->comm->size, cells);
+    else if (!wonly && lay.ranks % cells != 0)
+        st = tc_fail(TC_E_INTERNAL, "forward pass: %d ranks for %d cells (the caller checks "
+                     "tc_layout_check_replicas)", lay.ranks, cells);
     if (st == TC_OK && s->dtype != TC_DT_F16 && s->dtype != TC_DT_BF16 && s->dtype != TC_DT_F32)
         st = tc_fail(TC_E_USAGE, "the forward pass runs in float16, bfloat16 or float32");
     if (st == TC_OK && cfg->head_dim / 2 > 1024)
@@ -405,17 +314,15 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     if (st == TC_OK && strcmp(cfg->hidden_act, "silu") != 0)
         st = tc_fail(TC_E_INPUT, "hidden_act \"%s\" is not supported by the forward pass (silu)",
                      cfg->hidden_act);
-    if (st == TC_OK)
-        st = tc_plan_check_model(cfg, o);
     if (st != TC_OK) {
         free(e);
         return st;
     }
-    const int cell = wonly ? s->cell : s->comm->rank % cells;
-    e->dp = wonly ? 1 : s->comm->size / cells;
-    e->dp_rank = wonly ? 0 : s->comm->rank / cells;
-    e->pp_rank = cell / e->tp;
-    e->tp_rank = cell % e->tp;
+    const int cell = wonly ? s->cell : tc_layout_replica_cell(&lay, s->comm->rank);
+    e->dp = wonly ? 1 : tc_layout_dp(&lay);
+    e->dp_rank = wonly ? 0 : tc_layout_replica(&lay, s->comm->rank);
+    e->pp_rank = tc_layout_pp_rank(&lay, cell);
+    e->tp_rank = tc_layout_tp_rank(&lay, cell);
     e->n_layers = cfg->num_hidden_layers / e->pp;
     e->layer0 = (int64_t)e->pp_rank * e->n_layers;
     e->H = cfg->hidden_size;
@@ -451,7 +358,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
             cst = tc_coll_create(s->comm->world, e->dp_rank * e->tp + e->tp_rank, me, cg, stream,
                                  &e->pp_c);
         if (cst == TC_OK)
-            cst = tc_coll_create(s->comm->world, e->pp_rank * e->tp + e->tp_rank, me, cg, stream,
+            cst = tc_coll_create(s->comm->world, cell, me, cg, stream,
                                  &e->dp_c);
         if (st == TC_OK)
             st = cst;
@@ -459,14 +366,10 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
 
     /* The cell's plan, without quantization: the slices a conversion reads. */
     double t0 = tc_now_seconds();
-    if (st == TC_OK) {
-        tc_opts po = *o;
-        po.use_weight_only = false;
-        po.woq_bits = 0;
-        st = tc_plan_build(s->model, &po, s->dtype, e->pp_rank * e->tp + e->tp_rank, &e->plan);
-    }
     if (st == TC_OK)
-        st = load_weights(e, o);
+        st = tc_plan_build(s->model, &pparams, cell, &e->plan);
+    if (st == TC_OK)
+        st = load_weights(e, &s->emb);
     if (st == TC_OK)
         st = e->ops->sync(e->be);
     e->load_seconds = tc_now_seconds() - t0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/fwd/backend.h"
+#include "trtconv/mpi/gpu_errors.h"
 #include "trtconv/build_config.h"
 #include "trtconv/core/log.h"
 
@@ -31,13 +32,6 @@ typedef struct gpu_backend {
     void *og;             /* [max_tokens, nh*d] dtype, attention output per group */
     size_t scores_elems, og_elems;
 } gpu_backend;
-
-static tc_status cuda_ok(cudaError_t e, const char *what)
-{
-    if (e == cudaSuccess)
-        return TC_OK;
-    return tc_fail(TC_E_INTERNAL, "CUDA %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
-}
 
 static tc_status blas_ok(cublasStatus_t s, const char *what)
 {
@@ -97,10 +91,9 @@ static tc_status copy_sync(fwd_backend *b, void *dst, const void *src, size_t by
     gpu_backend *g = (gpu_backend *)b;
     if (!bytes)
         return TC_OK;
-    tc_status st = cuda_ok(cudaMemcpyAsync(dst, src, bytes, kind, g->stream),
-                           kind == cudaMemcpyHostToDevice ? "copy to device" : "copy to host");
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, g->stream));
     if (st == TC_OK)
-        st = cuda_ok(cudaStreamSynchronize(g->stream), "stream synchronize");
+        st = TC_CUDA_TRY(cudaStreamSynchronize(g->stream));
     return st;
 }
 
@@ -116,7 +109,7 @@ static tc_status gpu_download(fwd_backend *b, void *host, const void *src, size_
 
 static tc_status gpu_sync(fwd_backend *b)
 {
-    return cuda_ok(cudaStreamSynchronize(((gpu_backend *)b)->stream), "stream synchronize");
+    return TC_CUDA_TRY(cudaStreamSynchronize(((gpu_backend *)b)->stream));
 }
 
 static void *gpu_stream(fwd_backend *b)
@@ -168,7 +161,7 @@ static tc_status grow(void **p, size_t *have, size_t need, size_t elem)
     cudaFree(*p);
     *p = NULL;
     *have = 0;
-    tc_status st = cuda_ok(cudaMalloc(p, need * elem), "cudaMalloc (forward scratch)");
+    tc_status st = TC_CUDA_TRY(cudaMalloc(p, need * elem));
     if (st == TC_OK)
         *have = need;
     return st;
@@ -356,9 +349,9 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     if (!g)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     g->base.ops = &gpu_ops;
-    tc_status st = cuda_ok(cudaSetDevice(gpu->device), "cudaSetDevice");
+    tc_status st = TC_CUDA_TRY(cudaSetDevice(gpu->device));
     if (st == TC_OK)
-        st = cuda_ok(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "stream create");
+        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     if (st == TC_OK)
         st = blas_ok(cublasCreate(&g->blas), "cublasCreate");
     if (st == TC_OK)

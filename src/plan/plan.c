@@ -16,38 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/core/log.h"
-#include "trtconv/quant/woq.h"
 
 int64_t tc_pad_vocab(int64_t vocab, int64_t tp)
 {
     return (vocab + tp - 1) / tp * tp;
 }
 
-tc_status tc_plan_check_model(const tc_hf_config *c, const tc_opts *o)
+tc_status tc_plan_check_model(const tc_hf_config *c, const tc_plan_params *pp)
 {
-    const int64_t tp = o->tp_size, pp = o->pp_size;
-    if (c->num_hidden_layers % pp != 0)
-        return tc_fail(TC_E_INPUT,
-                       "num_hidden_layers = %lld is not divisible by pp_size = %lld "
-                       "(TensorRT-LLM v0.12 would silently drop the trailing layers)",
-                       (long long)c->num_hidden_layers, (long long)pp);
-    if (c->num_attention_heads % tp != 0)
-        return tc_fail(TC_E_INPUT, "num_attention_heads = %lld is not divisible by tp_size = %lld",
-                       (long long)c->num_attention_heads, (long long)tp);
-    if (c->num_key_value_heads < tp) {
-        if (tp % c->num_key_value_heads != 0)
-            return tc_fail(TC_E_INPUT,
-                           "tp_size = %lld is not a multiple of num_key_value_heads = %lld "
-                           "(KV heads are duplicated tp_size/num_key_value_heads times)",
-                           (long long)tp, (long long)c->num_key_value_heads);
-    } else if (c->num_key_value_heads % tp != 0) {
-        return tc_fail(TC_E_INPUT, "num_key_value_heads = %lld is not divisible by tp_size = %lld",
-                       (long long)c->num_key_value_heads, (long long)tp);
-    }
-    if (c->intermediate_size % tp != 0)
-        return tc_fail(TC_E_INPUT, "intermediate_size = %lld is not divisible by tp_size = %lld",
-                       (long long)c->intermediate_size, (long long)tp);
-    if (o->use_parallel_embedding && o->embedding_sharding_dim == 1 && c->hidden_size % tp != 0)
+    const int64_t tp = pp->layout.tp;
+    TC_TRY(tc_layout_check_model(&pp->layout, c));
+    if (pp->emb.parallel && pp->emb.sharding_dim == 1 && c->hidden_size % tp != 0)
         return tc_fail(TC_E_INPUT,
                        "hidden_size = %lld is not divisible by tp_size = %lld "
                        "(--use_parallel_embedding --embedding_sharding_dim 1)",
@@ -55,11 +34,11 @@ tc_status tc_plan_check_model(const tc_hf_config *c, const tc_opts *o)
     if (c->mlp_bias)
         return tc_fail(TC_E_INPUT, "mlp_bias = true is not supported by the TensorRT-LLM v0.12 "
                        "LLaMA checkpoint format");
-    if (o->use_embedding_sharing) {
-        if (pp != 1)
+    if (pp->emb.share) {
+        if (pp->layout.pp != 1)
             return tc_fail(TC_E_USAGE, "--use_embedding_sharing needs pp_size = 1 "
                            "(lm_head and the embedding must be on the same rank)");
-        if (tp != 1 && !(o->use_parallel_embedding && o->embedding_sharding_dim == 0))
+        if (tp != 1 && !(pp->emb.parallel && pp->emb.sharding_dim == 0))
             return tc_fail(TC_E_USAGE, "--use_embedding_sharing with tp_size > 1 needs "
                            "--use_parallel_embedding --embedding_sharding_dim 0");
     }
@@ -281,45 +260,14 @@ static void qkv_rows(int64_t heads, int64_t d, int64_t tp, int64_t r, int64_t *r
     }
 }
 
-/* Turn the linear just planned (b->cur, slice W = [N, K] in dt) into a
- * weight-only quantized weight plus its per_channel_scale (§4.6). */
-static tc_status make_woq(builder *b, const tc_opts *o, tc_dtype dt)
+/* The tensor just planned is a linear's weight: a quantization method may
+ * rewrite it (quant/method.h). */
+static void mark_linear(builder *b)
 {
-    if (!o->woq_bits)
-        return TC_OK;
-    tc_plan *p = b->plan;
-    size_t wi = (size_t)(b->cur - p->tensors);
-    tc_plan_tensor *w = &p->tensors[wi];
-    const int64_t n = w->rows, k = w->cols, bits = o->woq_bits;
-    w->woq_bits = (int)bits;
-    w->shape[0] = k;
-    if (o->disable_weight_only_quant_plugin) {
-        /* Upstream (legacy loader) stores W^T unquantized for the non-plugin
-         * path; no CUTLASS preprocessing, so no layout preconditions. */
-        w->woq_transposed_only = true;
-        w->shape[1] = n;
-    } else {
-        TRY(tc_woq_check_shape(w->name, n, k, (int)bits, (int)o->target_sm));
-        w->dtype = TC_DT_I8;
-        w->shape[1] = n * bits / 8;
-    }
-    char scale_name[128];
-    size_t len = strlen(w->name);
-    if (len < 7 || strcmp(w->name + len - 7, ".weight") != 0)
-        return tc_fail(TC_E_INTERNAL, "quantized tensor %s does not end in .weight", w->name);
-    snprintf(scale_name, sizeof scale_name, "%.*s.per_channel_scale", (int)(len - 7), w->name);
-    tc_piece *keep = w->pieces; /* begin_tensor may move the array */
-    size_t keep_n = w->n_pieces;
-    TRY(begin_tensor(b, scale_name, dt, 1, n, 1));
-    p->tensors[wi].pieces = keep;
-    p->tensors[wi].n_pieces = keep_n;
-    tc_plan_tensor *sc = b->cur;
-    sc->scale_of = (int)wi;
-    p->tensors[wi].scale_index = (int)(sc - p->tensors);
-    return TC_OK;
+    b->cur->linear = true;
 }
 
-static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o, tc_dtype dt,
+static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
                             int64_t g, int64_t local, int64_t tp, int64_t r)
 {
     const int64_t H = c->hidden_size, nh = c->num_attention_heads;
@@ -346,7 +294,7 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
     TRY(add_piece(b, &t[0], q0, 0, qn));
     TRY(add_piece(b, &t[1], k0, 0, kn));
     TRY(add_piece(b, &t[2], k0, 0, kn));
-    TRY(make_woq(b, o, dt));
+    mark_linear(b);
     if (c->attention_bias) {
         for (int i = 0; i < 3; i++) {
             snprintf(in, sizeof in, "model.layers.%lld.self_attn.%s.bias", (long long)g, proj[i]);
@@ -362,7 +310,7 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
     TRY(need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &t[0]));
     TRY(begin_tensor(b, OUT("attention.dense.weight"), dt, 2, H, nh * d / tp));
     TRY(add_piece(b, &t[0], 0, r * (nh * d / tp), H));
-    TRY(make_woq(b, o, dt));
+    mark_linear(b);
     if (c->attention_bias) {
         /* Row-parallel bias is added once after the all-reduce: whole. */
         tc_hf_tensor bt;
@@ -379,15 +327,15 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, const tc_opts *o,
     TRY(need(b, IN("mlp.gate_proj.weight"), 2, I, H, &t[0]));
     TRY(begin_tensor(b, OUT("mlp.fc.weight"), dt, 2, I / tp, H));
     TRY(add_piece(b, &t[0], r * (I / tp), 0, I / tp));
-    TRY(make_woq(b, o, dt));
+    mark_linear(b);
     TRY(need(b, IN("mlp.up_proj.weight"), 2, I, H, &t[0]));
     TRY(begin_tensor(b, OUT("mlp.gate.weight"), dt, 2, I / tp, H));
     TRY(add_piece(b, &t[0], r * (I / tp), 0, I / tp));
-    TRY(make_woq(b, o, dt));
+    mark_linear(b);
     TRY(need(b, IN("mlp.down_proj.weight"), 2, H, I, &t[0]));
     TRY(begin_tensor(b, OUT("mlp.proj.weight"), dt, 2, H, I / tp));
     TRY(add_piece(b, &t[0], 0, r * (I / tp), H));
-    TRY(make_woq(b, o, dt));
+    mark_linear(b);
 #undef IN
 #undef OUT
     return TC_OK;
@@ -426,11 +374,12 @@ static tc_status plan_rope(builder *b, const tc_hf_config *c)
     return TC_OK;
 }
 
-static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
+static tc_status plan_cell(builder *b, const tc_plan_params *pa, int rank)
 {
     const tc_hf_config *c = &b->m->cfg;
-    const int64_t tp = o->tp_size, pp = o->pp_size;
-    const int64_t r = rank % tp, p = rank / tp;
+    const tc_dtype dt = pa->out_dtype;
+    const int64_t tp = pa->layout.tp, pp = pa->layout.pp;
+    const int64_t r = tc_layout_tp_rank(&pa->layout, rank), p = tc_layout_pp_rank(&pa->layout, rank);
     const int64_t H = c->hidden_size, V = c->vocab_size;
     const int64_t per_stage = c->num_hidden_layers / pp;
     tc_hf_tensor t;
@@ -438,17 +387,17 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
     b->plan->rank = rank;
     b->plan->tp_rank = (int)r;
     b->plan->pp_rank = (int)p;
-    if (!o->sq_enabled && !o->int8_kv_cache)
+    if (pa->rope_buffers)
         TRY(plan_rope(b, c));
 
     if (p == 0) {
         TRY(need(b, "model.embed_tokens.weight", 2, V, H, &t));
         const char *name = "transformer.vocab_embedding.weight";
-        if (!o->use_parallel_embedding) {
+        if (!pa->emb.parallel) {
             TRY(begin_tensor(b, name, dt, 2, V, H));
             TRY(add_piece(b, &t, 0, 0, V));
-        } else if (o->embedding_sharding_dim == 0) {
-            int64_t chunk = (V + tp - 1) / tp;
+        } else if (pa->emb.sharding_dim == 0) {
+            int64_t chunk = tc_layout_vocab_rows(&pa->layout, V);
             TRY(begin_tensor(b, name, dt, 2, chunk, H));
             TRY(add_rows_padded(b, &t, V, r * chunk, chunk));
         } else {
@@ -457,14 +406,14 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
         }
     }
     for (int64_t i = 0; i < per_stage; i++)
-        TRY(plan_layer(b, c, o, dt, p * per_stage + i, i, tp, r));
+        TRY(plan_layer(b, c, dt, p * per_stage + i, i, tp, r));
     if (p == pp - 1) {
         TRY(plan_replicated(b, "transformer.ln_f.weight", "model.norm.weight", 1, H, 0, dt));
         bool share = false;
         const char *src = "lm_head.weight";
         if (c->tie_word_embeddings) {
             src = "model.embed_tokens.weight";
-            share = o->use_embedding_sharing;
+            share = pa->emb.share;
         }
         if (!share) {
             const int64_t rows = tc_pad_vocab(V, tp) / tp;
@@ -478,8 +427,7 @@ static tc_status plan_cell(builder *b, const tc_opts *o, tc_dtype dt, int rank)
     return TC_OK;
 }
 
-tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype, int rank,
-                        tc_plan **plan)
+tc_status tc_plan_build(tc_hf_model *m, const tc_plan_params *params, int cell, tc_plan **plan)
 {
     *plan = NULL;
     builder b;
@@ -488,18 +436,12 @@ tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype, in
     b.plan = calloc(1, sizeof *b.plan);
     if (!b.plan)
         return tc_fail(TC_E_INTERNAL, "out of memory building the plan");
-    tc_status st = plan_cell(&b, o, out_dtype, rank);
+    tc_status st = plan_cell(&b, params, cell);
     if (st != TC_OK) {
         tc_plan_free(b.plan);
         return st;
     }
-    uint64_t wb = 0;
-    for (size_t i = 0; i < b.plan->n_tensors; i++) {
-        const tc_plan_tensor *t = &b.plan->tensors[i];
-        wb += tc_plan_tensor_elems(t) * tc_dtype_bits(t->dtype) / 8;
-    }
-    b.plan->target_sm = o->woq_bits && !o->disable_weight_only_quant_plugin ? (int)o->target_sm : 0;
-    b.plan->write_bytes = wb;
+    tc_plan_recount(b.plan);
     *plan = b.plan;
     return TC_OK;
 }
@@ -547,6 +489,14 @@ uint64_t tc_plan_tensor_elems(const tc_plan_tensor *t)
 static uint64_t tensor_bytes(const tc_plan_tensor *t)
 {
     return tc_plan_tensor_elems(t) * tc_dtype_bits(t->dtype) / 8;
+}
+
+void tc_plan_recount(tc_plan *p)
+{
+    uint64_t wb = 0;
+    for (size_t i = 0; i < p->n_tensors; i++)
+        wb += tensor_bytes(&p->tensors[i]);
+    p->write_bytes = wb;
 }
 
 tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int ndim, int64_t d0,

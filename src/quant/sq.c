@@ -39,8 +39,9 @@ typedef struct cell_smoothers {
 
 struct tc_sq_job {
     const tc_hf_config *cfg;
-    const tc_opts *o;
+    tc_sq_params o;
     const tc_calib_stats *st;
+    tc_layout layout;
     int tp, pp;
     int64_t L, H, nh, nkv, d, I, qd, kvd;   /* model */
     int64_t qd_l, kvd_l, I_l, layers_l;     /* per cell */
@@ -55,96 +56,11 @@ struct tc_sq_job {
     size_t wb_layer;
     /* smoothers of qkv and fc/gate per layer (model form, [H] each) */
     double *s_qkv, *s_mlp;
-    cell_smoothers *cells;  /* [tp * pp], allocated on use */
+    cell_smoothers *cells;  /* [cells of the layout], allocated on use */
 };
 
 /* ---- scalar reference ---- */
 
-float tc_sq_round_f16(float v)
-{
-    return tc_round_to_dtype(TC_DT_F16, v);
-}
-
-typedef struct pow_fixup {
-    uint16_t e, w, out;      /* bits of the exponent, the input, the result */
-} pow_fixup;
-#include "torch_pow_fixups.h"
-
-static int cmp_fixup(const void *a, const void *b)
-{
-    const pow_fixup *x = a, *y = b;
-    if (x->e != y->e)
-        return x->e < y->e ? -1 : 1;
-    return x->w < y->w ? -1 : x->w > y->w;
-}
-
-/* CUDA's powf is not correctly rounded (libdevice __nv_powf uses the
- * approximate reciprocal); after rounding to 16 bits it differs from the
- * correctly rounded power in a few inputs, all found by an exhaustive
- * comparison (tests/sq/gpu_pow_rope.sh) and listed in torch_pow_fixups.h.
- * TC_POW_NO_FIXUPS=1 turns the list off to regenerate it. */
-static bool pow_fixup_find(tc_dtype dt, float w, float e_t, float *out)
-{
-    static int off = -1;
-    if (off < 0)
-        off = getenv("TC_POW_NO_FIXUPS") != NULL;
-    if (off)
-        return false;
-    const bool h = dt == TC_DT_F16;
-    const pow_fixup key = { h ? tc_f32_to_f16(e_t) : tc_f32_to_bf16(e_t),
-                            h ? tc_f32_to_f16(w) : tc_f32_to_bf16(w), 0 };
-    const pow_fixup *hit = bsearch(&key, h ? pow_fixups_f16 : pow_fixups_bf16,
-                                   h ? POW_FIXUPS_F16 : POW_FIXUPS_BF16, sizeof key, cmp_fixup);
-    if (!hit)
-        return false;
-    *out = h ? tc_f16_to_f32(hit->out) : tc_bf16_to_f32(hit->out);
-    return true;
-}
-
-float tc_torch_pow_scalar(tc_dtype dt, float w, double e)
-{
-    /* Tensor.pow(Scalar) as PyTorch computes it on CUDA for a float16 or
-     * bfloat16 tensor (upstream smooths on the GPU). pow_out (Pow.cpp)
-     * answers exponents 0 and 1 itself (ones, a copy); pow_tensor_scalar_
-     * kernel (cuda/PowKernel.cu) sends 0.5 to the sqrt kernel, comparing the
-     * Scalar as a double. Anything else is first converted to the tensor's
-     * dtype (Scalar::to<Half>: double -> float -> half) and then raised in
-     * float: pow(float(w), float(e_half)), rounded to the dtype. So
-     * 1 - 0.8 is raised as float16 0.199951171875, not as 0.2. */
-    if (e == 0.0)
-        return 1.0f;
-    if (e == 1.0)
-        return w;
-    if (e == 0.5)
-        return tc_round_to_dtype(dt, sqrtf(w));
-    const float e_t = tc_round_to_dtype(dt, (float)e);
-    /* The float pow: correctly rounded (pow in double, rounded once), then
-     * the inputs where CUDA's powf rounds the other way. */
-    float fixed;
-    if (e_t > 0.0f && e_t < 1.0f && pow_fixup_find(dt, w, e_t, &fixed))
-        return fixed;
-    return tc_round_to_dtype(dt, (float)pow((double)w, (double)e_t));
-}
-
-float tc_sq_pow_f16(float w, double e)
-{
-    return tc_torch_pow_scalar(TC_DT_F16, w, e);
-}
-
-double tc_sq_smoother(float a, float wmax, double alpha)
-{
-    /* smooth_gemm / smooth_gemm_fc1_gate: act.to(float64).pow(alpha) (the
-     * exponent stays a double) over weight_scales.pow(1 - alpha) on the
-     * float16 weight maxima (the model is loaded in float16 for
-     * SmoothQuant whatever --dtype says), a float64 division, clamped. */
-    const double ad = (double)a;
-    const double num = alpha == 1.0 ? ad : alpha == 0.5 ? sqrt(ad) : alpha == 0.0 ? 1.0 : pow(ad, alpha);
-    const double s = num / (double)tc_sq_pow_f16(wmax, 1.0 - alpha);
-    return s < 1e-5 ? 1e-5 : s;
-}
-
-/* Python's `c / t` for a tensor t is torch's t.reciprocal() * c
- * (Tensor.__rtruediv__): two roundings, in t's dtype. */
 static float f16_rdiv(float c, float t)
 {
     return tc_sq_round_f16(tc_sq_round_f16(1.0f / t) * c);
@@ -168,18 +84,19 @@ static float f32_div_scalar(float t, float c)
 
 /* ---- job ---- */
 
-tc_status tc_sq_job_create(const tc_hf_config *cfg, const tc_opts *o, const tc_calib_stats *st,
-                           tc_sq_job **out)
+tc_status tc_sq_job_create(const tc_hf_config *cfg, const tc_sq_params *o,
+                           const tc_calib_stats *st, tc_sq_job **out)
 {
     *out = NULL;
     tc_sq_job *j = calloc(1, sizeof *j);
     if (!j)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     j->cfg = cfg;
-    j->o = o;
+    j->o = *o;
     j->st = st;
-    j->tp = (int)o->tp_size;
-    j->pp = (int)o->pp_size;
+    j->layout = o->layout;
+    j->tp = o->layout.tp;
+    j->pp = o->layout.pp;
     j->L = cfg->num_hidden_layers;
     j->H = cfg->hidden_size;
     j->nh = cfg->num_attention_heads;
@@ -192,7 +109,7 @@ tc_status tc_sq_job_create(const tc_hf_config *cfg, const tc_opts *o, const tc_c
     j->kvd_l = j->kvd / j->tp;
     j->I_l = j->I / j->tp;
     j->layers_l = j->L / j->pp;
-    j->sq = o->sq_enabled;
+    j->sq = o->smoothquant;
     j->mha = j->nkv == j->nh;
     if (j->sq && j->nkv < j->tp) {
         const long long nkv = (long long)j->nkv;
@@ -210,7 +127,7 @@ tc_status tc_sq_job_create(const tc_hf_config *cfg, const tc_opts *o, const tc_c
         j->xb = calloc((size_t)(j->L * 2), sizeof(double));
         j->s_qkv = calloc((size_t)(j->L * j->H), sizeof(double));
         j->s_mlp = calloc((size_t)(j->L * j->H), sizeof(double));
-        j->cells = calloc((size_t)(j->tp * j->pp), sizeof *j->cells);
+        j->cells = calloc((size_t)tc_layout_cells(&j->layout), sizeof *j->cells);
         if (!j->wa || !j->wb || !j->xb || !j->s_qkv || !j->s_mlp || !j->cells) {
             tc_sq_job_free(j);
             return tc_fail(TC_E_INTERNAL, "out of memory for SmoothQuant maxima");
@@ -224,7 +141,7 @@ void tc_sq_job_free(tc_sq_job *j)
 {
     if (!j)
         return;
-    for (int c = 0; j->cells && c < j->tp * j->pp; c++) {
+    for (int c = 0; j->cells && c < tc_layout_cells(&j->layout); c++) {
         free(j->cells[c].s_o);
         free(j->cells[c].s_down);
     }
@@ -317,8 +234,8 @@ typedef struct cell_geo {
 
 static void geo(const tc_sq_job *j, int cell, cell_geo *g)
 {
-    g->tp_rank = cell % j->tp;
-    g->pp_rank = cell / j->tp;
+    g->tp_rank = tc_layout_tp_rank(&j->layout, cell);
+    g->pp_rank = tc_layout_pp_rank(&j->layout, cell);
     g->layer0 = (int64_t)g->pp_rank * j->layers_l;
     g->q0 = (int64_t)g->tp_rank * j->qd_l;
     g->kv0 = (int64_t)g->tp_rank * j->kvd_l;
@@ -379,7 +296,7 @@ tc_status tc_sq_reduce_a(tc_sq_job *j, MPI_Comm world)
                                  world)));
     /* The smoothers of qkv and fc/gate need nothing else: every rank
      * computes all of them, identically. */
-    const double alpha = j->o->smoothquant;
+    const double alpha = j->o.alpha;
     for (int64_t L = 0; L < j->L; L++) {
         const float *aq = tc_calib_get(j->st, L, TC_LIN_Q, TC_STAT_X, NULL);
         const float *ag = tc_calib_get(j->st, L, TC_LIN_GATE, TC_STAT_X, NULL);
@@ -414,7 +331,7 @@ static tc_status local_smoother(const tc_sq_job *j, int64_t L, const char *what,
                                 const float *wmax, int64_t n, double *s)
 {
     for (int64_t c = 0; c < n; c++) {
-        s[c] = tc_sq_smoother(a[c], wmax[c], j->o->smoothquant);
+        s[c] = tc_sq_smoother(a[c], wmax[c], j->o.alpha);
         if (!isfinite(s[c]))
             return tc_fail(TC_E_INPUT, "SmoothQuant: layer %lld %s: the smoother of column %lld "
                            "is not finite (an all-zero weight column)", (long long)L, what,
@@ -556,9 +473,9 @@ static tc_status mark(tc_plan *p, int64_t l, const char *suffix, tc_dtype dt)
 
 tc_status tc_sq_plan(const tc_sq_job *j, tc_plan *p)
 {
-    const bool pt = !j->o->per_token, pc = j->o->per_channel;
+    const bool pt = !j->o.per_token, pc = j->o.per_channel;
     for (int64_t l = 0; l < j->layers_l; l++) {
-        if (j->o->int8_kv_cache)
+        if (j->o.int8_kv_cache)
             TRY(add_f32(p, l, "attention.kv_cache_scaling_factor", 1, 1, 0));
         if (!j->sq)
             continue;
@@ -703,7 +620,7 @@ static tc_status write_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, c
                              void *nconv)
 {
     const int64_t L = g->layer0 + i;
-    const bool pt = !j->o->per_token, pc = j->o->per_channel;
+    const bool pt = !j->o.per_token, pc = j->o.per_channel;
     const tc_calib_stats *st = j->st;
     const cell_smoothers *cs = &j->cells[cell];
 
@@ -832,7 +749,7 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
     cell_geo g;
     geo(j, cell, &g);
     writer wr = { out, 0 };
-    for (int64_t i = 0; j->o->int8_kv_cache && i < j->layers_l; i++) {
+    for (int64_t i = 0; j->o.int8_kv_cache && i < j->layers_l; i++) {
         /* §5.8: max over the q, k and v outputs (unsmoothed), / 127 in float32. */
         const int64_t L = g.layer0 + i;
         float m = 0.0f;

@@ -118,21 +118,21 @@ static void assert_python_defaults(const tc_opts *o)
     ck_assert(!o->dtype_auto);
     ck_assert_int_eq(o->dtype, TC_FT_FLOAT16);
     ck_assert_int_eq(o->workers, 1);
-    ck_assert_int_eq(o->vocab_size, 32000);
-    ck_assert_int_eq(o->n_positions, 2048);
-    ck_assert_int_eq(o->n_layer, 32);
-    ck_assert_int_eq(o->n_head, 32);
-    ck_assert_int_eq(o->n_kv_head, -1);          /* None -> n_head */
-    ck_assert_int_eq(o->n_embd, 4096);
-    ck_assert_int_eq(o->inter_size, 11008);
-    ck_assert_int_eq(o->multiple_of, -1);        /* None */
-    ck_assert(isnan(o->ffn_dim_multiplier));     /* None */
-    ck_assert(o->rms_norm_eps == 1e-06);
-    ck_assert(o->rotary_base == 10000.0);
-    ck_assert_str_eq(o->hidden_act, "silu");
-    ck_assert_int_eq(o->moe_num_experts, 0);
-    ck_assert_int_eq(o->moe_top_k, 0);
-    ck_assert_int_eq(o->moe_renorm_mode, 1);
+    ck_assert_int_eq(o->model.vocab_size, 32000);
+    ck_assert_int_eq(o->model.n_positions, 2048);
+    ck_assert_int_eq(o->model.n_layer, 32);
+    ck_assert_int_eq(o->model.n_head, 32);
+    ck_assert_int_eq(o->model.n_kv_head, -1);          /* None -> n_head */
+    ck_assert_int_eq(o->model.n_embd, 4096);
+    ck_assert_int_eq(o->model.inter_size, 11008);
+    ck_assert_int_eq(o->model.multiple_of, -1);        /* None */
+    ck_assert(isnan(o->model.ffn_dim_multiplier));     /* None */
+    ck_assert(o->model.rms_norm_eps == 1e-06);
+    ck_assert(o->model.rotary_base == 10000.0);
+    ck_assert_str_eq(o->model.hidden_act, "silu");
+    ck_assert_int_eq(o->model.moe_num_experts, 0);
+    ck_assert_int_eq(o->model.moe_top_k, 0);
+    ck_assert_int_eq(o->model.moe_renorm_mode, 1);
     ck_assert(!o->use_parallel_embedding);
     ck_assert_int_eq(o->embedding_sharding_dim, 0);
     ck_assert(!o->use_embedding_sharing);
@@ -302,7 +302,7 @@ START_TEST(opts_parse_should_accept_the_integer_range_limits)
     parse_ok(&r, "--tp_size", "4096", "--workers", "256", "--vocab_size", "2147483647", NULL);
     ck_assert_int_eq(r.o.tp_size, 4096);
     ck_assert_int_eq(r.o.workers, 256);
-    ck_assert_int_eq(r.o.vocab_size, 2147483647);
+    ck_assert_int_eq(r.o.model.vocab_size, 2147483647);
     result_free(&r);
 }
 END_TEST
@@ -325,20 +325,20 @@ START_TEST(opts_parse_should_read_the_fake_config_values)
              "28672", "--multiple_of", "4096", "--ffn_dim_multiplier", "1.3",
              "--rms_norm_eps", "1e-05", "--rotary_base", "500000.0", "--hidden_act", "gelu",
              "--moe_top_k", "2", "--moe_renorm_mode", "0", "--save_config_only", NULL);
-    ck_assert_int_eq(r.o.vocab_size, 128256);
-    ck_assert_int_eq(r.o.n_positions, 8192);
-    ck_assert_int_eq(r.o.n_layer, 80);
-    ck_assert_int_eq(r.o.n_head, 64);
-    ck_assert_int_eq(r.o.n_kv_head, 8);
-    ck_assert_int_eq(r.o.n_embd, 8192);
-    ck_assert_int_eq(r.o.inter_size, 28672);
-    ck_assert_int_eq(r.o.multiple_of, 4096);
-    ck_assert(r.o.ffn_dim_multiplier == 1.3);
-    ck_assert(r.o.rms_norm_eps == 1e-05);
-    ck_assert(r.o.rotary_base == 500000.0);
-    ck_assert_str_eq(r.o.hidden_act, "gelu");
-    ck_assert_int_eq(r.o.moe_top_k, 2);
-    ck_assert_int_eq(r.o.moe_renorm_mode, 0);
+    ck_assert_int_eq(r.o.model.vocab_size, 128256);
+    ck_assert_int_eq(r.o.model.n_positions, 8192);
+    ck_assert_int_eq(r.o.model.n_layer, 80);
+    ck_assert_int_eq(r.o.model.n_head, 64);
+    ck_assert_int_eq(r.o.model.n_kv_head, 8);
+    ck_assert_int_eq(r.o.model.n_embd, 8192);
+    ck_assert_int_eq(r.o.model.inter_size, 28672);
+    ck_assert_int_eq(r.o.model.multiple_of, 4096);
+    ck_assert(r.o.model.ffn_dim_multiplier == 1.3);
+    ck_assert(r.o.model.rms_norm_eps == 1e-05);
+    ck_assert(r.o.model.rotary_base == 500000.0);
+    ck_assert_str_eq(r.o.model.hidden_act, "gelu");
+    ck_assert_int_eq(r.o.model.moe_top_k, 2);
+    ck_assert_int_eq(r.o.model.moe_renorm_mode, 0);
     ck_assert(r.o.save_config_only);
     ck_assert_ptr_null(r.o.model_dir);
     result_free(&r);
@@ -427,7 +427,7 @@ END_TEST
 
 /* BUG: src/cli/options.c (cross-option checks after the getopt loop): the
  * "lines" branch only clears progress_bar and leaves progress_auto = true
- * from tc_opts_init, so src/app/run.c:294 (view.bar = o->progress_bar ||
+ * from tc_opts_init, so src/app/progress.c (view.bar = o->progress_bar ||
  * (o->progress_auto && isatty(STDERR_FILENO))) still draws a live bar on a
  * terminal: --progress lines behaves exactly like --progress auto. The
  * "bar" and "none" branches likewise leave progress_auto set. */

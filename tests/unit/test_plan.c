@@ -13,7 +13,6 @@
 
 #include "trtconv/model/hf_model.h"
 #include "trtconv/core/log.h"
-#include "trtconv/cli/options.h"
 #include "trtconv/plan/plan.h"
 #include "trtconv/formats/st_writer.h"
 
@@ -171,11 +170,28 @@ static void remove_model(const char *dir)
     rmdir(dir);
 }
 
-/* A model directory opened with tc_hf_open, and options for it. */
+/* Plan parameters as the command line's defaults give them: tp 1, pp 1,
+ * float16, rotary buffers on. */
+static void params_init(tc_plan_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->layout.tp = p->layout.pp = p->layout.ranks = 1;
+    p->out_dtype = TC_DT_F16;
+    p->rope_buffers = true;
+}
+
+static tc_status plan_build_dt(tc_hf_model *m, tc_plan_params *p, tc_dtype dt, int cell,
+                               tc_plan **out)
+{
+    p->out_dtype = dt;
+    return tc_plan_build(m, p, cell, out);
+}
+
+/* A model directory opened with tc_hf_open, and plan parameters for it. */
 typedef struct fixture {
     char dir[64];
     tc_hf_model *m;
-    tc_opts o;
+    tc_plan_params o;
 } fixture;
 
 /* The directory is removed as soon as its shard is open (the open file
@@ -192,10 +208,9 @@ static void fixture_open(fixture *fx, const model_spec *s, int64_t tp, int64_t p
     }
     remove_model(fx->dir);
     ck_assert_msg(st == TC_OK, "tc_hf_open: %s", tc_first_error());
-    tc_opts_init(&fx->o);
-    fx->o.model_dir = fx->dir;
-    fx->o.tp_size = tp;
-    fx->o.pp_size = pp;
+    params_init(&fx->o);
+    fx->o.layout.tp = tp;
+    fx->o.layout.pp = pp;
 }
 
 static void fixture_close(fixture *fx)
@@ -208,7 +223,7 @@ static tc_plan *build(fixture *fx, int rank)
 {
     tc_plan *p = NULL;
     ck_assert_int_eq(tc_plan_check_model(&fx->m->cfg, &fx->o), TC_OK);
-    tc_status st = tc_plan_build(fx->m, &fx->o, TC_DT_F16, rank, &p);
+    tc_status st = plan_build_dt(fx->m, &fx->o, TC_DT_F16, rank, &p);
     ck_assert_msg(st == TC_OK, "tc_plan_build(rank %d): %s", rank, tc_first_error());
     ck_assert_ptr_nonnull(p);
     return p;
@@ -779,7 +794,7 @@ START_TEST(plan_should_drop_lm_head_when_a_tied_model_shares_the_embedding)
     s.tie = true;
     fixture fx;
     fixture_open(&fx, &s, 1, 1);
-    fx.o.use_embedding_sharing = true;
+    fx.o.emb.share = true;
     tc_plan *p = build(&fx, 0);
     ck_assert_ptr_null(find(p, "lm_head.weight"));
     ck_assert_ptr_nonnull(find(p, "transformer.vocab_embedding.weight"));
@@ -812,8 +827,8 @@ START_TEST(plan_should_shard_the_embedding_by_vocab_rows_with_parallel_embedding
     model_spec s = base_spec(); /* V = 10, tp 4: chunk 3 */
     fixture fx;
     fixture_open(&fx, &s, 4, 1);
-    fx.o.use_parallel_embedding = true;
-    fx.o.embedding_sharding_dim = 0;
+    fx.o.emb.parallel = true;
+    fx.o.emb.sharding_dim = 0;
     for (int r = 0; r < 4; r++) {
         tc_plan *p = build(&fx, r);
         const tc_plan_tensor *t = get(p, "transformer.vocab_embedding.weight");
@@ -838,8 +853,8 @@ START_TEST(plan_should_shard_the_embedding_by_hidden_columns_with_parallel_embed
     model_spec s = base_spec(); /* H 32, tp 4: 8 columns */
     fixture fx;
     fixture_open(&fx, &s, 4, 1);
-    fx.o.use_parallel_embedding = true;
-    fx.o.embedding_sharding_dim = 1;
+    fx.o.emb.parallel = true;
+    fx.o.emb.sharding_dim = 1;
     for (int r = 0; r < 4; r++) {
         tc_plan *p = build(&fx, r);
         const tc_plan_tensor *t = get(p, "transformer.vocab_embedding.weight");
@@ -861,8 +876,8 @@ START_TEST(plan_should_share_a_row_sharded_embedding_with_lm_head_across_tp)
     s.tie = true;
     fixture fx;
     fixture_open(&fx, &s, 2, 1);
-    fx.o.use_parallel_embedding = true;
-    fx.o.use_embedding_sharing = true;
+    fx.o.emb.parallel = true;
+    fx.o.emb.share = true;
     for (int r = 0; r < 2; r++) {
         tc_plan *p = build(&fx, r);
         ck_assert_ptr_null(find(p, "lm_head.weight"));
@@ -911,7 +926,7 @@ START_TEST(plan_write_bytes_should_equal_the_sum_of_the_output_tensor_sizes)
     /* F32 output doubles the bytes written (the rope buffers are float32
      * already), not the bytes read. */
     tc_plan *p32 = NULL;
-    ck_assert_int_eq(tc_plan_build(fx.m, &fx.o, TC_DT_F32, 3, &p32), TC_OK);
+    ck_assert_int_eq(plan_build_dt(fx.m, &fx.o, TC_DT_F32, 3, &p32), TC_OK);
     ck_assert_uint_eq(p32->write_bytes, 2 * (sum - rope) + rope);
     check_invariants(p32, 4);
     tc_plan_free(p32);
@@ -926,7 +941,7 @@ START_TEST(plan_out_tensors_should_describe_names_dtypes_and_shapes_in_plan_orde
     fixture fx;
     fixture_open(&fx, &s, 2, 1);
     tc_plan *p = NULL;
-    ck_assert_int_eq(tc_plan_build(fx.m, &fx.o, TC_DT_BF16, 1, &p), TC_OK);
+    ck_assert_int_eq(plan_build_dt(fx.m, &fx.o, TC_DT_BF16, 1, &p), TC_OK);
     tc_st_out_tensor *out = calloc(p->n_tensors, sizeof *out);
     ck_assert_ptr_nonnull(out);
     memset(out, 0x5A, p->n_tensors * sizeof *out);
@@ -1012,8 +1027,8 @@ START_TEST(plan_pieces_should_cover_every_row_inside_their_sources_for_many_layo
         s.bias = cases[c].bias;
         fixture fx;
         fixture_open(&fx, &s, cases[c].tp, cases[c].pp);
-        fx.o.use_parallel_embedding = cases[c].par_emb;
-        fx.o.embedding_sharding_dim = cases[c].dim;
+        fx.o.emb.parallel = cases[c].par_emb;
+        fx.o.emb.sharding_dim = cases[c].dim;
         for (int r = 0; r < cases[c].tp * cases[c].pp; r++) {
             tc_plan *p = build(&fx, r);
             check_invariants(p, 2);
@@ -1045,10 +1060,10 @@ static tc_hf_config small_config(void)
 static void expect_check(const tc_hf_config *c, int64_t tp, int64_t pp, tc_status want,
                          const char *needle)
 {
-    tc_opts o;
-    tc_opts_init(&o);
-    o.tp_size = tp;
-    o.pp_size = pp;
+    tc_plan_params o;
+    params_init(&o);
+    o.layout.tp = tp;
+    o.layout.pp = pp;
     tc_clear_first_error();
     tc_status st = tc_plan_check_model(c, &o);
     ck_assert_msg(st == want, "tp %lld pp %lld: status %d, expected %d (%s)", (long long)tp,
@@ -1115,18 +1130,18 @@ START_TEST(check_model_should_need_hidden_divisible_by_tp_for_a_column_sharded_e
 {
     tc_hf_config c = small_config();
     c.hidden_size = 36; /* head_dim given explicitly, so H need not be nh * d */
-    tc_opts o;
-    tc_opts_init(&o);
-    o.tp_size = 8;
-    o.use_parallel_embedding = true;
-    o.embedding_sharding_dim = 1;
+    tc_plan_params o;
+    params_init(&o);
+    o.layout.tp = 8;
+    o.emb.parallel = true;
+    o.emb.sharding_dim = 1;
     tc_clear_first_error();
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_E_INPUT);
     ck_assert(strstr(tc_first_error(), "hidden_size = 36") != NULL);
-    o.embedding_sharding_dim = 0;
+    o.emb.sharding_dim = 0;
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_OK);
-    o.use_parallel_embedding = false;
-    o.embedding_sharding_dim = 1;
+    o.emb.parallel = false;
+    o.emb.sharding_dim = 1;
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_OK);
 }
 END_TEST
@@ -1135,29 +1150,29 @@ START_TEST(check_model_should_allow_embedding_sharing_only_where_lm_head_can_ali
 {
     tc_hf_config c = small_config();
     c.tie_word_embeddings = true;
-    tc_opts o;
-    tc_opts_init(&o);
-    o.use_embedding_sharing = true;
+    tc_plan_params o;
+    params_init(&o);
+    o.emb.share = true;
 
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_OK); /* tp 1, pp 1 */
 
-    o.pp_size = 2;
+    o.layout.pp = 2;
     tc_clear_first_error();
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_E_USAGE);
     ck_assert(strstr(tc_first_error(), "--use_embedding_sharing") != NULL);
     ck_assert(strstr(tc_first_error(), "pp_size") != NULL);
 
-    o.pp_size = 1;
-    o.tp_size = 2;
+    o.layout.pp = 1;
+    o.layout.tp = 2;
     tc_clear_first_error();
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_E_USAGE);
     ck_assert(strstr(tc_first_error(), "--use_parallel_embedding") != NULL);
 
-    o.use_parallel_embedding = true;
-    o.embedding_sharding_dim = 1;
+    o.emb.parallel = true;
+    o.emb.sharding_dim = 1;
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_E_USAGE);
 
-    o.embedding_sharding_dim = 0;
+    o.emb.sharding_dim = 0;
     ck_assert_int_eq(tc_plan_check_model(&c, &o), TC_OK);
 }
 END_TEST
@@ -1174,7 +1189,7 @@ static void expect_build_error(const model_spec *s, int64_t tp, int64_t pp, int 
     ck_assert_int_eq(tc_plan_check_model(&fx.m->cfg, &fx.o), TC_OK);
     tc_clear_first_error();
     tc_plan *p = (tc_plan *)&fx; /* must be reset to NULL */
-    tc_status st = tc_plan_build(fx.m, &fx.o, TC_DT_F16, rank, &p);
+    tc_status st = plan_build_dt(fx.m, &fx.o, TC_DT_F16, rank, &p);
     ck_assert_msg(st == TC_E_INPUT, "status %d, expected TC_E_INPUT", (int)st);
     ck_assert_ptr_null(p);
     ck_assert_msg(strstr(tc_first_error(), needle1) != NULL, "'%s' not in: %s", needle1,

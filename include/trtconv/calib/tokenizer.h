@@ -80,6 +80,10 @@ typedef enum tc_tokenizer_source {
 
 /* Load the tokenizer of directory dir. */
 tc_status tc_tokenizer_load(const char *dir, tc_tokenizer_source source, tc_tokenizer **out);
+
+/* The file names a tokenizer directory may hold (NULL-terminated, static):
+ * what decides the ids, so the run fingerprints them (manifest.h). */
+const char *const *tc_tokenizer_files(void);
 /* The same from memory (tests, fuzzing): data holds a tokenizer.model
  * (kind SPM_MODEL) or tokenizer.json (HF_JSON); config (may be NULL) a
  * tokenizer_config.json. name and config_name appear in errors. */

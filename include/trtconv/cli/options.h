@@ -13,6 +13,8 @@
 #include "trtconv/core/dtype.h"
 #include "trtconv/core/log.h"
 #include "trtconv/core/status.h"
+#include "trtconv/output/format.h"
+#include "trtconv/quant/method.h"
 
 typedef struct tc_opts {
     const char *model_dir;        /* NULL: "fake config" mode */
@@ -22,13 +24,7 @@ typedef struct tc_opts {
     int64_t moe_tp_size, moe_ep_size; /* default -1 */
     bool dtype_auto;              /* --dtype auto: from HF torch_dtype */
     tc_float_type dtype;          /* default float16 */
-    /* fake-config mode values (no --model_dir) */
-    int64_t vocab_size, n_positions, n_layer, n_head, n_kv_head, n_embd;
-    int64_t inter_size, multiple_of;  /* n_kv_head/multiple_of: -1 = None */
-    double ffn_dim_multiplier;    /* NAN = None */
-    double rms_norm_eps, rotary_base;
-    const char *hidden_act;
-    int64_t moe_num_experts, moe_top_k, moe_renorm_mode;
+    tc_model_flags model;         /* fake-config mode values (no --model_dir) */
     /* embedding */
     bool use_parallel_embedding;
     int64_t embedding_sharding_dim; /* 0 or 1 */
@@ -77,5 +73,8 @@ void tc_opts_init(tc_opts *o);
  * `out` (if not NULL) and sets *help_shown. */
 tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out,
                         FILE *err, bool *help_shown);
+
+/* The quantization the flags ask for (quant/method.h selects the methods). */
+void tc_opts_quant_request(const tc_opts *o, tc_quant_request *r);
 
 #endif

@@ -38,7 +38,7 @@
 #include "trtconv/mpi/comm.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/model/hf_model.h"
-#include "trtconv/cli/options.h"
+#include "trtconv/plan/plan.h"
 #include "trtconv/core/status.h"
 #include "trtconv/calib/tokens.h"
 
@@ -46,7 +46,8 @@ typedef struct tc_fwd_engine tc_fwd_engine;
 
 typedef struct tc_fwd_setup {
     tc_hf_model *model;          /* borrowed; config + lazily opened shards */
-    const tc_opts *opts;         /* tp_size, pp_size, embedding options */
+    tc_layout layout;            /* tp, pp; ranks = comm->size (1 with weights_only) */
+    tc_embedding emb;            /* how the embedding is sharded */
     tc_dtype dtype;              /* F16, BF16 or F32: weights and activations */
     const tc_comm *comm;
     const tc_gpu_info *gpu;      /* NULL or device < 0: CPU backend */
@@ -69,7 +70,11 @@ typedef tc_status (*tc_fwd_sink)(void *ctx, int64_t batch, const char *kind, int
                                  int64_t col0, const float *data, int64_t rows, int64_t cols);
 
 /* Build this rank's cell, read its slices, create the communicators. Every
- * rank of setup->comm must call it. On TC_OK *out belongs to the caller. */
+ * rank of setup->comm must call it. On TC_OK *out belongs to the caller.
+ * The caller has checked the model against the layout once
+ * (tc_plan_check_model) and, unless weights_only, that the ranks are a
+ * multiple of the cells (tc_layout_check_replicas); the forward pass's own
+ * limits (dtype, head_dim, rope kind, activation) are checked here. */
 tc_status tc_fwd_create(const tc_fwd_setup *setup, tc_fwd_engine **out);
 void tc_fwd_destroy(tc_fwd_engine *e); /* accepts NULL */
 

@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include "trtconv/core/dtype.h"
 #include "trtconv/formats/safetensors.h"
+#include "trtconv/core/fsutil.h"
 #include "trtconv/core/status.h"
 
 struct cJSON;
@@ -71,10 +72,6 @@ tc_status tc_hf_config_parse(const char *label, const char *text, size_t len,
 tc_status tc_hf_config_load(const char *model_dir, tc_hf_config *cfg);
 void tc_hf_config_free(tc_hf_config *cfg); /* accepts zeroed structs */
 
-/* Read a whole small file (config/index JSON) with a size cap. On TC_OK
- * *out (malloc'd, NUL-terminated, caller frees) holds *len bytes. */
-tc_status tc_read_small_file(const char *path, size_t max_len, char **out,
-                             size_t *len);
 
 typedef enum tc_hf_format {
     TC_HF_SAFETENSORS = 0,      /* model.safetensors[.index.json] */

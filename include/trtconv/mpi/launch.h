@@ -28,7 +28,7 @@
  *   1 < devices < ranks      refused: "N ranks on host H but only M visible GPUs"
  * Ranks that end up on the same GPU (one-GPU nodes, or a launcher that bound
  * the same device to several ranks) are allowed: their collectives use MPI
- * host buffers (coll.h), and the driver prints which ranks share. */
+ * host buffers (coll.h), and the run prints which ranks share. */
 #ifndef TRTCONV_LAUNCH_H
 #define TRTCONV_LAUNCH_H
 

@@ -20,10 +20,27 @@
 #include <stdint.h>
 #include "trtconv/core/dtype.h"
 #include "trtconv/model/hf_model.h"
-#include "trtconv/cli/options.h"
+#include "trtconv/plan/layout.h"
 #include "trtconv/plan/rope.h"
 #include "trtconv/formats/st_writer.h"
 #include "trtconv/core/status.h"
+
+/* --use_parallel_embedding, --embedding_sharding_dim, --use_embedding_sharing
+ * (trtllm-checkpoint.md §4.5). share is the request: it takes effect only
+ * when the model ties lm_head to the embedding. */
+typedef struct tc_embedding {
+    bool parallel;
+    int sharding_dim;             /* 0 or 1 */
+    bool share;
+} tc_embedding;
+
+/* What a plan depends on besides the model. */
+typedef struct tc_plan_params {
+    tc_layout layout;
+    tc_embedding emb;
+    tc_dtype out_dtype;           /* the resolved --dtype */
+    bool rope_buffers;            /* write the rotary buffers (rope.h) */
+} tc_plan_params;
 
 typedef struct tc_piece {
     const tc_st_file *src_file;   /* NULL: zero rows */
@@ -58,6 +75,9 @@ typedef struct tc_plan_tensor {
      * `...per_channel_scale` ([N], config dtype) that its work fills. That
      * tensor has no pieces and scale_of = the weight's index (else -1). */
     int woq_bits;
+    /* A linear's weight ([N, K] slice): what a quantization method
+     * (quant/method.h) may rewrite. */
+    bool linear;
     int scale_index;
     int scale_of;
     /* --disable_weight_only_quant_plugin: the weight is stored unquantized
@@ -82,20 +102,17 @@ typedef struct tc_plan {
     tc_rope_tables rope;          /* frequencies of the rope buffers (owned) */
 } tc_plan;
 
-/* Checks that do not depend on the rank: divisibility of heads, KV heads,
- * intermediate size and layers by tp/pp, embedding-sharding options.
+/* Checks that do not depend on the cell: the layout's divisibility rules
+ * (layout.h), embedding-sharding options, unsupported config values.
  * Messages name the config value and the rule. */
-tc_status tc_plan_check_model(const tc_hf_config *cfg, const tc_opts *o);
+tc_status tc_plan_check_model(const tc_hf_config *cfg, const tc_plan_params *params);
 
-/* Build the plan of cell `rank` (0 <= rank < tp*pp), looking up (and so
- * opening and validating) every source tensor it needs and checking each
+/* Build the unquantized plan of `cell` (0 <= cell < tp*pp), looking up (and
+ * so opening and validating) every source tensor it needs and checking each
  * source shape against config.json. On TC_OK *plan belongs to the caller
- * (tc_plan_free). out_dtype is the resolved --dtype. With o->woq_bits the
- * linears are planned as weight-only quantized for o->target_sm (resolved
- * by the caller), and every preprocessing precondition is checked here,
- * before anything is written. */
-tc_status tc_plan_build(tc_hf_model *m, const tc_opts *o, tc_dtype out_dtype,
-                        int rank, tc_plan **plan);
+ * (tc_plan_free). A quantization method then rewrites its linears
+ * (quant/method.h), before anything is written. */
+tc_status tc_plan_build(tc_hf_model *m, const tc_plan_params *params, int cell, tc_plan **plan);
 void tc_plan_free(tc_plan *p); /* accepts NULL */
 
 /* Elements of the stored tensor (product of its shape). */
@@ -107,6 +124,9 @@ int tc_plan_find(const tc_plan *p, const char *name);
  * account its bytes in write_bytes. */
 tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int ndim, int64_t d0,
                                int64_t d1);
+/* Recompute write_bytes from the stored shapes and dtypes (after a
+ * quantization method rewrote tensors). */
+void tc_plan_recount(tc_plan *p);
 /* Make tensor i computed with dtype dt (same shape); adjusts write_bytes. */
 void tc_plan_set_computed(tc_plan *p, int i, tc_dtype dt);
 

@@ -16,7 +16,7 @@
  *           dense/proj;
  *   write   int8 weights and float32 scales of every layer, smoothed norms,
  *           INT8-KV scales, at the offsets of the cell's output file.
- * Ownership: a job borrows cfg, opts and stats; it owns its smoothers. */
+ * Ownership: a job borrows cfg and stats, copies params; it owns its smoothers. */
 #ifndef TRTCONV_SQ_H
 #define TRTCONV_SQ_H
 
@@ -24,19 +24,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "trtconv/calib/calib_stats.h"
-#include "trtconv/convert/convert.h"
+#include "trtconv/output/rankfile.h"
 #include "trtconv/fwd/fwd.h"
 #include "trtconv/model/hf_model.h"
-#include "trtconv/cli/options.h"
+#include "trtconv/plan/layout.h"
 #include "trtconv/plan/plan.h"
 #include "trtconv/core/status.h"
 
 typedef struct tc_sq_job tc_sq_job;
 
+/* The SmoothQuant / INT8-KV parameters of a job. */
+typedef struct tc_sq_params {
+    tc_layout layout;
+    bool smoothquant;             /* W8A8 (else INT8 KV cache alone) */
+    double alpha;                 /* --smoothquant */
+    bool per_channel, per_token;
+    bool int8_kv_cache;
+} tc_sq_params;
+
 /* Checks of the format's limits (num_key_value_heads < tp_size with
  * SmoothQuant, §5.6) happen here; messages name the rule. */
-tc_status tc_sq_job_create(const tc_hf_config *cfg, const tc_opts *o, const tc_calib_stats *stats,
-                           tc_sq_job **out);
+tc_status tc_sq_job_create(const tc_hf_config *cfg, const tc_sq_params *params,
+                           const tc_calib_stats *stats, tc_sq_job **out);
 void tc_sq_job_free(tc_sq_job *j); /* accepts NULL */
 
 /* The passes for the cell whose weights e holds (e was created for `cell`).

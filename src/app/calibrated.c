@@ -1,0 +1,247 @@
+/* calibrated.c: the run of a calibrated quantization (job.h): statistics
+ * (the model run forward on the calibration text in the conversion layout,
+ * or a --calib_stats file), then the method's job (quant/method.h):
+ * prepare, plan, write, commit. */
+#include "trtconv/app/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "trtconv/calib/tokens.h"
+#include "trtconv/core/log.h"
+
+/* Statistics from --calib_stats: rank 0 reads the file, every rank gets a
+ * copy (the file need not be visible to other nodes). Collective. */
+static tc_status stats_from_file(const tc_job *j, const tc_calib_dims *dims,
+                                 tc_calib_stats *stats)
+{
+    const tc_comm *c = j->comm;
+    tc_status st = c->rank == 0 ? tc_calib_stats_read_h5(j->o->calib_stats, dims, stats) : TC_OK;
+    st = tc_comm_agree(c, st, "reading --calib_stats");
+    if (st != TC_OK)
+        return st;
+    if (c->rank != 0)
+        st = tc_calib_stats_alloc(dims, stats);
+    st = tc_comm_agree(c, st, "reading --calib_stats");
+    if (st != TC_OK)
+        return st;
+    for (size_t off = 0; off < stats->n && st == TC_OK; off += 1u << 28) {
+        size_t n = stats->n - off < (1u << 28) ? stats->n - off : (1u << 28);
+        st = TC_MPI_TRY(MPI_Bcast(stats->data + off, (int)n, MPI_FLOAT, 0, c->world));
+    }
+    return st;
+}
+
+tc_status tc_calibration_input_check(const tc_job *j)
+{
+    const tc_opts *o = j->o;
+    struct stat sb;
+    if (!tc_quant_calib_needs(&j->s.quant))
+        return TC_OK;
+    if (o->calib_stats) {
+        if (j->comm->rank == 0 && stat(o->calib_stats, &sb) != 0)
+            return tc_fail(TC_E_USAGE, "--calib_stats %s: no such file", o->calib_stats);
+        return TC_OK;
+    }
+    if (stat(o->calib_dataset, &sb) != 0)
+        return tc_fail(TC_E_USAGE, "--calib_dataset %s: no such file. trtconv calibrates from a "
+                       "local JSON Lines file with a \"text\" or \"article\" string (or an "
+                       "\"input_ids\" array) per line; export cnn_dailymail or your own data "
+                       "once: see docs/tokenizer.md", o->calib_dataset);
+    return TC_OK;
+}
+
+/* Calibrate in the layout of the run: ranks = dp x tp x pp (fwd.h). On
+ * success *engine holds the rank's cell weights (for the method's passes).
+ * A rank failing inside the forward pass aborts the job: its peers may be
+ * waiting for it in a collective that would never complete. */
+static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *dims,
+                           tc_calib_stats *stats, tc_fwd_engine **engine)
+{
+    const tc_opts *o = j->o;
+    const tc_comm *c = j->comm;
+    const tc_gpu_info *gpu = j->s.calib_gpu;
+    tc_token_set tok;
+    memset(&tok, 0, sizeof tok);
+    tc_status st = tc_layout_check_replicas(&j->s.layout, "calibration", "; or pass --calib_stats");
+    double t_load = tc_now_seconds();
+    if (st == TC_OK)
+        st = tc_tokens_load_text_jsonl(o->calib_dataset,
+                                       o->calib_size < 0 ? INT64_MAX : o->calib_size,
+                                       o->calib_max_seq_length, j->model->cfg.vocab_size,
+                                       tc_job_tokenizer_dir(o), &tok);
+    t_load = tc_now_seconds() - t_load;
+    st = tc_comm_agree(c, st, "calibration data");
+    if (st != TC_OK) {
+        tc_tokens_free(&tok);
+        return st;
+    }
+    tc_fwd_setup su;
+    memset(&su, 0, sizeof su);
+    su.model = j->model;
+    su.layout = j->s.layout;
+    su.emb = j->s.emb;
+    su.dtype = fdt;
+    su.comm = c;
+    su.gpu = gpu;
+    su.threads = (int)o->workers;
+    su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
+    su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
+    if (c->rank == 0)
+        tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "
+               "micro-batches of %lld, %s forward on %s", tok.n_seqs,
+               (long long)tok.offsets[tok.n_seqs], t_load, o->calib_dataset,
+               (long long)o->calib_batch_size, tc_dtype_name(fdt), gpu ? "the GPUs" : "the CPUs");
+    st = tc_fwd_create(&su, engine);
+    if (st == TC_OK)
+        st = tc_fwd_enable_stats(*engine);
+    st = tc_comm_agree(c, st, "calibration setup");
+    if (st == TC_OK) {
+        st = tc_fwd_run(*engine, &tok, o->calib_batch_size, NULL, NULL);
+        if (st != TC_OK) {
+            tc_log(TC_LOG_ERROR, "rank %d: calibration forward pass failed; aborting the job",
+                   c->rank);
+            MPI_Abort(MPI_COMM_WORLD, (int)st);
+        }
+        st = tc_calib_stats_alloc(dims, stats);
+        if (st == TC_OK)
+            st = tc_fwd_collect_stats(*engine, stats);
+        tc_fwd_profile_report(*engine);
+    }
+    st = tc_comm_agree(c, st, "calibration");
+    if (st == TC_OK) {
+        stats->samples = (int64_t)tok.n_seqs;
+        stats->tokens = tok.offsets[tok.n_seqs];
+        stats->max_seq_length = o->calib_max_seq_length;
+        snprintf(stats->model, sizeof stats->model, "%s",
+                 o->model_dir ? o->model_dir : o->meta_ckpt_dir);
+        snprintf(stats->calib_dataset, sizeof stats->calib_dataset, "%s", o->calib_dataset);
+        snprintf(stats->forward_dtype, sizeof stats->forward_dtype, "%s", tc_dtype_name(fdt));
+        tc_fwd_layout lay;
+        tc_fwd_get_layout(*engine, &lay);
+        snprintf(stats->layout, sizeof stats->layout, "dp %d x tp %d x pp %d, %s", lay.dp, lay.tp,
+                 lay.pp, lay.backend);
+    }
+    if (st != TC_OK) {
+        tc_fwd_destroy(*engine);
+        *engine = NULL;
+    }
+    tc_tokens_free(&tok);
+    return st;
+}
+
+/* The statistics of the run, checked and (with --calib_stats_out) saved. */
+static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engine **engine)
+{
+    const tc_opts *o = j->o;
+    const tc_comm *c = j->comm;
+    const tc_hf_config *cfg = &j->model->cfg;
+    /* SmoothQuant calibrates the model loaded in float16; INT8 KV alone in
+     * its own dtype (trtllm-checkpoint.md §5.1, §4.10). */
+    tc_dtype fdt = TC_DT_F16;
+    if (!j->s.quant.weights->calib_in_f16 && cfg->has_torch_dtype)
+        fdt = tc_float_type_dtype(cfg->torch_dtype);
+    tc_calib_dims dims;
+    tc_calib_dims_from_config(cfg, &dims);
+    tc_status st = o->calib_stats ? stats_from_file(j, &dims, stats)
+                                  : calibrate(j, fdt, &dims, stats, engine);
+    if (st != TC_OK)
+        return st;
+    if (c->rank == 0 && o->calib_stats_out) {
+        st = tc_calib_stats_write_h5(stats, o->calib_stats_out);
+        if (st == TC_OK)
+            tc_log(TC_LOG_INFO, "wrote the calibration statistics to %s", o->calib_stats_out);
+    }
+    if (st == TC_OK && c->rank == 0)
+        st = tc_calib_stats_check_scales(stats, o->calib_stats ? o->calib_stats
+                                                               : "the calibration statistics");
+    return tc_comm_agree(c, st, "statistics");
+}
+
+tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
+{
+    const tc_opts *o = j->o;
+    const tc_comm *c = j->comm;
+    const tc_settings *s = &j->s;
+    const tc_calibrated_ops *ops = tc_quant_calibrated(&s->quant);
+    tc_calib_stats stats;
+    memset(&stats, 0, sizeof stats);
+    tc_fwd_engine *engine = NULL;
+    void *job = NULL;
+    tc_cell_set set;
+    memset(&set, 0, sizeof set);
+    char *config_text = NULL;
+    int *cells = NULL;
+    size_t n_cells = 0;
+
+    double t_cal = tc_now_seconds();
+    tc_status st = statistics(j, &stats, &engine);
+    if (st != TC_OK)
+        goto done;
+    t_cal = tc_now_seconds() - t_cal;
+
+    /* Cells: calibrated ranks keep their own cell (dp replica 0). */
+    cells = calloc(tc_layout_max_cells_per_rank(&s->layout) + 1, sizeof *cells);
+    st = cells ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    if (st == TC_OK && engine) {
+        if (c->rank < tc_layout_cells(&s->layout))
+            cells[n_cells++] = c->rank;
+    } else if (st == TC_OK) {
+        n_cells = tc_layout_rank_cells(&s->layout, c->rank, cells);
+    }
+    const tc_quant_ctx ctx = {
+        .comm = c, .model = j->model, .stats = &stats, .gpu = s->calib_gpu,
+        .threads = (int)o->workers, .layout = s->layout, .emb = s->emb, .q = &s->quant,
+        .out_dtype = s->out_dtype,
+    };
+    if (st == TC_OK) {
+        st = ops->create(&ctx, engine, &job);
+        engine = NULL; /* the job's now */
+    }
+    st = tc_comm_agree(c, st, "SmoothQuant setup");
+    if (st != TC_OK)
+        goto done;
+
+    double t_q = tc_now_seconds();
+    st = ops->prepare(job, cells, n_cells);
+    if (st != TC_OK)
+        goto done;
+    t_q = tc_now_seconds() - t_q;
+
+    double t_w = tc_now_seconds();
+    st = tc_cells_plan(j, cells, n_cells, job, run, &set, TC_OK);
+    if (st != TC_OK)
+        goto done;
+    st = tc_cells_open(j, &set);
+    /* The tensors the method does not compute (norms, embedding, ...). */
+    st = tc_convert_phase(j, &set, NULL, st);
+    if (st == TC_OK)
+        st = ops->write(job, cells, n_cells, set.outs);
+    if (c->rank == 0 && st == TC_OK) {
+        tc_output_desc d;
+        tc_job_output_desc(j, &d);
+        st = s->format->render_metadata(&d, &config_text);
+    }
+    st = tc_cells_commit(j, run, &set, config_text, st);
+    t_w = tc_now_seconds() - t_w;
+    if (st == TC_OK) {
+        const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
+        if (c->rank == 0)
+            tc_log(TC_LOG_INFO, "%s%s: statistics %.2f s (%s), smoothing/scales %.2f s, "
+                   "quantize+write %.2f s, total %.2f s", w->smoothquant ? "SmoothQuant" : "",
+                   kv->calib ? (w->smoothquant ? " + INT8 KV" : "INT8 KV cache") : "",
+                   t_cal, o->calib_stats ? "read" : "calibrated", t_q, t_w,
+                   tc_now_seconds() - j->t0);
+        tc_job_summary(j, tc_now_seconds() - j->t0, set.all_bytes);
+    }
+done:
+    tc_cells_free(&set);
+    free(config_text);
+    free(cells);
+    tc_fwd_destroy(engine);
+    if (job)
+        ops->destroy(job);
+    tc_calib_stats_free(&stats);
+    return st;
+}

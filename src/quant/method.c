@@ -1,0 +1,118 @@
+/* method.c: the table of quantization methods (see method.h).
+ *
+ * config.json names follow TensorRT-LLM v0.12 convert_checkpoint.py
+ * args_to_quant_config (trtllm-checkpoint.md §1); what each stores per
+ * linear follows §4.6-4.9 and §5. */
+#include "trtconv/quant/method.h"
+#include "trtconv/core/log.h"
+
+#include <math.h>
+#include <string.h>
+
+#define WOQ_KERNELS "quant/woq.c tc_woq_quantize_rows (CPU reference), kernels/woq.cu " \
+                    "tc_woq_quantize_rows_cuda (GPU), both in the CUTLASS layout of the target SM"
+#define SQ_KERNELS "calibration: fwd/ (fwd_cpu.c, kernels/fwd.cu); smoothing and int8 " \
+                   "weights: quant/sq.c over the fwd backend ops (quantize_i8, col/row maxima)"
+
+static const tc_quant_method table[] = {
+    { .name = "none", .kind = TC_QUANT_WEIGHTS, .rope_buffers = true,
+      .per_linear = "the weight in --dtype",
+      .kernels = "convert/convert.c (dtype casts; kernels/cast.cu on the GPU tests)" },
+    { .name = "W8A16", .kind = TC_QUANT_WEIGHTS, .config_algo = "W8A16", .rope_buffers = true,
+      .gpu_quantize = true, .woq_bits = 8, .plan = tc_woq_plan,
+      .per_linear = "weight I8 [K, N] (CUTLASS-preprocessed), per_channel_scale [N] in --dtype",
+      .kernels = WOQ_KERNELS },
+    { .name = "W4A16", .kind = TC_QUANT_WEIGHTS, .config_algo = "W4A16", .rope_buffers = true,
+      .gpu_quantize = true, .woq_bits = 4, .plan = tc_woq_plan,
+      .per_linear = "weight I8 [K, N/2] (two int4 per byte, CUTLASS-preprocessed), "
+                    "per_channel_scale [N] in --dtype",
+      .kernels = WOQ_KERNELS },
+    { .name = "W8A16 without the plugin", .kind = TC_QUANT_WEIGHTS, .config_algo = "W8A16",
+      .rope_buffers = true, .woq_bits = 8, .woq_no_plugin = true, .plan = tc_woq_plan,
+      .per_linear = "weight [K, N] unquantized, transposed, in --dtype; per_channel_scale [N]",
+      .kernels = "quant/woq.c tc_woq_scales_rows (CPU)" },
+#define SQ(algo_, pc_, pt_, lin_)                                                          \
+    { .name = algo_, .kind = TC_QUANT_WEIGHTS, .config_algo = algo_,                       \
+      .calib = TC_CALIB_LINEAR_IO, .calib_in_f16 = true, .smoothquant = true,              \
+      .per_channel = pc_, .per_token = pt_, .calibrated = &tc_sq_calibrated_ops,          \
+      .per_linear = lin_, .kernels = SQ_KERNELS }
+    SQ("W8A8_SQ_PER_TENSOR_PLUGIN", false, false,
+       "smoothed weight I8 [N, K]; per-tensor act/weight scales, scale_y_accum_quant, "
+       "smoothed norms or smoother [K] (trtllm-checkpoint.md §5.5)"),
+    SQ("W8A8_SQ_PER_TENSOR_PER_TOKEN_PLUGIN", false, true,
+       "as per-tensor, activation scales per token at run time (§5.5)"),
+    SQ("W8A8_SQ_PER_CHANNEL_PER_TENSOR_PLUGIN", true, false,
+       "smoothed weight I8 [N, K]; per-channel weight scales [N] (§5.5)"),
+    SQ("W8A8_SQ_PER_CHANNEL_PER_TOKEN_PLUGIN", true, true,
+       "smoothed weight I8 [N, K]; per-channel weight scales, per-token activations (§5.5)"),
+#undef SQ
+    { .name = "none", .kind = TC_QUANT_KV, .rope_buffers = true,
+      .per_linear = "nothing", .kernels = "none" },
+    { .name = "INT8", .kind = TC_QUANT_KV, .config_algo = "INT8", .calib = TC_CALIB_KV,
+      .calibrated = &tc_sq_calibrated_ops,
+      .per_linear = "attention.kv_cache_scaling_factor [1] F32 per layer (§4.10)",
+      .kernels = "quant/sq.c (from the qkv output maxima)" },
+};
+
+const tc_quant_method *tc_quant_methods(size_t *n)
+{
+    *n = sizeof table / sizeof table[0];
+    return table;
+}
+
+static const tc_quant_method *find(tc_quant_kind kind, const char *algo, bool no_plugin)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        const tc_quant_method *m = &table[i];
+        if (m->kind != kind || m->woq_no_plugin != no_plugin)
+            continue;
+        if (algo ? m->config_algo && !strcmp(m->config_algo, algo) : !m->config_algo)
+            return m;
+    }
+    return NULL;
+}
+
+/* args_to_quant_config: the quant_algo the flags ask for (NULL: none). */
+static const char *weights_algo(const tc_quant_request *r)
+{
+    const bool sq = !isnan(r->smoothquant) && r->smoothquant > 0.0;
+    if (sq)
+        return r->per_channel ? (r->per_token ? "W8A8_SQ_PER_CHANNEL_PER_TOKEN_PLUGIN"
+                                              : "W8A8_SQ_PER_CHANNEL_PER_TENSOR_PLUGIN")
+                              : (r->per_token ? "W8A8_SQ_PER_TENSOR_PER_TOKEN_PLUGIN"
+                                              : "W8A8_SQ_PER_TENSOR_PLUGIN");
+    if (r->woq_bits)
+        return r->woq_bits == 4 ? "W4A16" : "W8A16";
+    return NULL;
+}
+
+tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *algo = weights_algo(r);
+    out->weights = find(TC_QUANT_WEIGHTS, algo, algo && r->woq_bits && r->woq_no_plugin);
+    out->kv = find(TC_QUANT_KV, r->int8_kv_cache ? "INT8" : NULL, false);
+    if (!out->weights)
+        return tc_fail(TC_E_USAGE, "no quantization method writes %s%s", algo ? algo : "none",
+                       r->woq_no_plugin ? " without the plugin" : "");
+    if (!out->kv)
+        return tc_fail(TC_E_INTERNAL, "no KV-cache method");
+    if (out->weights->smoothquant)
+        out->alpha = r->smoothquant;
+    return TC_OK;
+}
+
+unsigned tc_quant_calib_needs(const tc_quant_settings *q)
+{
+    return q->weights->calib | q->kv->calib;
+}
+
+const tc_calibrated_ops *tc_quant_calibrated(const tc_quant_settings *q)
+{
+    return q->weights->calibrated ? q->weights->calibrated : q->kv->calibrated;
+}
+
+bool tc_quant_rope_buffers(const tc_quant_settings *q)
+{
+    return q->weights->rope_buffers && q->kv->rope_buffers;
+}

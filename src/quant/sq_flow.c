@@ -1,0 +1,146 @@
+/* sq_flow.c: SmoothQuant W8A8 and INT8 KV cache as a calibrated method
+ * (method.h tc_sq_calibrated_ops) over the passes of sq.h.
+ *
+ * Engines: a rank holding exactly one cell keeps one engine across the
+ * passes (the one that calibrated, or one loaded for pass A), whose weights
+ * stay smoothed after pass B; a rank with several cells loads each cell's
+ * weights per pass and smooths a reloaded cell again before writing it. */
+#include "trtconv/quant/method.h"
+#include "trtconv/core/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/quant/sq.h"
+
+typedef struct sq_flow {
+    tc_quant_ctx ctx;
+    tc_sq_job *job;
+    tc_fwd_engine *kept;
+    bool smoothquant;
+} sq_flow;
+
+typedef enum sq_step { PASS_A, PASS_B, PASS_WRITE } sq_step;
+
+static tc_status create(const tc_quant_ctx *ctx, tc_fwd_engine *calibrated, void **out)
+{
+    *out = NULL;
+    sq_flow *f = calloc(1, sizeof *f);
+    if (!f) {
+        tc_fwd_destroy(calibrated);
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    }
+    f->ctx = *ctx;
+    f->kept = calibrated;
+    const tc_quant_method *w = ctx->q->weights;
+    f->smoothquant = w->smoothquant;
+    const tc_sq_params params = {
+        .layout = ctx->layout,
+        .smoothquant = w->smoothquant,
+        .alpha = ctx->q->alpha,
+        .per_channel = w->per_channel,
+        .per_token = w->per_token,
+        .int8_kv_cache = (ctx->q->kv->calib & TC_CALIB_KV) != 0,
+    };
+    *out = f;
+    return tc_sq_job_create(&ctx->model->cfg, &params, ctx->stats, &f->job);
+}
+
+/* A weights-only engine for `cell`. */
+static tc_status load_cell(const sq_flow *f, int cell, tc_fwd_engine **e)
+{
+    tc_fwd_setup su;
+    memset(&su, 0, sizeof su);
+    su.model = f->ctx.model;
+    su.layout = f->ctx.layout;
+    su.emb = f->ctx.emb;
+    su.dtype = TC_DT_F16;
+    su.gpu = f->ctx.gpu;
+    su.threads = f->ctx.threads;
+    su.weights_only = true;
+    su.cell = cell;
+    return tc_fwd_create(&su, e);
+}
+
+static tc_status sq_pass(sq_flow *f, sq_step pass, const int *cells, size_t n_cells,
+                         tc_cell_output *outs)
+{
+    tc_status st = TC_OK;
+    if (pass == PASS_WRITE && !f->smoothquant) {
+        /* INT8 KV cache alone: scales from the statistics, no weights. */
+        for (size_t i = 0; st == TC_OK && i < n_cells; i++)
+            if (outs[i].fd >= 0)
+                st = tc_sq_write_cell(f->job, NULL, cells[i], &outs[i], f->ctx.out_dtype);
+        return st;
+    }
+    for (size_t i = 0; st == TC_OK && i < n_cells; i++) {
+        if (pass == PASS_WRITE && outs[i].fd < 0)
+            continue; /* --resume kept its file */
+        tc_fwd_engine *e = n_cells == 1 ? f->kept : NULL;
+        const bool fresh = e == NULL;
+        if (fresh)
+            st = load_cell(f, cells[i], &e);
+        if (st == TC_OK && pass == PASS_A)
+            st = tc_sq_pass_a(f->job, e, cells[i]);
+        else if (st == TC_OK && pass == PASS_B)
+            st = tc_sq_pass_b(f->job, e, cells[i]);
+        else if (st == TC_OK) {
+            if (fresh) /* a reloaded cell: its weights are not smoothed yet */
+                st = tc_sq_smooth_again(f->job, e, cells[i]);
+            if (st == TC_OK)
+                st = tc_sq_write_cell(f->job, e, cells[i], &outs[i], f->ctx.out_dtype);
+        }
+        if (n_cells == 1 && fresh && st == TC_OK && pass != PASS_WRITE)
+            f->kept = e;
+        else if (fresh)
+            tc_fwd_destroy(e);
+    }
+    return st;
+}
+
+/* Passes A and B with their all-reduces (sq.h), each ending in agreement. */
+static tc_status prepare(void *job, const int *cells, size_t n_cells)
+{
+    sq_flow *f = job;
+    const tc_comm *c = f->ctx.comm;
+    if (f->kept && (!f->smoothquant || n_cells == 0)) {
+        tc_fwd_destroy(f->kept); /* not needed for the KV scales / by dp replicas */
+        f->kept = NULL;
+    }
+    if (!f->smoothquant)
+        return TC_OK;
+    tc_status st = sq_pass(f, PASS_A, cells, n_cells, NULL);
+    st = tc_comm_agree(c, st, "SmoothQuant weight maxima");
+    if (st == TC_OK)
+        st = tc_sq_reduce_a(f->job, c->world);
+    st = tc_comm_agree(c, st, "SmoothQuant smoothers");
+    if (st == TC_OK)
+        st = sq_pass(f, PASS_B, cells, n_cells, NULL);
+    st = tc_comm_agree(c, st, "SmoothQuant smoothing");
+    if (st == TC_OK)
+        st = tc_sq_reduce_b(f->job, c->world);
+    return tc_comm_agree(c, st, "SmoothQuant scales");
+}
+
+static tc_status plan(void *job, tc_plan *p)
+{
+    return tc_sq_plan(((sq_flow *)job)->job, p);
+}
+
+static tc_status write_cells(void *job, const int *cells, size_t n_cells, tc_cell_output *outs)
+{
+    return sq_pass(job, PASS_WRITE, cells, n_cells, outs);
+}
+
+static void destroy(void *job)
+{
+    sq_flow *f = job;
+    if (!f)
+        return;
+    tc_fwd_destroy(f->kept);
+    tc_sq_job_free(f->job);
+    free(f);
+}
+
+const tc_calibrated_ops tc_sq_calibrated_ops = {
+    .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
+};
