@@ -98,6 +98,8 @@ static tc_status plan_cell(const tc_job *j, int cell, void *calib_job, tc_plan *
     tc_status st = TC_OK;
     if (s->quant.weights->plan)
         st = s->quant.weights->plan(&s->quant, *out);
+    if (st == TC_OK && s->quant.kv->plan)
+        st = s->quant.kv->plan(&s->quant, *out);
     if (st == TC_OK && calib_job)
         st = tc_quant_calibrated(&s->quant)->plan(calib_job, *out);
     if (st != TC_OK) {

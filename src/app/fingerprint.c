@@ -101,7 +101,10 @@ tc_status tc_job_fingerprint(const tc_job *j, tc_run_text *run)
     PARAM("smoothquant", "%.17g", w->smoothquant ? s->quant.alpha : 0.0);
     PARAM("per_channel", "%s", tf[w->smoothquant && w->per_channel]);
     PARAM("per_token", "%s", tf[w->smoothquant && w->per_token]);
-    PARAM("int8_kv_cache", "%s", tf[s->quant.kv->config_algo != NULL]);
+    const char *kv = s->quant.kv->config_algo;
+    PARAM("int8_kv_cache", "%s", tf[kv && !strcmp(kv, "INT8")]);
+    if (kv && strcmp(kv, "INT8") != 0)
+        PARAM("kv_cache_quant_algo", "%s", kv);
     if (calib && o->calib_stats) {
         PARAM("calibration", "statistics file");
     } else if (calib) {

@@ -248,7 +248,8 @@ tc_status tc_job_setup(tc_job *j)
     const tc_quant_method *w = s->quant.weights;
     const bool calib = tc_quant_calib_needs(&s->quant) != 0;
     const bool cpu_only = o->quantize_on == 1;
-    if (st == TC_OK && ((w->gpu_quantize && !(cpu_only && o->target_sm > 0)) ||
+    const bool needs_sm = w->woq_bits && !w->woq_no_plugin;
+    if (st == TC_OK && ((w->gpu_quantize && !cpu_only) || (needs_sm && o->target_sm <= 0) ||
                         (calib && !cpu_only)))
         st = tc_gpu_probe(c->local_rank, c->local_size, c->host, &j->gpu);
     st = report_placement(c, &j->gpu, st);

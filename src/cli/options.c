@@ -156,8 +156,12 @@ static const char usage_text[] =
 "  --calib_batch_size N          samples per forward micro-batch (default: 8)\n"
 "  --calib_stats_out FILE.h5     write the statistics (HDF5) for later reuse\n"
 "  --calib_stats FILE.h5         reuse statistics instead of calibrating\n"
+"  --use_fp8_rowwise             FP8 rowwise weights (FP8_PER_CHANNEL_PER_TOKEN)\n"
+"                                for the MLPs of all but the first and last layer\n"
+"  --fp8_kv_cache                FP8 KV cache (kv_cache_scaling_factor 1.0 as\n"
+"                                v0.12 writes it; wins over --int8_kv_cache)\n"
 "not supported (refused with an error):\n"
-"  --fp8_kv_cache, --use_fp8_rowwise, --quant_ckpt_path PATH, --per_group,\n"
+"  --quant_ckpt_path PATH, --per_group,\n"
 "  --group_size N\n"
 "config-only mode (no --model_dir): config.json from these values:\n"
 "  --vocab_size 32000 --n_positions 2048 --n_layer 32 --n_head 32\n"
@@ -272,8 +276,6 @@ static const char *flag_name(int id)
 static const char *not_yet_reason(int id)
 {
     switch (id) {
-    case OPT_FP8_KV_CACHE: case OPT_USE_FP8_ROWWISE:
-        return "FP8 quantization is not supported by trtconv";
     case OPT_QUANT_CKPT_PATH: case OPT_PER_GROUP: case OPT_GROUP_SIZE:
         return "GPTQ/AWQ pre-quantized checkpoints are not supported by trtconv";
     case OPT_REMOVE_DUP_KV_HEADS:
@@ -436,6 +438,8 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_PER_CHANNEL: o->per_channel = true; break;
         case OPT_PER_TOKEN: o->per_token = true; break;
         case OPT_INT8_KV_CACHE: o->int8_kv_cache = true; break;
+        case OPT_FP8_KV_CACHE: o->fp8_kv_cache = true; break;
+        case OPT_USE_FP8_ROWWISE: o->use_fp8_rowwise = true; break;
         case OPT_CALIB_DATASET: o->calib_dataset = a; break;
         case OPT_CALIB_SIZE:
             st = parse_int(err, "calib_size", a, -1, INT32_MAX, &o->calib_size);
@@ -509,7 +513,11 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                            "weight-only GEMM); use int8 or keep the plugin");
     /* convert_checkpoint.py tests `args.smoothquant` for truth: 0 is off. */
     o->sq_enabled = !isnan(o->smoothquant) && o->smoothquant > 0.0;
-    o->calibrate = o->sq_enabled || o->int8_kv_cache;
+    /* args_to_quant_config sets INT8 then FP8: FP8 wins. */
+    o->calibrate = o->sq_enabled || (o->int8_kv_cache && !o->fp8_kv_cache);
+    if (o->use_fp8_rowwise && (o->sq_enabled || o->use_weight_only))
+        return usage_error(err, "--use_fp8_rowwise excludes --smoothquant and --use_weight_only "
+                           "(one quant_algo per checkpoint, as in TensorRT-LLM)");
     if (o->sq_enabled && o->use_weight_only)
         return usage_error(err, "--smoothquant and --use_weight_only exclude each other (W8A8 "
                            "or weight-only, as in TensorRT-LLM's quant_algo)");
@@ -537,4 +545,6 @@ void tc_opts_quant_request(const tc_opts *o, tc_quant_request *r)
     r->per_channel = o->per_channel;
     r->per_token = o->per_token;
     r->int8_kv_cache = o->int8_kv_cache;
+    r->fp8_kv_cache = o->fp8_kv_cache;
+    r->fp8_rowwise = o->use_fp8_rowwise;
 }

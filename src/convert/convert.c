@@ -15,11 +15,14 @@
 #include <unistd.h>
 #include "trtconv/core/log.h"
 #include "trtconv/formats/safetensors.h"
+#include "trtconv/quant/fp8.h"
 #include "trtconv/quant/woq.h"
 #include "trtconv/build_config.h"
 #if TRTCONV_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include "trtconv/kernels/fp8.h"
 #include "trtconv/kernels/woq.h"
+#include "trtconv/mpi/gpu_errors.h"
 #endif
 
 static uint64_t source_width(const tc_st_tensor *t)
@@ -32,6 +35,12 @@ tc_status tc_convert_rows(const tc_plan_tensor *t, int64_t row0, int64_t rows, v
 {
     if (t->rope) {
         tc_rope_fill(t->rope_tables, t->rope, row0, rows, dst);
+        return TC_OK;
+    }
+    if (t->constant) {
+        for (int64_t i = 0; i < rows * t->cols; i++)
+            memcpy((char *)dst + 4 * i, &t->constant_values[(row0 * t->cols + i) % t->n_constant],
+                   4);
         return TC_OK;
     }
     const size_t oes = tc_dtype_bits(t->slice_dtype) / 8;
@@ -201,7 +210,39 @@ static tc_status gpu_quantize_rows(gpu_worker *g, const void *h_slice, const tc_
                        cudaGetErrorString(e));
     return TC_OK;
 }
+
+/* FP8 rowwise rows on the GPU (kernels/fp8.h): slice in, E4M3 bytes and
+ * float32 scales out. */
+static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                              int64_t rows, uint8_t *h_q, float *h_scales)
+{
+    cudaStream_t s = (cudaStream_t)g->stream;
+    const size_t ses = tc_dtype_bits(t->slice_dtype) / 8;
+    const size_t in_bytes = (size_t)rows * (size_t)t->cols * ses;
+    const size_t q_bytes = (size_t)rows * (size_t)t->cols;
+    const size_t s_off = (size_t)((uint8_t *)h_scales - h_q);
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(g->d_in, h_slice, in_bytes, cudaMemcpyHostToDevice, s));
+    if (st == TC_OK)
+        st = tc_fp8_rowwise_quantize_rows_cuda(g->d_in, t->slice_dtype, rows, t->cols,
+                                               t->fp8_clamp[0], t->fp8_clamp[1], g->d_out,
+                                               (float *)(void *)(g->d_out + s_off), g->stream);
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaMemcpyAsync(h_q, g->d_out, q_bytes, cudaMemcpyDeviceToHost, s));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaMemcpyAsync(h_scales, g->d_out + s_off, (size_t)rows * 4,
+                                         cudaMemcpyDeviceToHost, s));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaStreamSynchronize(s));
+    return st;
+}
 #else
+static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                              int64_t rows, uint8_t *h_q, float *h_scales)
+{
+    (void)g; (void)h_slice; (void)rows; (void)h_q; (void)h_scales;
+    return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
+}
+
 static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t buf_bytes,
                                  void **h_slice, uint8_t **h_out)
 {
@@ -306,6 +347,21 @@ static void *worker_main(void *arg)
                 st = tc_cell_write(c, scales, (size_t)w->rows * ses,
                                 c->offsets[t->scale_index] + (uint64_t)w->row0 * ses);
             data = qbuf;
+        } else if (t->fp8_rowwise) {
+            /* Rows n0.. of W: F8 bytes from n0*K, float32 scales to the
+             * scale tensor (quant/fp8.h). */
+            nbytes = (size_t)w->rows * (size_t)t->cols;
+            off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols;
+            float *scales = (float *)(void *)(qbuf + ((nbytes + 63) & ~(size_t)63));
+            if (st == TC_OK && job->gpu)
+                st = gpu_fp8_rows(&g, dst, t, w->rows, qbuf, scales);
+            else if (st == TC_OK)
+                st = tc_fp8_rowwise_quantize_rows(dst, t->slice_dtype, w->rows, t->cols,
+                                                  t->fp8_clamp, qbuf, scales);
+            if (st == TC_OK)
+                st = tc_cell_write(c, scales, (size_t)w->rows * 4,
+                                   c->offsets[t->scale_index] + (uint64_t)w->row0 * 4);
+            data = qbuf;
         } else {
             const size_t oes = tc_dtype_bits(t->dtype) / 8;
             nbytes = (size_t)w->rows * (size_t)t->cols * oes;
@@ -324,6 +380,8 @@ static void *worker_main(void *arg)
         (void)sync_file_range(c->fd, (off_t)off, (off_t)nbytes, SYNC_FILE_RANGE_WRITE);
         if (t->woq_bits)
             nbytes += (size_t)w->rows * (tc_dtype_bits(t->slice_dtype) / 8);
+        else if (t->fp8_rowwise)
+            nbytes += (size_t)w->rows * 4;
         atomic_fetch_add(&job->progress->done_bytes, nbytes);
     }
 done:

@@ -240,6 +240,37 @@ uint16_t tc_f32_to_bf16(float f) { return bf16_from_f32_bits(f32_bits(f)); }
 float tc_f16_to_f32(uint16_t h) { return f32_from_bits(f32_bits_from_f16(h)); }
 float tc_bf16_to_f32(uint16_t b) { return f32_from_bits((uint32_t)b << 16); }
 
+uint8_t tc_f32_to_e4m3fn(float f)
+{
+    uint32_t bits = f32_bits(f);
+    const uint32_t sign = bits & UINT32_C(0x80000000);
+    bits ^= sign;
+    uint8_t out;
+    if (bits >= UINT32_C(1087) << 20) {          /* |f| >= 480, Inf, NaN */
+        out = 0x7F;
+    } else if (bits < UINT32_C(121) << 23) {     /* |f| < 2^-6: subnormal or zero */
+        /* Adding 2^14 leaves the subnormal's mantissa, rounded to nearest
+         * even by the float addition, in the low bits. */
+        const uint32_t denorm = UINT32_C(141) << 23;
+        out = (uint8_t)(f32_bits(f32_from_bits(bits) + f32_from_bits(denorm)) - denorm);
+    } else {
+        const uint32_t odd = (bits >> 20) & 1;   /* ties to even */
+        bits += ((uint32_t)(7 - 127) << 23) + UINT32_C(0x7FFFF) + odd;
+        out = (uint8_t)(bits >> 20);
+    }
+    return (uint8_t)(out | (sign >> 24));
+}
+
+float tc_e4m3fn_to_f32(uint8_t b)
+{
+    const uint32_t sign = (uint32_t)(b & 0x80) << 24;
+    const uint32_t e = (b >> 3) & 0xF, m = b & 7;
+    if (e == 0xF && m == 7)
+        return f32_from_bits(sign | UINT32_C(0x7FC00000));
+    float v = e == 0 ? (float)m * 0x1p-9f : f32_from_bits(((e + 120) << 23) | (m << 20));
+    return sign ? -v : v;
+}
+
 /* ---- bulk conversion ---------------------------------------------------- */
 /* Loads and stores go through memcpy so unaligned buffers are fine; the
  * compiler turns them into plain moves. */

@@ -22,6 +22,11 @@ static void build_config(const tc_output_desc *d, tc_trtllm_config *t)
         t->smoothquant_val = q->alpha;
     }
     t->kv_cache_quant_algo = q->kv->config_algo;
+    if (q->has_clamp_val) {
+        t->has_clamp_val = true;
+        t->clamp_val[0] = q->clamp_val[0];
+        t->clamp_val[1] = q->clamp_val[1];
+    }
     t->disable_weight_only_quant_plugin = d->disable_weight_only_quant_plugin;
     t->dtype = d->dtype;
     t->logits_dtype = "float32";

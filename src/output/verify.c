@@ -53,7 +53,8 @@ typedef struct model_desc {
     int woq_bits;                 /* 0, 8, 4 */
     bool woq_plain;               /* disable_weight_only_quant_plugin */
     bool sq, sq_per_channel, sq_per_token;
-    bool kv_int8, attn_bias;
+    bool kv_int8, kv_fp8, attn_bias;
+    bool fp8_rowwise;             /* FP8_PER_CHANNEL_PER_TOKEN (quant/fp8.h) */
     bool parallel_embedding, share_embedding;
     int64_t sharding_dim;
 } model_desc;
@@ -136,9 +137,25 @@ static void expected_for_rank(const model_desc *m, int64_t rank, expect_list *l)
         expect(l, false, m->dt, 1, m->H, 0, "%s.%lld.post_layernorm.weight", pre, (long long)i);
         expect_linear(l, m, i, "attention.qkv", Nq, m->H, true);
         expect_linear(l, m, i, "attention.dense", m->H, Q_l, false);
-        expect_linear(l, m, i, "mlp.fc", I_l, m->H, false);
-        expect_linear(l, m, i, "mlp.gate", I_l, m->H, false);
-        expect_linear(l, m, i, "mlp.proj", m->H, I_l, false);
+        const int64_t g = p * (m->L / m->pp) + i;
+        if (m->fp8_rowwise && g > 0 && g < m->L - 1) {
+            /* v0.12: the MLP linears of every layer but the first and last. */
+            static const char *const mlp[3] = { "mlp.fc", "mlp.gate", "mlp.proj" };
+            for (int k = 0; k < 3; k++) {
+                const int64_t N = k < 2 ? I_l : m->H, K = k < 2 ? m->H : I_l;
+                expect(l, false, TC_DT_F8_E4M3, 2, N, K, "%s.%lld.%s.weight", pre, (long long)i,
+                       mlp[k]);
+                expect(l, false, TC_DT_F32, 1, N, 0, "%s.%lld.%s.per_channel_scale", pre,
+                       (long long)i, mlp[k]);
+            }
+            expect(l, false, TC_DT_F32, 1, 2, 0, "%s.%lld.mlp.clamp_val", pre, (long long)i);
+            expect(l, false, TC_DT_F32, 1, 2, 0, "%s.%lld.post_layernorm.clamp_val", pre,
+                   (long long)i);
+        } else {
+            expect_linear(l, m, i, "mlp.fc", I_l, m->H, false);
+            expect_linear(l, m, i, "mlp.gate", I_l, m->H, false);
+            expect_linear(l, m, i, "mlp.proj", m->H, I_l, false);
+        }
         if (m->attn_bias) {
             expect(l, false, m->dt, 1, Nq, 0, "%s.%lld.attention.qkv.bias", pre, (long long)i);
             expect(l, true, m->dt, 1, m->H, 0, "%s.%lld.attention.dense.bias", pre, (long long)i);
@@ -159,7 +176,7 @@ static void expected_for_rank(const model_desc *m, int64_t rank, expect_list *l)
                        pre, (long long)i);
             }
         }
-        if (m->kv_int8)
+        if (m->kv_int8 || m->kv_fp8)
             expect(l, false, TC_DT_F32, 1, 1, 0, "%s.%lld.attention.kv_cache_scaling_factor",
                    pre, (long long)i);
     }
@@ -227,6 +244,8 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
         m->woq_bits = 8;
     } else if (qa && strcmp(qa, "W4A16") == 0) {
         m->woq_bits = 4;
+    } else if (qa && strcmp(qa, "FP8_PER_CHANNEL_PER_TOKEN") == 0) {
+        m->fp8_rowwise = true;
     } else if (qa && strncmp(qa, "W8A8_SQ_", 8) == 0) {
         m->sq = true;
         m->sq_per_channel = strstr(qa, "PER_CHANNEL") != NULL;
@@ -235,11 +254,12 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
         problem("%s: quant_algo %s is not one trtconv writes", file, qa);
         return false;
     }
-    if (kv && strcmp(kv, "INT8") != 0) {
+    if (kv && strcmp(kv, "INT8") != 0 && strcmp(kv, "FP8") != 0) {
         problem("%s: kv_cache_quant_algo %s is not one trtconv writes", file, kv);
         return false;
     }
-    m->kv_int8 = kv != NULL;
+    m->kv_int8 = kv && strcmp(kv, "INT8") == 0;
+    m->kv_fp8 = kv && strcmp(kv, "FP8") == 0;
     m->woq_plain = get_bool(c, "disable_weight_only_quant_plugin");
     m->attn_bias = get_bool(c, "attn_bias");
     m->parallel_embedding = get_bool(c, "use_parallel_embedding");
@@ -403,7 +423,8 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
                     tc_dtype_name(t->dtype), have, tc_dtype_name(x->dtype), want);
         } else if (x->rope) {
             check_rope_values(path, f, t, m, x->rope);
-        } else if ((m->sq || m->kv_int8) && x->dtype == TC_DT_F32 &&
+        } else if ((m->sq || m->kv_int8 || m->kv_fp8 || m->fp8_rowwise) &&
+                   x->dtype == TC_DT_F32 &&
                    (strstr(x->name, "scal") || strstr(x->name, "smoother"))) {
             /* Scales computed from calibration statistics. (Weight-only
              * scales follow the weights: a source with Inf weights gives

@@ -387,6 +387,8 @@ static tc_status plan_cell(builder *b, const tc_plan_params *pa, int rank)
     b->plan->rank = rank;
     b->plan->tp_rank = (int)r;
     b->plan->pp_rank = (int)p;
+    b->plan->layer0 = p * per_stage;
+    b->plan->layers_total = c->num_hidden_layers;
     if (pa->rope_buffers)
         TRY(plan_rope(b, c));
 
@@ -519,6 +521,20 @@ tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int nd
     t->computed = true;
     p->n_tensors++;
     p->write_bytes += tensor_bytes(t);
+    return TC_OK;
+}
+
+tc_status tc_plan_add_constant(tc_plan *p, const char *name, int64_t n, const float *values,
+                               int n_values)
+{
+    if (n_values < 1 || n_values > 2)
+        return tc_fail(TC_E_INTERNAL, "%s: %d constant values", name, n_values);
+    TC_TRY(tc_plan_add_computed(p, name, TC_DT_F32, 1, n, 0));
+    tc_plan_tensor *t = &p->tensors[p->n_tensors - 1];
+    t->computed = false;
+    t->constant = true;
+    t->n_constant = n_values;
+    memcpy(t->constant_values, values, (size_t)n_values * sizeof *values);
     return TC_OK;
 }
 

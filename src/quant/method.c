@@ -4,6 +4,8 @@
  * args_to_quant_config (trtllm-checkpoint.md §1); what each stores per
  * linear follows §4.6-4.9 and §5. */
 #include "trtconv/quant/method.h"
+
+#include "trtconv/quant/fp8.h"
 #include "trtconv/core/log.h"
 
 #include <math.h>
@@ -31,6 +33,14 @@ static const tc_quant_method table[] = {
       .rope_buffers = true, .woq_bits = 8, .woq_no_plugin = true, .plan = tc_woq_plan,
       .per_linear = "weight [K, N] unquantized, transposed, in --dtype; per_channel_scale [N]",
       .kernels = "quant/woq.c tc_woq_scales_rows (CPU)" },
+    { .name = "FP8_PER_CHANNEL_PER_TOKEN", .kind = TC_QUANT_WEIGHTS,
+      .config_algo = "FP8_PER_CHANNEL_PER_TOKEN", .rope_buffers = true, .gpu_quantize = true,
+      .plan = tc_fp8_rowwise_plan,
+      .per_linear = "MLP linears of layers 1..L-2: weight F8_E4M3 [N, K], per_channel_scale F32 "
+                    "[N]; mlp.clamp_val and post_layernorm.clamp_val F32 [2] per such layer; "
+                    "attention and the first and last layer as they are",
+      .kernels = "quant/fp8.c tc_fp8_rowwise_quantize_rows (CPU reference), kernels/fp8.cu "
+                 "tc_fp8_rowwise_quantize_rows_cuda (GPU); E4M3: core/dtype.c tc_f32_to_e4m3fn" },
 #define SQ(algo_, pc_, pt_, lin_)                                                          \
     { .name = algo_, .kind = TC_QUANT_WEIGHTS, .config_algo = algo_,                       \
       .calib = TC_CALIB_LINEAR_IO, .calib_in_f16 = true, .smoothquant = true,              \
@@ -52,6 +62,11 @@ static const tc_quant_method table[] = {
       .calibrated = &tc_sq_calibrated_ops,
       .per_linear = "attention.kv_cache_scaling_factor [1] F32 per layer (§4.10)",
       .kernels = "quant/sq.c (from the qkv output maxima)" },
+    { .name = "FP8", .kind = TC_QUANT_KV, .config_algo = "FP8", .rope_buffers = true,
+      .plan = tc_fp8_kv_plan,
+      .per_linear = "attention.kv_cache_scaling_factor [1] F32 = 1.0 per layer (v0.12's "
+                    "constant scale)",
+      .kernels = "none (a constant filled by the conversion workers)" },
 };
 
 const tc_quant_method *tc_quant_methods(size_t *n)
@@ -83,6 +98,8 @@ static const char *weights_algo(const tc_quant_request *r)
                                               : "W8A8_SQ_PER_TENSOR_PLUGIN");
     if (r->woq_bits)
         return r->woq_bits == 4 ? "W4A16" : "W8A16";
+    if (r->fp8_rowwise)
+        return "FP8_PER_CHANNEL_PER_TOKEN";
     return NULL;
 }
 
@@ -91,7 +108,7 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out)
     memset(out, 0, sizeof *out);
     const char *algo = weights_algo(r);
     out->weights = find(TC_QUANT_WEIGHTS, algo, algo && r->woq_bits && r->woq_no_plugin);
-    out->kv = find(TC_QUANT_KV, r->int8_kv_cache ? "INT8" : NULL, false);
+    out->kv = find(TC_QUANT_KV, r->fp8_kv_cache ? "FP8" : r->int8_kv_cache ? "INT8" : NULL, false);
     if (!out->weights)
         return tc_fail(TC_E_USAGE, "no quantization method writes %s%s", algo ? algo : "none",
                        r->woq_no_plugin ? " without the plugin" : "");
@@ -99,6 +116,12 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out)
         return tc_fail(TC_E_INTERNAL, "no KV-cache method");
     if (out->weights->smoothquant)
         out->alpha = r->smoothquant;
+    if (out->weights->plan == tc_fp8_rowwise_plan) {
+        /* convert_checkpoint.py args_to_quant_config: clamp_val [-1200, 1200]. */
+        out->has_clamp_val = true;
+        out->clamp_val[0] = -TC_FP8_ROWWISE_CLAMP;
+        out->clamp_val[1] = TC_FP8_ROWWISE_CLAMP;
+    }
     return TC_OK;
 }
 

@@ -360,6 +360,79 @@ START_TEST(convert_should_match_scalar_functions_for_every_pair_and_alignment)
 }
 END_TEST
 
+/* ---- FP8 E4M3 (torch.float8_e4m3fn) ---- */
+
+START_TEST(e4m3fn_should_round_trip_every_finite_byte)
+{
+    for (int b = 0; b < 256; b++) {
+        const float f = tc_e4m3fn_to_f32((uint8_t)b);
+        if ((b & 0x7F) == 0x7F) {
+            ck_assert_msg(isnan(f), "byte 0x%02x should be NaN", b);
+            continue;
+        }
+        ck_assert_msg(tc_f32_to_e4m3fn(f) == b, "byte 0x%02x -> %g -> 0x%02x", b, (double)f,
+                      tc_f32_to_e4m3fn(f));
+    }
+    ck_assert(tc_e4m3fn_to_f32(0x7E) == 448.0f);
+    ck_assert(tc_e4m3fn_to_f32(0x01) == 0x1p-9f);
+    ck_assert(tc_e4m3fn_to_f32(0x08) == 0x1p-6f);
+}
+END_TEST
+
+START_TEST(e4m3fn_should_round_to_nearest_even_and_not_saturate)
+{
+    static const struct { float in; uint8_t out; } v[] = {
+        { 0.0f, 0x00 }, { -0.0f, 0x80 }, { 1.0f, 0x38 }, { -1.0f, 0xB8 },
+        { 1.0625f, 0x38 },          /* tie between 1 and 1.125: even (1) */
+        { 1.1875f, 0x3A },          /* tie between 1.125 and 1.25: even (1.25) */
+        { 1.0625001f, 0x39 },       /* above the tie */
+        { 448.0f, 0x7E }, { 460.0f, 0x7E },
+        { 464.0f, 0x7E },           /* tie at the top: to even 448 */
+        { 465.0f, 0x7F },           /* beyond it: NaN, no saturation (c10) */
+        { 479.9f, 0x7F }, { 480.0f, 0x7F }, { -500.0f, 0xFF },
+        { 0x1p-9f, 0x01 },          /* smallest subnormal */
+        { 0x1p-10f, 0x00 },         /* tie to even zero */
+        { 0x1.8p-10f, 0x01 },       /* above the tie */
+        { 0x1.8p-9f, 0x02 },        /* subnormal tie 1.5 -> 2 */
+        { 0x1.4p-8f, 0x02 },        /* 2.5 subnormal units -> even 2 */
+        { 0x1.ep-7f, 0x08 },        /* 7.5 units: tie to the smallest normal */
+        { -0x1p-12f, 0x80 },        /* underflow keeps the sign */
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        ck_assert_msg(tc_f32_to_e4m3fn(v[i].in) == v[i].out, "%a -> 0x%02x, expected 0x%02x",
+                      (double)v[i].in, tc_f32_to_e4m3fn(v[i].in), v[i].out);
+    ck_assert_int_eq(tc_f32_to_e4m3fn(INFINITY), 0x7F);
+    ck_assert_int_eq(tc_f32_to_e4m3fn(-INFINITY), 0xFF);
+    ck_assert_int_eq(tc_f32_to_e4m3fn(NAN) & 0x7F, 0x7F);
+}
+END_TEST
+
+START_TEST(e4m3fn_should_pick_the_nearest_value_on_a_sweep)
+{
+    /* Against a brute-force nearest search over the 253 finite values
+     * (ties to the even code), for every float16 value in range. */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        const float f = tc_f16_to_f32((uint16_t)h);
+        if (!isfinite(f) || fabsf(f) >= 464.0f)
+            continue;
+        int best = -1;
+        double bd = 0;
+        for (int b = 0; b < 128; b++) {
+            if (b == 0x7F)
+                continue;
+            const double d = fabs((double)fabsf(f) - (double)tc_e4m3fn_to_f32((uint8_t)b));
+            if (best < 0 || d < bd || (d == bd && (b & 1) == 0)) {
+                best = b;
+                bd = d;
+            }
+        }
+        const uint8_t want = (uint8_t)(best | (signbit(f) ? 0x80 : 0));
+        ck_assert_msg(tc_f32_to_e4m3fn(f) == want, "f16 0x%04x (%g): 0x%02x, nearest 0x%02x", h,
+                      (double)f, tc_f32_to_e4m3fn(f), want);
+    }
+}
+END_TEST
+
 static Suite *dtype_suite(void)
 {
     Suite *s = suite_create("dtype");
@@ -380,6 +453,9 @@ static Suite *dtype_suite(void)
     tcase_add_test(tc, f32_to_bf16_should_match_the_formula_on_a_sweep);
     tcase_add_test(tc, f16_bf16_conversions_should_go_through_f32);
     tcase_add_test(tc, convert_should_match_scalar_functions_for_every_pair_and_alignment);
+    tcase_add_test(tc, e4m3fn_should_round_trip_every_finite_byte);
+    tcase_add_test(tc, e4m3fn_should_round_to_nearest_even_and_not_saturate);
+    tcase_add_test(tc, e4m3fn_should_pick_the_nearest_value_on_a_sweep);
     suite_add_tcase(s, tc);
     return s;
 }

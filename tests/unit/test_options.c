@@ -536,8 +536,6 @@ START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
     static const char *const cases[][3] = {
         { "--weight_only_precision", "int4_gptq", NULL },
         { "--per_group", NULL, NULL },
-        { "--fp8_kv_cache", NULL, NULL },
-        { "--use_fp8_rowwise", NULL, NULL },
         { "--quant_ckpt_path", "x", NULL },
         { "--group_size", "64", NULL },
         { "--remove_duplicated_kv_heads", NULL, NULL },
@@ -555,9 +553,30 @@ START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
 }
 END_TEST
 
+START_TEST(opts_parse_should_take_the_fp8_flags_and_refuse_their_exclusions)
+{
+    parse_result r;
+    parse_ok(&r, "--model_dir", "m", "--fp8_kv_cache", "--use_fp8_rowwise", NULL);
+    ck_assert(r.o.fp8_kv_cache && r.o.use_fp8_rowwise);
+    ck_assert(!r.o.calibrate);
+    result_free(&r);
+    /* FP8 wins over INT8 (args_to_quant_config): nothing to calibrate. */
+    parse_ok(&r, "--model_dir", "m", "--fp8_kv_cache", "--int8_kv_cache", NULL);
+    ck_assert(!r.o.calibrate);
+    tc_quant_request q;
+    tc_opts_quant_request(&r.o, &q);
+    ck_assert(q.fp8_kv_cache && q.int8_kv_cache);
+    result_free(&r);
+    expect_usage_error("--use_fp8_rowwise excludes", "--model_dir", "m", "--use_fp8_rowwise",
+                       "--smoothquant", "0.5", NULL);
+    expect_usage_error("--use_fp8_rowwise excludes", "--model_dir", "m", "--use_fp8_rowwise",
+                       "--use_weight_only", NULL);
+}
+END_TEST
+
 START_TEST(opts_parse_should_name_the_refused_flag)
 {
-    expect_usage_error("--fp8_kv_cache", "--fp8_kv_cache", NULL);
+    expect_usage_error("--per_group", "--per_group", NULL);
 }
 END_TEST
 
@@ -690,7 +709,7 @@ START_TEST(opts_parse_should_print_nothing_when_the_streams_are_null)
 {
     char *argv_help[] = { (char *)"trtconv", (char *)"--help", NULL };
     char *argv_bad[] = { (char *)"trtconv", (char *)"--tp_size", (char *)"2x", NULL };
-    char *argv_ns[] = { (char *)"trtconv", (char *)"--fp8_kv_cache", NULL };
+    char *argv_ns[] = { (char *)"trtconv", (char *)"--per_group", NULL };
     char *argv_stray[] = { (char *)"trtconv", (char *)"stray", NULL };
     tc_opts o;
     bool help = false;
@@ -795,6 +814,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, opts_parse_should_accept_weight_only_flags_like_argparse);
     tcase_add_test(tc, opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet);
     tcase_add_test(tc, opts_parse_should_name_the_refused_flag);
+    tcase_add_test(tc, opts_parse_should_take_the_fp8_flags_and_refuse_their_exclusions);
     tcase_add_test(tc, opts_parse_should_take_meta_ckpt_dir_but_not_with_model_dir);
     tcase_add_test(tc, opts_parse_should_read_the_smoothquant_and_calibration_flags);
     tcase_add_test(tc, opts_parse_should_accept_the_loading_flags_that_change_nothing);

@@ -10,6 +10,7 @@
 
 #include "check_main.h"
 #include "trtconv/core/log.h"
+#include "trtconv/quant/fp8.h"
 #include "trtconv/quant/method.h"
 
 static tc_quant_settings select_ok(tc_quant_request r)
@@ -192,6 +193,59 @@ START_TEST(woq_plan_should_check_the_layout_before_anything_is_written)
 }
 END_TEST
 
+
+START_TEST(fp8_flags_should_select_their_entries)
+{
+    tc_quant_settings kv = select_ok((tc_quant_request){ .fp8_kv_cache = true,
+                                                         .int8_kv_cache = true,
+                                                         .smoothquant = NAN });
+    ck_assert_str_eq(kv.kv->config_algo, "FP8");   /* FP8 wins, as upstream */
+    ck_assert_uint_eq(tc_quant_calib_needs(&kv), 0);
+    ck_assert(tc_quant_rope_buffers(&kv));
+    ck_assert_ptr_eq(kv.kv->plan, tc_fp8_kv_plan);
+    tc_quant_settings rw = select_ok((tc_quant_request){ .fp8_rowwise = true, .smoothquant = NAN });
+    ck_assert_str_eq(rw.weights->config_algo, "FP8_PER_CHANNEL_PER_TOKEN");
+    ck_assert(rw.has_clamp_val);
+    ck_assert(rw.clamp_val[0] == -1200.0 && rw.clamp_val[1] == 1200.0);
+    ck_assert(tc_quant_rope_buffers(&rw));
+    ck_assert_ptr_null(tc_quant_calibrated(&rw));
+}
+END_TEST
+
+START_TEST(fp8_rowwise_should_clamp_scale_and_round_each_row)
+{
+    /* Row 0: a value past the clamp, so amax = 1200 and it maps to 448.
+     * Row 1: zeros, scale floored. Row 2: tiny values at the floor. */
+    const float w[3][4] = { { 1500.0f, -3.0f, 0.5f, -1200.0f },
+                            { 0.0f, 0.0f, -0.0f, 0.0f },
+                            { 1e-6f, -1e-6f, 2e-6f, 0.0f } };
+    const float clamp[2] = { -1200.0f, 1200.0f };
+    uint8_t q[12];
+    float s[3];
+    ck_assert_int_eq(tc_fp8_rowwise_quantize_rows(w, TC_DT_F32, 3, 4, clamp, q, s), TC_OK);
+    const float floor_s = (float)(1.0 / (448.0 * 512.0));
+    ck_assert(s[0] == 1200.0f * (1.0f / 448.0f));
+    ck_assert(s[1] == floor_s && s[2] == floor_s);
+    ck_assert_int_eq(q[0], 0x7E);                      /* 1200 / s = 448 */
+    ck_assert_int_eq(q[3], 0xFE);                      /* -448 */
+    ck_assert_int_eq(q[1], tc_f32_to_e4m3fn(-3.0f / s[0]));
+    ck_assert_int_eq(q[2], tc_f32_to_e4m3fn(0.5f / s[0]));
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(q[4 + k] & 0x7F, 0);
+    ck_assert_int_eq(q[6], 0x80);                      /* -0 keeps its sign */
+    ck_assert_int_eq(q[8], tc_f32_to_e4m3fn(1e-6f / floor_s));
+    ck_assert_int_eq(q[10], tc_f32_to_e4m3fn(2e-6f / floor_s));
+    /* The same rows from float16 give the float16-rounded values' bytes. */
+    uint16_t h[12];
+    tc_convert(h, TC_DT_F16, w, TC_DT_F32, 12);
+    uint8_t qh[12];
+    float sh[3];
+    ck_assert_int_eq(tc_fp8_rowwise_quantize_rows(h, TC_DT_F16, 3, 4, clamp, qh, sh), TC_OK);
+    ck_assert(sh[0] == s[0]);
+    ck_assert_int_eq(qh[0], 0x7E);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_method");
@@ -203,6 +257,8 @@ int main(void)
     tcase_add_test(tc, every_entry_should_describe_itself);
     tcase_add_test(tc, woq_plan_should_follow_each_linear_with_its_per_channel_scale);
     tcase_add_test(tc, woq_plan_should_check_the_layout_before_anything_is_written);
+    tcase_add_test(tc, fp8_flags_should_select_their_entries);
+    tcase_add_test(tc, fp8_rowwise_should_clamp_scale_and_round_each_row);
     suite_add_tcase(s, tc);
     return tc_check_run(s);
 }

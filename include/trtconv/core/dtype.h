@@ -51,6 +51,15 @@ uint16_t tc_f32_to_bf16(float f);
 float tc_f16_to_f32(uint16_t h);
 float tc_bf16_to_f32(uint16_t b);
 
+/* FP8 E4M3 ("fn": no infinities, 0x7F/0xFF NaN, largest finite 448) as
+ * PyTorch's float -> torch.float8_e4m3fn conversion does it
+ * (c10/util/Float8_e4m3fn.h fp8e4m3fn_from_fp32_value): round to nearest,
+ * ties to even; |f| >= 480 (Inf included) and NaN give NaN 0x7F with f's
+ * sign, not saturation; values below the smallest subnormal (2^-9) round
+ * to a signed zero. The reverse is exact. */
+uint8_t tc_f32_to_e4m3fn(float f);
+float tc_e4m3fn_to_f32(uint8_t b);
+
 /* True if trtconv can convert between these element types (F32/F16/BF16). */
 int tc_dtype_is_convertible(tc_dtype dt);
 

@@ -8,7 +8,7 @@
  *   weights  how the linears are stored: none, W8A16/W4A16 (weight-only,
  *            with or without the plugin layout), the four SmoothQuant W8A8
  *            variants;
- *   kv       how the KV cache is quantized: none or INT8.
+ *   kv       how the KV cache is quantized: none, INT8 or FP8.
  * Two ways of producing the bytes:
  *   streamed    `plan` rewrites each cell's linears (e.g. quantized weight +
  *               per-channel scale) and the conversion workers (convert.h)
@@ -52,6 +52,8 @@ typedef struct tc_quant_request {
     double smoothquant;            /* alpha; <= 0 or NaN: off */
     bool per_channel, per_token;
     bool int8_kv_cache;
+    bool fp8_kv_cache;             /* wins over int8_kv_cache, as upstream */
+    bool fp8_rowwise;              /* --use_fp8_rowwise */
 } tc_quant_request;
 
 typedef struct tc_quant_method tc_quant_method;
@@ -61,6 +63,8 @@ typedef struct tc_quant_settings {
     const tc_quant_method *weights;   /* never NULL */
     const tc_quant_method *kv;        /* never NULL */
     double alpha;                     /* SmoothQuant's alpha (0 when off) */
+    bool has_clamp_val;               /* FP8 rowwise: config.json clamp_val */
+    double clamp_val[2];
     int target_sm;                    /* layout of weight-only weights (0: none) */
 } tc_quant_settings;
 
@@ -129,6 +133,14 @@ bool tc_quant_rope_buffers(const tc_quant_settings *q);
  * out for q->target_sm, each followed by its per_channel_scale; every
  * preprocessing precondition is checked here, before anything is written. */
 tc_status tc_woq_plan(const tc_quant_settings *q, tc_plan *p);
+
+/* FP8 KV cache (fp8.c): every layer's attention.kv_cache_scaling_factor
+ * [1] = 1.0, as v0.12 writes it. */
+tc_status tc_fp8_kv_plan(const tc_quant_settings *q, tc_plan *p);
+/* FP8 rowwise (fp8.c, fp8.h): the MLP linears of every layer but the first
+ * and the last become F8_E4M3 [N, K] with per_channel_scale F32 [N]; those
+ * layers also carry mlp.clamp_val and post_layernorm.clamp_val F32 [2]. */
+tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p);
 
 /* SmoothQuant W8A8 and INT8 KV (sq_flow.c, over sq.h). */
 extern const tc_calibrated_ops tc_sq_calibrated_ops;

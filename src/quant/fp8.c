@@ -1,0 +1,156 @@
+/* fp8.c: the FP8 methods of the table (method.h) and the rowwise weight
+ * quantization (fp8.h).
+ *
+ * FP8 KV cache, as TensorRT-LLM v0.12 writes it (convert.py
+ * load_weights_from_hf_model, the `elif fp8_kv_cache` branch: "FIXME: set
+ * it to 1.0f for fp8 kv cache"): every layer gets
+ * attention.kv_cache_scaling_factor, float32 [1], value 1.0, and
+ * config.json kv_cache_quant_algo "FP8"; the weights are as without it. */
+#include "trtconv/quant/method.h"
+
+#include <math.h>
+#include "trtconv/quant/fp8.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/core/log.h"
+
+static const char qkv_suffix[] = ".attention.qkv.weight";
+
+tc_status tc_fp8_kv_plan(const tc_quant_settings *q, tc_plan *p)
+{
+    (void)q;
+    /* One scale per layer of the cell: after each layer's qkv weight. */
+    const size_t n = p->n_tensors;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = p->tensors[i].name;
+        const size_t len = strlen(name), sl = sizeof qkv_suffix - 1;
+        if (len <= sl || strcmp(name + len - sl, qkv_suffix) != 0)
+            continue;
+        char scale[sizeof p->tensors[i].name];
+        snprintf(scale, sizeof scale, "%.*s.attention.kv_cache_scaling_factor",
+                 (int)(len - sl), name);
+        const float one = 1.0f;
+        TC_TRY(tc_plan_add_constant(p, scale, 1, &one, 1));
+    }
+    return TC_OK;
+}
+
+/* ---- rowwise weights (fp8.h) ---- */
+
+static float clampf_nan(float x, float lo, float hi)
+{
+    /* torch.clamp: NaN stays NaN. */
+    return isnan(x) ? x : x < lo ? lo : x > hi ? hi : x;
+}
+
+/* A NaN computed on the GPU is CUDA's canonical 0x7FFFFFFF whatever its
+ * inputs; the reference gives the same bits. */
+static float cuda_nan(void)
+{
+    const uint32_t bits = UINT32_C(0x7FFFFFFF);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+float tc_fp8_rowwise_scale(float amax)
+{
+    const float floor_s = (float)(1.0 / (448.0 * 512.0));
+    const float s = amax * (1.0f / TC_FP8_E4M3_MAX);
+    if (isnan(s))
+        return cuda_nan();
+    return s >= floor_s ? s : floor_s;
+}
+
+tc_status tc_fp8_rowwise_quantize_rows(const void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                       const float clamp[2], uint8_t *q, float *scales)
+{
+    if (dt != TC_DT_F32 && dt != TC_DT_F16 && dt != TC_DT_BF16)
+        return tc_fail(TC_E_INTERNAL, "FP8 rowwise: unsupported dtype %s", tc_dtype_name(dt));
+    float row[4096];
+    for (int64_t n = 0; n < rows; n++) {
+        const uint8_t *src = (const uint8_t *)w + (size_t)n * (size_t)cols * (tc_dtype_bits(dt) / 8);
+        float amax = 0.0f;
+        for (int64_t k0 = 0; k0 < cols; k0 += 4096) {
+            const int64_t m = cols - k0 < 4096 ? cols - k0 : 4096;
+            tc_convert(row, TC_DT_F32, src + (size_t)k0 * (tc_dtype_bits(dt) / 8), dt, (size_t)m);
+            for (int64_t k = 0; k < m; k++) {
+                const float a = fabsf(clampf_nan(row[k], clamp[0], clamp[1]));
+                if (a > amax || isnan(a))
+                    amax = isnan(amax) ? amax : a;
+            }
+        }
+        const float s = tc_fp8_rowwise_scale(amax);
+        scales[n] = s;
+        for (int64_t k0 = 0; k0 < cols; k0 += 4096) {
+            const int64_t m = cols - k0 < 4096 ? cols - k0 : 4096;
+            tc_convert(row, TC_DT_F32, src + (size_t)k0 * (tc_dtype_bits(dt) / 8), dt, (size_t)m);
+            for (int64_t k = 0; k < m; k++) {
+                const float x = clampf_nan(row[k], clamp[0], clamp[1]);
+                const float d = x / s;
+                /* NaN: CUDA's canonical NaN, positive, so E4M3 0x7F. */
+                q[(size_t)n * (size_t)cols + (size_t)(k0 + k)] =
+                    isnan(d) ? 0x7F
+                             : tc_f32_to_e4m3fn(clampf_nan(d, -TC_FP8_E4M3_MAX, TC_FP8_E4M3_MAX));
+            }
+        }
+    }
+    return TC_OK;
+}
+
+/* ---- FP8 rowwise as a plan rewrite (method.h) ---- */
+
+/* Global layer of a tensor "transformer.layers.<local>.…" of plan p, or -1. */
+static int64_t global_layer(const tc_plan *p, const char *name)
+{
+    long long local;
+    int used = 0;
+    if (sscanf(name, "transformer.layers.%lld.%n", &local, &used) != 1 || used == 0)
+        return -1;
+    return p->layer0 + local;
+}
+
+tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p)
+{
+    const float clamp[2] = { (float)q->clamp_val[0], (float)q->clamp_val[1] };
+    const size_t n = p->n_tensors;
+    int64_t last_layer = -1;
+    for (size_t i = 0; i < n; i++) {
+        tc_plan_tensor *t = &p->tensors[i];
+        const int64_t g = global_layer(p, t->name);
+        /* v0.12 (load_weights_from_hf_model): the MLP linears only, and
+         * Meta's recipe of leaving the first and last layer unquantized. */
+        if (!t->linear || !strstr(t->name, ".mlp.") || g <= 0 || g >= p->layers_total - 1)
+            continue;
+        const size_t len = strlen(t->name);
+        if (len < 7 || strcmp(t->name + len - 7, ".weight") != 0)
+            return tc_fail(TC_E_INTERNAL, "FP8 rowwise tensor %s does not end in .weight",
+                           t->name);
+        char scale[sizeof t->name];
+        snprintf(scale, sizeof scale, "%.*s.per_channel_scale", (int)(len - 7), t->name);
+        const int64_t rows = t->rows;
+        t->dtype = TC_DT_F8_E4M3;
+        t->fp8_rowwise = true;
+        t->fp8_clamp[0] = clamp[0];
+        t->fp8_clamp[1] = clamp[1];
+        TC_TRY(tc_plan_add_computed(p, scale, TC_DT_F32, 1, rows, 0));
+        tc_plan_tensor *sc = &p->tensors[p->n_tensors - 1];
+        sc->computed = false;
+        sc->scale_of = (int)i;
+        p->tensors[i].scale_index = (int)(p->n_tensors - 1);
+        if (g != last_layer) {
+            /* The Fp8Rowwise layers' clamp parameters, saved with the model. */
+            last_layer = g;
+            char name[sizeof t->name];
+            const long long local = g - p->layer0;
+            snprintf(name, sizeof name, "transformer.layers.%lld.mlp.clamp_val", local);
+            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
+            snprintf(name, sizeof name, "transformer.layers.%lld.post_layernorm.clamp_val", local);
+            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
+        }
+    }
+    tc_plan_recount(p);
+    return TC_OK;
+}
