@@ -214,8 +214,9 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     if (st != TC_OK)
         goto done;
     st = tc_cells_open(j, &set);
-    /* The tensors the method does not compute (norms, embedding, ...). */
-    st = tc_convert_phase(j, &set, NULL, st);
+    /* The tensors the method does not compute (norms, embedding, streamed
+     * weight quantization such as FP8 rowwise, ...). */
+    st = tc_convert_phase(j, &set, s->quant_gpu, st);
     if (st == TC_OK)
         st = ops->write(job, cells, n_cells, set.outs);
     if (c->rank == 0 && st == TC_OK) {
@@ -228,9 +229,11 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     if (st == TC_OK) {
         const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
         if (c->rank == 0)
-            tc_log(TC_LOG_INFO, "%s%s: statistics %.2f s (%s), smoothing/scales %.2f s, "
+            tc_log(TC_LOG_INFO, "%s%s%s: statistics %.2f s (%s), smoothing/scales %.2f s, "
                    "quantize+write %.2f s, total %.2f s", w->smoothquant ? "SmoothQuant" : "",
-                   kv->calib ? (w->smoothquant ? " + INT8 KV" : "INT8 KV cache") : "",
+                   kv->calib && w->smoothquant ? " + " : "",
+                   kv->calib ? (strcmp(kv->config_algo, "FP8") ? "INT8 KV cache"
+                                                               : "FP8 KV cache (calibrated)") : "",
                    t_cal, o->calib_stats ? "read" : "calibrated", t_q, t_w,
                    tc_now_seconds() - j->t0);
         tc_job_summary(j, tc_now_seconds() - j->t0, set.all_bytes);

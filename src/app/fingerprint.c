@@ -104,7 +104,7 @@ tc_status tc_job_fingerprint(const tc_job *j, tc_run_text *run)
     const char *kv = s->quant.kv->config_algo;
     PARAM("int8_kv_cache", "%s", tf[kv && !strcmp(kv, "INT8")]);
     if (kv && strcmp(kv, "INT8") != 0)
-        PARAM("kv_cache_quant_algo", "%s", kv);
+        PARAM("kv_cache_quant_algo", "%s%s", kv, s->quant.kv->calib ? " calibrated" : "");
     if (calib && o->calib_stats) {
         PARAM("calibration", "statistics file");
     } else if (calib) {

@@ -33,7 +33,8 @@ enum opt_id {
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
     OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
-    OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR
+    OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR,
+    OPT_CALIBRATE_FP8_KV_SCALE
 };
 
 static const struct option long_options[] = {
@@ -66,6 +67,7 @@ static const struct option long_options[] = {
     { "per_token", no_argument, NULL, OPT_PER_TOKEN },
     { "int8_kv_cache", no_argument, NULL, OPT_INT8_KV_CACHE },
     { "fp8_kv_cache", no_argument, NULL, OPT_FP8_KV_CACHE },
+    { "calibrate_fp8_kv_scale", no_argument, NULL, OPT_CALIBRATE_FP8_KV_SCALE },
     { "quant_ckpt_path", required_argument, NULL, OPT_QUANT_CKPT_PATH },
     { "use_fp8_rowwise", no_argument, NULL, OPT_USE_FP8_ROWWISE },
     { "per_group", no_argument, NULL, OPT_PER_GROUP },
@@ -160,6 +162,8 @@ static const char usage_text[] =
 "                                for the MLPs of all but the first and last layer\n"
 "  --fp8_kv_cache                FP8 KV cache (kv_cache_scaling_factor 1.0 as\n"
 "                                v0.12 writes it; wins over --int8_kv_cache)\n"
+"  --calibrate_fp8_kv_scale      with --fp8_kv_cache: the scale max(|k|,|v|)/448\n"
+"                                of each layer from calibration (not in v0.12)\n"
 "not supported (refused with an error):\n"
 "  --quant_ckpt_path PATH, --per_group,\n"
 "  --group_size N\n"
@@ -456,6 +460,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_CALIB_STATS_OUT: o->calib_stats_out = a; break;
         case OPT_CALIB_STATS: o->calib_stats = a; break;
         case OPT_TOKENIZER_DIR: o->tokenizer_dir = a; break;
+        case OPT_CALIBRATE_FP8_KV_SCALE: o->fp8_kv_calibrate = true; break;
         case '?':
         default:
             if (optopt >= OPT_MODEL_DIR || (optopt == 0 && optind > 0)) {
@@ -514,7 +519,10 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
     /* convert_checkpoint.py tests `args.smoothquant` for truth: 0 is off. */
     o->sq_enabled = !isnan(o->smoothquant) && o->smoothquant > 0.0;
     /* args_to_quant_config sets INT8 then FP8: FP8 wins. */
-    o->calibrate = o->sq_enabled || (o->int8_kv_cache && !o->fp8_kv_cache);
+    o->calibrate = o->sq_enabled || (o->int8_kv_cache && !o->fp8_kv_cache) ||
+                   (o->fp8_kv_cache && o->fp8_kv_calibrate);
+    if (o->fp8_kv_calibrate && !o->fp8_kv_cache)
+        return usage_error(err, "--calibrate_fp8_kv_scale needs --fp8_kv_cache");
     if (o->use_fp8_rowwise && (o->sq_enabled || o->use_weight_only))
         return usage_error(err, "--use_fp8_rowwise excludes --smoothquant and --use_weight_only "
                            "(one quant_algo per checkpoint, as in TensorRT-LLM)");
@@ -547,4 +555,5 @@ void tc_opts_quant_request(const tc_opts *o, tc_quant_request *r)
     r->int8_kv_cache = o->int8_kv_cache;
     r->fp8_kv_cache = o->fp8_kv_cache;
     r->fp8_rowwise = o->use_fp8_rowwise;
+    r->fp8_kv_calibrate = o->fp8_kv_calibrate;
 }

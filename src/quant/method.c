@@ -67,6 +67,11 @@ static const tc_quant_method table[] = {
       .per_linear = "attention.kv_cache_scaling_factor [1] F32 = 1.0 per layer (v0.12's "
                     "constant scale)",
       .kernels = "none (a constant filled by the conversion workers)" },
+    { .name = "FP8, calibrated scale", .kind = TC_QUANT_KV, .config_algo = "FP8",
+      .calib = TC_CALIB_KV, .rope_buffers = true, .calibrated = &tc_sq_calibrated_ops,
+      .per_linear = "attention.kv_cache_scaling_factor [1] F32 = max(|k|, |v|) / 448 per layer "
+                    "from the calibration statistics (docs/fp8.md)",
+      .kernels = "quant/sq.c (from the k and v output maxima)" },
 };
 
 const tc_quant_method *tc_quant_methods(size_t *n)
@@ -75,11 +80,14 @@ const tc_quant_method *tc_quant_methods(size_t *n)
     return table;
 }
 
-static const tc_quant_method *find(tc_quant_kind kind, const char *algo, bool no_plugin)
+static const tc_quant_method *find(tc_quant_kind kind, const char *algo, bool no_plugin,
+                                   bool calibrated)
 {
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         const tc_quant_method *m = &table[i];
         if (m->kind != kind || m->woq_no_plugin != no_plugin)
+            continue;
+        if (kind == TC_QUANT_KV && (m->calib != 0) != calibrated)
             continue;
         if (algo ? m->config_algo && !strcmp(m->config_algo, algo) : !m->config_algo)
             return m;
@@ -107,8 +115,12 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out)
 {
     memset(out, 0, sizeof *out);
     const char *algo = weights_algo(r);
-    out->weights = find(TC_QUANT_WEIGHTS, algo, algo && r->woq_bits && r->woq_no_plugin);
-    out->kv = find(TC_QUANT_KV, r->fp8_kv_cache ? "FP8" : r->int8_kv_cache ? "INT8" : NULL, false);
+    out->weights = find(TC_QUANT_WEIGHTS, algo, algo && r->woq_bits && r->woq_no_plugin, false);
+    const char *kv = r->fp8_kv_cache ? "FP8" : r->int8_kv_cache ? "INT8" : NULL;
+    if (r->fp8_kv_calibrate && !r->fp8_kv_cache)
+        return tc_fail(TC_E_USAGE, "--calibrate_fp8_kv_scale needs --fp8_kv_cache");
+    out->kv = find(TC_QUANT_KV, kv, false,
+                   (kv && !strcmp(kv, "INT8")) || (r->fp8_kv_cache && r->fp8_kv_calibrate));
     if (!out->weights)
         return tc_fail(TC_E_USAGE, "no quantization method writes %s%s", algo ? algo : "none",
                        r->woq_no_plugin ? " without the plugin" : "");

@@ -39,7 +39,9 @@ static tc_status create(const tc_quant_ctx *ctx, tc_fwd_engine *calibrated, void
         .alpha = ctx->q->alpha,
         .per_channel = w->per_channel,
         .per_token = w->per_token,
-        .int8_kv_cache = (ctx->q->kv->calib & TC_CALIB_KV) != 0,
+        .int8_kv_cache = (ctx->q->kv->calib & TC_CALIB_KV) && !strcmp(ctx->q->kv->config_algo, "INT8"),
+        .fp8_kv_calibrated = (ctx->q->kv->calib & TC_CALIB_KV) &&
+                             !strcmp(ctx->q->kv->config_algo, "FP8"),
     };
     *out = f;
     return tc_sq_job_create(&ctx->model->cfg, &params, ctx->stats, &f->job);

@@ -65,6 +65,52 @@ run_np 2 --model_dir "$G/hf" --output_dir "$WORK/both" --fp8_kv_cache --int8_kv_
     pass "--fp8_kv_cache wins over --int8_kv_cache (as args_to_quant_config), no calibration" ||
     { fail "--fp8_kv_cache with --int8_kv_cache"; cat "$WORK/last.log"; }
 
+# --calibrate_fp8_kv_scale (beyond v0.12): each layer's scale is
+# max(|k|, |v|) / 448 of the statistics, the same on every layout; checked
+# against the upstream statistics (act_range.safetensors) read here.
+H5=$(dirname "$0")/../data/sq/golden_act_range.h5
+for lay in "1 1 1" "2 1 2" "2 2 3"; do
+    set -- $lay
+    run_np "$3" --model_dir "$G/hf" --output_dir "$WORK/kvcal_$1$2" --fp8_kv_cache --calibrate_fp8_kv_scale \
+        --calib_stats "$H5" --tp_size "$1" --pp_size "$2" ||
+        { fail "--calibrate_fp8_kv_scale tp $1 pp $2"; cat "$WORK/last.log"; }
+done
+python3 - "$G/act_range.safetensors" "$WORK" <<'PY' && pass "calibrated FP8 KV scales = max(|k|,|v|)/448 of the statistics on tp1, tp2, tp2 x pp2 (3 ranks)" || fail "calibrated FP8 KV scales"
+import json, struct, sys, glob
+def tensors(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.pop("__metadata__", None)
+    return {k: (v, b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]) for k, v in h.items()}
+def f32s(raw):
+    return struct.unpack("<%df" % (len(raw) // 4), raw)
+def r32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+act = tensors(sys.argv[1])
+want = {}
+for L in range(2):
+    m = max(max(f32s(act[f"model.layers.{L}.self_attn.{p}_proj.y"][1])) for p in "kv")
+    want[L] = r32(m * r32(1.0 / 448.0))
+bad = 0
+for d, tp, pp in (("kvcal_11", 1, 1), ("kvcal_21", 2, 1), ("kvcal_22", 2, 2)):
+    for r in range(tp * pp):
+        t = tensors(f"{sys.argv[2]}/{d}/rank{r}.safetensors")
+        for L in range(2 // pp):
+            g = (r // tp) * (2 // pp) + L
+            info, raw = t[f"transformer.layers.{L}.attention.kv_cache_scaling_factor"]
+            got = f32s(raw)[0]
+            if info["dtype"] != "F32" or got != want[g]:
+                print(f"{d} rank {r} layer {g}: {got!r}, want {want[g]!r}")
+                bad += 1
+cfg = json.load(open(f"{sys.argv[2]}/kvcal_21/config.json"))
+bad += cfg["quantization"]["kv_cache_quant_algo"] != "FP8"
+sys.exit(bad != 0)
+PY
+rc=0; run_np 1 --model_dir "$G/hf" --output_dir "$WORK/bad" --calibrate_fp8_kv_scale --calib_stats "$H5" || rc=$?
+[ $rc -eq 2 ] && grep -q "needs --fp8_kv_cache" "$WORK/last.log" &&
+    pass "--calibrate_fp8_kv_scale without --fp8_kv_cache refused" || { fail "calibrate without fp8 rc $rc"; cat "$WORK/last.log"; }
+
 # verify notices a rowwise weight stored in another dtype.
 out=$WORK/fp8rw_fp16_kv_tp2pp2.4
 if [ -d "$out" ]; then

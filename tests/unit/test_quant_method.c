@@ -203,6 +203,16 @@ START_TEST(fp8_flags_should_select_their_entries)
     ck_assert_uint_eq(tc_quant_calib_needs(&kv), 0);
     ck_assert(tc_quant_rope_buffers(&kv));
     ck_assert_ptr_eq(kv.kv->plan, tc_fp8_kv_plan);
+    tc_quant_settings kvc = select_ok((tc_quant_request){ .fp8_kv_cache = true,
+                                                          .fp8_kv_calibrate = true,
+                                                          .smoothquant = NAN });
+    ck_assert_str_eq(kvc.kv->config_algo, "FP8");
+    ck_assert_uint_eq(tc_quant_calib_needs(&kvc), TC_CALIB_KV);
+    ck_assert_ptr_eq(tc_quant_calibrated(&kvc), &tc_sq_calibrated_ops);
+    ck_assert(tc_quant_rope_buffers(&kvc));
+    tc_quant_settings bad;
+    tc_quant_request nokv = { .fp8_kv_calibrate = true, .smoothquant = NAN };
+    ck_assert_int_eq(tc_quant_select(&nokv, &bad), TC_E_USAGE);
     tc_quant_settings rw = select_ok((tc_quant_request){ .fp8_rowwise = true, .smoothquant = NAN });
     ck_assert_str_eq(rw.weights->config_algo, "FP8_PER_CHANNEL_PER_TOKEN");
     ck_assert(rw.has_clamp_val);

@@ -38,6 +38,7 @@ typedef struct tc_opts {
     bool disable_weight_only_quant_plugin;
     double smoothquant;           /* NAN = None */
     bool per_channel, per_token, int8_kv_cache, fp8_kv_cache;
+    bool fp8_kv_calibrate;        /* --calibrate_fp8_kv_scale (beyond v0.12) */
     bool use_fp8_rowwise, per_group;
     const char *quant_ckpt_path;
     int64_t group_size;

@@ -8,7 +8,8 @@
  *   weights  how the linears are stored: none, W8A16/W4A16 (weight-only,
  *            with or without the plugin layout), the four SmoothQuant W8A8
  *            variants;
- *   kv       how the KV cache is quantized: none, INT8 or FP8.
+ *   kv       how the KV cache is quantized: none, INT8, FP8 (v0.12's constant
+ *            scale) or FP8 with a calibrated scale.
  * Two ways of producing the bytes:
  *   streamed    `plan` rewrites each cell's linears (e.g. quantized weight +
  *               per-channel scale) and the conversion workers (convert.h)
@@ -54,6 +55,7 @@ typedef struct tc_quant_request {
     bool int8_kv_cache;
     bool fp8_kv_cache;             /* wins over int8_kv_cache, as upstream */
     bool fp8_rowwise;              /* --use_fp8_rowwise */
+    bool fp8_kv_calibrate;         /* FP8 KV scale from calibration (beyond v0.12) */
 } tc_quant_request;
 
 typedef struct tc_quant_method tc_quant_method;

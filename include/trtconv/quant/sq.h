@@ -40,6 +40,7 @@ typedef struct tc_sq_params {
     double alpha;                 /* --smoothquant */
     bool per_channel, per_token;
     bool int8_kv_cache;
+    bool fp8_kv_calibrated;       /* FP8 KV scale max(|k|, |v|) / 448 (docs/fp8.md) */
 } tc_sq_params;
 
 /* Checks of the format's limits (num_key_value_heads < tp_size with
