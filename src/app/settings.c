@@ -236,6 +236,8 @@ tc_status tc_job_setup(tc_job *j)
     const char *src_dir = o->model_dir ? o->model_dir : o->meta_ckpt_dir;
     if (st == TC_OK && src_dir) {
         st = o->model_dir ? tc_hf_open(src_dir, &j->model) : tc_meta_open(src_dir, &j->model);
+        if (st == TC_OK)
+            st = tc_quant_from_model(&s->quant, &j->model->cfg);
         if (st == TC_OK) {
             s->dtype = resolve_dtype(o, &j->model->cfg);
             const tc_plan_params pp = { .layout = s->layout, .emb = s->emb };

@@ -275,17 +275,27 @@ tc_status tc_hf_config_parse(const char *label, const char *text, size_t len,
     }
     memcpy(cfg->architecture, arch->valuestring, strlen(arch->valuestring) + 1);
 
-    /* A pre-quantized checkpoint (GPTQ, AWQ, FP8, ...): its weights are not
-     * float tensors under the names the plan reads. Say so, naming it. */
+    /* A pre-quantized checkpoint: fbgemm_fp8 converts (its FP8 MLP weights
+     * taken as stored); any other method's weights are not float tensors
+     * under the names the plan reads: say so, naming it. */
     const cJSON *qc = tc_json_get(root, "quantization_config");
     if (qc && !cJSON_IsNull(qc)) {
         const cJSON *qm = cJSON_IsObject(qc) ? tc_json_get(qc, "quant_method") : NULL;
-        st = tc_fail(TC_E_INPUT, "%s: quantization_config.quant_method = %s%.64s%s: pre-quantized "
-                     "checkpoints are not supported yet (trtconv converts float16, bfloat16 and "
-                     "float32 weights; fbgemm_fp8 input is planned, docs/fp8.md)", label,
-                     cJSON_IsString(qm) ? "\"" : "", cJSON_IsString(qm) ? qm->valuestring : "(none)",
-                     cJSON_IsString(qm) ? "\"" : "");
-        goto done;
+        if (cJSON_IsString(qm) && strcmp(qm->valuestring, "fbgemm_fp8") == 0) {
+            cfg->fbgemm_fp8 = true;
+            cfg->activation_scale_ub = 1200.0;
+            if ((st = hfm_get_opt_double(label, qc, "quantization_config.", "activation_scale_ub",
+                                         true, &cfg->activation_scale_ub)) != TC_OK)
+                goto done;
+        } else {
+            st = tc_fail(TC_E_INPUT, "%s: quantization_config.quant_method = %s%.64s%s: "
+                         "pre-quantized checkpoints other than fbgemm_fp8 are not supported "
+                         "(trtconv converts float16, bfloat16 and float32 weights, and FP8 "
+                         "fbgemm_fp8 ones)", label, cJSON_IsString(qm) ? "\"" : "",
+                         cJSON_IsString(qm) ? qm->valuestring : "(none)",
+                         cJSON_IsString(qm) ? "\"" : "");
+            goto done;
+        }
     }
 
     if ((st = hfm_get_opt_str(label, root, "model_type", cfg->model_type,

@@ -188,8 +188,18 @@ static tc_status add_piece(builder *b, const tc_hf_tensor *s, int64_t src_row, i
 
 /* Look up a source tensor and check its shape against what config.json
  * implies. ndim 1: [d0]; ndim 2: [d0, d1]. */
+static tc_status need_dt(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
+                         tc_hf_tensor *x, bool fp8_ok);
+
 static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
                       tc_hf_tensor *x)
+{
+    return need_dt(b, name, ndim, d0, d1, x, false);
+}
+
+/* need, also accepting F8_E4M3 weights when fp8_ok (fbgemm_fp8 inputs). */
+static tc_status need_dt(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
+                         tc_hf_tensor *x, bool fp8_ok)
 {
     TC_TRY(tc_hf_get(b->m, name, true, x));
     bool ok = x->ndim == ndim && x->shape[0] == d0 && (ndim == 1 || x->shape[1] == d1);
@@ -216,9 +226,11 @@ static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_
                        name, got, b->m->config_name ? b->m->config_name : "config.json", want,
                        x->n_parts > 1 ? " (assembled from the model-parallel shards)" : "");
     }
-    if (!tc_dtype_is_convertible(x->dtype))
+    if (!tc_dtype_is_convertible(x->dtype) && !(fp8_ok && x->dtype == TC_DT_F8_E4M3))
         return tc_fail(TC_E_INPUT, "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 "
-                       "weights can be converted", x->path, name, tc_dtype_name(x->dtype));
+                       "weights can be converted%s", x->path, name, tc_dtype_name(x->dtype),
+                       x->dtype == TC_DT_F8_E4M3 ? " (F8_E4M3 only as the MLP weights of an "
+                       "fbgemm_fp8 checkpoint)" : "");
     return TC_OK;
 }
 
@@ -265,6 +277,41 @@ static void qkv_rows(int64_t heads, int64_t d, int64_t tp, int64_t r, int64_t *r
 static void mark_linear(builder *b)
 {
     b->cur->linear = true;
+}
+
+/* One MLP linear of HF shape [N, K]: slice rows [r0, r0+rows), columns
+ * [c0, c0+cols). An fbgemm_fp8 checkpoint's F8_E4M3 weight is kept as
+ * stored (v0.12 get_weight_and_scale: weight and weight_scale taken as they
+ * are) with its `weight_scale` [N, 1] rows as per_channel_scale F32;
+ * otherwise the weight is planned in dt and marked for the quantization
+ * methods. */
+static tc_status plan_mlp_linear(builder *b, int64_t g, int64_t local, const char *hf,
+                                 const char *trt, int64_t N, int64_t K, int64_t r0, int64_t rows,
+                                 int64_t c0, int64_t cols, tc_dtype dt)
+{
+    char in[256], out[160];
+    tc_hf_tensor w;
+    snprintf(in, sizeof in, "model.layers.%lld.mlp.%s.weight", (long long)g, hf);
+    TRY(need_dt(b, in, 2, N, K, &w, b->m->cfg.fbgemm_fp8));
+    snprintf(out, sizeof out, "transformer.layers.%lld.mlp.%s.weight", (long long)local, trt);
+    if (w.dtype != TC_DT_F8_E4M3) {
+        TRY(begin_tensor(b, out, dt, 2, rows, cols));
+        TRY(add_piece(b, &w, r0, c0, rows));
+        mark_linear(b);
+        return TC_OK;
+    }
+    TRY(begin_tensor(b, out, TC_DT_F8_E4M3, 2, rows, cols));
+    TRY(add_piece(b, &w, r0, c0, rows));
+    tc_hf_tensor s;
+    snprintf(in, sizeof in, "model.layers.%lld.mlp.%s.weight_scale", (long long)g, hf);
+    TRY(need(b, in, 2, N, 1, &s));
+    if (s.dtype != TC_DT_F32)
+        return tc_fail(TC_E_INPUT, "%s: tensor '%s' has dtype %s; an fbgemm_fp8 weight_scale "
+                       "is F32 [N, 1]", s.path, in, tc_dtype_name(s.dtype));
+    snprintf(out, sizeof out, "transformer.layers.%lld.mlp.%s.per_channel_scale", (long long)local,
+             trt);
+    TRY(begin_tensor(b, out, TC_DT_F32, 1, rows, 1));
+    return add_piece(b, &s, r0, 0, rows);
 }
 
 static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
@@ -324,18 +371,9 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
                         IN("post_attention_layernorm.weight"), 1, H, 0, dt));
 
     /* fc = gate_proj (through SiLU), gate = up_proj: column-parallel. */
-    TRY(need(b, IN("mlp.gate_proj.weight"), 2, I, H, &t[0]));
-    TRY(begin_tensor(b, OUT("mlp.fc.weight"), dt, 2, I / tp, H));
-    TRY(add_piece(b, &t[0], r * (I / tp), 0, I / tp));
-    mark_linear(b);
-    TRY(need(b, IN("mlp.up_proj.weight"), 2, I, H, &t[0]));
-    TRY(begin_tensor(b, OUT("mlp.gate.weight"), dt, 2, I / tp, H));
-    TRY(add_piece(b, &t[0], r * (I / tp), 0, I / tp));
-    mark_linear(b);
-    TRY(need(b, IN("mlp.down_proj.weight"), 2, H, I, &t[0]));
-    TRY(begin_tensor(b, OUT("mlp.proj.weight"), dt, 2, H, I / tp));
-    TRY(add_piece(b, &t[0], 0, r * (I / tp), H));
-    mark_linear(b);
+    TRY(plan_mlp_linear(b, g, local, "gate_proj", "fc", I, H, r * (I / tp), I / tp, 0, H, dt));
+    TRY(plan_mlp_linear(b, g, local, "up_proj", "gate", I, H, r * (I / tp), I / tp, 0, H, dt));
+    TRY(plan_mlp_linear(b, g, local, "down_proj", "proj", H, I, 0, H, r * (I / tp), I / tp, dt));
 #undef IN
 #undef OUT
     return TC_OK;

@@ -112,6 +112,19 @@ static int64_t global_layer(const tc_plan *p, const char *name)
     return p->layer0 + local;
 }
 
+static bool is_mlp_weight(const char *name)
+{
+    static const char *const suffix[3] = { ".mlp.fc.weight", ".mlp.gate.weight",
+                                            ".mlp.proj.weight" };
+    const size_t len = strlen(name);
+    for (int i = 0; i < 3; i++) {
+        const size_t sl = strlen(suffix[i]);
+        if (len > sl && strcmp(name + len - sl, suffix[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p)
 {
     const float clamp[2] = { (float)q->clamp_val[0], (float)q->clamp_val[1] };
@@ -119,15 +132,33 @@ tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p)
     int64_t last_layer = -1;
     for (size_t i = 0; i < n; i++) {
         tc_plan_tensor *t = &p->tensors[i];
+        if (!is_mlp_weight(t->name))
+            continue;
         const int64_t g = global_layer(p, t->name);
         /* v0.12 (load_weights_from_hf_model): the MLP linears only, and
          * Meta's recipe of leaving the first and last layer unquantized. */
-        if (!t->linear || !strstr(t->name, ".mlp.") || g <= 0 || g >= p->layers_total - 1)
+        if (g <= 0 || g >= p->layers_total - 1) {
+            if (t->dtype == TC_DT_F8_E4M3)
+                return tc_fail(TC_E_INPUT, "%s: layer %lld's MLP weights are FP8 in the "
+                               "checkpoint, but TensorRT-LLM v0.12 keeps the first and last "
+                               "layer unquantized (it would store them without a scale)",
+                               t->name, (long long)g);
             continue;
+        }
+        if (g != last_layer) {
+            /* The Fp8Rowwise layers' clamp parameters, saved with the model. */
+            last_layer = g;
+            char name[sizeof t->name];
+            const long long local = g - p->layer0;
+            snprintf(name, sizeof name, "transformer.layers.%lld.mlp.clamp_val", local);
+            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
+            snprintf(name, sizeof name, "transformer.layers.%lld.post_layernorm.clamp_val", local);
+            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
+            t = &p->tensors[i]; /* the array may have moved */
+        }
+        if (!t->linear)
+            continue; /* FP8 in the checkpoint: weight and scale as stored (plan.c) */
         const size_t len = strlen(t->name);
-        if (len < 7 || strcmp(t->name + len - 7, ".weight") != 0)
-            return tc_fail(TC_E_INTERNAL, "FP8 rowwise tensor %s does not end in .weight",
-                           t->name);
         char scale[sizeof t->name];
         snprintf(scale, sizeof scale, "%.*s.per_channel_scale", (int)(len - 7), t->name);
         const int64_t rows = t->rows;
@@ -140,16 +171,6 @@ tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p)
         sc->computed = false;
         sc->scale_of = (int)i;
         p->tensors[i].scale_index = (int)(p->n_tensors - 1);
-        if (g != last_layer) {
-            /* The Fp8Rowwise layers' clamp parameters, saved with the model. */
-            last_layer = g;
-            char name[sizeof t->name];
-            const long long local = g - p->layer0;
-            snprintf(name, sizeof name, "transformer.layers.%lld.mlp.clamp_val", local);
-            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
-            snprintf(name, sizeof name, "transformer.layers.%lld.post_layernorm.clamp_val", local);
-            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
-        }
     }
     tc_plan_recount(p);
     return TC_OK;

@@ -137,6 +137,22 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out)
     return TC_OK;
 }
 
+tc_status tc_quant_from_model(tc_quant_settings *q, const tc_hf_config *cfg)
+{
+    if (!cfg->fbgemm_fp8)
+        return TC_OK;
+    const tc_quant_method *rw = find(TC_QUANT_WEIGHTS, "FP8_PER_CHANNEL_PER_TOKEN", false, false);
+    if (q->weights != rw && q->weights->config_algo)
+        return tc_fail(TC_E_USAGE, "the model is an fbgemm_fp8 checkpoint (quantization_config): "
+                       "it converts as FP8_PER_CHANNEL_PER_TOKEN, not %s",
+                       q->weights->config_algo);
+    q->weights = rw;
+    q->has_clamp_val = true;
+    q->clamp_val[0] = -cfg->activation_scale_ub;
+    q->clamp_val[1] = cfg->activation_scale_ub;
+    return TC_OK;
+}
+
 unsigned tc_quant_calib_needs(const tc_quant_settings *q)
 {
     return q->weights->calib | q->kv->calib;

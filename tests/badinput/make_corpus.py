@@ -68,8 +68,8 @@ w("config_not_json.json", '{"hidden_size": 64,')
 w("config_array.json", "[]")
 cfg("config_no_hidden_size.json", hidden_size=None)
 cfg("config_prequantized_gptq.json", quantization_config={"quant_method": "gptq", "bits": 4})
-cfg("config_prequantized_fbgemm.json",
-    quantization_config={"quant_method": "fbgemm_fp8", "activation_scale_ub": 1200.0})
+cfg("config_prequantized_fbgemm_ub.json",
+    quantization_config={"quant_method": "fbgemm_fp8", "activation_scale_ub": -1.0})
 cfg("config_negative_heads.json", num_attention_heads=-4)
 cfg("config_string_layers.json", num_hidden_layers="2")
 cfg("config_architecture.json", architectures=["GPT2LMHeadModel"])

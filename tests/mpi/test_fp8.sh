@@ -111,6 +111,81 @@ rc=0; run_np 1 --model_dir "$G/hf" --output_dir "$WORK/bad" --calibrate_fp8_kv_s
 [ $rc -eq 2 ] && grep -q "needs --fp8_kv_cache" "$WORK/last.log" &&
     pass "--calibrate_fp8_kv_scale without --fp8_kv_cache refused" || { fail "calibrate without fp8 rc $rc"; cat "$WORK/last.log"; }
 
+# fbgemm_fp8 input (Llama-3.1-405B-FP8 style): the FP8 MLP weights and their
+# weight_scale rows are taken as stored, split like the weights (down_proj's
+# scale whole), clamp_val = ±activation_scale_ub, quant_algo
+# FP8_PER_CHANNEL_PER_TOKEN without --use_fp8_rowwise; every layout gives the
+# input's own bytes.
+gen --out "$WORK/fbsrc" --layers 4 --hidden 128 --heads 4 --kv_heads 2 --intermediate 256 \
+    --vocab 300 --dtype bfloat16
+mkdir -p "$WORK/fb"
+python3 "$(dirname "$0")/../fp8/make_fbgemm_model.py" "$WORK/fbsrc" "$WORK/fb" 800.0
+for lay in "1 1 1" "2 1 2" "2 2 4" "2 2 3"; do
+    set -- $lay
+    out=$WORK/fbout_$1$2_$3
+    run_np "$3" --model_dir "$WORK/fb" --output_dir "$out" --tp_size "$1" --pp_size "$2" --dtype bfloat16 &&
+        "$TRTCONV" verify "$out" >"$WORK/verify.log" 2>&1 ||
+        { fail "fbgemm_fp8 tp $1 pp $2 np $3"; cat "$WORK/last.log" "$WORK/verify.log"; continue; }
+    python3 - "$WORK/fb" "$out" "$1" "$2" <<'PY' && pass "fbgemm_fp8 input tp $1 pp $2 on $3 rank(s): FP8 weights and scales as stored, clamp_val ±800" || fail "fbgemm_fp8 tp $1 pp $2 np $3"
+import json, struct, sys
+src, out, tp, pp = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def tensors(path):
+    b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
+    return {k: (v, b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]) for k, v in h.items()}
+s = tensors(f"{src}/model.safetensors")
+cfg = json.load(open(f"{out}/config.json"))
+q = cfg["quantization"]
+bad = int(q["quant_algo"] != "FP8_PER_CHANNEL_PER_TOKEN" or q["clamp_val"] != [-800.0, 800.0])
+L, I, H = 4, 256, 128
+per = L // pp
+for r in range(tp * pp):
+    t = tensors(f"{out}/rank{r}.safetensors")
+    tr, pr = r % tp, r // tp
+    for loc in range(per):
+        g = pr * per + loc
+        for hf, trt in (("gate_proj", "fc"), ("up_proj", "gate"), ("down_proj", "proj")):
+            info, data = t[f"transformer.layers.{loc}.mlp.{trt}.weight"]
+            sw, sd = s[f"model.layers.{g}.mlp.{hf}.weight"]
+            if not 0 < g < L - 1:
+                bad += info["dtype"] != "BF16"
+                continue
+            N, K = sw["shape"]
+            if trt == "proj":   # row-parallel: columns split, scale whole
+                w = I // tp
+                want = b"".join(sd[n * K + tr * w: n * K + tr * w + w] for n in range(N))
+                want_s = s[f"model.layers.{g}.mlp.{hf}.weight_scale"][1]
+            else:               # column-parallel: rows split, scale rows split
+                rows = N // tp
+                want = sd[tr * rows * K: (tr + 1) * rows * K]
+                want_s = s[f"model.layers.{g}.mlp.{hf}.weight_scale"][1][tr * rows * 4: (tr + 1) * rows * 4]
+            si, sdat = t[f"transformer.layers.{loc}.mlp.{trt}.per_channel_scale"]
+            cv = struct.unpack("<2f", t[f"transformer.layers.{loc}.mlp.clamp_val"][1])
+            if info["dtype"] != "F8_E4M3" or data != want or si["dtype"] != "F32" or sdat != want_s \
+                    or cv != (-800.0, 800.0):
+                print(f"rank {r} layer {g} {trt}: dtype {info['dtype']}, bytes equal {data == want}, "
+                      f"scale equal {sdat == want_s}, clamp {cv}")
+                bad += 1
+sys.exit(bad != 0)
+PY
+done
+rc=0; run_np 1 --model_dir "$WORK/fb" --output_dir "$WORK/bad" --use_weight_only --target_sm 90 || rc=$?
+[ $rc -eq 2 ] && grep -q "fbgemm_fp8 checkpoint" "$WORK/last.log" &&
+    pass "fbgemm_fp8 input with --use_weight_only refused" || { fail "fbgemm + woq rc $rc"; cat "$WORK/last.log"; }
+# a missing weight_scale is named
+python3 - "$WORK/fb/model.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]; b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+k = "model.layers.1.mlp.up_proj.weight_scale"
+h["model.layers.1.mlp.up_proj.weight_scalX"] = h.pop(k)
+j = json.dumps(h, separators=(",", ":")).encode(); j += b" " * ((8 - len(j) % 8) % 8)
+open(p, "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
+PY
+rc=0; run_np 1 --model_dir "$WORK/fb" --output_dir "$WORK/bad2" || rc=$?
+[ $rc -eq 3 ] && grep -q "model.layers.1.mlp.up_proj.weight_scale" "$WORK/last.log" &&
+    pass "fbgemm_fp8 input without a weight_scale refused, naming it" || { fail "missing weight_scale rc $rc"; cat "$WORK/last.log"; }
+
 # verify notices a rowwise weight stored in another dtype.
 out=$WORK/fp8rw_fp16_kv_tp2pp2.4
 if [ -d "$out" ]; then

@@ -222,6 +222,25 @@ START_TEST(fp8_flags_should_select_their_entries)
 }
 END_TEST
 
+START_TEST(an_fbgemm_fp8_model_should_select_rowwise_with_its_activation_bound)
+{
+    tc_hf_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    tc_quant_settings q = select_ok((tc_quant_request){ .smoothquant = NAN });
+    ck_assert_int_eq(tc_quant_from_model(&q, &cfg), TC_OK);   /* a plain model: no-op */
+    ck_assert_ptr_null(q.weights->config_algo);
+    cfg.fbgemm_fp8 = true;
+    cfg.activation_scale_ub = 640.0;
+    ck_assert_int_eq(tc_quant_from_model(&q, &cfg), TC_OK);
+    ck_assert_str_eq(q.weights->config_algo, "FP8_PER_CHANNEL_PER_TOKEN");
+    ck_assert(q.has_clamp_val && q.clamp_val[0] == -640.0 && q.clamp_val[1] == 640.0);
+    tc_quant_settings w = select_ok((tc_quant_request){ .woq_bits = 8, .smoothquant = NAN });
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_quant_from_model(&w, &cfg), TC_E_USAGE);
+    ck_assert(strstr(tc_first_error(), "fbgemm_fp8") != NULL);
+}
+END_TEST
+
 START_TEST(fp8_rowwise_should_clamp_scale_and_round_each_row)
 {
     /* Row 0: a value past the clamp, so amax = 1200 and it maps to 448.
@@ -269,6 +288,7 @@ int main(void)
     tcase_add_test(tc, woq_plan_should_check_the_layout_before_anything_is_written);
     tcase_add_test(tc, fp8_flags_should_select_their_entries);
     tcase_add_test(tc, fp8_rowwise_should_clamp_scale_and_round_each_row);
+    tcase_add_test(tc, an_fbgemm_fp8_model_should_select_rowwise_with_its_activation_bound);
     suite_add_tcase(s, tc);
     return tc_check_run(s);
 }

@@ -63,6 +63,12 @@ typedef struct tc_hf_config {
     char hidden_act[32];         /* "silu" */
     bool has_torch_dtype;        /* torch_dtype or dtype present */
     tc_float_type torch_dtype;   /* its value when has_torch_dtype */
+    /* quantization_config.quant_method = "fbgemm_fp8" (Llama-3.1-405B-FP8):
+     * MLP weights stored as F8_E4M3 with `weight_scale` F32 [N, 1]; the
+     * activation bound becomes clamp_val (docs/fp8.md). Any other method is
+     * refused when the config is parsed. */
+    bool fbgemm_fp8;
+    double activation_scale_ub;  /* default 1200 */
 } tc_hf_config;
 
 /* Parse the text of a config.json. label names the file in messages.

@@ -124,6 +124,12 @@ const tc_quant_method *tc_quant_methods(size_t *n);
  * caller (target_sm needs the GPUs, see app/settings.c). */
 tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out);
 
+/* The model's own quantization: an fbgemm_fp8 checkpoint is converted as
+ * FP8 rowwise with clamp_val ±activation_scale_ub (v0.12
+ * update_quant_config_from_hf), whether or not --use_fp8_rowwise was given;
+ * with another weights method TC_E_USAGE. No-op for other models. */
+tc_status tc_quant_from_model(tc_quant_settings *q, const tc_hf_config *cfg);
+
 /* Statistics the selected entries need (0: no calibration). */
 unsigned tc_quant_calib_needs(const tc_quant_settings *q);
 /* The calibrated ops that produce this job's computed tensors, or NULL. */
