@@ -146,6 +146,10 @@ tc_status tc_quant_from_model(tc_quant_settings *q, const tc_hf_config *cfg)
         return tc_fail(TC_E_USAGE, "the model is an fbgemm_fp8 checkpoint (quantization_config): "
                        "it converts as FP8_PER_CHANNEL_PER_TOKEN, not %s",
                        q->weights->config_algo);
+    if (tc_quant_calib_needs(q))
+        return tc_fail(TC_E_USAGE, "the forward pass (calibration) reads float weights: an "
+                       "fbgemm_fp8 checkpoint cannot be calibrated (convert it without "
+                       "--int8_kv_cache, --calibrate_fp8_kv_scale or --smoothquant)");
     q->weights = rw;
     q->has_clamp_val = true;
     q->clamp_val[0] = -cfg->activation_scale_ub;

@@ -169,6 +169,10 @@ for r in range(tp * pp):
 sys.exit(bad != 0)
 PY
 done
+rc=0; run_np 1 --model_dir "$WORK/fb" --output_dir "$WORK/bad" --fp8_kv_cache --calibrate_fp8_kv_scale \
+    --calib_dataset "$(dirname "$0")/../data/sq/golden_calib.jsonl" || rc=$?
+[ $rc -eq 2 ] && grep -q "fbgemm_fp8 checkpoint cannot be calibrated" "$WORK/last.log" &&
+    pass "calibrating an fbgemm_fp8 checkpoint refused" || { fail "fbgemm calibration rc $rc"; cat "$WORK/last.log"; }
 rc=0; run_np 1 --model_dir "$WORK/fb" --output_dir "$WORK/bad" --use_weight_only --target_sm 90 || rc=$?
 [ $rc -eq 2 ] && grep -q "fbgemm_fp8 checkpoint" "$WORK/last.log" &&
     pass "fbgemm_fp8 input with --use_weight_only refused" || { fail "fbgemm + woq rc $rc"; cat "$WORK/last.log"; }
