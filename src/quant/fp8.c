@@ -1,27 +1,30 @@
 /* fp8.c: the FP8 methods of the table (method.h) and the rowwise weight
- * quantization (fp8.h).
+ * quantization (fp8.h); sources in docs/fp8.md.
  *
  * FP8 KV cache, as TensorRT-LLM v0.12 writes it (convert.py
  * load_weights_from_hf_model, the `elif fp8_kv_cache` branch: "FIXME: set
  * it to 1.0f for fp8 kv cache"): every layer gets
  * attention.kv_cache_scaling_factor, float32 [1], value 1.0, and
- * config.json kv_cache_quant_algo "FP8"; the weights are as without it. */
+ * config.json kv_cache_quant_algo "FP8"; the weights are as without it.
+ * FP8 rowwise: a plan rewrite of the MLP linears of layers 1..L-2, whose
+ * rows the conversion workers quantize (tc_fp8_rowwise_quantize_rows, or
+ * kernels/fp8.cu on a GPU rank). */
 #include "trtconv/quant/method.h"
 
 #include <math.h>
-#include "trtconv/quant/fp8.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/core/log.h"
+#include "trtconv/quant/fp8.h"
 
 static const char qkv_suffix[] = ".attention.qkv.weight";
 
 tc_status tc_fp8_kv_plan(const tc_quant_settings *q, tc_plan *p)
 {
     (void)q;
-    /* One scale per layer of the cell: after each layer's qkv weight. */
+    /* One scale per layer of the cell, named after its qkv weight (the
+     * writer orders the tensors, so appending them is enough). */
     const size_t n = p->n_tensors;
     for (size_t i = 0; i < n; i++) {
         const char *name = p->tensors[i].name;
