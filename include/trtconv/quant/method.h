@@ -7,7 +7,8 @@
  * Two kinds of entries, one of each selected per job:
  *   weights  how the linears are stored: none, W8A16/W4A16 (weight-only,
  *            with or without the plugin layout), the four SmoothQuant W8A8
- *            variants;
+ *            variants, FP8 rowwise (also what an fbgemm_fp8 checkpoint
+ *            selects, tc_quant_from_model);
  *   kv       how the KV cache is quantized: none, INT8, FP8 (v0.12's constant
  *            scale) or FP8 with a calibrated scale.
  * Two ways of producing the bytes:
