@@ -72,34 +72,33 @@ tc_status tc_fp8_rowwise_quantize_rows(const void *w, tc_dtype dt, int64_t rows,
 {
     if (dt != TC_DT_F32 && dt != TC_DT_F16 && dt != TC_DT_BF16)
         return tc_fail(TC_E_INTERNAL, "FP8 rowwise: unsupported dtype %s", tc_dtype_name(dt));
-    float row[4096];
+    /* One row at a time, widened and clamped once: the maximum pass and the
+     * quantizing pass read the same values. */
+    float *x = malloc((size_t)(cols > 0 ? cols : 1) * sizeof *x);
+    if (!x)
+        return tc_fail(TC_E_INTERNAL, "FP8 rowwise: out of memory for a row of %lld",
+                       (long long)cols);
+    const size_t row_bytes = (size_t)cols * (tc_dtype_bits(dt) / 8);
     for (int64_t n = 0; n < rows; n++) {
-        const uint8_t *src = (const uint8_t *)w + (size_t)n * (size_t)cols * (tc_dtype_bits(dt) / 8);
+        tc_convert(x, TC_DT_F32, (const uint8_t *)w + (size_t)n * row_bytes, dt, (size_t)cols);
         float amax = 0.0f;
-        for (int64_t k0 = 0; k0 < cols; k0 += 4096) {
-            const int64_t m = cols - k0 < 4096 ? cols - k0 : 4096;
-            tc_convert(row, TC_DT_F32, src + (size_t)k0 * (tc_dtype_bits(dt) / 8), dt, (size_t)m);
-            for (int64_t k = 0; k < m; k++) {
-                const float a = fabsf(clampf_nan(row[k], clamp[0], clamp[1]));
-                if (a > amax || isnan(a))
-                    amax = isnan(amax) ? amax : a;
-            }
+        for (int64_t k = 0; k < cols; k++) {
+            x[k] = clampf_nan(x[k], clamp[0], clamp[1]);
+            const float a = fabsf(x[k]);
+            if (a > amax || isnan(a))
+                amax = isnan(amax) ? amax : a;
         }
         const float s = tc_fp8_rowwise_scale(amax);
         scales[n] = s;
-        for (int64_t k0 = 0; k0 < cols; k0 += 4096) {
-            const int64_t m = cols - k0 < 4096 ? cols - k0 : 4096;
-            tc_convert(row, TC_DT_F32, src + (size_t)k0 * (tc_dtype_bits(dt) / 8), dt, (size_t)m);
-            for (int64_t k = 0; k < m; k++) {
-                const float x = clampf_nan(row[k], clamp[0], clamp[1]);
-                const float d = x / s;
-                /* NaN: CUDA's canonical NaN, positive, so E4M3 0x7F. */
-                q[(size_t)n * (size_t)cols + (size_t)(k0 + k)] =
-                    isnan(d) ? 0x7F
+        uint8_t *qr = q + (size_t)n * (size_t)cols;
+        for (int64_t k = 0; k < cols; k++) {
+            const float d = x[k] / s;
+            /* NaN: CUDA's canonical NaN, positive, so E4M3 0x7F. */
+            qr[k] = isnan(d) ? 0x7F
                              : tc_f32_to_e4m3fn(clampf_nan(d, -TC_FP8_E4M3_MAX, TC_FP8_E4M3_MAX));
-            }
         }
     }
+    free(x);
     return TC_OK;
 }
 

@@ -14,6 +14,7 @@ F=${TRTCONV_GOLDEN_FP8_DIR:-}
 V=${TRTCONV_GOLDEN_DIR:-}/v012
 G=${TRTCONV_GOLDEN_DIR:-}/sq_mha
 [ -d "$F/models/mha4_fp8/hf" ] || { echo "FAIL: FP8 golden files not found: $F"; exit 1; }
+export FP8_TOOLS=$(cd "$(dirname "$0")/../fp8" && pwd)   # stread.py
 
 case_args() { # case_args CASE: the upstream command line with the model path made absolute
     python3 - "$F/$1/case.json" "$F" "$G" <<'PY'
@@ -76,15 +77,9 @@ for lay in "1 1 1" "2 1 2" "2 2 3"; do
         { fail "--calibrate_fp8_kv_scale tp $1 pp $2"; cat "$WORK/last.log"; }
 done
 python3 - "$G/act_range.safetensors" "$WORK" <<'PY' && pass "calibrated FP8 KV scales = max(|k|,|v|)/448 of the statistics on tp1, tp2, tp2 x pp2 (3 ranks)" || fail "calibrated FP8 KV scales"
-import json, struct, sys, glob
-def tensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    h.pop("__metadata__", None)
-    return {k: (v, b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]) for k, v in h.items()}
-def f32s(raw):
-    return struct.unpack("<%df" % (len(raw) // 4), raw)
+import json, os, struct, sys
+sys.path.insert(0, os.environ["FP8_TOOLS"])
+from stread import tensors, f32s
 def r32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 act = tensors(sys.argv[1])
@@ -127,12 +122,10 @@ for lay in "1 1 1" "2 1 2" "2 2 4" "2 2 3"; do
         "$TRTCONV" verify "$out" >"$WORK/verify.log" 2>&1 ||
         { fail "fbgemm_fp8 tp $1 pp $2 np $3"; cat "$WORK/last.log" "$WORK/verify.log"; continue; }
     python3 - "$WORK/fb" "$out" "$1" "$2" <<'PY' && pass "fbgemm_fp8 input tp $1 pp $2 on $3 rank(s): FP8 weights and scales as stored, clamp_val ±800" || fail "fbgemm_fp8 tp $1 pp $2 np $3"
-import json, struct, sys
+import json, os, struct, sys
+sys.path.insert(0, os.environ["FP8_TOOLS"])
+from stread import tensors
 src, out, tp, pp = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-def tensors(path):
-    b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
-    return {k: (v, b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]) for k, v in h.items()}
 s = tensors(f"{src}/model.safetensors")
 cfg = json.load(open(f"{out}/config.json"))
 q = cfg["quantization"]
