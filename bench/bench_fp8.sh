@@ -5,13 +5,15 @@
 #   (2) --use_fp8_rowwise, quantized on the GPU (kernels/fp8.cu);
 #   (3) --use_fp8_rowwise --quantize_on cpu (quant/fp8.c, the workers);
 #   (4) --use_fp8_rowwise --fp8_kv_cache;
+#   (5) --use_fp8 --fp8_kv_cache (per tensor), calibrating on the GPU from
+#       SEQS x LEN random token ids (default 512 x 512), with its phases;
 # each best of REPEAT (default 2) wall times with peak RSS. The outputs of
 # (2) and (3) are compared byte for byte. Model: bench_sq.sh's (LAYERS
 # layers, default 32, 15 GB float16), made once under BENCH_DIR.
 set -euo pipefail
 B=${1:-build}
 W=${BENCH_DIR:-/tmp/trtconv-bench}/sq
-LAYERS=${LAYERS:-32} REPEAT=${REPEAT:-2} WORKERS=${WORKERS:-8}
+LAYERS=${LAYERS:-32} REPEAT=${REPEAT:-2} WORKERS=${WORKERS:-8} SEQS=${SEQS:-512} LEN=${LEN:-512}
 mkdir -p "$W"
 if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" ]; then
     "$B/trtconv-genmodel" --out "$W/model" --layers "$LAYERS" --hidden 4096 --heads 32 --kv_heads 8 \
@@ -19,6 +21,13 @@ if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LA
         --rope_scaling llama3 --max_pos 131072 --shards 4 >/dev/null
     echo "$LAYERS" >"$W/layers"
 fi
+python3 - "$SEQS" "$LEN" >"$W/ids.jsonl" <<'PY'
+import json, random, sys
+n, L = int(sys.argv[1]), int(sys.argv[2])
+r = random.Random(0)
+for _ in range(n):
+    print(json.dumps({"input_ids": [r.randrange(128000) for _ in range(L)]}))
+PY
 sync
 run() { # run NAME ARGS...: best wall time of REPEAT runs
     local name=$1 best="" rss="" t
@@ -27,26 +36,34 @@ run() { # run NAME ARGS...: best wall time of REPEAT runs
         rm -rf "$W/out-$name"
         /usr/bin/time -f "%e %M" -o "$W/time" mpirun -np 1 --bind-to none "$B/trtconv" \
             --model_dir "$W/model" --output_dir "$W/out-$name" --workers "$WORKERS" --progress none \
-            --log_level warning "$@"
+            --log_level warning "$@" 2>"$W/log-$name" || { cat "$W/log-$name" >&2; exit 1; }
         read -r t rss <"$W/time"
         if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
     done
     echo "$name $best $rss"
 }
+same=identical
 {
     run plain
+    rm -rf "$W/out-plain"
     run fp8rw_gpu --use_fp8_rowwise
     run fp8rw_cpu --use_fp8_rowwise --quantize_on cpu
+    for f in "$W"/out-fp8rw_gpu/rank*.safetensors "$W"/out-fp8rw_gpu/config.json; do
+        cmp -s "$f" "$W/out-fp8rw_cpu/$(basename "$f")" || same=DIFFERENT
+    done
+    du -sh "$W/out-fp8rw_gpu" >"$W/size"
+    rm -rf "$W"/out-*
     run fp8rw_kv --use_fp8_rowwise --fp8_kv_cache
+    rm -rf "$W"/out-*
+    run fp8_tensor_kv --use_fp8 --fp8_kv_cache --calib_dataset "$W/ids.jsonl" --calib_size "$SEQS" \
+        --calib_max_seq_length "$LEN" --calib_batch_size 8 --log_level info
+    du -sh "$W/out-fp8_tensor_kv" >>"$W/size"
 } >"$W/results"
-same=identical
-for f in "$W"/out-fp8rw_gpu/rank*.safetensors "$W"/out-fp8rw_gpu/config.json; do
-    cmp -s "$f" "$W/out-fp8rw_cpu/$(basename "$f")" || same=DIFFERENT
-done
 plain=$(awk '$1 == "plain" {print $2}' "$W/results")
 echo "| run | seconds (best of $REPEAT) | vs plain | peak RSS (MiB) |"
 echo "|---|---|---|---|"
 awk -v p="$plain" '{printf "| %s | %.2f | %.2f | %.0f |\n", $1, $2, $2 / p, $3 / 1024}' "$W/results"
 echo "GPU and CPU FP8 rowwise outputs: $same"
-du -sh "$W/out-plain" "$W/out-fp8rw_gpu"
+grep -E "calibrating|statistics|peak RSS" "$W/log-fp8_tensor_kv" | sed 's/^trtconv[^:]*: //'
+cat "$W/size"
 rm -rf "$W"/out-*

@@ -1,6 +1,8 @@
-/* fp8.cu: FP8 rowwise weight quantization (include/trtconv/kernels/fp8.h).
+/* fp8.cu: FP8 rowwise and per-tensor weight quantization
+ * (include/trtconv/kernels/fp8.h). Per tensor: one thread per element,
+ * __fdiv_rn(x, s) then the same E4M3 rounding.
  *
- * One block per row. Pass 1: each thread takes elements t, t + 256, ... of
+ * Rowwise: one block per row. Pass 1: each thread takes elements t, t + 256, ... of
  * the row, clamps them and keeps the largest |x|, with NaN winning as in
  * torch's max (fmaxf would drop it); a shared-memory tree combines the 256
  * partial maxima (max is exact and order-independent). Thread 0 then makes
@@ -103,6 +105,16 @@ __global__ void fp8_rowwise_kernel(const void *w, int dt, int64_t cols, float lo
     }
 }
 
+/* Per tensor: one thread per element, grid-stride. */
+__global__ void fp8_tensor_kernel(const void *w, int dt, int64_t n, float s, uint8_t *q)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const float d = __fdiv_rn(load_f32(w, dt, i), s);
+        q[i] = isnan(d) ? 0x7F : to_e4m3fn(d);
+    }
+}
+
 }  // namespace
 
 extern "C" tc_status tc_fp8_rowwise_quantize_rows_cuda(const void *d_w, tc_dtype dt,
@@ -128,5 +140,29 @@ extern "C" tc_status tc_fp8_rowwise_quantize_rows_cuda(const void *d_w, tc_dtype
     if (e != cudaSuccess)
         return tc_fail(TC_E_INTERNAL, "FP8 rowwise kernel launch: %s (%s)", cudaGetErrorString(e),
                        cudaGetErrorName(e));
+    return TC_OK;
+}
+
+extern "C" tc_status tc_fp8_tensor_quantize_rows_cuda(const void *d_w, tc_dtype dt, int64_t rows,
+                                                      int64_t cols, float s, uint8_t *d_q,
+                                                      void *stream)
+{
+    if (dt != TC_DT_F32 && dt != TC_DT_F16 && dt != TC_DT_BF16)
+        return tc_fail(TC_E_USAGE, "FP8 per tensor: unsupported dtype %s", tc_dtype_name(dt));
+    if (rows < 0 || cols < 0)
+        return tc_fail(TC_E_USAGE, "FP8 per tensor: negative shape");
+    const int64_t n = rows * cols;
+    if (n == 0)
+        return TC_OK;
+    if (!d_w || !d_q)
+        return tc_fail(TC_E_USAGE, "FP8 per tensor: NULL buffer");
+    const int64_t want = (n + kThreads - 1) / kThreads;
+    const unsigned blocks = static_cast<unsigned>(want < 65536 ? want : 65536);
+    fp8_tensor_kernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(d_w, (int)dt, n,
+                                                                                 s, d_q);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return tc_fail(TC_E_INTERNAL, "FP8 per-tensor kernel launch: %s (%s)",
+                       cudaGetErrorString(e), cudaGetErrorName(e));
     return TC_OK;
 }

@@ -138,9 +138,12 @@ static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engin
     const tc_comm *c = j->comm;
     const tc_hf_config *cfg = &j->model->cfg;
     /* SmoothQuant calibrates the model loaded in float16; INT8 KV alone in
-     * its own dtype (trtllm-checkpoint.md §5.1, §4.10). */
+     * its own dtype (trtllm-checkpoint.md §5.1, §4.10); FP8 per tensor in
+     * the output dtype, as ModelOpt calibrates the model it exports. */
     tc_dtype fdt = TC_DT_F16;
-    if (!j->s.quant.weights->calib_in_f16 && cfg->has_torch_dtype)
+    if (j->s.quant.weights->calib_in_out_dtype)
+        fdt = j->s.out_dtype;
+    else if (!j->s.quant.weights->calib_in_f16 && cfg->has_torch_dtype)
         fdt = tc_float_type_dtype(cfg->torch_dtype);
     tc_calib_dims dims;
     tc_calib_dims_from_config(cfg, &dims);
@@ -199,7 +202,7 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
         st = ops->create(&ctx, engine, &job);
         engine = NULL; /* the job's now */
     }
-    st = tc_comm_agree(c, st, "SmoothQuant setup");
+    st = tc_comm_agree(c, st, "quantization setup");
     if (st != TC_OK)
         goto done;
 
@@ -230,8 +233,9 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
         const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
         if (c->rank == 0)
             tc_log(TC_LOG_INFO, "%s%s%s: statistics %.2f s (%s), smoothing/scales %.2f s, "
-                   "quantize+write %.2f s, total %.2f s", w->smoothquant ? "SmoothQuant" : "",
-                   kv->calib && w->smoothquant ? " + " : "",
+                   "quantize+write %.2f s, total %.2f s",
+                   w->smoothquant ? "SmoothQuant" : w->calib ? w->config_algo : "",
+                   kv->calib && w->calib ? " + " : "",
                    kv->calib ? (strcmp(kv->config_algo, "FP8") ? "INT8 KV cache"
                                                                : "FP8 KV cache (calibrated)") : "",
                    t_cal, o->calib_stats ? "read" : "calibrated", t_q, t_w,

@@ -34,7 +34,7 @@ enum opt_id {
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
     OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
     OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR,
-    OPT_CALIBRATE_FP8_KV_SCALE
+    OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8
 };
 
 static const struct option long_options[] = {
@@ -70,6 +70,7 @@ static const struct option long_options[] = {
     { "calibrate_fp8_kv_scale", no_argument, NULL, OPT_CALIBRATE_FP8_KV_SCALE },
     { "quant_ckpt_path", required_argument, NULL, OPT_QUANT_CKPT_PATH },
     { "use_fp8_rowwise", no_argument, NULL, OPT_USE_FP8_ROWWISE },
+    { "use_fp8", no_argument, NULL, OPT_USE_FP8 },
     { "per_group", no_argument, NULL, OPT_PER_GROUP },
     { "load_by_shard", no_argument, NULL, OPT_LOAD_BY_SHARD },
     { "hidden_act", required_argument, NULL, OPT_HIDDEN_ACT },
@@ -160,6 +161,8 @@ static const char usage_text[] =
 "  --calib_stats FILE.h5         reuse statistics instead of calibrating\n"
 "  --use_fp8_rowwise             FP8 rowwise weights (FP8_PER_CHANNEL_PER_TOKEN)\n"
 "                                for the MLPs of all but the first and last layer\n"
+"  --use_fp8                     FP8 per-tensor W8A8 (quant_algo FP8), scales from\n"
+"                                calibration as NVIDIA ModelOpt's export\n"
 "  --fp8_kv_cache                FP8 KV cache (kv_cache_scaling_factor 1.0 as\n"
 "                                v0.12 writes it; wins over --int8_kv_cache)\n"
 "  --calibrate_fp8_kv_scale      with --fp8_kv_cache: the scale max(|k|,|v|)/448\n"
@@ -444,6 +447,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_INT8_KV_CACHE: o->int8_kv_cache = true; break;
         case OPT_FP8_KV_CACHE: o->fp8_kv_cache = true; break;
         case OPT_USE_FP8_ROWWISE: o->use_fp8_rowwise = true; break;
+        case OPT_USE_FP8: o->use_fp8 = true; break;
         case OPT_CALIB_DATASET: o->calib_dataset = a; break;
         case OPT_CALIB_SIZE:
             st = parse_int(err, "calib_size", a, -1, INT32_MAX, &o->calib_size);
@@ -520,18 +524,25 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
     o->sq_enabled = !isnan(o->smoothquant) && o->smoothquant > 0.0;
     /* args_to_quant_config sets INT8 then FP8: FP8 wins. */
     o->calibrate = o->sq_enabled || (o->int8_kv_cache && !o->fp8_kv_cache) ||
-                   (o->fp8_kv_cache && o->fp8_kv_calibrate);
+                   (o->fp8_kv_cache && o->fp8_kv_calibrate) || o->use_fp8;
     if (o->fp8_kv_calibrate && !o->fp8_kv_cache)
         return usage_error(err, "--calibrate_fp8_kv_scale needs --fp8_kv_cache");
     if (o->use_fp8_rowwise && (o->sq_enabled || o->use_weight_only))
         return usage_error(err, "--use_fp8_rowwise excludes --smoothquant and --use_weight_only "
                            "(one quant_algo per checkpoint, as in TensorRT-LLM)");
+    if (o->use_fp8 && (o->sq_enabled || o->use_weight_only || o->use_fp8_rowwise))
+        return usage_error(err, "--use_fp8 excludes --smoothquant, --use_weight_only and "
+                           "--use_fp8_rowwise (one quant_algo per checkpoint, as in TensorRT-LLM)");
+    if (o->use_fp8 && o->int8_kv_cache && !o->fp8_kv_cache)
+        return usage_error(err, "--use_fp8 with --int8_kv_cache: ModelOpt's FP8 export pairs FP8 "
+                           "weights with an FP8 KV cache (--fp8_kv_cache) or none");
     if (o->sq_enabled && o->use_weight_only)
         return usage_error(err, "--smoothquant and --use_weight_only exclude each other (W8A8 "
                            "or weight-only, as in TensorRT-LLM's quant_algo)");
     if (!o->calibrate && (o->calib_stats || o->calib_stats_out))
-        return usage_error(err, "--calib_stats/--calib_stats_out need --smoothquant or "
-                           "--int8_kv_cache");
+        return usage_error(err, "--calib_stats/--calib_stats_out need a method that "
+                           "calibrates: --smoothquant, --int8_kv_cache, --use_fp8 or "
+                           "--fp8_kv_cache --calibrate_fp8_kv_scale");
     if (o->calib_stats && o->calib_stats_out)
         return usage_error(err, "--calib_stats reuses statistics and --calib_stats_out writes "
                            "new ones: give one of them");
@@ -555,5 +566,6 @@ void tc_opts_quant_request(const tc_opts *o, tc_quant_request *r)
     r->int8_kv_cache = o->int8_kv_cache;
     r->fp8_kv_cache = o->fp8_kv_cache;
     r->fp8_rowwise = o->use_fp8_rowwise;
+    r->fp8 = o->use_fp8;
     r->fp8_kv_calibrate = o->fp8_kv_calibrate;
 }

@@ -235,7 +235,32 @@ static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_
         st = TC_CUDA_TRY(cudaStreamSynchronize(s));
     return st;
 }
+
+/* FP8 per-tensor rows on the GPU: slice in, E4M3 bytes out. */
+static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                                     int64_t rows, uint8_t *h_q)
+{
+    cudaStream_t s = (cudaStream_t)g->stream;
+    const size_t in_bytes = (size_t)rows * (size_t)t->cols * (tc_dtype_bits(t->slice_dtype) / 8);
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(g->d_in, h_slice, in_bytes, cudaMemcpyHostToDevice, s));
+    if (st == TC_OK)
+        st = tc_fp8_tensor_quantize_rows_cuda(g->d_in, t->slice_dtype, rows, t->cols, t->fp8_scale,
+                                              g->d_out, g->stream);
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaMemcpyAsync(h_q, g->d_out, (size_t)rows * (size_t)t->cols,
+                                         cudaMemcpyDeviceToHost, s));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaStreamSynchronize(s));
+    return st;
+}
 #else
+static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                                     int64_t rows, uint8_t *h_q)
+{
+    (void)g; (void)h_slice; (void)rows; (void)h_q;
+    return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
+}
+
 static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
                               int64_t rows, uint8_t *h_q, float *h_scales)
 {
@@ -361,6 +386,15 @@ static void *worker_main(void *arg)
             if (st == TC_OK)
                 st = tc_cell_write(c, scales, (size_t)w->rows * 4,
                                    c->offsets[t->scale_index] + (uint64_t)w->row0 * 4);
+            data = qbuf;
+        } else if (t->fp8_tensor) {
+            nbytes = (size_t)w->rows * (size_t)t->cols;
+            off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols;
+            if (st == TC_OK && job->gpu)
+                st = gpu_fp8_tensor_rows(&g, dst, t, w->rows, qbuf);
+            else if (st == TC_OK)
+                st = tc_fp8_tensor_quantize_rows(dst, t->slice_dtype, w->rows, t->cols,
+                                                 t->fp8_scale, qbuf);
             data = qbuf;
         } else {
             const size_t oes = tc_dtype_bits(t->dtype) / 8;

@@ -55,6 +55,7 @@ typedef struct model_desc {
     bool sq, sq_per_channel, sq_per_token;
     bool kv_int8, kv_fp8, attn_bias;
     bool fp8_rowwise;             /* FP8_PER_CHANNEL_PER_TOKEN (quant/fp8.h) */
+    bool fp8_tensor;              /* FP8 per tensor (quant/fp8_tensor.c) */
     bool parallel_embedding, share_embedding;
     int64_t sharding_dim;
 } model_desc;
@@ -105,6 +106,12 @@ static void expect_linear(expect_list *l, const model_desc *m, int64_t i, const 
                (long long)i, lin);
         if (!m->sq_per_token)
             expect(l, false, TC_DT_F32, 2, 1, 1, "%s.%lld.%s.act_scale", pre, (long long)i, lin);
+    } else if (m->fp8_tensor) {
+        expect(l, false, TC_DT_F8_E4M3, 2, N, K, "%s.%lld.%s.weight", pre, (long long)i, lin);
+        expect(l, false, TC_DT_F32, 1, 1, 0, "%s.%lld.%s.weights_scaling_factor", pre,
+               (long long)i, lin);
+        expect(l, false, TC_DT_F32, 1, 1, 0, "%s.%lld.%s.activation_scaling_factor", pre,
+               (long long)i, lin);
     } else if (m->woq_bits && m->woq_plain) {
         expect(l, false, m->dt, 2, K, N, "%s.%lld.%s.weight", pre, (long long)i, lin);
         expect(l, false, m->dt, 1, N, 0, "%s.%lld.%s.per_channel_scale", pre, (long long)i, lin);
@@ -244,6 +251,8 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
         m->woq_bits = 8;
     } else if (qa && strcmp(qa, "W4A16") == 0) {
         m->woq_bits = 4;
+    } else if (qa && strcmp(qa, "FP8") == 0) {
+        m->fp8_tensor = true;
     } else if (qa && strcmp(qa, "FP8_PER_CHANNEL_PER_TOKEN") == 0) {
         m->fp8_rowwise = true;
     } else if (qa && strncmp(qa, "W8A8_SQ_", 8) == 0) {
@@ -267,7 +276,7 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
     if (tc_json_get(c, "embedding_sharding_dim") &&
         !get_int(c, "embedding_sharding_dim", 0, 1, &m->sharding_dim, file))
         return false;
-    if (!m->sq && !m->kv_int8) {
+    if (!m->sq && !m->kv_int8 && !m->fp8_tensor) {
         const cJSON *base = tc_json_get(c, "rotary_base");
         if (!get_int(c, "max_position_embeddings", 1, INT64_C(1) << 26, &m->P, file))
             return false;
@@ -423,7 +432,7 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
                     tc_dtype_name(t->dtype), have, tc_dtype_name(x->dtype), want);
         } else if (x->rope) {
             check_rope_values(path, f, t, m, x->rope);
-        } else if ((m->sq || m->kv_int8 || m->kv_fp8 || m->fp8_rowwise) &&
+        } else if ((m->sq || m->kv_int8 || m->kv_fp8 || m->fp8_rowwise || m->fp8_tensor) &&
                    x->dtype == TC_DT_F32 &&
                    (strstr(x->name, "scal") || strstr(x->name, "smoother"))) {
             /* Scales computed from calibration statistics. (Weight-only

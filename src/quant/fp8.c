@@ -11,6 +11,7 @@
  * kernels/fp8.cu on a GPU rank). */
 #include "trtconv/quant/method.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,34 @@ tc_status tc_fp8_rowwise_quantize_rows(const void *w, tc_dtype dt, int64_t rows,
         }
     }
     free(x);
+    return TC_OK;
+}
+
+/* ---- per-tensor weights (fp8.h) ---- */
+
+float tc_fp8_tensor_scale(float amax)
+{
+    /* export_amax: amax[amax == 0] = maxbound; clamp(finfo.tiny, finfo.max). */
+    float a = amax == 0.0f ? TC_FP8_E4M3_MAX : amax;
+    a = a < FLT_MIN ? FLT_MIN : a > FLT_MAX ? FLT_MAX : a;
+    return a * (1.0f / TC_FP8_E4M3_MAX);
+}
+
+tc_status tc_fp8_tensor_quantize_rows(const void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                      float s, uint8_t *q)
+{
+    if (dt != TC_DT_F32 && dt != TC_DT_F16 && dt != TC_DT_BF16)
+        return tc_fail(TC_E_INTERNAL, "FP8 per tensor: unsupported dtype %s", tc_dtype_name(dt));
+    float x[256];
+    const size_t es = tc_dtype_bits(dt) / 8, n = (size_t)rows * (size_t)cols;
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        const size_t m = n - i0 < 256 ? n - i0 : 256;
+        tc_convert(x, TC_DT_F32, (const uint8_t *)w + i0 * es, dt, m);
+        for (size_t i = 0; i < m; i++) {
+            const float d = x[i] / s;
+            q[i0 + i] = isnan(d) ? 0x7F : tc_f32_to_e4m3fn(d);
+        }
+    }
     return TC_OK;
 }
 

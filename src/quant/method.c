@@ -41,6 +41,14 @@ static const tc_quant_method table[] = {
                     "attention and the first and last layer as they are",
       .kernels = "quant/fp8.c tc_fp8_rowwise_quantize_rows (CPU reference), kernels/fp8.cu "
                  "tc_fp8_rowwise_quantize_rows_cuda (GPU); E4M3: core/dtype.c tc_f32_to_e4m3fn" },
+    { .name = "FP8", .kind = TC_QUANT_WEIGHTS, .config_algo = "FP8", .calib = TC_CALIB_LINEAR_IO,
+      .calib_in_out_dtype = true, .gpu_quantize = true,
+      .calibrated = &tc_fp8_tensor_calibrated_ops,
+      .per_linear = "qkv, dense, fc, gate, proj of every layer: weight F8_E4M3 [N, K], "
+                    "weights_scaling_factor and activation_scaling_factor F32 [1] (scales "
+                    "shared across q/k/v and gate/up, from the calibration statistics)",
+      .kernels = "quant/fp8.c tc_fp8_tensor_quantize_rows (CPU reference), kernels/fp8.cu "
+                 "tc_fp8_tensor_quantize_rows_cuda (GPU); scales: quant/fp8_tensor.c" },
 #define SQ(algo_, pc_, pt_, lin_)                                                          \
     { .name = algo_, .kind = TC_QUANT_WEIGHTS, .config_algo = algo_,                       \
       .calib = TC_CALIB_LINEAR_IO, .calib_in_f16 = true, .smoothquant = true,              \
@@ -108,6 +116,8 @@ static const char *weights_algo(const tc_quant_request *r)
         return r->woq_bits == 4 ? "W4A16" : "W8A16";
     if (r->fp8_rowwise)
         return "FP8_PER_CHANNEL_PER_TOKEN";
+    if (r->fp8)
+        return "FP8";
     return NULL;
 }
 
@@ -126,6 +136,10 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out)
                        r->woq_no_plugin ? " without the plugin" : "");
     if (!out->kv)
         return tc_fail(TC_E_INTERNAL, "no KV-cache method");
+    if (out->weights->calibrated == &tc_fp8_tensor_calibrated_ops && out->kv->config_algo &&
+        !strcmp(out->kv->config_algo, "INT8"))
+        return tc_fail(TC_E_USAGE, "--use_fp8 with --int8_kv_cache: ModelOpt's FP8 export pairs "
+                       "FP8 weights with an FP8 KV cache (--fp8_kv_cache) or none");
     if (out->weights->smoothquant)
         out->alpha = r->smoothquant;
     if (out->weights->plan == tc_fp8_rowwise_plan) {

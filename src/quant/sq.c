@@ -27,6 +27,7 @@
 #include "trtconv/mpi/comm.h"
 #include "trtconv/core/dtype.h"
 #include "trtconv/core/log.h"
+#include "trtconv/quant/method.h"
 
 #define TRY(x) TC_TRY(x)
 
@@ -750,16 +751,10 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
     geo(j, cell, &g);
     writer wr = { out, 0 };
     for (int64_t i = 0; j->o.fp8_kv_calibrated && i < j->layers_l; i++) {
-        /* FP8 KV (beyond v0.12's constant 1.0, docs/fp8.md): the largest
-         * |k| and |v| the calibration saw over E4M3's largest value, in
-         * float32 as m * (1.0f / 448.0f); 1.0 if both maxima are zero. */
-        const int64_t L = g.layer0 + i;
-        float m = 0.0f;
-        m = fmaxf(m, max_of(tc_calib_get(j->st, L, TC_LIN_K, TC_STAT_Y, NULL), j->kvd));
-        m = fmaxf(m, max_of(tc_calib_get(j->st, L, TC_LIN_V, TC_STAT_Y, NULL), j->kvd));
+        /* FP8 KV (beyond v0.12's constant 1.0, docs/fp8.md). */
         wr.l = i;
         TRY(put_scalar(&wr, "attention.kv_cache_scaling_factor",
-                       m > 0.0f ? f32_div_scalar(m, 448.0f) : 1.0f));
+                       tc_fp8_kv_calibrated_scale(j->st, g.layer0 + i)));
     }
     for (int64_t i = 0; j->o.int8_kv_cache && i < j->layers_l; i++) {
         /* §5.8: max over the q, k and v outputs (unsmoothed), / 127 in float32. */

@@ -103,6 +103,28 @@ static int run_case(tc_dtype dt, int64_t rows, int64_t cols, cudaStream_t stream
     }
     result(ok && !bad_q && !bad_s, "%s [%lld, %lld]: %zu bytes and %lld scales equal the reference",
            tc_dtype_name(dt), (long long)rows, (long long)cols, n, (long long)rows);
+    /* Per tensor: the scale of the largest finite |w|, and half of it (so
+     * quotients pass 480 and become NaN on both sides). */
+    float amax = 0.0f;
+    for (size_t i = 0; ok && i < n; i++)
+        if (isfinite(w32[i]) && fabsf(w32[i]) > amax)
+            amax = fabsf(w32[i]);
+    for (int half = 0; ok && half < 2; half++) {
+        const float sc = tc_fp8_tensor_scale(amax) * (half ? 0.5f : 1.0f);
+        size_t bad = 0;
+        ok = tc_fp8_tensor_quantize_rows(w, dt, rows, cols, sc, q_ref) == TC_OK &&
+             tc_fp8_tensor_quantize_rows_cuda(d_w, dt, rows, cols, sc, d_q, stream) == TC_OK &&
+             cuda_ok(cudaStreamSynchronize(stream), "kernel") &&
+             cuda_ok(cudaMemcpy(q_gpu, d_q, n, cudaMemcpyDeviceToHost), "copy q");
+        for (size_t i = 0; ok && i < n; i++)
+            if (q_ref[i] != q_gpu[i] && bad++ < 3)
+                printf("  per tensor %s: byte %zu: cpu 0x%02x gpu 0x%02x\n", tc_dtype_name(dt), i,
+                       q_ref[i], q_gpu[i]);
+        bad_q += bad;
+        result(ok && !bad, "%s [%lld, %lld] per tensor, scale %a%s: bytes equal the reference",
+               tc_dtype_name(dt), (long long)rows, (long long)cols, (double)sc,
+               half ? " (half: overflow to NaN)" : "");
+    }
     cudaFree(d_w);
     cudaFree(d_q);
     cudaFree(d_s);

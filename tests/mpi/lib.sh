@@ -34,6 +34,16 @@ run_np() {
 
 gen() { "$GENMODEL" "$@" >/dev/null; }
 
+# same_ranks EXPECTED_DIR ACTUAL_DIR: every rank file of EXPECTED, same bytes.
+same_ranks() {
+    local f n=0
+    for f in "$1"/rank*.safetensors; do
+        cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; return 1; }
+        n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] && [ "$(ls "$2" | grep -c '^rank')" = "$n" ]
+}
+
 # same_dir A B: every rank*.safetensors and config.json identical.
 same_dir() {
     local a=$1 b=$2 f

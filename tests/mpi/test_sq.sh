@@ -27,16 +27,6 @@ declare -A ALGO=(
     [pt_pt]=W8A8_SQ_PER_TENSOR_PLUGIN [pc_pt]=W8A8_SQ_PER_CHANNEL_PER_TENSOR_PLUGIN
     [pt_tok]=W8A8_SQ_PER_TENSOR_PER_TOKEN_PLUGIN [pc_tok_kv]=W8A8_SQ_PER_CHANNEL_PER_TOKEN_PLUGIN)
 
-# same_ranks EXPECTED_DIR ACTUAL_DIR: every rank file of EXPECTED, same bytes.
-same_ranks() {
-    local f n=0
-    for f in "$1"/rank*.safetensors; do
-        cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; return 1; }
-        n=$((n + 1))
-    done
-    [ "$n" -gt 0 ] && [ "$(ls "$2" | grep -c '^rank')" = "$n" ]
-}
-
 # ---- 1. upstream bytes from the same statistics ----
 "$STATS_TOOL" compare "$H5" "$G/act_range.safetensors" --model_dir "$G/hf" >/dev/null &&
     pass "stored HDF5 statistics equal the upstream act_range bit for bit" ||

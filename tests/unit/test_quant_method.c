@@ -4,6 +4,7 @@
  * plan rewrite (quantized weight followed by its scale, indices, bytes,
  * layout preconditions). */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,56 @@ START_TEST(fp8_rowwise_should_clamp_scale_and_round_each_row)
 }
 END_TEST
 
+START_TEST(fp8_per_tensor_should_be_calibrated_in_the_output_dtype_without_rope_buffers)
+{
+    tc_quant_settings q = select_ok((tc_quant_request){ .fp8 = true, .smoothquant = NAN });
+    ck_assert_str_eq(q.weights->config_algo, "FP8");
+    ck_assert_ptr_null(q.kv->config_algo);
+    ck_assert_uint_eq(tc_quant_calib_needs(&q), TC_CALIB_LINEAR_IO);
+    ck_assert(q.weights->calib_in_out_dtype);
+    ck_assert_ptr_eq(tc_quant_calibrated(&q), &tc_fp8_tensor_calibrated_ops);
+    ck_assert(!tc_quant_rope_buffers(&q));   /* ModelOpt's export writes none */
+    tc_quant_settings kv = select_ok((tc_quant_request){ .fp8 = true, .fp8_kv_cache = true,
+                                                         .fp8_kv_calibrate = true,
+                                                         .smoothquant = NAN });
+    ck_assert_str_eq(kv.kv->config_algo, "FP8");
+    ck_assert_uint_eq(tc_quant_calib_needs(&kv), TC_CALIB_LINEAR_IO | TC_CALIB_KV);
+    ck_assert_ptr_eq(tc_quant_calibrated(&kv), &tc_fp8_tensor_calibrated_ops);
+    tc_quant_settings bad;
+    tc_quant_request i8 = { .fp8 = true, .int8_kv_cache = true, .smoothquant = NAN };
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_quant_select(&i8, &bad), TC_E_USAGE);
+    ck_assert(strstr(tc_first_error(), "--int8_kv_cache") != NULL);
+}
+END_TEST
+
+START_TEST(fp8_per_tensor_scale_and_rounding_should_follow_modelopt)
+{
+    /* amax 0 is 448 (scale 448 * fl(1/448), not necessarily 1), others
+     * amax * fl(1/448) in float32; tiny ones are clamped to FLT_MIN. */
+    const float r = 1.0f / 448.0f;
+    volatile float a448 = 448.0f, a3 = 3.0f;
+    ck_assert(tc_fp8_tensor_scale(0.0f) == a448 * r);
+    ck_assert(tc_fp8_tensor_scale(3.0f) == a3 * r);
+    ck_assert(tc_fp8_tensor_scale(1e-45f) == FLT_MIN * r);
+    const float s = tc_fp8_tensor_scale(3.0f);
+    const float w[6] = { 3.0f, -3.0f, 1.5f, 0.0f, -0.0f, NAN };
+    uint8_t q[6];
+    ck_assert_int_eq(tc_fp8_tensor_quantize_rows(w, TC_DT_F32, 2, 3, s, q), TC_OK);
+    ck_assert_int_eq(q[0], tc_f32_to_e4m3fn(3.0f / s));     /* 448 up to one rounding */
+    ck_assert_int_eq(q[0] & 0x7F, 0x7E);
+    ck_assert_int_eq(q[1], q[0] | 0x80);
+    ck_assert_int_eq(q[2], tc_f32_to_e4m3fn(1.5f / s));
+    ck_assert_int_eq(q[3], 0x00);
+    ck_assert_int_eq(q[4], 0x80);                           /* -0 keeps its sign */
+    ck_assert_int_eq(q[5], 0x7F);                           /* NaN: canonical */
+    /* No clamp: a quotient past E4M3's range is NaN, as torch's cast. */
+    const float big = 3.0f * 1.2f;
+    ck_assert_int_eq(tc_fp8_tensor_quantize_rows(&big, TC_DT_F32, 1, 1, s, q), TC_OK);
+    ck_assert_int_eq(q[0], 0x7F);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant_method");
@@ -289,6 +340,8 @@ int main(void)
     tcase_add_test(tc, fp8_flags_should_select_their_entries);
     tcase_add_test(tc, fp8_rowwise_should_clamp_scale_and_round_each_row);
     tcase_add_test(tc, an_fbgemm_fp8_model_should_select_rowwise_with_its_activation_bound);
+    tcase_add_test(tc, fp8_per_tensor_should_be_calibrated_in_the_output_dtype_without_rope_buffers);
+    tcase_add_test(tc, fp8_per_tensor_scale_and_rounding_should_follow_modelopt);
     suite_add_tcase(s, tc);
     return tc_check_run(s);
 }

@@ -1,5 +1,6 @@
-/* fp8.h (kernels): FP8 rowwise weight quantization on the GPU
- * (kernels/fp8.cu), the CUDA twin of tc_fp8_rowwise_quantize_rows
+/* fp8.h (kernels): FP8 rowwise and per-tensor weight quantization on the
+ * GPU (kernels/fp8.cu), the CUDA twins of tc_fp8_rowwise_quantize_rows and
+ * tc_fp8_tensor_quantize_rows
  * (quant/fp8.h): the same float32 operations in the same order, the E4M3
  * rounding of tc_f32_to_e4m3fn, so the bytes are equal (tests/cuda/
  * test_fp8_cuda.c holds it to the reference).
@@ -24,6 +25,11 @@ extern "C" {
 tc_status tc_fp8_rowwise_quantize_rows_cuda(const void *d_w, tc_dtype dt, int64_t rows,
                                             int64_t cols, float clamp_lo, float clamp_hi,
                                             uint8_t *d_q, float *d_scales, void *stream);
+
+/* Per tensor (quant/fp8.h tc_fp8_tensor_quantize_rows): d_q = E4M3 of
+ * d_w / s, elementwise. */
+tc_status tc_fp8_tensor_quantize_rows_cuda(const void *d_w, tc_dtype dt, int64_t rows,
+                                           int64_t cols, float s, uint8_t *d_q, void *stream);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,7 @@
  *   weights  how the linears are stored: none, W8A16/W4A16 (weight-only,
  *            with or without the plugin layout), the four SmoothQuant W8A8
  *            variants, FP8 rowwise (also what an fbgemm_fp8 checkpoint
- *            selects, tc_quant_from_model);
+ *            selects, tc_quant_from_model), FP8 per tensor;
  *   kv       how the KV cache is quantized: none, INT8, FP8 (v0.12's constant
  *            scale) or FP8 with a calibrated scale.
  * Two ways of producing the bytes:
@@ -56,6 +56,7 @@ typedef struct tc_quant_request {
     bool int8_kv_cache;
     bool fp8_kv_cache;             /* wins over int8_kv_cache, as upstream */
     bool fp8_rowwise;              /* --use_fp8_rowwise */
+    bool fp8;                      /* --use_fp8: FP8 per tensor, calibrated */
     bool fp8_kv_calibrate;         /* FP8 KV scale from calibration (beyond v0.12) */
 } tc_quant_request;
 
@@ -104,6 +105,7 @@ struct tc_quant_method {
     const char *config_algo;          /* config.json quant_algo / kv_cache_quant_algo; NULL: null */
     unsigned calib;                   /* TC_CALIB_* it needs; 0: no calibration */
     bool calib_in_f16;                /* calibration forward in float16, else the model's dtype */
+    bool calib_in_out_dtype;          /* ... or in the output dtype (wins) */
     bool rope_buffers;                /* rank files carry the rotary buffers (rope.h) */
     bool gpu_quantize;                /* streamed: quantizes on the GPU when there is one */
     const char *per_linear;           /* what it stores per linear */
@@ -153,5 +155,17 @@ tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p);
 
 /* SmoothQuant W8A8 and INT8 KV (sq_flow.c, over sq.h). */
 extern const tc_calibrated_ops tc_sq_calibrated_ops;
+
+/* FP8 per tensor (fp8_tensor.c): qkv, dense, fc, gate and proj of every
+ * layer become F8_E4M3 [N, K] with weights_scaling_factor and
+ * activation_scaling_factor F32 [1]; with a calibrated FP8 KV cache also its
+ * scales. The scales of layer `layer` and linear `which` (0 qkv, 1 dense,
+ * 2 fc, 3 gate, 4 proj) from the statistics: */
+extern const tc_calibrated_ops tc_fp8_tensor_calibrated_ops;
+float tc_fp8_tensor_weight_scale(const tc_calib_stats *s, int64_t layer, int which);
+float tc_fp8_tensor_act_scale(const tc_calib_stats *s, int64_t layer, int which);
+/* The calibrated FP8 KV-cache scale of a layer: max(|k|, |v|) * (1.0f /
+ * 448.0f), 1.0 when both are zero (docs/fp8.md). */
+float tc_fp8_kv_calibrated_scale(const tc_calib_stats *s, int64_t layer);
 
 #endif
