@@ -18,7 +18,7 @@
  *   calibrated  `calibrated` ops run after the statistics exist: create a
  *               job, prepare (collective passes over the weights), turn the
  *               cell plans into computed tensors, write them.
- * Adding a method (FP8 per-tensor, FP8 rowwise, FP8 KV, INT4 group-wise):
+ * Adding a method (INT4 group-wise, NVFP4, ...):
  * a table entry, its plan/ops and kernels, and the flag that selects it
  * (tc_quant_select); docs/architecture.md lists the files.
  *
