@@ -96,7 +96,9 @@ static tc_status plan_cell(const tc_job *j, int cell, void *calib_job, tc_plan *
     };
     TC_TRY(tc_plan_build(j->model, &pp, cell, out));
     tc_status st = TC_OK;
-    if (s->quant.weights->plan)
+    if (j->model->cfg.kv_heads_stored_twice)
+        st = tc_plan_check_kv_duplicates(*out, j->model->cfg.head_dim);
+    if (st == TC_OK && s->quant.weights->plan)
         st = s->quant.weights->plan(&s->quant, *out);
     if (st == TC_OK && s->quant.kv->plan)
         st = s->quant.kv->plan(&s->quant, *out);

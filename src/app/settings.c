@@ -236,6 +236,15 @@ tc_status tc_job_setup(tc_job *j)
     const char *src_dir = o->model_dir ? o->model_dir : o->meta_ckpt_dir;
     if (st == TC_OK && src_dir) {
         st = o->model_dir ? tc_hf_open(src_dir, &j->model) : tc_meta_open(src_dir, &j->model);
+        /* v0.12 halves the KV heads in LLaMAForCausalLM.from_hugging_face,
+         * so not for --save_config_only nor for Meta checkpoints, whose
+         * config.json only records the flag. */
+        if (st == TC_OK && o->remove_duplicated_kv_heads && o->model_dir && !o->save_config_only)
+            st = tc_hf_config_remove_duplicated_kv_heads(&j->model->cfg, src_dir);
+        else if (st == TC_OK && o->remove_duplicated_kv_heads && c->rank == 0 && !o->model_dir)
+            tc_log(TC_LOG_WARNING, "--remove_duplicated_kv_heads changes nothing for a Meta "
+                   "checkpoint (as in TensorRT-LLM v0.12, whose Meta loader ignores it); "
+                   "config.json records the flag");
         if (st == TC_OK)
             st = tc_quant_from_model(&s->quant, &j->model->cfg);
         if (st == TC_OK) {
@@ -282,6 +291,7 @@ void tc_job_output_desc(const tc_job *j, tc_output_desc *d)
     memset(d, 0, sizeof *d);
     d->cfg = j->model ? &j->model->cfg : NULL;
     d->flags = &o->model;
+    d->remove_duplicated_kv_heads = o->remove_duplicated_kv_heads;
     d->layout = j->s.layout;
     d->dtype = j->s.dtype;
     d->quant = &j->s.quant;

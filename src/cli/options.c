@@ -189,7 +189,8 @@ static const char usage_text[] =
 "other:\n"
 "  --save_config_only            write config.json only, no weights\n"
 "  --load_by_shard, --load_model_on_cpu   accepted; trtconv always streams slices\n"
-"  --remove_duplicated_kv_heads  (not supported)\n"
+"  --remove_duplicated_kv_heads  every KV head is stored twice (Llama-3.1-405B's\n"
+"                                Hugging Face checkpoint): keep one of each pair\n"
 "  --log_level LEVEL             internal_error, error, warning, info, verbose,\n"
 "                                debug (default: info)\n"
 "  --progress {auto,bar,lines,none}  rank 0 progress display (default: auto:\n"
@@ -285,8 +286,6 @@ static const char *not_yet_reason(int id)
     switch (id) {
     case OPT_QUANT_CKPT_PATH: case OPT_PER_GROUP: case OPT_GROUP_SIZE:
         return "GPTQ/AWQ pre-quantized checkpoints are not supported by trtconv";
-    case OPT_REMOVE_DUP_KV_HEADS:
-        return "--remove_duplicated_kv_heads is not supported by trtconv";
     default:
         return NULL;
     }
@@ -387,6 +386,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_MOE_TOP_K: st = parse_int(err, "moe_top_k", a, 0, 65536, &o->model.moe_top_k); break;
         case OPT_MOE_RENORM_MODE: st = parse_int(err, "moe_renorm_mode", a, 0, 16, &o->model.moe_renorm_mode); break;
         case OPT_SAVE_CONFIG_ONLY: o->save_config_only = true; break;
+        case OPT_REMOVE_DUP_KV_HEADS: o->remove_duplicated_kv_heads = true; break;
         case OPT_OVERWRITE: o->overwrite = true; break;
         case OPT_RESUME: o->resume = true; break;
         case OPT_VERIFY_INPUTS: o->verify_inputs = true; break;

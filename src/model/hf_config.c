@@ -419,3 +419,23 @@ void tc_hf_config_free(tc_hf_config *cfg)
     cJSON_Delete(cfg->rope_scaling);
     cfg->rope_scaling = NULL;
 }
+
+tc_status tc_hf_config_remove_duplicated_kv_heads(tc_hf_config *cfg, const char *label)
+{
+    if (cfg->num_key_value_heads % 2 != 0)
+        return tc_fail(TC_E_INPUT, "%s: --remove_duplicated_kv_heads needs an even "
+                       "num_key_value_heads (each KV head stored twice), not %lld", label,
+                       (long long)cfg->num_key_value_heads);
+    if (cfg->attention_bias)
+        return tc_fail(TC_E_INPUT, "%s: --remove_duplicated_kv_heads with attention biases: "
+                       "TensorRT-LLM v0.12 removes duplicated heads from the q/k/v weights only",
+                       label);
+    if (cfg->num_attention_heads % (cfg->num_key_value_heads / 2) != 0)
+        return tc_fail(TC_E_INPUT, "%s: num_attention_heads = %lld is not a multiple of "
+                       "num_key_value_heads / 2 = %lld", label,
+                       (long long)cfg->num_attention_heads,
+                       (long long)cfg->num_key_value_heads / 2);
+    cfg->num_key_value_heads /= 2;
+    cfg->kv_heads_stored_twice = true;
+    return TC_OK;
+}

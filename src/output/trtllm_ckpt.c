@@ -28,6 +28,7 @@ static void build_config(const tc_output_desc *d, tc_trtllm_config *t)
         t->clamp_val[1] = q->clamp_val[1];
     }
     t->disable_weight_only_quant_plugin = d->disable_weight_only_quant_plugin;
+    t->remove_duplicated_kv_heads = d->remove_duplicated_kv_heads;
     t->dtype = d->dtype;
     t->logits_dtype = "float32";
     t->position_embedding_type = "rope_gpt_neox";

@@ -331,16 +331,22 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
     qkv_rows(nh, d, tp, r, &q0, &qn);
     qkv_rows(nkv, d, tp, r, &k0, &kn);
     static const char *const proj[3] = { "q_proj", "k_proj", "v_proj" };
+    /* --remove_duplicated_kv_heads: stored KV head 2h is head h. */
+    const int64_t twice = c->kv_heads_stored_twice ? 2 : 1;
     for (int i = 0; i < 3; i++) {
         char nm[64];
         snprintf(nm, sizeof nm, "self_attn.%s.weight", proj[i]);
         snprintf(in, sizeof in, "model.layers.%lld.%s", (long long)g, nm);
-        TRY(need(b, in, 2, (i == 0 ? nh : nkv) * d, H, &t[i]));
+        TRY(need(b, in, 2, (i == 0 ? nh : nkv * twice) * d, H, &t[i]));
     }
     TRY(begin_tensor(b, OUT("attention.qkv.weight"), dt, 2, qn + 2 * kn, H));
     TRY(add_piece(b, &t[0], q0, 0, qn));
-    TRY(add_piece(b, &t[1], k0, 0, kn));
-    TRY(add_piece(b, &t[2], k0, 0, kn));
+    for (int i = 1; i < 3; i++) {
+        if (twice == 1)
+            TRY(add_piece(b, &t[i], k0, 0, kn));
+        for (int64_t h = k0 / d; twice > 1 && h < (k0 + kn) / d; h++)
+            TRY(add_piece(b, &t[i], h * twice * d, 0, d));
+    }
     mark_linear(b);
     if (c->attention_bias) {
         for (int i = 0; i < 3; i++) {

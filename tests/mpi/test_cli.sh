@@ -19,7 +19,7 @@ rc=0; run_np 1 --model_dir "$M" --meta_ckpt_dir "$M" || rc=$?
 [ $rc -eq 2 ] && grep -q "exclude each other" "$WORK/last.log" &&
     pass "--model_dir with --meta_ckpt_dir refused" || { fail "model+meta rc $rc"; cat "$WORK/last.log"; }
 
-for flag in "--per_group" "--remove_duplicated_kv_heads"; do
+for flag in "--per_group"; do
     rc=0; run_np 1 --model_dir "$M" $flag || rc=$?
     [ $rc -eq 2 ] && grep -q "not supported" "$WORK/last.log" && pass "refused: $flag" ||
         { fail "$flag rc $rc"; cat "$WORK/last.log"; }

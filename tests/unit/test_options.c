@@ -538,7 +538,6 @@ START_TEST(opts_parse_should_refuse_every_flag_of_a_feature_not_supported_yet)
         { "--per_group", NULL, NULL },
         { "--quant_ckpt_path", "x", NULL },
         { "--group_size", "64", NULL },
-        { "--remove_duplicated_kv_heads", NULL, NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         parse_result r;
@@ -571,6 +570,21 @@ START_TEST(opts_parse_should_take_the_fp8_flags_and_refuse_their_exclusions)
                        "--smoothquant", "0.5", NULL);
     expect_usage_error("--use_fp8_rowwise excludes", "--model_dir", "m", "--use_fp8_rowwise",
                        "--use_weight_only", NULL);
+    /* --use_fp8 calibrates; it excludes the other weight methods and INT8 KV. */
+    parse_ok(&r, "--model_dir", "m", "--use_fp8", "--fp8_kv_cache", NULL);
+    ck_assert(r.o.use_fp8 && r.o.calibrate);
+    tc_opts_quant_request(&r.o, &q);
+    ck_assert(q.fp8 && q.fp8_kv_cache && !q.fp8_rowwise);
+    result_free(&r);
+    expect_usage_error("--use_fp8 excludes", "--model_dir", "m", "--use_fp8", "--use_fp8_rowwise",
+                       NULL);
+    expect_usage_error("--use_fp8 excludes", "--model_dir", "m", "--use_fp8", "--smoothquant", "0.5",
+                       NULL);
+    expect_usage_error("--int8_kv_cache", "--model_dir", "m", "--use_fp8", "--int8_kv_cache", NULL);
+    /* --remove_duplicated_kv_heads is taken (applied when the model is read). */
+    parse_ok(&r, "--model_dir", "m", "--remove_duplicated_kv_heads", NULL);
+    ck_assert(r.o.remove_duplicated_kv_heads);
+    result_free(&r);
 }
 END_TEST
 
@@ -625,7 +639,7 @@ START_TEST(opts_parse_should_read_the_smoothquant_and_calibration_flags)
     expect_usage_error("--calib_batch_size", "--smoothquant", "0.5", "--calib_batch_size", "0",
                        NULL);
     expect_usage_error("exclude each other", "--smoothquant", "0.5", "--use_weight_only", NULL);
-    expect_usage_error("need --smoothquant", "--calib_stats", "s.h5", NULL);
+    expect_usage_error("need a method that calibrates", "--calib_stats", "s.h5", NULL);
     expect_usage_error("give one of them", "--int8_kv_cache", "--calib_stats", "a.h5",
                        "--calib_stats_out", "b.h5", NULL);
 }

@@ -69,7 +69,20 @@ typedef struct tc_hf_config {
      * refused when the config is parsed. */
     bool fbgemm_fp8;
     double activation_scale_ub;  /* default 1200 */
+    /* --remove_duplicated_kv_heads (tc_hf_config_remove_duplicated_kv_heads):
+     * the checkpoint stores every KV head twice, as heads 2h and 2h+1, and
+     * num_key_value_heads above counts each once (plan.c reads head 2h). */
+    bool kv_heads_stored_twice;
 } tc_hf_config;
+
+/* TensorRT-LLM v0.12 --remove_duplicated_kv_heads (Llama-3.1-405B's Hugging
+ * Face checkpoint): LLaMAForCausalLM.from_hugging_face halves
+ * num_key_value_heads and QkvWeightHelper.split_qkv_weights keeps the first
+ * of each pair of KV heads (2h, 2h+1), asserting they are equal (which
+ * tc_plan_check_kv_duplicates does). TC_E_INPUT naming the rule when the
+ * count is odd or the attention has biases (v0.12's helper handles weights
+ * only). */
+tc_status tc_hf_config_remove_duplicated_kv_heads(tc_hf_config *cfg, const char *label);
 
 /* Parse the text of a config.json. label names the file in messages.
  * On TC_OK cfg is filled; release with tc_hf_config_free. */

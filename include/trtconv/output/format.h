@@ -46,6 +46,7 @@ typedef struct tc_output_desc {
     bool share_embedding;
     bool disable_weight_only_quant_plugin;
     int64_t moe_tp_size, moe_ep_size;     /* -1: derived (convert_checkpoint.py) */
+    bool remove_duplicated_kv_heads;      /* the flag, recorded as v0.12 does */
 } tc_output_desc;
 
 typedef struct tc_output_format {

@@ -147,6 +147,10 @@ void tc_plan_recount(tc_plan *p);
  * (1 or 2 values; filled by the conversion workers) and account its bytes. */
 tc_status tc_plan_add_constant(tc_plan *p, const char *name, int64_t n, const float *values,
                                int n_values);
+/* --remove_duplicated_kv_heads (kv_dedup.c): every stored KV head the
+ * plan reads (head 2h) equals the one after it, byte for byte; TC_E_INPUT
+ * naming the file, tensor and heads otherwise. Reads the source. */
+tc_status tc_plan_check_kv_duplicates(const tc_plan *p, int64_t head_dim);
 /* Make tensor i computed with dtype dt (same shape); adjusts write_bytes. */
 void tc_plan_set_computed(tc_plan *p, int i, tc_dtype dt);
 
