@@ -292,6 +292,7 @@ void tc_job_output_desc(const tc_job *j, tc_output_desc *d)
     d->cfg = j->model ? &j->model->cfg : NULL;
     d->flags = &o->model;
     d->remove_duplicated_kv_heads = o->remove_duplicated_kv_heads;
+    d->use_meta_fp8_rowwise_recipe = o->use_meta_fp8_rowwise_recipe;
     d->layout = j->s.layout;
     d->dtype = j->s.dtype;
     d->quant = &j->s.quant;

@@ -34,7 +34,7 @@ enum opt_id {
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
     OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
     OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR,
-    OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8
+    OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8, OPT_META_RECIPE
 };
 
 static const struct option long_options[] = {
@@ -71,6 +71,7 @@ static const struct option long_options[] = {
     { "quant_ckpt_path", required_argument, NULL, OPT_QUANT_CKPT_PATH },
     { "use_fp8_rowwise", no_argument, NULL, OPT_USE_FP8_ROWWISE },
     { "use_fp8", no_argument, NULL, OPT_USE_FP8 },
+    { "use_meta_fp8_rowwise_recipe", no_argument, NULL, OPT_META_RECIPE },
     { "per_group", no_argument, NULL, OPT_PER_GROUP },
     { "load_by_shard", no_argument, NULL, OPT_LOAD_BY_SHARD },
     { "hidden_act", required_argument, NULL, OPT_HIDDEN_ACT },
@@ -161,6 +162,9 @@ static const char usage_text[] =
 "  --calib_stats FILE.h5         reuse statistics instead of calibrating\n"
 "  --use_fp8_rowwise             FP8 rowwise weights (FP8_PER_CHANNEL_PER_TOKEN)\n"
 "                                for the MLPs of all but the first and last layer\n"
+"  --use_meta_fp8_rowwise_recipe  (later TensorRT-LLM) config.json records\n"
+"                                use_meta_recipe: the recipe v0.12 always applies;\n"
+"                                v0.12 itself cannot read that key\n"
 "  --use_fp8                     FP8 per-tensor W8A8 (quant_algo FP8), scales from\n"
 "                                calibration as NVIDIA ModelOpt's export\n"
 "  --fp8_kv_cache                FP8 KV cache (kv_cache_scaling_factor 1.0 as\n"
@@ -448,6 +452,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_FP8_KV_CACHE: o->fp8_kv_cache = true; break;
         case OPT_USE_FP8_ROWWISE: o->use_fp8_rowwise = true; break;
         case OPT_USE_FP8: o->use_fp8 = true; break;
+        case OPT_META_RECIPE: o->use_meta_fp8_rowwise_recipe = true; break;
         case OPT_CALIB_DATASET: o->calib_dataset = a; break;
         case OPT_CALIB_SIZE:
             st = parse_int(err, "calib_size", a, -1, INT32_MAX, &o->calib_size);

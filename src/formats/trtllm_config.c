@@ -520,6 +520,8 @@ static void ow_quantization(obj_writer *w, const tc_trtllm_config *cfg)
     } else if (q.st == TC_OK) {
         q.st = buf_puts(bufp, lenp, capp, "null");
     }
+    if (cfg->use_meta_recipe)
+        ow_bool(&q, "use_meta_recipe", true);
     ow_bool(&q, "has_zero_point", cfg->has_zero_point);
     ow_bool(&q, "pre_quant_scale", cfg->pre_quant_scale);
     ow_null(&q, "exclude_modules");

@@ -29,6 +29,7 @@ static void build_config(const tc_output_desc *d, tc_trtllm_config *t)
     }
     t->disable_weight_only_quant_plugin = d->disable_weight_only_quant_plugin;
     t->remove_duplicated_kv_heads = d->remove_duplicated_kv_heads;
+    t->use_meta_recipe = d->use_meta_fp8_rowwise_recipe;
     t->dtype = d->dtype;
     t->logits_dtype = "float32";
     t->position_embedding_type = "rope_gpt_neox";

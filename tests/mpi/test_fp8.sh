@@ -194,6 +194,24 @@ if [ -d "$out" ]; then
         { fail "verify missed the dtype change (rc $rc)"; cat "$WORK/verify.log"; }
 fi
 
+# --use_meta_fp8_rowwise_recipe (later upstream): the legacy loader applies
+# the recipe whatever the flag, so the rank files are v0.12's; config.json
+# gains "use_meta_recipe": true after clamp_val, as later QuantConfig writes it.
+read -r -a args <<<"$(case_args fp8rw_fp16_kv_tp2pp2)"; unset 'args[-1]'
+if run_np 4 "${args[@]}" --output_dir "$WORK/meta_recipe" --use_meta_fp8_rowwise_recipe; then
+    ok=1
+    same_ranks "$F/fp8rw_fp16_kv_tp2pp2" "$WORK/meta_recipe" || { ok=0; echo "  rank files differ"; }
+    python3 -c 'import sys; a = open(sys.argv[1]).read(); sys.exit(a.replace("        \"use_meta_recipe\": true,\n", "", 1) != open(sys.argv[2]).read())' \
+        "$WORK/meta_recipe/config.json" "$F/fp8rw_fp16_kv_tp2pp2/config.json" ||
+        { ok=0; diff "$WORK/meta_recipe/config.json" "$F/fp8rw_fp16_kv_tp2pp2/config.json"; }
+    python3 -c 'import json,sys; q=list(json.load(open(sys.argv[1]))["quantization"]); sys.exit(q[q.index("clamp_val") + 1] != "use_meta_recipe")' \
+        "$WORK/meta_recipe/config.json" || { ok=0; echo "  use_meta_recipe not after clamp_val"; }
+    [ $ok = 1 ] && pass "--use_meta_fp8_rowwise_recipe: v0.12's rank files, config.json with use_meta_recipe after clamp_val" ||
+        fail "--use_meta_fp8_rowwise_recipe output"
+else
+    fail "--use_meta_fp8_rowwise_recipe: trtconv failed"; cat "$WORK/last.log"
+fi
+
 for combo in "--smoothquant 0.5" "--use_weight_only"; do
     rc=0; run_np 1 --model_dir "$G/hf" --output_dir "$WORK/bad" --use_fp8_rowwise $combo || rc=$?
     [ $rc -eq 2 ] && grep -q "use_fp8_rowwise excludes" "$WORK/last.log" &&

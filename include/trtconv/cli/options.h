@@ -41,6 +41,7 @@ typedef struct tc_opts {
     bool fp8_kv_calibrate;        /* --calibrate_fp8_kv_scale (beyond v0.12) */
     bool use_fp8_rowwise, per_group;
     bool use_fp8;                 /* FP8 per tensor, calibrated (quant_algo FP8) */
+    bool use_meta_fp8_rowwise_recipe; /* later upstream's flag: config.json use_meta_recipe */
     const char *quant_ckpt_path;
     int64_t group_size;
     const char *calib_dataset;

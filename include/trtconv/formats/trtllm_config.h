@@ -48,6 +48,9 @@ typedef struct tc_trtllm_config {
     int64_t group_size;
     bool has_smoothquant_val; double smoothquant_val;
     bool has_clamp_val; double clamp_val[2];
+    /* Later TensorRT-LLM's QuantConfig.use_meta_recipe, written (after
+     * clamp_val) only when set: v0.12's QuantConfig rejects the key. */
+    bool use_meta_recipe;
     bool has_zero_point, pre_quant_scale;
     bool use_parallel_embedding;
     int64_t embedding_sharding_dim;
