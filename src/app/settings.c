@@ -212,6 +212,7 @@ static tc_status settle_options(tc_job *j)
     s->emb.sharding_dim = (int)o->embedding_sharding_dim;
     s->emb.share = o->use_embedding_sharing;
     TC_TRY(tc_layout_init(&s->layout, o->tp_size, o->pp_size, j->comm->size));
+    TC_TRY(tc_layout_set_moe(&s->layout, o->moe_tp_size, o->moe_ep_size));
     tc_quant_request req;
     tc_opts_quant_request(o, &req);
     return tc_quant_select(&req, &s->quant);
@@ -229,8 +230,12 @@ tc_status tc_job_setup(tc_job *j)
                "reads only the slices each rank needs, on the CPU");
     warn_if_bound_narrower_than_workers(j);
 
+    /* Every rank resolves the options alike; without them (no quantization
+     * entry, no layout) nothing below can run. */
     tc_status st = settle_options(j);
-    if (st == TC_OK && c->rank == 0)
+    if (st != TC_OK)
+        return tc_comm_agree(c, st, "setup");
+    if (c->rank == 0)
         st = check_output_dir(j);
     /* The input directory: Hugging Face (safetensors or .bin) or Meta. */
     const char *src_dir = o->model_dir ? o->model_dir : o->meta_ckpt_dir;
@@ -247,6 +252,8 @@ tc_status tc_job_setup(tc_job *j)
                    "config.json records the flag");
         if (st == TC_OK)
             st = tc_quant_from_model(&s->quant, &j->model->cfg);
+        if (st == TC_OK)
+            st = tc_quant_check_model(&s->quant, &j->model->cfg);
         if (st == TC_OK) {
             s->dtype = resolve_dtype(o, &j->model->cfg);
             const tc_plan_params pp = { .layout = s->layout, .emb = s->emb };
@@ -299,6 +306,4 @@ void tc_job_output_desc(const tc_job *j, tc_output_desc *d)
     d->emb = j->s.emb;
     d->share_embedding = j->s.share_embedding;
     d->disable_weight_only_quant_plugin = o->disable_weight_only_quant_plugin;
-    d->moe_tp_size = o->moe_tp_size;
-    d->moe_ep_size = o->moe_ep_size;
 }

@@ -8,18 +8,18 @@
 #include "trtconv/core/log.h"
 #include "trtconv/formats/safetensors.h"
 
-/* Peak resident memory of every rank (getrusage), gathered to rank 0: the
- * streaming design promises it stays flat whatever the model size. */
-static void report_peak_rss(const tc_comm *c)
+/* Gather one number per rank on rank 0 and log the first 16 and the
+ * largest, divided by `unit`. */
+static void report_per_rank(const tc_comm *c, long long mine, const char *what, double unit,
+                            const char *unit_name)
 {
-    struct rusage ru;
-    long mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1; /* KiB */
-    long *all = c->rank == 0 ? calloc((size_t)c->size, sizeof *all) : NULL;
-    if (MPI_Gather(&mine, 1, MPI_LONG, all, 1, MPI_LONG, 0, c->world) != MPI_SUCCESS || !all) {
+    long long *all = c->rank == 0 ? calloc((size_t)c->size, sizeof *all) : NULL;
+    if (MPI_Gather(&mine, 1, MPI_LONG_LONG, all, 1, MPI_LONG_LONG, 0, c->world) != MPI_SUCCESS ||
+        !all) {
         free(all);
         return;
     }
-    long mx = 0;
+    long long mx = 0;
     int at = 0;
     char list[512] = "";
     size_t len = 0;
@@ -30,11 +30,23 @@ static void report_peak_rss(const tc_comm *c)
         }
         if (r < 16 && len < sizeof list - 32)
             len += (size_t)snprintf(list + len, sizeof list - len, "%s%.0f", r ? " " : "",
-                                    (double)all[r] / 1024.0);
+                                    (double)all[r] / unit);
     }
-    tc_log(TC_LOG_INFO, "peak RSS per rank (MiB): %s%s; max %.0f MiB on rank %d", list,
-           c->size > 16 ? " ..." : "", (double)mx / 1024.0, at);
+    tc_log(TC_LOG_INFO, "%s per rank (%s): %s%s; max %.0f %s on rank %d", what, unit_name, list,
+           c->size > 16 ? " ..." : "", (double)mx / unit, unit_name, at);
     free(all);
+}
+
+/* Peak resident memory of every rank (getrusage): the streaming design
+ * promises it stays flat whatever the model size; and the source bytes each
+ * rank read (safetensors.h tc_st_bytes_read), which shows that a rank reads
+ * its own slices only. */
+static void report_ranks(const tc_comm *c)
+{
+    struct rusage ru;
+    const long long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (long long)ru.ru_maxrss : -1;
+    report_per_rank(c, rss, "peak RSS", 1024.0, "MiB");
+    report_per_rank(c, (long long)tc_st_bytes_read(), "source bytes read", 1e3, "kB");
 }
 
 void tc_job_summary(const tc_job *j, double seconds, uint64_t bytes)
@@ -42,7 +54,7 @@ void tc_job_summary(const tc_job *j, double seconds, uint64_t bytes)
     const tc_comm *c = j->comm;
     const tc_layout *l = &j->s.layout;
     const char *dir = j->o->output_dir;
-    report_peak_rss(c);
+    report_ranks(c);
     if (c->rank != 0)
         return;
     const int cells = tc_layout_cells(l);

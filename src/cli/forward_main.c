@@ -352,7 +352,8 @@ static int run(int argc, char **argv)
     st = tc_comm_agree(&comm, st, "setup");
     if (st == TC_OK) {
         const tc_plan_params checks = {
-            .layout = { .tp = (int)a.tp, .pp = (int)a.pp, .ranks = comm.size },
+            .layout = { .tp = (int)a.tp, .pp = (int)a.pp, .ranks = comm.size,
+                        .moe_tp = (int)a.tp, .moe_ep = 1 },
             .emb = { .parallel = a.parallel_embedding, .sharding_dim = (int)a.sharding_dim,
                      .share = a.embedding_sharing && model->cfg.tie_word_embeddings },
         };

@@ -125,7 +125,10 @@ static const char usage_text[] =
 "parallelism:\n"
 "  --tp_size N                   tensor parallel size (default: 1)\n"
 "  --pp_size N                   pipeline parallel size (default: 1)\n"
-"  --moe_tp_size N, --moe_ep_size N   MoE parallelism (default: -1; MoE unsupported)\n"
+"  --moe_tp_size N, --moe_ep_size N   MoE parallelism: each expert split moe_tp\n"
+"                                ways, the experts moe_ep ways; moe_tp x moe_ep =\n"
+"                                tp_size (default -1: derived; both -1: moe_tp =\n"
+"                                tp_size)\n"
 "  --workers N                   threads converting each rank's tensors (default: 1)\n"
 "embedding:\n"
 "  --use_parallel_embedding      shard the embedding table across tp ranks\n"
@@ -300,7 +303,6 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
 {
     tc_status st = TC_OK;
     const char *progress = "auto";
-    bool gave_moe_tp = false, gave_moe_ep = false;
     *help_shown = false;
     opterr = 0;
     optind = 0; /* 0, not 1: glibc then fully restarts its scan state */
@@ -343,11 +345,9 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_TP_SIZE: st = parse_int(err, "tp_size", a, 1, 4096, &o->tp_size); break;
         case OPT_PP_SIZE: st = parse_int(err, "pp_size", a, 1, 4096, &o->pp_size); break;
         case OPT_MOE_TP_SIZE:
-            gave_moe_tp = true;
             st = parse_int(err, "moe_tp_size", a, -1, 4096, &o->moe_tp_size);
             break;
         case OPT_MOE_EP_SIZE:
-            gave_moe_ep = true;
             st = parse_int(err, "moe_ep_size", a, -1, 4096, &o->moe_ep_size);
             break;
         case OPT_DTYPE:
@@ -508,15 +508,9 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         return usage_error(err, "--progress: invalid choice '%s' (choose from %s)", progress,
                            "auto, bar, lines, none");
     }
-    if (o->model.moe_num_experts > 0)
-        return usage_error(err, "--moe_num_experts > 0: mixture-of-experts models are not "
-                           "supported by trtconv");
-    if (gave_moe_tp && o->moe_tp_size != -1 && o->moe_tp_size != o->tp_size)
-        return usage_error(err, "--moe_tp_size: MoE parallelism is not supported; only -1 "
-                           "or tp_size is accepted");
-    if (gave_moe_ep && o->moe_ep_size != -1 && o->moe_ep_size != 1)
-        return usage_error(err, "--moe_ep_size: MoE parallelism is not supported; only -1 "
-                           "or 1 is accepted");
+    /* convert_checkpoint.py: --moe_top_k defaults to 1 when experts are given. */
+    if (o->model.moe_num_experts > 0 && o->model.moe_top_k == 0)
+        o->model.moe_top_k = 1;
     if (o->tp_size * o->pp_size > 65536)
         return usage_error(err, "--tp_size x --pp_size: more than 65536 cells");
     if (o->use_weight_only)

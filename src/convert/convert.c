@@ -333,7 +333,10 @@ static void *worker_main(void *arg)
              * elements per k, transposed in scratch (free once the slice is
              * assembled in dst). */
             const size_t es = tc_dtype_bits(t->slice_dtype) / 8;
-            const int64_t r = w->rows, K = t->cols, N = t->rows;
+            /* Stacked experts: expert e's [K, N] block follows expert e-1's. */
+            const int64_t r = w->rows, K = t->cols, N = t->expert_rows > 0 ? t->expert_rows : t->rows;
+            const uint64_t e0 = (uint64_t)(w->row0 / N) * (uint64_t)K * (uint64_t)N;
+            const int64_t n0 = w->row0 % N;
             if (st == TC_OK)
                 st = tc_woq_scales_rows(dst, t->slice_dtype, r, K, t->woq_bits, qbuf);
             if (st == TC_OK)
@@ -347,7 +350,7 @@ static void *worker_main(void *arg)
                            src8 + ((size_t)j * (size_t)K + (size_t)k) * es, es);
             for (int64_t k = 0; st == TC_OK && k < K; k++)
                 st = tc_cell_write(c, tr + (size_t)k * (size_t)r * es, (size_t)r * es,
-                                c->offsets[w->tensor] + ((uint64_t)k * (uint64_t)N + (uint64_t)w->row0) * es);
+                                c->offsets[w->tensor] + (e0 + (uint64_t)k * (uint64_t)N + (uint64_t)n0) * es);
             nbytes = (size_t)r * (size_t)K * es + (size_t)r * es;
             if (st != TC_OK) {
                 job_record_error(job, st);
@@ -362,12 +365,13 @@ static void *worker_main(void *arg)
             nbytes = (size_t)w->rows * (size_t)t->cols * (size_t)t->woq_bits / 8;
             off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * (uint64_t)t->woq_bits / 8;
             uint8_t *scales = qbuf + ((nbytes + 63) & ~(size_t)63);
+            /* The row within its matrix (an expert's, when stacked). */
+            const int64_t n0 = t->expert_rows > 0 ? w->row0 % t->expert_rows : w->row0;
             if (st == TC_OK && job->gpu)
-                st = gpu_quantize_rows(&g, dst, t, w->rows, c->plan->target_sm, w->row0, qbuf,
-                                       scales);
+                st = gpu_quantize_rows(&g, dst, t, w->rows, t->woq_sm, n0, qbuf, scales);
             else if (st == TC_OK)
                 st = tc_woq_quantize_rows(dst, t->slice_dtype, w->rows, t->cols, t->woq_bits,
-                                          c->plan->target_sm, w->row0, qbuf, scales);
+                                          t->woq_sm, n0, qbuf, scales);
             if (st == TC_OK)
                 st = tc_cell_write(c, scales, (size_t)w->rows * ses,
                                 c->offsets[t->scale_index] + (uint64_t)w->row0 * ses);
@@ -460,7 +464,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
             int64_t step = (int64_t)(TC_CONVERT_CHUNK_BYTES / (row_bytes ? row_bytes : 1));
             if (t->woq_bits && !t->woq_transposed_only) {
                 tc_woq_layout layout;
-                if (tc_woq_layout_for_sm(p->target_sm, &layout) != TC_OK) {
+                if (tc_woq_layout_for_sm(t->woq_sm, &layout) != TC_OK) {
                     free(job->items);
                     free(job);
                     return TC_E_INTERNAL;
@@ -475,7 +479,11 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
             uint64_t need = (uint64_t)(step < t->rows ? step : t->rows) * row_bytes;
             if (need > job->buf_bytes)
                 job->buf_bytes = (size_t)need;
-            for (int64_t r0 = 0; r0 < t->rows; r0 += step) {
+            /* Work items never straddle two stacked experts: each expert's
+             * rows (the whole tensor otherwise) are a segment of their own. */
+            const int64_t seg = t->expert_rows > 0 ? t->expert_rows : (t->rows ? t->rows : 1);
+            int64_t w_rows_last = 0;
+            for (int64_t r0 = 0; r0 < t->rows; r0 += w_rows_last) {
                 if (job->n_items == cap) {
                     cap = cap ? 2 * cap : 256;
                     work_item *ni = realloc(job->items, cap * sizeof *ni);
@@ -490,7 +498,9 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                 w->cell = (uint32_t)c;
                 w->tensor = (uint32_t)k;
                 w->row0 = r0;
-                w->rows = t->rows - r0 < step ? t->rows - r0 : step;
+                const int64_t seg_end = (r0 / seg + 1) * seg < t->rows ? (r0 / seg + 1) * seg : t->rows;
+                w->rows = seg_end - r0 < step ? seg_end - r0 : step;
+                w_rows_last = w->rows;
                 /* Bytes before this row range in the stored tensor, in
                  * proportion to its rows (exact for unquantized tensors,
                  * monotonic for the others: all an ordering needs). */

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,13 @@ const tc_st_tensor *tc_st_find(const tc_st_file *f, const char *name)
     return bsearch(name, f->tensors, f->n_tensors, sizeof *f->tensors, cmp_key_tensor);
 }
 
+static _Atomic uint64_t g_bytes_read;
+
+uint64_t tc_st_bytes_read(void)
+{
+    return atomic_load(&g_bytes_read);
+}
+
 tc_status tc_st_read(const tc_st_file *f, uint64_t off, void *dst, size_t n)
 {
     uint64_t avail = f->file_size - f->data_offset;
@@ -642,5 +650,6 @@ tc_status tc_st_read(const tc_st_file *f, uint64_t off, void *dst, size_t n)
         return tc_fail(TC_E_IO, "%s: read of %zu bytes at file offset %llu failed: %s",
                        f->path, n, (unsigned long long)(f->data_offset + off),
                        read_error_text());
+    atomic_fetch_add(&g_bytes_read, (uint64_t)n);
     return TC_OK;
 }

@@ -315,6 +315,10 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         st = tc_fail(TC_E_USAGE, "the forward pass (calibration) reads float weights: an "
                      "fbgemm_fp8 checkpoint cannot be calibrated (convert it without "
                      "--int8_kv_cache, --calibrate_fp8_kv_scale or --smoothquant)");
+    if (st == TC_OK && tc_hf_is_moe(cfg))
+        st = tc_fail(TC_E_USAGE, "the forward pass has no mixture-of-experts block yet: a "
+                     "%lld-expert model cannot be calibrated or run forward (docs/moe.md)",
+                     (long long)cfg->moe_num_experts);
     if (st == TC_OK && strcmp(cfg->hidden_act, "silu") != 0)
         st = tc_fail(TC_E_INPUT, "hidden_act \"%s\" is not supported by the forward pass (silu)",
                      cfg->hidden_act);

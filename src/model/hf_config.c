@@ -366,6 +366,26 @@ tc_status tc_hf_config_parse(const char *label, const char *text, size_t len,
                           sizeof cfg->hidden_act)) != TC_OK)
         goto done;
 
+    /* Mixture of experts; router_aux_loss_coef, router_jitter_noise and
+     * output_router_logits only matter for training, and v0.12 ignores
+     * sliding_window for this family (docs/moe.md). */
+    cfg->moe_normalization_mode = -1;
+    if (hfm_get_opt(root, "num_local_experts") &&
+        (st = hfm_get_pos_int(label, root, "num_local_experts", &cfg->moe_num_experts)) != TC_OK)
+        goto done;
+    if (hfm_get_opt(root, "num_experts_per_tok") &&
+        (st = hfm_get_pos_int(label, root, "num_experts_per_tok", &cfg->moe_top_k)) != TC_OK)
+        goto done;
+    if ((cfg->moe_num_experts == 0) != (cfg->moe_top_k == 0) ||
+        cfg->moe_top_k > cfg->moe_num_experts) {
+        st = tc_fail(TC_E_INPUT, "%s: num_local_experts = %lld and num_experts_per_tok = %lld: "
+                     "both or neither must be set, and top-k cannot exceed the experts",
+                     label, (long long)cfg->moe_num_experts, (long long)cfg->moe_top_k);
+        goto done;
+    }
+    if (!strcmp(cfg->model_type, "mixtral") || !strcmp(cfg->model_type, "arctic"))
+        cfg->moe_normalization_mode = 1; /* MoeConfig RENORMALIZE */
+
     /* dtype (transformers 5) or torch_dtype (older); both must agree. */
     bool has_new = false, has_old = false;
     tc_float_type ft_new = TC_FT_FLOAT16, ft_old = TC_FT_FLOAT16;

@@ -19,9 +19,9 @@
 #define TC_HF_NAME_MAX 256                   /* shard file name length limit */
 
 static const char *const supported_archs[] = {
-    "LlamaForCausalLM", "MistralForCausalLM",
+    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM",
 };
-#define SUPPORTED_ARCHS_TEXT "LlamaForCausalLM, MistralForCausalLM"
+#define SUPPORTED_ARCHS_TEXT "LlamaForCausalLM, MistralForCausalLM, MixtralForCausalLM"
 
 char *hfm_dup_str(const char *s);
 const char *hfm_json_type_name(const cJSON *v);

@@ -39,20 +39,9 @@ static void build_config(const tc_output_desc *d, tc_trtllm_config *t)
     t->cp_size = 1;
     t->tp_size = d->layout.tp;
     t->pp_size = d->layout.pp;
-    /* convert_checkpoint.py main(): -1 derives one from the other, both
-     * -1 is tp-only MoE. */
-    t->moe_tp_size = d->layout.tp;
-    t->moe_ep_size = 1;
-    if (d->moe_tp_size > 0 && d->moe_ep_size > 0) {
-        t->moe_tp_size = d->moe_tp_size;
-        t->moe_ep_size = d->moe_ep_size;
-    } else if (d->moe_ep_size > 0) {
-        t->moe_tp_size = d->layout.tp / d->moe_ep_size;
-        t->moe_ep_size = d->moe_ep_size;
-    } else if (d->moe_tp_size > 0) {
-        t->moe_tp_size = d->moe_tp_size;
-        t->moe_ep_size = d->layout.tp / d->moe_tp_size;
-    }
+    /* Resolved as convert_checkpoint.py main() does (layout.h). */
+    t->moe_tp_size = d->layout.moe_tp;
+    t->moe_ep_size = d->layout.moe_ep;
     t->group_size = 128;
     t->use_parallel_embedding = d->emb.parallel;
     t->embedding_sharding_dim = d->emb.sharding_dim;
@@ -67,7 +56,12 @@ static void build_config(const tc_output_desc *d, tc_trtllm_config *t)
         t->hidden_size = cfg->hidden_size;
         t->num_hidden_layers = cfg->num_hidden_layers;
         t->num_attention_heads = cfg->num_attention_heads;
-        t->hidden_act = cfg->hidden_act;
+        /* LLaMAConfig.from_hugging_face: "swiglu" for mixtral (and
+         * arctic), the only model types with a normalization mode. */
+        t->hidden_act = cfg->moe_normalization_mode == 1 ? "swiglu" : cfg->hidden_act;
+        t->moe_num_experts = cfg->moe_num_experts;
+        t->moe_top_k = cfg->moe_top_k;
+        t->moe_normalization_mode = cfg->moe_normalization_mode;
         t->norm_epsilon = cfg->rms_norm_eps;
         t->max_position_embeddings = cfg->max_position_embeddings;
         t->num_key_value_heads = cfg->num_key_value_heads;

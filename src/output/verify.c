@@ -58,6 +58,7 @@ typedef struct model_desc {
     bool fp8_tensor;              /* FP8 per tensor (quant/fp8_tensor.c) */
     bool parallel_embedding, share_embedding;
     int64_t sharding_dim;
+    int64_t experts, moe_tp, moe_ep;  /* experts > 1: a mixture of experts */
 } model_desc;
 
 static int g_problems;
@@ -124,6 +125,20 @@ static void expect_linear(expect_list *l, const model_desc *m, int64_t i, const 
     }
 }
 
+/* A stacked-experts linear [E, N, K] (plan_moe.c), as weight-only
+ * quantization stores it when it does ([E, K, N*bits/8] + scales [E, N]). */
+static void expect_experts(expect_list *l, const model_desc *m, int64_t i, const char *lin,
+                           int64_t E, int64_t N, int64_t K)
+{
+    const char *pre = "transformer.layers";
+    const int64_t bits = m->woq_bits;
+    expect(l, false, bits && !m->woq_plain ? TC_DT_I8 : m->dt, 3, E, bits ? K : N,
+           "%s.%lld.%s.weight", pre, (long long)i, lin);
+    l->v[l->n - 1].shape[2] = bits ? (m->woq_plain ? N : N * bits / 8) : K;
+    if (bits)
+        expect(l, false, m->dt, 2, E, N, "%s.%lld.%s.per_channel_scale", pre, (long long)i, lin);
+}
+
 static void expected_for_rank(const model_desc *m, int64_t rank, expect_list *l)
 {
     const int64_t p = rank / m->tp, tp = m->tp;
@@ -158,6 +173,12 @@ static void expected_for_rank(const model_desc *m, int64_t rank, expect_list *l)
             expect(l, false, TC_DT_F32, 1, 2, 0, "%s.%lld.mlp.clamp_val", pre, (long long)i);
             expect(l, false, TC_DT_F32, 1, 2, 0, "%s.%lld.post_layernorm.clamp_val", pre,
                    (long long)i);
+        } else if (m->experts > 1) {
+            const int64_t E_l = m->experts / m->moe_ep, Im = m->I / m->moe_tp;
+            expect(l, false, TC_DT_F32, 2, m->experts, m->H, "%s.%lld.mlp.router.weight", pre,
+                   (long long)i);
+            expect_experts(l, m, i, "mlp.fc", E_l, 2 * Im, m->H);
+            expect_experts(l, m, i, "mlp.proj", E_l, m->H, Im);
         } else {
             expect_linear(l, m, i, "mlp.fc", I_l, m->H, false);
             expect_linear(l, m, i, "mlp.gate", I_l, m->H, false);
@@ -233,6 +254,21 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
               get_int(map, "pp_size", 1, 1 << 16, &m->pp, file);
     if (!ok)
         return false;
+    const cJSON *moe = tc_json_get(c, "moe");
+    if (cJSON_IsObject(moe) && !get_int(moe, "num_experts", 0, 1 << 20, &m->experts, file))
+        return false;
+    m->moe_tp = m->tp;
+    m->moe_ep = 1;
+    if (m->experts > 1 && !(get_int(map, "moe_tp_size", 1, 1 << 16, &m->moe_tp, file) &&
+                            get_int(map, "moe_ep_size", 1, 1 << 16, &m->moe_ep, file)))
+        return false;
+    if (m->experts > 1 && (m->moe_tp * m->moe_ep != m->tp || m->experts % m->moe_ep ||
+                           m->I % m->moe_tp)) {
+        problem("%s: moe_tp_size %lld x moe_ep_size %lld does not split tp_size %lld, the "
+                "%lld experts or intermediate_size %lld", file, (long long)m->moe_tp,
+                (long long)m->moe_ep, (long long)m->tp, (long long)m->experts, (long long)m->I);
+        return false;
+    }
     const char *dt = get_str(c, "dtype");
     tc_float_type ft;
     if (!dt || tc_float_type_parse(dt, &ft) != 0) {
@@ -240,7 +276,7 @@ static bool describe_model(const cJSON *c, const char *file, model_desc *m)
         return false;
     }
     m->dt = tc_float_type_dtype(ft);
-    if (m->L % m->pp || m->nh % m->tp || m->I % m->tp ||
+    if (m->L % m->pp || m->nh % m->tp || (m->experts <= 1 && m->I % m->tp) ||
         (m->nkv >= m->tp ? m->nkv % m->tp : m->tp % m->nkv)) {
         problem("%s: the mapping tp %lld x pp %lld does not divide the model", file,
                 (long long)m->tp, (long long)m->pp);

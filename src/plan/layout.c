@@ -16,6 +16,27 @@ tc_status tc_layout_init(tc_layout *l, int64_t tp, int64_t pp, int ranks)
     l->tp = (int)tp;
     l->pp = (int)pp;
     l->ranks = ranks;
+    l->moe_tp = (int)tp;
+    l->moe_ep = 1;
+    return TC_OK;
+}
+
+tc_status tc_layout_set_moe(tc_layout *l, int64_t moe_tp, int64_t moe_ep)
+{
+    if (moe_tp == -1 && moe_ep == -1) {
+        moe_tp = l->tp;
+        moe_ep = 1;
+    } else if (moe_tp == -1) {
+        moe_tp = moe_ep > 0 ? l->tp / moe_ep : 0;
+    } else if (moe_ep == -1) {
+        moe_ep = moe_tp > 0 ? l->tp / moe_tp : 0;
+    }
+    if (moe_tp < 1 || moe_ep < 1 || moe_tp * moe_ep != l->tp)
+        return tc_fail(TC_E_USAGE, "--moe_tp_size %lld x --moe_ep_size %lld must equal "
+                       "--tp_size %d (each tp rank holds one expert-parallel share of one "
+                       "tensor-parallel slice)", (long long)moe_tp, (long long)moe_ep, l->tp);
+    l->moe_tp = (int)moe_tp;
+    l->moe_ep = (int)moe_ep;
     return TC_OK;
 }
 
@@ -62,6 +83,17 @@ tc_status tc_layout_check_model(const tc_layout *l, const tc_hf_config *c)
     } else if (c->num_key_value_heads % tp != 0) {
         return tc_fail(TC_E_INPUT, "num_key_value_heads = %lld is not divisible by tp_size = %lld",
                        (long long)c->num_key_value_heads, (long long)tp);
+    }
+    if (tc_hf_is_moe(c)) {
+        /* v0.12 would take experts // moe_ep per rank (dropping the rest)
+         * and log, not stop, on an uneven split. */
+        if (c->moe_num_experts % l->moe_ep != 0)
+            return tc_fail(TC_E_INPUT, "num_local_experts = %lld is not divisible by "
+                           "moe_ep_size = %d", (long long)c->moe_num_experts, l->moe_ep);
+        if (c->intermediate_size % l->moe_tp != 0)
+            return tc_fail(TC_E_INPUT, "intermediate_size = %lld is not divisible by "
+                           "moe_tp_size = %d", (long long)c->intermediate_size, l->moe_tp);
+        return TC_OK;
     }
     if (c->intermediate_size % tp != 0)
         return tc_fail(TC_E_INPUT, "intermediate_size = %lld is not divisible by tp_size = %lld",

@@ -11,6 +11,7 @@
  *    zero-padded as the v0.12 unified loader does) or by columns (dim 1). */
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/plan/plan.h"
+#include "plan_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,18 +46,8 @@ tc_status tc_plan_check_model(const tc_hf_config *c, const tc_plan_params *pp)
     return TC_OK;
 }
 
-/* Growing list of pieces for the tensor being built. */
-typedef struct builder {
-    tc_hf_model *m;
-    tc_plan *plan;
-    size_t cap_tensors;
-    tc_plan_tensor *cur;
-    int64_t fill;                 /* slice rows of cur covered so far */
-    size_t cap_pieces;
-    tc_status st;
-} builder;
 
-static tc_status begin_tensor(builder *b, const char *name, tc_dtype dt, int ndim,
+tc_status tcp_begin_tensor(builder *b, const char *name, tc_dtype dt, int ndim,
                               int64_t rows, int64_t cols)
 {
     tc_plan *p = b->plan;
@@ -157,7 +148,7 @@ static tc_status add_run(builder *b, const tc_hf_tensor *s, int64_t m0, int64_t 
 
 /* Logical rows [src_row, src_row+rows), columns [src_col, +slice cols) of
  * s (NULL: zero rows) as the next rows of the slice being built. */
-static tc_status add_piece(builder *b, const tc_hf_tensor *s, int64_t src_row, int64_t src_col,
+tc_status tcp_add_piece(builder *b, const tc_hf_tensor *s, int64_t src_row, int64_t src_col,
                            int64_t rows)
 {
     const int64_t dst = b->fill;
@@ -191,7 +182,7 @@ static tc_status add_piece(builder *b, const tc_hf_tensor *s, int64_t src_row, i
 static tc_status need_dt(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
                          tc_hf_tensor *x, bool fp8_ok);
 
-static tc_status need(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
+tc_status tcp_need(builder *b, const char *name, int ndim, int64_t d0, int64_t d1,
                       tc_hf_tensor *x)
 {
     return need_dt(b, name, ndim, d0, d1, x, false);
@@ -241,9 +232,9 @@ static tc_status plan_replicated(builder *b, const char *out, const char *in, in
                                  int64_t d0, int64_t d1, tc_dtype dt)
 {
     tc_hf_tensor t;
-    TRY(need(b, in, ndim, d0, d1, &t));
-    TRY(begin_tensor(b, out, dt, ndim, d0, ndim == 1 ? 1 : d1));
-    return add_piece(b, &t, 0, 0, d0);
+    TRY(tcp_need(b, in, ndim, d0, d1, &t));
+    TRY(tcp_begin_tensor(b, out, dt, ndim, d0, ndim == 1 ? 1 : d1));
+    return tcp_add_piece(b, &t, 0, 0, d0);
 }
 
 /* Row range [row0, row0+rows) of a tensor of `total` rows, zero-filled
@@ -256,8 +247,8 @@ static tc_status add_rows_padded(builder *b, const tc_hf_tensor *t, int64_t tota
         avail = 0;
     if (avail > rows)
         avail = rows;
-    TRY(add_piece(b, t, row0, 0, avail));
-    return add_piece(b, NULL, 0, 0, rows - avail);
+    TRY(tcp_add_piece(b, t, row0, 0, avail));
+    return tcp_add_piece(b, NULL, 0, 0, rows - avail);
 }
 
 /* The q, k or v rows a rank takes (§4.3). */
@@ -274,7 +265,7 @@ static void qkv_rows(int64_t heads, int64_t d, int64_t tp, int64_t r, int64_t *r
 
 /* The tensor just planned is a linear's weight: a quantization method may
  * rewrite it (quant/method.h). */
-static void mark_linear(builder *b)
+void tcp_mark_linear(builder *b)
 {
     b->cur->linear = true;
 }
@@ -295,28 +286,29 @@ static tc_status plan_mlp_linear(builder *b, int64_t g, int64_t local, const cha
     TRY(need_dt(b, in, 2, N, K, &w, b->m->cfg.fbgemm_fp8));
     snprintf(out, sizeof out, "transformer.layers.%lld.mlp.%s.weight", (long long)local, trt);
     if (w.dtype != TC_DT_F8_E4M3) {
-        TRY(begin_tensor(b, out, dt, 2, rows, cols));
-        TRY(add_piece(b, &w, r0, c0, rows));
-        mark_linear(b);
+        TRY(tcp_begin_tensor(b, out, dt, 2, rows, cols));
+        TRY(tcp_add_piece(b, &w, r0, c0, rows));
+        tcp_mark_linear(b);
         return TC_OK;
     }
-    TRY(begin_tensor(b, out, TC_DT_F8_E4M3, 2, rows, cols));
-    TRY(add_piece(b, &w, r0, c0, rows));
+    TRY(tcp_begin_tensor(b, out, TC_DT_F8_E4M3, 2, rows, cols));
+    TRY(tcp_add_piece(b, &w, r0, c0, rows));
     tc_hf_tensor s;
     snprintf(in, sizeof in, "model.layers.%lld.mlp.%s.weight_scale", (long long)g, hf);
-    TRY(need(b, in, 2, N, 1, &s));
+    TRY(tcp_need(b, in, 2, N, 1, &s));
     if (s.dtype != TC_DT_F32)
         return tc_fail(TC_E_INPUT, "%s: tensor '%s' has dtype %s; an fbgemm_fp8 weight_scale "
                        "is F32 [N, 1]", s.path, in, tc_dtype_name(s.dtype));
     snprintf(out, sizeof out, "transformer.layers.%lld.mlp.%s.per_channel_scale", (long long)local,
              trt);
-    TRY(begin_tensor(b, out, TC_DT_F32, 1, rows, 1));
-    return add_piece(b, &s, r0, 0, rows);
+    TRY(tcp_begin_tensor(b, out, TC_DT_F32, 1, rows, 1));
+    return tcp_add_piece(b, &s, r0, 0, rows);
 }
 
 static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
-                            int64_t g, int64_t local, int64_t tp, int64_t r)
+                            int64_t g, int64_t local, const tc_layout *lay, int cell)
 {
+    const int64_t tp = lay->tp, r = tc_layout_tp_rank(lay, cell);
     const int64_t H = c->hidden_size, nh = c->num_attention_heads;
     const int64_t nkv = c->num_key_value_heads, d = c->head_dim;
     const int64_t I = c->intermediate_size;
@@ -337,33 +329,33 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
         char nm[64];
         snprintf(nm, sizeof nm, "self_attn.%s.weight", proj[i]);
         snprintf(in, sizeof in, "model.layers.%lld.%s", (long long)g, nm);
-        TRY(need(b, in, 2, (i == 0 ? nh : nkv * twice) * d, H, &t[i]));
+        TRY(tcp_need(b, in, 2, (i == 0 ? nh : nkv * twice) * d, H, &t[i]));
     }
-    TRY(begin_tensor(b, OUT("attention.qkv.weight"), dt, 2, qn + 2 * kn, H));
-    TRY(add_piece(b, &t[0], q0, 0, qn));
+    TRY(tcp_begin_tensor(b, OUT("attention.qkv.weight"), dt, 2, qn + 2 * kn, H));
+    TRY(tcp_add_piece(b, &t[0], q0, 0, qn));
     for (int i = 1; i < 3; i++) {
         if (twice == 1)
-            TRY(add_piece(b, &t[i], k0, 0, kn));
+            TRY(tcp_add_piece(b, &t[i], k0, 0, kn));
         for (int64_t h = k0 / d; twice > 1 && h < (k0 + kn) / d; h++)
-            TRY(add_piece(b, &t[i], h * twice * d, 0, d));
+            TRY(tcp_add_piece(b, &t[i], h * twice * d, 0, d));
     }
-    mark_linear(b);
+    tcp_mark_linear(b);
     if (c->attention_bias) {
         for (int i = 0; i < 3; i++) {
             snprintf(in, sizeof in, "model.layers.%lld.self_attn.%s.bias", (long long)g, proj[i]);
-            TRY(need(b, in, 1, (i == 0 ? nh : nkv) * d, 0, &t[i]));
+            TRY(tcp_need(b, in, 1, (i == 0 ? nh : nkv) * d, 0, &t[i]));
         }
-        TRY(begin_tensor(b, OUT("attention.qkv.bias"), dt, 1, qn + 2 * kn, 1));
-        TRY(add_piece(b, &t[0], q0, 0, qn));
-        TRY(add_piece(b, &t[1], k0, 0, kn));
-        TRY(add_piece(b, &t[2], k0, 0, kn));
+        TRY(tcp_begin_tensor(b, OUT("attention.qkv.bias"), dt, 1, qn + 2 * kn, 1));
+        TRY(tcp_add_piece(b, &t[0], q0, 0, qn));
+        TRY(tcp_add_piece(b, &t[1], k0, 0, kn));
+        TRY(tcp_add_piece(b, &t[2], k0, 0, kn));
     }
 
     /* dense: row-parallel, HF o_proj [H, nh*d] split along its input dim. */
-    TRY(need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &t[0]));
-    TRY(begin_tensor(b, OUT("attention.dense.weight"), dt, 2, H, nh * d / tp));
-    TRY(add_piece(b, &t[0], 0, r * (nh * d / tp), H));
-    mark_linear(b);
+    TRY(tcp_need(b, IN("self_attn.o_proj.weight"), 2, H, nh * d, &t[0]));
+    TRY(tcp_begin_tensor(b, OUT("attention.dense.weight"), dt, 2, H, nh * d / tp));
+    TRY(tcp_add_piece(b, &t[0], 0, r * (nh * d / tp), H));
+    tcp_mark_linear(b);
     if (c->attention_bias) {
         /* Row-parallel bias is added once after the all-reduce: whole. */
         tc_hf_tensor bt;
@@ -376,6 +368,8 @@ static tc_status plan_layer(builder *b, const tc_hf_config *c, tc_dtype dt,
     TRY(plan_replicated(b, OUT("post_layernorm.weight"),
                         IN("post_attention_layernorm.weight"), 1, H, 0, dt));
 
+    if (tc_hf_is_moe(c))
+        return tcp_plan_moe(b, c, dt, g, local, lay, cell);
     /* fc = gate_proj (through SiLU), gate = up_proj: column-parallel. */
     TRY(plan_mlp_linear(b, g, local, "gate_proj", "fc", I, H, r * (I / tp), I / tp, 0, H, dt));
     TRY(plan_mlp_linear(b, g, local, "up_proj", "gate", I, H, r * (I / tp), I / tp, 0, H, dt));
@@ -399,7 +393,7 @@ static tc_status plan_rope(builder *b, const tc_hf_config *c)
                                              TC_ROPE_FOR_GPT_ATTENTION };
     for (int k = 0; k < 3; k++) {
         const bool freq = kinds[k] == TC_ROPE_INV_FREQ;
-        TRY(begin_tensor(b, tc_rope_buffer_name(kinds[k]), TC_DT_F32, 1, freq ? D / 2 : P,
+        TRY(tcp_begin_tensor(b, tc_rope_buffer_name(kinds[k]), TC_DT_F32, 1, freq ? D / 2 : P,
                          freq ? 1 : D));
         tc_plan_tensor *t = b->cur;
         t->rope = kinds[k];
@@ -437,22 +431,22 @@ static tc_status plan_cell(builder *b, const tc_plan_params *pa, int rank)
         TRY(plan_rope(b, c));
 
     if (p == 0) {
-        TRY(need(b, "model.embed_tokens.weight", 2, V, H, &t));
+        TRY(tcp_need(b, "model.embed_tokens.weight", 2, V, H, &t));
         const char *name = "transformer.vocab_embedding.weight";
         if (!pa->emb.parallel) {
-            TRY(begin_tensor(b, name, dt, 2, V, H));
-            TRY(add_piece(b, &t, 0, 0, V));
+            TRY(tcp_begin_tensor(b, name, dt, 2, V, H));
+            TRY(tcp_add_piece(b, &t, 0, 0, V));
         } else if (pa->emb.sharding_dim == 0) {
             int64_t chunk = tc_layout_vocab_rows(&pa->layout, V);
-            TRY(begin_tensor(b, name, dt, 2, chunk, H));
+            TRY(tcp_begin_tensor(b, name, dt, 2, chunk, H));
             TRY(add_rows_padded(b, &t, V, r * chunk, chunk));
         } else {
-            TRY(begin_tensor(b, name, dt, 2, V, H / tp));
-            TRY(add_piece(b, &t, 0, r * (H / tp), V));
+            TRY(tcp_begin_tensor(b, name, dt, 2, V, H / tp));
+            TRY(tcp_add_piece(b, &t, 0, r * (H / tp), V));
         }
     }
     for (int64_t i = 0; i < per_stage; i++)
-        TRY(plan_layer(b, c, dt, p * per_stage + i, i, tp, r));
+        TRY(plan_layer(b, c, dt, p * per_stage + i, i, &pa->layout, rank));
     if (p == pp - 1) {
         TRY(plan_replicated(b, "transformer.ln_f.weight", "model.norm.weight", 1, H, 0, dt));
         bool share = false;
@@ -463,10 +457,10 @@ static tc_status plan_cell(builder *b, const tc_plan_params *pa, int rank)
         }
         if (!share) {
             const int64_t rows = tc_pad_vocab(V, tp) / tp;
-            tc_status st = need(b, src, 2, V, H, &t);
+            tc_status st = tcp_need(b, src, 2, V, H, &t);
             if (st != TC_OK)
                 return st;
-            TRY(begin_tensor(b, "lm_head.weight", dt, 2, rows, H));
+            TRY(tcp_begin_tensor(b, "lm_head.weight", dt, 2, rows, H));
             TRY(add_rows_padded(b, &t, V, r * rows, rows));
         }
     }

@@ -171,6 +171,27 @@ tc_status tc_quant_from_model(tc_quant_settings *q, const tc_hf_config *cfg)
     return TC_OK;
 }
 
+tc_status tc_quant_check_model(const tc_quant_settings *q, const tc_hf_config *cfg)
+{
+    if (!tc_hf_is_moe(cfg))
+        return TC_OK;
+    const tc_quant_method *w = q->weights;
+    if (w->smoothquant)
+        return tc_fail(TC_E_USAGE, "SmoothQuant of a mixture-of-experts model: TensorRT-LLM v0.12 "
+                       "cannot do it either (smooth_llama_model reads mlp.gate_proj of every "
+                       "decoder layer, which a %s layer does not have)", cfg->architecture);
+    if (w->plan == tc_fp8_rowwise_plan || w->calibrated == &tc_fp8_tensor_calibrated_ops)
+        return tc_fail(TC_E_USAGE, "%s of a mixture-of-experts model is not supported yet: "
+                       "v0.12's MoE branch never quantizes the experts to FP8 (docs/moe.md)",
+                       w->config_algo);
+    if (tc_quant_calib_needs(q))
+        return tc_fail(TC_E_USAGE, "calibrating a mixture-of-experts model (%s%s) needs the MoE "
+                       "block in the forward pass, which is not there yet (docs/moe.md); "
+                       "--fp8_kv_cache with its constant scale works", q->kv->config_algo
+                       ? q->kv->config_algo : "", q->kv->config_algo ? " KV cache" : "");
+    return TC_OK;
+}
+
 unsigned tc_quant_calib_needs(const tc_quant_settings *q)
 {
     return q->weights->calib | q->kv->calib;

@@ -17,19 +17,29 @@
 static tc_status rewrite_linear(const tc_quant_method *m, int target_sm, tc_plan_tensor *w,
                                 tc_plan_tensor *sc, int wi)
 {
-    const int64_t n = w->rows, k = w->cols, bits = m->woq_bits;
+    /* Stacked experts [E, N, K] are E matrices (upstream quantizes the
+     * batch [E, K, N] matrix by matrix): stored [E, K, N*bits/8], scales
+     * [E, N]. */
+    const int64_t n = w->expert_rows > 0 ? w->expert_rows : w->rows, k = w->cols;
+    const int64_t experts = w->rows / n, bits = m->woq_bits;
+    const int d = experts > 1 || w->expert_rows > 0 ? 1 : 0;
     const tc_dtype dt = w->dtype;
     w->woq_bits = (int)bits;
-    w->shape[0] = k;
+    w->ndim = 2 + d;
+    w->shape[0] = experts;
+    w->shape[d] = k;
     if (m->woq_no_plugin) {
         /* Upstream (legacy loader) stores W^T unquantized for the non-plugin
          * path; no CUTLASS preprocessing, so no layout preconditions. */
         w->woq_transposed_only = true;
-        w->shape[1] = n;
+        w->shape[d + 1] = n;
     } else {
-        TC_TRY(tc_woq_check_shape(w->name, n, k, (int)bits, target_sm));
+        /* v0.12 preprocess_weights_for_mixed_gemm forces the Ampere layout
+         * on 3-D (MoE) weights for SM 90. */
+        w->woq_sm = w->expert_rows > 0 && target_sm == 90 ? 80 : target_sm;
+        TC_TRY(tc_woq_check_shape(w->name, n, k, (int)bits, w->woq_sm));
         w->dtype = TC_DT_I8;
-        w->shape[1] = n * bits / 8;
+        w->shape[d + 1] = n * bits / 8;
     }
     size_t len = strlen(w->name);
     if (len < 7 || strcmp(w->name + len - 7, ".weight") != 0)
@@ -39,8 +49,10 @@ static tc_status rewrite_linear(const tc_quant_method *m, int target_sm, tc_plan
     memset(sc, 0, sizeof *sc);
     memcpy(sc->name, name, sizeof name);
     sc->dtype = sc->slice_dtype = dt;
-    sc->ndim = 1;
-    sc->rows = sc->shape[0] = n;
+    sc->ndim = 1 + d;
+    sc->shape[0] = d ? experts : n;
+    sc->shape[1] = d ? n : 0;
+    sc->rows = w->rows;
     sc->cols = 1;
     sc->scale_index = -1;
     sc->scale_of = wi;

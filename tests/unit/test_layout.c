@@ -119,6 +119,57 @@ START_TEST(check_model_should_apply_the_divisibility_rules)
 }
 END_TEST
 
+START_TEST(moe_sizes_should_resolve_as_convert_checkpoint_and_map_the_ranks)
+{
+    tc_layout l;
+    ck_assert_int_eq(tc_layout_init(&l, 4, 1, 4), TC_OK);
+    ck_assert(l.moe_tp == 4 && l.moe_ep == 1);            /* init: tp-only */
+    ck_assert_int_eq(tc_layout_set_moe(&l, -1, -1), TC_OK);
+    ck_assert(l.moe_tp == 4 && l.moe_ep == 1);
+    ck_assert_int_eq(tc_layout_set_moe(&l, -1, 2), TC_OK);  /* moe_tp derived */
+    ck_assert(l.moe_tp == 2 && l.moe_ep == 2);
+    ck_assert_int_eq(tc_layout_set_moe(&l, 1, -1), TC_OK);  /* moe_ep derived */
+    ck_assert(l.moe_tp == 1 && l.moe_ep == 4);
+    /* mapping.py: moe_tp_rank = tp_rank / moe_ep, moe_ep_rank = tp_rank % moe_ep */
+    ck_assert_int_eq(tc_layout_set_moe(&l, 2, 2), TC_OK);
+    static const int tp_of[4] = { 0, 0, 1, 1 }, ep_of[4] = { 0, 1, 0, 1 };
+    for (int cell = 0; cell < 4; cell++) {
+        ck_assert_int_eq(tc_layout_moe_tp_rank(&l, cell), tp_of[cell]);
+        ck_assert_int_eq(tc_layout_moe_ep_rank(&l, cell), ep_of[cell]);
+    }
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_layout_set_moe(&l, 2, 1), TC_E_USAGE);
+    ck_assert(strstr(tc_first_error(), "--moe_tp_size 2 x --moe_ep_size 1 must equal --tp_size 4"));
+    ck_assert_int_eq(tc_layout_set_moe(&l, 3, -1), TC_E_USAGE); /* 4 / 3: no whole share */
+}
+END_TEST
+
+START_TEST(check_model_should_apply_the_moe_rules)
+{
+    tc_hf_config c;
+    memset(&c, 0, sizeof c);
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = c.num_key_value_heads = 8;
+    c.intermediate_size = 96;        /* not divisible by tp 4: fine for MoE with moe_tp 2 */
+    c.moe_num_experts = 6;
+    c.moe_top_k = 2;
+    tc_layout l;
+    ck_assert_int_eq(tc_layout_init(&l, 4, 1, 4), TC_OK);
+    ck_assert_int_eq(tc_layout_set_moe(&l, 2, 2), TC_OK);
+    ck_assert_int_eq(tc_layout_check_model(&l, &c), TC_OK);
+    ck_assert_int_eq(tc_layout_set_moe(&l, 1, 4), TC_OK);
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_layout_check_model(&l, &c), TC_E_INPUT);
+    ck_assert(strstr(tc_first_error(), "num_local_experts = 6 is not divisible by moe_ep_size = 4"));
+    c.moe_num_experts = 8;
+    c.intermediate_size = 90;
+    ck_assert_int_eq(tc_layout_set_moe(&l, 4, 1), TC_OK);
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_layout_check_model(&l, &c), TC_E_INPUT);
+    ck_assert(strstr(tc_first_error(), "intermediate_size = 90 is not divisible by moe_tp_size = 4"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("layout");
@@ -128,6 +179,8 @@ int main(void)
     tcase_add_test(tc, replicas_should_need_a_multiple_of_the_cells_and_name_the_numbers);
     tcase_add_test(tc, init_should_refuse_sizes_out_of_bounds_naming_the_flag);
     tcase_add_test(tc, check_model_should_apply_the_divisibility_rules);
+    tcase_add_test(tc, moe_sizes_should_resolve_as_convert_checkpoint_and_map_the_ranks);
+    tcase_add_test(tc, check_model_should_apply_the_moe_rules);
     suite_add_tcase(s, tc);
     return tc_check_run(s);
 }

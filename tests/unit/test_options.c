@@ -655,23 +655,24 @@ START_TEST(opts_parse_should_accept_the_loading_flags_that_change_nothing)
 }
 END_TEST
 
-START_TEST(opts_parse_should_refuse_mixture_of_experts)
+START_TEST(opts_parse_should_take_the_moe_flags_as_given)
 {
-    expect_usage_error("not supported", "--moe_num_experts", "4", NULL);
-    expect_usage_error("--moe_tp_size", "--tp_size", "2", "--moe_tp_size", "1", NULL);
-    expect_usage_error("--moe_ep_size", "--moe_ep_size", "2", NULL);
-
+    /* Resolution (-1 derived, product = tp) is the layout's (unit_layout). */
     parse_result r;
-    parse_ok(&r, "--moe_num_experts", "0", "--tp_size", "2", "--moe_tp_size", "2",
-             "--moe_ep_size", "1", NULL);
+    parse_ok(&r, "--tp_size", "4", "--moe_tp_size", "2", "--moe_ep_size", "2", NULL);
     ck_assert_int_eq(r.o.moe_tp_size, 2);
-    ck_assert_int_eq(r.o.moe_ep_size, 1);
+    ck_assert_int_eq(r.o.moe_ep_size, 2);
     result_free(&r);
-
-    parse_ok(&r, "--moe_tp_size", "-1", "--moe_ep_size", "-1", NULL);
+    parse_ok(&r, NULL);
     ck_assert_int_eq(r.o.moe_tp_size, -1);
     ck_assert_int_eq(r.o.moe_ep_size, -1);
     result_free(&r);
+    /* convert_checkpoint.py: --moe_top_k defaults to 1 when experts are given. */
+    parse_ok(&r, "--moe_num_experts", "8", NULL);
+    ck_assert_int_eq(r.o.model.moe_num_experts, 8);
+    ck_assert_int_eq(r.o.model.moe_top_k, 1);
+    result_free(&r);
+    expect_usage_error("moe_tp_size", "--moe_tp_size", "-2", NULL);
 }
 END_TEST
 
@@ -832,7 +833,7 @@ static Suite *options_suite(void)
     tcase_add_test(tc, opts_parse_should_take_meta_ckpt_dir_but_not_with_model_dir);
     tcase_add_test(tc, opts_parse_should_read_the_smoothquant_and_calibration_flags);
     tcase_add_test(tc, opts_parse_should_accept_the_loading_flags_that_change_nothing);
-    tcase_add_test(tc, opts_parse_should_refuse_mixture_of_experts);
+    tcase_add_test(tc, opts_parse_should_take_the_moe_flags_as_given);
     tcase_add_test(tc, opts_parse_should_refuse_more_than_65536_cells);
     suite_add_tcase(s, tc);
 

@@ -90,5 +90,8 @@ const tc_st_tensor *tc_st_find(const tc_st_file *f, const char *name);
  * reads and EINTR. Thread-safe (pread). Fails with TC_E_IO, naming the file,
  * if the range is outside the data area or the read fails/ends early. */
 tc_status tc_st_read(const tc_st_file *f, uint64_t off, void *dst, size_t n);
+/* Bytes tc_st_read has read in this process so far (all threads): what the
+ * run's summary reports per rank, to show each reads only its slices. */
+uint64_t tc_st_bytes_read(void);
 
 #endif

@@ -73,7 +73,17 @@ typedef struct tc_hf_config {
      * the checkpoint stores every KV head twice, as heads 2h and 2h+1, and
      * num_key_value_heads above counts each once (plan.c reads head 2h). */
     bool kv_heads_stored_twice;
+    /* Mixture of experts (docs/moe.md), as TensorRT-LLM v0.12
+     * LLaMAConfig.from_hugging_face reads it: num_local_experts and
+     * num_experts_per_tok (0 when absent; both or neither); a model is MoE
+     * when it has more than one expert (MoeConfig.has_moe). For model_type
+     * mixtral the normalization is RENORMALIZE (1) and config.json's
+     * hidden_act "swiglu"; otherwise -1 (null). */
+    int64_t moe_num_experts, moe_top_k;
+    int moe_normalization_mode;
 } tc_hf_config;
+
+static inline bool tc_hf_is_moe(const tc_hf_config *c) { return c->moe_num_experts > 1; }
 
 /* TensorRT-LLM v0.12 --remove_duplicated_kv_heads (Llama-3.1-405B's Hugging
  * Face checkpoint): LLaMAForCausalLM.from_hugging_face halves

@@ -45,7 +45,6 @@ typedef struct tc_output_desc {
     tc_embedding emb;
     bool share_embedding;
     bool disable_weight_only_quant_plugin;
-    int64_t moe_tp_size, moe_ep_size;     /* -1: derived (convert_checkpoint.py) */
     bool remove_duplicated_kv_heads;      /* the flag, recorded as v0.12 does */
     bool use_meta_fp8_rowwise_recipe;     /* later upstream's flag (docs/fp8.md) */
 } tc_output_desc;

@@ -21,10 +21,19 @@
 typedef struct tc_layout {
     int tp, pp;      /* tensor- and pipeline-parallel sizes, >= 1 */
     int ranks;       /* MPI ranks of the job (>= 1) */
+    /* Mixture of experts (TensorRT-LLM v0.12 mapping.py): the tp ranks of
+     * a stage split each expert moe_tp ways and the experts moe_ep ways,
+     * moe_tp * moe_ep = tp; tp rank r is moe_tp rank r / moe_ep and moe_ep
+     * rank r % moe_ep. tc_layout_init sets moe_tp = tp, moe_ep = 1. */
+    int moe_tp, moe_ep;
 } tc_layout;
 
 /* tp, pp, ranks >= 1 and tp * pp <= 65536; messages name the flag. */
 tc_status tc_layout_init(tc_layout *l, int64_t tp, int64_t pp, int ranks);
+/* --moe_tp_size / --moe_ep_size as convert_checkpoint.py main() resolves
+ * them: both -1 is tp-only, one -1 is derived from the other; the product
+ * must be tp_size (TC_E_USAGE naming the flags). */
+tc_status tc_layout_set_moe(tc_layout *l, int64_t moe_tp, int64_t moe_ep);
 
 static inline int tc_layout_cells(const tc_layout *l) { return l->tp * l->pp; }
 static inline int tc_layout_tp_rank(const tc_layout *l, int cell) { return cell % l->tp; }
@@ -32,6 +41,14 @@ static inline int tc_layout_pp_rank(const tc_layout *l, int cell) { return cell 
 static inline int tc_layout_cell(const tc_layout *l, int tp_rank, int pp_rank)
 {
     return pp_rank * l->tp + tp_rank;
+}
+static inline int tc_layout_moe_tp_rank(const tc_layout *l, int cell)
+{
+    return tc_layout_tp_rank(l, cell) / l->moe_ep;
+}
+static inline int tc_layout_moe_ep_rank(const tc_layout *l, int cell)
+{
+    return tc_layout_tp_rank(l, cell) % l->moe_ep;
 }
 
 /* Conversion: the cells rank `rank` writes (r, r+N, ...), ascending, into
@@ -54,7 +71,9 @@ static inline int tc_layout_replica(const tc_layout *l, int rank)
 }
 
 /* The model's divisibility by tp and pp: layers by pp, heads, KV heads
- * (or tp by KV heads when they are duplicated) and intermediate size by tp.
+ * (or tp by KV heads when they are duplicated) and intermediate size by tp;
+ * for a MoE model the experts by moe_ep and the intermediate size by
+ * moe_tp instead.
  * Messages name the config value and the rule. */
 tc_status tc_layout_check_model(const tc_layout *l, const tc_hf_config *cfg);
 

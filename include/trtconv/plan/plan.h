@@ -75,9 +75,18 @@ typedef struct tc_plan_tensor {
      * `...per_channel_scale` ([N], config dtype) that its work fills. That
      * tensor has no pieces and scale_of = the weight's index (else -1). */
     int woq_bits;
+    /* The SM whose CUTLASS layout the quantized weight takes: the plan's
+     * target_sm, except SM 90 stacked experts, which take SM 80's
+     * (TensorRT-LLM v0.12 cutlass_preprocessors.cpp: "Workaround for MOE
+     * which doesn't have specialised Hopper kernels yet"). */
+    int woq_sm;
     /* A linear's weight ([N, K] slice): what a quantization method
      * (quant/method.h) may rewrite. */
     bool linear;
+    /* Stacked experts (plan_moe.c): the slice is expert_rows rows per
+     * expert, each expert its own [expert_rows, cols] matrix for the
+     * quantization methods (0: one matrix). */
+    int64_t expert_rows;
     int scale_index;
     int scale_of;
     /* --disable_weight_only_quant_plugin: the weight is stored unquantized

@@ -133,6 +133,12 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out);
  * with another weights method TC_E_USAGE. No-op for other models. */
 tc_status tc_quant_from_model(tc_quant_settings *q, const tc_hf_config *cfg);
 
+/* What the model allows: a mixture-of-experts model converts plain or
+ * weight-only (v0.12's MoE branch); SmoothQuant is refused as v0.12 cannot
+ * do it, FP8 and calibration until they exist for experts (docs/moe.md).
+ * TC_E_USAGE naming the method. */
+tc_status tc_quant_check_model(const tc_quant_settings *q, const tc_hf_config *cfg);
+
 /* Statistics the selected entries need (0: no calibration). */
 unsigned tc_quant_calib_needs(const tc_quant_settings *q);
 /* The calibrated ops that produce this job's computed tensors, or NULL. */

@@ -60,6 +60,7 @@ struct gm_opts {
     const char *out;
     int64_t layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     int64_t shards, max_pos, threads, seed, mp, multiple_of;
+    int64_t experts, top_k;   /* > 0: a Mixtral (mixture of experts) */
     int format;           /* enum gm_format */
     tc_float_type ft;
     bool tied, attention_bias, special_values;

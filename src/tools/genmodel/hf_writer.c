@@ -135,8 +135,9 @@ tc_status gm_write_config(const struct gm_opts *o, const char *path)
     }
     gm_fmt_float(factor, fac);
 
+    const bool moe = o->experts > 0;
     gm_buf_printf(&b, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n",
-                  mistral ? "MistralForCausalLM" : "LlamaForCausalLM");
+                  moe ? "MixtralForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM");
     gm_buf_printf(&b, "  \"attention_bias\": %s,\n",
                   o->attention_bias ? "true" : "false");
     gm_buf_printf(&b, "  \"attention_dropout\": 0.0,\n");
@@ -154,13 +155,19 @@ tc_status gm_write_config(const struct gm_opts *o, const char *path)
                   (long long)o->max_pos);
     gm_buf_printf(&b, "  \"mlp_bias\": false,\n");
     gm_buf_printf(&b, "  \"model_type\": \"%s\",\n",
-                  mistral ? "mistral" : "llama");
+                  moe ? "mixtral" : mistral ? "mistral" : "llama");
     gm_buf_printf(&b, "  \"num_attention_heads\": %lld,\n",
                   (long long)o->heads);
     gm_buf_printf(&b, "  \"num_hidden_layers\": %lld,\n",
                   (long long)o->layers);
+    if (moe)
+        gm_buf_printf(&b, "  \"num_experts_per_tok\": %lld,\n", (long long)o->top_k);
     gm_buf_printf(&b, "  \"num_key_value_heads\": %lld,\n",
                   (long long)o->kv_heads);
+    if (moe)
+        gm_buf_printf(&b, "  \"num_local_experts\": %lld,\n"
+                      "  \"output_router_logits\": false,\n"
+                      "  \"router_aux_loss_coef\": 0.02,\n", (long long)o->experts);
     if (hf5)
         gm_buf_printf(&b, "  \"pad_token_id\": null,\n");
     gm_buf_printf(&b, "  \"pretraining_tp\": 1,\n");
@@ -195,7 +202,7 @@ tc_status gm_write_config(const struct gm_opts *o, const char *path)
         }
         gm_buf_printf(&b, "  \"rope_theta\": %s,\n", theta);
     }
-    if (mistral)
+    if (mistral || moe)
         gm_buf_printf(&b, "  \"sliding_window\": null,\n");
     gm_buf_printf(&b, "  \"tie_word_embeddings\": %s,\n",
                   o->tied ? "true" : "false");

@@ -115,7 +115,7 @@ tc_status gm_model_build(const struct gm_opts *o, struct gm_model *m)
     if (gm_mul(o->heads, o->head_dim, &qd) != 0 || qd > GM_MAX_DIM ||
         gm_mul(o->kv_heads, o->head_dim, &kvd) != 0)
         return tc_fail(TC_E_USAGE, "--heads * --head_dim too large");
-    cap = 3 + (size_t)o->layers * 12;
+    cap = 3 + (size_t)o->layers * (12 + 1 + 3 * (size_t)o->experts);
     m->t = calloc(cap, sizeof *m->t);
     if (!m->t)
         return tc_fail(TC_E_INTERNAL, "out of memory (%zu tensors)", cap);
@@ -149,9 +149,23 @@ tc_status gm_model_build(const struct gm_opts *o, struct gm_model *m)
         if (o->attention_bias)
             GM_ADD_L(GM_K_BIAS, kvd, 0, "self_attn.v_proj.bias");
         GM_ADD_L(GM_K_LINEAR, H, qd, "self_attn.o_proj.weight");
-        GM_ADD_L(GM_K_LINEAR, I, H, "mlp.gate_proj.weight");
-        GM_ADD_L(GM_K_LINEAR, I, H, "mlp.up_proj.weight");
-        GM_ADD_L(GM_K_LINEAR, H, I, "mlp.down_proj.weight");
+        if (o->experts) {
+            /* Mixtral: router, then per expert w1 (gate), w2 (down), w3 (up). */
+            GM_ADD_L(GM_K_LINEAR, o->experts, H, "block_sparse_moe.gate.weight");
+            for (int64_t e = 0; e < o->experts; e++) {
+                char sfx[96];
+                static const char *const w[3] = { "w1", "w2", "w3" };
+                for (int k = 0; k < 3; k++) {
+                    snprintf(sfx, sizeof sfx, "block_sparse_moe.experts.%lld.%s.weight",
+                             (long long)e, w[k]);
+                    GM_ADD_L(GM_K_LINEAR, k == 1 ? H : I, k == 1 ? I : H, sfx);
+                }
+            }
+        } else {
+            GM_ADD_L(GM_K_LINEAR, I, H, "mlp.gate_proj.weight");
+            GM_ADD_L(GM_K_LINEAR, I, H, "mlp.up_proj.weight");
+            GM_ADD_L(GM_K_LINEAR, H, I, "mlp.down_proj.weight");
+        }
         GM_ADD_L(GM_K_NORM, H, 0, "input_layernorm.weight");
         GM_ADD_L(GM_K_NORM, H, 0, "post_attention_layernorm.weight");
     }

@@ -42,6 +42,9 @@ void gm_usage(FILE *f)
 "  --tied                 tie_word_embeddings: no lm_head.weight\n"
 "  --attention_bias       q/k/v projection biases\n"
 "  --arch A               llama | mistral (default llama)\n"
+"  --experts E            a Mixtral: E experts per layer (block_sparse_moe, the\n"
+"                         published naming), router gate [E, hidden]\n"
+"  --top_k K              experts per token (num_experts_per_tok, default 2)\n"
 "  --config_style S       hf4 | hf5 (default hf5)\n"
 "  --rope_theta X         rope theta (default 10000)\n"
 "  --rope_scaling S       none | linear | dynamic | llama3 (default none)\n"
@@ -117,6 +120,8 @@ tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o, int *help)
         TC_OPT_CHOICE("format", &o->format, formats),
         TC_OPT_INT("mp", &o->mp, 1, 64),
         TC_OPT_INT("multiple_of", &o->multiple_of, 1, GM_MAX_DIM),
+        TC_OPT_INT("experts", &o->experts, 2, 4096),
+        TC_OPT_INT("top_k", &o->top_k, 1, 4096),
     };
     tc_args_stop stop;
     TC_TRY(tc_args_parse("trtconv-genmodel", table, sizeof table / sizeof table[0], argc, argv, 1,
@@ -144,6 +149,14 @@ tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o, int *help)
                            (long long)o->hidden, (long long)o->heads);
         o->head_dim = o->hidden / o->heads;
     }
+    if (o->experts && !o->top_k)
+        o->top_k = 2;
+    if (o->top_k && (!o->experts || o->top_k > o->experts))
+        return tc_fail(TC_E_USAGE, "--top_k %lld needs --experts of at least that many",
+                       (long long)o->top_k);
+    if (o->experts && (o->format != GM_FMT_SAFETENSORS || o->arch != GM_ARCH_LLAMA))
+        return tc_fail(TC_E_USAGE, "--experts: Mixtral checkpoints are written as safetensors "
+                       "(no --format bin/meta, no --arch mistral)");
     if (o->format != GM_FMT_META && o->mp != 1)
         return tc_fail(TC_E_USAGE, "--mp needs --format meta");
     if (o->format == GM_FMT_META) {

@@ -1,0 +1,98 @@
+#!/bin/bash
+# Mixture of experts (Mixtral; docs/moe.md):
+#  - TensorRT-LLM v0.12's own outputs (tests/data/golden/README.md:
+#    mixtral_fp16_tp2_moetp2, _moeep2, mixtral_wo_int8_tp1) byte-identical,
+#    rank files and config.json, on tp ranks, 1 and 3 ranks;
+#  - every rank reads exactly its slices (experts: its share), from the
+#    run's "source bytes read per rank" line;
+#  - the Mixtral transformers 5.17 saved itself (tests/data/moe), and a
+#    generated 8-expert model on tp 4 = moe_tp 2 x moe_ep 2 and with pp 2:
+#    router, stacked experts checked against the source in plain Python
+#    (tests/moe/check_moe.py); int4 weight-only and the non-plugin path;
+#  - refused: SmoothQuant, FP8 rowwise, calibration; moe_tp x moe_ep != tp,
+#    experts not divisible by moe_ep.
+. "$(dirname "$0")/lib.sh"
+M=${TRTCONV_GOLDEN_MOE_DIR:-}
+[ -d "$M/models/mixtral/hf" ] || { echo "FAIL: MoE golden files not found: $M"; exit 1; }
+CHECK=$(dirname "$0")/../moe/check_moe.py
+HF=$M/models/mixtral/hf
+
+golden() { # golden CASE NP ARGS...
+    local c=$1 np=$2 out=$WORK/$1.$2.$#
+    shift 2
+    if ! run_np "$np" --model_dir "$HF" --output_dir "$out" "$@"; then
+        fail "$c on $np rank(s) ($*): trtconv failed"; cat "$WORK/last.log"; return
+    fi
+    same_dir "$M/$c" "$out" && "$TRTCONV" verify "$out" >"$WORK/verify.log" 2>&1 &&
+        pass "$c on $np rank(s) ($*): rank files and config.json byte-identical to v0.12, verify ok" ||
+        { fail "$c on $np rank(s) ($*)"; cat "$WORK/verify.log"; }
+}
+for np in 2 1 3; do
+    golden mixtral_fp16_tp2_moetp2 $np --tp_size 2 --moe_tp_size 2 --moe_ep_size 1
+    golden mixtral_fp16_tp2_moeep2 $np --tp_size 2 --moe_tp_size 1 --moe_ep_size 2
+done
+for np in 1 3; do
+    golden mixtral_wo_int8_tp1 $np --use_weight_only --weight_only_precision int8 --target_sm 90
+done
+# Defaults as convert_checkpoint.py derives them: -1/-1 is moe_tp = tp.
+golden mixtral_fp16_tp2_moetp2 2 --tp_size 2
+golden mixtral_fp16_tp2_moeep2 2 --tp_size 2 --moe_ep_size 2
+
+run_np 2 --model_dir "$HF" --output_dir "$WORK/rd_ep" --tp_size 2 --moe_ep_size 2 &&
+    python3 "$CHECK" reads "$HF" "$WORK/rd_ep" 2 1 1 2 "$WORK/last.log" >"$WORK/chk.log" 2>&1 &&
+    pass "moe_ep 2: $(cat "$WORK/chk.log")" || { fail "bytes read, moe_ep 2"; cat "$WORK/chk.log"; }
+run_np 4 --model_dir "$HF" --output_dir "$WORK/rd_tp" --tp_size 2 --pp_size 2 --moe_tp_size 2 &&
+    python3 "$CHECK" reads "$HF" "$WORK/rd_tp" 2 2 2 1 "$WORK/last.log" >"$WORK/chk.log" 2>&1 &&
+    pass "tp 2 x pp 2, moe_tp 2: $(cat "$WORK/chk.log")" || { fail "bytes read, moe_tp 2 pp 2"; cat "$WORK/chk.log"; }
+
+# The checkpoint transformers 5.17 wrote itself.
+TF=$(dirname "$0")/../data/moe/hf_mixtral_tf5
+run_np 2 --model_dir "$TF" --output_dir "$WORK/tf" --tp_size 2 --moe_ep_size 2 &&
+    "$TRTCONV" verify "$WORK/tf" >"$WORK/verify.log" 2>&1 &&
+    python3 "$CHECK" experts "$TF" "$WORK/tf" 2 1 1 2 >"$WORK/chk.log" 2>&1 &&
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); m=c["moe"]; sys.exit(not (m["num_experts"]==4 and m["top_k"]==2 and m["normalization_mode"]==1 and c["hidden_act"]=="swiglu" and c["dtype"]=="float16" and c["mapping"]["moe_ep_size"]==2))' "$WORK/tf/config.json" &&
+    pass "transformers 5.17's own Mixtral: $(cat "$WORK/chk.log"), moe object and swiglu in config.json" ||
+    { fail "transformers' Mixtral"; cat "$WORK/last.log" "$WORK/verify.log" "$WORK/chk.log"; }
+
+# A generated 8-expert model in wider layouts.
+gen --out "$WORK/g8" --experts 8 --top_k 2 --layers 4 --hidden 128 --heads 8 --kv_heads 4 \
+    --intermediate 192 --vocab 300 --dtype float16 --shards 3
+for lay in "4 1 2 2 4" "4 1 1 4 3" "2 2 2 1 4" "2 2 1 2 3"; do
+    set -- $lay
+    out=$WORK/g8_$1$2$3$4_$5
+    run_np "$5" --model_dir "$WORK/g8" --output_dir "$out" --tp_size $1 --pp_size $2 \
+        --moe_tp_size $3 --moe_ep_size $4 && "$TRTCONV" verify "$out" >"$WORK/verify.log" 2>&1 &&
+        python3 "$CHECK" experts "$WORK/g8" "$out" $1 $2 $3 $4 >"$WORK/chk.log" 2>&1 &&
+        pass "8 experts, tp $1 pp $2 moe_tp $3 moe_ep $4 on $5 rank(s): $(cat "$WORK/chk.log"), verify ok" ||
+        { fail "8 experts tp $1 pp $2 moe_tp $3 moe_ep $4"; cat "$WORK/last.log" "$WORK/verify.log" "$WORK/chk.log"; }
+done
+run_np 2 --model_dir "$WORK/g8" --output_dir "$WORK/g8_plain2" --tp_size 2 --moe_ep_size 2 &&
+    run_np 2 --model_dir "$WORK/g8" --output_dir "$WORK/g8_np" --tp_size 2 --moe_ep_size 2 \
+        --use_weight_only --disable_weight_only_quant_plugin &&
+    python3 "$CHECK" transposed "$WORK/g8_plain2" "$WORK/g8_np" >"$WORK/chk.log" 2>&1 &&
+    "$TRTCONV" verify "$WORK/g8_np" >"$WORK/verify.log" 2>&1 &&
+    pass "weight-only without the plugin: $(cat "$WORK/chk.log")" ||
+    { fail "non-plugin MoE"; cat "$WORK/last.log" "$WORK/chk.log"; }
+run_np 2 --model_dir "$WORK/g8" --output_dir "$WORK/g8_w4" --tp_size 2 --moe_ep_size 2 \
+    --use_weight_only --weight_only_precision int4 --target_sm 90 &&
+    "$TRTCONV" verify "$WORK/g8_w4" >"$WORK/verify.log" 2>&1 &&
+    pass "int4 weight-only experts (SM 80 layout for SM 90, as v0.12): verify ok" ||
+    { fail "int4 MoE"; cat "$WORK/last.log" "$WORK/verify.log"; }
+
+refuse() { # refuse WHAT PATTERN ARGS...
+    local what=$1 pat=$2 rc=0
+    shift 2
+    run_np 1 --model_dir "$WORK/g8" --output_dir "$WORK/bad" "$@" || rc=$?
+    [ $rc -eq 2 ] || [ $rc -eq 3 ]
+    [ $? -eq 0 ] && grep -q -- "$pat" "$WORK/last.log" && [ ! -e "$WORK/bad/config.json" ] &&
+        pass "refused: $what" || { fail "$what (rc $rc)"; cat "$WORK/last.log"; }
+}
+refuse "SmoothQuant (as v0.12 cannot)" "smooth_llama_model reads mlp.gate_proj" --smoothquant 0.5
+refuse "FP8 rowwise of experts" "FP8_PER_CHANNEL_PER_TOKEN of a mixture-of-experts model" --use_fp8_rowwise
+refuse "INT8 KV calibration" "needs the MoE block in the forward pass" --int8_kv_cache
+refuse "moe_tp x moe_ep != tp" "must equal --tp_size 2" --tp_size 2 --moe_tp_size 2 --moe_ep_size 2
+gen --out "$WORK/g6" --experts 6 --top_k 2 --layers 1 --hidden 64 --heads 4 --intermediate 64 --vocab 64
+rc=0; run_np 1 --model_dir "$WORK/g6" --output_dir "$WORK/bad" --tp_size 4 --moe_ep_size 4 || rc=$?
+[ $rc -eq 3 ] && grep -q "num_local_experts = 6 is not divisible by moe_ep_size = 4" "$WORK/last.log" &&
+    pass "refused: experts not divisible by moe_ep" || { fail "experts % moe_ep (rc $rc)"; cat "$WORK/last.log"; }
+finish
