@@ -361,6 +361,17 @@ template <int DT> __global__ void silu_mul_kernel(void *out, const void *g, cons
     }
 }
 
+template <int DT>
+__global__ void expert_add_kernel(float *acc, const void *y, const float *w, int64_t T, int64_t H)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)(T * H);
+         i += (size_t)gridDim.x * blockDim.x) {
+        const float wt = w[i / (size_t)H];
+        if (wt != 0.0f)
+            acc[i] += elem<DT>::rnd(elem<DT>::ld(y, i) * wt);
+    }
+}
+
 /* ---- launchers ---- */
 
 extern "C" tc_status tc_sum_slices_f32_cuda(float *out, const float *in, int nslices, size_t n,
@@ -443,6 +454,13 @@ extern "C" tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *
                                           size_t n, void *stream)
 {
     LAUNCH(grid_for, n, n, silu_mul_kernel, FWD_BLOCK, stream, out, g, u, n);
+}
+
+extern "C" tc_status tc_fwd_expert_add_cuda(float *acc32, const void *y, const float *w32,
+                                            tc_dtype dt, int64_t T, int64_t H, void *stream)
+{
+    LAUNCH(grid_for, (size_t)(T * H), T * H, expert_add_kernel, FWD_BLOCK, stream, acc32, y, w32,
+           T, H);
 }
 
 /* ---- calibration maxima ---- */

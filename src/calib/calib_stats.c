@@ -191,7 +191,7 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
     return TC_OK;
 }
 
-tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label)
+tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label, bool no_mlp)
 {
     for (size_t e = 0; e < tc_calib_entry_count(&s->d); e++) {
         int64_t layer, n;
@@ -200,8 +200,9 @@ tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label
         tc_calib_entry(&s->d, e, &layer, &lin, &k);
         /* The maxima the scales divide by: the input of each quantized
          * input (q_proj's stands for k and v) and every output. */
-        const bool used = layer >= 0 && (k == TC_STAT_Y ||
-                          (k == TC_STAT_X && lin != TC_LIN_K && lin != TC_LIN_V));
+        const bool mlp = lin == TC_LIN_GATE || lin == TC_LIN_UP || lin == TC_LIN_DOWN;
+        const bool used = layer >= 0 && !(no_mlp && mlp) &&
+                          (k == TC_STAT_Y || (k == TC_STAT_X && lin != TC_LIN_K && lin != TC_LIN_V));
         if (!used)
             continue;
         const float *v = tc_calib_get(s, layer, lin, k, &n);

@@ -40,7 +40,7 @@
 
 typedef struct fwd_args {
     const char *model_dir, *input, *dump;
-    int64_t tp, pp, num_samples, max_seq_length, batch_size, workers;
+    int64_t tp, pp, moe_tp, moe_ep, num_samples, max_seq_length, batch_size, workers;
     const char *dtype;      /* "auto", "float16", "bfloat16", "float32" */
     const char *device;     /* "auto", "cpu", "gpu" */
     bool parallel_embedding, embedding_sharing;
@@ -53,6 +53,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: mpirun -np N trtconv-forward --model_dir DIR --input IDS.jsonl [options]\n"
             "  --tp_size N, --pp_size N     tensor / pipeline parallel sizes (default 1);\n"
+            "  --moe_tp_size N, --moe_ep_size N   mixture of experts, as trtconv (default -1)\n"
             "                               N ranks = dp x tp x pp, the rest is data parallel\n"
             "  --num_samples N              first N sequences of the file (default all)\n"
             "  --max_seq_length N           truncate sequences (default 2048)\n"
@@ -70,6 +71,7 @@ static tc_status parse_args(int argc, char **argv, fwd_args *a, bool *help, bool
 {
     memset(a, 0, sizeof *a);
     a->tp = a->pp = 1;
+    a->moe_tp = a->moe_ep = -1;
     a->num_samples = INT64_MAX;
     a->max_seq_length = 2048;
     a->batch_size = 8;
@@ -81,6 +83,8 @@ static tc_status parse_args(int argc, char **argv, fwd_args *a, bool *help, bool
     const tc_arg table[] = {
         TC_OPT_INT("tp_size", &a->tp, 1, 4096),
         TC_OPT_INT("pp_size", &a->pp, 1, 4096),
+        TC_OPT_INT("moe_tp_size", &a->moe_tp, -1, 4096),
+        TC_OPT_INT("moe_ep_size", &a->moe_ep, -1, 4096),
         TC_OPT_INT("num_samples", &a->num_samples, 1, INT64_MAX),
         TC_OPT_INT("max_seq_length", &a->max_seq_length, 1, 1 << 20),
         TC_OPT_INT("batch_size", &a->batch_size, 1, 1 << 20),
@@ -349,11 +353,13 @@ static int run(int argc, char **argv)
             st = tc_fail(TC_E_USAGE, "--dump of %.1f GiB exceeds the %llu GiB limit; use fewer "
                          "samples", bytes / (1 << 30), DUMP_MAX_BYTES >> 30);
     }
+    tc_layout moe_layout = { .tp = (int)a.tp, .pp = (int)a.pp, .ranks = comm.size };
+    if (st == TC_OK)
+        st = tc_layout_set_moe(&moe_layout, a.moe_tp, a.moe_ep);
     st = tc_comm_agree(&comm, st, "setup");
     if (st == TC_OK) {
         const tc_plan_params checks = {
-            .layout = { .tp = (int)a.tp, .pp = (int)a.pp, .ranks = comm.size,
-                        .moe_tp = (int)a.tp, .moe_ep = 1 },
+            .layout = moe_layout,
             .emb = { .parallel = a.parallel_embedding, .sharding_dim = (int)a.sharding_dim,
                      .share = a.embedding_sharing && model->cfg.tie_word_embeddings },
         };

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "trtconv/fwd/backend.h"
+#include "trtconv/fwd/fwd_moe.h"
 #include "trtconv/calib/calib_stats.h"
 #include "trtconv/mpi/coll.h"
 #include "trtconv/convert/convert.h"
@@ -27,6 +28,7 @@ typedef struct layer_weights {
     void *qkv, *qkv_bias;
     void *dense, *dense_bias;
     void *fc, *gate, *proj;
+    void *router;                  /* mixture of experts (fwd_moe.h): fc/proj are stacked */
 } layer_weights;
 
 struct tc_fwd_engine {
@@ -72,6 +74,7 @@ struct tc_fwd_engine {
      * (calib_stats.h layout) in backend memory; each rank fills the channels
      * it computes, the collect step takes the maxima over all ranks. */
     float *d_stats;
+    fwd_moe *moe;                  /* mixture-of-experts block, or NULL */
     tc_calib_dims sd;
 
     /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
@@ -169,7 +172,8 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
         chunk_rows = 1;
     if (chunk_rows > t->rows)
         chunk_rows = t->rows;
-    void *host = malloc((size_t)chunk_rows * row_bytes + 1);
+    const size_t slice_row = (size_t)t->cols * (tc_dtype_bits(t->slice_dtype) / 8);
+    void *host = malloc((size_t)chunk_rows * (row_bytes > slice_row ? row_bytes : slice_row) + 1);
     float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
     tc_status st = host && scratch ? TC_OK
                                    : tc_fail(TC_E_INTERNAL, "out of memory loading %s", name);
@@ -179,8 +183,15 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
     for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
         int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
         st = tc_convert_rows(t, r, nr, host, scratch);
+        /* A slice planned in another dtype (the MoE router is float32)
+         * enters the engine in its dtype; scratch is free again here. */
+        const void *up = host;
+        if (st == TC_OK && t->slice_dtype != e->dt) {
+            tc_convert(scratch, e->dt, host, t->slice_dtype, (size_t)nr * (size_t)t->cols);
+            up = scratch;
+        }
         if (st == TC_OK)
-            st = e->ops->upload_weight(e->be, *out, (size_t)r * (size_t)t->cols, host, e->dt,
+            st = e->ops->upload_weight(e->be, *out, (size_t)r * (size_t)t->cols, up, e->dt,
                                        (size_t)nr * (size_t)t->cols);
     }
     free(host);
@@ -224,8 +235,9 @@ static tc_status load_weights(tc_fwd_engine *e, const tc_embedding *emb)
         LOAD(dense_bias, "attention.dense.bias", true);
         LOAD(post_norm, "post_layernorm.weight", false);
         LOAD(fc, "mlp.fc.weight", false);
-        LOAD(gate, "mlp.gate.weight", false);
+        LOAD(gate, "mlp.gate.weight", tc_hf_is_moe(e->cfg));
         LOAD(proj, "mlp.proj.weight", false);
+        LOAD(router, "mlp.router.weight", !tc_hf_is_moe(e->cfg));
 #undef LOAD
     }
     if (e->pp_rank == e->pp - 1 && !e->weights_only) {
@@ -315,10 +327,6 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         st = tc_fail(TC_E_USAGE, "the forward pass (calibration) reads float weights: an "
                      "fbgemm_fp8 checkpoint cannot be calibrated (convert it without "
                      "--int8_kv_cache, --calibrate_fp8_kv_scale or --smoothquant)");
-    if (st == TC_OK && tc_hf_is_moe(cfg))
-        st = tc_fail(TC_E_USAGE, "the forward pass has no mixture-of-experts block yet: a "
-                     "%lld-expert model cannot be calibrated or run forward (docs/moe.md)",
-                     (long long)cfg->moe_num_experts);
     if (st == TC_OK && strcmp(cfg->hidden_act, "silu") != 0)
         st = tc_fail(TC_E_INPUT, "hidden_act \"%s\" is not supported by the forward pass (silu)",
                      cfg->hidden_act);
@@ -335,7 +343,9 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->layer0 = (int64_t)e->pp_rank * e->n_layers;
     e->H = cfg->hidden_size;
     e->vocab = cfg->vocab_size;
-    e->inter = cfg->intermediate_size / e->tp;
+    const bool moe = tc_hf_is_moe(cfg);
+    const int moe_tp = lay.moe_tp > 0 ? lay.moe_tp : lay.tp, moe_ep = lay.moe_ep > 0 ? lay.moe_ep : 1;
+    e->inter = cfg->intermediate_size / (moe ? moe_tp : e->tp);
     e->attn.heads = cfg->num_attention_heads / e->tp;
     e->attn.kv_heads = cfg->num_key_value_heads >= e->tp ? cfg->num_key_value_heads / e->tp : 1;
     e->attn.head_dim = cfg->head_dim;
@@ -383,6 +393,15 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->load_seconds = tc_now_seconds() - t0;
     if (st == TC_OK && !wonly)
         st = alloc_activations(e);
+    if (st == TC_OK && !wonly && moe) {
+        const int64_t E_l = cfg->moe_num_experts / moe_ep;
+        const fwd_moe_geom g = {
+            .dt = e->dt, .H = e->H, .E = cfg->moe_num_experts, .top_k = cfg->moe_top_k,
+            .E_l = E_l, .e0 = (int64_t)(e->tp_rank % moe_ep) * E_l, .I_l = e->inter,
+            .renormalize = cfg->moe_normalization_mode == 1, .max_tokens = e->max_tokens,
+        };
+        st = tc_fwd_moe_create(e->ops, e->be, &g, &e->moe);
+    }
     if (st != TC_OK) {
         tc_fwd_destroy(e);
         return st;
@@ -407,10 +426,11 @@ void tc_fwd_destroy(tc_fwd_engine *e)
                 ops->release(b, bufs[i]);
         if (e->lm_head && !e->lm_head_shared)
             ops->release(b, e->lm_head);
+        tc_fwd_moe_free(e->moe, ops, b);
         for (int64_t i = 0; e->layers && i < e->n_layers; i++) {
             layer_weights *w = &e->layers[i];
             void *ws[] = { w->in_norm, w->post_norm, w->qkv, w->qkv_bias, w->dense, w->dense_bias,
-                           w->fc, w->gate, w->proj };
+                           w->fc, w->gate, w->proj, w->router };
             for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
                 if (ws[j])
                     ops->release(b, ws[j]);
@@ -622,6 +642,15 @@ static tc_status run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
                               0, H));
     OP(P_RESID, ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
+    if (e->moe) {
+        /* Statistics of the experts are not collected: no method quantizes
+         * them from calibration (docs/moe.md). */
+        const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj };
+        OP(P_FC_GATE, tc_fwd_moe_run(e->moe, ops, b, &mw, e->x, e->g, e->u, e->a, e->p32, T));
+        OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+        OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
+        return TC_OK;
+    }
     OP(P_FC_GATE, ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
     OP(P_FC_GATE, ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
     OP(P_SILU, ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
@@ -748,6 +777,8 @@ static tc_status stats_weights(tc_fwd_engine *e)
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_V, TC_STAT_W, kv0),
                              qkv + (size_t)((q + kv) * H) * wes, e->dt, kv, H));
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_O, TC_STAT_W, 0), w->dense, e->dt, H, q));
+        if (e->moe)
+            continue; /* stacked experts: no per-linear weight maxima */
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, i0), w->fc, e->dt, e->inter, H));
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_UP, TC_STAT_W, i0), w->gate, e->dt, e->inter, H));
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, 0), w->proj, e->dt, H,

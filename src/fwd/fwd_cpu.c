@@ -246,6 +246,28 @@ static tc_status cpu_silu_mul(fwd_backend *b, void *out, const void *g, const vo
     return TC_OK;
 }
 
+static tc_status cpu_zero_f32(fwd_backend *b, float *p, size_t n)
+{
+    (void)b;
+    memset(p, 0, n * sizeof *p);
+    return TC_OK;
+}
+
+static tc_status cpu_expert_add(fwd_backend *b, float *acc32, const void *y, const float *w32,
+                                tc_dtype dt, int64_t T, int64_t H)
+{
+    (void)b;
+    for (int64_t t = 0; t < T; t++) {
+        if (w32[t] == 0.0f)
+            continue;
+        for (int64_t c = 0; c < H; c++) {
+            const size_t i = (size_t)(t * H + c);
+            acc32[i] += round_dt(load_dt(y, dt, i) * w32[t], dt);
+        }
+    }
+    return TC_OK;
+}
+
 /* ---- GEMM ---- */
 
 typedef struct gemm_ctx {
@@ -565,6 +587,8 @@ static const fwd_ops cpu_ops = {
     .attention = cpu_attention,
     .residual_add = cpu_residual_add,
     .silu_mul = cpu_silu_mul,
+    .expert_add = cpu_expert_add,
+    .zero_f32 = cpu_zero_f32,
     .to_f32 = cpu_to_f32,
     .absmax_cols = cpu_absmax_cols,
     .absmax_rows = cpu_absmax_rows,

@@ -287,6 +287,17 @@ static tc_status gpu_silu_mul(fwd_backend *b, void *out, const void *gv, const v
     return tc_fwd_silu_mul_cuda(out, gv, u, dt, n, ((gpu_backend *)b)->stream);
 }
 
+static tc_status gpu_zero_f32(fwd_backend *b, float *p, size_t n)
+{
+    return TC_CUDA_TRY(cudaMemsetAsync(p, 0, n * sizeof *p, ((gpu_backend *)b)->stream));
+}
+
+static tc_status gpu_expert_add(fwd_backend *b, float *acc32, const void *y, const float *w32,
+                                tc_dtype dt, int64_t T, int64_t H)
+{
+    return tc_fwd_expert_add_cuda(acc32, y, w32, dt, T, H, ((gpu_backend *)b)->stream);
+}
+
 static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
                                  const void *bias, tc_dtype dt, int64_t rows, int64_t ld,
                                  int64_t c0, int64_t cols)
@@ -334,6 +345,8 @@ static const fwd_ops gpu_ops = {
     .attention = gpu_attention,
     .residual_add = gpu_residual_add,
     .silu_mul = gpu_silu_mul,
+    .expert_add = gpu_expert_add,
+    .zero_f32 = gpu_zero_f32,
     .to_f32 = gpu_to_f32,
     .absmax_cols = gpu_absmax_cols,
     .absmax_rows = gpu_absmax_rows,

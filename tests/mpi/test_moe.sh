@@ -13,6 +13,7 @@
 #    experts not divisible by moe_ep.
 . "$(dirname "$0")/lib.sh"
 M=${TRTCONV_GOLDEN_MOE_DIR:-}
+export FP8_TOOLS=$(cd "$(dirname "$0")/../fp8" && pwd)   # stread.py
 [ -d "$M/models/mixtral/hf" ] || { echo "FAIL: MoE golden files not found: $M"; exit 1; }
 CHECK=$(dirname "$0")/../moe/check_moe.py
 HF=$M/models/mixtral/hf
@@ -54,6 +55,46 @@ run_np 2 --model_dir "$TF" --output_dir "$WORK/tf" --tp_size 2 --moe_ep_size 2 &
     pass "transformers 5.17's own Mixtral: $(cat "$WORK/chk.log"), moe object and swiglu in config.json" ||
     { fail "transformers' Mixtral"; cat "$WORK/last.log" "$WORK/verify.log" "$WORK/chk.log"; }
 
+# The MoE forward pass against transformers' Mixtral (its float32 logits of
+# 2 x 16 ids, made on the GPU machine with the fixture): within float16
+# rounding in every expert layout, and the calibration it serves.
+python3 - "$TF/../logits.json" >"$WORK/ids.jsonl" <<'PY'
+import json, sys
+for ids in json.load(open(sys.argv[1]))["input_ids"]:
+    print(json.dumps({"input_ids": ids}))
+PY
+for lay in "1 1 -1 -1" "2 2 2 1" "2 2 1 2" "4 2 1 2"; do
+    set -- $lay
+    timeout 300 "$MPIEXEC" -np $1 "$FORWARD" --model_dir "$TF" --input "$WORK/ids.jsonl" --tp_size $2 \
+        --moe_tp_size $3 --moe_ep_size $4 --dtype float16 --dump "$WORK/fwd.safetensors" \
+        >"$WORK/fwd.log" 2>&1 &&
+        python3 "$(dirname "$0")/../moe/cmp_logits.py" "$WORK/fwd.safetensors" "$TF/../logits.json" 0.001 \
+            >"$WORK/cmp.log" 2>&1 &&
+        pass "MoE forward, $1 rank(s) tp $2 moe_tp $3 moe_ep $4: $(cat "$WORK/cmp.log")" ||
+        { fail "MoE forward tp $2 moe_tp $3 moe_ep $4"; cat "$WORK/fwd.log" "$WORK/cmp.log"; }
+done
+for kv in "--int8_kv_cache" "--fp8_kv_cache --calibrate_fp8_kv_scale"; do
+    run_np 2 --model_dir "$TF" --output_dir "$WORK/kv1" --tp_size 2 --moe_ep_size 2 $kv \
+        --calib_dataset "$WORK/ids.jsonl" --calib_stats_out "$WORK/kv1.h5" </dev/null &&
+        run_np 1 --model_dir "$TF" --output_dir "$WORK/kv2" --tp_size 2 --moe_tp_size 2 $kv \
+            --calib_stats "$WORK/kv1.h5" </dev/null &&
+        "$TRTCONV" verify "$WORK/kv1" >"$WORK/verify.log" 2>&1 &&
+        python3 - "$WORK/kv1" "$WORK/kv2" <<'PY' &&
+import os, sys
+sys.path.insert(0, os.environ["FP8_TOOLS"])
+from stread import tensors
+for r in (0, 1):
+    a = tensors(f"{sys.argv[1]}/rank{r}.safetensors")
+    b = tensors(f"{sys.argv[2]}/rank{r}.safetensors")
+    for k in a:
+        if "kv_cache_scaling_factor" in k:
+            assert a[k][1] == b[k][1] and a[k][1] != b"\0\0\0\0", k
+PY
+        pass "calibrated MoE ($kv): moe_ep 2 on 2 ranks, its statistics reused with moe_tp 2 give the same KV scales" ||
+        { fail "MoE calibration $kv"; cat "$WORK/last.log" "$WORK/verify.log"; }
+    rm -rf "$WORK/kv1" "$WORK/kv2" "$WORK/kv1.h5"
+done
+
 # A generated 8-expert model in wider layouts.
 gen --out "$WORK/g8" --experts 8 --top_k 2 --layers 4 --hidden 128 --heads 8 --kv_heads 4 \
     --intermediate 192 --vocab 300 --dtype float16 --shards 3
@@ -89,7 +130,7 @@ refuse() { # refuse WHAT PATTERN ARGS...
 }
 refuse "SmoothQuant (as v0.12 cannot)" "smooth_llama_model reads mlp.gate_proj" --smoothquant 0.5
 refuse "FP8 rowwise of experts" "FP8_PER_CHANNEL_PER_TOKEN of a mixture-of-experts model" --use_fp8_rowwise
-refuse "INT8 KV calibration" "needs the MoE block in the forward pass" --int8_kv_cache
+refuse "--use_fp8 of experts" "FP8 of a mixture-of-experts model" --use_fp8 --calib_dataset "$WORK/ids.jsonl"
 refuse "moe_tp x moe_ep != tp" "must equal --tp_size 2" --tp_size 2 --moe_tp_size 2 --moe_ep_size 2
 gen --out "$WORK/g6" --experts 6 --top_k 2 --layers 1 --hidden 64 --heads 4 --intermediate 64 --vocab 64
 rc=0; run_np 1 --model_dir "$WORK/g6" --output_dir "$WORK/bad" --tp_size 4 --moe_ep_size 4 || rc=$?

@@ -96,8 +96,9 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label);
 /* The global statistics a conversion divides by (each decoder linear's
  * input maxima, q_proj's standing for k and v, and every output maxima)
  * are not all zero for any linear: 127 / max would be infinite. Names the
- * layer and linear. */
-tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label);
+ * layer and linear. no_mlp: a mixture-of-experts model, whose forward pass
+ * collects no MLP statistics (fwd_moe.c), so they are not checked. */
+tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label, bool no_mlp);
 
 /* HDF5 (see the top of the file). Both fail with TC_E_USAGE when trtconv was
  * built without HDF5. read checks the file's dims against `expect`. */

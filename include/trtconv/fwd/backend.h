@@ -83,6 +83,14 @@ typedef struct fwd_ops {
     /* out[n] = round(round(silu(g)) * u). */
     tc_status (*silu_mul)(fwd_backend *b, void *out, const void *g, const void *u, tc_dtype dt,
                           size_t n);
+    /* p[n] = 0 (float32). */
+    tc_status (*zero_f32)(fwd_backend *b, float *p, size_t n);
+    /* Mixture of experts: acc32[t, :] += round(y[t, :] * w32[t]) for the
+     * tokens t with w32[t] != 0 (an expert's output weighted by its routing
+     * weight; tokens not routed to the expert are skipped, not multiplied
+     * by 0, so an overflow there cannot turn into NaN). y [T, H] in dt. */
+    tc_status (*expert_add)(fwd_backend *b, float *acc32, const void *y, const float *w32,
+                            tc_dtype dt, int64_t T, int64_t H);
     /* out32[n] = float(in[n]) (dt -> f32, for reports). */
     tc_status (*to_f32)(fwd_backend *b, float *out32, const void *in, tc_dtype dt, size_t n);
     /* Calibration statistics (calib_stats.h). acc[c] = max(acc[c], max over

@@ -51,6 +51,9 @@ tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, 
                                    int64_t T, int64_t H, void *stream);
 tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
                                void *stream);
+/* acc32[t, :] += round(y[t, :] * w32[t]) where w32[t] != 0 (backend.h expert_add). */
+tc_status tc_fwd_expert_add_cuda(float *acc32, const void *y, const float *w32, tc_dtype dt,
+                                 int64_t T, int64_t H, void *stream);
 
 /* Calibration maxima (fwd_backend.h absmax_cols / absmax_rows): acc and out
  * are float32 device arrays; x is float32 when x_f32, else dt. */

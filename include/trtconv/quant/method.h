@@ -134,9 +134,10 @@ tc_status tc_quant_select(const tc_quant_request *r, tc_quant_settings *out);
 tc_status tc_quant_from_model(tc_quant_settings *q, const tc_hf_config *cfg);
 
 /* What the model allows: a mixture-of-experts model converts plain or
- * weight-only (v0.12's MoE branch); SmoothQuant is refused as v0.12 cannot
- * do it, FP8 and calibration until they exist for experts (docs/moe.md).
- * TC_E_USAGE naming the method. */
+ * weight-only (v0.12's MoE branch), with any KV-cache method (calibrated
+ * through the MoE forward pass); SmoothQuant is refused as v0.12 cannot do
+ * it, FP8 weights until they exist for experts (docs/moe.md). TC_E_USAGE
+ * naming the method. */
 tc_status tc_quant_check_model(const tc_quant_settings *q, const tc_hf_config *cfg);
 
 /* Statistics the selected entries need (0: no calibration). */

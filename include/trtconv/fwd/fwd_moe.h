@@ -1,0 +1,37 @@
+/* fwd_moe.h (private to src/fwd/): the mixture-of-experts MLP block of the
+ * forward pass (fwd_moe.c). fwd.c owns the weights (loaded from the cell
+ * plan: router [E, H], experts fc [E_l * 2 I_l, H] = per expert the up then
+ * the gate rows, proj [E_l * H, I_l]) and the shared activation buffers;
+ * the block owns its routing buffers (tc_fwd_moe_create / _free). */
+#ifndef TRTCONV_FWD_MOE_H
+#define TRTCONV_FWD_MOE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "trtconv/fwd/backend.h"
+
+typedef struct fwd_moe_geom {
+    tc_dtype dt;
+    int64_t H, E, top_k;     /* hidden size, all experts, experts per token */
+    int64_t E_l, e0, I_l;    /* this rank's experts [e0, e0 + E_l), its intermediate slice */
+    bool renormalize;        /* MoeConfig RENORMALIZE (Mixtral) */
+    int64_t max_tokens;
+} fwd_moe_geom;
+
+typedef struct fwd_moe_weights {
+    const void *router, *fc, *proj;   /* backend memory, owned by the engine */
+} fwd_moe_weights;
+
+typedef struct fwd_moe fwd_moe;
+
+tc_status tc_fwd_moe_create(const fwd_ops *ops, fwd_backend *b, const fwd_moe_geom *g,
+                            fwd_moe **out);
+void tc_fwd_moe_free(fwd_moe *m, const fwd_ops *ops, fwd_backend *b); /* accepts NULL */
+
+/* p32[T, H] = this rank's share of the block's output for the normed input
+ * x [T, H] (dt); g/u/a: [T, I_l] dt scratch of the caller. The caller
+ * all-reduces p32 over tp and adds it to the residual. */
+tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const fwd_moe_weights *w,
+                         const void *x, void *g_buf, void *u_buf, void *a_buf, float *p32, int64_t T);
+
+#endif
