@@ -107,6 +107,19 @@ for lay in "4 1 2 2 4" "4 1 1 4 3" "2 2 2 1 4" "2 2 1 2 3"; do
         pass "8 experts, tp $1 pp $2 moe_tp $3 moe_ep $4 on $5 rank(s): $(cat "$WORK/chk.log"), verify ok" ||
         { fail "8 experts tp $1 pp $2 moe_tp $3 moe_ep $4"; cat "$WORK/last.log" "$WORK/verify.log" "$WORK/chk.log"; }
 done
+# bfloat16 in, bfloat16 out (upstream's rules are dtype-blind; the slices are
+# compared byte for byte).
+gen --out "$WORK/g8b" --experts 8 --top_k 2 --layers 2 --hidden 128 --heads 8 --kv_heads 4 \
+    --intermediate 192 --vocab 300 --dtype bfloat16
+for lay in "2 1 2 1 2" "2 1 1 2 3"; do
+    set -- $lay
+    out=$WORK/g8b_$1$3$4_$5
+    run_np "$5" --model_dir "$WORK/g8b" --output_dir "$out" --tp_size $1 --pp_size $2 \
+        --moe_tp_size $3 --moe_ep_size $4 --dtype bfloat16 &&
+        python3 "$CHECK" experts "$WORK/g8b" "$out" $1 $2 $3 $4 >"$WORK/chk.log" 2>&1 &&
+        pass "bfloat16, tp $1 moe_tp $3 moe_ep $4 on $5 rank(s): $(cat "$WORK/chk.log")" ||
+        { fail "bfloat16 MoE tp $1 moe_tp $3 moe_ep $4"; cat "$WORK/last.log" "$WORK/chk.log"; }
+done
 run_np 2 --model_dir "$WORK/g8" --output_dir "$WORK/g8_plain2" --tp_size 2 --moe_ep_size 2 &&
     run_np 2 --model_dir "$WORK/g8" --output_dir "$WORK/g8_np" --tp_size 2 --moe_ep_size 2 \
         --use_weight_only --disable_weight_only_quant_plugin &&
