@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "trtconv/calib/tokens.h"
 #include "trtconv/core/log.h"
 
@@ -85,7 +86,15 @@ static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *d
     su.dtype = fdt;
     su.comm = c;
     su.gpu = gpu;
+    /* A CPU forward pass uses the host's cores: --workers threads, or, by
+     * default, the cores shared out among the ranks on this host (the
+     * demo's 4 ranks on 2 cores get 1 each; 1 rank on 16 cores gets 16). */
     su.threads = (int)o->workers;
+    if (su.threads <= 1) {
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        const long share = cores > 0 && c->local_size > 0 ? cores / c->local_size : 1;
+        su.threads = share > 1 ? (int)(share > 64 ? 64 : share) : 1;
+    }
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
     su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
     if (c->rank == 0)

@@ -403,11 +403,22 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
 {
     const attn_ctx *c = arg;
     const int64_t nh = c->a->heads, nkv = c->a->kv_heads, d = c->a->head_dim, g = nh / nkv;
-    float *p = malloc((size_t)c->bt->max_len * sizeof(float));
+    const size_t L = (size_t)c->bt->max_len;
+    /* The sequence's q (this head), k and v (its group) widened to float32
+     * once per task: the score and value loops then read floats, instead
+     * of converting every element again for every query (O(L d) widenings,
+     * not O(L^2 d)). The arithmetic and its order are unchanged. */
+    float *p = malloc(L * sizeof(float));
     float *acc = malloc((size_t)d * sizeof(float));
-    if (!p || !acc) {
+    float *qf = malloc(L * (size_t)d * sizeof(float));
+    float *kf = malloc(L * (size_t)d * sizeof(float));
+    float *vf = malloc(L * (size_t)d * sizeof(float));
+    if (!p || !acc || !qf || !kf || !vf) {
         free(p);
         free(acc);
+        free(qf);
+        free(kf);
+        free(vf);
         atomic_store(&((attn_ctx *)arg)->out_of_memory, 1);
         return;
     }
@@ -417,13 +428,22 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
         const int64_t os = c->bt->h_offsets[s], ls = c->bt->h_offsets[s + 1] - os;
         const size_t qb = (size_t)(os * nh * d), kb = (size_t)(os * nkv * d);
         for (int64_t tt = 0; tt < ls; tt++) {
-            size_t qi = qb + (size_t)(((grp * ls + tt) * g + h % g) * d);
+            const size_t qi = qb + (size_t)(((grp * ls + tt) * g + h % g) * d);
+            const size_t ki = kb + (size_t)((grp * ls + tt) * d);
+            for (int64_t e = 0; e < d; e++) {
+                qf[tt * d + e] = load_dt(c->q, c->dt, qi + (size_t)e);
+                kf[tt * d + e] = load_dt(c->k, c->dt, ki + (size_t)e);
+                vf[tt * d + e] = load_dt(c->v, c->dt, ki + (size_t)e);
+            }
+        }
+        for (int64_t tt = 0; tt < ls; tt++) {
+            const float *qr = qf + tt * d;
             float mx = -INFINITY;
             for (int64_t j = 0; j <= tt; j++) {
-                size_t ki = kb + (size_t)((grp * ls + j) * d);
+                const float *kr = kf + j * d;
                 float sdot = 0.0f;
                 for (int64_t e = 0; e < d; e++)
-                    sdot += load_dt(c->q, c->dt, qi + (size_t)e) * load_dt(c->k, c->dt, ki + (size_t)e);
+                    sdot += qr[e] * kr[e];
                 p[j] = sdot * c->a->scale;
                 if (p[j] > mx)
                     mx = p[j];
@@ -436,10 +456,10 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
             for (int64_t e = 0; e < d; e++)
                 acc[e] = 0.0f;
             for (int64_t j = 0; j <= tt; j++) {
-                float w = round_dt(p[j] / sum, c->dt);
-                size_t vi = kb + (size_t)((grp * ls + j) * d);
+                const float w = round_dt(p[j] / sum, c->dt);
+                const float *vr = vf + j * d;
                 for (int64_t e = 0; e < d; e++)
-                    acc[e] += w * load_dt(c->v, c->dt, vi + (size_t)e);
+                    acc[e] += w * vr[e];
             }
             size_t oi = (size_t)((os + tt) * nh * d + h * d);
             for (int64_t e = 0; e < d; e++)
@@ -448,6 +468,9 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
     }
     free(p);
     free(acc);
+    free(qf);
+    free(kf);
+    free(vf);
 }
 
 static tc_status cpu_attention(fwd_backend *b, void *o, const void *q, const void *k, const void *v,
