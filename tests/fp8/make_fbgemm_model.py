@@ -6,7 +6,10 @@ layer but the first and the last become F8_E4M3 bytes (deterministic, no NaN)
 with `weight_scale` F32 [N, 1]; config.json gains quantization_config
 {quant_method: fbgemm_fp8, activation_scale_ub: UB}. Plain Python (no
 numpy), so CI can run it."""
-import json, struct, sys
+import json, os, struct, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stread  # noqa: E402
 
 src, dst, ub = sys.argv[1], sys.argv[2], float(sys.argv[3])
 raw = open(f"{src}/model.safetensors", "rb").read()
@@ -34,16 +37,7 @@ for name, info in hdr.items():
         out[name + "_scale"] = ("F32", [N, 1], s)
     else:
         out[name] = (info["dtype"], info["shape"], data)
-# safetensors: header sorted by name here; offsets in that order
-meta, blob, off = {}, b"", 0
-for name in sorted(out):
-    dt, shape, data = out[name]
-    meta[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(data)]}
-    blob += data
-    off += len(data)
-h = json.dumps(meta, separators=(",", ":")).encode()
-h += b" " * ((8 - len(h) % 8) % 8)
-open(f"{dst}/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + blob)
+stread.write(f"{dst}/model.safetensors", out)
 cfg["quantization_config"] = {"quant_method": "fbgemm_fp8", "activation_scale_ub": ub,
                               "modules_to_not_convert": ["lm_head"]}
 json.dump(cfg, open(f"{dst}/config.json", "w"), indent=2)

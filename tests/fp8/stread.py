@@ -1,5 +1,6 @@
-"""stread.py: a plain-Python safetensors reader for the FP8 tests (no numpy,
-so CI can run it). tensors(path) -> {name: (header entry, raw bytes)}."""
+"""stread.py: a plain-Python safetensors reader and writer for the tests (no
+numpy, so CI can run it). tensors(path) -> {name: (header entry, raw bytes)};
+write(path, {name: (dtype, shape, raw bytes)}) writes them sorted by name."""
 import json
 import struct
 
@@ -15,3 +16,16 @@ def tensors(path):
 
 def f32s(raw):
     return struct.unpack("<%df" % (len(raw) // 4), raw)
+
+
+def write(path, out):
+    meta, blob, off = {}, b"", 0
+    for name in sorted(out):
+        dt, shape, data = out[name]
+        meta[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(data)]}
+        blob += data
+        off += len(data)
+    h = json.dumps(meta, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + blob)

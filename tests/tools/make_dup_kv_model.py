@@ -7,6 +7,9 @@ Converting DST_DIR with --remove_duplicated_kv_heads must give SRC_DIR's
 plain conversion. Plain Python, so CI can run it."""
 import json, os, shutil, struct, sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fp8"))
+import stread  # noqa: E402
+
 src, dst = sys.argv[1], sys.argv[2]
 os.makedirs(dst, exist_ok=True)
 raw = open(f"{src}/model.safetensors", "rb").read()
@@ -25,15 +28,7 @@ for name, info in hdr.items():
         data = b"".join(data[h * head:(h + 1) * head] * 2 for h in range(shape[0] // d))
         shape[0] *= 2
     out[name] = (info["dtype"], shape, data)
-meta, blob, off = {}, b"", 0
-for name in sorted(out):
-    dt, shape, data = out[name]
-    meta[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(data)]}
-    blob += data
-    off += len(data)
-h = json.dumps(meta, separators=(",", ":")).encode()
-h += b" " * ((8 - len(h) % 8) % 8)
-open(f"{dst}/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + blob)
+stread.write(f"{dst}/model.safetensors", out)
 cfg["num_key_value_heads"] *= 2
 json.dump(cfg, open(f"{dst}/config.json", "w"), indent=2)
 for f in os.listdir(src):
