@@ -27,25 +27,8 @@ fi
 SIZE=$(du -sb "$M" | cut -f1)
 cat "$M"/*.safetensors >/dev/null # warm page cache
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() { # prints seconds of "$@"
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >"$BENCH_DIR/last.log" 2>&1
-    t1=$(date +%s.%N)
-    awk "BEGIN { print $t1 - $t0 }"
-}
-run_n() { # label cmd...
-    local label=$1 i t all=()
-    shift
-    for ((i = 0; i < REPEAT; i++)); do
-        rm -rf "$BENCH_DIR/out"
-        sync
-        t=$(timeit "$@")
-        all+=("$t")
-    done
-    printf '%s\n' "${all[@]}" | median
-}
+BENCH_OUT=$BENCH_DIR/out BENCH_LOG=$BENCH_DIR/last.log
+. "$(dirname "$0")/bench_lib.sh"
 
 cp_only() { cp -r "$M" "$BENCH_DIR/out"; }
 cp_sync() { cp -r "$M" "$BENCH_DIR/out" && sync -f "$BENCH_DIR/out"; }
@@ -58,13 +41,13 @@ trt() { # np tp dtype
 
 echo "model: $M, $(awk "BEGIN { printf \"%.2f\", $SIZE / 1e9 }") GB, $LAYERS layers; repeat $REPEAT (median)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -r)"
-T_CP=$(run_n cp cp_only)
-T_CPS=$(run_n cp+sync cp_sync)
-T_1=$(run_n tp1 trt 1 1 bfloat16)
+T_CP=$(run_n cp_only)
+T_CPS=$(run_n cp_sync)
+T_1=$(run_n trt 1 1 bfloat16)
 RSS_1=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
-T_1H=$(run_n tp1f16 trt 1 1 float16)
+T_1H=$(run_n trt 1 1 float16)
 RSS_1H=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
-T_2=$(run_n tp2 trt 2 2 bfloat16)
+T_2=$(run_n trt 2 2 bfloat16)
 RSS_2=$(grep -o 'peak RSS per rank (MiB): [^;]*' "$BENCH_DIR/last.log" | sed 's/.*: //')
 # The tp 2 checkpoint is still there: check it, hash it, and resume it with
 # every rank file kept (the commit marker removed as after a kill).

@@ -25,25 +25,8 @@ if [ ! -f "$M/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" 
 fi
 SIZE=$(du -sb "$M" | cut -f1)
 cat "$M"/*.safetensors >/dev/null
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >"$W/last.log" 2>&1 || { cat "$W/last.log" >&2; exit 1; }
-    t1=$(date +%s.%N)
-    awk "BEGIN { print $t1 - $t0 }"
-}
-run_n() {
-    local i t all=()
-    for ((i = 0; i < REPEAT; i++)); do
-        rm -rf "$W/out"
-        sync
-        t=$(timeit "$@")
-        all+=("$t")
-    done
-    rm -rf "$W/out"
-    printf '%s\n' "${all[@]}" | median
-}
+BENCH_OUT=$W/out BENCH_LOG=$W/last.log
+. "$(dirname "$0")/bench_lib.sh"
 cp_only() { cp -r "$M" "$W/out"; }
 cp_sync() { cp -r "$M" "$W/out" && sync -f "$W/out"; }
 trt() { # np tp moe_tp moe_ep
