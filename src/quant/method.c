@@ -180,10 +180,14 @@ tc_status tc_quant_check_model(const tc_quant_settings *q, const tc_hf_config *c
         return tc_fail(TC_E_USAGE, "SmoothQuant of a mixture-of-experts model: TensorRT-LLM v0.12 "
                        "cannot do it either (smooth_llama_model reads mlp.gate_proj of every "
                        "decoder layer, which a %s layer does not have)", cfg->architecture);
-    if (w->plan == tc_fp8_rowwise_plan || w->calibrated == &tc_fp8_tensor_calibrated_ops)
+    if (w->plan == tc_fp8_rowwise_plan)
         return tc_fail(TC_E_USAGE, "%s of a mixture-of-experts model is not supported yet: "
                        "v0.12's MoE branch never quantizes the experts to FP8 (docs/moe.md)",
                        w->config_algo);
+    if (w->calibrated == &tc_fp8_tensor_calibrated_ops)
+        return tc_fail(TC_E_USAGE, "%s of a mixture-of-experts model is not supported yet: the "
+                       "experts' statistics and FP8 expert weights do not exist yet, and v0.12's "
+                       "fp8_quantize maps no MoE layer (docs/moe.md)", w->config_algo);
     /* What is left calibrates the KV cache only, which the MoE forward pass
      * serves (fwd_moe.c). */
     return TC_OK;
