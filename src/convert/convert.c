@@ -334,7 +334,7 @@ static void *worker_main(void *arg)
              * assembled in dst). */
             const size_t es = tc_dtype_bits(t->slice_dtype) / 8;
             /* Stacked experts: expert e's [K, N] block follows expert e-1's. */
-            const int64_t r = w->rows, K = t->cols, N = t->expert_rows > 0 ? t->expert_rows : t->rows;
+            const int64_t r = w->rows, K = t->cols, N = tc_plan_matrix_rows(t);
             const uint64_t e0 = (uint64_t)(w->row0 / N) * (uint64_t)K * (uint64_t)N;
             const int64_t n0 = w->row0 % N;
             if (st == TC_OK)
@@ -366,7 +366,7 @@ static void *worker_main(void *arg)
             off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols * (uint64_t)t->woq_bits / 8;
             uint8_t *scales = qbuf + ((nbytes + 63) & ~(size_t)63);
             /* The row within its matrix (an expert's, when stacked). */
-            const int64_t n0 = t->expert_rows > 0 ? w->row0 % t->expert_rows : w->row0;
+            const int64_t n0 = w->row0 % tc_plan_matrix_rows(t);
             if (st == TC_OK && job->gpu)
                 st = gpu_quantize_rows(&g, dst, t, w->rows, t->woq_sm, n0, qbuf, scales);
             else if (st == TC_OK)
@@ -481,7 +481,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                 job->buf_bytes = (size_t)need;
             /* Work items never straddle two stacked experts: each expert's
              * rows (the whole tensor otherwise) are a segment of their own. */
-            const int64_t seg = t->expert_rows > 0 ? t->expert_rows : (t->rows ? t->rows : 1);
+            const int64_t seg = tc_plan_matrix_rows(t);
             int64_t w_rows_last = 0;
             for (int64_t r0 = 0; r0 < t->rows; r0 += w_rows_last) {
                 if (job->n_items == cap) {

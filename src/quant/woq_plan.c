@@ -20,9 +20,9 @@ static tc_status rewrite_linear(const tc_quant_method *m, int target_sm, tc_plan
     /* Stacked experts [E, N, K] are E matrices (upstream quantizes the
      * batch [E, K, N] matrix by matrix): stored [E, K, N*bits/8], scales
      * [E, N]. */
-    const int64_t n = w->expert_rows > 0 ? w->expert_rows : w->rows, k = w->cols;
+    const int64_t n = tc_plan_matrix_rows(w), k = w->cols;
     const int64_t experts = w->rows / n, bits = m->woq_bits;
-    const int d = experts > 1 || w->expert_rows > 0 ? 1 : 0;
+    const int d = w->expert_rows > 0 ? 1 : 0;   /* an expert dimension in front */
     const tc_dtype dt = w->dtype;
     w->woq_bits = (int)bits;
     w->ndim = 2 + d;

@@ -140,6 +140,13 @@ tc_status tc_plan_check_model(const tc_hf_config *cfg, const tc_plan_params *par
 tc_status tc_plan_build(tc_hf_model *m, const tc_plan_params *params, int cell, tc_plan **plan);
 void tc_plan_free(tc_plan *p); /* accepts NULL */
 
+/* Rows of one matrix of the slice: an expert's when experts are stacked
+ * (expert_rows), else the whole slice's; at least 1. */
+static inline int64_t tc_plan_matrix_rows(const tc_plan_tensor *t)
+{
+    return t->expert_rows > 0 ? t->expert_rows : t->rows > 0 ? t->rows : 1;
+}
+
 /* Elements of the stored tensor (product of its shape). */
 uint64_t tc_plan_tensor_elems(const tc_plan_tensor *t);
 
