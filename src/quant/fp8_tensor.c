@@ -31,20 +31,20 @@ typedef struct fp8_tensor_job {
     bool kv_calibrated;
 } fp8_tensor_job;
 
-/* The linears of a layer as TensorRT-LLM names them, and which statistics
- * (calib_stats.h) their weight and activation scales are the maxima of. */
+/* The linears of a layer as TensorRT-LLM names them (`<prefix>.weight`) and
+ * the Hugging Face linears their scales are the maxima of: the fused group,
+ * the same for the weight and the activation scale (q/k/v share one input,
+ * gate/up another). */
 static const struct {
-    const char *suffix;   /* after "transformer.layers.<l>." */
-    const char *prefix;   /* the scale tensors' prefix */
-    tc_linear weight_of[3], act_of[3];
-    int n_weight, n_act;
+    const char *prefix;
+    tc_linear group[3];
+    int n;
 } linears[] = {
-    { "attention.qkv.weight", "attention.qkv", { TC_LIN_Q, TC_LIN_K, TC_LIN_V },
-      { TC_LIN_Q, TC_LIN_K, TC_LIN_V }, 3, 3 },
-    { "attention.dense.weight", "attention.dense", { TC_LIN_O }, { TC_LIN_O }, 1, 1 },
-    { "mlp.fc.weight", "mlp.fc", { TC_LIN_GATE, TC_LIN_UP }, { TC_LIN_GATE, TC_LIN_UP }, 2, 2 },
-    { "mlp.gate.weight", "mlp.gate", { TC_LIN_GATE, TC_LIN_UP }, { TC_LIN_GATE, TC_LIN_UP }, 2, 2 },
-    { "mlp.proj.weight", "mlp.proj", { TC_LIN_DOWN }, { TC_LIN_DOWN }, 1, 1 },
+    { "attention.qkv", { TC_LIN_Q, TC_LIN_K, TC_LIN_V }, 3 },
+    { "attention.dense", { TC_LIN_O }, 1 },
+    { "mlp.fc", { TC_LIN_GATE, TC_LIN_UP }, 2 },
+    { "mlp.gate", { TC_LIN_GATE, TC_LIN_UP }, 2 },
+    { "mlp.proj", { TC_LIN_DOWN }, 1 },
 };
 
 static float stat_max(const tc_calib_stats *s, int64_t layer, const tc_linear *lin, int n,
@@ -71,13 +71,13 @@ float tc_fp8_kv_calibrated_scale(const tc_calib_stats *s, int64_t layer)
 
 float tc_fp8_tensor_weight_scale(const tc_calib_stats *s, int64_t layer, int which)
 {
-    return tc_fp8_tensor_scale(stat_max(s, layer, linears[which].weight_of,
-                                        linears[which].n_weight, TC_STAT_W));
+    return tc_fp8_tensor_scale(stat_max(s, layer, linears[which].group, linears[which].n,
+                                        TC_STAT_W));
 }
 
 float tc_fp8_tensor_act_scale(const tc_calib_stats *s, int64_t layer, int which)
 {
-    return tc_fp8_tensor_scale(stat_max(s, layer, linears[which].act_of, linears[which].n_act,
+    return tc_fp8_tensor_scale(stat_max(s, layer, linears[which].group, linears[which].n,
                                         TC_STAT_X));
 }
 
@@ -85,15 +85,9 @@ float tc_fp8_tensor_act_scale(const tc_calib_stats *s, int64_t layer, int which)
  * an imported file does ("float16"), is dt. */
 static bool forward_dtype_is(const char *name, tc_dtype dt)
 {
-    static const struct { tc_dtype dt; const char *torch; } names[] = {
-        { TC_DT_F16, "float16" }, { TC_DT_BF16, "bfloat16" }, { TC_DT_F32, "float32" },
-    };
-    if (!strcmp(name, tc_dtype_name(dt)))
-        return true;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].dt == dt && !strcmp(name, names[i].torch))
-            return true;
-    return false;
+    tc_float_type ft;
+    return !strcmp(name, tc_dtype_name(dt)) ||
+           (tc_float_type_parse(name, &ft) == 0 && tc_float_type_dtype(ft) == dt);
 }
 
 static tc_status create(const tc_quant_ctx *ctx, tc_fwd_engine *calibrated, void **out)
@@ -146,9 +140,11 @@ static tc_status plan(void *job, tc_plan *p)
         if (g < 0 || !t->linear)
             continue;
         int which = -1;
-        for (int k = 0; k < (int)(sizeof linears / sizeof linears[0]); k++)
-            if (!strcmp(rest, linears[k].suffix))
+        for (int k = 0; k < (int)(sizeof linears / sizeof linears[0]); k++) {
+            const size_t pl = strlen(linears[k].prefix);
+            if (!strncmp(rest, linears[k].prefix, pl) && !strcmp(rest + pl, ".weight"))
                 which = k;
+        }
         if (which < 0)
             continue;
         if (t->slice_dtype != TC_DT_F16 && t->slice_dtype != TC_DT_BF16 &&
