@@ -20,7 +20,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stread import tensors  # noqa: E402
+from stread import floats, tensors  # noqa: E402
 
 
 def read_tensors(path):
@@ -28,15 +28,7 @@ def read_tensors(path):
     out = {}
     for name, (h, raw) in tensors(path).items():
         dt = h["dtype"]
-        if dt == "F32":
-            v = list(struct.unpack("<%df" % (len(raw) // 4), raw))
-        elif dt == "F16":
-            v = list(struct.unpack("<%de" % (len(raw) // 2), raw))
-        elif dt == "BF16":
-            v = [struct.unpack("<f", struct.pack("<I", u << 16))[0]
-                 for u in struct.unpack("<%dH" % (len(raw) // 2), raw)]
-        else:
-            v = raw
+        v = floats(dt, raw) if dt in ("F32", "F16", "BF16") else raw
         out[name] = (dt, h["shape"], v)
     return out
 

@@ -1,5 +1,6 @@
 """stread.py: a plain-Python safetensors reader and writer for the tests (no
 numpy, so CI can run it). tensors(path) -> {name: (header entry, raw bytes)};
+floats(dtype, raw) decodes F32/F16/BF16;
 write(path, {name: (dtype, shape, raw bytes)}) writes them sorted by name."""
 import json
 import struct
@@ -16,6 +17,18 @@ def tensors(path):
 
 def f32s(raw):
     return struct.unpack("<%df" % (len(raw) // 4), raw)
+
+
+def floats(dtype, raw):
+    """The values of F32, F16 or BF16 bytes as Python floats (exact)."""
+    if dtype == "F32":
+        return list(f32s(raw))
+    if dtype == "F16":
+        return list(struct.unpack("<%de" % (len(raw) // 2), raw))
+    if dtype == "BF16":
+        return [struct.unpack("<f", struct.pack("<I", u << 16))[0]
+                for u in struct.unpack("<%dH" % (len(raw) // 2), raw)]
+    raise ValueError("not a float dtype: " + dtype)
 
 
 def write(path, out):

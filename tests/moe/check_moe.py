@@ -16,7 +16,7 @@ Plain Python (no numpy)."""
 import glob, json, os, re, struct, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fp8"))
-from stread import tensors  # noqa: E402
+from stread import floats, tensors  # noqa: E402
 
 ES = {"F16": 2, "BF16": 2, "F32": 4, "I8": 1}
 
@@ -38,13 +38,8 @@ def rows(raw, shape, r0, n, c0=None, c=None):
 
 
 def to_f32(info, raw):
-    if info["dtype"] == "F32":
-        return raw
-    if info["dtype"] == "F16":
-        v = struct.unpack("<%de" % (len(raw) // 2), raw)
-        return struct.pack("<%df" % len(v), *v)
-    u = struct.unpack("<%dH" % (len(raw) // 2), raw)
-    return b"".join(struct.pack("<I", x << 16) for x in u)
+    v = floats(info["dtype"], raw)
+    return struct.pack("<%df" % len(v), *v)
 
 
 def experts(hf, out, tp, pp, mtp, mep):
