@@ -15,19 +15,9 @@ W=${BENCH_DIR:-/tmp/trtconv-bench}/forward
 LAYERS=${LAYERS:-8} SEQS=${SEQS:-512} LEN=${LEN:-512}
 TC_BATCHES=${TC_BATCHES:-"4 8 16"} HF_BATCHES=${HF_BATCHES:-"1 8"}
 mkdir -p "$W"
-if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" ]; then
-    "$B/trtconv-genmodel" --out "$W/model" --layers "$LAYERS" --hidden 4096 --heads 32 --kv_heads 8 \
-        --intermediate 14336 --vocab 128256 --dtype bfloat16 --rope_theta 500000 \
-        --rope_scaling llama3 --max_pos 131072 --shards 4 >/dev/null
-    echo "$LAYERS" >"$W/layers"
-fi
-python3 - "$SEQS" "$LEN" >"$W/ids.jsonl" <<'PY'
-import json, random, sys
-n, L = int(sys.argv[1]), int(sys.argv[2])
-r = random.Random(0)
-for _ in range(n):
-    print(json.dumps({"input_ids": [r.randrange(128000) for _ in range(L)]}))
-PY
+. "$(dirname "$0")/bench_lib.sh"
+llama8b_model "$B" "$W" "$LAYERS" bfloat16
+random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
 echo "model: $LAYERS layers of Llama-3-8B shape, bf16; tokens: $SEQS x $LEN"
 for bs in $TC_BATCHES; do
     mpirun -np 1 --bind-to none "$B/trtconv-forward" --model_dir "$W/model" --input "$W/ids.jsonl" \

@@ -17,21 +17,11 @@ B=${1:-build}
 W=${BENCH_DIR:-/tmp/trtconv-bench}/sq
 LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512} BATCH=${BATCH:-8}
 mkdir -p "$W"
+. "$(dirname "$0")/bench_lib.sh"
 t0=$(date +%s)
-if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" ]; then
-    "$B/trtconv-genmodel" --out "$W/model" --layers "$LAYERS" --hidden 4096 --heads 32 --kv_heads 8 \
-        --intermediate 14336 --vocab 128256 --dtype float16 --rope_theta 500000 \
-        --rope_scaling llama3 --max_pos 131072 --shards 4 >/dev/null
-    echo "$LAYERS" >"$W/layers"
-fi
+llama8b_model "$B" "$W" "$LAYERS" float16
 echo "model ready after $(( $(date +%s) - t0 )) s: $(du -sh "$W/model" | cut -f1)"
-python3 - "$SEQS" "$LEN" >"$W/ids.jsonl" <<'PY'
-import json, random, sys
-n, L = int(sys.argv[1]), int(sys.argv[2])
-r = random.Random(0)
-for _ in range(n):
-    print(json.dumps({"input_ids": [r.randrange(128000) for _ in range(L)]}))
-PY
+random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
 sync
 echo "== plain float16 conversion (baseline)"
 rm -rf "$W/plain"
