@@ -165,6 +165,15 @@ tc_status hfm_check_no_dup(const char *label, const cJSON *obj,
     return TC_OK;
 }
 
+/* A rope object present in config.json: an object without duplicate keys. */
+static tc_status rope_object(const char *label, const cJSON *v, const char *key)
+{
+    if (!cJSON_IsObject(v))
+        return tc_fail(TC_E_INPUT, "%s: \"%s\" must be an object or null, not %s", label, key,
+                       hfm_json_type_name(v));
+    return hfm_check_no_dup(label, v, key);
+}
+
 /* rope_scaling (older) or rope_parameters (transformers 5). */
 static tc_status parse_rope(const char *label, const cJSON *root,
                             tc_hf_config *cfg)
@@ -176,18 +185,10 @@ static tc_status parse_rope(const char *label, const cJSON *root,
     if ((st = hfm_get_opt_double(label, root, "", "rope_theta", true,
                              &cfg->rope_theta)) != TC_OK)
         return st;
-    if (scaling) {
-        if (!cJSON_IsObject(scaling))
-            return tc_fail(TC_E_INPUT, "%s: \"rope_scaling\" must be an object or "
-                           "null, not %s", label, hfm_json_type_name(scaling));
-        if ((st = hfm_check_no_dup(label, scaling, "rope_scaling")) != TC_OK)
-            return st;
-    }
+    if (scaling && (st = rope_object(label, scaling, "rope_scaling")) != TC_OK)
+        return st;
     if (params) {
-        if (!cJSON_IsObject(params))
-            return tc_fail(TC_E_INPUT, "%s: \"rope_parameters\" must be an object "
-                           "or null, not %s", label, hfm_json_type_name(params));
-        if ((st = hfm_check_no_dup(label, params, "rope_parameters")) != TC_OK)
+        if ((st = rope_object(label, params, "rope_parameters")) != TC_OK)
             return st;
         if ((st = hfm_get_opt_double(label, params, "rope_parameters.", "rope_theta",
                                  true, &cfg->rope_theta)) != TC_OK)
