@@ -167,8 +167,7 @@ static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engin
     }
     if (st == TC_OK && c->rank == 0)
         st = tc_calib_stats_check_scales(stats, o->calib_stats ? o->calib_stats
-                                                               : "the calibration statistics",
-                                         tc_hf_is_moe(cfg));
+                                                               : "the calibration statistics");
     return tc_comm_agree(c, st, "statistics");
 }
 

@@ -45,6 +45,13 @@ void tc_calib_dims_from_config(const tc_hf_config *cfg, tc_calib_dims *d)
     d->head_dim = cfg->head_dim;
     d->inter = cfg->intermediate_size;
     d->vocab = cfg->vocab_size;
+    d->experts = tc_hf_is_moe(cfg) ? cfg->moe_num_experts : 0;
+}
+
+int64_t tc_calib_stack(const tc_calib_dims *d, tc_linear lin)
+{
+    const bool mlp = lin == TC_LIN_GATE || lin == TC_LIN_UP || lin == TC_LIN_DOWN;
+    return mlp && d->experts > 1 ? d->experts : 1;
 }
 
 int64_t tc_calib_in_dim(const tc_calib_dims *d, tc_linear lin)
@@ -69,7 +76,7 @@ int64_t tc_calib_out_dim(const tc_calib_dims *d, tc_linear lin)
 
 static size_t linear_floats(const tc_calib_dims *d, tc_linear lin)
 {
-    return (size_t)(tc_calib_in_dim(d, lin) + 2 * tc_calib_out_dim(d, lin));
+    return (size_t)(tc_calib_stack(d, lin) * (tc_calib_in_dim(d, lin) + 2 * tc_calib_out_dim(d, lin)));
 }
 
 static size_t layer_floats(const tc_calib_dims *d)
@@ -90,10 +97,11 @@ size_t tc_calib_offset(const tc_calib_dims *d, int64_t layer, tc_linear lin, tc_
         for (int l = 0; l < (int)lin; l++)
             off += linear_floats(d, (tc_linear)l);
     }
+    const size_t e = (size_t)tc_calib_stack(d, lin);
     if (k >= TC_STAT_Y)
-        off += (size_t)tc_calib_in_dim(d, lin);
+        off += e * (size_t)tc_calib_in_dim(d, lin);
     if (k == TC_STAT_W)
-        off += (size_t)tc_calib_out_dim(d, lin);
+        off += e * (size_t)tc_calib_out_dim(d, lin);
     return off;
 }
 
@@ -128,7 +136,7 @@ tc_status tc_calib_stats_alloc(const tc_calib_dims *d, tc_calib_stats *s)
 {
     memset(s, 0, sizeof *s);
     if (d->layers < 1 || d->hidden < 1 || d->heads < 1 || d->kv_heads < 1 || d->head_dim < 1 ||
-        d->inter < 1 || d->vocab < 1)
+        d->inter < 1 || d->vocab < 1 || d->experts < 0 || d->experts > 4096)
         return tc_fail(TC_E_INPUT, "calibration statistics: invalid model dimensions");
     s->d = *d;
     s->n = (size_t)d->layers * layer_floats(d) + linear_floats(d, TC_LIN_LM_HEAD);
@@ -148,7 +156,8 @@ float *tc_calib_get(const tc_calib_stats *s, int64_t layer, tc_linear lin, tc_st
                     int64_t *len)
 {
     if (len)
-        *len = k == TC_STAT_X ? tc_calib_in_dim(&s->d, lin) : tc_calib_out_dim(&s->d, lin);
+        *len = tc_calib_stack(&s->d, lin) *
+               (k == TC_STAT_X ? tc_calib_in_dim(&s->d, lin) : tc_calib_out_dim(&s->d, lin));
     return s->data + tc_calib_offset(&s->d, layer, lin, k);
 }
 
@@ -191,7 +200,7 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label)
     return TC_OK;
 }
 
-tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label, bool no_mlp)
+tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label)
 {
     for (size_t e = 0; e < tc_calib_entry_count(&s->d); e++) {
         int64_t layer, n;
@@ -200,8 +209,8 @@ tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label
         tc_calib_entry(&s->d, e, &layer, &lin, &k);
         /* The maxima the scales divide by: the input of each quantized
          * input (q_proj's stands for k and v) and every output. */
-        const bool mlp = lin == TC_LIN_GATE || lin == TC_LIN_UP || lin == TC_LIN_DOWN;
-        const bool used = layer >= 0 && !(no_mlp && mlp) &&
+        const bool uncollected = s->d.experts > 1 && lin == TC_LIN_DOWN && k == TC_STAT_Y;
+        const bool used = layer >= 0 && !uncollected &&
                           (k == TC_STAT_Y || (k == TC_STAT_X && lin != TC_LIN_K && lin != TC_LIN_V));
         if (!used)
             continue;
@@ -252,6 +261,10 @@ static tc_status import_one(const tc_st_file *f, const char *name, bool optional
 tc_status tc_calib_stats_import_safetensors(const char *path, const tc_calib_dims *expect,
                                             tc_calib_stats *out)
 {
+    if (expect->experts > 1)
+        return tc_fail(TC_E_USAGE, "%s: TensorRT-LLM's capture_activation_range dumps hold no "
+                       "expert statistics; calibrate the mixture-of-experts model with trtconv",
+                       path);
     tc_st_file *f = NULL;
     tc_status st = tc_st_open(path, &f, NULL);
     if (st != TC_OK)
@@ -345,6 +358,8 @@ tc_status tc_calib_stats_write_h5(const tc_calib_stats *s, const char *path)
     rc |= attr_i64(file, "head_dim", d->head_dim);
     rc |= attr_i64(file, "intermediate_size", d->inter);
     rc |= attr_i64(file, "vocab_size", d->vocab);
+    if (d->experts > 1)
+        rc |= attr_i64(file, "num_experts", d->experts);
     rc |= attr_i64(file, "samples", s->samples);
     rc |= attr_i64(file, "tokens", s->tokens);
     rc |= attr_i64(file, "max_seq_length", s->max_seq_length);
@@ -535,6 +550,19 @@ tc_status tc_calib_stats_read_h5(const char *path, const tc_calib_dims *expect,
             st = tc_fail(TC_E_INPUT, "%s: statistics of another model: %s = %lld, the model has "
                          "%lld", path, dim_names[i], (long long)v, (long long)want[i]);
     }
+    /* A mixture-of-experts model's file names its expert count: one
+     * without it predates the experts' statistics (or is of a dense model). */
+    const int64_t want_e = expect->experts > 1 ? expect->experts : 0;
+    v = 0;
+    if (st == TC_OK && H5Aexists(file, "num_experts") > 0)
+        st = read_attr_i64(file, path, "num_experts", &v);
+    if (st == TC_OK && (v > 1 ? v : 0) != want_e)
+        st = want_e && !v ? tc_fail(TC_E_INPUT, "%s: the model has %lld experts but the file holds "
+                                    "no expert statistics (written by an older trtconv, or for a "
+                                    "dense model): calibrate again", path, (long long)want_e)
+                          : tc_fail(TC_E_INPUT, "%s: statistics of another model: num_experts = "
+                                    "%lld, the model has %lld", path, (long long)v,
+                                    (long long)want_e);
     if (st == TC_OK)
         st = tc_calib_stats_alloc(expect, out);
     if (st == TC_OK) {

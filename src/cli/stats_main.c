@@ -9,7 +9,12 @@
  *       every value agrees within X relative to the statistic's maximum
  *       (default 0: bit equality), printing the worst statistic;
  *   trtconv-stats show S.h5 --model_dir M
- *       provenance and per-linear maxima. */
+ *       provenance and per-linear maxima;
+ *   trtconv-stats export S.h5 --model_dir M --out S.safetensors
+ *       every statistic as an F32 tensor named by its HDF5 path with dots
+ *       ("layers.3.o_proj.x", "lm_head.w"); an MoE model's stacked expert
+ *       statistics as [experts, n]: to read them with numpy or plain
+ *       Python, no HDF5 library needed. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <mpi.h>
@@ -18,6 +23,7 @@
 #include <string.h>
 #include "trtconv/calib/calib_stats.h"
 #include "trtconv/cli/args.h"
+#include "trtconv/formats/st_writer.h"
 #include "trtconv/model/hf_model.h"
 #include "trtconv/core/log.h"
 
@@ -25,7 +31,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: trtconv-stats import ACT_RANGE.safetensors --model_dir M --out S.h5\n"
                     "       trtconv-stats compare A B --model_dir M [--rtol X]\n"
-                    "       trtconv-stats show S.h5 --model_dir M\n");
+                    "       trtconv-stats show S.h5 --model_dir M\n"
+                    "       trtconv-stats export S.h5 --model_dir M --out S.safetensors\n");
     return 2;
 }
 
@@ -80,6 +87,35 @@ static int compare(const tc_calib_stats *a, const tc_calib_stats *b, double rtol
     }
     printf("worst: %s %.3g (rtol %.3g); %d statistic(s) outside\n", worst_name, worst, rtol, bad);
     return bad ? 1 : 0;
+}
+
+static int export_safetensors(const tc_calib_stats *s, const char *path)
+{
+    const size_t n = tc_calib_entry_count(&s->d);
+    tc_st_out_tensor *t = calloc(n, sizeof *t);
+    const void **data = calloc(n, sizeof *data);
+    char (*names)[64] = calloc(n, sizeof *names);
+    tc_status st = t && data && names ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t e = 0; st == TC_OK && e < n; e++) {
+        int64_t layer, len;
+        tc_linear lin;
+        tc_stat_kind k;
+        tc_calib_entry(&s->d, e, &layer, &lin, &k);
+        data[e] = tc_calib_get(s, layer, lin, k, &len);
+        tc_calib_entry_path(layer, lin, k, names[e], sizeof names[e]);
+        for (char *c = names[e]; *c; c++)
+            *c = *c == '/' ? '.' : *c;
+        const int64_t stack = layer < 0 ? 1 : tc_calib_stack(&s->d, lin);
+        t[e] = (tc_st_out_tensor){ .name = names[e] + 1, .dtype = TC_DT_F32,
+                                   .ndim = stack > 1 ? 2 : 1,
+                                   .shape = { stack > 1 ? stack : len, len / stack } };
+    }
+    if (st == TC_OK)
+        st = tc_st_write_file(path, t, data, n, NULL);
+    free(t);
+    free(data);
+    free(names);
+    return st == TC_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -138,6 +174,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "import") && outp) {
         snprintf(sa.model, sizeof sa.model, "%s", model);
         rc = tc_calib_stats_write_h5(&sa, outp) == TC_OK ? 0 : 1;
+    } else if (!strcmp(cmd, "export") && outp) {
+        rc = export_safetensors(&sa, outp);
     } else if (!strcmp(cmd, "compare")) {
         rc = load_any(b, &d, &sb) == TC_OK ? compare(&sa, &sb, rtol) : 1;
     } else if (!strcmp(cmd, "show")) {

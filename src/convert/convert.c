@@ -238,13 +238,13 @@ static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_
 
 /* FP8 per-tensor rows on the GPU: slice in, E4M3 bytes out. */
 static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
-                                     int64_t rows, uint8_t *h_q)
+                                     int64_t rows, float scale, uint8_t *h_q)
 {
     cudaStream_t s = (cudaStream_t)g->stream;
     const size_t in_bytes = (size_t)rows * (size_t)t->cols * (tc_dtype_bits(t->slice_dtype) / 8);
     tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(g->d_in, h_slice, in_bytes, cudaMemcpyHostToDevice, s));
     if (st == TC_OK)
-        st = tc_fp8_tensor_quantize_rows_cuda(g->d_in, t->slice_dtype, rows, t->cols, t->fp8_scale,
+        st = tc_fp8_tensor_quantize_rows_cuda(g->d_in, t->slice_dtype, rows, t->cols, scale,
                                               g->d_out, g->stream);
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaMemcpyAsync(h_q, g->d_out, (size_t)rows * (size_t)t->cols,
@@ -255,9 +255,9 @@ static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const t
 }
 #else
 static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
-                                     int64_t rows, uint8_t *h_q)
+                                     int64_t rows, float scale, uint8_t *h_q)
 {
-    (void)g; (void)h_slice; (void)rows; (void)h_q;
+    (void)g; (void)h_slice; (void)rows; (void)scale; (void)h_q;
     return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
 }
 
@@ -289,6 +289,30 @@ static tc_status gpu_quantize_rows(gpu_worker *g, const void *h_slice, const tc_
     return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
 }
 #endif
+
+/* Rows row0 .. row0 + rows of an FP8 per-tensor weight (slice in src, E4M3
+ * bytes to q) on the GPU worker g or, g NULL, the CPU: one scale, or for
+ * stacked experts each expert's rows with that expert's scale. */
+static tc_status fp8_tensor_rows(gpu_worker *g, const void *src, const tc_plan_tensor *t,
+                                 int64_t row0, int64_t rows, uint8_t *q)
+{
+    const size_t row_bytes = (size_t)t->cols * (tc_dtype_bits(t->slice_dtype) / 8);
+    for (int64_t r = 0; r < rows;) {
+        int64_t n = rows - r;
+        float scale = t->fp8_scale;
+        if (t->fp8_expert_scales) {
+            const int64_t e = (row0 + r) / t->expert_rows, end = (e + 1) * t->expert_rows - row0;
+            n = end - r < n ? end - r : n;
+            scale = t->fp8_expert_scales[e];
+        }
+        const char *in = (const char *)src + (size_t)r * row_bytes;
+        uint8_t *out = q + (size_t)r * (size_t)t->cols;
+        TC_TRY(g ? gpu_fp8_tensor_rows(g, in, t, n, scale, out)
+                 : tc_fp8_tensor_quantize_rows(in, t->slice_dtype, n, t->cols, scale, out));
+        r += n;
+    }
+    return TC_OK;
+}
 
 static void *worker_main(void *arg)
 {
@@ -394,11 +418,8 @@ static void *worker_main(void *arg)
         } else if (t->fp8_tensor) {
             nbytes = (size_t)w->rows * (size_t)t->cols;
             off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols;
-            if (st == TC_OK && job->gpu)
-                st = gpu_fp8_tensor_rows(&g, dst, t, w->rows, qbuf);
-            else if (st == TC_OK)
-                st = tc_fp8_tensor_quantize_rows(dst, t->slice_dtype, w->rows, t->cols,
-                                                 t->fp8_scale, qbuf);
+            if (st == TC_OK)
+                st = fp8_tensor_rows(job->gpu ? &g : NULL, dst, t, w->row0, w->rows, qbuf);
             data = qbuf;
         } else {
             const size_t oes = tc_dtype_bits(t->dtype) / 8;

@@ -39,6 +39,8 @@ struct tc_fwd_engine {
     int dp, tp, pp, dp_rank, tp_rank, pp_rank;
     int64_t layer0, n_layers;
     int64_t H, inter, vocab, vocab_local, qkv_width;
+    int64_t inter0;                /* model channel of this rank's intermediate slice */
+    int64_t moe_e0, moe_E_l;       /* local experts [e0, e0 + E_l) (mixture of experts) */
     fwd_attn attn;
     float eps;
     fwd_backend *be;
@@ -346,6 +348,11 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     const bool moe = tc_hf_is_moe(cfg);
     const int moe_tp = lay.moe_tp > 0 ? lay.moe_tp : lay.tp, moe_ep = lay.moe_ep > 0 ? lay.moe_ep : 1;
     e->inter = cfg->intermediate_size / (moe ? moe_tp : e->tp);
+    /* moe_tp rank = tp rank / moe_ep, moe_ep rank = tp rank % moe_ep
+     * (TensorRT-LLM Mapping; docs/moe.md). */
+    e->inter0 = (int64_t)(moe ? e->tp_rank / moe_ep : e->tp_rank) * e->inter;
+    e->moe_E_l = moe ? cfg->moe_num_experts / moe_ep : 0;
+    e->moe_e0 = (int64_t)(e->tp_rank % moe_ep) * e->moe_E_l;
     e->attn.heads = cfg->num_attention_heads / e->tp;
     e->attn.kv_heads = cfg->num_key_value_heads >= e->tp ? cfg->num_key_value_heads / e->tp : 1;
     e->attn.head_dim = cfg->head_dim;
@@ -394,10 +401,10 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     if (st == TC_OK && !wonly)
         st = alloc_activations(e);
     if (st == TC_OK && !wonly && moe) {
-        const int64_t E_l = cfg->moe_num_experts / moe_ep;
+        const int64_t E_l = e->moe_E_l;
         const fwd_moe_geom g = {
             .dt = e->dt, .H = e->H, .E = cfg->moe_num_experts, .top_k = cfg->moe_top_k,
-            .E_l = E_l, .e0 = (int64_t)(e->tp_rank % moe_ep) * E_l, .I_l = e->inter,
+            .E_l = E_l, .e0 = e->moe_e0, .I_l = e->inter,
             .renormalize = cfg->moe_normalization_mode == 1, .max_tokens = e->max_tokens,
         };
         st = tc_fwd_moe_create(e->ops, e->be, &g, &e->moe);
@@ -608,9 +615,28 @@ static tc_status stats_attention(tc_fwd_engine *e, int64_t layer, int64_t T)
     return stat_cols(e, layer, TC_LIN_O, TC_STAT_X, q0, e->o, false, NULL, T, q, 0, q);
 }
 
+/* The statistics of local expert j (calib_stats.h: stacked over the
+ * experts; its gate x, the same for every expert, is expert e0's and
+ * copied to the others at collection). */
+typedef struct expert_stats_ctx {
+    tc_fwd_engine *e;
+    int64_t layer;
+} expert_stats_ctx;
+
+static tc_status expert_stats(void *ctx, int64_t j, const void *g, const void *u, const void *a,
+                              int64_t T)
+{
+    const expert_stats_ctx *c = ctx;
+    tc_fwd_engine *e = c->e;
+    const int64_t I = e->inter, ch = (e->moe_e0 + j) * e->sd.inter + e->inter0;
+    TRY(stat_cols(e, c->layer, TC_LIN_GATE, TC_STAT_Y, ch, g, false, NULL, T, I, 0, I));
+    TRY(stat_cols(e, c->layer, TC_LIN_UP, TC_STAT_Y, ch, u, false, NULL, T, I, 0, I));
+    return stat_cols(e, c->layer, TC_LIN_DOWN, TC_STAT_X, ch, a, false, NULL, T, I, 0, I);
+}
+
 static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
 {
-    const int64_t i0 = (int64_t)e->tp_rank * e->inter;
+    const int64_t i0 = e->inter0;
     TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
     TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_Y, i0, e->g, false, NULL, T, e->inter, 0, e->inter));
     TRY(stat_cols(e, layer, TC_LIN_UP, TC_STAT_Y, i0, e->u, false, NULL, T, e->inter, 0, e->inter));
@@ -643,10 +669,13 @@ static tc_status run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     OP(P_RESID, ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     if (e->moe) {
-        /* Statistics of the experts are not collected: no method quantizes
-         * them from calibration (docs/moe.md). */
         const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj };
-        OP(P_FC_GATE, tc_fwd_moe_run(e->moe, ops, b, &mw, e->x, e->g, e->u, e->a, e->p32, T));
+        expert_stats_ctx sc = { e, layer };
+        if (stats)
+            OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, e->moe_e0 * H, e->x, false, NULL,
+                                  T, H, 0, H));
+        OP(P_FC_GATE, tc_fwd_moe_run(e->moe, ops, b, &mw, e->x, e->g, e->u, e->a, e->p32, T,
+                                     stats ? expert_stats : NULL, &sc));
         OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
         OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
         return TC_OK;
@@ -757,6 +786,26 @@ tc_status tc_fwd_enable_stats(tc_fwd_engine *e)
     return st;
 }
 
+/* Row maxima of the local experts' weights (fc per expert: up rows, then
+ * gate rows; proj: H rows over this rank's intermediate slice, partial
+ * under moe_tp), at their stacked model channels. */
+static tc_status expert_weight_stats(tc_fwd_engine *e, int64_t L, const layer_weights *w)
+{
+    const fwd_ops *ops = e->ops;
+    const size_t wes = ops->weight_elem_bytes(e->dt);
+    const int64_t H = e->H, I = e->inter;
+    for (int64_t j = 0; j < e->moe_E_l; j++) {
+        const int64_t expert = e->moe_e0 + j, ch = expert * e->sd.inter + e->inter0;
+        const char *up = (const char *)w->fc + (size_t)(j * 2 * I * H) * wes;
+        TRY(ops->absmax_rows(e->be, stat_at(e, L, TC_LIN_UP, TC_STAT_W, ch), up, e->dt, I, H));
+        TRY(ops->absmax_rows(e->be, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, ch),
+                             up + (size_t)(I * H) * wes, e->dt, I, H));
+        TRY(ops->absmax_rows(e->be, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, expert * H),
+                             (const char *)w->proj + (size_t)(j * H * I) * wes, e->dt, H, I));
+    }
+    return TC_OK;
+}
+
 /* Row maxima of this rank's weights, written at their model channels (the
  * dense/proj maxima are partial: columns are split over tp). */
 static tc_status stats_weights(tc_fwd_engine *e)
@@ -777,8 +826,10 @@ static tc_status stats_weights(tc_fwd_engine *e)
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_V, TC_STAT_W, kv0),
                              qkv + (size_t)((q + kv) * H) * wes, e->dt, kv, H));
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_O, TC_STAT_W, 0), w->dense, e->dt, H, q));
-        if (e->moe)
-            continue; /* stacked experts: no per-linear weight maxima */
+        if (e->moe) {
+            TRY(expert_weight_stats(e, L, w));
+            continue;
+        }
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, i0), w->fc, e->dt, e->inter, H));
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_UP, TC_STAT_W, i0), w->gate, e->dt, e->inter, H));
         TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, 0), w->proj, e->dt, H,
@@ -832,7 +883,16 @@ tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
         const float *xq = tc_calib_get(s, L, TC_LIN_Q, TC_STAT_X, &n);
         memcpy(tc_calib_get(s, L, TC_LIN_K, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
         memcpy(tc_calib_get(s, L, TC_LIN_V, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
-        const float *xg = tc_calib_get(s, L, TC_LIN_GATE, TC_STAT_X, &n);
+        float *xg = tc_calib_get(s, L, TC_LIN_GATE, TC_STAT_X, &n);
+        for (int64_t x = 1; x < e->sd.experts; x++) {
+            /* Every expert sees the whole input: each ep group recorded it
+             * at its first expert. */
+            float *xe = xg + x * e->H;
+            for (int64_t c = 0; c < e->H; c++)
+                xg[c] = fmaxf(xg[c], xe[c]);
+        }
+        for (int64_t x = 1; x < e->sd.experts; x++)
+            memcpy(xg + x * e->H, xg, (size_t)e->H * sizeof(float));
         memcpy(tc_calib_get(s, L, TC_LIN_UP, TC_STAT_X, NULL), xg, (size_t)n * sizeof(float));
     }
     return TC_OK;

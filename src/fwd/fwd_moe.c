@@ -10,7 +10,9 @@
  * summed. The routing runs on the host (T x E numbers per layer). A rank
  * computes the experts and the moe_tp slice it holds for every token
  * routed to them; its partial sums are completed by the tp all-reduce that
- * follows (every (expert, slice) pair lives on exactly one tp rank). */
+ * follows (every (expert, slice) pair lives on exactly one tp rank). In
+ * calibration every expert also runs on the tokens not routed to it, for its
+ * statistics (tc_fwd_moe_run). */
 #include "trtconv/fwd/fwd_moe.h"
 
 #include <math.h>
@@ -124,7 +126,8 @@ static void route(fwd_moe *m, int64_t T)
 }
 
 tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const fwd_moe_weights *w,
-                         const void *x, void *g_buf, void *u_buf, void *a_buf, float *p32, int64_t T)
+                         const void *x, void *g_buf, void *u_buf, void *a_buf, float *p32, int64_t T,
+                         fwd_moe_stats_fn stats, void *stats_ctx)
 {
     const fwd_moe_geom *g = &m->g;
     const tc_dtype dt = g->dt;
@@ -143,7 +146,7 @@ tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const f
         bool used = false;
         for (int64_t t = 0; t < T && !used; t++)
             used = m->h_w[j * T + t] != 0.0f;
-        if (!used)
+        if (!used && !stats)
             continue; /* no token of this micro-batch chose the expert */
         /* fc rows of expert j: [w3 slice (up); w1 slice (gate)], each [I, H] */
         const char *fc = (const char *)w->fc + (size_t)(j * 2 * I * H) * wes;
@@ -151,6 +154,10 @@ tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const f
         TC_TRY(ops->linear(b, u_buf, false, x, fc, NULL, dt, T, I, H));
         TC_TRY(ops->linear(b, g_buf, false, x, fc + (size_t)(I * H) * wes, NULL, dt, T, I, H));
         TC_TRY(ops->silu_mul(b, a_buf, g_buf, u_buf, dt, (size_t)(T * I)));
+        if (stats)
+            TC_TRY(stats(stats_ctx, j, g_buf, u_buf, a_buf, T));
+        if (!used)
+            continue;
         TC_TRY(ops->linear(b, m->y, false, a_buf, proj, NULL, dt, T, H, I));
         TC_TRY(ops->expert_add(b, p32, m->y, m->d_w + j * T, dt, T, H));
     }

@@ -491,8 +491,10 @@ void tc_plan_free(tc_plan *p)
     if (!p)
         return;
     tc_rope_tables_free(&p->rope);
-    for (size_t i = 0; i < p->n_tensors; i++)
+    for (size_t i = 0; i < p->n_tensors; i++) {
         free(p->tensors[i].pieces);
+        free(p->tensors[i].constant_values);
+    }
     free(p->tensors);
     free(p);
 }
@@ -562,17 +564,25 @@ tc_status tc_plan_add_computed(tc_plan *p, const char *name, tc_dtype dt, int nd
     return TC_OK;
 }
 
-tc_status tc_plan_add_constant(tc_plan *p, const char *name, int64_t n, const float *values,
-                               int n_values)
+tc_status tc_plan_add_constant(tc_plan *p, const char *name, int64_t rows, int64_t cols,
+                               const float *values, int64_t n_values)
 {
-    if (n_values < 1 || n_values > 2)
-        return tc_fail(TC_E_INTERNAL, "%s: %d constant values", name, n_values);
-    TC_TRY(tc_plan_add_computed(p, name, TC_DT_F32, 1, n, 0));
+    if (n_values < 1 || n_values > (cols > 0 ? rows * cols : rows))
+        return tc_fail(TC_E_INTERNAL, "%s: %lld constant values", name, (long long)n_values);
+    float *v = malloc((size_t)n_values * sizeof *v);
+    if (!v)
+        return tc_fail(TC_E_INTERNAL, "out of memory extending the plan");
+    memcpy(v, values, (size_t)n_values * sizeof *v);
+    tc_status st = tc_plan_add_computed(p, name, TC_DT_F32, cols > 0 ? 2 : 1, rows, cols);
+    if (st != TC_OK) {
+        free(v);
+        return st;
+    }
     tc_plan_tensor *t = &p->tensors[p->n_tensors - 1];
     t->computed = false;
     t->constant = true;
     t->n_constant = n_values;
-    memcpy(t->constant_values, values, (size_t)n_values * sizeof *values);
+    t->constant_values = v;
     return TC_OK;
 }
 

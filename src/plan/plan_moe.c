@@ -45,6 +45,7 @@ tc_status tcp_plan_moe(builder *b, const tc_hf_config *c, tc_dtype dt, int64_t g
     fc->shape[1] = 2 * I_l;
     fc->shape[2] = H;
     fc->expert_rows = 2 * I_l;
+    fc->expert0 = e0;
     tcp_mark_linear(b);
     for (int64_t e = e0; e < e0 + E_l; e++) {
         snprintf(in, sizeof in, "model.layers.%lld.block_sparse_moe.experts.%lld.w3.weight",
@@ -65,6 +66,7 @@ tc_status tcp_plan_moe(builder *b, const tc_hf_config *c, tc_dtype dt, int64_t g
     proj->shape[1] = H;
     proj->shape[2] = I_l;
     proj->expert_rows = H;
+    proj->expert0 = e0;
     tcp_mark_linear(b);
     for (int64_t e = e0; e < e0 + E_l; e++) {
         snprintf(in, sizeof in, "model.layers.%lld.block_sparse_moe.experts.%lld.w2.weight",

@@ -36,7 +36,7 @@ tc_status tc_fp8_kv_plan(const tc_quant_settings *q, tc_plan *p)
         snprintf(scale, sizeof scale, "%.*s.attention.kv_cache_scaling_factor",
                  (int)(len - sl), name);
         const float one = 1.0f;
-        TC_TRY(tc_plan_add_constant(p, scale, 1, &one, 1));
+        TC_TRY(tc_plan_add_constant(p, scale, 1, 0, &one, 1));
     }
     return TC_OK;
 }
@@ -182,9 +182,9 @@ tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p)
             char name[sizeof t->name];
             const long long local = g - p->layer0;
             snprintf(name, sizeof name, "transformer.layers.%lld.mlp.clamp_val", local);
-            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
+            TC_TRY(tc_plan_add_constant(p, name, 2, 0, clamp, 2));
             snprintf(name, sizeof name, "transformer.layers.%lld.post_layernorm.clamp_val", local);
-            TC_TRY(tc_plan_add_constant(p, name, 2, clamp, 2));
+            TC_TRY(tc_plan_add_constant(p, name, 2, 0, clamp, 2));
             t = &p->tensors[i]; /* the array may have moved */
         }
         if (!t->linear)

@@ -11,9 +11,11 @@
  *               the max of q, k, v) and across gate/up (ModelOpt
  *               preprocess_linear_fusion; TensorRT-LLM v0.12 fuse_gate_mlp
  *               requantizes with the max at build time anyway);
- * each through tc_fp8_tensor_scale. The statistics must come from a forward
- * pass in the output dtype: then w is the maximum of exactly the values
- * that are quantized. The weights themselves are quantized by the
+ * each through tc_fp8_tensor_scale. Stacked experts (Mixtral, docs/moe.md)
+ * get one weight scale per expert ([E_l, 1], from that expert's maxima)
+ * and one activation scale over all experts. The statistics must come from
+ * a forward pass in the output dtype: then w is the maximum of exactly the
+ * values that are quantized. The weights themselves are quantized by the
  * conversion workers (plan flag fp8_tensor; kernels/fp8.cu on a GPU rank),
  * so this method computes nothing itself: its plan step rewrites the
  * linears and adds the scales as constants. Sources: docs/fp8.md. */
@@ -54,6 +56,21 @@ static float stat_max(const tc_calib_stats *s, int64_t layer, const tc_linear *l
     for (int i = 0; i < n; i++) {
         int64_t len = 0;
         const float *v = tc_calib_get(s, layer, lin[i], k, &len);
+        for (int64_t j = 0; j < len; j++)
+            m = fmaxf(m, v[j]);
+    }
+    return m;
+}
+
+/* The maximum over one expert's share of stacked MLP statistics. */
+static float expert_max(const tc_calib_stats *s, int64_t layer, const tc_linear *lin, int n,
+                        tc_stat_kind k, int64_t expert)
+{
+    float m = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const int64_t len = k == TC_STAT_X ? tc_calib_in_dim(&s->d, lin[i])
+                                           : tc_calib_out_dim(&s->d, lin[i]);
+        const float *v = tc_calib_get(s, layer, lin[i], k, NULL) + expert * len;
         for (int64_t j = 0; j < len; j++)
             m = fmaxf(m, v[j]);
     }
@@ -128,6 +145,33 @@ static int64_t split_name(const tc_plan *p, const char *name, const char **rest)
     return p->layer0 + local;
 }
 
+/* Stacked experts (Mixtral): weights_scaling_factor [E_l, 1], expert e's
+ * scale from its own weight maximum (over w1 and w3 for fc: ModelOpt
+ * build_stacked_experts fuses each expert's w1/w3 with
+ * preprocess_linear_fusion, then stacks the per-expert scales); the
+ * activation scale is one for all experts (the maximum over them: "The moe
+ * plugin only supports a single activation scaling factor"). */
+static tc_status add_expert_scales(tc_plan *p, size_t i, const char *name,
+                                   const tc_calib_stats *s, int64_t g, int which)
+{
+    const tc_plan_tensor *t = &p->tensors[i];
+    const int64_t E_l = t->shape[0];
+    if (s->d.experts <= 1 || t->expert0 < 0 || t->expert0 + E_l > s->d.experts)
+        return tc_fail(TC_E_INTERNAL, "%s: experts %lld..%lld without their statistics", t->name,
+                       (long long)t->expert0, (long long)(t->expert0 + E_l));
+    float *ws = malloc((size_t)E_l * sizeof *ws);
+    if (!ws)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    for (int64_t j = 0; j < E_l; j++)
+        ws[j] = tc_fp8_tensor_scale(expert_max(s, g, linears[which].group, linears[which].n,
+                                               TC_STAT_W, t->expert0 + j));
+    tc_status st = tc_plan_add_constant(p, name, E_l, 1, ws, E_l);
+    free(ws);
+    if (st == TC_OK)
+        p->tensors[i].fp8_expert_scales = p->tensors[p->n_tensors - 1].constant_values;
+    return st;
+}
+
 static tc_status plan(void *job, tc_plan *p)
 {
     const fp8_tensor_job *j = job;
@@ -160,15 +204,20 @@ static tc_status plan(void *job, tc_plan *p)
         const long long local = g - p->layer0;
         snprintf(name, sizeof name, "transformer.layers.%lld.%s.weights_scaling_factor", local,
                  linears[which].prefix);
-        TC_TRY(tc_plan_add_constant(p, name, 1, &ws, 1));
+        if (t->expert_rows > 0) {
+            TC_TRY(add_expert_scales(p, i, name, s, g, which));
+            t = &p->tensors[i]; /* the array may have moved */
+        } else {
+            TC_TRY(tc_plan_add_constant(p, name, 1, 0, &ws, 1));
+        }
         snprintf(name, sizeof name, "transformer.layers.%lld.%s.activation_scaling_factor", local,
                  linears[which].prefix);
-        TC_TRY(tc_plan_add_constant(p, name, 1, &as, 1));
+        TC_TRY(tc_plan_add_constant(p, name, 1, 0, &as, 1));
         if (j->kv_calibrated && which == 0) {
             const float kvs = tc_fp8_kv_calibrated_scale(s, g);
             snprintf(name, sizeof name, "transformer.layers.%lld.attention.kv_cache_scaling_factor",
                      local);
-            TC_TRY(tc_plan_add_constant(p, name, 1, &kvs, 1));
+            TC_TRY(tc_plan_add_constant(p, name, 1, 0, &kvs, 1));
         }
     }
     tc_plan_recount(p);

@@ -181,15 +181,13 @@ tc_status tc_quant_check_model(const tc_quant_settings *q, const tc_hf_config *c
                        "cannot do it either (smooth_llama_model reads mlp.gate_proj of every "
                        "decoder layer, which a %s layer does not have)", cfg->architecture);
     if (w->plan == tc_fp8_rowwise_plan)
-        return tc_fail(TC_E_USAGE, "%s of a mixture-of-experts model is not supported yet: "
-                       "v0.12's MoE branch never quantizes the experts to FP8 (docs/moe.md)",
-                       w->config_algo);
-    if (w->calibrated == &tc_fp8_tensor_calibrated_ops)
-        return tc_fail(TC_E_USAGE, "%s of a mixture-of-experts model is not supported yet: the "
-                       "experts' statistics and FP8 expert weights do not exist yet, and v0.12's "
-                       "fp8_quantize maps no MoE layer (docs/moe.md)", w->config_algo);
-    /* What is left calibrates the KV cache only, which the MoE forward pass
-     * serves (fwd_moe.c). */
+        return tc_fail(TC_E_USAGE, "%s of a mixture-of-experts model: TensorRT-LLM cannot run it "
+                       "(v0.12's converter leaves the experts unquantized and later releases "
+                       "refuse it: \"MOE Does not support FP8 rowwise quantize\"); use "
+                       "--use_fp8 (per tensor) for FP8 experts (docs/moe.md)", w->config_algo);
+    /* What is left (weight-only, FP8 per tensor through the experts'
+     * statistics, KV cache calibration) the MoE plan and forward pass
+     * serve (plan_moe.c, fwd_moe.c). */
     return TC_OK;
 }
 

@@ -12,10 +12,24 @@ check_moe.py reads HF_DIR OUT_DIR TP PP MOE_TP MOE_EP LOG
 check_moe.py transposed PLAIN_DIR WOQ_DIR
     --disable_weight_only_quant_plugin experts are [E, K, N]: the plain
     [E, N, K] transposed.
+check_moe.py fp8 HF_DIR STATS.safetensors OUT_DIR TP PP MOE_TP MOE_EP
+    --use_fp8 experts (docs/moe.md) recomputed here: the weight statistics
+    (per expert row maxima) from the source weights; weights_scaling_factor
+    [E_l, 1] = scale of each expert's whole-weight maximum (w1 and w3
+    together for fc); activation_scaling_factor [1] = scale of the maximum
+    over all experts' input statistics (trtconv-stats export); every FP8
+    byte = E4M3 of fl32(w / its expert's scale) (check_fp8_tensor.py's
+    scale and rounding).
+check_moe.py amax STATS.safetensors EXPERT_AMAX.json RTOL
+    trtconv's expert statistics (x, gate/up y, down x of every expert)
+    against transformers' forward pass with ModelOpt's all-tokens-to-all-
+    experts calibration (tests/moe/make_expert_amax.py): each within RTOL of
+    its maximum; prints the worst.
 Plain Python (no numpy)."""
 import glob, json, os, re, struct, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fp8"))
+# check_fp8_tensor (its E4M3 rounding and scale) is imported by the fp8 mode.
 from stread import floats, tensors  # noqa: E402
 
 ES = {"F16": 2, "BF16": 2, "F32": 4, "I8": 1}
@@ -102,6 +116,71 @@ def reads(hf, out, tp, pp, mtp, mep, log):
     print("each rank read exactly its slices: " + " ".join(f"{k} kB" for k in kb[:tp * pp]))
 
 
+def fp8(hf, stats_path, out, tp, pp, mtp, mep):
+    from check_fp8_tensor import f32, scale, to_e4m3
+    src, cfg = source(hf)
+    st = {k: floats(i["dtype"], raw) for k, (i, raw) in tensors(stats_path).items()}
+    L, E, I, H = cfg["num_hidden_layers"], cfg["num_local_experts"], cfg["intermediate_size"], cfg["hidden_size"]
+    El, Il = E // mep, I // mtp
+    val = lambda k: floats(src[k][0]["dtype"], src[k][1])
+    for g in range(L):  # the statistics' weight maxima are the source's
+        hp = f"model.layers.{g}.block_sparse_moe.experts."
+        for lin, w, n, k in (("gate_proj", "w1", I, H), ("up_proj", "w3", I, H), ("down_proj", "w2", H, I)):
+            want = [max(abs(x) for x in val(f"{hp}{e}.{w}.weight")[r * k:(r + 1) * k]) for e in range(E) for r in range(n)]
+            assert st[f"layers.{g}.{lin}.w"] == want, f"layer {g} {lin}.w"
+    n = 0
+    for f in sorted(glob.glob(os.path.join(out, "rank*.safetensors"))):
+        rank = int(re.search(r"rank(\d+)", f).group(1))
+        t = tensors(f)
+        tr, pr = rank % tp, rank // tp
+        qe, qt = tr % mep, tr // mep
+        for loc in range(L // pp):
+            g = pr * (L // pp) + loc
+            pre, hp = f"transformer.layers.{loc}.mlp.", f"model.layers.{g}.block_sparse_moe.experts."
+            for name, ws_of, act in (("fc", ("w3", "w1"), ("gate_proj", "up_proj")), ("proj", ("w2",), ("down_proj",))):
+                scales = [scale(max(abs(x) for w in ws_of for x in val(f"{hp}{e}.{w}.weight")))
+                          for e in range(qe * El, (qe + 1) * El)]
+                wi, wraw = t[pre + name + ".weights_scaling_factor"]
+                assert wi["dtype"] == "F32" and wi["shape"] == [El, 1], f"{f} {pre}{name} scale shape"
+                assert floats("F32", wraw) == scales, f"{f} {pre}{name}.weights_scaling_factor"
+                amax = max(max(st[f"layers.{g}.{a}.x"]) for a in act)
+                ai, araw = t[pre + name + ".activation_scaling_factor"]
+                assert ai["shape"] == [1] and floats("F32", araw) == [scale(amax)], f"{f} {pre}{name}.activation"
+                want = bytearray()
+                for j, e in enumerate(range(qe * El, (qe + 1) * El)):
+                    if name == "fc":
+                        sl = [x for w in ws_of for x in val(f"{hp}{e}.{w}.weight")[qt * Il * H:(qt + 1) * Il * H]]
+                    else:
+                        v = val(f"{hp}{e}.w2.weight")
+                        sl = [v[r * I + c] for r in range(H) for c in range(qt * Il, (qt + 1) * Il)]
+                    want += bytes(to_e4m3(f32(x / scales[j])) for x in sl)
+                qi, qraw = t[pre + name + ".weight"]
+                assert qi["dtype"] == "F8_E4M3" and qraw == bytes(want), f"{f} {pre}{name}.weight bytes"
+                n += 3
+    print(f"{n} FP8 expert tensors equal the reference")
+
+
+def amax(stats_path, ref_path, rtol):
+    st = {k: floats(i["dtype"], raw) for k, (i, raw) in tensors(stats_path).items()}
+    ref = json.load(open(ref_path))
+    worst, where, n = 0.0, "", 0
+    for g, lay in enumerate(ref["layers"]):
+        E = len(lay["experts"])
+        for ours, theirs in (("gate_proj.x", "x"), ("up_proj.x", "x"), ("gate_proj.y", "gate_y"),
+                             ("up_proj.y", "up_y"), ("down_proj.x", "down_x")):
+            got = st[f"layers.{g}.{ours}"]
+            per = len(got) // E
+            for e in range(E):
+                want = lay[theirs] if theirs == "x" else lay["experts"][e][theirs]
+                top = max(abs(v) for v in want)
+                err = max(abs(a - b) for a, b in zip(got[e * per:(e + 1) * per], want)) / top
+                assert len(want) == per and err <= rtol, f"layer {g} expert {e} {ours}: {err:.3g} > {rtol}"
+                if err >= worst:
+                    worst, where = err, f"layer {g} expert {e} {ours}"
+                n += 1
+    print(f"{n} expert statistics within {rtol} of transformers' (worst {worst:.2g}, {where})")
+
+
 def transposed(plain, woq):
     for f in sorted(glob.glob(os.path.join(plain, "rank*.safetensors"))):
         a, b = tensors(f), tensors(os.path.join(woq, os.path.basename(f)))
@@ -122,6 +201,10 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "experts":
         experts(args[0], args[1], *map(int, args[2:6]))
+    elif mode == "amax":
+        amax(args[0], args[1], float(args[2]))
+    elif mode == "fp8":
+        fp8(args[0], args[1], args[2], *map(int, args[3:7]))
     elif mode == "reads":
         reads(args[0], args[1], *map(int, args[2:6]), args[6])
     else:

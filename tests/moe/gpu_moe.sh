@@ -5,6 +5,13 @@
 # unless SKIP_BENCH=1 (CTEST_RE widens the ctest selection).
 set -uo pipefail
 . "$(dirname "$0")/../../bench/gpu_setup.sh"
+# The expert statistics fixture (transformers' forward pass; mpi_moe reads
+# it): made here when absent, and returned under $OUT to be committed.
+if [ ! -f tests/data/moe/expert_amax.json ]; then
+    python3 tests/moe/make_expert_amax.py tests/data/moe/hf_mixtral_tf5 tests/data/moe/logits.json \
+        tests/data/moe/expert_amax.json >"$OUT/make_amax.log" 2>&1 && cp tests/data/moe/expert_amax.json "$OUT/"
+    echo "expert_amax fixture: rc $? $(tail -1 "$OUT/make_amax.log")"
+fi
 (cd build-gpu && ctest -j8 -R "${CTEST_RE:-mpi_moe}" --output-on-failure) >"$OUT/ctest.log" 2>&1
 echo "ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tr '\n' ' ')"
 grep -E "^[0-9/]+ Test" "$OUT/ctest.log" | head -40

@@ -9,8 +9,13 @@
 #    generated 8-expert model on tp 4 = moe_tp 2 x moe_ep 2 and with pp 2:
 #    router, stacked experts checked against the source in plain Python
 #    (tests/moe/check_moe.py); int4 weight-only and the non-plugin path;
-#  - refused: SmoothQuant, FP8 rowwise, calibration; moe_tp x moe_ep != tp,
-#    experts not divisible by moe_ep.
+#  - --use_fp8 of the experts: statistics against transformers' forward
+#    pass (tests/data/moe/expert_amax.json), every scale and FP8 byte against
+#    the plain-Python reference, the statistics of moe_tp and moe_ep within
+#    float16 rounding of each other (the expert outputs are summed in another
+#    order), bit-identical when reused;
+#  - refused: SmoothQuant, FP8 rowwise; moe_tp x moe_ep != tp, experts not
+#    divisible by moe_ep.
 . "$(dirname "$0")/lib.sh"
 M=${TRTCONV_GOLDEN_MOE_DIR:-}
 export FP8_TOOLS=$(cd "$(dirname "$0")/../fp8" && pwd)   # stread.py
@@ -95,6 +100,34 @@ PY
     rm -rf "$WORK/kv1" "$WORK/kv2" "$WORK/kv1.h5"
 done
 
+# --use_fp8 (per tensor) of the experts, as NVIDIA ModelOpt calibrates and
+# exports them (docs/moe.md): calibrated with moe_ep 2 on 2 ranks and with
+# moe_tp 2 and dp 2 on 4 ranks, the statistics reused with moe_ep 2 on 3 ranks.
+STATS_TOOL=${STATS:?}
+run_np 2 --model_dir "$TF" --output_dir "$WORK/f8a" --tp_size 2 --moe_ep_size 2 --use_fp8 \
+    --calib_dataset "$WORK/ids.jsonl" --calib_stats_out "$WORK/f8a.h5" </dev/null &&
+    "$STATS_TOOL" export "$WORK/f8a.h5" --model_dir "$TF" --out "$WORK/f8a.safetensors" &&
+    python3 "$CHECK" amax "$WORK/f8a.safetensors" "$TF/../expert_amax.json" 0.002 >"$WORK/amax.log" 2>&1 &&
+    python3 "$CHECK" fp8 "$TF" "$WORK/f8a.safetensors" "$WORK/f8a" 2 1 1 2 >"$WORK/chk.log" 2>&1 &&
+    "$TRTCONV" verify "$WORK/f8a" >"$WORK/verify.log" 2>&1 &&
+    pass "FP8 experts, moe_ep 2: $(cat "$WORK/amax.log"); $(cat "$WORK/chk.log"); verify ok" ||
+    { fail "FP8 experts moe_ep 2"; cat "$WORK/last.log" "$WORK/amax.log" "$WORK/chk.log" "$WORK/verify.log"; }
+run_np 4 --model_dir "$TF" --output_dir "$WORK/f8b" --tp_size 2 --moe_tp_size 2 --use_fp8 \
+    --calib_dataset "$WORK/ids.jsonl" --calib_stats_out "$WORK/f8b.h5" </dev/null &&
+    "$STATS_TOOL" compare "$WORK/f8b.h5" "$WORK/f8a.h5" --model_dir "$TF" --rtol 0.002 >"$WORK/cmp.log" 2>&1 &&
+    "$STATS_TOOL" export "$WORK/f8b.h5" --model_dir "$TF" --out "$WORK/f8b.safetensors" &&
+    python3 "$CHECK" fp8 "$TF" "$WORK/f8b.safetensors" "$WORK/f8b" 2 1 2 1 >"$WORK/chk.log" 2>&1 &&
+    pass "FP8 experts, moe_tp 2 with dp 2 on 4 ranks: $(cat "$WORK/chk.log"); statistics vs moe_ep 2's: $(tail -1 "$WORK/cmp.log")" ||
+    { fail "FP8 experts moe_tp 2"; cat "$WORK/last.log" "$WORK/cmp.log" "$WORK/chk.log"; }
+run_np 3 --model_dir "$TF" --output_dir "$WORK/f8c" --tp_size 2 --moe_ep_size 2 --use_fp8 \
+    --calib_stats "$WORK/f8a.h5" </dev/null &&
+    python3 "$CHECK" fp8 "$TF" "$WORK/f8a.safetensors" "$WORK/f8c" 2 1 1 2 >"$WORK/chk.log" 2>&1 &&
+    cmp "$WORK/f8a/rank0.safetensors" "$WORK/f8c/rank0.safetensors" &&
+    cmp "$WORK/f8a/rank1.safetensors" "$WORK/f8c/rank1.safetensors" &&
+    pass "FP8 experts from the saved statistics on 3 ranks: the same bytes" ||
+    { fail "FP8 experts from --calib_stats"; cat "$WORK/last.log" "$WORK/chk.log"; }
+rm -rf "$WORK/f8a" "$WORK/f8b" "$WORK/f8c"
+
 # A generated 8-expert model in wider layouts.
 gen --out "$WORK/g8" --experts 8 --top_k 2 --layers 4 --hidden 128 --heads 8 --kv_heads 4 \
     --intermediate 192 --vocab 300 --dtype float16 --shards 3
@@ -142,8 +175,7 @@ refuse() { # refuse WHAT PATTERN ARGS...
         pass "refused: $what" || { fail "$what (rc $rc)"; cat "$WORK/last.log"; }
 }
 refuse "SmoothQuant (as v0.12 cannot)" "smooth_llama_model reads mlp.gate_proj" --smoothquant 0.5
-refuse "FP8 rowwise of experts" "FP8_PER_CHANNEL_PER_TOKEN of a mixture-of-experts model" --use_fp8_rowwise
-refuse "--use_fp8 of experts" "FP8 of a mixture-of-experts model" --use_fp8 --calib_dataset "$WORK/ids.jsonl"
+refuse "FP8 rowwise of experts (as TensorRT-LLM refuses)" "MOE Does not support FP8 rowwise" --use_fp8_rowwise
 refuse "moe_tp x moe_ep != tp" "must equal --tp_size 2" --tp_size 2 --moe_tp_size 2 --moe_ep_size 2
 gen --out "$WORK/g6" --experts 6 --top_k 2 --layers 1 --hidden 64 --heads 4 --intermediate 64 --vocab 64
 rc=0; run_np 1 --model_dir "$WORK/g6" --output_dir "$WORK/bad" --tp_size 4 --moe_ep_size 4 || rc=$?

@@ -15,7 +15,7 @@
 #include "trtconv/quant/sq.h"
 
 static char g_dir[512];
-static const tc_calib_dims DIMS = { 2, 8, 2, 1, 4, 12, 20 }; /* layers hidden heads kv hd inter vocab */
+static const tc_calib_dims DIMS = { 2, 8, 2, 1, 4, 12, 20, 0 }; /* layers hidden heads kv hd inter vocab experts */
 
 START_TEST(offsets_should_tile_the_buffer_without_gaps)
 {
@@ -48,6 +48,59 @@ START_TEST(offsets_should_tile_the_buffer_without_gaps)
     ck_assert_int_eq(tc_calib_in_dim(&DIMS, TC_LIN_O), 8);
     ck_assert_int_eq(tc_calib_out_dim(&DIMS, TC_LIN_K), 4);
     ck_assert_int_eq(tc_calib_in_dim(&DIMS, TC_LIN_DOWN), 12);
+    tc_calib_stats_free(&s);
+}
+END_TEST
+
+START_TEST(moe_statistics_should_stack_the_experts_mlp_only)
+{
+    tc_calib_dims d = DIMS;
+    d.experts = 3;
+    tc_calib_stats s;
+    ck_assert_int_eq(tc_calib_stats_alloc(&d, &s), TC_OK);
+    /* the MLP linears x3: gate/up 3*(8+12+12), down 3*(12+8+8) */
+    ck_assert_uint_eq(s.n, 2 * (24 + 16 + 16 + 24 + 3 * 32 + 3 * 32 + 3 * 28) + (8 + 20 + 20));
+    ck_assert_int_eq(tc_calib_stack(&d, TC_LIN_UP), 3);
+    ck_assert_int_eq(tc_calib_stack(&d, TC_LIN_O), 1);
+    int64_t n;
+    float *gx = tc_calib_get(&s, 1, TC_LIN_GATE, TC_STAT_X, &n);
+    ck_assert_int_eq(n, 3 * 8);
+    ck_assert_ptr_eq(tc_calib_get(&s, 1, TC_LIN_GATE, TC_STAT_Y, &n), gx + 24);
+    ck_assert_int_eq(n, 3 * 12);
+    ck_assert_ptr_eq(tc_calib_get(&s, 1, TC_LIN_UP, TC_STAT_X, NULL), gx + 24 + 36 + 36);
+    /* Every used maximum non-zero except down_proj's y (not collected). */
+    for (size_t i = 0; i < s.n; i++)
+        s.data[i] = 1.0f;
+    for (int64_t L = 0; L < 2; L++) {
+        float *y = tc_calib_get(&s, L, TC_LIN_DOWN, TC_STAT_Y, &n);
+        memset(y, 0, (size_t)n * sizeof *y);
+    }
+    ck_assert_int_eq(tc_calib_stats_check_scales(&s, "t"), TC_OK);
+    memset(tc_calib_get(&s, 1, TC_LIN_UP, TC_STAT_Y, &n), 0, 3 * 12 * sizeof(float));
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_calib_stats_check_scales(&s, "t"), TC_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "layer 1 mlp.up_proj"));
+#if TRTCONV_HAVE_HDF5
+    /* The file names its experts; a dense file does not serve an MoE model. */
+    char path[600], dense[600];
+    snprintf(path, sizeof path, "%s/moe.h5", g_dir);
+    ck_assert_int_eq(tc_calib_stats_write_h5(&s, path), TC_OK);
+    tc_calib_stats r;
+    ck_assert_int_eq(tc_calib_stats_read_h5(path, &d, &r), TC_OK);
+    ck_assert_mem_eq(r.data, s.data, s.n * sizeof(float));
+    tc_calib_stats_free(&r);
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_calib_stats_read_h5(path, &DIMS, &r), TC_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "num_experts = 3"));
+    tc_calib_stats ds;
+    ck_assert_int_eq(tc_calib_stats_alloc(&DIMS, &ds), TC_OK);
+    snprintf(dense, sizeof dense, "%s/dense.h5", g_dir);
+    ck_assert_int_eq(tc_calib_stats_write_h5(&ds, dense), TC_OK);
+    tc_clear_first_error();
+    ck_assert_int_eq(tc_calib_stats_read_h5(dense, &d, &r), TC_E_INPUT);
+    ck_assert_ptr_nonnull(strstr(tc_first_error(), "no expert statistics"));
+    tc_calib_stats_free(&ds);
+#endif
     tc_calib_stats_free(&s);
 }
 END_TEST
@@ -131,6 +184,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, offsets_should_tile_the_buffer_without_gaps);
     tcase_add_test(tc, check_should_name_the_first_layer_with_nan);
+    tcase_add_test(tc, moe_statistics_should_stack_the_experts_mlp_only);
 #if TRTCONV_HAVE_HDF5
     tcase_add_test(tc, hdf5_should_round_trip_and_refuse_another_model);
 #endif

@@ -10,6 +10,13 @@
  * float32, exactly. "Model form": full channel counts, independent of the
  * tp/pp layout that computed them, so one file serves every layout.
  *
+ * Mixture-of-experts models (experts > 1, docs/moe.md): gate_proj, up_proj
+ * and down_proj are the experts' w1, w3 and w2, their statistics stacked
+ * over the experts (expert e's at [e * n, (e + 1) * n), n the per-expert
+ * length). As NVIDIA ModelOpt calibrates them, every expert sees every
+ * calibration token, not only those routed to it. down_proj's y is not
+ * collected (under moe_tp a rank's expert output is a partial sum): zeros.
+ *
  * HDF5 file (written by rank 0, read by rank 0 and broadcast):
  *   /                         attributes: format = "trtconv-calib-stats",
  *                             format_version = 1, model, hidden_size,
@@ -19,7 +26,8 @@
  *                             tokens, max_seq_length, calib_dataset,
  *                             forward_dtype, computed_layout, producer,
  *                             note (statistics are taken before smoothing
- *                             and do not depend on alpha)
+ *                             and do not depend on alpha); num_experts
+ *                             (only for a mixture-of-experts model)
  *   /layers/<L>/<linear>/{x,y,w}   1-D float32 datasets, L = 0..layers-1,
  *                             linear = q_proj k_proj v_proj o_proj
  *                             gate_proj up_proj down_proj
@@ -53,6 +61,7 @@ const char *tc_stat_kind_name(tc_stat_kind k);
 
 typedef struct tc_calib_dims {
     int64_t layers, hidden, heads, kv_heads, head_dim, inter, vocab;
+    int64_t experts;   /* > 1: a mixture-of-experts model (stacked MLP statistics) */
 } tc_calib_dims;
 
 typedef struct tc_calib_stats {
@@ -66,9 +75,12 @@ typedef struct tc_calib_stats {
 
 void tc_calib_dims_from_config(const tc_hf_config *cfg, tc_calib_dims *d);
 
-/* Input / output channel count of a linear (lm_head: hidden -> vocab). */
+/* Input / output channel count of a linear (lm_head: hidden -> vocab), of
+ * one expert for the stacked MLP linears of an MoE model. */
 int64_t tc_calib_in_dim(const tc_calib_dims *d, tc_linear lin);
 int64_t tc_calib_out_dim(const tc_calib_dims *d, tc_linear lin);
+/* How many experts a linear's statistics are stacked over (1: not stacked). */
+int64_t tc_calib_stack(const tc_calib_dims *d, tc_linear lin);
 
 /* Offset (in floats) of one statistic in data; layer -1 with TC_LIN_LM_HEAD. */
 size_t tc_calib_offset(const tc_calib_dims *d, int64_t layer, tc_linear lin, tc_stat_kind k);
@@ -86,7 +98,7 @@ void tc_calib_entry_path(int64_t layer, tc_linear lin, tc_stat_kind k, char *pat
 tc_status tc_calib_stats_alloc(const tc_calib_dims *d, tc_calib_stats *s);
 void tc_calib_stats_free(tc_calib_stats *s); /* accepts a zeroed struct */
 
-/* Borrowed pointer to one statistic; *len gets its length. */
+/* Borrowed pointer to one statistic; *len gets its length (all experts'). */
 float *tc_calib_get(const tc_calib_stats *s, int64_t layer, tc_linear lin, tc_stat_kind k,
                     int64_t *len);
 
@@ -96,9 +108,8 @@ tc_status tc_calib_stats_check(const tc_calib_stats *s, const char *label);
 /* The global statistics a conversion divides by (each decoder linear's
  * input maxima, q_proj's standing for k and v, and every output maxima)
  * are not all zero for any linear: 127 / max would be infinite. Names the
- * layer and linear. no_mlp: a mixture-of-experts model, whose forward pass
- * collects no MLP statistics (fwd_moe.c), so they are not checked. */
-tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label, bool no_mlp);
+ * layer and linear (an MoE model's down_proj y is not collected: skipped). */
+tc_status tc_calib_stats_check_scales(const tc_calib_stats *s, const char *label);
 
 /* HDF5 (see the top of the file). Both fail with TC_E_USAGE when trtconv was
  * built without HDF5. read checks the file's dims against `expect`. */
@@ -108,7 +119,8 @@ tc_status tc_calib_stats_read_h5(const char *path, const tc_calib_dims *expect,
 
 /* Statistics dumped by TensorRT-LLM's capture_activation_range as a
  * safetensors file: "model.layers.L.self_attn.q_proj.x" (F32), ".y" (F32),
- * ".w" (F16), and "lm_head.{x,y,w}" (optional). */
+ * ".w" (F16), and "lm_head.{x,y,w}" (optional). Dense models only (upstream
+ * dumps no experts). */
 tc_status tc_calib_stats_import_safetensors(const char *path, const tc_calib_dims *expect,
                                             tc_calib_stats *out);
 

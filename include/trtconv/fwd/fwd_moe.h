@@ -28,10 +28,19 @@ tc_status tc_fwd_moe_create(const fwd_ops *ops, fwd_backend *b, const fwd_moe_ge
                             fwd_moe **out);
 void tc_fwd_moe_free(fwd_moe *m, const fwd_ops *ops, fwd_backend *b); /* accepts NULL */
 
+/* Calibration: called for every local expert j (0 <= j < E_l) with its
+ * gate (w1 x), up (w3 x) and SiLU product for all T tokens. */
+typedef tc_status (*fwd_moe_stats_fn)(void *ctx, int64_t j, const void *g_buf, const void *u_buf,
+                                      const void *a_buf, int64_t T);
+
 /* p32[T, H] = this rank's share of the block's output for the normed input
  * x [T, H] (dt); g/u/a: [T, I_l] dt scratch of the caller. The caller
- * all-reduces p32 over tp and adds it to the residual. */
+ * all-reduces p32 over tp and adds it to the residual. With stats (else
+ * NULL) every local expert runs on every token, as NVIDIA ModelOpt's
+ * calibration forwards all tokens to all experts (_QuantSparseMoe), and
+ * stats sees each; the output still uses the top-k routing. */
 tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const fwd_moe_weights *w,
-                         const void *x, void *g_buf, void *u_buf, void *a_buf, float *p32, int64_t T);
+                         const void *x, void *g_buf, void *u_buf, void *a_buf, float *p32, int64_t T,
+                         fwd_moe_stats_fn stats, void *stats_ctx);
 
 #endif
