@@ -96,18 +96,21 @@ static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *d
         su.threads = share > 1 ? (int)(share > 64 ? 64 : share) : 1;
     }
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
+    su.stream_layers = !o->calib_by_batch;
     su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "
-               "micro-batches of %lld, %s forward on %s", tok.n_seqs,
+               "micro-batches of %lld, %s forward on %s, %s", tok.n_seqs,
                (long long)tok.offsets[tok.n_seqs], t_load, o->calib_dataset,
-               (long long)o->calib_batch_size, tc_dtype_name(fdt), gpu ? "the GPUs" : "the CPUs");
+               (long long)o->calib_batch_size, tc_dtype_name(fdt), gpu ? "the GPUs" : "the CPUs",
+               su.stream_layers ? "layer by layer" : "micro-batch by micro-batch");
     st = tc_fwd_create(&su, engine);
     if (st == TC_OK)
         st = tc_fwd_enable_stats(*engine);
     st = tc_comm_agree(c, st, "calibration setup");
     if (st == TC_OK) {
-        st = tc_fwd_run(*engine, &tok, o->calib_batch_size, NULL, NULL);
+        st = su.stream_layers ? tc_fwd_calibrate_streamed(*engine, &tok, o->calib_batch_size)
+                              : tc_fwd_run(*engine, &tok, o->calib_batch_size, NULL, NULL);
         if (st != TC_OK) {
             tc_log(TC_LOG_ERROR, "rank %d: calibration forward pass failed; aborting the job",
                    c->rank);

@@ -32,7 +32,7 @@ enum opt_id {
     OPT_USE_EMBEDDING_SHARING, OPT_OUTPUT_DIR, OPT_WORKERS, OPT_MOE_NUM_EXPERTS,
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
-    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
+    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_SCHEDULE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
     OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR,
     OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8, OPT_META_RECIPE
 };
@@ -93,6 +93,7 @@ static const struct option long_options[] = {
     { "target_sm", required_argument, NULL, OPT_TARGET_SM },
     { "quantize_on", required_argument, NULL, OPT_QUANTIZE_ON },
     { "calib_batch_size", required_argument, NULL, OPT_CALIB_BATCH_SIZE },
+    { "calib_schedule", required_argument, NULL, OPT_CALIB_SCHEDULE },
     { "calib_stats_out", required_argument, NULL, OPT_CALIB_STATS_OUT },
     { "calib_stats", required_argument, NULL, OPT_CALIB_STATS },
     { "tokenizer_dir", required_argument, NULL, OPT_TOKENIZER_DIR },
@@ -161,6 +162,8 @@ static const char usage_text[] =
 "                                -1: all)\n"
 "  --calib_max_seq_length N      truncate samples to N tokens (default: 512)\n"
 "  --calib_batch_size N          samples per forward micro-batch (default: 8)\n"
+"  --calib_schedule {layer,batch} calibrate layer by layer, one layer's weights in memory\n"
+"                                (default), or micro-batch by micro-batch through all layers\n"
 "  --calib_stats_out FILE.h5     write the statistics (HDF5) for later reuse\n"
 "  --calib_stats FILE.h5         reuse statistics instead of calibrating\n"
 "  --use_fp8_rowwise             FP8 rowwise weights (FP8_PER_CHANNEL_PER_TOKEN)\n"
@@ -465,6 +468,15 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             break;
         case OPT_CALIB_BATCH_SIZE:
             st = parse_int(err, "calib_batch_size", a, 1, 65536, &o->calib_batch_size);
+            break;
+        case OPT_CALIB_SCHEDULE:
+            if (strcmp(a, "layer") == 0)
+                o->calib_by_batch = false;
+            else if (strcmp(a, "batch") == 0)
+                o->calib_by_batch = true;
+            else
+                return usage_error(err, "--calib_schedule: invalid choice '%s' (choose from "
+                                   "layer, batch)", a);
             break;
         case OPT_CALIB_STATS_OUT: o->calib_stats_out = a; break;
         case OPT_CALIB_STATS: o->calib_stats = a; break;

@@ -2,10 +2,11 @@
  * cell plan, micro-batch loop, tensor/pipeline/data-parallel communication.
  * The arithmetic lives in the backends (fwd_backend.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "trtconv/fwd/fwd.h"
+#include "fwd_internal.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,80 +20,12 @@
 #include "trtconv/core/log.h"
 #include "trtconv/plan/plan.h"
 
-/* Weights are read and uploaded in pieces of at most this many bytes, so the
- * host holds one piece at a time whatever the tensor size. */
-#define FWD_LOAD_CHUNK (16u << 20)
-
-typedef struct layer_weights {
-    void *in_norm, *post_norm;
-    void *qkv, *qkv_bias;
-    void *dense, *dense_bias;
-    void *fc, *gate, *proj;
-    void *router;                  /* mixture of experts (fwd_moe.h): fc/proj are stacked */
-} layer_weights;
-
-struct tc_fwd_engine {
-    const tc_comm *comm;
-    const tc_hf_config *cfg;
-    tc_dtype dt;
-    size_t es;                     /* bytes per activation element */
-    int dp, tp, pp, dp_rank, tp_rank, pp_rank;
-    int64_t layer0, n_layers;
-    int64_t H, inter, vocab, vocab_local, qkv_width;
-    int64_t inter0;                /* model channel of this rank's intermediate slice */
-    int64_t moe_e0, moe_E_l;       /* local experts [e0, e0 + E_l) (mixture of experts) */
-    fwd_attn attn;
-    float eps;
-    fwd_backend *be;
-    const fwd_ops *ops;
-    tc_coll tp_c, pp_c, dp_c;
-    tc_plan *plan;
-
-    /* weights, backend form */
-    void *embed;
-    int64_t emb_row0, emb_rows, emb_col0, emb_cols;
-    bool emb_split;
-    layer_weights *layers;
-    void *ln_f, *lm_head;
-    bool lm_head_shared;
-    bool weights_only;             /* decoder layers only (tc_fwd_setup) */
-
-    /* activations */
-    int64_t max_tokens, max_len;
-    void *h, *x, *qkv, *q, *k, *v, *o, *g, *u, *a, *logits;
-    float *p32, *red;
-    int32_t *d_meta;               /* ids | pos | seq_start | seq_len, 4 * max_tokens */
-    float *d_rope;                 /* cos | sin, 2 * max_len * d/2 */
-    int32_t *h_meta;
-    float *h_rope;
-    float *d_report;               /* f32 copy for sinks */
-    float *h_report;
-    size_t report_elems;
-
-    uint64_t weight_bytes;
-    double load_seconds;
-
-    /* Calibration (tc_fwd_enable_stats): the statistics in model form
-     * (calib_stats.h layout) in backend memory; each rank fills the channels
-     * it computes, the collect step takes the maxima over all ranks. */
-    float *d_stats;
-    fwd_moe *moe;                  /* mixture-of-experts block, or NULL */
-    tc_calib_dims sd;
-
-    /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
-     * wall time to its class (costs throughput; for finding hot spots). */
-    bool profile;
-    double prof_s[16];
-};
-
-enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_FC_GATE, P_SILU,
-                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_STATS, P_COUNT };
 static const char *const prof_names[P_COUNT] = {
     "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
     "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv",
     "calibration maxima" };
 
-#define TRY(x) TC_TRY(x)
+
 
 static void rope_tables(const tc_fwd_engine *e, int64_t len, float *cosv, float *sinv)
 {
@@ -208,9 +141,143 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
     return TC_OK;
 }
 
+/* The tensors of a decoder layer: plan name suffix, field, presence
+ * (REQ always, OPT if the plan has it, DENSE / MOE only for that kind). */
+enum { REQ, OPT, DENSE, MOE };
+static const struct {
+    const char *suffix;
+    size_t field;
+    int presence;
+} layer_tensors[FWD_LAYER_TENSORS] = {
+    { "input_layernorm.weight", offsetof(layer_weights, in_norm), REQ },
+    { "attention.qkv.weight", offsetof(layer_weights, qkv), REQ },
+    { "attention.qkv.bias", offsetof(layer_weights, qkv_bias), OPT },
+    { "attention.dense.weight", offsetof(layer_weights, dense), REQ },
+    { "attention.dense.bias", offsetof(layer_weights, dense_bias), OPT },
+    { "post_layernorm.weight", offsetof(layer_weights, post_norm), REQ },
+    { "mlp.fc.weight", offsetof(layer_weights, fc), REQ },
+    { "mlp.gate.weight", offsetof(layer_weights, gate), DENSE },
+    { "mlp.proj.weight", offsetof(layer_weights, proj), REQ },
+    { "mlp.router.weight", offsetof(layer_weights, router), MOE },
+};
+
+static void **layer_field(layer_weights *w, int k)
+{
+    return (void **)(void *)((char *)w + layer_tensors[k].field);
+}
+
+static bool layer_tensor_optional(const tc_fwd_engine *e, int k)
+{
+    const bool moe = tc_hf_is_moe(e->cfg);
+    const int p = layer_tensors[k].presence;
+    return p == OPT || (p == DENSE && moe) || (p == MOE && !moe);
+}
+
+/* The whole slice of t in the engine's dtype into dst (rows x cols
+ * elements), read in bounded chunks as load_tensor does. */
+static tc_status read_tensor(const tc_fwd_engine *e, const tc_plan_tensor *t, void *dst)
+{
+    const size_t slice_es = tc_dtype_bits(t->slice_dtype) / 8;
+    const size_t row_in = (size_t)t->cols * (slice_es > e->es ? slice_es : e->es);
+    int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_in ? row_in : 1));
+    chunk_rows = chunk_rows < 1 ? 1 : chunk_rows > t->rows ? t->rows : chunk_rows;
+    void *tmp = malloc((size_t)chunk_rows * row_in + 1);
+    float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
+    tc_status st = tmp && scratch ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory reading %s",
+                                                    t->name);
+    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
+        const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
+        const size_t elems = (size_t)nr * (size_t)t->cols;
+        char *out = (char *)dst + (size_t)r * (size_t)t->cols * e->es;
+        st = tc_convert_rows(t, r, nr, tmp, scratch);
+        if (st == TC_OK && t->slice_dtype != e->dt)
+            tc_convert(out, e->dt, tmp, t->slice_dtype, elems);
+        else if (st == TC_OK)
+            memcpy(out, tmp, elems * e->es);
+    }
+    free(tmp);
+    free(scratch);
+    return st;
+}
+
+tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *out)
+{
+    memset(out, 0, sizeof *out);
+    char name[160];
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
+                 layer_tensors[k].suffix);
+        const tc_plan_tensor *t = plan_find(e->plan, name);
+        if (!t) {
+            if (layer_tensor_optional(e, k))
+                continue;
+            tc_fwd_staged_free(out);
+            return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor %s", name);
+        }
+        const size_t n = (size_t)t->rows * (size_t)t->cols;
+        out->host[k] = malloc(n * e->es + 1);
+        tc_status st = out->host[k] ? read_tensor(e, t, out->host[k])
+                                    : tc_fail(TC_E_INTERNAL, "out of host memory staging %s "
+                                              "(%zu elements)", name, n);
+        if (st != TC_OK) {
+            tc_fwd_staged_free(out);
+            return st;
+        }
+        out->elems[k] = n;
+    }
+    return TC_OK;
+}
+
+void tc_fwd_staged_free(fwd_staged_layer *s)
+{
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        free(s->host[k]);
+        s->host[k] = NULL;
+    }
+}
+
+tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged)
+{
+    layer_weights *w = &e->layers[li];
+    const size_t wes = e->ops->weight_elem_bytes(e->dt);
+    char name[160];
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        void **dst = layer_field(w, k);
+        if (!staged) {
+            snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
+                     layer_tensors[k].suffix);
+            TRY(load_tensor(e, name, layer_tensor_optional(e, k), dst, NULL, NULL));
+            continue;
+        }
+        if (!staged->host[k])
+            continue;
+        const size_t n = staged->elems[k];
+        tc_status st = e->ops->alloc(e->be, n * wes, dst);
+        if (st != TC_OK)
+            return tc_fail(TC_E_USAGE, "layer %lld does not fit in this rank's memory next to "
+                           "the calibration set's hidden states (%s: %.1f MiB); see "
+                           "docs/calibration-memory.md", (long long)(e->layer0 + li),
+                           layer_tensors[k].suffix, (double)(n * wes) / 1048576.0);
+        TRY(e->ops->upload_weight(e->be, *dst, 0, staged->host[k], e->dt, n));
+        e->weight_bytes += n * e->es;
+    }
+    return TC_OK;
+}
+
+void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li)
+{
+    layer_weights *w = &e->layers[li];
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        void **p = layer_field(w, k);
+        if (*p) {
+            e->ops->release(e->be, *p);
+            *p = NULL;
+        }
+    }
+}
+
 static tc_status load_weights(tc_fwd_engine *e, const tc_embedding *emb)
 {
-    char name[160];
     if (e->pp_rank == 0 && !e->weights_only) {
         int64_t rows, cols;
         TRY(load_tensor(e, "transformer.vocab_embedding.weight", false, &e->embed, &rows, &cols));
@@ -225,23 +292,8 @@ static tc_status load_weights(tc_fwd_engine *e, const tc_embedding *emb)
     e->layers = calloc((size_t)e->n_layers, sizeof *e->layers);
     if (!e->layers)
         return tc_fail(TC_E_INTERNAL, "out of memory");
-    for (int64_t i = 0; i < e->n_layers; i++) {
-        layer_weights *w = &e->layers[i];
-#define LOAD(field, suffix, opt)                                                       \
-    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)i, suffix); \
-    TRY(load_tensor(e, name, opt, &w->field, NULL, NULL))
-        LOAD(in_norm, "input_layernorm.weight", false);
-        LOAD(qkv, "attention.qkv.weight", false);
-        LOAD(qkv_bias, "attention.qkv.bias", true);
-        LOAD(dense, "attention.dense.weight", false);
-        LOAD(dense_bias, "attention.dense.bias", true);
-        LOAD(post_norm, "post_layernorm.weight", false);
-        LOAD(fc, "mlp.fc.weight", false);
-        LOAD(gate, "mlp.gate.weight", tc_hf_is_moe(e->cfg));
-        LOAD(proj, "mlp.proj.weight", false);
-        LOAD(router, "mlp.router.weight", !tc_hf_is_moe(e->cfg));
-#undef LOAD
-    }
+    for (int64_t i = 0; i < e->n_layers && !e->stream_layers; i++)
+        TRY(tc_fwd_load_layer(e, i, NULL));
     if (e->pp_rank == e->pp - 1 && !e->weights_only) {
         TRY(load_tensor(e, "transformer.ln_f.weight", false, &e->ln_f, NULL, NULL));
         int64_t rows = 0;
@@ -302,6 +354,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     e->comm = s->comm;
     e->weights_only = s->weights_only;
+    e->stream_layers = s->stream_layers && !s->weights_only;
     e->cfg = cfg;
     e->dt = s->dtype;
     e->es = tc_dtype_bits(s->dtype) / 8;
@@ -434,14 +487,8 @@ void tc_fwd_destroy(tc_fwd_engine *e)
         if (e->lm_head && !e->lm_head_shared)
             ops->release(b, e->lm_head);
         tc_fwd_moe_free(e->moe, ops, b);
-        for (int64_t i = 0; e->layers && i < e->n_layers; i++) {
-            layer_weights *w = &e->layers[i];
-            void *ws[] = { w->in_norm, w->post_norm, w->qkv, w->qkv_bias, w->dense, w->dense_bias,
-                           w->fc, w->gate, w->proj, w->router };
-            for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
-                if (ws[j])
-                    ops->release(b, ws[j]);
-        }
+        for (int64_t i = 0; e->layers && i < e->n_layers; i++)
+            tc_fwd_release_layer(e, i);
     }
     tc_coll_free(&e->tp_c);
     tc_coll_free(&e->pp_c);
@@ -476,7 +523,7 @@ void tc_fwd_get_layout(const tc_fwd_engine *e, tc_fwd_layout *out)
 
 /* ---- one micro-batch ---- */
 
-static tc_status setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
+tc_status tc_fwd_setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
                              int64_t *offsets, fwd_batch *bt)
 {
     const int64_t base = t->offsets[s0];
@@ -549,17 +596,6 @@ static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
         return TC_OK;
     return tc_coll_allreduce_sum_f32(&e->tp_c, buf, n, e->red);
 }
-
-/* Run one operation; with profiling, wait for it and charge its class. */
-#define OP(cls, call)                                                         \
-    do {                                                                      \
-        double t0_ = e->profile ? tc_now_seconds() : 0.0;                              \
-        TRY(call);                                                            \
-        if (e->profile) {                                                     \
-            TRY(e->ops->sync(e->be));                                         \
-            e->prof_s[cls] += tc_now_seconds() - t0_;                                  \
-        }                                                                     \
-    } while (0)
 
 void tc_fwd_profile_report(const tc_fwd_engine *e)
 {
@@ -644,7 +680,7 @@ static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
                      e->inter);
 }
 
-static tc_status run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
+tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
 {
     const layer_weights *w = &e->layers[li];
     const int64_t layer = e->layer0 + li;
@@ -693,38 +729,28 @@ static tc_status run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     return TC_OK;
 }
 
-static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch, size_t s0,
-                           size_t s1, int64_t *offsets, tc_fwd_sink sink, void *ctx)
+tc_status tc_fwd_stage_input(tc_fwd_engine *e, const fwd_batch *bt)
 {
     const fwd_ops *ops = e->ops;
     fwd_backend *b = e->be;
-    fwd_batch bt;
-    TRY(setup_batch(e, t, s0, s1, offsets, &bt));
-    const int64_t T = bt.n_tokens, H = e->H;
-    const bool reporter = sink && e->tp_rank == 0;
-    if (e->pp_rank == 0) {
-        OP(P_EMBED, ops->embed(b, e->p32, e->embed, e->dt, e->emb_row0, e->emb_rows, e->emb_col0,
-                               e->emb_cols, H, &bt));
-        if (e->emb_split)
-            TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
-        TRY(ops->round_f32(b, e->h, e->dt, e->p32, (size_t)(T * H)));
-        if (reporter)
-            TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
-    } else {
+    const int64_t T = bt->n_tokens, H = e->H;
+    if (e->pp_rank > 0) {
         OP(P_PIPE, tc_coll_recv(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank - 1));
-    }
-    for (int64_t i = 0; i < e->n_layers; i++) {
-        TRY(run_layer(e, i, &bt));
-        if (reporter)
-            TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
-    }
-    if (e->pp_rank < e->pp - 1) {
-        OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1));
         return TC_OK;
     }
+    OP(P_EMBED, ops->embed(b, e->p32, e->embed, e->dt, e->emb_row0, e->emb_rows, e->emb_col0,
+                           e->emb_cols, H, bt));
+    if (e->emb_split)
+        TRY(tp_allreduce(e, e->p32, (size_t)(T * H)));
+    return ops->round_f32(b, e->h, e->dt, e->p32, (size_t)(T * H));
+}
+
+tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T)
+{
+    const fwd_ops *ops = e->ops;
+    fwd_backend *b = e->be;
+    const int64_t H = e->H;
     TRY(ops->rmsnorm(b, e->x, e->h, e->ln_f, e->dt, T, H, e->eps));
-    if (reporter)
-        TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
     OP(P_LM_HEAD, ops->linear(b, e->logits, false, e->x, e->lm_head, NULL, e->dt, T, e->vocab_local, H));
     if (e->d_stats) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
@@ -734,6 +760,31 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
             OP(P_STATS, stat_cols(e, -1, TC_LIN_LM_HEAD, TC_STAT_Y, c0, e->logits, false, NULL, T,
                                   e->vocab_local, 0, valid));
     }
+    return TC_OK;
+}
+
+static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch, size_t s0,
+                           size_t s1, int64_t *offsets, tc_fwd_sink sink, void *ctx)
+{
+    fwd_batch bt;
+    TRY(tc_fwd_setup_batch(e, t, s0, s1, offsets, &bt));
+    const int64_t T = bt.n_tokens, H = e->H;
+    const bool reporter = sink && e->tp_rank == 0;
+    TRY(tc_fwd_stage_input(e, &bt));
+    if (reporter && e->pp_rank == 0)
+        TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
+    for (int64_t i = 0; i < e->n_layers; i++) {
+        TRY(tc_fwd_run_layer(e, i, &bt));
+        if (reporter)
+            TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
+    }
+    if (e->pp_rank < e->pp - 1) {
+        OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1));
+        return TC_OK;
+    }
+    TRY(tc_fwd_head(e, T));
+    if (reporter)
+        TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
     if (sink) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
         int64_t valid = e->vocab - c0;
@@ -742,7 +793,7 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
         if (valid > 0)
             TRY(report(e, sink, ctx, batch, "logits", -1, c0, e->logits, T, e->vocab_local, 0, valid));
     }
-    return ops->sync(b);
+    return e->ops->sync(e->be);
 }
 
 tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch_size,
@@ -806,41 +857,44 @@ static tc_status expert_weight_stats(tc_fwd_engine *e, int64_t L, const layer_we
     return TC_OK;
 }
 
-/* Row maxima of this rank's weights, written at their model channels (the
- * dense/proj maxima are partial: columns are split over tp). */
-static tc_status stats_weights(tc_fwd_engine *e)
+/* Row maxima of local layer li's weights, written at their model channels
+ * (the dense/proj maxima are partial: columns are split over tp). */
+tc_status tc_fwd_layer_weight_stats(tc_fwd_engine *e, int64_t li)
 {
     const fwd_ops *ops = e->ops;
     fwd_backend *b = e->be;
     const size_t wes = ops->weight_elem_bytes(e->dt);
     const int64_t H = e->H, q = e->attn.heads * e->attn.head_dim;
     const int64_t kv = e->attn.kv_heads * e->attn.head_dim, q0 = (int64_t)e->tp_rank * q;
-    const int64_t kv0 = kv_channel0(e), i0 = (int64_t)e->tp_rank * e->inter;
-    for (int64_t i = 0; i < e->n_layers; i++) {
-        const layer_weights *w = &e->layers[i];
-        const int64_t L = e->layer0 + i;
-        const char *qkv = w->qkv;
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_Q, TC_STAT_W, q0), qkv, e->dt, q, H));
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_K, TC_STAT_W, kv0), qkv + (size_t)(q * H) * wes,
-                             e->dt, kv, H));
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_V, TC_STAT_W, kv0),
-                             qkv + (size_t)((q + kv) * H) * wes, e->dt, kv, H));
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_O, TC_STAT_W, 0), w->dense, e->dt, H, q));
-        if (e->moe) {
-            TRY(expert_weight_stats(e, L, w));
-            continue;
-        }
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, i0), w->fc, e->dt, e->inter, H));
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_UP, TC_STAT_W, i0), w->gate, e->dt, e->inter, H));
-        TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, 0), w->proj, e->dt, H,
-                             e->inter));
-    }
+    const int64_t kv0 = kv_channel0(e), i0 = e->inter0;
+    const layer_weights *w = &e->layers[li];
+    const int64_t L = e->layer0 + li;
+    const char *qkv = w->qkv;
+    TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_Q, TC_STAT_W, q0), qkv, e->dt, q, H));
+    TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_K, TC_STAT_W, kv0), qkv + (size_t)(q * H) * wes,
+                         e->dt, kv, H));
+    TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_V, TC_STAT_W, kv0),
+                         qkv + (size_t)((q + kv) * H) * wes, e->dt, kv, H));
+    TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_O, TC_STAT_W, 0), w->dense, e->dt, H, q));
+    if (e->moe)
+        return expert_weight_stats(e, L, w);
+    TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_GATE, TC_STAT_W, i0), w->fc, e->dt, e->inter, H));
+    TRY(ops->absmax_rows(b, stat_at(e, L, TC_LIN_UP, TC_STAT_W, i0), w->gate, e->dt, e->inter, H));
+    return ops->absmax_rows(b, stat_at(e, L, TC_LIN_DOWN, TC_STAT_W, 0), w->proj, e->dt, H, e->inter);
+}
+
+/* The weight maxima not yet taken: every layer's unless the streamed
+ * schedule took them while each layer was loaded; lm_head's. */
+static tc_status stats_weights(tc_fwd_engine *e)
+{
+    for (int64_t i = 0; i < e->n_layers && !e->layer_stats_taken; i++)
+        TRY(tc_fwd_layer_weight_stats(e, i));
     if (e->pp_rank == e->pp - 1) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
         const int64_t valid = e->vocab - c0 < e->vocab_local ? e->vocab - c0 : e->vocab_local;
         if (valid > 0)
-            TRY(ops->absmax_rows(b, stat_at(e, -1, TC_LIN_LM_HEAD, TC_STAT_W, c0), e->lm_head,
-                                 e->dt, valid, H));
+            TRY(e->ops->absmax_rows(e->be, stat_at(e, -1, TC_LIN_LM_HEAD, TC_STAT_W, c0),
+                                    e->lm_head, e->dt, valid, e->H));
     }
     return TC_OK;
 }

@@ -30,6 +30,11 @@ static tc_status create(const tc_quant_ctx *ctx, tc_fwd_engine *calibrated, void
         return tc_fail(TC_E_INTERNAL, "out of memory");
     }
     f->ctx = *ctx;
+    if (calibrated && !tc_fwd_has_layers(calibrated)) {
+        /* Calibrated layer by layer: the passes load the weights again. */
+        tc_fwd_destroy(calibrated);
+        calibrated = NULL;
+    }
     f->kept = calibrated;
     const tc_quant_method *w = ctx->q->weights;
     f->smoothquant = w->smoothquant;

@@ -47,6 +47,7 @@ typedef struct tc_opts {
     const char *calib_dataset;
     int64_t calib_size, calib_max_seq_length;   /* calib_size -1: all samples */
     int64_t calib_batch_size;     /* samples per micro-batch (new; default 8) */
+    bool calib_by_batch;          /* --calib_schedule batch (default layer: fwd_stream.c) */
     const char *calib_stats_out;  /* HDF5 file to write the statistics to */
     const char *calib_stats;      /* HDF5 file to reuse statistics from */
     const char *tokenizer_dir;    /* tokenizer for text calibration lines; NULL = model dir */

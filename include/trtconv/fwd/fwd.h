@@ -59,6 +59,9 @@ typedef struct tc_fwd_setup {
      * communicators, no activations; not collective. */
     bool weights_only;
     int cell;
+    /* Calibration layer by layer (tc_fwd_calibrate_streamed): the decoder
+     * layers are not loaded here but one at a time while calibrating. */
+    bool stream_layers;
 } tc_fwd_setup;
 
 /* What a rank holds after a micro-batch, reported to a sink (host copies,
@@ -100,6 +103,18 @@ void tc_fwd_profile_report(const tc_fwd_engine *e);
  * by the caller for the model's dims) on every rank. */
 tc_status tc_fwd_enable_stats(tc_fwd_engine *e);
 tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s);
+
+/* Calibration layer by layer (fwd_stream.c; engine created with
+ * stream_layers and tc_fwd_enable_stats): the hidden states of every token
+ * of this rank's data-parallel replica stay in one backend buffer; each
+ * decoder layer is loaded, run over all micro-batches and released, while
+ * a helper thread reads the next layer's slices. The statistics are those
+ * of tc_fwd_run on the same micro-batches, bit for bit. Afterwards the
+ * engine holds no decoder layer (tc_fwd_has_layers). Collective over the
+ * world. */
+tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *tokens,
+                                    int64_t batch_size);
+bool tc_fwd_has_layers(const tc_fwd_engine *e);
 
 /* Weights of local layer i in the backend's memory and representation
  * (fwd_backend.h), for SmoothQuant (sq.c), which smooths them in place.

@@ -1,0 +1,135 @@
+/* fwd_internal.h (private to src/fwd/): the forward engine's state and the
+ * steps its two schedules share. fwd.c runs micro-batch by micro-batch
+ * through every layer (tc_fwd_run); fwd_stream.c runs layer by layer over
+ * the whole calibration set (tc_fwd_calibrate_streamed). Everything in the
+ * struct is owned by the engine (tc_fwd_destroy). */
+#ifndef TRTCONV_FWD_INTERNAL_H
+#define TRTCONV_FWD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/core/log.h"
+#include "trtconv/fwd/backend.h"
+#include "trtconv/fwd/fwd.h"
+#include "trtconv/fwd/fwd_moe.h"
+#include "trtconv/mpi/coll.h"
+#include "trtconv/plan/plan.h"
+
+/* Weights are read and uploaded in pieces of at most this many bytes, so the
+ * host holds one piece at a time whatever the tensor size. */
+#define FWD_LOAD_CHUNK (16u << 20)
+
+typedef struct layer_weights {
+    void *in_norm, *post_norm;
+    void *qkv, *qkv_bias;
+    void *dense, *dense_bias;
+    void *fc, *gate, *proj;
+    void *router;                  /* mixture of experts (fwd_moe.h): fc/proj are stacked */
+} layer_weights;
+
+struct tc_fwd_engine {
+    const tc_comm *comm;
+    const tc_hf_config *cfg;
+    tc_dtype dt;
+    size_t es;                     /* bytes per activation element */
+    int dp, tp, pp, dp_rank, tp_rank, pp_rank;
+    int64_t layer0, n_layers;
+    int64_t H, inter, vocab, vocab_local, qkv_width;
+    int64_t inter0;                /* model channel of this rank's intermediate slice */
+    int64_t moe_e0, moe_E_l;       /* local experts [e0, e0 + E_l) (mixture of experts) */
+    fwd_attn attn;
+    float eps;
+    fwd_backend *be;
+    const fwd_ops *ops;
+    tc_coll tp_c, pp_c, dp_c;
+    tc_plan *plan;
+
+    /* weights, backend form */
+    void *embed;
+    int64_t emb_row0, emb_rows, emb_col0, emb_cols;
+    bool emb_split;
+    layer_weights *layers;
+    void *ln_f, *lm_head;
+    bool lm_head_shared;
+    bool weights_only;             /* decoder layers only (tc_fwd_setup) */
+    bool stream_layers;            /* decoder layers loaded one at a time (fwd_stream.c) */
+    bool layer_stats_taken;        /* their weight maxima were taken while loaded */
+
+    /* activations */
+    int64_t max_tokens, max_len;
+    void *h, *x, *qkv, *q, *k, *v, *o, *g, *u, *a, *logits;
+    float *p32, *red;
+    int32_t *d_meta;               /* ids | pos | seq_start | seq_len, 4 * max_tokens */
+    float *d_rope;                 /* cos | sin, 2 * max_len * d/2 */
+    int32_t *h_meta;
+    float *h_rope;
+    float *d_report;               /* f32 copy for sinks */
+    float *h_report;
+    size_t report_elems;
+
+    uint64_t weight_bytes;
+    double load_seconds;
+
+    /* Calibration (tc_fwd_enable_stats): the statistics in model form
+     * (calib_stats.h layout) in backend memory; each rank fills the channels
+     * it computes, the collect step takes the maxima over all ranks. */
+    float *d_stats;
+    fwd_moe *moe;                  /* mixture-of-experts block, or NULL */
+    tc_calib_dims sd;
+
+    /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
+     * wall time to its class (costs throughput; for finding hot spots). */
+    bool profile;
+    double prof_s[16];
+};
+
+enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_FC_GATE, P_SILU,
+                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_STATS, P_COUNT };
+
+#define TRY(x) TC_TRY(x)
+
+/* Run one operation; with profiling, wait for it and charge its class. */
+#define OP(cls, call)                                                         \
+    do {                                                                      \
+        double t0_ = e->profile ? tc_now_seconds() : 0.0;                     \
+        TRY(call);                                                            \
+        if (e->profile) {                                                     \
+            TRY(e->ops->sync(e->be));                                         \
+            e->prof_s[cls] += tc_now_seconds() - t0_;                         \
+        }                                                                     \
+    } while (0)
+
+/* Upload the metadata and rope tables of sequences [s0, s1) (offsets:
+ * n_seqs + 1 host scratch); bt describes the batch. */
+tc_status tc_fwd_setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
+                             int64_t *offsets, fwd_batch *bt);
+/* Stage input of a batch into e->h: the embedding (first stage) or the
+ * previous stage's hidden state. */
+tc_status tc_fwd_stage_input(tc_fwd_engine *e, const fwd_batch *bt);
+/* Local layer li on the batch, e->h in place (statistics when enabled). */
+tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt);
+/* Last stage: ln_f and lm_head of the batch in e->h (e->x, e->logits),
+ * with lm_head's statistics when enabled. */
+tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T);
+/* A decoder layer's slices read into host memory in the engine's dtype,
+ * in the order of fwd.c's layer table (NULL: the plan has no such tensor). */
+#define FWD_LAYER_TENSORS 10
+typedef struct fwd_staged_layer {
+    void *host[FWD_LAYER_TENSORS];   /* owned (tc_fwd_staged_free) */
+    size_t elems[FWD_LAYER_TENSORS];
+} fwd_staged_layer;
+
+/* Read local layer li's slices (the plan's pieces, from the source files)
+ * into host memory; touches no backend state, so a helper thread may run
+ * it while the engine computes. */
+tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *out);
+void tc_fwd_staged_free(fwd_staged_layer *s);
+/* Local layer li's weights into backend memory (tc_fwd_release_layer frees
+ * them): from `staged`, or read here in bounded chunks when it is NULL. */
+tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged);
+void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li);
+/* Row maxima of local layer li's weights into the statistics. */
+tc_status tc_fwd_layer_weight_stats(tc_fwd_engine *e, int64_t li);
+
+#endif
