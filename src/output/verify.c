@@ -126,12 +126,23 @@ static void expect_linear(expect_list *l, const model_desc *m, int64_t i, const 
 }
 
 /* A stacked-experts linear [E, N, K] (plan_moe.c), as weight-only
- * quantization stores it when it does ([E, K, N*bits/8] + scales [E, N]). */
+ * quantization stores it when it does ([E, K, N*bits/8] + scales [E, N]),
+ * or FP8 per tensor (F8 [E, N, K], one weight scale per expert [E, 1] and
+ * one activation scale [1]; docs/moe.md). */
 static void expect_experts(expect_list *l, const model_desc *m, int64_t i, const char *lin,
                            int64_t E, int64_t N, int64_t K)
 {
     const char *pre = "transformer.layers";
     const int64_t bits = m->woq_bits;
+    if (m->fp8_tensor) {
+        expect(l, false, TC_DT_F8_E4M3, 3, E, N, "%s.%lld.%s.weight", pre, (long long)i, lin);
+        l->v[l->n - 1].shape[2] = K;
+        expect(l, false, TC_DT_F32, 2, E, 1, "%s.%lld.%s.weights_scaling_factor", pre,
+               (long long)i, lin);
+        expect(l, false, TC_DT_F32, 1, 1, 0, "%s.%lld.%s.activation_scaling_factor", pre,
+               (long long)i, lin);
+        return;
+    }
     expect(l, false, bits && !m->woq_plain ? TC_DT_I8 : m->dt, 3, E, bits ? K : N,
            "%s.%lld.%s.weight", pre, (long long)i, lin);
     l->v[l->n - 1].shape[2] = bits ? (m->woq_plain ? N : N * bits / 8) : K;
