@@ -97,6 +97,9 @@ static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *d
     }
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
     su.stream_layers = !o->calib_by_batch;
+    /* SmoothQuant's passes smooth and quantize the calibrated weights: keep
+     * them if they fit rather than read them again (sq_flow.c). */
+    su.keep_layers = j->s.quant.weights->smoothquant;
     su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "

@@ -200,39 +200,63 @@ static tc_status read_tensor(const tc_fwd_engine *e, const tc_plan_tensor *t, vo
     return st;
 }
 
-tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *out)
+static const tc_plan_tensor *layer_tensor(const tc_fwd_engine *e, int64_t li, int k)
 {
-    memset(out, 0, sizeof *out);
     char name[160];
+    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
+             layer_tensors[k].suffix);
+    return plan_find(e->plan, name);
+}
+
+tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
+{
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
-                 layer_tensors[k].suffix);
-        const tc_plan_tensor *t = plan_find(e->plan, name);
-        if (!t) {
-            if (layer_tensor_optional(e, k))
-                continue;
-            tc_fwd_staged_free(out);
-            return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor %s", name);
+        const tc_plan_tensor *t = layer_tensor(e, li, k);
+        if (!t && !layer_tensor_optional(e, k))
+            return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor "
+                           "transformer.layers.%lld.%s", (long long)li, layer_tensors[k].suffix);
+        const size_t need = t ? (size_t)t->rows * (size_t)t->cols * e->es : 0;
+        if (need <= s->cap[k])
+            continue;
+        if (s->host[k]) {
+            e->ops->unpin_host(e->be, s->host[k]);
+            free(s->host[k]);
         }
-        const size_t n = (size_t)t->rows * (size_t)t->cols;
-        out->host[k] = malloc(n * e->es + 1);
-        tc_status st = out->host[k] ? read_tensor(e, t, out->host[k])
-                                    : tc_fail(TC_E_INTERNAL, "out of host memory staging %s "
-                                              "(%zu elements)", name, n);
-        if (st != TC_OK) {
-            tc_fwd_staged_free(out);
-            return st;
-        }
-        out->elems[k] = n;
+        s->host[k] = malloc(need);
+        s->cap[k] = s->host[k] ? need : 0;
+        if (!s->host[k])
+            return tc_fail(TC_E_INTERNAL, "out of host memory staging %s (%zu bytes)", t->name,
+                           need);
+        e->ops->pin_host(e->be, s->host[k], need);
     }
     return TC_OK;
 }
 
-void tc_fwd_staged_free(fwd_staged_layer *s)
+tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
 {
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        free(s->host[k]);
+        const tc_plan_tensor *t = layer_tensor(e, li, k);
+        s->elems[k] = 0;
+        if (!t)
+            continue; /* optional (tc_fwd_staged_reserve checked) */
+        const size_t n = (size_t)t->rows * (size_t)t->cols;
+        if (n * e->es > s->cap[k])
+            return tc_fail(TC_E_INTERNAL, "%s: staging buffer not reserved", t->name);
+        TRY(read_tensor(e, t, s->host[k]));
+        s->elems[k] = n;
+    }
+    return TC_OK;
+}
+
+void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s)
+{
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        if (s->host[k]) {
+            e->ops->unpin_host(e->be, s->host[k]);
+            free(s->host[k]);
+        }
         s->host[k] = NULL;
+        s->cap[k] = 0;
     }
 }
 
@@ -249,8 +273,8 @@ tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer
             TRY(load_tensor(e, name, layer_tensor_optional(e, k), dst, NULL, NULL));
             continue;
         }
-        if (!staged->host[k])
-            continue;
+        if (!staged->elems[k])
+            continue; /* an optional tensor the plan does not have */
         const size_t n = staged->elems[k];
         tc_status st = e->ops->alloc(e->be, n * wes, dst);
         if (st != TC_OK)
@@ -355,6 +379,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->comm = s->comm;
     e->weights_only = s->weights_only;
     e->stream_layers = s->stream_layers && !s->weights_only;
+    e->keep_layers = s->keep_layers;
     e->cfg = cfg;
     e->dt = s->dtype;
     e->es = tc_dtype_bits(s->dtype) / 8;
@@ -523,8 +548,24 @@ void tc_fwd_get_layout(const tc_fwd_engine *e, tc_fwd_layout *out)
 
 /* ---- one micro-batch ---- */
 
+size_t tc_fwd_meta_bytes(const tc_fwd_engine *e)
+{
+    return 4 * (size_t)e->max_tokens * sizeof(int32_t);
+}
+
+size_t tc_fwd_rope_bytes(const tc_fwd_engine *e)
+{
+    return 2 * (size_t)e->max_len * (size_t)(e->attn.head_dim / 2) * sizeof(float);
+}
+
 tc_status tc_fwd_setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
                              int64_t *offsets, fwd_batch *bt)
+{
+    return tc_fwd_setup_batch_into(e, t, s0, s1, offsets, e->d_meta, e->d_rope, bt);
+}
+
+tc_status tc_fwd_setup_batch_into(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
+                                  int64_t *offsets, int32_t *d_meta, float *d_rope, fwd_batch *bt)
 {
     const int64_t base = t->offsets[s0];
     const int64_t T = t->offsets[s1] - base;
@@ -547,9 +588,9 @@ tc_status tc_fwd_setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0,
     }
     const int64_t half = e->attn.head_dim / 2;
     rope_tables(e, max_len, e->h_rope, e->h_rope + max_len * half);
-    int32_t *d = e->d_meta;
+    int32_t *d = d_meta;
     TRY(e->ops->upload(e->be, d, e->h_meta, 4 * (size_t)M * sizeof(int32_t)));
-    TRY(e->ops->upload(e->be, e->d_rope, e->h_rope, 2 * (size_t)(max_len * half) * sizeof(float)));
+    TRY(e->ops->upload(e->be, d_rope, e->h_rope, 2 * (size_t)(max_len * half) * sizeof(float)));
     bt->n_tokens = T;
     bt->n_seqs = (int)(s1 - s0);
     bt->max_len = max_len;
@@ -558,8 +599,8 @@ tc_status tc_fwd_setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0,
     bt->pos = d + e->max_tokens;
     bt->seq_start = d + 2 * e->max_tokens;
     bt->seq_len = d + 3 * e->max_tokens;
-    bt->cos = e->d_rope;
-    bt->sin = e->d_rope + max_len * half;
+    bt->cos = d_rope;
+    bt->sin = d_rope + max_len * half;
     return TC_OK;
 }
 

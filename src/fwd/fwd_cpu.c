@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "trtconv/fwd/backend.h"
 #include "trtconv/core/log.h"
 
@@ -135,6 +136,23 @@ static void *cpu_stream(fwd_backend *b)
 {
     (void)b;
     return NULL;
+}
+
+static size_t cpu_mem_available(fwd_backend *b)
+{
+    (void)b;
+    const long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
+}
+
+static void cpu_pin_host(fwd_backend *b, void *p, size_t bytes)
+{
+    (void)b; (void)p; (void)bytes;
+}
+
+static void cpu_unpin_host(fwd_backend *b, void *p)
+{
+    (void)b; (void)p;
 }
 
 static size_t cpu_weight_elem_bytes(tc_dtype dt)
@@ -600,6 +618,9 @@ static const fwd_ops cpu_ops = {
     .download = cpu_copy,
     .sync = cpu_sync,
     .stream = cpu_stream,
+    .mem_available = cpu_mem_available,
+    .pin_host = cpu_pin_host,
+    .unpin_host = cpu_unpin_host,
     .weight_elem_bytes = cpu_weight_elem_bytes,
     .upload_weight = cpu_upload_weight,
     .embed = cpu_embed,

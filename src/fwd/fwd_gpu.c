@@ -117,6 +117,27 @@ static void *gpu_stream(fwd_backend *b)
     return ((gpu_backend *)b)->stream;
 }
 
+static size_t gpu_mem_available(fwd_backend *b)
+{
+    (void)b;
+    size_t free_b = 0, total = 0;
+    return cudaMemGetInfo(&free_b, &total) == cudaSuccess ? free_b : 0;
+}
+
+static void gpu_pin_host(fwd_backend *b, void *p, size_t bytes)
+{
+    (void)b;
+    if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess)
+        (void)cudaGetLastError(); /* stays pageable: slower uploads only */
+}
+
+static void gpu_unpin_host(fwd_backend *b, void *p)
+{
+    (void)b;
+    if (cudaHostUnregister(p) != cudaSuccess)
+        (void)cudaGetLastError();
+}
+
 static size_t gpu_weight_elem_bytes(tc_dtype dt)
 {
     return tc_dtype_bits(dt) / 8;
@@ -335,6 +356,9 @@ static const fwd_ops gpu_ops = {
     .download = gpu_download,
     .sync = gpu_sync,
     .stream = gpu_stream,
+    .mem_available = gpu_mem_available,
+    .pin_host = gpu_pin_host,
+    .unpin_host = gpu_unpin_host,
     .weight_elem_bytes = gpu_weight_elem_bytes,
     .upload_weight = gpu_upload_weight,
     .embed = gpu_embed,

@@ -54,6 +54,7 @@ struct tc_fwd_engine {
     bool lm_head_shared;
     bool weights_only;             /* decoder layers only (tc_fwd_setup) */
     bool stream_layers;            /* decoder layers loaded one at a time (fwd_stream.c) */
+    bool keep_layers;              /* ... and kept when they all fit (tc_fwd_setup) */
     bool layer_stats_taken;        /* their weight maxima were taken while loaded */
 
     /* activations */
@@ -104,6 +105,12 @@ enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_F
  * n_seqs + 1 host scratch); bt describes the batch. */
 tc_status tc_fwd_setup_batch(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
                              int64_t *offsets, fwd_batch *bt);
+/* The same into caller-owned backend buffers of tc_fwd_meta_bytes and
+ * tc_fwd_rope_bytes (a batch set up once and run through many layers). */
+tc_status tc_fwd_setup_batch_into(tc_fwd_engine *e, const tc_token_set *t, size_t s0, size_t s1,
+                                  int64_t *offsets, int32_t *d_meta, float *d_rope, fwd_batch *bt);
+size_t tc_fwd_meta_bytes(const tc_fwd_engine *e);
+size_t tc_fwd_rope_bytes(const tc_fwd_engine *e);
 /* Stage input of a batch into e->h: the embedding (first stage) or the
  * previous stage's hidden state. */
 tc_status tc_fwd_stage_input(tc_fwd_engine *e, const fwd_batch *bt);
@@ -113,18 +120,24 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt);
  * with lm_head's statistics when enabled. */
 tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T);
 /* A decoder layer's slices read into host memory in the engine's dtype,
- * in the order of fwd.c's layer table (NULL: the plan has no such tensor). */
+ * in the order of fwd.c's layer table (elems 0: the plan has no such
+ * tensor). The buffers are reused from layer to layer (all layers have the
+ * same shapes) and pinned for the GPU. */
 #define FWD_LAYER_TENSORS 10
 typedef struct fwd_staged_layer {
     void *host[FWD_LAYER_TENSORS];   /* owned (tc_fwd_staged_free) */
+    size_t cap[FWD_LAYER_TENSORS];   /* bytes of host[k] */
     size_t elems[FWD_LAYER_TENSORS];
 } fwd_staged_layer;
 
+/* Grow the buffers of s to hold local layer li (calling thread: the
+ * engine's; pins through the backend). */
+tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s);
 /* Read local layer li's slices (the plan's pieces, from the source files)
- * into host memory; touches no backend state, so a helper thread may run
- * it while the engine computes. */
-tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *out);
-void tc_fwd_staged_free(fwd_staged_layer *s);
+ * into the reserved buffers; touches no backend state, so a helper thread
+ * may run it while the engine computes. */
+tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s);
+void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s);
 /* Local layer li's weights into backend memory (tc_fwd_release_layer frees
  * them): from `staged`, or read here in bounded chunks when it is NULL. */
 tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged);

@@ -7,9 +7,12 @@
  * are 2 GiB), and only one decoder layer's weights are resident at a time,
  * whatever the model's depth. Each micro-batch's slice of that buffer is
  * the engine's residual stream (e->h) while the batch runs, so nothing is
- * copied between layers. A helper thread reads layer L+1's slices from the
- * source files into host memory while layer L computes; they are uploaded
- * once layer L is released.
+ * copied between layers; each batch's metadata and rope tables are uploaded
+ * once, not once per layer. A helper thread reads layer L+1's slices from
+ * the source files into (reused, pinned) host buffers while layer L
+ * computes; they are uploaded once layer L is released. With keep_layers
+ * (SmoothQuant, whose passes use the weights again) the layers stay
+ * resident when all of them fit, as the micro-batch schedule holds them.
  *
  * Pipeline stages pass the whole set: stage s runs all its layers, then
  * sends every batch's hidden states to stage s+1, which waits for them. The
@@ -73,21 +76,48 @@ bool tc_fwd_has_layers(const tc_fwd_engine *e)
 
 /* The micro-batches of this replica: batch bi = dp_rank + k dp holds
  * sequences [bi B, min((bi + 1) B, n)); tok0[k] is its first token in the
- * replica's buffer, tok0[n_local] the replica's token count. */
+ * replica's buffer, tok0[n_local] the replica's token count; each batch's
+ * metadata lives in its own backend buffers for the whole schedule. */
 typedef struct replica_batches {
     int64_t n_local;
     int64_t *bi, *tok0;
+    int64_t **offsets;             /* host, per batch: n_seqs + 1 */
+    int32_t **meta;                /* backend, per batch */
+    float **rope;                  /* backend, per batch */
+    fwd_batch *bt;
 } replica_batches;
 
-static tc_status replica_batches_make(const tc_fwd_engine *e, const tc_token_set *t,
+static void replica_batches_free(tc_fwd_engine *e, replica_batches *r)
+{
+    for (int64_t k = 0; k < r->n_local; k++) {
+        if (r->offsets)
+            free(r->offsets[k]);
+        if (r->meta && r->meta[k])
+            e->ops->release(e->be, r->meta[k]);
+        if (r->rope && r->rope[k])
+            e->ops->release(e->be, r->rope[k]);
+    }
+    free(r->offsets);
+    free(r->meta);
+    free(r->rope);
+    free(r->bt);
+    free(r->bi);
+    free(r->tok0);
+}
+
+static tc_status replica_batches_make(tc_fwd_engine *e, const tc_token_set *t,
                                       int64_t batch_size, replica_batches *r)
 {
     const int64_t nb = tc_fwd_batch_count(t, batch_size);
     const int64_t n = nb > e->dp_rank ? (nb - e->dp_rank + e->dp - 1) / e->dp : 0;
     r->n_local = n;
-    r->bi = malloc(((size_t)n + 1) * sizeof *r->bi);
-    r->tok0 = malloc(((size_t)n + 1) * sizeof *r->tok0);
-    if (!r->bi || !r->tok0)
+    r->bi = calloc((size_t)n + 1, sizeof *r->bi);
+    r->tok0 = calloc((size_t)n + 1, sizeof *r->tok0);
+    r->offsets = calloc((size_t)n + 1, sizeof *r->offsets);
+    r->meta = calloc((size_t)n + 1, sizeof *r->meta);
+    r->rope = calloc((size_t)n + 1, sizeof *r->rope);
+    r->bt = calloc((size_t)n + 1, sizeof *r->bt);
+    if (!r->bi || !r->tok0 || !r->offsets || !r->meta || !r->rope || !r->bt)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     int64_t tok = 0;
     for (int64_t k = 0; k < n; k++) {
@@ -101,57 +131,74 @@ static tc_status replica_batches_make(const tc_fwd_engine *e, const tc_token_set
         r->bi[k] = bi;
         r->tok0[k] = tok;
         tok += T;
+        r->offsets[k] = malloc(((size_t)batch_size + 1) * sizeof **r->offsets);
+        if (!r->offsets[k])
+            return tc_fail(TC_E_INTERNAL, "out of memory");
+        TRY(e->ops->alloc(e->be, tc_fwd_meta_bytes(e), (void **)&r->meta[k]));
+        TRY(e->ops->alloc(e->be, tc_fwd_rope_bytes(e), (void **)&r->rope[k]));
+        TRY(tc_fwd_setup_batch_into(e, t, s0, s1, r->offsets[k], r->meta[k], r->rope[k],
+                                    &r->bt[k]));
     }
     r->tok0[n] = tok;
     return TC_OK;
 }
 
-/* Point the residual stream at batch k's rows of the set and upload its
- * metadata. */
-static tc_status enter_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch_size,
-                             const replica_batches *r, int64_t k, char *set, int64_t *offsets,
-                             fwd_batch *bt)
+/* Point the residual stream at batch k's rows of the set. */
+static void enter_batch(tc_fwd_engine *e, const replica_batches *r, int64_t k, char *set)
 {
-    const size_t s0 = (size_t)(r->bi[k] * batch_size);
-    const size_t s1 = s0 + (size_t)batch_size < t->n_seqs ? s0 + (size_t)batch_size : t->n_seqs;
     e->h = set + (size_t)r->tok0[k] * (size_t)e->H * e->es;
-    return tc_fwd_setup_batch(e, t, s0, s1, offsets, bt);
 }
 
-static tc_status run_layers(tc_fwd_engine *e, const tc_token_set *t, int64_t batch_size,
-                            const replica_batches *r, char *set, int64_t *offsets, prefetch *pf)
+/* Keep the layers resident (keep_layers) when, after layer 0, the others
+ * fit with a tenth of the free memory and 1 GiB to spare. */
+static bool keep_all(tc_fwd_engine *e, uint64_t layer_bytes)
 {
-    fwd_batch bt;
+    if (!e->keep_layers)
+        return false;
+    const double need = (double)layer_bytes * (double)(e->n_layers - 1);
+    const double avail = (double)e->ops->mem_available(e->be);
+    return need + 0.1 * avail + (double)(1u << 30) <= avail;
+}
+
+static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, char *set, prefetch *pf)
+{
     for (int64_t k = 0; k < r->n_local; k++) {
-        TRY(enter_batch(e, t, batch_size, r, k, set, offsets, &bt));
-        TRY(tc_fwd_stage_input(e, &bt));
+        enter_batch(e, r, k, set);
+        TRY(tc_fwd_stage_input(e, &r->bt[k]));
     }
-    if (e->n_layers > 0)
+    if (e->n_layers > 0) {
+        TRY(tc_fwd_staged_reserve(e, 0, &pf->staged));
         TRY(prefetch_start(pf, e, 0));
+    }
+    bool keep = false;
     for (int64_t li = 0; li < e->n_layers; li++) {
+        const uint64_t before = e->weight_bytes;
         tc_status st = prefetch_join(pf);
         if (st == TC_OK)
             st = tc_fwd_load_layer(e, li, &pf->staged);
-        tc_fwd_staged_free(&pf->staged);
+        if (st == TC_OK && li == 0)
+            keep = keep_all(e, e->weight_bytes - before);
+        if (st == TC_OK && li + 1 < e->n_layers)
+            st = tc_fwd_staged_reserve(e, li + 1, &pf->staged);
         if (st == TC_OK && li + 1 < e->n_layers)
             st = prefetch_start(pf, e, li + 1);
         if (st == TC_OK)
             st = tc_fwd_layer_weight_stats(e, li);
         for (int64_t k = 0; st == TC_OK && k < r->n_local; k++) {
-            st = enter_batch(e, t, batch_size, r, k, set, offsets, &bt);
-            if (st == TC_OK)
-                st = tc_fwd_run_layer(e, li, &bt);
+            enter_batch(e, r, k, set);
+            st = tc_fwd_run_layer(e, li, &r->bt[k]);
         }
         if (st == TC_OK)
             st = e->ops->sync(e->be);
-        tc_fwd_release_layer(e, li);
+        if (!keep || st != TC_OK)
+            tc_fwd_release_layer(e, li);
         if (st != TC_OK)
             return st;
     }
     e->layer_stats_taken = true;
     for (int64_t k = 0; k < r->n_local; k++) {
         const int64_t T = r->tok0[k + 1] - r->tok0[k];
-        e->h = set + (size_t)r->tok0[k] * (size_t)e->H * e->es;
+        enter_batch(e, r, k, set);
         if (e->pp_rank < e->pp - 1)
             OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * e->H) * e->es, e->pp_rank + 1));
         else
@@ -167,33 +214,30 @@ tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *t, int
                        "or statistics");
     if (batch_size < 1)
         return tc_fail(TC_E_USAGE, "batch size must be at least 1");
-    replica_batches r = { 0, NULL, NULL };
-    int64_t *offsets = malloc(((size_t)batch_size + 1) * sizeof *offsets);
-    tc_status st = offsets ? replica_batches_make(e, t, batch_size, &r)
-                           : tc_fail(TC_E_INTERNAL, "out of memory");
+    replica_batches r;
+    memset(&r, 0, sizeof r);
+    tc_status st = replica_batches_make(e, t, batch_size, &r);
     void *set = NULL;
-    const size_t set_bytes = (size_t)(r.tok0 ? r.tok0[r.n_local] : 0) * (size_t)e->H * e->es;
+    const int64_t tokens = r.tok0 ? r.tok0[r.n_local] : 0;
+    const size_t set_bytes = (size_t)tokens * (size_t)e->H * e->es;
     if (st == TC_OK && e->ops->alloc(e->be, set_bytes, &set) != TC_OK)
         st = tc_fail(TC_E_USAGE, "the hidden states of this rank's calibration tokens (%lld "
                      "tokens x %lld x %zu bytes = %.2f GiB) do not fit in its %s memory: "
                      "calibrate on fewer tokens (--calib_size, --calib_max_seq_length) or on "
-                     "more data-parallel ranks (docs/calibration-memory.md)",
-                     (long long)r.tok0[r.n_local], (long long)e->H, e->es,
-                     (double)set_bytes / (1024.0 * 1024.0 * 1024.0), e->ops->name);
+                     "more data-parallel ranks (docs/calibration-memory.md)", (long long)tokens,
+                     (long long)e->H, e->es, (double)set_bytes / (1024.0 * 1024.0 * 1024.0),
+                     e->ops->name);
     void *own_h = e->h;
     prefetch pf;
     memset(&pf, 0, sizeof pf);
     if (st == TC_OK)
-        st = run_layers(e, t, batch_size, &r, set, offsets, &pf);
+        st = run_layers(e, &r, set, &pf);
     prefetch_join(&pf);
-    tc_fwd_staged_free(&pf.staged);
     e->h = own_h;
-    if (set) {
-        e->ops->sync(e->be);
+    e->ops->sync(e->be);
+    tc_fwd_staged_free(e, &pf.staged);
+    if (set)
         e->ops->release(e->be, set);
-    }
-    free(r.bi);
-    free(r.tok0);
-    free(offsets);
+    replica_batches_free(e, &r);
     return st;
 }

@@ -49,6 +49,13 @@ typedef struct fwd_ops {
     tc_status (*download)(fwd_backend *b, void *host, const void *src, size_t bytes);
     tc_status (*sync)(fwd_backend *b);
     void *(*stream)(fwd_backend *b);      /* cudaStream_t, or NULL */
+    /* Bytes the backend could still allocate (the GPU's free memory; the
+     * host's available memory for the CPU). */
+    size_t (*mem_available)(fwd_backend *b);
+    /* Make a host buffer faster to upload from (page-locked on the GPU;
+     * nothing on the CPU) until unpin_host; failure only costs speed. */
+    void (*pin_host)(fwd_backend *b, void *p, size_t bytes);
+    void (*unpin_host)(fwd_backend *b, void *p);
     /* Weights: a tensor of n elements of model dtype dt takes
      * n * weight_elem_bytes(dt) bytes of backend memory (alloc); upload_weight
      * fills elements [off, off + n) of it from a host slice in dtype dt. */

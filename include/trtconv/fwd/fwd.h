@@ -60,8 +60,10 @@ typedef struct tc_fwd_setup {
     bool weights_only;
     int cell;
     /* Calibration layer by layer (tc_fwd_calibrate_streamed): the decoder
-     * layers are not loaded here but one at a time while calibrating. */
-    bool stream_layers;
+     * layers are not loaded here but one at a time while calibrating, and
+     * released after their turn unless keep_layers is set and all of them
+     * fit in the backend's memory (a method that reuses the weights). */
+    bool stream_layers, keep_layers;
 } tc_fwd_setup;
 
 /* What a rank holds after a micro-batch, reported to a sink (host copies,

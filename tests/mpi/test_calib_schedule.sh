@@ -1,0 +1,51 @@
+#!/bin/bash
+# The two calibration schedules (fwd_stream.c; docs/calibration-memory.md):
+# layer by layer (the default: one decoder layer resident, the hidden
+# states of the whole set in one buffer) and micro-batch by micro-batch
+# (--calib_schedule batch) give bit-identical statistics and rank files:
+#  - SmoothQuant per-channel per-token + INT8 KV, and FP8 per tensor with a
+#    calibrated FP8 KV scale, on 1 rank, tp 2, pp 2, tp 2 x pp 2 and
+#    pp 2 x dp 2 (4 ranks), micro-batches of 3 sequences of uneven length;
+#  - an 8-expert MoE model with --use_fp8 on moe_ep 2 and moe_tp 2 x dp 2;
+#  - an unknown schedule is refused.
+. "$(dirname "$0")/lib.sh"
+STATS_TOOL=${STATS:?}
+gen --out "$WORK/m" --layers 4 --hidden 128 --heads 8 --kv_heads 4 --intermediate 256 --vocab 300 \
+    --dtype float16
+gen --out "$WORK/moe" --experts 8 --top_k 2 --layers 2 --hidden 128 --heads 8 --kv_heads 4 \
+    --intermediate 192 --vocab 300 --dtype float16
+python3 - >"$WORK/ids.jsonl" <<'PY'
+import json, random
+r = random.Random(1)
+for _ in range(13):
+    print(json.dumps({"input_ids": [r.randrange(300) for _ in range(r.randrange(5, 40))]}))
+PY
+both() { # both NAME MODEL NP ARGS...: each schedule; statistics and rank files compared
+    local name=$1 model=$2 np=$3 sch ok=1
+    shift 3
+    for sch in layer batch; do
+        run_np "$np" --model_dir "$model" --output_dir "$WORK/o_$sch" --calib_dataset "$WORK/ids.jsonl" \
+            --calib_batch_size 3 --calib_stats_out "$WORK/s_$sch.h5" --calib_schedule $sch \
+            --overwrite "$@" </dev/null || { ok=0; cat "$WORK/last.log"; }
+        [ $sch = layer ] && ! grep -q "layer by layer" "$WORK/last.log" && ok=0
+    done
+    [ $ok = 1 ] && "$STATS_TOOL" compare "$WORK/s_layer.h5" "$WORK/s_batch.h5" --model_dir "$model" \
+        >"$WORK/cmp.log" 2>&1 && same_ranks "$WORK/o_batch" "$WORK/o_layer" &&
+        pass "$name: statistics and rank files bit-identical in both schedules" ||
+        { fail "$name"; cat "$WORK/cmp.log"; }
+    rm -rf "$WORK/o_layer" "$WORK/o_batch" "$WORK"/s_*.h5
+}
+SQ="--smoothquant 0.5 --per_channel --per_token --int8_kv_cache"
+FP8="--use_fp8 --fp8_kv_cache --calibrate_fp8_kv_scale"
+for lay in "1 1 1" "2 2 1" "2 1 2" "4 2 2" "4 1 2"; do
+    set -- $lay
+    both "SmoothQuant, $1 rank(s) tp $2 pp $3" "$WORK/m" $1 --tp_size $2 --pp_size $3 $SQ
+    both "FP8, $1 rank(s) tp $2 pp $3" "$WORK/m" $1 --tp_size $2 --pp_size $3 $FP8
+done
+both "MoE FP8, moe_ep 2" "$WORK/moe" 2 --tp_size 2 --moe_ep_size 2 --use_fp8
+both "MoE FP8, moe_tp 2 x dp 2" "$WORK/moe" 4 --tp_size 2 --moe_tp_size 2 --use_fp8
+rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/bad" --int8_kv_cache \
+    --calib_dataset "$WORK/ids.jsonl" --calib_schedule sideways || rc=$?
+[ $rc -eq 2 ] && grep -q "choose from layer, batch" "$WORK/last.log" &&
+    pass "an unknown --calib_schedule is refused" || { fail "--calib_schedule sideways (rc $rc)"; cat "$WORK/last.log"; }
+finish
