@@ -1,6 +1,8 @@
 /* fwd.c: the distributed forward pass engine (see fwd.h): weights from the
  * cell plan, micro-batch loop, tensor/pipeline/data-parallel communication.
- * The arithmetic lives in the backends (fwd_backend.h). */
+ * The arithmetic lives in the backends (fwd_backend.h); the layer-streamed
+ * calibration schedule in fwd_stream.c over the steps fwd_internal.h
+ * declares. */
 #define _POSIX_C_SOURCE 200809L
 #include "fwd_internal.h"
 
