@@ -25,8 +25,10 @@
  * The manifest records each rank file's sha256_tree digest (sha256.h): the
  * SHA-256 of every 64 MiB chunk, combined. Every write adds its length to
  * the counters of the chunks it overlaps; TC_HASH_THREADS threads per file
- * take the chunks in file order, wait until theirs is complete, read it
- * back (from the page cache: it was just written) and hash it. Hashing so
+ * take whichever chunk is complete first (lowest offset among them: the
+ * conversion writes mostly in file order, the overlapped calibration
+ * layer by layer), read it back (from the page cache: it was just written)
+ * and hash it. Hashing so
  * overlaps the conversion on several cores instead of being one serial
  * pass at the end. The counters also prove that every byte of the file was
  * written exactly once. */
@@ -42,7 +44,7 @@ struct tc_cell_hasher {
     int fd;
     const char *path;            /* borrowed from the cell */
     uint64_t file_size, n_chunks;
-    uint64_t next_chunk;         /* under mu */
+    uint8_t *taken;              /* per chunk, under mu: a thread hashes it */
     _Atomic uint32_t *written;   /* bytes written per chunk */
     uint8_t (*digests)[TC_SHA256_BYTES];
     atomic_int overwritten;      /* a byte written twice: a bug */
@@ -84,18 +86,31 @@ static void *hasher_main(void *arg)
     uint8_t *buf = malloc(HASH_READ);
     tc_status st = buf ? TC_OK : tc_fail(TC_E_INTERNAL, "%s: out of memory for hashing", h->path);
     while (st == TC_OK) {
+        uint64_t b = UINT64_MAX;
+        bool left = false;
         pthread_mutex_lock(&h->mu);
-        const uint64_t b = h->next_chunk < h->n_chunks ? h->next_chunk++ : UINT64_MAX;
-        if (b != UINT64_MAX)
-            while (atomic_load(&h->written[b]) < hash_chunk_len(h, b) && !atomic_load(&h->stop))
-                pthread_cond_wait(&h->cv, &h->mu);
+        for (;;) {
+            left = false;
+            for (uint64_t k = 0; k < h->n_chunks && b == UINT64_MAX; k++) {
+                if (h->taken[k])
+                    continue;
+                left = true;
+                if (atomic_load(&h->written[k]) >= hash_chunk_len(h, k)) {
+                    h->taken[k] = 1;
+                    b = k;
+                }
+            }
+            if (b != UINT64_MAX || !left || atomic_load(&h->stop))
+                break;
+            pthread_cond_wait(&h->cv, &h->mu);
+        }
         pthread_mutex_unlock(&h->mu);
-        if (b == UINT64_MAX)
+        if (b == UINT64_MAX) {
+            if (left)
+                st = TC_E_CANCELLED; /* stopped with chunks unwritten */
             break;
-        if (atomic_load(&h->written[b]) < hash_chunk_len(h, b))
-            st = TC_E_CANCELLED;
-        else
-            st = hash_chunk(h, b, buf);
+        }
+        st = hash_chunk(h, b, buf);
     }
     free(buf);
     if (st != TC_OK) {
@@ -120,9 +135,11 @@ static tc_status hasher_start(tc_cell_output *out)
     h->n_chunks = (out->file_size + HASH_CHUNK - 1) / HASH_CHUNK;
     h->written = calloc(h->n_chunks ? h->n_chunks : 1, sizeof *h->written);
     h->digests = calloc(h->n_chunks ? h->n_chunks : 1, sizeof *h->digests);
-    if (!h->written || !h->digests) {
+    h->taken = calloc(h->n_chunks ? h->n_chunks : 1, 1);
+    if (!h->written || !h->digests || !h->taken) {
         free(h->written);
         free(h->digests);
+        free(h->taken);
         free(h);
         return tc_fail(TC_E_INTERNAL, "out of memory");
     }
@@ -164,6 +181,7 @@ static tc_status hasher_finish(tc_cell_output *out, bool cancel, char hex[TC_SHA
     pthread_cond_destroy(&h->cv);
     free(h->written);
     free(h->digests);
+    free(h->taken);
     free(h);
     out->hasher = NULL;
     return st;
