@@ -88,6 +88,13 @@ static void progress_show(progress_view *v, uint64_t done, bool final)
 tc_status tc_convert_phase(const tc_job *j, tc_cell_set *set, const tc_gpu_info *gpu,
                            tc_status pre)
 {
+    return tc_convert_phase_during(j, set, gpu, pre, NULL, NULL, NULL);
+}
+
+tc_status tc_convert_phase_during(const tc_job *j, tc_cell_set *set, const tc_gpu_info *gpu,
+                                  tc_status pre, tc_convert_gate *gate,
+                                  tc_status (*during)(void *ctx), void *during_ctx)
+{
     const tc_comm *c = j->comm;
     const tc_opts *o = j->o;
     tc_cell_output *cells = set->outs;
@@ -101,9 +108,25 @@ tc_status tc_convert_phase(const tc_job *j, tc_cell_set *set, const tc_gpu_info 
     bool job_done = n_cells == 0 || pre != TC_OK;
 
     if (!job_done) {
-        local = tc_convert_start(cells, n_cells, (int)o->workers, gpu, &prog, &job);
+        local = tc_convert_start(cells, n_cells, (int)o->workers, gpu, &prog, gate, &job);
         if (local != TC_OK)
             job_done = true;
+    }
+    /* The overlapped calibration runs here, on this thread, while the
+     * workers write what its gates release; its failure stops them. */
+    if (during) {
+        tc_status ds = during(during_ctx);
+        if (ds != TC_OK) {
+            atomic_store(&prog.cancel, 1);
+            if (gate)
+                tc_convert_gate_cancel(gate);
+            if (job) {
+                tc_convert_join(job);
+                job = NULL;
+                job_done = true;
+            }
+            local = ds;
+        }
     }
 
     progress_view view = { 0 };

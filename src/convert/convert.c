@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "trtconv/core/log.h"
@@ -97,6 +98,7 @@ typedef struct work_item {
     uint32_t tensor;
     int64_t row0, rows;
     uint64_t file_pos;   /* where its bytes start in the cell's file */
+    int64_t gate;        /* the tensor's gate_layer, -1 when not gated */
 } work_item;
 
 /* Items run in file order (then cell), so each file fills from its start
@@ -110,6 +112,82 @@ static int cmp_item_file_order(const void *a, const void *b)
     return x->cell < y->cell ? -1 : x->cell > y->cell;
 }
 
+struct tc_convert_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t layers;
+    bool *open;
+    bool cancelled;
+};
+
+tc_status tc_convert_gate_create(int64_t layers, tc_convert_gate **out)
+{
+    tc_convert_gate *g = calloc(1, sizeof *g);
+    bool *open = calloc((size_t)(layers > 0 ? layers : 1), sizeof *open);
+    if (!g || !open) {
+        free(g);
+        free(open);
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->layers = layers;
+    g->open = open;
+    *out = g;
+    return TC_OK;
+}
+
+void tc_convert_gate_open(tc_convert_gate *g, int64_t layer)
+{
+    pthread_mutex_lock(&g->mu);
+    if (layer >= 0 && layer < g->layers)
+        g->open[layer] = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void tc_convert_gate_cancel(tc_convert_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->cancelled = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void tc_convert_gate_free(tc_convert_gate *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g->open);
+    free(g);
+}
+
+/* Wait until `layer` is open; false when the gate or the job was
+ * cancelled first (the job's flag is polled: its setter does not know the
+ * gate). */
+static bool gate_wait(tc_convert_gate *g, int64_t layer, atomic_int *cancel)
+{
+    bool ok = false;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        ok = layer >= 0 && layer < g->layers && g->open[layer];
+        if (ok || g->cancelled || atomic_load(cancel) || layer < 0 || layer >= g->layers)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
 struct tc_convert_job {
     tc_cell_output *cells;
     size_t n_cells;
@@ -118,6 +196,7 @@ struct tc_convert_job {
     _Atomic size_t next;
     size_t buf_bytes;          /* per-worker buffer size */
     tc_progress *progress;
+    tc_convert_gate *gate;     /* NULL: nothing waits */
     const tc_gpu_info *gpu;    /* NULL: quantize on the CPU */
     int n_workers;
     pthread_t *threads;
@@ -347,6 +426,10 @@ static void *worker_main(void *arg)
         const work_item *w = &job->items[i];
         tc_cell_output *c = &job->cells[w->cell];
         const tc_plan_tensor *t = &c->plan->tensors[w->tensor];
+        if (t->gated && job->gate && !gate_wait(job->gate, t->gate_layer, &job->progress->cancel)) {
+            job_record_error(job, TC_E_CANCELLED);
+            break;
+        }
         tc_status st = tc_convert_rows(t, w->row0, w->rows, dst, scratch);
         size_t nbytes;
         uint64_t off;
@@ -455,8 +538,19 @@ done:
     return NULL;
 }
 
+/* With a gate: ungated tensors first, then layer by layer (the order the
+ * gates open), file order within each. */
+static int cmp_item_gate_order(const void *a, const void *b)
+{
+    const work_item *x = a, *y = b;
+    if (x->gate != y->gate)
+        return x->gate < y->gate ? -1 : 1;
+    return cmp_item_file_order(a, b);
+}
+
 tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
-                           const tc_gpu_info *gpu, tc_progress *progress, tc_convert_job **out)
+                           const tc_gpu_info *gpu, tc_progress *progress, tc_convert_gate *gate,
+                           tc_convert_job **out)
 {
     *out = NULL;
     tc_convert_job *job = calloc(1, sizeof *job);
@@ -465,6 +559,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
     job->cells = cells;
     job->n_cells = n;
     job->progress = progress;
+    job->gate = gate;
     job->gpu = gpu && gpu->device >= 0 ? gpu : NULL;
     job->first_error = TC_OK;
     pthread_mutex_init(&job->lock, NULL);
@@ -519,6 +614,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                 w->cell = (uint32_t)c;
                 w->tensor = (uint32_t)k;
                 w->row0 = r0;
+                w->gate = t->gated ? t->gate_layer : -1;
                 const int64_t seg_end = (r0 / seg + 1) * seg < t->rows ? (r0 / seg + 1) * seg : t->rows;
                 w->rows = seg_end - r0 < step ? seg_end - r0 : step;
                 w_rows_last = w->rows;
@@ -531,7 +627,11 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
             }
         }
     }
-    qsort(job->items, job->n_items, sizeof *job->items, cmp_item_file_order);
+    if (gate) {
+        qsort(job->items, job->n_items, sizeof *job->items, cmp_item_gate_order);
+    } else {
+        qsort(job->items, job->n_items, sizeof *job->items, cmp_item_file_order);
+    }
     job->n_workers = workers < 1 ? 1 : workers;
     job->threads = calloc((size_t)job->n_workers, sizeof *job->threads);
     if (!job->threads) {

@@ -966,33 +966,63 @@ tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
     TRY(tc_coll_allreduce_max_f32(&e->pp_c, e->d_stats, s->n));
     TRY(tc_coll_allreduce_max_f32(&e->dp_c, e->d_stats, s->n));
     TRY(e->ops->download(e->be, s->data, e->d_stats, bytes));
-    /* o_proj/down_proj outputs were maximised in float32 before rounding. */
-    for (int64_t L = 0; L < e->sd.layers; L++) {
-        const tc_linear rounded[2] = { TC_LIN_O, TC_LIN_DOWN };
-        for (int j = 0; j < 2; j++) {
-            int64_t n;
-            float *y = tc_calib_get(s, L, rounded[j], TC_STAT_Y, &n);
-            for (int64_t c = 0; c < n; c++)
-                y[c] = tc_round_to_dtype(e->dt, y[c]);
-        }
-        /* One input for q/k/v and one for gate/up: copy the recorded one. */
-        int64_t n;
-        const float *xq = tc_calib_get(s, L, TC_LIN_Q, TC_STAT_X, &n);
-        memcpy(tc_calib_get(s, L, TC_LIN_K, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
-        memcpy(tc_calib_get(s, L, TC_LIN_V, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
-        float *xg = tc_calib_get(s, L, TC_LIN_GATE, TC_STAT_X, &n);
-        for (int64_t x = 1; x < e->sd.experts; x++) {
-            /* Every expert sees the whole input: each ep group recorded it
-             * at its first expert. */
-            float *xe = xg + x * e->H;
-            for (int64_t c = 0; c < e->H; c++)
-                xg[c] = fmaxf(xg[c], xe[c]);
-        }
-        for (int64_t x = 1; x < e->sd.experts; x++)
-            memcpy(xg + x * e->H, xg, (size_t)e->H * sizeof(float));
-        memcpy(tc_calib_get(s, L, TC_LIN_UP, TC_STAT_X, NULL), xg, (size_t)n * sizeof(float));
-    }
+    for (int64_t L = 0; L < e->sd.layers; L++)
+        tc_fwd_finalize_layer_stats(e, s, L);
     return TC_OK;
+}
+
+void tc_fwd_finalize_layer_stats(const tc_fwd_engine *e, tc_calib_stats *s, int64_t L)
+{
+    /* o_proj/down_proj outputs were maximised in float32 before rounding. */
+    const tc_linear rounded[2] = { TC_LIN_O, TC_LIN_DOWN };
+    for (int j = 0; j < 2; j++) {
+        int64_t n;
+        float *y = tc_calib_get(s, L, rounded[j], TC_STAT_Y, &n);
+        for (int64_t c = 0; c < n; c++)
+            y[c] = tc_round_to_dtype(e->dt, y[c]);
+    }
+    /* One input for q/k/v and one for gate/up: copy the recorded one. */
+    int64_t n;
+    const float *xq = tc_calib_get(s, L, TC_LIN_Q, TC_STAT_X, &n);
+    memcpy(tc_calib_get(s, L, TC_LIN_K, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
+    memcpy(tc_calib_get(s, L, TC_LIN_V, TC_STAT_X, NULL), xq, (size_t)n * sizeof(float));
+    float *xg = tc_calib_get(s, L, TC_LIN_GATE, TC_STAT_X, &n);
+    for (int64_t x = 1; x < e->sd.experts; x++) {
+        /* Every expert sees the whole input: each ep group recorded it at
+         * its first expert. */
+        const float *xe = xg + x * e->H;
+        for (int64_t c = 0; c < e->H; c++)
+            xg[c] = fmaxf(xg[c], xe[c]);
+    }
+    for (int64_t x = 1; x < e->sd.experts; x++)
+        memcpy(xg + x * e->H, xg, (size_t)e->H * sizeof(float));
+    memcpy(tc_calib_get(s, L, TC_LIN_UP, TC_STAT_X, NULL), xg, (size_t)n * sizeof(float));
+}
+
+tc_status tc_fwd_publish_layer_stats(tc_fwd_engine *e, int64_t li)
+{
+    if (!e->layer_hook)
+        return TC_OK;
+    const int64_t L = e->layer0 + li;
+    const size_t off = tc_calib_offset(&e->sd, L, TC_LIN_Q, TC_STAT_X);
+    const size_t end = L + 1 < e->sd.layers ? tc_calib_offset(&e->sd, L + 1, TC_LIN_Q, TC_STAT_X)
+                                            : tc_calib_offset(&e->sd, -1, TC_LIN_LM_HEAD, TC_STAT_X);
+    /* The layer's statistics are complete on this stage: every tp rank and
+     * replica has run it over its tokens. */
+    TRY(tc_coll_allreduce_max_f32(&e->tp_c, e->d_stats + off, end - off));
+    TRY(tc_coll_allreduce_max_f32(&e->dp_c, e->d_stats + off, end - off));
+    TRY(e->ops->download(e->be, e->hook_stats->data + off, e->d_stats + off,
+                         (end - off) * sizeof(float)));
+    tc_fwd_finalize_layer_stats(e, e->hook_stats, L);
+    return e->layer_hook(e->hook_ctx, L);
+}
+
+void tc_fwd_set_layer_hook(tc_fwd_engine *e, tc_fwd_layer_hook hook, void *ctx,
+                           tc_calib_stats *host)
+{
+    e->layer_hook = hook;
+    e->hook_ctx = ctx;
+    e->hook_stats = host;
 }
 
 void tc_fwd_layer_ptrs_get(const tc_fwd_engine *e, int64_t i, tc_fwd_layer_ptrs *out)

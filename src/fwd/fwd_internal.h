@@ -55,6 +55,9 @@ struct tc_fwd_engine {
     bool weights_only;             /* decoder layers only (tc_fwd_setup) */
     bool stream_layers;            /* decoder layers loaded one at a time (fwd_stream.c) */
     bool keep_layers;              /* ... and kept when they all fit (tc_fwd_setup) */
+    tc_fwd_layer_hook layer_hook;  /* tc_fwd_set_layer_hook */
+    void *hook_ctx;
+    tc_calib_stats *hook_stats;    /* borrowed */
     bool layer_stats_taken;        /* their weight maxima were taken while loaded */
 
     /* activations */
@@ -142,6 +145,12 @@ void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s);
  * them): from `staged`, or read here in bounded chunks when it is NULL. */
 tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged);
 void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li);
+/* Host finishing of layer L's statistics after the reduction (rounding of
+ * the float32 output maxima, the shared inputs copied). */
+void tc_fwd_finalize_layer_stats(const tc_fwd_engine *e, tc_calib_stats *s, int64_t L);
+/* With a layer hook: reduce local layer li's statistics over tp and dp,
+ * finish them into the hook's host statistics and call the hook. */
+tc_status tc_fwd_publish_layer_stats(tc_fwd_engine *e, int64_t li);
 /* Row maxima of local layer li's weights into the statistics. */
 tc_status tc_fwd_layer_weight_stats(tc_fwd_engine *e, int64_t li);
 

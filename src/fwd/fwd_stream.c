@@ -190,6 +190,8 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, char *se
         }
         if (st == TC_OK)
             st = e->ops->sync(e->be);
+        if (st == TC_OK)
+            st = tc_fwd_publish_layer_stats(e, li);
         if (!keep || st != TC_OK)
             tc_fwd_release_layer(e, li);
         if (st != TC_OK)

@@ -145,81 +145,124 @@ static int64_t split_name(const tc_plan *p, const char *name, const char **rest)
     return p->layer0 + local;
 }
 
-/* Stacked experts (Mixtral): weights_scaling_factor [E_l, 1], expert e's
- * scale from its own weight maximum (over w1 and w3 for fc: ModelOpt
- * build_stacked_experts fuses each expert's w1/w3 with
- * preprocess_linear_fusion, then stacks the per-expert scales); the
- * activation scale is one for all experts (the maximum over them: "The moe
- * plugin only supports a single activation scaling factor"). */
-static tc_status add_expert_scales(tc_plan *p, size_t i, const char *name,
-                                   const tc_calib_stats *s, int64_t g, int which)
+/* Which linear of the table a layer tensor's rest of name belongs to, with
+ * the suffix after the prefix ("weight", "weights_scaling_factor", ...);
+ * -1 for none. */
+static int linear_of(const char *rest, const char **suffix)
 {
-    const tc_plan_tensor *t = &p->tensors[i];
-    const int64_t E_l = t->shape[0];
-    if (s->d.experts <= 1 || t->expert0 < 0 || t->expert0 + E_l > s->d.experts)
-        return tc_fail(TC_E_INTERNAL, "%s: experts %lld..%lld without their statistics", t->name,
-                       (long long)t->expert0, (long long)(t->expert0 + E_l));
-    float *ws = malloc((size_t)E_l * sizeof *ws);
-    if (!ws)
+    for (int k = 0; k < (int)(sizeof linears / sizeof linears[0]); k++) {
+        const size_t pl = strlen(linears[k].prefix);
+        if (!strncmp(rest, linears[k].prefix, pl) && rest[pl] == '.') {
+            *suffix = rest + pl + 1;
+            return k;
+        }
+    }
+    return -1;
+}
+
+static const tc_plan_tensor *find_tensor(const tc_plan *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_tensors; i++)
+        if (!strcmp(p->tensors[i].name, name))
+            return &p->tensors[i];
+    return NULL;
+}
+
+/* Every value of global layer g in the plan from the statistics: the
+ * weights' scales and the scale constants, which plan() marked gated on g.
+ * Called by plan() and again (refresh_layer) when the overlapped
+ * calibration has finished layer g. Stacked experts (Mixtral):
+ * weights_scaling_factor [E_l, 1], expert e's scale from its own weight
+ * maximum (over w1 and w3 for fc: ModelOpt build_stacked_experts fuses each
+ * expert's w1/w3 with preprocess_linear_fusion, then stacks the per-expert
+ * scales); the activation scale is one for all experts (the maximum over
+ * them: "The moe plugin only supports a single activation scaling factor").
+ */
+static tc_status fill_layer(void *job, tc_plan *p, int64_t g)
+{
+    const fp8_tensor_job *j = job;
+    const tc_calib_stats *s = j->ctx.stats;
+    char name[sizeof p->tensors[0].name];
+    for (size_t i = 0; i < p->n_tensors; i++) {
+        tc_plan_tensor *t = &p->tensors[i];
+        const char *rest = NULL, *suffix = NULL;
+        if (!t->gated || split_name(p, t->name, &rest) != g)
+            continue;
+        const int which = linear_of(rest, &suffix);
+        if (which >= 0 && !strcmp(suffix, "weight")) {
+            t->fp8_scale = tc_fp8_tensor_weight_scale(s, g, which);
+        } else if (which >= 0 && !strcmp(suffix, "weights_scaling_factor") && t->ndim == 2) {
+            snprintf(name, sizeof name, "%.*sweight", (int)(suffix - t->name), t->name);
+            const tc_plan_tensor *w = find_tensor(p, name);
+            if (!w || s->d.experts <= 1 || w->expert0 < 0 || w->expert0 + t->n_constant > s->d.experts)
+                return tc_fail(TC_E_INTERNAL, "%s: experts without their statistics", t->name);
+            for (int64_t e = 0; e < t->n_constant; e++)
+                t->constant_values[e] = tc_fp8_tensor_scale(
+                    expert_max(s, g, linears[which].group, linears[which].n, TC_STAT_W,
+                               w->expert0 + e));
+        } else if (which >= 0 && !strcmp(suffix, "weights_scaling_factor")) {
+            t->constant_values[0] = tc_fp8_tensor_weight_scale(s, g, which);
+        } else if (which >= 0 && !strcmp(suffix, "activation_scaling_factor")) {
+            t->constant_values[0] = tc_fp8_tensor_act_scale(s, g, which);
+        } else if (!strcmp(rest, "attention.kv_cache_scaling_factor")) {
+            t->constant_values[0] = tc_fp8_kv_calibrated_scale(s, g);
+        }
+    }
+    return TC_OK;
+}
+
+/* A scale constant of layer g, gated on it (its values: fill_layer). */
+static tc_status add_scale(tc_plan *p, int64_t g, const char *rest, int64_t rows, int64_t cols)
+{
+    char name[sizeof p->tensors[0].name];
+    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)(g - p->layer0), rest);
+    float *zeros = calloc((size_t)rows, sizeof *zeros);
+    if (!zeros)
         return tc_fail(TC_E_INTERNAL, "out of memory");
-    for (int64_t j = 0; j < E_l; j++)
-        ws[j] = tc_fp8_tensor_scale(expert_max(s, g, linears[which].group, linears[which].n,
-                                               TC_STAT_W, t->expert0 + j));
-    tc_status st = tc_plan_add_constant(p, name, E_l, 1, ws, E_l);
-    free(ws);
-    if (st == TC_OK)
-        p->tensors[i].fp8_expert_scales = p->tensors[p->n_tensors - 1].constant_values;
+    tc_status st = tc_plan_add_constant(p, name, rows, cols, zeros, rows);
+    free(zeros);
+    if (st == TC_OK) {
+        p->tensors[p->n_tensors - 1].gated = true;
+        p->tensors[p->n_tensors - 1].gate_layer = g;
+    }
     return st;
 }
 
 static tc_status plan(void *job, tc_plan *p)
 {
     const fp8_tensor_job *j = job;
-    const tc_calib_stats *s = j->ctx.stats;
     const size_t n = p->n_tensors;
+    char rest_buf[sizeof p->tensors[0].name];
     for (size_t i = 0; i < n; i++) {
         tc_plan_tensor *t = &p->tensors[i];
-        const char *rest = NULL;
+        const char *rest = NULL, *suffix = NULL;
         const int64_t g = split_name(p, t->name, &rest);
         if (g < 0 || !t->linear)
             continue;
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof linears / sizeof linears[0]); k++) {
-            const size_t pl = strlen(linears[k].prefix);
-            if (!strncmp(rest, linears[k].prefix, pl) && !strcmp(rest + pl, ".weight"))
-                which = k;
-        }
-        if (which < 0)
+        const int which = linear_of(rest, &suffix);
+        if (which < 0 || strcmp(suffix, "weight") != 0)
             continue;
         if (t->slice_dtype != TC_DT_F16 && t->slice_dtype != TC_DT_BF16 &&
             t->slice_dtype != TC_DT_F32)
             return tc_fail(TC_E_INPUT, "%s: FP8 per tensor quantizes float weights, not %s",
                            t->name, tc_dtype_name(t->slice_dtype));
-        const float ws = tc_fp8_tensor_weight_scale(s, g, which);
-        const float as = tc_fp8_tensor_act_scale(s, g, which);
         t->dtype = TC_DT_F8_E4M3;
         t->fp8_tensor = true;
-        t->fp8_scale = ws;
-        char name[sizeof t->name];
-        const long long local = g - p->layer0;
-        snprintf(name, sizeof name, "transformer.layers.%lld.%s.weights_scaling_factor", local,
-                 linears[which].prefix);
-        if (t->expert_rows > 0) {
-            TC_TRY(add_expert_scales(p, i, name, s, g, which));
-            t = &p->tensors[i]; /* the array may have moved */
-        } else {
-            TC_TRY(tc_plan_add_constant(p, name, 1, 0, &ws, 1));
-        }
-        snprintf(name, sizeof name, "transformer.layers.%lld.%s.activation_scaling_factor", local,
-                 linears[which].prefix);
-        TC_TRY(tc_plan_add_constant(p, name, 1, 0, &as, 1));
-        if (j->kv_calibrated && which == 0) {
-            const float kvs = tc_fp8_kv_calibrated_scale(s, g);
-            snprintf(name, sizeof name, "transformer.layers.%lld.attention.kv_cache_scaling_factor",
-                     local);
-            TC_TRY(tc_plan_add_constant(p, name, 1, 0, &kvs, 1));
-        }
+        t->gated = true;
+        t->gate_layer = g;
+        const bool experts = t->expert_rows > 0;
+        const int64_t E_l = experts ? t->shape[0] : 1;
+        snprintf(rest_buf, sizeof rest_buf, "%s.weights_scaling_factor", linears[which].prefix);
+        TC_TRY(add_scale(p, g, rest_buf, E_l, experts ? 1 : 0));
+        if (experts) /* the constant's values, owned by the plan */
+            p->tensors[i].fp8_expert_scales = p->tensors[p->n_tensors - 1].constant_values;
+        snprintf(rest_buf, sizeof rest_buf, "%s.activation_scaling_factor", linears[which].prefix);
+        TC_TRY(add_scale(p, g, rest_buf, 1, 0));
+        if (j->kv_calibrated && which == 0)
+            TC_TRY(add_scale(p, g, "attention.kv_cache_scaling_factor", 1, 0));
     }
+    for (int64_t g = p->layer0; g < p->layers_total; g++) /* the cell's layers and none */
+        TC_TRY(fill_layer(job, p, g));
     tc_plan_recount(p);
     return TC_OK;
 }
@@ -237,4 +280,5 @@ static void destroy(void *job)
 
 const tc_calibrated_ops tc_fp8_tensor_calibrated_ops = {
     .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
+    .refresh_layer = fill_layer,
 };

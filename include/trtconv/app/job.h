@@ -96,6 +96,13 @@ void tc_cells_free(tc_cell_set *s);
  * exchanging progress with rank 0 (collective). */
 tc_status tc_convert_phase(const tc_job *j, tc_cell_set *s, const tc_gpu_info *gpu,
                            tc_status pre);
+/* The same with `during` (may be NULL) run on this thread once the workers
+ * have started, before progress is exchanged: the overlapped calibration,
+ * whose gate (may be NULL) releases the tensors layer by layer. A failure
+ * of `during` cancels the workers and is this rank's status. */
+tc_status tc_convert_phase_during(const tc_job *j, tc_cell_set *s, const tc_gpu_info *gpu,
+                                  tc_status pre, tc_convert_gate *gate,
+                                  tc_status (*during)(void *ctx), void *during_ctx);
 
 /* calibrated.c: statistics, then the calibrated method's passes, plan,
  * write and commit (collective). */

@@ -28,15 +28,27 @@ typedef struct tc_progress {
 
 typedef struct tc_convert_job tc_convert_job;
 
+/* Layers whose tensors may be converted: the overlapped calibration
+ * (app/calibrated.c) opens layer L once its statistics are final and its
+ * plan tensors hold their final values; a plan tensor marked `gated`
+ * waits for its gate_layer (plan.h). Thread-safe. */
+typedef struct tc_convert_gate tc_convert_gate;
+tc_status tc_convert_gate_create(int64_t layers, tc_convert_gate **out);
+void tc_convert_gate_open(tc_convert_gate *g, int64_t layer);
+void tc_convert_gate_cancel(tc_convert_gate *g);  /* waiters give up */
+void tc_convert_gate_free(tc_convert_gate *g);    /* accepts NULL */
+
 /* Start `workers` threads converting every tensor of the open cells among
  * cells[0..n) (a cell with fd < 0 is skipped: --resume reuses it). Returns at
  * once; *job belongs to the caller and must be passed to tc_convert_join.
  * gpu (may be NULL): when it names a device, weight-only quantization runs
  * there (each worker stages its slices through pinned host buffers on its
- * own stream); otherwise on the CPU. The bytes are the same either way. */
+ * own stream); otherwise on the CPU. The bytes are the same either way.
+ * gate (may be NULL): gated tensors wait for their layer, and the work runs
+ * ungated tensors first, then layer by layer. */
 tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
                            const tc_gpu_info *gpu, tc_progress *progress,
-                           tc_convert_job **job);
+                           tc_convert_gate *gate, tc_convert_job **job);
 /* True once every worker has stopped (finished, failed or cancelled). */
 bool tc_convert_done(tc_convert_job *job);
 /* Wait for the workers and free the job; returns the first error, or

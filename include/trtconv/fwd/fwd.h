@@ -118,6 +118,15 @@ tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *tokens
                                     int64_t batch_size);
 bool tc_fwd_has_layers(const tc_fwd_engine *e);
 
+/* Streamed calibration only: after each of the rank's layers, its
+ * statistics are reduced over the tensor- and data-parallel ranks of its
+ * stage (collective there), finished into `host` (the model's dims, owned by
+ * the caller) and hook(ctx, global layer) is called; those values equal what
+ * tc_fwd_collect_stats will return for that layer. */
+typedef tc_status (*tc_fwd_layer_hook)(void *ctx, int64_t layer);
+void tc_fwd_set_layer_hook(tc_fwd_engine *e, tc_fwd_layer_hook hook, void *ctx,
+                           tc_calib_stats *host);
+
 /* Weights of local layer i in the backend's memory and representation
  * (fwd_backend.h), for SmoothQuant (sq.c), which smooths them in place.
  * Borrowed from the engine. */

@@ -97,6 +97,12 @@ typedef struct tc_calibrated_ops {
     /* Write the computed tensors of cells whose output is open (fd >= 0). */
     tc_status (*write)(void *job, const int *cells, size_t n_cells, tc_cell_output *outs);
     void (*destroy)(void *job);       /* accepts NULL */
+    /* Optional: the method can write while calibrating (app/calibrated.c's
+     * overlapped flow). Its plans are made before the statistics exist,
+     * every value that depends on layer L's statistics sits in tensors
+     * marked gated on L (plan.h), and this fills them into plan p once
+     * layer L's statistics are final. */
+    tc_status (*refresh_layer)(void *job, tc_plan *p, int64_t layer);
 } tc_calibrated_ops;
 
 struct tc_quant_method {
