@@ -3,6 +3,7 @@
  * or a --calib_stats file), then the method's job (quant/method.h):
  * prepare, plan, write, commit. */
 #include "trtconv/app/job.h"
+#include "calib_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,29 +54,39 @@ tc_status tc_calibration_input_check(const tc_job *j)
     return TC_OK;
 }
 
-/* Calibrate in the layout of the run: ranks = dp x tp x pp (fwd.h). On
- * success *engine holds the rank's cell weights (for the method's passes).
- * A rank failing inside the forward pass aborts the job: its peers may be
- * waiting for it in a collective that would never complete. */
-static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *dims,
-                           tc_calib_stats *stats, tc_fwd_engine **engine)
+/* The forward pass's dtype: SmoothQuant calibrates the model loaded in
+ * float16; INT8 KV alone in its own dtype (trtllm-checkpoint.md §5.1,
+ * §4.10); FP8 per tensor in the output dtype, as ModelOpt calibrates the
+ * model it exports. */
+tc_dtype tc_calib_forward_dtype(const tc_job *j)
+{
+    const tc_hf_config *cfg = &j->model->cfg;
+    if (j->s.quant.weights->calib_in_out_dtype)
+        return j->s.out_dtype;
+    if (!j->s.quant.weights->calib_in_f16 && cfg->has_torch_dtype)
+        return tc_float_type_dtype(cfg->torch_dtype);
+    return TC_DT_F16;
+}
+
+/* Calibrate in the layout of the run: ranks = dp x tp x pp (fwd.h). */
+tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r)
 {
     const tc_opts *o = j->o;
     const tc_comm *c = j->comm;
     const tc_gpu_info *gpu = j->s.calib_gpu;
-    tc_token_set tok;
-    memset(&tok, 0, sizeof tok);
+    memset(r, 0, sizeof *r);
+    r->fdt = tc_calib_forward_dtype(j);
     tc_status st = tc_layout_check_replicas(&j->s.layout, "calibration", "; or pass --calib_stats");
     double t_load = tc_now_seconds();
     if (st == TC_OK)
         st = tc_tokens_load_text_jsonl(o->calib_dataset,
                                        o->calib_size < 0 ? INT64_MAX : o->calib_size,
                                        o->calib_max_seq_length, j->model->cfg.vocab_size,
-                                       tc_job_tokenizer_dir(o), &tok);
+                                       tc_job_tokenizer_dir(o), &r->tok);
     t_load = tc_now_seconds() - t_load;
     st = tc_comm_agree(c, st, "calibration data");
     if (st != TC_OK) {
-        tc_tokens_free(&tok);
+        tc_tokens_free(&r->tok);
         return st;
     }
     tc_fwd_setup su;
@@ -83,7 +94,7 @@ static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *d
     su.model = j->model;
     su.layout = j->s.layout;
     su.emb = j->s.emb;
-    su.dtype = fdt;
+    su.dtype = r->fdt;
     su.comm = c;
     su.gpu = gpu;
     /* A CPU forward pass uses the host's cores: --workers threads, or, by
@@ -95,77 +106,81 @@ static tc_status calibrate(const tc_job *j, tc_dtype fdt, const tc_calib_dims *d
         const long share = cores > 0 && c->local_size > 0 ? cores / c->local_size : 1;
         su.threads = share > 1 ? (int)(share > 64 ? 64 : share) : 1;
     }
-    su.max_batch_tokens = tc_fwd_max_batch_tokens(&tok, o->calib_batch_size);
-    su.stream_layers = !o->calib_by_batch;
+    su.max_batch_tokens = tc_fwd_max_batch_tokens(&r->tok, o->calib_batch_size);
+    su.stream_layers = r->streamed = !o->calib_by_batch;
     /* SmoothQuant's passes smooth and quantize the calibrated weights: keep
      * them if they fit rather than read them again (sq_flow.c). */
     su.keep_layers = j->s.quant.weights->smoothquant;
-    su.max_seq_len = tc_tokens_longest(&tok, 0, tok.n_seqs);
+    su.max_seq_len = tc_tokens_longest(&r->tok, 0, r->tok.n_seqs);
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "
-               "micro-batches of %lld, %s forward on %s, %s", tok.n_seqs,
-               (long long)tok.offsets[tok.n_seqs], t_load, o->calib_dataset,
-               (long long)o->calib_batch_size, tc_dtype_name(fdt), gpu ? "the GPUs" : "the CPUs",
+               "micro-batches of %lld, %s forward on %s, %s", r->tok.n_seqs,
+               (long long)r->tok.offsets[r->tok.n_seqs], t_load, o->calib_dataset,
+               (long long)o->calib_batch_size, tc_dtype_name(r->fdt),
+               gpu ? "the GPUs" : "the CPUs",
                su.stream_layers ? "layer by layer" : "micro-batch by micro-batch");
-    st = tc_fwd_create(&su, engine);
+    st = tc_fwd_create(&su, &r->engine);
     if (st == TC_OK)
-        st = tc_fwd_enable_stats(*engine);
+        st = tc_fwd_enable_stats(r->engine);
     st = tc_comm_agree(c, st, "calibration setup");
-    if (st == TC_OK) {
-        st = su.stream_layers ? tc_fwd_calibrate_streamed(*engine, &tok, o->calib_batch_size)
-                              : tc_fwd_run(*engine, &tok, o->calib_batch_size, NULL, NULL);
-        if (st != TC_OK) {
-            tc_log(TC_LOG_ERROR, "rank %d: calibration forward pass failed; aborting the job",
-                   c->rank);
-            MPI_Abort(MPI_COMM_WORLD, (int)st);
-        }
-        st = tc_calib_stats_alloc(dims, stats);
-        if (st == TC_OK)
-            st = tc_fwd_collect_stats(*engine, stats);
-        tc_fwd_profile_report(*engine);
+    if (st != TC_OK)
+        tc_calib_run_free(r);
+    return st;
+}
+
+/* A rank failing inside the forward pass aborts the job: its peers may be
+ * waiting for it in a collective that would never complete. */
+tc_status tc_calib_finish(const tc_job *j, tc_calib_run *r, tc_calib_stats *stats)
+{
+    const tc_opts *o = j->o;
+    const tc_comm *c = j->comm;
+    tc_status st = r->streamed
+                       ? tc_fwd_calibrate_streamed(r->engine, &r->tok, o->calib_batch_size)
+                       : tc_fwd_run(r->engine, &r->tok, o->calib_batch_size, NULL, NULL);
+    if (st != TC_OK) {
+        tc_log(TC_LOG_ERROR, "rank %d: calibration forward pass failed; aborting the job",
+               c->rank);
+        MPI_Abort(MPI_COMM_WORLD, (int)st);
     }
+    if (!stats->data) {
+        tc_calib_dims dims;
+        tc_calib_dims_from_config(&j->model->cfg, &dims);
+        st = tc_calib_stats_alloc(&dims, stats);
+    }
+    if (st == TC_OK)
+        st = tc_fwd_collect_stats(r->engine, stats);
+    tc_fwd_profile_report(r->engine);
     st = tc_comm_agree(c, st, "calibration");
     if (st == TC_OK) {
-        stats->samples = (int64_t)tok.n_seqs;
-        stats->tokens = tok.offsets[tok.n_seqs];
+        const tc_token_set *tok = &r->tok;
+        stats->samples = (int64_t)tok->n_seqs;
+        stats->tokens = tok->offsets[tok->n_seqs];
         stats->max_seq_length = o->calib_max_seq_length;
         snprintf(stats->model, sizeof stats->model, "%s",
                  o->model_dir ? o->model_dir : o->meta_ckpt_dir);
         snprintf(stats->calib_dataset, sizeof stats->calib_dataset, "%s", o->calib_dataset);
-        snprintf(stats->forward_dtype, sizeof stats->forward_dtype, "%s", tc_dtype_name(fdt));
+        snprintf(stats->forward_dtype, sizeof stats->forward_dtype, "%s", tc_dtype_name(r->fdt));
         tc_fwd_layout lay;
-        tc_fwd_get_layout(*engine, &lay);
+        tc_fwd_get_layout(r->engine, &lay);
         snprintf(stats->layout, sizeof stats->layout, "dp %d x tp %d x pp %d, %s", lay.dp, lay.tp,
                  lay.pp, lay.backend);
     }
-    if (st != TC_OK) {
-        tc_fwd_destroy(*engine);
-        *engine = NULL;
-    }
-    tc_tokens_free(&tok);
+    tc_tokens_free(&r->tok);
     return st;
 }
 
-/* The statistics of the run, checked and (with --calib_stats_out) saved. */
-static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engine **engine)
+void tc_calib_run_free(tc_calib_run *r)
+{
+    tc_fwd_destroy(r->engine);
+    r->engine = NULL;
+    tc_tokens_free(&r->tok);
+}
+
+tc_status tc_calib_stats_done(const tc_job *j, const tc_calib_stats *stats)
 {
     const tc_opts *o = j->o;
     const tc_comm *c = j->comm;
-    const tc_hf_config *cfg = &j->model->cfg;
-    /* SmoothQuant calibrates the model loaded in float16; INT8 KV alone in
-     * its own dtype (trtllm-checkpoint.md §5.1, §4.10); FP8 per tensor in
-     * the output dtype, as ModelOpt calibrates the model it exports. */
-    tc_dtype fdt = TC_DT_F16;
-    if (j->s.quant.weights->calib_in_out_dtype)
-        fdt = j->s.out_dtype;
-    else if (!j->s.quant.weights->calib_in_f16 && cfg->has_torch_dtype)
-        fdt = tc_float_type_dtype(cfg->torch_dtype);
-    tc_calib_dims dims;
-    tc_calib_dims_from_config(cfg, &dims);
-    tc_status st = o->calib_stats ? stats_from_file(j, &dims, stats)
-                                  : calibrate(j, fdt, &dims, stats, engine);
-    if (st != TC_OK)
-        return st;
+    tc_status st = TC_OK;
     if (c->rank == 0 && o->calib_stats_out) {
         st = tc_calib_stats_write_h5(stats, o->calib_stats_out);
         if (st == TC_OK)
@@ -175,6 +190,32 @@ static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engin
         st = tc_calib_stats_check_scales(stats, o->calib_stats ? o->calib_stats
                                                                : "the calibration statistics");
     return tc_comm_agree(c, st, "statistics");
+}
+
+/* The statistics of the run, checked and (with --calib_stats_out) saved. On
+ * success after calibrating, *engine holds the rank's cell weights (for the
+ * method's passes). */
+static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engine **engine)
+{
+    tc_status st;
+    if (j->o->calib_stats) {
+        tc_calib_dims dims;
+        tc_calib_dims_from_config(&j->model->cfg, &dims);
+        st = stats_from_file(j, &dims, stats);
+    } else {
+        tc_calib_run r;
+        st = tc_calib_begin(j, &r);
+        if (st == TC_OK)
+            st = tc_calib_finish(j, &r, stats);
+        if (st == TC_OK) {
+            *engine = r.engine;
+            r.engine = NULL;
+        }
+        tc_calib_run_free(&r);
+    }
+    if (st != TC_OK)
+        return st;
+    return tc_calib_stats_done(j, stats);
 }
 
 tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
@@ -193,6 +234,8 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     int *cells = NULL;
     size_t n_cells = 0;
 
+    if (ops->refresh_layer && !o->calib_stats && !o->calib_by_batch)
+        return tc_calibrated_run_overlapped(j, run, ops);
     double t_cal = tc_now_seconds();
     tc_status st = statistics(j, &stats, &engine);
     if (st != TC_OK)

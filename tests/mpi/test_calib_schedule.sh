@@ -7,6 +7,9 @@
 #    calibrated FP8 KV scale, on 1 rank, tp 2, pp 2, tp 2 x pp 2 and
 #    pp 2 x dp 2 (4 ranks), micro-batches of 3 sequences of uneven length;
 #  - an 8-expert MoE model with --use_fp8 on moe_ep 2 and moe_tp 2 x dp 2;
+#  - FP8 per tensor in the layer schedule writes while it calibrates
+#    (calib_overlap.c): its log says so, and a calibration that meets NaN
+#    activations stops the waiting writers: non-zero exit, nothing committed;
 #  - an unknown schedule is refused.
 . "$(dirname "$0")/lib.sh"
 STATS_TOOL=${STATS:?}
@@ -26,8 +29,10 @@ both() { # both NAME MODEL NP ARGS...: each schedule; statistics and rank files 
     for sch in layer batch; do
         run_np "$np" --model_dir "$model" --output_dir "$WORK/o_$sch" --calib_dataset "$WORK/ids.jsonl" \
             --calib_batch_size 3 --calib_stats_out "$WORK/s_$sch.h5" --calib_schedule $sch \
-            --overwrite "$@" </dev/null || { ok=0; cat "$WORK/last.log"; }
+            --overwrite --log_level info "$@" </dev/null || { ok=0; cat "$WORK/last.log"; }
         [ $sch = layer ] && ! grep -q "layer by layer" "$WORK/last.log" && ok=0
+        [ $sch = layer ] && [[ " $* " == *" --use_fp8 "* ]] &&
+            ! grep -q "with the writing overlapped" "$WORK/last.log" && { ok=0; echo "no overlap"; }
     done
     [ $ok = 1 ] && "$STATS_TOOL" compare "$WORK/s_layer.h5" "$WORK/s_batch.h5" --model_dir "$model" \
         >"$WORK/cmp.log" 2>&1 && same_ranks "$WORK/o_batch" "$WORK/o_layer" &&
@@ -44,6 +49,13 @@ for lay in "1 1 1" "2 2 1" "2 1 2" "4 2 2" "4 1 2"; do
 done
 both "MoE FP8, moe_ep 2" "$WORK/moe" 2 --tp_size 2 --moe_ep_size 2 --use_fp8
 both "MoE FP8, moe_tp 2 x dp 2" "$WORK/moe" 4 --tp_size 2 --moe_tp_size 2 --use_fp8
+gen --out "$WORK/nan" --special_values
+rc=0; run_np 2 --model_dir "$WORK/nan" --output_dir "$WORK/e" --tp_size 2 --use_fp8 \
+    --calib_dataset "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "NaN or Inf in the activations" "$WORK/last.log" &&
+    [ ! -f "$WORK/e/config.json" ] && [ -z "$(ls "$WORK/e" 2>/dev/null | grep rank)" ] &&
+    pass "FP8 overlapped: NaN activations stop the writers (exit $rc), nothing committed" ||
+    { fail "FP8 overlapped with NaN (rc $rc)"; cat "$WORK/last.log"; ls -la "$WORK/e"; }
 rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/bad" --int8_kv_cache \
     --calib_dataset "$WORK/ids.jsonl" --calib_schedule sideways || rc=$?
 [ $rc -eq 2 ] && grep -q "choose from layer, batch" "$WORK/last.log" &&

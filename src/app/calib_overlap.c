@@ -1,0 +1,139 @@
+/* calib_overlap.c: a calibrated quantization whose writing overlaps its
+ * calibration (calib_steps.h; docs/calibration-memory.md).
+ *
+ * The layer-streamed calibration finishes the statistics of layer L before
+ * it starts layer L+1, and a method with refresh_layer (FP8 per tensor)
+ * needs nothing but layer L's statistics for layer L's tensors. So the
+ * cells are planned and opened before calibrating, with every value that
+ * depends on the statistics in tensors gated on their layer; the conversion
+ * workers start at once (the embedding, norms and lm_head, which need no
+ * statistics, first), and after each layer the engine's hook reduces that
+ * layer's statistics over the stage's tensor- and data-parallel ranks, the
+ * method fills the layer's values into the plans and the layer's gate
+ * opens. The bytes are those of the sequential flow: the same statistics
+ * reach the same fill functions. */
+#include "calib_steps.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/core/log.h"
+
+typedef struct overlap {
+    const tc_job *j;
+    const tc_calibrated_ops *ops;
+    void *method_job;
+    tc_cell_set *set;
+    tc_convert_gate *gate;
+    tc_calib_run run;
+    tc_calib_stats *stats;
+    double t_done;          /* when the statistics were final */
+} overlap;
+
+static tc_status layer_done(void *ctx, int64_t layer)
+{
+    overlap *v = ctx;
+    for (size_t i = 0; i < v->set->n; i++)
+        if (v->set->outs[i].plan)
+            TC_TRY(v->ops->refresh_layer(v->method_job, v->set->outs[i].plan, layer));
+    tc_convert_gate_open(v->gate, layer);
+    return TC_OK;
+}
+
+/* Runs on the main thread while the workers write (tc_convert_phase_during). */
+static tc_status calibrate(void *ctx)
+{
+    overlap *v = ctx;
+    tc_fwd_set_layer_hook(v->run.engine, layer_done, v, v->stats);
+    tc_status st = tc_calib_finish(v->j, &v->run, v->stats);
+    if (st == TC_OK)
+        st = tc_calib_stats_done(v->j, v->stats);
+    tc_calib_run_free(&v->run);
+    v->t_done = tc_now_seconds();
+    return st;
+}
+
+tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
+                                       const tc_calibrated_ops *ops)
+{
+    const tc_opts *o = j->o;
+    const tc_comm *c = j->comm;
+    const tc_settings *s = &j->s;
+    tc_calib_stats stats;
+    memset(&stats, 0, sizeof stats);
+    tc_cell_set set;
+    memset(&set, 0, sizeof set);
+    overlap v;
+    memset(&v, 0, sizeof v);
+    v.j = j;
+    v.ops = ops;
+    v.set = &set;
+    v.stats = &stats;
+    char *config_text = NULL;
+    int *cells = NULL;
+    size_t n_cells = 0;
+    const double t0 = tc_now_seconds();
+
+    tc_calib_dims dims;
+    tc_calib_dims_from_config(&j->model->cfg, &dims);
+    tc_status st = tc_calib_stats_alloc(&dims, &stats);
+    st = tc_comm_agree(c, st, "calibration statistics");
+    if (st == TC_OK)
+        st = tc_calib_begin(j, &v.run);
+    if (st != TC_OK)
+        goto done;
+    /* Cells: calibrated ranks keep their own cell (dp replica 0). */
+    cells = calloc(tc_layout_max_cells_per_rank(&s->layout) + 1, sizeof *cells);
+    st = cells ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    if (st == TC_OK && c->rank < tc_layout_cells(&s->layout))
+        cells[n_cells++] = c->rank;
+    /* The statistics are zeros until each layer is done: the method plans
+     * with them and fills the real values per layer (refresh_layer). */
+    snprintf(stats.forward_dtype, sizeof stats.forward_dtype, "%s", tc_dtype_name(v.run.fdt));
+    const tc_quant_ctx ctx = {
+        .comm = c, .model = j->model, .stats = &stats, .gpu = s->calib_gpu,
+        .threads = (int)o->workers, .layout = s->layout, .emb = s->emb, .q = &s->quant,
+        .out_dtype = s->out_dtype,
+    };
+    if (st == TC_OK)
+        st = ops->create(&ctx, NULL, &v.method_job);
+    if (st == TC_OK)
+        st = tc_convert_gate_create(dims.layers, &v.gate);
+    st = tc_comm_agree(c, st, "quantization setup");
+    if (st == TC_OK)
+        st = ops->prepare(v.method_job, cells, n_cells);
+    if (st == TC_OK)
+        st = tc_cells_plan(j, cells, n_cells, v.method_job, run, &set, TC_OK);
+    if (st != TC_OK)
+        goto done;
+    st = tc_cells_open(j, &set);
+    st = tc_convert_phase_during(j, &set, s->quant_gpu, st, v.gate, calibrate, &v);
+    const double t_tail = tc_now_seconds();
+    if (st == TC_OK)
+        st = ops->write(v.method_job, cells, n_cells, set.outs);
+    if (c->rank == 0 && st == TC_OK) {
+        tc_output_desc d;
+        tc_job_output_desc(j, &d);
+        st = s->format->render_metadata(&d, &config_text);
+    }
+    st = tc_cells_commit(j, run, &set, config_text, st);
+    if (st == TC_OK && c->rank == 0) {
+        const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
+        tc_log(TC_LOG_INFO, "%s%s%s: statistics %.2f s (calibrated) with the writing overlapped, "
+               "the writing done %.2f s after them, total %.2f s", w->config_algo,
+               kv->calib ? " + " : "", kv->calib ? "FP8 KV cache (calibrated)" : "",
+               v.t_done - t0, t_tail - v.t_done, tc_now_seconds() - j->t0);
+    }
+    if (st == TC_OK)
+        tc_job_summary(j, tc_now_seconds() - j->t0, set.all_bytes);
+done:
+    tc_calib_run_free(&v.run);
+    tc_cells_free(&set);
+    free(config_text);
+    free(cells);
+    if (v.method_job)
+        ops->destroy(v.method_job);
+    tc_convert_gate_free(v.gate);
+    tc_calib_stats_free(&stats);
+    return st;
+}

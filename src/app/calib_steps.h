@@ -1,0 +1,39 @@
+/* calib_steps.h (private to src/app/): the steps of a calibrated run that
+ * calibrated.c (statistics first, then the method) and calib_overlap.c
+ * (the method writing while the statistics are computed) share. */
+#ifndef TRTCONV_CALIB_STEPS_H
+#define TRTCONV_CALIB_STEPS_H
+
+#include <stdbool.h>
+#include "trtconv/app/job.h"
+#include "trtconv/calib/calib_stats.h"
+#include "trtconv/calib/tokens.h"
+#include "trtconv/fwd/fwd.h"
+#include "trtconv/quant/method.h"
+
+/* A calibration in progress: its tokens and engine, both owned. */
+typedef struct tc_calib_run {
+    tc_token_set tok;
+    tc_fwd_engine *engine;
+    tc_dtype fdt;
+    bool streamed;          /* layer by layer (fwd_stream.c) */
+} tc_calib_run;
+
+tc_dtype tc_calib_forward_dtype(const tc_job *j);
+/* Load the calibration tokens and create the engine (collective). */
+tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r);
+/* Run the forward pass and collect the statistics into stats (allocated
+ * here when stats->data is NULL), with their provenance (collective). The
+ * tokens are freed; the engine stays in r. */
+tc_status tc_calib_finish(const tc_job *j, tc_calib_run *r, tc_calib_stats *stats);
+void tc_calib_run_free(tc_calib_run *r);
+/* --calib_stats_out and the check that every used maximum is non-zero
+ * (collective). */
+tc_status tc_calib_stats_done(const tc_job *j, const tc_calib_stats *stats);
+
+/* calib_overlap.c: a method with refresh_layer, calibrated layer by layer,
+ * writes each layer's tensors as soon as the layer's statistics are final. */
+tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
+                                       const tc_calibrated_ops *ops);
+
+#endif
