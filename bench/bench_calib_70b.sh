@@ -1,0 +1,46 @@
+#!/bin/bash
+# bench_calib_70b.sh BUILD_DIR: a Llama-3-70B-shaped model (hidden 8192, 64
+# heads, 8 KV heads, intermediate 28672, vocab 128256, llama3 rope) with
+# LAYERS decoder layers (default 8: what the GPU machine's 64 GB disk holds
+# with the model and its output), calibrated and converted on ONE GPU with
+# --use_fp8 --fp8_kv_cache in the layer-streamed schedule, SEQS x LEN random
+# ids (default 512 x 512). Reports the wall time, the statistics phase, the
+# time per layer and the statistics extrapolated to 80 layers (per-layer
+# time x 80: the embedding and lm_head are counted in every layer's share,
+# so this is an upper bound), peak host RSS and peak GPU memory in use
+# (nvidia-smi every 100 ms, minus what was in use before).
+set -euo pipefail
+B=${1:-build}
+W=${BENCH_DIR:-/tmp/trtconv-bench}/70b
+LAYERS=${LAYERS:-8} SEQS=${SEQS:-512} LEN=${LEN:-512}
+mkdir -p "$W"
+. "$(dirname "$0")/bench_lib.sh"
+if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" ]; then
+    "$B/trtconv-genmodel" --out "$W/model" --layers "$LAYERS" --hidden 8192 --heads 64 --kv_heads 8 \
+        --intermediate 28672 --vocab 128256 --dtype float16 --rope_theta 500000 \
+        --rope_scaling llama3 --max_pos 131072 --shards 8 >/dev/null
+    echo "$LAYERS" >"$W/layers"
+fi
+random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
+echo "model: $LAYERS layers of Llama-3-70B shape, float16, $(du -sh "$W/model" | cut -f1); $SEQS x $LEN tokens"
+rm -rf "$W/out"
+sync
+base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$W/smi" &
+smi=$!
+t0=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$W/rss" mpirun -np 1 --bind-to none "$B/trtconv" --model_dir "$W/model" \
+    --output_dir "$W/out" --progress none --use_fp8 --fp8_kv_cache --calib_dataset "$W/ids.jsonl" \
+    --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --log_level info \
+    >"$W/log" 2>&1 || { kill $smi; cat "$W/log" >&2; exit 1; }
+t1=$(date +%s.%N)
+kill $smi; wait $smi 2>/dev/null || true
+peak=$(sort -n "$W/smi" | tail -1)
+stats=$(grep -oE "statistics [0-9.]+ s" "$W/log" | head -1 | awk '{print $2}')
+printf "wall %.2f s; statistics %s s; per layer %.3f s; statistics extrapolated to 80 layers %.1f s\n" \
+    "$(awk "BEGIN{print $t1 - $t0}")" "$stats" "$(awk "BEGIN{print $stats / $LAYERS}")" \
+    "$(awk "BEGIN{print $stats / $LAYERS * 80}")"
+echo "peak RSS $(awk "BEGIN{printf \"%.0f\", $(cat "$W/rss") / 1024}") MiB; peak GPU memory in use $((peak - base)) MiB (before: $base MiB)"
+grep -E "calibrating|statistics|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*: /    /'
+du -sh "$W/out"
+rm -rf "$W/out"
