@@ -56,34 +56,39 @@ def to_f32(info, raw):
     return struct.pack("<%df" % len(v), *v)
 
 
+def rank_layers(out, tp, pp, mtp, mep, L):
+    """(file, its tensors, moe_ep rank, moe_tp rank, local layer, global layer)
+    for every rank file of OUT and every layer it holds."""
+    for f in sorted(glob.glob(os.path.join(out, "rank*.safetensors"))):
+        rank = int(re.search(r"rank(\d+)", f).group(1))
+        t = tensors(f)
+        tr, pr = rank % tp, rank // tp
+        for loc in range(L // pp):
+            yield f, t, tr % mep, tr // mep, loc, pr * (L // pp) + loc
+
+
 def experts(hf, out, tp, pp, mtp, mep):
     src, cfg = source(hf)
     L, E, I, H = cfg["num_hidden_layers"], cfg["num_local_experts"], cfg["intermediate_size"], cfg["hidden_size"]
     El, Il = E // mep, I // mtp
     n = 0
-    for f in sorted(glob.glob(os.path.join(out, "rank*.safetensors"))):
-        rank = int(re.search(r"rank(\d+)", f).group(1))
-        t = tensors(f)
-        tr, pr = rank % tp, rank // tp
-        qe, qt = tr % mep, tr // mep
-        for loc in range(L // pp):
-            g = pr * (L // pp) + loc
-            pre, hp = f"transformer.layers.{loc}.mlp.", f"model.layers.{g}.block_sparse_moe."
-            gi, graw = src[hp + "gate.weight"]
-            ri, rraw = t[pre + "router.weight"]
-            assert ri["dtype"] == "F32" and ri["shape"] == [E, H] and rraw == to_f32(gi, graw), f"{f} {pre}router"
-            fc, pj = b"", b""
-            for e in range(qe * El, (qe + 1) * El):
-                for w in ("w3", "w1"):
-                    i, raw = src[f"{hp}experts.{e}.{w}.weight"]
-                    fc += rows(raw, i["shape"], qt * Il, Il)
-                i, raw = src[f"{hp}experts.{e}.w2.weight"]
-                pj += rows(raw, i["shape"], 0, H, qt * Il, Il)
-            fi, fraw = t[pre + "fc.weight"]
-            pi, praw = t[pre + "proj.weight"]
-            assert fi["shape"] == [El, 2 * Il, H] and fraw == fc, f"{f} {pre}fc"
-            assert pi["shape"] == [El, H, Il] and praw == pj, f"{f} {pre}proj"
-            n += 3
+    for f, t, qe, qt, loc, g in rank_layers(out, tp, pp, mtp, mep, L):
+        pre, hp = f"transformer.layers.{loc}.mlp.", f"model.layers.{g}.block_sparse_moe."
+        gi, graw = src[hp + "gate.weight"]
+        ri, rraw = t[pre + "router.weight"]
+        assert ri["dtype"] == "F32" and ri["shape"] == [E, H] and rraw == to_f32(gi, graw), f"{f} {pre}router"
+        fc, pj = b"", b""
+        for e in range(qe * El, (qe + 1) * El):
+            for w in ("w3", "w1"):
+                i, raw = src[f"{hp}experts.{e}.{w}.weight"]
+                fc += rows(raw, i["shape"], qt * Il, Il)
+            i, raw = src[f"{hp}experts.{e}.w2.weight"]
+            pj += rows(raw, i["shape"], 0, H, qt * Il, Il)
+        fi, fraw = t[pre + "fc.weight"]
+        pi, praw = t[pre + "proj.weight"]
+        assert fi["shape"] == [El, 2 * Il, H] and fraw == fc, f"{f} {pre}fc"
+        assert pi["shape"] == [El, H, Il] and praw == pj, f"{f} {pre}proj"
+        n += 3
     print(f"{n} MoE tensors equal the source's slices")
 
 
@@ -129,34 +134,28 @@ def fp8(hf, stats_path, out, tp, pp, mtp, mep):
             want = [max(abs(x) for x in val(f"{hp}{e}.{w}.weight")[r * k:(r + 1) * k]) for e in range(E) for r in range(n)]
             assert st[f"layers.{g}.{lin}.w"] == want, f"layer {g} {lin}.w"
     n = 0
-    for f in sorted(glob.glob(os.path.join(out, "rank*.safetensors"))):
-        rank = int(re.search(r"rank(\d+)", f).group(1))
-        t = tensors(f)
-        tr, pr = rank % tp, rank // tp
-        qe, qt = tr % mep, tr // mep
-        for loc in range(L // pp):
-            g = pr * (L // pp) + loc
-            pre, hp = f"transformer.layers.{loc}.mlp.", f"model.layers.{g}.block_sparse_moe.experts."
-            for name, ws_of, act in (("fc", ("w3", "w1"), ("gate_proj", "up_proj")), ("proj", ("w2",), ("down_proj",))):
-                scales = [scale(max(abs(x) for w in ws_of for x in val(f"{hp}{e}.{w}.weight")))
-                          for e in range(qe * El, (qe + 1) * El)]
-                wi, wraw = t[pre + name + ".weights_scaling_factor"]
-                assert wi["dtype"] == "F32" and wi["shape"] == [El, 1], f"{f} {pre}{name} scale shape"
-                assert floats("F32", wraw) == scales, f"{f} {pre}{name}.weights_scaling_factor"
-                amax = max(max(st[f"layers.{g}.{a}.x"]) for a in act)
-                ai, araw = t[pre + name + ".activation_scaling_factor"]
-                assert ai["shape"] == [1] and floats("F32", araw) == [scale(amax)], f"{f} {pre}{name}.activation"
-                want = bytearray()
-                for j, e in enumerate(range(qe * El, (qe + 1) * El)):
-                    if name == "fc":
-                        sl = [x for w in ws_of for x in val(f"{hp}{e}.{w}.weight")[qt * Il * H:(qt + 1) * Il * H]]
-                    else:
-                        v = val(f"{hp}{e}.w2.weight")
-                        sl = [v[r * I + c] for r in range(H) for c in range(qt * Il, (qt + 1) * Il)]
-                    want += bytes(to_e4m3(f32(x / scales[j])) for x in sl)
-                qi, qraw = t[pre + name + ".weight"]
-                assert qi["dtype"] == "F8_E4M3" and qraw == bytes(want), f"{f} {pre}{name}.weight bytes"
-                n += 3
+    for f, t, qe, qt, loc, g in rank_layers(out, tp, pp, mtp, mep, L):
+        pre, hp = f"transformer.layers.{loc}.mlp.", f"model.layers.{g}.block_sparse_moe.experts."
+        for name, ws_of, act in (("fc", ("w3", "w1"), ("gate_proj", "up_proj")), ("proj", ("w2",), ("down_proj",))):
+            scales = [scale(max(abs(x) for w in ws_of for x in val(f"{hp}{e}.{w}.weight")))
+                      for e in range(qe * El, (qe + 1) * El)]
+            wi, wraw = t[pre + name + ".weights_scaling_factor"]
+            assert wi["dtype"] == "F32" and wi["shape"] == [El, 1], f"{f} {pre}{name} scale shape"
+            assert floats("F32", wraw) == scales, f"{f} {pre}{name}.weights_scaling_factor"
+            amax = max(max(st[f"layers.{g}.{a}.x"]) for a in act)
+            ai, araw = t[pre + name + ".activation_scaling_factor"]
+            assert ai["shape"] == [1] and floats("F32", araw) == [scale(amax)], f"{f} {pre}{name}.activation"
+            want = bytearray()
+            for j, e in enumerate(range(qe * El, (qe + 1) * El)):
+                if name == "fc":
+                    sl = [x for w in ws_of for x in val(f"{hp}{e}.{w}.weight")[qt * Il * H:(qt + 1) * Il * H]]
+                else:
+                    v = val(f"{hp}{e}.w2.weight")
+                    sl = [v[r * I + c] for r in range(H) for c in range(qt * Il, (qt + 1) * Il)]
+                want += bytes(to_e4m3(f32(x / scales[j])) for x in sl)
+            qi, qraw = t[pre + name + ".weight"]
+            assert qi["dtype"] == "F8_E4M3" and qraw == bytes(want), f"{f} {pre}{name}.weight bytes"
+            n += 3
     print(f"{n} FP8 expert tensors equal the reference")
 
 
