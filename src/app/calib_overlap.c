@@ -3,7 +3,9 @@
  *
  * The layer-streamed calibration finishes the statistics of layer L before
  * it starts layer L+1, and a method with refresh_layer (FP8 per tensor)
- * needs nothing but layer L's statistics for layer L's tensors. So the
+ * needs nothing but layer L's statistics for layer L's tensors (a
+ * calibrated KV cache alone needs them for nothing but its scales, written
+ * after the calibration). So the
  * cells are planned and opened before calibrating, with every value that
  * depends on the statistics in tensors gated on their layer; the conversion
  * workers start at once (the embedding, norms and lm_head, which need no
@@ -119,10 +121,13 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     st = tc_cells_commit(j, run, &set, config_text, st);
     if (st == TC_OK && c->rank == 0) {
         const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
+        const char *kv_name = !kv->calib ? ""
+                              : strcmp(kv->config_algo, "FP8") ? "INT8 KV cache"
+                                                               : "FP8 KV cache (calibrated)";
         tc_log(TC_LOG_INFO, "%s%s%s: statistics %.2f s (calibrated) with the writing overlapped, "
-               "the writing done %.2f s after them, total %.2f s", w->config_algo,
-               kv->calib ? " + " : "", kv->calib ? "FP8 KV cache (calibrated)" : "",
-               v.t_done - t0, t_tail - v.t_done, tc_now_seconds() - j->t0);
+               "the writing done %.2f s after them, total %.2f s",
+               w->calib && w->config_algo ? w->config_algo : "", w->calib && kv->calib ? " + " : "",
+               kv_name, v.t_done - t0, t_tail - v.t_done, tc_now_seconds() - j->t0);
     }
     if (st == TC_OK)
         tc_job_summary(j, tc_now_seconds() - j->t0, set.all_bytes);

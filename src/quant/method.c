@@ -67,7 +67,7 @@ static const tc_quant_method table[] = {
     { .name = "none", .kind = TC_QUANT_KV, .rope_buffers = true,
       .per_linear = "nothing", .kernels = "none" },
     { .name = "INT8", .kind = TC_QUANT_KV, .config_algo = "INT8", .calib = TC_CALIB_KV,
-      .calibrated = &tc_sq_calibrated_ops,
+      .calibrated = &tc_kv_calibrated_ops,
       .per_linear = "attention.kv_cache_scaling_factor [1] F32 per layer (§4.10)",
       .kernels = "quant/sq.c (from the qkv output maxima)" },
     { .name = "FP8", .kind = TC_QUANT_KV, .config_algo = "FP8", .rope_buffers = true,
@@ -76,7 +76,7 @@ static const tc_quant_method table[] = {
                     "constant scale)",
       .kernels = "none (a constant filled by the conversion workers)" },
     { .name = "FP8, calibrated scale", .kind = TC_QUANT_KV, .config_algo = "FP8",
-      .calib = TC_CALIB_KV, .rope_buffers = true, .calibrated = &tc_sq_calibrated_ops,
+      .calib = TC_CALIB_KV, .rope_buffers = true, .calibrated = &tc_kv_calibrated_ops,
       .per_linear = "attention.kv_cache_scaling_factor [1] F32 = max(|k|, |v|) / 448 per layer "
                     "from the calibration statistics (docs/fp8.md)",
       .kernels = "quant/sq.c (from the k and v output maxima)" },

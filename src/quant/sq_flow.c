@@ -151,3 +151,19 @@ static void destroy(void *job)
 const tc_calibrated_ops tc_sq_calibrated_ops = {
     .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
 };
+
+/* A calibrated KV cache alone (INT8, or FP8 with --calibrate_fp8_kv_scale)
+ * writes its scales after the calibration (write_cells, from the final
+ * statistics) and nothing before depends on them, so the weights can be
+ * written while the model calibrates (app/calib_overlap.c): no value of a
+ * plan waits for a layer. */
+static tc_status kv_refresh_layer(void *job, tc_plan *p, int64_t layer)
+{
+    (void)job; (void)p; (void)layer;
+    return TC_OK;
+}
+
+const tc_calibrated_ops tc_kv_calibrated_ops = {
+    .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
+    .refresh_layer = kv_refresh_layer,
+};

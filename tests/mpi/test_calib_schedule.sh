@@ -7,8 +7,9 @@
 #    calibrated FP8 KV scale, on 1 rank, tp 2, pp 2, tp 2 x pp 2 and
 #    pp 2 x dp 2 (4 ranks), micro-batches of 3 sequences of uneven length;
 #  - an 8-expert MoE model with --use_fp8 on moe_ep 2 and moe_tp 2 x dp 2;
-#  - FP8 per tensor in the layer schedule writes while it calibrates
-#    (calib_overlap.c): its log says so, and a calibration that meets NaN
+#  - FP8 per tensor and a calibrated INT8 KV cache alone (on 1 rank, tp 2 x
+#    pp 2, pp 2 x dp 2) write while they calibrate in the layer schedule
+#    (calib_overlap.c): the log says so, and a calibration that meets NaN
 #    activations stops the waiting writers: non-zero exit, nothing committed;
 #  - an unknown schedule is refused.
 . "$(dirname "$0")/lib.sh"
@@ -31,7 +32,8 @@ both() { # both NAME MODEL NP ARGS...: each schedule; statistics and rank files 
             --calib_batch_size 3 --calib_stats_out "$WORK/s_$sch.h5" --calib_schedule $sch \
             --overwrite --log_level info "$@" </dev/null || { ok=0; cat "$WORK/last.log"; }
         [ $sch = layer ] && ! grep -q "layer by layer" "$WORK/last.log" && ok=0
-        [ $sch = layer ] && [[ " $* " == *" --use_fp8 "* ]] &&
+        # FP8 per tensor, or a KV cache alone (passed first), overlaps.
+        [ $sch = layer ] && [[ " $* " == *" --use_fp8 "* || "$1" == --int8_kv_cache ]] &&
             ! grep -q "with the writing overlapped" "$WORK/last.log" && { ok=0; echo "no overlap"; }
     done
     [ $ok = 1 ] && "$STATS_TOOL" compare "$WORK/s_layer.h5" "$WORK/s_batch.h5" --model_dir "$model" \
@@ -46,6 +48,11 @@ for lay in "1 1 1" "2 2 1" "2 1 2" "4 2 2" "4 1 2"; do
     set -- $lay
     both "SmoothQuant, $1 rank(s) tp $2 pp $3" "$WORK/m" $1 --tp_size $2 --pp_size $3 $SQ
     both "FP8, $1 rank(s) tp $2 pp $3" "$WORK/m" $1 --tp_size $2 --pp_size $3 $FP8
+done
+for lay in "1 1 1" "4 2 2" "4 1 2"; do
+    set -- $lay
+    both "INT8 KV alone (written while calibrating), $1 rank(s) tp $2 pp $3" "$WORK/m" $1 \
+        --int8_kv_cache --tp_size $2 --pp_size $3
 done
 both "MoE FP8, moe_ep 2" "$WORK/moe" 2 --tp_size 2 --moe_ep_size 2 --use_fp8
 both "MoE FP8, moe_tp 2 x dp 2" "$WORK/moe" 4 --tp_size 2 --moe_tp_size 2 --use_fp8

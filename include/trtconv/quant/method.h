@@ -166,8 +166,11 @@ tc_status tc_fp8_kv_plan(const tc_quant_settings *q, tc_plan *p);
  * layers also carry mlp.clamp_val and post_layernorm.clamp_val F32 [2]. */
 tc_status tc_fp8_rowwise_plan(const tc_quant_settings *q, tc_plan *p);
 
-/* SmoothQuant W8A8 and INT8 KV (sq_flow.c, over sq.h). */
+/* SmoothQuant W8A8 and INT8 KV (sq_flow.c, over sq.h); a calibrated KV
+ * cache alone (INT8, calibrated FP8) through the same passes, writing its
+ * weights while calibrating (refresh_layer). */
 extern const tc_calibrated_ops tc_sq_calibrated_ops;
+extern const tc_calibrated_ops tc_kv_calibrated_ops;
 
 /* FP8 per tensor (fp8_tensor.c): qkv, dense, fc, gate and proj of every
  * layer become F8_E4M3 [N, K] with weights_scaling_factor and
