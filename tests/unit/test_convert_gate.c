@@ -76,6 +76,23 @@ static tc_plan *gated_plan(int rank, float value)
     return p;
 }
 
+/* Open plan p's cell, a gate of 8 layers, and start 2 workers on it. */
+typedef struct gated_run {
+    tc_cell_output out;
+    tc_convert_gate *gate;
+    tc_progress prog;
+    tc_convert_job *job;
+} gated_run;
+
+static void gated_start(tc_plan *p, gated_run *r)
+{
+    ck_assert_int_eq(tc_cell_open(g_dir, p, &r->out), TC_OK);
+    ck_assert_int_eq(tc_convert_gate_create(8, &r->gate), TC_OK);
+    atomic_init(&r->prog.done_bytes, 0);
+    atomic_init(&r->prog.cancel, 0);
+    ck_assert_int_eq(tc_convert_start(&r->out, 1, 2, NULL, &r->prog, r->gate, &r->job), TC_OK);
+}
+
 static bool wait_done(tc_convert_job *job, double seconds)
 {
     struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -90,24 +107,17 @@ static bool wait_done(tc_convert_job *job, double seconds)
 START_TEST(workers_should_wait_for_the_gate_and_write_once_it_opens)
 {
     tc_plan *p = gated_plan(1, 0.0f);
-    tc_cell_output out;
-    ck_assert_int_eq(tc_cell_open(g_dir, p, &out), TC_OK);
-    tc_convert_gate *gate = NULL;
-    ck_assert_int_eq(tc_convert_gate_create(8, &gate), TC_OK);
-    tc_progress prog;
-    atomic_init(&prog.done_bytes, 0);
-    atomic_init(&prog.cancel, 0);
-    tc_convert_job *job = NULL;
-    ck_assert_int_eq(tc_convert_start(&out, 1, 2, NULL, &prog, gate, &job), TC_OK);
-    ck_assert(!wait_done(job, 0.3));        /* layer 3 is closed: nothing written */
-    ck_assert_uint_eq(atomic_load(&prog.done_bytes), 0);
-    tc_convert_gate_open(gate, 2);
-    ck_assert(!wait_done(job, 0.2));        /* another layer: still waiting */
+    gated_run r;
+    gated_start(p, &r);
+    ck_assert(!wait_done(r.job, 0.3));      /* layer 3 is closed: nothing written */
+    ck_assert_uint_eq(atomic_load(&r.prog.done_bytes), 0);
+    tc_convert_gate_open(r.gate, 2);
+    ck_assert(!wait_done(r.job, 0.2));      /* another layer: still waiting */
     p->tensors[0].constant_values[0] = 2.5f; /* the value is final before the gate opens */
-    tc_convert_gate_open(gate, 3);
-    ck_assert(wait_done(job, 10.0));
-    ck_assert_int_eq(tc_convert_join(job), TC_OK);
-    ck_assert_int_eq(tc_cell_commit(&out), TC_OK);
+    tc_convert_gate_open(r.gate, 3);
+    ck_assert(wait_done(r.job, 10.0));
+    ck_assert_int_eq(tc_convert_join(r.job), TC_OK);
+    ck_assert_int_eq(tc_cell_commit(&r.out), TC_OK);
     char path[600];
     snprintf(path, sizeof path, "%s/rank1.safetensors", g_dir);
     FILE *f = fopen(path, "rb");
@@ -118,7 +128,7 @@ START_TEST(workers_should_wait_for_the_gate_and_write_once_it_opens)
     fclose(f);
     for (int i = 0; i < 4; i++)
         ck_assert(v[i] == 2.5f);
-    tc_convert_gate_free(gate);
+    tc_convert_gate_free(r.gate);
     tc_plan_free(p);
 }
 END_TEST
@@ -126,21 +136,14 @@ END_TEST
 START_TEST(cancelling_the_gate_should_stop_waiting_workers)
 {
     tc_plan *p = gated_plan(2, 1.0f);
-    tc_cell_output out;
-    ck_assert_int_eq(tc_cell_open(g_dir, p, &out), TC_OK);
-    tc_convert_gate *gate = NULL;
-    ck_assert_int_eq(tc_convert_gate_create(8, &gate), TC_OK);
-    tc_progress prog;
-    atomic_init(&prog.done_bytes, 0);
-    atomic_init(&prog.cancel, 0);
-    tc_convert_job *job = NULL;
-    ck_assert_int_eq(tc_convert_start(&out, 1, 2, NULL, &prog, gate, &job), TC_OK);
-    ck_assert(!wait_done(job, 0.2));
-    tc_convert_gate_cancel(gate);
-    ck_assert(wait_done(job, 10.0));
-    ck_assert_int_eq(tc_convert_join(job), TC_E_CANCELLED);
-    tc_cell_discard(&out);
-    tc_convert_gate_free(gate);
+    gated_run r;
+    gated_start(p, &r);
+    ck_assert(!wait_done(r.job, 0.2));
+    tc_convert_gate_cancel(r.gate);
+    ck_assert(wait_done(r.job, 10.0));
+    ck_assert_int_eq(tc_convert_join(r.job), TC_E_CANCELLED);
+    tc_cell_discard(&r.out);
+    tc_convert_gate_free(r.gate);
     tc_plan_free(p);
 }
 END_TEST
