@@ -92,12 +92,15 @@ START_TEST(int8_kv_should_be_calibrated_alone_or_with_weight_only_and_drop_rope_
     ck_assert_str_eq(kv.kv->config_algo, "INT8");
     ck_assert_uint_eq(tc_quant_calib_needs(&kv), TC_CALIB_KV);
     ck_assert(!kv.weights->calib_in_f16); /* the model's own dtype (§4.10) */
-    ck_assert_ptr_eq(tc_quant_calibrated(&kv), &tc_sq_calibrated_ops);
+    /* The KV passes of SmoothQuant's flow, writing while calibrating. */
+    ck_assert_ptr_eq(tc_quant_calibrated(&kv), &tc_kv_calibrated_ops);
+    ck_assert_ptr_nonnull(tc_kv_calibrated_ops.refresh_layer);
+    ck_assert_ptr_null(tc_sq_calibrated_ops.refresh_layer);
     ck_assert(!tc_quant_rope_buffers(&kv));
     tc_quant_settings wkv = select_ok((tc_quant_request){ .woq_bits = 4, .int8_kv_cache = true,
                                                           .smoothquant = NAN });
     ck_assert_str_eq(wkv.weights->config_algo, "W4A16");
-    ck_assert_ptr_eq(tc_quant_calibrated(&wkv), &tc_sq_calibrated_ops);
+    ck_assert_ptr_eq(tc_quant_calibrated(&wkv), &tc_kv_calibrated_ops);
     ck_assert(!tc_quant_rope_buffers(&wkv));
 }
 END_TEST
@@ -209,7 +212,7 @@ START_TEST(fp8_flags_should_select_their_entries)
                                                           .smoothquant = NAN });
     ck_assert_str_eq(kvc.kv->config_algo, "FP8");
     ck_assert_uint_eq(tc_quant_calib_needs(&kvc), TC_CALIB_KV);
-    ck_assert_ptr_eq(tc_quant_calibrated(&kvc), &tc_sq_calibrated_ops);
+    ck_assert_ptr_eq(tc_quant_calibrated(&kvc), &tc_kv_calibrated_ops);
     ck_assert(tc_quant_rope_buffers(&kvc));
     tc_quant_settings bad;
     tc_quant_request nokv = { .fp8_kv_calibrate = true, .smoothquant = NAN };
