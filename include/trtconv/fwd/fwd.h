@@ -112,8 +112,8 @@ tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s);
  * decoder layer is loaded, run over all micro-batches and released, while
  * a helper thread reads the next layer's slices. The statistics are those
  * of tc_fwd_run on the same micro-batches, bit for bit. Afterwards the
- * engine holds no decoder layer (tc_fwd_has_layers). Collective over the
- * world. */
+ * engine holds its decoder layers only if keep_layers was set and they all
+ * fitted (tc_fwd_has_layers). Collective over the world. */
 tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *tokens,
                                     int64_t batch_size);
 bool tc_fwd_has_layers(const tc_fwd_engine *e);
