@@ -7,8 +7,9 @@
  * are 2 GiB), and only one decoder layer's weights are resident at a time,
  * whatever the model's depth. Each micro-batch's slice of that buffer is
  * the engine's residual stream (e->h) while the batch runs, so nothing is
- * copied between layers; each batch's metadata and rope tables are uploaded
- * once, not once per layer. A helper thread reads layer L+1's slices from
+ * copied between layers (unless the set does not fit: hidden_set below);
+ * each batch's metadata and rope tables are uploaded once, not once per
+ * layer. A helper thread reads layer L+1's slices from
  * the source files into (reused, pinned) host buffers while layer L
  * computes; they are uploaded once layer L is released. With keep_layers
  * (SmoothQuant, whose passes use the weights again) the layers stay
@@ -27,6 +28,7 @@
 #include "fwd_internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,10 +145,93 @@ static tc_status replica_batches_make(tc_fwd_engine *e, const tc_token_set *t,
     return TC_OK;
 }
 
-/* Point the residual stream at batch k's rows of the set. */
-static void enter_batch(tc_fwd_engine *e, const replica_batches *r, int64_t k, char *set)
+/* The hidden states of the replica's tokens: in backend memory, or, when
+ * they would take more than half of what the backend has free (or with
+ * TRTCONV_CALIB_SPILL=1, which the tests use), in host memory, each batch
+ * copied into the engine's own buffer before its step and back after. */
+typedef struct hidden_set {
+    char *dev;               /* backend buffer, or NULL when spilled */
+    char *host;              /* host buffer (pinned), or NULL */
+    void *own_h;             /* the engine's residual-stream buffer */
+    const replica_batches *r;
+} hidden_set;
+
+static size_t batch_bytes(const tc_fwd_engine *e, const replica_batches *r, int64_t k)
 {
-    e->h = set + (size_t)r->tok0[k] * (size_t)e->H * e->es;
+    return (size_t)(r->tok0[k + 1] - r->tok0[k]) * (size_t)e->H * e->es;
+}
+
+static size_t batch_offset(const tc_fwd_engine *e, const replica_batches *r, int64_t k)
+{
+    return (size_t)r->tok0[k] * (size_t)e->H * e->es;
+}
+
+/* Make batch k's rows the engine's residual stream. */
+static tc_status enter_batch(tc_fwd_engine *e, const hidden_set *hs, int64_t k)
+{
+    if (hs->dev) {
+        e->h = hs->dev + batch_offset(e, hs->r, k);
+        return TC_OK;
+    }
+    e->h = hs->own_h;
+    return e->ops->upload(e->be, e->h, hs->host + batch_offset(e, hs->r, k),
+                          batch_bytes(e, hs->r, k));
+}
+
+/* Keep what the step wrote (spilled sets only). */
+static tc_status leave_batch(tc_fwd_engine *e, const hidden_set *hs, int64_t k)
+{
+    if (hs->dev)
+        return TC_OK;
+    return e->ops->download(e->be, hs->host + batch_offset(e, hs->r, k), e->h,
+                            batch_bytes(e, hs->r, k));
+}
+
+static tc_status hidden_set_alloc(tc_fwd_engine *e, const replica_batches *r, hidden_set *hs)
+{
+    memset(hs, 0, sizeof *hs);
+    hs->own_h = e->h;
+    hs->r = r;
+    const int64_t tokens = r->tok0[r->n_local];
+    const size_t bytes = (size_t)tokens * (size_t)e->H * e->es;
+    const char *force = getenv("TRTCONV_CALIB_SPILL");
+    const bool spill = (force && *force && strcmp(force, "0") != 0) ||
+                       bytes > e->ops->mem_available(e->be) / 2;
+    if (!spill && e->ops->alloc(e->be, bytes ? bytes : 1, (void **)&hs->dev) != TC_OK)
+        return tc_fail(TC_E_USAGE, "the hidden states of this rank's calibration tokens (%lld "
+                       "tokens x %lld x %zu bytes = %.2f GiB) do not fit in its %s memory: "
+                       "calibrate on fewer tokens (--calib_size, --calib_max_seq_length) or on "
+                       "more data-parallel ranks (docs/calibration-memory.md)", (long long)tokens,
+                       (long long)e->H, e->es, (double)bytes / (1024.0 * 1024.0 * 1024.0),
+                       e->ops->name);
+    if (!spill)
+        return TC_OK;
+    hs->host = malloc(bytes ? bytes : 1);
+    if (!hs->host)
+        return tc_fail(TC_E_USAGE, "the hidden states of this rank's calibration tokens (%lld "
+                       "tokens x %lld x %zu bytes = %.2f GiB) fit neither in its %s memory nor "
+                       "in host memory: calibrate on fewer tokens (--calib_size, "
+                       "--calib_max_seq_length) or on more data-parallel ranks "
+                       "(docs/calibration-memory.md)", (long long)tokens, (long long)e->H, e->es,
+                       (double)bytes / (1024.0 * 1024.0 * 1024.0), e->ops->name);
+    e->ops->pin_host(e->be, hs->host, bytes ? bytes : 1);
+    if (e->comm->rank == 0)
+        tc_log(TC_LOG_INFO, "calibration: the hidden states of the tokens (%.2f GiB) stay in host "
+               "memory, each micro-batch copied to the %s backend for each layer",
+               (double)bytes / (1024.0 * 1024.0 * 1024.0), e->ops->name);
+    return TC_OK;
+}
+
+static void hidden_set_free(tc_fwd_engine *e, hidden_set *hs)
+{
+    e->h = hs->own_h;
+    if (hs->dev)
+        e->ops->release(e->be, hs->dev);
+    if (hs->host) {
+        e->ops->unpin_host(e->be, hs->host);
+        free(hs->host);
+    }
+    memset(hs, 0, sizeof *hs);
 }
 
 /* Keep the layers resident (keep_layers) when, after layer 0, the others
@@ -160,11 +245,13 @@ static bool keep_all(tc_fwd_engine *e, uint64_t layer_bytes)
     return need + 0.1 * avail + (double)(1u << 30) <= avail;
 }
 
-static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, char *set, prefetch *pf)
+static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hidden_set *hs,
+                            prefetch *pf)
 {
     for (int64_t k = 0; k < r->n_local; k++) {
-        enter_batch(e, r, k, set);
+        TRY(enter_batch(e, hs, k));
         TRY(tc_fwd_stage_input(e, &r->bt[k]));
+        TRY(leave_batch(e, hs, k));
     }
     if (e->n_layers > 0) {
         TRY(tc_fwd_staged_reserve(e, 0, &pf->staged));
@@ -185,8 +272,11 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, char *se
         if (st == TC_OK)
             st = tc_fwd_layer_weight_stats(e, li);
         for (int64_t k = 0; st == TC_OK && k < r->n_local; k++) {
-            enter_batch(e, r, k, set);
-            st = tc_fwd_run_layer(e, li, &r->bt[k]);
+            st = enter_batch(e, hs, k);
+            if (st == TC_OK)
+                st = tc_fwd_run_layer(e, li, &r->bt[k]);
+            if (st == TC_OK)
+                st = leave_batch(e, hs, k);
         }
         if (st == TC_OK)
             st = e->ops->sync(e->be);
@@ -200,7 +290,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, char *se
     e->layer_stats_taken = true;
     for (int64_t k = 0; k < r->n_local; k++) {
         const int64_t T = r->tok0[k + 1] - r->tok0[k];
-        enter_batch(e, r, k, set);
+        TRY(enter_batch(e, hs, k));
         if (e->pp_rank < e->pp - 1)
             OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * e->H) * e->es, e->pp_rank + 1));
         else
@@ -218,28 +308,20 @@ tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *t, int
         return tc_fail(TC_E_USAGE, "batch size must be at least 1");
     replica_batches r;
     memset(&r, 0, sizeof r);
+    hidden_set hs;
+    memset(&hs, 0, sizeof hs);
+    hs.own_h = e->h;
     tc_status st = replica_batches_make(e, t, batch_size, &r);
-    void *set = NULL;
-    const int64_t tokens = r.tok0 ? r.tok0[r.n_local] : 0;
-    const size_t set_bytes = (size_t)tokens * (size_t)e->H * e->es;
-    if (st == TC_OK && e->ops->alloc(e->be, set_bytes, &set) != TC_OK)
-        st = tc_fail(TC_E_USAGE, "the hidden states of this rank's calibration tokens (%lld "
-                     "tokens x %lld x %zu bytes = %.2f GiB) do not fit in its %s memory: "
-                     "calibrate on fewer tokens (--calib_size, --calib_max_seq_length) or on "
-                     "more data-parallel ranks (docs/calibration-memory.md)", (long long)tokens,
-                     (long long)e->H, e->es, (double)set_bytes / (1024.0 * 1024.0 * 1024.0),
-                     e->ops->name);
-    void *own_h = e->h;
+    if (st == TC_OK)
+        st = hidden_set_alloc(e, &r, &hs);
     prefetch pf;
     memset(&pf, 0, sizeof pf);
     if (st == TC_OK)
-        st = run_layers(e, &r, set, &pf);
+        st = run_layers(e, &r, &hs, &pf);
     prefetch_join(&pf);
-    e->h = own_h;
     e->ops->sync(e->be);
+    hidden_set_free(e, &hs);
     tc_fwd_staged_free(e, &pf.staged);
-    if (set)
-        e->ops->release(e->be, set);
     replica_batches_free(e, &r);
     return st;
 }

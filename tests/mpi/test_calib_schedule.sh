@@ -11,6 +11,8 @@
 #    pp 2, pp 2 x dp 2) write while they calibrate in the layer schedule
 #    (calib_overlap.c): the log says so, and a calibration that meets NaN
 #    activations stops the waiting writers: non-zero exit, nothing committed;
+#  - the hidden states kept in host memory (TRTCONV_CALIB_SPILL=1, what
+#    happens when they do not fit on the device): the same bytes;
 #  - an unknown schedule is refused.
 . "$(dirname "$0")/lib.sh"
 STATS_TOOL=${STATS:?}
@@ -32,6 +34,8 @@ both() { # both NAME MODEL NP ARGS...: each schedule; statistics and rank files 
             --calib_batch_size 3 --calib_stats_out "$WORK/s_$sch.h5" --calib_schedule $sch \
             --overwrite --log_level info "$@" </dev/null || { ok=0; cat "$WORK/last.log"; }
         [ $sch = layer ] && ! grep -q "layer by layer" "$WORK/last.log" && ok=0
+        [ $sch = layer ] && [ -n "${TRTCONV_CALIB_SPILL:-}" ] &&
+            ! grep -q "stay in host memory" "$WORK/last.log" && { ok=0; echo "not spilled"; }
         # FP8 per tensor, or a KV cache alone (passed first), overlaps.
         [ $sch = layer ] && [[ " $* " == *" --use_fp8 "* || "$1" == --int8_kv_cache ]] &&
             ! grep -q "with the writing overlapped" "$WORK/last.log" && { ok=0; echo "no overlap"; }
@@ -54,6 +58,12 @@ for lay in "1 1 1" "4 2 2" "4 1 2"; do
     both "INT8 KV alone (written while calibrating), $1 rank(s) tp $2 pp $3" "$WORK/m" $1 \
         --int8_kv_cache --tp_size $2 --pp_size $3
 done
+# The hidden states kept in host memory (as when they do not fit on the
+# device), forced: the same bytes.
+export TRTCONV_CALIB_SPILL=1
+both "hidden states in host memory: SmoothQuant, tp 2 x pp 2" "$WORK/m" 4 --tp_size 2 --pp_size 2 $SQ
+both "hidden states in host memory: FP8, pp 2 x dp 2" "$WORK/m" 4 --tp_size 1 --pp_size 2 $FP8
+unset TRTCONV_CALIB_SPILL
 both "MoE FP8, moe_ep 2" "$WORK/moe" 2 --tp_size 2 --moe_ep_size 2 --use_fp8
 both "MoE FP8, moe_tp 2 x dp 2" "$WORK/moe" 4 --tp_size 2 --moe_tp_size 2 --use_fp8
 gen --out "$WORK/nan" --special_values
