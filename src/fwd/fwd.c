@@ -78,12 +78,11 @@ int64_t tc_fwd_max_batch_tokens(const tc_token_set *t, int64_t batch_size)
 
 /* ---- weights ---- */
 
-static const tc_plan_tensor *plan_find(const tc_plan *p, const char *name)
+/* Tensor `name` of the cell plan, or NULL. */
+static const tc_plan_tensor *plan_tensor(const tc_fwd_engine *e, const char *name)
 {
-    for (size_t i = 0; i < p->n_tensors; i++)
-        if (!strcmp(p->tensors[i].name, name))
-            return &p->tensors[i];
-    return NULL;
+    const int i = tc_plan_find(e->plan, name);
+    return i < 0 ? NULL : &e->plan->tensors[i];
 }
 
 /* Read plan tensor `name` (once, in row chunks) into backend memory. A
@@ -92,7 +91,7 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
                              int64_t *rows, int64_t *cols)
 {
     *out = NULL;
-    const tc_plan_tensor *t = plan_find(e->plan, name);
+    const tc_plan_tensor *t = plan_tensor(e, name);
     if (!t) {
         if (optional)
             return TC_OK;
@@ -207,7 +206,7 @@ static const tc_plan_tensor *layer_tensor(const tc_fwd_engine *e, int64_t li, in
     char name[160];
     snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
              layer_tensors[k].suffix);
-    return plan_find(e->plan, name);
+    return plan_tensor(e, name);
 }
 
 tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)

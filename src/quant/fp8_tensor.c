@@ -160,14 +160,6 @@ static int linear_of(const char *rest, const char **suffix)
     return -1;
 }
 
-static const tc_plan_tensor *find_tensor(const tc_plan *p, const char *name)
-{
-    for (size_t i = 0; i < p->n_tensors; i++)
-        if (!strcmp(p->tensors[i].name, name))
-            return &p->tensors[i];
-    return NULL;
-}
-
 /* Every value of global layer g in the plan from the statistics: the
  * weights' scales and the scale constants, which plan() marked gated on g.
  * Called by plan() and again (refresh_layer) when the overlapped
@@ -193,7 +185,8 @@ static tc_status fill_layer(void *job, tc_plan *p, int64_t g)
             t->fp8_scale = tc_fp8_tensor_weight_scale(s, g, which);
         } else if (which >= 0 && !strcmp(suffix, "weights_scaling_factor") && t->ndim == 2) {
             snprintf(name, sizeof name, "%.*sweight", (int)(suffix - t->name), t->name);
-            const tc_plan_tensor *w = find_tensor(p, name);
+            const int wi = tc_plan_find(p, name);
+            const tc_plan_tensor *w = wi < 0 ? NULL : &p->tensors[wi];
             if (!w || s->d.experts <= 1 || w->expert0 < 0 || w->expert0 + t->n_constant > s->d.experts)
                 return tc_fail(TC_E_INTERNAL, "%s: experts without their statistics", t->name);
             for (int64_t e = 0; e < t->n_constant; e++)
