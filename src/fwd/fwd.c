@@ -1,14 +1,14 @@
-/* fwd.c: the distributed forward pass engine (see fwd.h): weights from the
- * cell plan, micro-batch loop, tensor/pipeline/data-parallel communication.
- * The arithmetic lives in the backends (fwd_backend.h); the layer-streamed
- * calibration schedule in fwd_stream.c over the steps fwd_internal.h
- * declares. */
+/* fwd.c: the distributed forward pass engine (see fwd.h): creation, the
+ * micro-batch loop, tensor/pipeline/data-parallel communication, the
+ * calibration statistics. The arithmetic lives in the backends
+ * (fwd_backend.h), the weights' loading in fwd_weights.c, the
+ * layer-streamed calibration schedule in fwd_stream.c, over the steps
+ * fwd_internal.h declares. */
 #define _POSIX_C_SOURCE 200809L
 #include "fwd_internal.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,6 @@
 #include "trtconv/fwd/fwd_moe.h"
 #include "trtconv/calib/calib_stats.h"
 #include "trtconv/mpi/coll.h"
-#include "trtconv/convert/convert.h"
 #include "trtconv/core/jsonutil.h"
 #include "trtconv/core/log.h"
 #include "trtconv/plan/plan.h"
@@ -74,264 +73,6 @@ int64_t tc_fwd_max_batch_tokens(const tc_token_set *t, int64_t batch_size)
             best = n;
     }
     return best;
-}
-
-/* ---- weights ---- */
-
-/* Tensor `name` of the cell plan, or NULL. */
-static const tc_plan_tensor *plan_tensor(const tc_fwd_engine *e, const char *name)
-{
-    const int i = tc_plan_find(e->plan, name);
-    return i < 0 ? NULL : &e->plan->tensors[i];
-}
-
-/* Read plan tensor `name` (once, in row chunks) into backend memory. A
- * missing optional tensor gives *out = NULL. */
-static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, void **out,
-                             int64_t *rows, int64_t *cols)
-{
-    *out = NULL;
-    const tc_plan_tensor *t = plan_tensor(e, name);
-    if (!t) {
-        if (optional)
-            return TC_OK;
-        return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor %s", name);
-    }
-    if (rows)
-        *rows = t->rows;
-    if (cols)
-        *cols = t->cols;
-    const size_t n = (size_t)t->rows * (size_t)t->cols;
-    const size_t row_bytes = (size_t)t->cols * e->es;
-    int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_bytes ? row_bytes : 1));
-    if (chunk_rows < 1)
-        chunk_rows = 1;
-    if (chunk_rows > t->rows)
-        chunk_rows = t->rows;
-    const size_t slice_row = (size_t)t->cols * (tc_dtype_bits(t->slice_dtype) / 8);
-    void *host = malloc((size_t)chunk_rows * (row_bytes > slice_row ? row_bytes : slice_row) + 1);
-    float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
-    tc_status st = host && scratch ? TC_OK
-                                   : tc_fail(TC_E_INTERNAL, "out of memory loading %s", name);
-    const size_t wes = e->ops->weight_elem_bytes(e->dt);
-    if (st == TC_OK)
-        st = e->ops->alloc(e->be, n * wes, out);
-    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
-        int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
-        st = tc_convert_rows(t, r, nr, host, scratch);
-        /* A slice planned in another dtype (the MoE router is float32)
-         * enters the engine in its dtype; scratch is free again here. */
-        const void *up = host;
-        if (st == TC_OK && t->slice_dtype != e->dt) {
-            tc_convert(scratch, e->dt, host, t->slice_dtype, (size_t)nr * (size_t)t->cols);
-            up = scratch;
-        }
-        if (st == TC_OK)
-            st = e->ops->upload_weight(e->be, *out, (size_t)r * (size_t)t->cols, up, e->dt,
-                                       (size_t)nr * (size_t)t->cols);
-    }
-    free(host);
-    free(scratch);
-    if (st != TC_OK) {
-        if (*out)
-            e->ops->release(e->be, *out);
-        *out = NULL;
-        return st;
-    }
-    e->weight_bytes += n * e->es;
-    return TC_OK;
-}
-
-/* The tensors of a decoder layer: plan name suffix, field, presence
- * (REQ always, OPT if the plan has it, DENSE / MOE only for that kind). */
-enum { REQ, OPT, DENSE, MOE };
-static const struct {
-    const char *suffix;
-    size_t field;
-    int presence;
-} layer_tensors[FWD_LAYER_TENSORS] = {
-    { "input_layernorm.weight", offsetof(layer_weights, in_norm), REQ },
-    { "attention.qkv.weight", offsetof(layer_weights, qkv), REQ },
-    { "attention.qkv.bias", offsetof(layer_weights, qkv_bias), OPT },
-    { "attention.dense.weight", offsetof(layer_weights, dense), REQ },
-    { "attention.dense.bias", offsetof(layer_weights, dense_bias), OPT },
-    { "post_layernorm.weight", offsetof(layer_weights, post_norm), REQ },
-    { "mlp.fc.weight", offsetof(layer_weights, fc), REQ },
-    { "mlp.gate.weight", offsetof(layer_weights, gate), DENSE },
-    { "mlp.proj.weight", offsetof(layer_weights, proj), REQ },
-    { "mlp.router.weight", offsetof(layer_weights, router), MOE },
-};
-
-static void **layer_field(layer_weights *w, int k)
-{
-    return (void **)(void *)((char *)w + layer_tensors[k].field);
-}
-
-static bool layer_tensor_optional(const tc_fwd_engine *e, int k)
-{
-    const bool moe = tc_hf_is_moe(e->cfg);
-    const int p = layer_tensors[k].presence;
-    return p == OPT || (p == DENSE && moe) || (p == MOE && !moe);
-}
-
-/* The whole slice of t in the engine's dtype into dst (rows x cols
- * elements), read in bounded chunks as load_tensor does. */
-static tc_status read_tensor(const tc_fwd_engine *e, const tc_plan_tensor *t, void *dst)
-{
-    const size_t slice_es = tc_dtype_bits(t->slice_dtype) / 8;
-    const size_t row_in = (size_t)t->cols * (slice_es > e->es ? slice_es : e->es);
-    int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_in ? row_in : 1));
-    chunk_rows = chunk_rows < 1 ? 1 : chunk_rows > t->rows ? t->rows : chunk_rows;
-    void *tmp = malloc((size_t)chunk_rows * row_in + 1);
-    float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
-    tc_status st = tmp && scratch ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory reading %s",
-                                                    t->name);
-    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
-        const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
-        const size_t elems = (size_t)nr * (size_t)t->cols;
-        char *out = (char *)dst + (size_t)r * (size_t)t->cols * e->es;
-        st = tc_convert_rows(t, r, nr, tmp, scratch);
-        if (st == TC_OK && t->slice_dtype != e->dt)
-            tc_convert(out, e->dt, tmp, t->slice_dtype, elems);
-        else if (st == TC_OK)
-            memcpy(out, tmp, elems * e->es);
-    }
-    free(tmp);
-    free(scratch);
-    return st;
-}
-
-static const tc_plan_tensor *layer_tensor(const tc_fwd_engine *e, int64_t li, int k)
-{
-    char name[160];
-    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
-             layer_tensors[k].suffix);
-    return plan_tensor(e, name);
-}
-
-tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
-{
-    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        const tc_plan_tensor *t = layer_tensor(e, li, k);
-        if (!t && !layer_tensor_optional(e, k))
-            return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor "
-                           "transformer.layers.%lld.%s", (long long)li, layer_tensors[k].suffix);
-        const size_t need = t ? (size_t)t->rows * (size_t)t->cols * e->es : 0;
-        if (need <= s->cap[k])
-            continue;
-        if (s->host[k]) {
-            e->ops->unpin_host(e->be, s->host[k]);
-            free(s->host[k]);
-        }
-        s->host[k] = malloc(need);
-        s->cap[k] = s->host[k] ? need : 0;
-        if (!s->host[k])
-            return tc_fail(TC_E_INTERNAL, "out of host memory staging %s (%zu bytes)", t->name,
-                           need);
-        e->ops->pin_host(e->be, s->host[k], need);
-    }
-    return TC_OK;
-}
-
-tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
-{
-    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        const tc_plan_tensor *t = layer_tensor(e, li, k);
-        s->elems[k] = 0;
-        if (!t)
-            continue; /* optional (tc_fwd_staged_reserve checked) */
-        const size_t n = (size_t)t->rows * (size_t)t->cols;
-        if (n * e->es > s->cap[k])
-            return tc_fail(TC_E_INTERNAL, "%s: staging buffer not reserved", t->name);
-        TRY(read_tensor(e, t, s->host[k]));
-        s->elems[k] = n;
-    }
-    return TC_OK;
-}
-
-void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s)
-{
-    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        if (s->host[k]) {
-            e->ops->unpin_host(e->be, s->host[k]);
-            free(s->host[k]);
-        }
-        s->host[k] = NULL;
-        s->cap[k] = 0;
-    }
-}
-
-tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged)
-{
-    layer_weights *w = &e->layers[li];
-    const size_t wes = e->ops->weight_elem_bytes(e->dt);
-    char name[160];
-    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        void **dst = layer_field(w, k);
-        if (!staged) {
-            snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)li,
-                     layer_tensors[k].suffix);
-            TRY(load_tensor(e, name, layer_tensor_optional(e, k), dst, NULL, NULL));
-            continue;
-        }
-        if (!staged->elems[k])
-            continue; /* an optional tensor the plan does not have */
-        const size_t n = staged->elems[k];
-        tc_status st = e->ops->alloc(e->be, n * wes, dst);
-        if (st != TC_OK)
-            return tc_fail(TC_E_USAGE, "layer %lld does not fit in this rank's memory next to "
-                           "the calibration set's hidden states (%s: %.1f MiB); see "
-                           "docs/calibration-memory.md", (long long)(e->layer0 + li),
-                           layer_tensors[k].suffix, (double)(n * wes) / 1048576.0);
-        TRY(e->ops->upload_weight(e->be, *dst, 0, staged->host[k], e->dt, n));
-        e->weight_bytes += n * e->es;
-    }
-    return TC_OK;
-}
-
-void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li)
-{
-    layer_weights *w = &e->layers[li];
-    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        void **p = layer_field(w, k);
-        if (*p) {
-            e->ops->release(e->be, *p);
-            *p = NULL;
-        }
-    }
-}
-
-static tc_status load_weights(tc_fwd_engine *e, const tc_embedding *emb)
-{
-    if (e->pp_rank == 0 && !e->weights_only) {
-        int64_t rows, cols;
-        TRY(load_tensor(e, "transformer.vocab_embedding.weight", false, &e->embed, &rows, &cols));
-        e->emb_rows = rows;
-        e->emb_cols = cols;
-        e->emb_split = emb->parallel && e->tp > 1;
-        if (e->emb_split && emb->sharding_dim == 0)
-            e->emb_row0 = (int64_t)e->tp_rank * rows;
-        else if (e->emb_split)
-            e->emb_col0 = (int64_t)e->tp_rank * cols;
-    }
-    e->layers = calloc((size_t)e->n_layers, sizeof *e->layers);
-    if (!e->layers)
-        return tc_fail(TC_E_INTERNAL, "out of memory");
-    for (int64_t i = 0; i < e->n_layers && !e->stream_layers; i++)
-        TRY(tc_fwd_load_layer(e, i, NULL));
-    if (e->pp_rank == e->pp - 1 && !e->weights_only) {
-        TRY(load_tensor(e, "transformer.ln_f.weight", false, &e->ln_f, NULL, NULL));
-        int64_t rows = 0;
-        TRY(load_tensor(e, "lm_head.weight", true, &e->lm_head, &rows, NULL));
-        if (!e->lm_head) {
-            /* --use_embedding_sharing: lm_head is the row-split embedding. */
-            e->lm_head = e->embed;
-            e->lm_head_shared = true;
-            rows = e->emb_rows;
-        }
-        e->vocab_local = rows;
-    }
-    return TC_OK;
 }
 
 /* ---- engine ---- */
@@ -473,7 +214,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     if (st == TC_OK)
         st = tc_plan_build(s->model, &pparams, cell, &e->plan);
     if (st == TC_OK)
-        st = load_weights(e, &s->emb);
+        st = tc_fwd_load_weights(e, &s->emb);
     if (st == TC_OK)
         st = e->ops->sync(e->be);
     e->load_seconds = tc_now_seconds() - t0;

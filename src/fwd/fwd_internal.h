@@ -141,6 +141,9 @@ tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *
  * may run it while the engine computes. */
 tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s);
 void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s);
+/* fwd_weights.c: every weight of the cell at creation (the decoder layers
+ * unless stream_layers). */
+tc_status tc_fwd_load_weights(tc_fwd_engine *e, const tc_embedding *emb);
 /* Local layer li's weights into backend memory (tc_fwd_release_layer frees
  * them): from `staged`, or read here in bounded chunks when it is NULL. */
 tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged);
