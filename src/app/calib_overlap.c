@@ -5,7 +5,9 @@
  * it starts layer L+1, and a method with refresh_layer (FP8 per tensor)
  * needs nothing but layer L's statistics for layer L's tensors (a
  * calibrated KV cache alone needs them for nothing but its scales, written
- * after the calibration). So the
+ * after the calibration). SmoothQuant (stream_layer) needs layer L's
+ * weights too: the hook hands it the resident layer, it smooths, quantizes
+ * and writes it itself. So the
  * cells are planned and opened before calibrating, with every value that
  * depends on the statistics in tensors gated on their layer; the conversion
  * workers start at once (the embedding, norms and lm_head, which need no
@@ -35,6 +37,11 @@ typedef struct overlap {
 static tc_status layer_done(void *ctx, int64_t layer)
 {
     overlap *v = ctx;
+    if (v->ops->stream_layer) {
+        TC_TRY(v->ops->stream_layer(v->method_job, layer));
+        tc_convert_gate_open(v->gate, layer);
+        return TC_OK;
+    }
     for (size_t i = 0; i < v->set->n; i++)
         if (v->set->outs[i].plan)
             TC_TRY(v->ops->refresh_layer(v->method_job, v->set->outs[i].plan, layer));
@@ -102,13 +109,20 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     if (st == TC_OK)
         st = tc_convert_gate_create(dims.layers, &v.gate);
     st = tc_comm_agree(c, st, "quantization setup");
-    if (st == TC_OK)
+    if (st == TC_OK && !ops->stream_layer)
         st = ops->prepare(v.method_job, cells, n_cells);
     if (st == TC_OK)
         st = tc_cells_plan(j, cells, n_cells, v.method_job, run, &set, TC_OK);
     if (st != TC_OK)
         goto done;
     st = tc_cells_open(j, &set);
+    /* A method that writes its layers itself starts here (collective). */
+    if (ops->stream_begin) {
+        st = tc_comm_agree(c, st, "opening the rank files");
+        if (st == TC_OK)
+            st = ops->stream_begin(v.method_job, v.run.engine, cells, n_cells, set.outs);
+        st = tc_comm_agree(c, st, "quantization while calibrating");
+    }
     st = tc_convert_phase_during(j, &set, s->quant_gpu, st, v.gate, calibrate, &v);
     const double t_tail = tc_now_seconds();
     if (st == TC_OK)

@@ -20,6 +20,10 @@ typedef struct tc_calib_run {
 } tc_calib_run;
 
 tc_dtype tc_calib_forward_dtype(const tc_job *j);
+/* The run writes while it calibrates (calib_overlap.c): the method can
+ * (refresh_layer or stream_layer), the statistics are computed (no
+ * --calib_stats), layer by layer (no --calib_schedule batch). */
+bool tc_calib_overlapped(const tc_job *j);
 /* Load the calibration tokens and create the engine (collective). */
 tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r);
 /* Run the forward pass and collect the statistics into stats (allocated

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "trtconv/calib/tokens.h"
 #include "trtconv/core/log.h"
+#include "trtconv/output/rankfile.h"
 
 /* Statistics from --calib_stats: rank 0 reads the file, every rank gets a
  * copy (the file need not be visible to other nodes). Collective. */
@@ -58,6 +59,13 @@ tc_status tc_calibration_input_check(const tc_job *j)
  * float16; INT8 KV alone in its own dtype (trtllm-checkpoint.md §5.1,
  * §4.10); FP8 per tensor in the output dtype, as ModelOpt calibrates the
  * model it exports. */
+bool tc_calib_overlapped(const tc_job *j)
+{
+    const tc_calibrated_ops *ops = tc_quant_calibrated(&j->s.quant);
+    return ops && (ops->refresh_layer || ops->stream_layer) && !j->o->calib_stats &&
+           !j->o->calib_by_batch;
+}
+
 tc_dtype tc_calib_forward_dtype(const tc_job *j)
 {
     const tc_hf_config *cfg = &j->model->cfg;
@@ -109,8 +117,9 @@ tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r)
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&r->tok, o->calib_batch_size);
     su.stream_layers = r->streamed = !o->calib_by_batch;
     /* SmoothQuant's passes smooth and quantize the calibrated weights: keep
-     * them if they fit rather than read them again (sq_flow.c). */
-    su.keep_layers = j->s.quant.weights->smoothquant;
+     * them if they fit rather than read them again (sq_flow.c), unless it
+     * does each layer while calibrating. */
+    su.keep_layers = j->s.quant.weights->smoothquant && !tc_calib_overlapped(j);
     su.max_seq_len = tc_tokens_longest(&r->tok, 0, r->tok.n_seqs);
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "
@@ -140,6 +149,9 @@ tc_status tc_calib_finish(const tc_job *j, tc_calib_run *r, tc_calib_stats *stat
     if (st != TC_OK) {
         tc_log(TC_LOG_ERROR, "rank %d: calibration forward pass failed; aborting the job",
                c->rank);
+        /* Files opened for writing while calibrating go too (the other
+         * ranks' go through their SIGTERM handler). */
+        tc_partial_unlink_all();
         MPI_Abort(MPI_COMM_WORLD, (int)st);
     }
     if (!stats->data) {
@@ -234,7 +246,7 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     int *cells = NULL;
     size_t n_cells = 0;
 
-    if (ops->refresh_layer && !o->calib_stats && !o->calib_by_batch)
+    if (tc_calib_overlapped(j))
         return tc_calibrated_run_overlapped(j, run, ops);
     double t_cal = tc_now_seconds();
     tc_status st = statistics(j, &stats, &engine);

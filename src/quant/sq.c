@@ -262,6 +262,23 @@ static void fold_max(float *dst, const float *src, int64_t n)
 }
 
 
+/* Column maxima of local layer i's qkv and fc+gate rows (tmp: H floats). */
+static tc_status pass_a_layer(tc_sq_job *j, dev *v, tc_fwd_engine *e, const cell_geo *g,
+                              int64_t i, float *tmp)
+{
+    tc_fwd_layer_ptrs w;
+    tc_fwd_layer_ptrs_get(e, i, &w);
+    float *a = j->wa + (size_t)((g->layer0 + i) * 2 * j->H);
+    /* fc and gate share one smoother: maxima over both matrices. */
+    const void *mats[3] = { w.qkv, w.fc, w.gate };
+    const int64_t rows[3] = { j->qd_l + 2 * j->kvd_l, j->I_l, j->I_l };
+    for (int m = 0; m < 3; m++) {
+        TRY(col_max(v, mats[m], rows[m], j->H, 0, j->H, tmp));
+        fold_max(a + (m ? j->H : 0), tmp, j->H);
+    }
+    return TC_OK;
+}
+
 tc_status tc_sq_pass_a(tc_sq_job *j, tc_fwd_engine *e, int cell)
 {
     cell_geo g;
@@ -269,24 +286,29 @@ tc_status tc_sq_pass_a(tc_sq_job *j, tc_fwd_engine *e, int cell)
     dev v;
     float *tmp = malloc((size_t)j->H * sizeof(float));
     tc_status st = tmp ? dev_open(&v, e, scratch_floats(j)) : tc_fail(TC_E_INTERNAL, "out of memory");
-    const int64_t qkv_rows = j->qd_l + 2 * j->kvd_l;
-    for (int64_t i = 0; st == TC_OK && i < j->layers_l; i++) {
-        tc_fwd_layer_ptrs w;
-        tc_fwd_layer_ptrs_get(e, i, &w);
-        float *a = j->wa + (size_t)((g.layer0 + i) * 2 * j->H);
-        /* fc and gate share one smoother: maxima over both matrices. */
-        const void *mats[3] = { w.qkv, w.fc, w.gate };
-        const int64_t rows[3] = { qkv_rows, j->I_l, j->I_l };
-        for (int m = 0; st == TC_OK && m < 3; m++) {
-            st = col_max(&v, mats[m], rows[m], j->H, 0, j->H, tmp);
-            if (st == TC_OK)
-                fold_max(a + (m ? j->H : 0), tmp, j->H);
-        }
-    }
+    for (int64_t i = 0; st == TC_OK && i < j->layers_l; i++)
+        st = pass_a_layer(j, &v, e, &g, i, tmp);
     if (tmp)
         dev_close(&v);
     free(tmp);
     return st;
+}
+
+/* Layer L's smoothers of qkv and fc/gate from its complete column maxima. */
+static tc_status layer_smoothers(tc_sq_job *j, int64_t L)
+{
+    const double alpha = j->o.alpha;
+    const float *aq = tc_calib_get(j->st, L, TC_LIN_Q, TC_STAT_X, NULL);
+    const float *ag = tc_calib_get(j->st, L, TC_LIN_GATE, TC_STAT_X, NULL);
+    for (int64_t c = 0; c < j->H; c++) {
+        j->s_qkv[L * j->H + c] = tc_sq_smoother(aq[c], j->wa[L * 2 * j->H + c], alpha);
+        j->s_mlp[L * j->H + c] = tc_sq_smoother(ag[c], j->wa[L * 2 * j->H + j->H + c], alpha);
+        if (!isfinite(j->s_qkv[L * j->H + c]) || !isfinite(j->s_mlp[L * j->H + c]))
+            return tc_fail(TC_E_INPUT, "SmoothQuant: layer %lld input channel %lld: the "
+                           "smoother is not finite (a weight column of qkv or fc/gate is "
+                           "all zero)", (long long)L, (long long)c);
+    }
+    return TC_OK;
 }
 
 tc_status tc_sq_reduce_a(tc_sq_job *j, MPI_Comm world)
@@ -297,19 +319,8 @@ tc_status tc_sq_reduce_a(tc_sq_job *j, MPI_Comm world)
                                  world)));
     /* The smoothers of qkv and fc/gate need nothing else: every rank
      * computes all of them, identically. */
-    const double alpha = j->o.alpha;
-    for (int64_t L = 0; L < j->L; L++) {
-        const float *aq = tc_calib_get(j->st, L, TC_LIN_Q, TC_STAT_X, NULL);
-        const float *ag = tc_calib_get(j->st, L, TC_LIN_GATE, TC_STAT_X, NULL);
-        for (int64_t c = 0; c < j->H; c++) {
-            j->s_qkv[L * j->H + c] = tc_sq_smoother(aq[c], j->wa[L * 2 * j->H + c], alpha);
-            j->s_mlp[L * j->H + c] = tc_sq_smoother(ag[c], j->wa[L * 2 * j->H + j->H + c], alpha);
-            if (!isfinite(j->s_qkv[L * j->H + c]) || !isfinite(j->s_mlp[L * j->H + c]))
-                return tc_fail(TC_E_INPUT, "SmoothQuant: layer %lld input channel %lld: the "
-                               "smoother is not finite (a weight column of qkv or fc/gate is "
-                               "all zero)", (long long)L, (long long)c);
-        }
-    }
+    for (int64_t L = 0; L < j->L; L++)
+        TRY(layer_smoothers(j, L));
     return TC_OK;
 }
 
@@ -355,69 +366,79 @@ static tc_status apply_smoothing(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *
     return smooth(v, w->proj, j->H, j->I_l, cs->s_down + i * j->I_l, false);
 }
 
+/* Pass B of local layer i (layer L): smoothers of the row-parallel
+ * linears, the smoothing, and the smoothed maxima (tmp: scratch_floats). */
+static tc_status pass_b_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, const cell_geo *g,
+                              int cell, int64_t i, float *tmp)
+{
+    cell_smoothers *cs = &j->cells[cell];
+    const int64_t qkv_rows = j->qd_l + 2 * j->kvd_l;
+    tc_status st = TC_OK;
+    const int64_t L = g->layer0 + i;
+    /* Row-parallel smoothers: this cell holds every row of its columns. */
+    st = col_max(v, w->dense, j->H, j->qd_l, 0, j->qd_l, tmp);
+    if (st == TC_OK)
+        st = local_smoother(j, L, "o_proj", tc_calib_get(j->st, L, TC_LIN_O, TC_STAT_X, NULL) +
+                            g->q0, tmp, j->qd_l, cs->s_o + i * j->qd_l);
+    if (st == TC_OK)
+        st = col_max(v, w->proj, j->H, j->I_l, 0, j->I_l, tmp);
+    if (st == TC_OK)
+        st = local_smoother(j, L, "down_proj",
+                            tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g->i0, tmp,
+                            j->I_l, cs->s_down + i * j->I_l);
+    if (st == TC_OK)
+        st = apply_smoothing(j, v, w, cell, i, L);
+    /* Row maxima of the smoothed weights, at their model channels. */
+    if (st == TC_OK)
+        st = row_max(v, w->qkv, qkv_rows, j->H, tmp);
+    if (st == TC_OK) {
+        float *q = wb_qkv(j, L);
+        fold_max(q + g->q0, tmp, j->qd_l);
+        fold_max(q + j->qd + g->kv0, tmp + j->qd_l, j->kvd_l);
+        fold_max(q + j->qd + j->kvd + g->kv0, tmp + j->qd_l + j->kvd_l, j->kvd_l);
+        st = row_max(v, w->dense, j->H, j->qd_l, tmp);
+    }
+    if (st == TC_OK) {
+        fold_max(wb_o(j, L), tmp, j->H);
+        st = row_max(v, w->fc, j->I_l, j->H, tmp);
+    }
+    if (st == TC_OK) {
+        fold_max(wb_gate(j, L) + g->i0, tmp, j->I_l);
+        st = row_max(v, w->gate, j->I_l, j->H, tmp);
+    }
+    if (st == TC_OK) {
+        fold_max(wb_up(j, L) + g->i0, tmp, j->I_l);
+        st = row_max(v, w->proj, j->H, j->I_l, tmp);
+    }
+    if (st == TC_OK) {
+        fold_max(wb_down(j, L), tmp, j->H);
+        /* Input maxima of dense/proj after smoothing, over local columns. */
+        const float *xo = tc_calib_get(j->st, L, TC_LIN_O, TC_STAT_X, NULL) + g->q0;
+        const float *xd = tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g->i0;
+        double mo = 0.0, md = 0.0;
+        for (int64_t c = 0; c < j->qd_l; c++)
+            mo = fmax(mo, (double)xo[c] / cs->s_o[i * j->qd_l + c]);
+        for (int64_t c = 0; c < j->I_l; c++)
+            md = fmax(md, (double)xd[c] / cs->s_down[i * j->I_l + c]);
+        j->xb[2 * L] = fmax(j->xb[2 * L], mo);
+        j->xb[2 * L + 1] = fmax(j->xb[2 * L + 1], md);
+    }
+    return st;
+}
+
 tc_status tc_sq_pass_b(tc_sq_job *j, tc_fwd_engine *e, int cell)
 {
     cell_geo g;
     geo(j, cell, &g);
     TRY(cell_smoothers_alloc(j, cell));
-    cell_smoothers *cs = &j->cells[cell];
     dev v;
     const size_t n = scratch_floats(j);
     float *tmp = malloc(n * sizeof(float));
     tc_status st = tmp ? dev_open(&v, e, n) : tc_fail(TC_E_INTERNAL, "out of memory");
-    const int64_t qkv_rows = j->qd_l + 2 * j->kvd_l;
     for (int64_t i = 0; st == TC_OK && i < j->layers_l; i++) {
-        const int64_t L = g.layer0 + i;
         tc_fwd_layer_ptrs w;
         tc_fwd_layer_ptrs_get(e, i, &w);
-        /* Row-parallel smoothers: this cell holds every row of its columns. */
-        st = col_max(&v, w.dense, j->H, j->qd_l, 0, j->qd_l, tmp);
-        if (st == TC_OK)
-            st = local_smoother(j, L, "o_proj", tc_calib_get(j->st, L, TC_LIN_O, TC_STAT_X, NULL) +
-                                g.q0, tmp, j->qd_l, cs->s_o + i * j->qd_l);
-        if (st == TC_OK)
-            st = col_max(&v, w.proj, j->H, j->I_l, 0, j->I_l, tmp);
-        if (st == TC_OK)
-            st = local_smoother(j, L, "down_proj",
-                                tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g.i0, tmp,
-                                j->I_l, cs->s_down + i * j->I_l);
-        if (st == TC_OK)
-            st = apply_smoothing(j, &v, &w, cell, i, L);
-        /* Row maxima of the smoothed weights, at their model channels. */
-        if (st == TC_OK)
-            st = row_max(&v, w.qkv, qkv_rows, j->H, tmp);
-        if (st == TC_OK) {
-            float *q = wb_qkv(j, L);
-            fold_max(q + g.q0, tmp, j->qd_l);
-            fold_max(q + j->qd + g.kv0, tmp + j->qd_l, j->kvd_l);
-            fold_max(q + j->qd + j->kvd + g.kv0, tmp + j->qd_l + j->kvd_l, j->kvd_l);
-            st = row_max(&v, w.dense, j->H, j->qd_l, tmp);
-        }
-        if (st == TC_OK) {
-            fold_max(wb_o(j, L), tmp, j->H);
-            st = row_max(&v, w.fc, j->I_l, j->H, tmp);
-        }
-        if (st == TC_OK) {
-            fold_max(wb_gate(j, L) + g.i0, tmp, j->I_l);
-            st = row_max(&v, w.gate, j->I_l, j->H, tmp);
-        }
-        if (st == TC_OK) {
-            fold_max(wb_up(j, L) + g.i0, tmp, j->I_l);
-            st = row_max(&v, w.proj, j->H, j->I_l, tmp);
-        }
-        if (st == TC_OK) {
-            fold_max(wb_down(j, L), tmp, j->H);
-            /* Input maxima of dense/proj after smoothing, over local columns. */
-            const float *xo = tc_calib_get(j->st, L, TC_LIN_O, TC_STAT_X, NULL) + g.q0;
-            const float *xd = tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g.i0;
-            double mo = 0.0, md = 0.0;
-            for (int64_t c = 0; c < j->qd_l; c++)
-                mo = fmax(mo, (double)xo[c] / cs->s_o[i * j->qd_l + c]);
-            for (int64_t c = 0; c < j->I_l; c++)
-                md = fmax(md, (double)xd[c] / cs->s_down[i * j->I_l + c]);
-            j->xb[2 * L] = fmax(j->xb[2 * L], mo);
-            j->xb[2 * L + 1] = fmax(j->xb[2 * L + 1], md);
-        }
+        st = pass_b_layer(j, &v, &w, &g, cell, i, tmp);
     }
     if (tmp)
         dev_close(&v);
@@ -514,21 +535,32 @@ tc_status tc_sq_plan(const tc_sq_job *j, tc_plan *p)
 typedef struct writer {
     tc_cell_output *out;
     int64_t l;                /* local layer index for names */
+    tc_write_queue *wq;       /* weights written by its thread, or NULL: here */
 } writer;
+
+/* The plan index of the layer's tensor `suffix`, checked to hold `bytes`. */
+static tc_status locate(const writer *w, const char *suffix, size_t bytes, char *name,
+                        size_t name_size, int *index)
+{
+    snprintf(name, name_size, "transformer.layers.%lld.%s", (long long)w->l, suffix);
+    const int i = tc_plan_find(w->out->plan, name);
+    if (i < 0)
+        return tc_fail(TC_E_INTERNAL, "SmoothQuant: %s is not in the plan", name);
+    const tc_plan_tensor *t = &w->out->plan->tensors[i];
+    const uint64_t want = tc_plan_tensor_elems(t) * tc_dtype_bits(t->dtype) / 8;
+    if (want != bytes)
+        return tc_fail(TC_E_INTERNAL, "SmoothQuant: %s: %zu bytes for a %llu-byte tensor", name,
+                       bytes, (unsigned long long)want);
+    *index = i;
+    return TC_OK;
+}
 
 static tc_status put(writer *w, const char *suffix, const void *data, size_t bytes)
 {
     char name[160];
-    snprintf(name, sizeof name, "transformer.layers.%lld.%s", (long long)w->l, suffix);
-    int i = tc_plan_find(w->out->plan, name);
-    if (i < 0)
-        return tc_fail(TC_E_INTERNAL, "SmoothQuant: %s is not in the plan", name);
+    int i;
+    TRY(locate(w, suffix, bytes, name, sizeof name, &i));
     const tc_plan_tensor *t = &w->out->plan->tensors[i];
-    const uint64_t want = tc_plan_tensor_elems(t) *
-                          tc_dtype_bits(t->dtype) / 8;
-    if (want != bytes)
-        return tc_fail(TC_E_INTERNAL, "SmoothQuant: %s: %zu bytes for a %llu-byte tensor", name,
-                       bytes, (unsigned long long)want);
     /* Every float this quantization computed must be finite: an Inf scale
      * or norm makes a checkpoint that builds but computes garbage. (int8
      * weights: tc_first_nonfinite passes them.) */
@@ -587,8 +619,30 @@ static tc_status put_weight(writer *wr, dev *v, const char *suffix, const void *
 {
     TRY(v->ops->upload(v->b, d_sc, scale, (size_t)rows * sizeof(float)));
     TRY(v->ops->quantize_i8(v->b, d_q, w, v->dt, qdt, rows, cols, d_sc, mode));
-    TRY(v->ops->download(v->b, h_q, d_q, (size_t)(rows * cols)));
-    return put(wr, suffix, h_q, (size_t)(rows * cols));
+    const size_t bytes = (size_t)(rows * cols);
+    if (!wr->wq) {
+        TRY(v->ops->download(v->b, h_q, d_q, bytes));
+        return put(wr, suffix, h_q, bytes);
+    }
+    /* Through the queue's buffers, piece by piece (int8: nothing to check
+     * for finiteness). */
+    char name[160];
+    int i;
+    TRY(locate(wr, suffix, bytes, name, sizeof name, &i));
+    const uint64_t off = wr->out->offsets[i];
+    const size_t piece = tc_wq_buffer_bytes(wr->wq);
+    for (size_t k = 0; k < bytes; k += piece) {
+        const size_t n = bytes - k < piece ? bytes - k : piece;
+        void *buf;
+        TRY(tc_wq_acquire(wr->wq, &buf));
+        const tc_status st = v->ops->download(v->b, buf, (const char *)d_q + k, n);
+        if (st != TC_OK) {
+            tc_wq_release(wr->wq, buf);
+            return st;
+        }
+        TRY(tc_wq_submit(wr->wq, wr->out, buf, n, off + k));
+    }
+    return TC_OK;
 }
 
 static tc_status put_norm(writer *wr, dev *v, const char *suffix, const void *norm, int64_t H,
@@ -744,66 +798,146 @@ static tc_status write_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, c
     return put_norm(wr, v, "post_layernorm.weight", w->post_norm, j->H, out_dtype, nbuf, nconv);
 }
 
-tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_output *out,
-                           tc_dtype out_dtype)
+/* The KV-cache scale of layer L (local index wr->l), if the job has one. */
+static tc_status put_kv_scale(const tc_sq_job *j, writer *wr, int64_t L)
 {
-    cell_geo g;
-    geo(j, cell, &g);
-    writer wr = { out, 0 };
-    for (int64_t i = 0; j->o.fp8_kv_calibrated && i < j->layers_l; i++) {
-        /* FP8 KV (beyond v0.12's constant 1.0, docs/fp8.md). */
-        wr.l = i;
-        TRY(put_scalar(&wr, "attention.kv_cache_scaling_factor",
-                       tc_fp8_kv_calibrated_scale(j->st, g.layer0 + i)));
-    }
-    for (int64_t i = 0; j->o.int8_kv_cache && i < j->layers_l; i++) {
+    if (j->o.fp8_kv_calibrated) /* FP8 KV (beyond v0.12's constant 1.0, docs/fp8.md). */
+        TRY(put_scalar(wr, "attention.kv_cache_scaling_factor",
+                       tc_fp8_kv_calibrated_scale(j->st, L)));
+    if (j->o.int8_kv_cache) {
         /* §5.8: max over the q, k and v outputs (unsmoothed), / 127 in float32. */
-        const int64_t L = g.layer0 + i;
         float m = 0.0f;
         m = fmaxf(m, max_of(tc_calib_get(j->st, L, TC_LIN_Q, TC_STAT_Y, NULL), j->qd));
         m = fmaxf(m, max_of(tc_calib_get(j->st, L, TC_LIN_K, TC_STAT_Y, NULL), j->kvd));
         m = fmaxf(m, max_of(tc_calib_get(j->st, L, TC_LIN_V, TC_STAT_Y, NULL), j->kvd));
-        wr.l = i;
-        TRY(put_scalar(&wr, "attention.kv_cache_scaling_factor", f32_div_scalar(m, 127.0f)));
+        TRY(put_scalar(wr, "attention.kv_cache_scaling_factor", f32_div_scalar(m, 127.0f)));
     }
-    if (!j->sq)
-        return TC_OK;
-    if (!e)
-        return tc_fail(TC_E_INTERNAL, "SmoothQuant: no weights for cell %d", cell);
+    return TC_OK;
+}
 
+/* Scratch of the passes and writes of one cell's layers: device scratch
+ * (dev), the int8 weight and its row scales on the device, their host copy
+ * (none when a write queue takes the weights), host vectors. */
+typedef struct wbufs {
+    dev v;
+    bool v_open;
+    int8_t *d_q, *h_q;
+    float *d_sc, *hs, *hs2, *tmp;
+    void *nbuf, *nconv;
+} wbufs;
+
+static void wbufs_close(wbufs *b)
+{
+    if (b->d_q)
+        b->v.ops->release(b->v.b, b->d_q);
+    if (b->d_sc)
+        b->v.ops->release(b->v.b, b->d_sc);
+    if (b->v_open)
+        dev_close(&b->v);
+    free(b->h_q);
+    free(b->hs);
+    free(b->hs2);
+    free(b->tmp);
+    free(b->nbuf);
+    free(b->nconv);
+    memset(b, 0, sizeof *b);
+}
+
+static tc_status wbufs_open(const tc_sq_job *j, tc_fwd_engine *e, bool host_q, wbufs *b)
+{
+    memset(b, 0, sizeof *b);
     /* Buffers for the largest linear of the cell. */
     int64_t most = j->H * (j->qd_l + 2 * j->kvd_l);
     if (j->H * j->I_l > most)
         most = j->H * j->I_l;
     const size_t nvec = scratch_floats(j); /* >= H, I and the local qkv rows */
-    dev v;
-    TRY(dev_open(&v, e, nvec));
-    int8_t *d_q = NULL, *h_q = malloc((size_t)most);
-    float *d_sc = NULL, *hs = malloc(nvec * sizeof(float)), *hs2 = malloc(nvec * sizeof(float));
-    void *nbuf = malloc((size_t)j->H * 4), *nconv = malloc((size_t)j->H * 4);
-    tc_status st = h_q && hs && hs2 && nbuf && nconv
+    TRY(dev_open(&b->v, e, nvec));
+    b->v_open = true;
+    b->h_q = host_q ? malloc((size_t)most) : NULL;
+    b->hs = malloc(nvec * sizeof(float));
+    b->hs2 = malloc(nvec * sizeof(float));
+    b->tmp = malloc(nvec * sizeof(float));
+    b->nbuf = malloc((size_t)j->H * 4);
+    b->nconv = malloc((size_t)j->H * 4);
+    tc_status st = (b->h_q || !host_q) && b->hs && b->hs2 && b->tmp && b->nbuf && b->nconv
                        ? TC_OK
                        : tc_fail(TC_E_INTERNAL, "out of memory for SmoothQuant buffers");
     if (st == TC_OK)
-        st = v.ops->alloc(v.b, (size_t)most, (void **)&d_q);
+        st = b->v.ops->alloc(b->v.b, (size_t)most, (void **)&b->d_q);
     if (st == TC_OK)
-        st = v.ops->alloc(v.b, nvec * sizeof(float), (void **)&d_sc);
+        st = b->v.ops->alloc(b->v.b, nvec * sizeof(float), (void **)&b->d_sc);
+    if (st != TC_OK)
+        wbufs_close(b);
+    return st;
+}
+
+static tc_status write_layer_with(tc_sq_job *j, wbufs *b, const tc_fwd_layer_ptrs *w,
+                                  const cell_geo *g, int cell, int64_t i, writer *wr,
+                                  tc_dtype out_dtype)
+{
+    return write_layer(j, &b->v, w, g, cell, i, wr, out_dtype, b->d_q, b->d_sc, b->h_q, b->hs,
+                       b->hs2, b->nbuf, b->nconv);
+}
+
+tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_output *out,
+                           tc_dtype out_dtype)
+{
+    cell_geo g;
+    geo(j, cell, &g);
+    writer wr = { out, 0, NULL };
+    for (int64_t i = 0; i < j->layers_l; i++) {
+        wr.l = i;
+        TRY(put_kv_scale(j, &wr, g.layer0 + i));
+    }
+    if (!j->sq)
+        return TC_OK;
+    if (!e)
+        return tc_fail(TC_E_INTERNAL, "SmoothQuant: no weights for cell %d", cell);
+    wbufs b;
+    TRY(wbufs_open(j, e, true, &b));
+    tc_status st = TC_OK;
     for (int64_t i = 0; st == TC_OK && i < j->layers_l; i++) {
         tc_fwd_layer_ptrs w;
         tc_fwd_layer_ptrs_get(e, i, &w);
         wr.l = i;
-        st = write_layer(j, &v, &w, &g, cell, i, &wr, out_dtype, d_q, d_sc, h_q, hs, hs2, nbuf,
-                         nconv);
+        st = write_layer_with(j, &b, &w, &g, cell, i, &wr, out_dtype);
     }
-    if (d_q)
-        v.ops->release(v.b, d_q);
-    if (d_sc)
-        v.ops->release(v.b, d_sc);
-    dev_close(&v);
-    free(h_q);
-    free(hs);
-    free(hs2);
-    free(nbuf);
-    free(nconv);
+    wbufs_close(&b);
+    return st;
+}
+
+tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i, MPI_Comm tp,
+                             tc_cell_output *out, tc_dtype out_dtype, tc_write_queue *wq)
+{
+    cell_geo g;
+    geo(j, cell, &g);
+    const int64_t L = g.layer0 + i;
+    writer wr = { out, i, wq };
+    TRY(put_kv_scale(j, &wr, L));
+    if (!j->sq)
+        return TC_OK;
+    TRY(cell_smoothers_alloc(j, cell));
+    wbufs b;
+    TRY(wbufs_open(j, e, wq == NULL, &b));
+    tc_fwd_layer_ptrs w;
+    tc_fwd_layer_ptrs_get(e, i, &w);
+    /* Pass A and its reduction over the layer's tensor-parallel slices (the
+     * same maxima the world reduction of tc_sq_reduce_a gives this layer). */
+    tc_status st = pass_a_layer(j, &b.v, e, &g, i, b.tmp);
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wa + L * 2 * j->H, (int)(2 * j->H),
+                                      MPI_FLOAT, MPI_MAX, tp));
+    if (st == TC_OK)
+        st = layer_smoothers(j, L);
+    if (st == TC_OK)
+        st = pass_b_layer(j, &b.v, &w, &g, cell, i, b.tmp);
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wb + (size_t)L * j->wb_layer,
+                                      (int)j->wb_layer, MPI_FLOAT, MPI_MAX, tp));
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->xb + 2 * L, 2, MPI_DOUBLE, MPI_MAX, tp));
+    if (st == TC_OK)
+        st = write_layer_with(j, &b, &w, &g, cell, i, &wr, out_dtype);
+    wbufs_close(&b);
     return st;
 }

@@ -4,10 +4,18 @@
  * Engines: a rank holding exactly one cell keeps one engine across the
  * passes (the one that calibrated, or one loaded for pass A), whose weights
  * stay smoothed after pass B; a rank with several cells loads each cell's
- * weights per pass and smooths a reloaded cell again before writing it. */
+ * weights per pass and smooths a reloaded cell again before writing it.
+ *
+ * Layer-streamed (stream_begin / stream_layer, app/calib_overlap.c): the
+ * calibrating engine's hook hands over each layer while it is resident;
+ * tc_sq_stream_layer runs both passes on it, reduced over the cell's tp
+ * group, and writes it, its int8 weights through a write queue whose
+ * thread writes while the next layer calibrates. */
 #include "trtconv/quant/method.h"
 #include "trtconv/core/log.h"
+#include "trtconv/fwd/backend.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/quant/sq.h"
@@ -17,6 +25,15 @@ typedef struct sq_flow {
     tc_sq_job *job;
     tc_fwd_engine *kept;
     bool smoothquant;
+    /* layer-streamed (stream_begin): the calibrating engine (borrowed), this
+     * rank's cell and its output, the ranks of its layers' tp slices, the
+     * writer of the int8 weights */
+    tc_fwd_engine *streaming;
+    int cell;
+    tc_cell_output *out;
+    MPI_Comm tp;
+    tc_write_queue *wq;
+    int64_t layer0, layers_done, n_layers;
 } sq_flow;
 
 typedef enum sq_step { PASS_A, PASS_B, PASS_WRITE } sq_step;
@@ -30,6 +47,7 @@ static tc_status create(const tc_quant_ctx *ctx, tc_fwd_engine *calibrated, void
         return tc_fail(TC_E_INTERNAL, "out of memory");
     }
     f->ctx = *ctx;
+    f->tp = MPI_COMM_NULL;
     if (calibrated && !tc_fwd_has_layers(calibrated)) {
         /* Calibrated layer by layer: the passes load the weights again. */
         tc_fwd_destroy(calibrated);
@@ -135,7 +153,102 @@ static tc_status plan(void *job, tc_plan *p)
 
 static tc_status write_cells(void *job, const int *cells, size_t n_cells, tc_cell_output *outs)
 {
+    sq_flow *f = job;
+    if (f->streaming || f->wq) {
+        /* Every layer was written by stream_layer; its queue is drained. */
+        (void)cells, (void)n_cells, (void)outs;
+        if (f->out && f->layers_done != f->n_layers)
+            return tc_fail(TC_E_INTERNAL, "SmoothQuant: %lld of %lld layers written while "
+                           "calibrating", (long long)f->layers_done, (long long)f->n_layers);
+        return TC_OK;
+    }
     return sq_pass(job, PASS_WRITE, cells, n_cells, outs);
+}
+
+/* ---- layer-streamed (tc_calibrated_ops stream_begin / stream_layer) ---- */
+
+static void pin(void *ctx, void *p, size_t n)
+{
+    struct fwd_backend *b = ctx;
+    b->ops->pin_host(b, p, n);
+}
+
+static void unpin(void *ctx, void *p)
+{
+    struct fwd_backend *b = ctx;
+    b->ops->unpin_host(b, p);
+}
+
+/* Write-queue buffers: 4 of 32 MiB, pinned (a layer's largest int8 weight
+ * of the 8B shape is 56 MiB; the queue keeps host memory flat whatever the
+ * model). */
+#define SQ_WQ_BUFFERS 4
+#define SQ_WQ_BYTES ((size_t)32 << 20)
+
+static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells, size_t n_cells,
+                              tc_cell_output *outs)
+{
+    sq_flow *f = job;
+    const tc_layout *l = &f->ctx.layout;
+    f->streaming = engine;
+    f->cell = n_cells == 1 && outs[0].fd >= 0 ? cells[0] : -1;
+    /* The tp group of a cell: the cells of its pipeline stage; ranks
+     * without a cell (data-parallel replicas) sit out. */
+    const int color = f->cell >= 0 ? tc_layout_pp_rank(l, f->cell) : MPI_UNDEFINED;
+    const int key = f->cell >= 0 ? tc_layout_tp_rank(l, f->cell) : 0;
+    f->tp = MPI_COMM_NULL;
+    tc_status st = TC_MPI_TRY(MPI_Comm_split(f->ctx.comm->world, color, key, &f->tp));
+    if (st != TC_OK || f->cell < 0)
+        return st;
+    if (n_cells != 1)
+        return tc_fail(TC_E_INTERNAL, "SmoothQuant while calibrating: %zu cells on one rank",
+                       n_cells);
+    f->out = &outs[0];
+    f->n_layers = (int64_t)f->ctx.model->cfg.num_hidden_layers / l->pp;
+    f->layer0 = (int64_t)tc_layout_pp_rank(l, f->cell) * f->n_layers;
+    if (!f->smoothquant)
+        return TC_OK;
+    struct fwd_backend *b = tc_fwd_backend_get(engine);
+    const tc_wq_pinning pinning = { pin, unpin, b };
+    return tc_wq_create(SQ_WQ_BUFFERS, SQ_WQ_BYTES, &pinning, &f->wq);
+}
+
+/* Layer L's statistics hold no NaN or Inf: the same on every rank of the
+ * stage (they are reduced before the hook), so a layer that overflowed is
+ * skipped by its whole tp group alike. */
+static bool layer_finite(const tc_calib_stats *s, int64_t L)
+{
+    const size_t a = tc_calib_offset(&s->d, L, TC_LIN_Q, TC_STAT_X);
+    const size_t b = L + 1 < s->d.layers ? tc_calib_offset(&s->d, L + 1, TC_LIN_Q, TC_STAT_X)
+                                         : tc_calib_offset(&s->d, -1, TC_LIN_LM_HEAD, TC_STAT_X);
+    for (size_t k = a; k < b; k++)
+        if (!isfinite(s->data[k]))
+            return false;
+    return true;
+}
+
+static tc_status stream_layer(void *job, int64_t layer)
+{
+    sq_flow *f = job;
+    if (!f->out)
+        return TC_OK; /* a replica: its layers are written by replica 0 */
+    const int64_t i = layer - f->layer0;
+    if (i < 0 || i >= f->n_layers)
+        return tc_fail(TC_E_INTERNAL, "SmoothQuant: layer %lld is not cell %d's", (long long)layer,
+                       f->cell);
+    if (!layer_finite(f->ctx.stats, layer))
+        return TC_OK; /* the calibration's own check names it, and nothing commits */
+    TC_TRY(tc_sq_stream_layer(f->job, f->streaming, f->cell, i, f->tp, f->out, f->ctx.out_dtype,
+                              f->wq));
+    f->layers_done++;
+    if (f->layers_done < f->n_layers || !f->wq)
+        return TC_OK;
+    /* The last layer: wait for the writes while the engine (whose backend
+     * pinned the buffers) still exists. */
+    const tc_status st = tc_wq_drain(f->wq);
+    tc_wq_free(f->wq);
+    f->wq = NULL;
+    return st;
 }
 
 static void destroy(void *job)
@@ -143,6 +256,9 @@ static void destroy(void *job)
     sq_flow *f = job;
     if (!f)
         return;
+    tc_wq_free(f->wq);
+    if (f->tp != MPI_COMM_NULL)
+        MPI_Comm_free(&f->tp);
     tc_fwd_destroy(f->kept);
     tc_sq_job_free(f->job);
     free(f);
@@ -150,6 +266,7 @@ static void destroy(void *job)
 
 const tc_calibrated_ops tc_sq_calibrated_ops = {
     .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
+    .stream_begin = stream_begin, .stream_layer = stream_layer,
 };
 
 /* A calibrated KV cache alone (INT8, or FP8 with --calibrate_fp8_kv_scale)

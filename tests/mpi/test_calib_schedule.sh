@@ -7,8 +7,9 @@
 #    calibrated FP8 KV scale, on 1 rank, tp 2, pp 2, tp 2 x pp 2 and
 #    pp 2 x dp 2 (4 ranks), micro-batches of 3 sequences of uneven length;
 #  - an 8-expert MoE model with --use_fp8 on moe_ep 2 and moe_tp 2 x dp 2;
-#  - FP8 per tensor and a calibrated INT8 KV cache alone (on 1 rank, tp 2 x
-#    pp 2, pp 2 x dp 2) write while they calibrate in the layer schedule
+#  - FP8 per tensor, SmoothQuant (each layer smoothed, quantized and
+#    written in the calibration's per-layer hook) and a calibrated INT8 KV
+#    cache alone write while they calibrate in the layer schedule
 #    (calib_overlap.c): the log says so, and a calibration that meets NaN
 #    activations stops the waiting writers: non-zero exit, nothing committed;
 #  - the hidden states kept in host memory (TRTCONV_CALIB_SPILL=1, what
@@ -36,8 +37,10 @@ both() { # both NAME MODEL NP ARGS...: each schedule; statistics and rank files 
         [ $sch = layer ] && ! grep -q "layer by layer" "$WORK/last.log" && ok=0
         [ $sch = layer ] && [ -n "${TRTCONV_CALIB_SPILL:-}" ] &&
             ! grep -q "stay in host memory" "$WORK/last.log" && { ok=0; echo "not spilled"; }
-        # FP8 per tensor, or a KV cache alone (passed first), overlaps.
-        [ $sch = layer ] && [[ " $* " == *" --use_fp8 "* || "$1" == --int8_kv_cache ]] &&
+        # FP8 per tensor, SmoothQuant, or a KV cache alone (passed first),
+        # overlaps.
+        [ $sch = layer ] && [[ " $* " == *" --use_fp8 "* || " $* " == *" --smoothquant "* ||
+                              "$1" == --int8_kv_cache ]] &&
             ! grep -q "with the writing overlapped" "$WORK/last.log" && { ok=0; echo "no overlap"; }
     done
     [ $ok = 1 ] && "$STATS_TOOL" compare "$WORK/s_layer.h5" "$WORK/s_batch.h5" --model_dir "$model" \
@@ -70,9 +73,16 @@ gen --out "$WORK/nan" --special_values
 rc=0; run_np 2 --model_dir "$WORK/nan" --output_dir "$WORK/e" --tp_size 2 --use_fp8 \
     --calib_dataset "$WORK/ids.jsonl" </dev/null || rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "NaN or Inf in the activations" "$WORK/last.log" &&
-    [ ! -f "$WORK/e/config.json" ] && [ -z "$(ls "$WORK/e" 2>/dev/null | grep rank)" ] &&
+    [ ! -f "$WORK/e/config.json" ] && [ -z "$(ls -A "$WORK/e" 2>/dev/null | grep rank)" ] &&
     pass "FP8 overlapped: NaN activations stop the writers (exit $rc), nothing committed" ||
     { fail "FP8 overlapped with NaN (rc $rc)"; cat "$WORK/last.log"; ls -la "$WORK/e"; }
+rm -rf "$WORK/e"
+rc=0; run_np 1 --model_dir "$WORK/nan" --output_dir "$WORK/e" $SQ \
+    --calib_dataset "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "NaN or Inf in the activations" "$WORK/last.log" &&
+    [ ! -f "$WORK/e/config.json" ] && [ -z "$(ls -A "$WORK/e" 2>/dev/null | grep rank)" ] &&
+    pass "SmoothQuant overlapped: NaN activations stop the writers (exit $rc), nothing committed" ||
+    { fail "SmoothQuant overlapped with NaN (rc $rc)"; cat "$WORK/last.log"; ls -la "$WORK/e"; }
 rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/bad" --int8_kv_cache \
     --calib_dataset "$WORK/ids.jsonl" --calib_schedule sideways || rc=$?
 [ $rc -eq 2 ] && grep -q "choose from layer, batch" "$WORK/last.log" &&

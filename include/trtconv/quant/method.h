@@ -103,6 +103,15 @@ typedef struct tc_calibrated_ops {
      * marked gated on L (plan.h), and this fills them into plan p once
      * layer L's statistics are final. */
     tc_status (*refresh_layer)(void *job, tc_plan *p, int64_t layer);
+    /* Optional, instead of refresh_layer: the method computes and writes
+     * layer L itself from the calibrating engine while the layer is resident
+     * (SmoothQuant, whose passes need the layer's weights). stream_begin
+     * (collective over the world) replaces prepare once the cells are open;
+     * stream_layer runs in the engine's per-layer hook; write then finishes
+     * (what no layer wrote, and waiting for the writes). */
+    tc_status (*stream_begin)(void *job, tc_fwd_engine *engine, const int *cells,
+                              size_t n_cells, tc_cell_output *outs);
+    tc_status (*stream_layer)(void *job, int64_t layer);
 } tc_calibrated_ops;
 
 struct tc_quant_method {

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include "trtconv/calib/calib_stats.h"
 #include "trtconv/output/rankfile.h"
+#include "trtconv/output/write_queue.h"
 #include "trtconv/fwd/fwd.h"
 #include "trtconv/model/hf_model.h"
 #include "trtconv/plan/layout.h"
@@ -68,6 +69,16 @@ tc_status tc_sq_plan(const tc_sq_job *j, tc_plan *p);
  * NULL for INT8 KV cache alone (no weights are needed). */
 tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_output *out,
                            tc_dtype out_dtype);
+
+/* Layer-streamed form (sq_flow.c, app/calib_overlap.c): everything of
+ * local layer i of `cell` while e (the engine calibrating that cell) holds
+ * the layer and its statistics are final: pass A, pass B (smoothing e's
+ * copy in place), each reduced over `tp` (the ranks holding the layer's
+ * other tensor-parallel slices, collective there), and the layer's writes
+ * into out, its int8 weights through wq when not NULL. The bytes are those
+ * of the passes over whole cells: every value is the same maximum. */
+tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i, MPI_Comm tp,
+                             tc_cell_output *out, tc_dtype out_dtype, tc_write_queue *wq);
 
 /* Scalar reference pieces, exposed for the unit tests. */
 float tc_sq_round_f16(float v);
