@@ -1,6 +1,7 @@
 /* fwd.cu: elementwise, normalisation, rope and softmax kernels of the
- * forward pass (launchers in trtconv/fwd_kernels.h; GEMMs are cuBLAS calls
- * in src/fwd/fwd_gpu.c).
+ * forward pass (launchers in trtconv/kernels/fwd.h; GEMMs are cuBLAS calls
+ * in src/fwd/fwd_gpu.c; calibration maxima and SmoothQuant's kernels in
+ * calib_max.cu).
  *
  * The scalar CPU reference of every kernel is the matching function of
  * src/fwd/fwd_cpu.c: same rounding points (each value torch would hold in the
@@ -8,157 +9,10 @@
  * float32 everywhere else. Built with --fmad=false so that no product is
  * fused into an add the CPU path rounds separately. Reductions (rmsnorm's
  * sum of squares, softmax's max and sum) use a tree order, so they agree
- * with the CPU path to float32 rounding, not bit for bit; the tests hold
- * them to a tolerance, and to the bits where the order is the same
- * (tc_sum_slices_f32_cuda, elementwise kernels). */
-#include <math.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cuda_runtime.h>
-
-extern "C" {
-#include "trtconv/core/dtype.h"
-#include "trtconv/core/log.h"
-#include "trtconv/core/status.h"
-}
-#include "trtconv/kernels/fwd.h"
-#include "cuda_util.cuh"
-#include "fp_bits.cuh"
-
-#define FWD_BLOCK 256
-#define FWD_BLOCKS_PER_SM 16
-
-/* ---- element access by dtype (0 = F32, 1 = F16, 2 = BF16) ---- */
-
-template <int DT> struct elem;
-template <> struct elem<0> {
-    static __device__ __forceinline__ float ld(const void *p, size_t i) { return ((const float *)p)[i]; }
-    static __device__ __forceinline__ void st(void *p, size_t i, float v) { ((float *)p)[i] = v; }
-    static __device__ __forceinline__ float rnd(float v) { return v; }
-};
-template <> struct elem<1> {
-    static __device__ __forceinline__ float ld(const void *p, size_t i)
-    {
-        return __uint_as_float(tc_fp_f32_bits_from_f16(((const uint16_t *)p)[i]));
-    }
-    static __device__ __forceinline__ void st(void *p, size_t i, float v)
-    {
-        ((uint16_t *)p)[i] = tc_fp_f16_from_f32_bits(__float_as_uint(v));
-    }
-    static __device__ __forceinline__ float rnd(float v)
-    {
-        return __uint_as_float(tc_fp_f32_bits_from_f16(tc_fp_f16_from_f32_bits(__float_as_uint(v))));
-    }
-};
-template <> struct elem<2> {
-    static __device__ __forceinline__ float ld(const void *p, size_t i)
-    {
-        return __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16);
-    }
-    static __device__ __forceinline__ void st(void *p, size_t i, float v)
-    {
-        ((uint16_t *)p)[i] = tc_fp_bf16_from_f32_bits(__float_as_uint(v));
-    }
-    static __device__ __forceinline__ float rnd(float v)
-    {
-        return __uint_as_float((uint32_t)tc_fp_bf16_from_f32_bits(__float_as_uint(v)) << 16);
-    }
-};
-
-static int dt_code(tc_dtype dt)
-{
-    switch (dt) {
-    case TC_DT_F32: return 0;
-    case TC_DT_F16: return 1;
-    case TC_DT_BF16: return 2;
-    default: return -1;
-    }
-}
-
-#define DISPATCH(dt, KERNEL, grid, block, stream, ...)                                      \
-    do {                                                                                    \
-        switch (dt_code(dt)) {                                                              \
-        case 0: KERNEL<0><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__); break;    \
-        case 1: KERNEL<1><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__); break;    \
-        case 2: KERNEL<2><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__); break;    \
-        default:                                                                            \
-            return tc_fail(TC_E_USAGE, "%s: unsupported dtype %s", __func__,                \
-                           tc_dtype_name(dt));                                              \
-        }                                                                                   \
-    } while (0)
-
-static tc_status launched(const char *what)
-{
-    tc_status st = TC_OK;
-    TC_CUDA_TRY(cudaGetLastError());
-done:
-    if (st != TC_OK)
-        tc_log(TC_LOG_ERROR, "launching %s", what);
-    return st;
-}
-
-/* The body of a launcher: grid for `count` (grid_for: elements, row_grid:
- * rows), nothing to do when `zero` is 0, one kernel per dtype. */
-#define LAUNCH(grid_fn, count, zero, KERNEL, block, stream, ...)                       \
-    do {                                                                               \
-        unsigned grid;                                                                 \
-        tc_status st = grid_fn(count, &grid);                                          \
-        if (st != TC_OK || (zero) == 0)                                                \
-            return st;                                                                 \
-        DISPATCH(dt, KERNEL, grid, block, stream, __VA_ARGS__);                        \
-        return launched(#KERNEL);                                                      \
-    } while (0)
-
-static tc_status grid_for(size_t n, unsigned *grid)
-{
-    return tc_cuda_capped_grid((int64_t)((n + FWD_BLOCK - 1) / FWD_BLOCK), FWD_BLOCKS_PER_SM, grid);
-}
-
-/* Block-wide reductions over FWD_BLOCK threads. */
-__device__ __forceinline__ float block_sum(float v, float *shared)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    float r = 0.0f;
-    if (threadIdx.x < 32) {
-        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : 0.0f;
-        for (int o = 16; o > 0; o >>= 1)
-            r += __shfl_xor_sync(0xffffffffu, r, o);
-        if (threadIdx.x == 0)
-            shared[0] = r;
-    }
-    __syncthreads();
-    r = shared[0];
-    __syncthreads();
-    return r;
-}
-
-__device__ __forceinline__ float block_max(float v, float *shared)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    float r = -INFINITY;
-    if (threadIdx.x < 32) {
-        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : -INFINITY;
-        for (int o = 16; o > 0; o >>= 1)
-            r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, o));
-        if (threadIdx.x == 0)
-            shared[0] = r;
-    }
-    __syncthreads();
-    r = shared[0];
-    __syncthreads();
-    return r;
-}
+ * with the CPU path to float32 rounding, not bit for bit; the tests
+ * (tests/cuda/test_fwd_cuda.c) hold them to a tolerance, and to the bits
+ * where the order is the same (elementwise kernels, rope, residual). */
+#include "fwd_common.cuh"
 
 /* ---- kernels ---- */
 
@@ -372,6 +226,135 @@ __global__ void expert_add_kernel(float *acc, const void *y, const float *w, int
     }
 }
 
+/* ---- vector forms (fwd_common.cuh vec: the same steps, 8 elements at a time) ---- */
+
+/* One block per token; each thread keeps its 8-element pieces of the row
+ * between the sum of squares and the output. */
+template <int DT>
+__global__ void rmsnorm_vec_kernel(void *out, const void *in, const void *w, int64_t T, int64_t H,
+                                   float eps)
+{
+    __shared__ float shared[32];
+    for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+        const size_t base = (size_t)(t * H);
+        float ss = 0.0f;
+        for (int64_t i = threadIdx.x * VEC; i < H; i += blockDim.x * VEC) {
+            vec<DT> x;
+            x.load(in, base + i);
+#pragma unroll
+            for (int k = 0; k < VEC; k++)
+                ss += x.f[k] * x.f[k];
+        }
+        ss = block_sum(ss, shared);
+        const float r = 1.0f / sqrtf(ss / (float)H + eps);
+        for (int64_t i = threadIdx.x * VEC; i < H; i += blockDim.x * VEC) {
+            vec<DT> x, wv;
+            x.load(in, base + i);
+            wv.load(w, i);
+#pragma unroll
+            for (int k = 0; k < VEC; k++)
+                x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
+            x.store(out, base + i);
+        }
+    }
+}
+
+/* rope_split_kernel with each thread on 8 consecutive rotary pairs (half a
+ * multiple of 8) and v copied 8 values at a time. */
+template <int DT>
+__global__ void rope_split_vec_kernel(void *q, void *k, void *v, const void *qkv, int64_t nh,
+                                      int64_t nkv, int64_t d, int64_t T, const int32_t *pos,
+                                      const int32_t *seq_start, const int32_t *seq_len,
+                                      const float *cosv, const float *sinv)
+{
+    const int64_t half = d / 2, g = nh / nkv, width = (nh + 2 * nkv) * d, hv = half / VEC;
+    for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+        const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os, p = pos[t];
+        const size_t row = (size_t)(t * width);
+        for (int64_t x = threadIdx.x; x < (nh + nkv) * hv; x += blockDim.x) {
+            const int64_t h = x / hv, e = (x % hv) * VEC;
+            const size_t src = row + (size_t)(h * d);
+            size_t dst;
+            void *out;
+            if (h < nh) {
+                out = q;
+                dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d);
+            } else {
+                out = k;
+                dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d);
+            }
+            const float4 *cs = (const float4 *)(cosv + p * half + e);
+            const float4 *sn = (const float4 *)(sinv + p * half + e);
+            const float4 c4[2] = { cs[0], cs[1] }, s4[2] = { sn[0], sn[1] };
+            const float *c = (const float *)c4, *s = (const float *)s4;
+            vec<DT> x1, x2, lo, hi;
+            x1.load(qkv, src + e);
+            x2.load(qkv, src + e + half);
+#pragma unroll
+            for (int j = 0; j < VEC; j++) {
+                lo.f[j] = elem<DT>::rnd(x1.f[j] * c[j]) + elem<DT>::rnd(-x2.f[j] * s[j]);
+                hi.f[j] = elem<DT>::rnd(x2.f[j] * c[j]) + elem<DT>::rnd(x1.f[j] * s[j]);
+            }
+            lo.store(out, dst + e);
+            hi.store(out, dst + e + half);
+        }
+        for (int64_t x = threadIdx.x; x < nkv * d / VEC; x += blockDim.x) {
+            const int64_t h = x * VEC / d, e = x * VEC % d;
+            const size_t src = row + (size_t)((nh + nkv + h) * d + e);
+            *(uint4 *)((uint16_t *)v + (size_t)(os * nkv * d + (h * ls + tt) * d + e)) =
+                *(const uint4 *)((const uint16_t *)qkv + src);
+        }
+    }
+}
+
+/* gather_heads_kernel as 16-byte copies (the values are not converted). */
+template <int DT>
+__global__ void gather_heads_vec_kernel(void *o, const void *og, int64_t nh, int64_t nkv, int64_t d,
+                                        int64_t T, const int32_t *seq_start, const int32_t *seq_len)
+{
+    const int64_t g = nh / nkv;
+    for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+        const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os;
+        for (int64_t x = threadIdx.x * VEC; x < nh * d; x += blockDim.x * VEC) {
+            const int64_t h = x / d, e = x % d;
+            const size_t src = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d + e);
+            *(uint4 *)((uint16_t *)o + (size_t)(t * nh * d + x)) =
+                *(const uint4 *)((const uint16_t *)og + src);
+        }
+    }
+}
+
+template <int DT> __global__ void residual_vec_kernel(void *h, const float *p, size_t n)
+{
+    for (size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * VEC; i < n;
+         i += (size_t)gridDim.x * blockDim.x * VEC) {
+        const float4 a4[2] = { *(const float4 *)(p + i), *(const float4 *)(p + i + 4) };
+        const float *a = (const float *)a4;
+        vec<DT> x;
+        x.load(h, i);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            x.f[k] = x.f[k] + elem<DT>::rnd(a[k] + 0.0f); /* + 0.0f: the scalar path's -0 */
+        x.store(h, i);
+    }
+}
+
+template <int DT> __global__ void silu_mul_vec_kernel(void *out, const void *g, const void *u, size_t n)
+{
+    for (size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * VEC; i < n;
+         i += (size_t)gridDim.x * blockDim.x * VEC) {
+        vec<DT> x, y;
+        x.load(g, i);
+        y.load(u, i);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            const float s = elem<DT>::rnd(x.f[k] / (1.0f + expf(-x.f[k])));
+            x.f[k] = s * y.f[k];
+        }
+        x.store(out, i);
+    }
+}
+
 /* ---- launchers ---- */
 
 extern "C" tc_status tc_sum_slices_f32_cuda(float *out, const float *in, int nslices, size_t n,
@@ -383,11 +366,6 @@ extern "C" tc_status tc_sum_slices_f32_cuda(float *out, const float *in, int nsl
         return st;
     sum_slices_kernel<<<grid, FWD_BLOCK, 0, (cudaStream_t)stream>>>(out, in, nslices, n);
     return launched("sum_slices_kernel");
-}
-
-static tc_status row_grid(int64_t rows, unsigned *grid)
-{
-    return tc_cuda_capped_grid(rows, FWD_BLOCKS_PER_SM, grid);
 }
 
 extern "C" tc_status tc_fwd_embed_cuda(float *out32, const void *table, tc_dtype dt, int64_t row0,
@@ -412,6 +390,12 @@ extern "C" tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype d
 extern "C" tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt,
                                          int64_t T, int64_t H, float eps, void *stream)
 {
+    if (T > 0 && vec_ok(dt, (size_t)H, out, in, w)) {
+        unsigned grid;
+        TC_TRY(row_grid(T, &grid));
+        DISPATCH16(dt, rmsnorm_vec_kernel, grid, FWD_BLOCK, stream, out, in, w, T, H, eps);
+        return launched("rmsnorm_vec_kernel");
+    }
     LAUNCH(row_grid, T, T, rmsnorm_kernel, FWD_BLOCK, stream, out, in, w, T, H, eps);
 }
 
@@ -427,6 +411,13 @@ extern "C" tc_status tc_fwd_rope_split_cuda(void *q, void *k, void *v, const voi
                                             const int32_t *seq_start, const int32_t *seq_len,
                                             const float *cosv, const float *sinv, void *stream)
 {
+    if (T > 0 && vec_ok(dt, (size_t)(d / 2), q, k, v, qkv) && aligned16(cosv) && aligned16(sinv)) {
+        unsigned grid;
+        TC_TRY(row_grid(T, &grid));
+        DISPATCH16(dt, rope_split_vec_kernel, grid, FWD_BLOCK, stream, q, k, v, qkv, nh, nkv, d, T,
+                   pos, seq_start, seq_len, cosv, sinv);
+        return launched("rope_split_vec_kernel");
+    }
     LAUNCH(row_grid, T, T, rope_split_kernel, FWD_BLOCK, stream, q, k, v, qkv, nh, nkv, d, T, pos, seq_start, seq_len, cosv, sinv);
 }
 
@@ -441,18 +432,37 @@ extern "C" tc_status tc_fwd_gather_heads_cuda(void *o, const void *og, tc_dtype 
                                               const int32_t *seq_start, const int32_t *seq_len,
                                               void *stream)
 {
+    if (T > 0 && vec_ok(dt, (size_t)d, o, og)) {
+        unsigned grid;
+        TC_TRY(row_grid(T, &grid));
+        DISPATCH16(dt, gather_heads_vec_kernel, grid, FWD_BLOCK, stream, o, og, nh, nkv, d, T,
+                   seq_start, seq_len);
+        return launched("gather_heads_vec_kernel");
+    }
     LAUNCH(row_grid, T, T, gather_heads_kernel, FWD_BLOCK, stream, o, og, nh, nkv, d, T, seq_start, seq_len);
 }
 
 extern "C" tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias,
                                               tc_dtype dt, int64_t T, int64_t H, void *stream)
 {
+    if (T * H > 0 && !bias && vec_ok(dt, (size_t)(T * H), h, p32)) {
+        unsigned grid;
+        TC_TRY(grid_for((size_t)(T * H) / VEC, &grid));
+        DISPATCH16(dt, residual_vec_kernel, grid, FWD_BLOCK, stream, h, p32, (size_t)(T * H));
+        return launched("residual_vec_kernel");
+    }
     LAUNCH(grid_for, (size_t)(T * H), T * H, residual_kernel, FWD_BLOCK, stream, h, p32, bias, T, H);
 }
 
 extern "C" tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt,
                                           size_t n, void *stream)
 {
+    if (n > 0 && vec_ok(dt, n, out, g, u)) {
+        unsigned grid;
+        TC_TRY(grid_for(n / VEC, &grid));
+        DISPATCH16(dt, silu_mul_vec_kernel, grid, FWD_BLOCK, stream, out, g, u, n);
+        return launched("silu_mul_vec_kernel");
+    }
     LAUNCH(grid_for, n, n, silu_mul_kernel, FWD_BLOCK, stream, out, g, u, n);
 }
 
@@ -463,145 +473,3 @@ extern "C" tc_status tc_fwd_expert_add_cuda(float *acc32, const void *y, const f
            T, H);
 }
 
-/* ---- calibration maxima ---- */
-
-/* A thread owns one column of a chunk of ABSMAX_ROWS rows (consecutive
- * threads read consecutive columns) and folds its maximum into acc with an
- * integer atomicMax on the bits of |v|: for non-negative floats integer
- * order is float order, and NaN bits exceed every number. */
-#define ABSMAX_ROWS 64
-
-template <int DT>
-__global__ void absmax_cols_kernel(float *acc, const void *x, int x_f32, const void *bias,
-                                   int64_t rows, int64_t ld, int64_t c0, int64_t cols)
-{
-    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= cols)
-        return;
-    const int64_t r0 = (int64_t)blockIdx.y * ABSMAX_ROWS;
-    const int64_t r1 = r0 + ABSMAX_ROWS < rows ? r0 + ABSMAX_ROWS : rows;
-    const float bc = bias ? elem<DT>::ld(bias, (size_t)c) : 0.0f;
-    unsigned m = 0;
-    for (int64_t r = r0; r < r1; r++) {
-        const size_t i = (size_t)(r * ld + c0 + c);
-        float v = x_f32 ? ((const float *)x)[i] : elem<DT>::ld(x, i);
-        if (bias)
-            v += bc;
-        const unsigned a = __float_as_uint(v) & 0x7fffffffu;
-        m = a > m ? a : m;
-    }
-    atomicMax((unsigned *)acc + c, m);
-}
-
-template <typename E>
-__device__ __forceinline__ void absmax_row(float *out, const void *w, int64_t r, int64_t cols, E)
-{
-    unsigned m = 0;
-    for (int64_t c = threadIdx.x % 32; c < cols; c += 32) {
-        const unsigned a = __float_as_uint(E::ld(w, (size_t)(r * cols + c))) & 0x7fffffffu;
-        m = a > m ? a : m;
-    }
-    for (int o = 16; o > 0; o /= 2) {
-        const unsigned other = __shfl_down_sync(0xffffffffu, m, o);
-        m = other > m ? other : m;
-    }
-    if (threadIdx.x % 32 == 0)
-        out[r] = __uint_as_float(m);
-}
-
-/* One warp per row (grid-stride over rows: the grid is capped). */
-template <int DT>
-__global__ void absmax_rows_kernel(float *out, const void *w, int64_t rows, int64_t cols)
-{
-    const int64_t warps = (int64_t)gridDim.x * (blockDim.x / 32);
-    for (int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows;
-         r += warps)
-        absmax_row(out, w, r, cols, elem<DT>());
-}
-
-extern "C" tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32,
-                                             const void *bias, tc_dtype dt, int64_t rows,
-                                             int64_t ld, int64_t c0, int64_t cols, void *stream)
-{
-    if (rows <= 0 || cols <= 0)
-        return TC_OK;
-    const int64_t gy = (rows + ABSMAX_ROWS - 1) / ABSMAX_ROWS;
-    if (gy > 65535)
-        return tc_fail(TC_E_INTERNAL, "%s: %lld rows is more than supported", __func__,
-                       (long long)rows);
-    dim3 grid((unsigned)((cols + FWD_BLOCK - 1) / FWD_BLOCK), (unsigned)gy);
-    DISPATCH(dt, absmax_cols_kernel, grid, FWD_BLOCK, stream, acc, x, x_f32, bias, rows, ld, c0,
-             cols);
-    return launched("absmax_cols_kernel");
-}
-
-extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
-                                             int64_t cols, void *stream)
-{
-    const int per_block = FWD_BLOCK / 32;
-    LAUNCH(row_grid, (rows + per_block - 1) / per_block, rows, absmax_rows_kernel, FWD_BLOCK,
-           stream, out, w, rows, cols);
-}
-
-/* ---- SmoothQuant smoothing and int8 weights ---- */
-
-template <int DT>
-__global__ void smooth_cols_kernel(void *w, int64_t rows, int64_t cols, const double *s, int divide)
-{
-    const size_t n = (size_t)rows * (size_t)cols;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const double v = (double)elem<DT>::ld(w, i), sc = s[i % (size_t)cols];
-        /* float64 result cast to float, then stored in dt (torch's path). */
-        elem<DT>::st(w, i, __double2float_rn(divide ? __ddiv_rn(v, sc) : __dmul_rn(v, sc)));
-    }
-}
-
-/* Round a float to the quantization dtype (fwd_backend.h quantize_i8):
- * float16, bfloat16, or float32 (unchanged); the same bit functions as the
- * CPU's tc_round_to_dtype. */
-__device__ __forceinline__ float round_qdt(float v, int qdt)
-{
-    if (qdt == TC_DT_F16)
-        return elem<1>::rnd(v);
-    if (qdt == TC_DT_BF16)
-        return elem<2>::rnd(v);
-    return v;
-}
-
-template <int DT>
-__global__ void quantize_i8_kernel(int8_t *q, const void *w, int qdt, int64_t rows, int64_t cols,
-                                   const float *scale, int mode)
-{
-    const size_t n = (size_t)rows * (size_t)cols;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        const float x = round_qdt(elem<DT>::ld(w, i), qdt), sc = scale[i / (size_t)cols];
-        float v;
-        if (mode == 0)
-            v = round_qdt(__fmul_rn(x, round_qdt(sc, qdt)), qdt);
-        else if (mode == 1)
-            v = round_qdt(__fdiv_rn(x, sc), qdt);
-        else
-            v = __fmul_rn(x, sc);
-        v = rintf(v);
-        v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-        q[i] = (int8_t)v;
-    }
-}
-
-extern "C" tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, int64_t cols,
-                                            const double *s, int divide, void *stream)
-{
-    const size_t n = (size_t)rows * (size_t)cols;
-    LAUNCH(grid_for, n, n, smooth_cols_kernel, FWD_BLOCK, stream, w, rows, cols, s, divide);
-}
-
-extern "C" tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, tc_dtype qdt,
-                                            int64_t rows, int64_t cols, const float *scale,
-                                            int mode, void *stream)
-{
-    const size_t n = (size_t)rows * (size_t)cols;
-    LAUNCH(grid_for, n, n, quantize_i8_kernel, FWD_BLOCK, stream, q, w, (int)qdt, rows, cols,
-           scale, mode);
-}

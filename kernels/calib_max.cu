@@ -1,0 +1,209 @@
+/* calib_max.cu: the calibration maxima (activation columns, weight rows)
+ * and SmoothQuant's smoothing and int8 weight kernels (launchers in
+ * trtconv/kernels/fwd.h). CPU references: the matching functions of
+ * src/fwd/fwd_cpu.c, held bit for bit by tests/cuda/test_sq_cuda.c. */
+#include "fwd_common.cuh"
+
+/* ---- calibration maxima ---- */
+
+/* A thread owns one column of a chunk of ABSMAX_ROWS rows (consecutive
+ * threads read consecutive columns) and folds its maximum into acc with an
+ * integer atomicMax on the bits of |v|: for non-negative floats integer
+ * order is float order, and NaN bits exceed every number. */
+#define ABSMAX_ROWS 64
+
+template <int DT>
+__global__ void absmax_cols_kernel(float *acc, const void *x, int x_f32, const void *bias,
+                                   int64_t rows, int64_t ld, int64_t c0, int64_t cols)
+{
+    const int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols)
+        return;
+    const int64_t r0 = (int64_t)blockIdx.y * ABSMAX_ROWS;
+    const int64_t r1 = r0 + ABSMAX_ROWS < rows ? r0 + ABSMAX_ROWS : rows;
+    const float bc = bias ? elem<DT>::ld(bias, (size_t)c) : 0.0f;
+    unsigned m = 0;
+    for (int64_t r = r0; r < r1; r++) {
+        const size_t i = (size_t)(r * ld + c0 + c);
+        float v = x_f32 ? ((const float *)x)[i] : elem<DT>::ld(x, i);
+        if (bias)
+            v += bc;
+        const unsigned a = __float_as_uint(v) & 0x7fffffffu;
+        m = a > m ? a : m;
+    }
+    atomicMax((unsigned *)acc + c, m);
+}
+
+/* absmax_cols_kernel with each thread on VEC consecutive columns (16 or 32
+ * bytes per row) and fewer rows per block, so that the loads of a warp are
+ * wide and many are in flight. */
+#define ABSMAX_VEC_ROWS 32
+#define ABSMAX_VEC_BLOCK 128
+
+template <int DT>
+__global__ void absmax_cols_vec_kernel(float *acc, const void *x, int x_f32, const void *bias,
+                                       int64_t rows, int64_t ld, int64_t c0, int64_t cols)
+{
+    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (c >= cols)
+        return;
+    const int64_t r0 = (int64_t)blockIdx.y * ABSMAX_VEC_ROWS;
+    const int64_t r1 = r0 + ABSMAX_VEC_ROWS < rows ? r0 + ABSMAX_VEC_ROWS : rows;
+    float bc[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        bc[k] = bias ? elem<DT>::ld(bias, (size_t)(c + k)) : 0.0f;
+    unsigned m[VEC] = { 0 };
+    for (int64_t r = r0; r < r1; r++) {
+        const size_t i = (size_t)(r * ld + c0 + c);
+        float v[VEC];
+        if (x_f32) {
+            const float4 a = *(const float4 *)((const float *)x + i);
+            const float4 b = *(const float4 *)((const float *)x + i + 4);
+            v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+            v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+        } else {
+            vec<DT> h;
+            h.load(x, i);
+#pragma unroll
+            for (int k = 0; k < VEC; k++)
+                v[k] = h.f[k];
+        }
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            if (bias)
+                v[k] += bc[k];
+            const unsigned a = __float_as_uint(v[k]) & 0x7fffffffu;
+            m[k] = a > m[k] ? a : m[k];
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        atomicMax((unsigned *)acc + c + k, m[k]);
+}
+
+template <typename E>
+__device__ __forceinline__ void absmax_row(float *out, const void *w, int64_t r, int64_t cols, E)
+{
+    unsigned m = 0;
+    for (int64_t c = threadIdx.x % 32; c < cols; c += 32) {
+        const unsigned a = __float_as_uint(E::ld(w, (size_t)(r * cols + c))) & 0x7fffffffu;
+        m = a > m ? a : m;
+    }
+    for (int o = 16; o > 0; o /= 2) {
+        const unsigned other = __shfl_down_sync(0xffffffffu, m, o);
+        m = other > m ? other : m;
+    }
+    if (threadIdx.x % 32 == 0)
+        out[r] = __uint_as_float(m);
+}
+
+/* One warp per row (grid-stride over rows: the grid is capped). */
+template <int DT>
+__global__ void absmax_rows_kernel(float *out, const void *w, int64_t rows, int64_t cols)
+{
+    const int64_t warps = (int64_t)gridDim.x * (blockDim.x / 32);
+    for (int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows;
+         r += warps)
+        absmax_row(out, w, r, cols, elem<DT>());
+}
+
+extern "C" tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32,
+                                             const void *bias, tc_dtype dt, int64_t rows,
+                                             int64_t ld, int64_t c0, int64_t cols, void *stream)
+{
+    if (rows <= 0 || cols <= 0)
+        return TC_OK;
+    const int64_t gy = (rows + ABSMAX_ROWS - 1) / ABSMAX_ROWS;
+    if (gy > 65535)
+        return tc_fail(TC_E_INTERNAL, "%s: %lld rows is more than supported", __func__,
+                       (long long)rows);
+    const int64_t vy = (rows + ABSMAX_VEC_ROWS - 1) / ABSMAX_VEC_ROWS;
+    if (vy <= 65535 && ld % VEC == 0 && c0 % VEC == 0 && cols % VEC == 0 &&
+        (dt == TC_DT_F16 || dt == TC_DT_BF16) && aligned16(x) && aligned16(acc) &&
+        (!bias || aligned16(bias))) {
+        const int64_t threads = cols / VEC;
+        dim3 vgrid((unsigned)((threads + ABSMAX_VEC_BLOCK - 1) / ABSMAX_VEC_BLOCK), (unsigned)vy);
+        DISPATCH16(dt, absmax_cols_vec_kernel, vgrid, ABSMAX_VEC_BLOCK, stream, acc, x, x_f32,
+                   bias, rows, ld, c0, cols);
+        return launched("absmax_cols_vec_kernel");
+    }
+    dim3 grid((unsigned)((cols + FWD_BLOCK - 1) / FWD_BLOCK), (unsigned)gy);
+    DISPATCH(dt, absmax_cols_kernel, grid, FWD_BLOCK, stream, acc, x, x_f32, bias, rows, ld, c0,
+             cols);
+    return launched("absmax_cols_kernel");
+}
+
+extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
+                                             int64_t cols, void *stream)
+{
+    const int per_block = FWD_BLOCK / 32;
+    LAUNCH(row_grid, (rows + per_block - 1) / per_block, rows, absmax_rows_kernel, FWD_BLOCK,
+           stream, out, w, rows, cols);
+}
+
+/* ---- SmoothQuant smoothing and int8 weights ---- */
+
+template <int DT>
+/* Blocks over rows, threads over columns: no per-element division. */
+__global__ void smooth_cols_kernel(void *w, int64_t rows, int64_t cols, const double *s, int divide)
+{
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x)
+        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+            const size_t i = (size_t)(r * cols + c);
+            const double v = (double)elem<DT>::ld(w, i), sc = s[c];
+            /* float64 result cast to float, then stored in dt (torch's path). */
+            elem<DT>::st(w, i, __double2float_rn(divide ? __ddiv_rn(v, sc) : __dmul_rn(v, sc)));
+        }
+}
+
+/* Round a float to the quantization dtype (fwd_backend.h quantize_i8):
+ * float16, bfloat16, or float32 (unchanged); the same bit functions as the
+ * CPU's tc_round_to_dtype. */
+__device__ __forceinline__ float round_qdt(float v, int qdt)
+{
+    if (qdt == TC_DT_F16)
+        return elem<1>::rnd(v);
+    if (qdt == TC_DT_BF16)
+        return elem<2>::rnd(v);
+    return v;
+}
+
+template <int DT>
+__global__ void quantize_i8_kernel(int8_t *q, const void *w, int qdt, int64_t rows, int64_t cols,
+                                   const float *scale, int mode)
+{
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float sc = scale[r];
+        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+            const size_t i = (size_t)(r * cols + c);
+            const float x = round_qdt(elem<DT>::ld(w, i), qdt);
+            float v;
+            if (mode == 0)
+                v = round_qdt(__fmul_rn(x, round_qdt(sc, qdt)), qdt);
+            else if (mode == 1)
+                v = round_qdt(__fdiv_rn(x, sc), qdt);
+            else
+                v = __fmul_rn(x, sc);
+            v = rintf(v);
+            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+            q[i] = (int8_t)v;
+        }
+    }
+}
+
+extern "C" tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, int64_t cols,
+                                            const double *s, int divide, void *stream)
+{
+    const size_t n = (size_t)rows * (size_t)cols;
+    LAUNCH(row_grid, rows, n, smooth_cols_kernel, FWD_BLOCK, stream, w, rows, cols, s, divide);
+}
+
+extern "C" tc_status tc_sq_quantize_i8_cuda(int8_t *q, const void *w, tc_dtype dt, tc_dtype qdt,
+                                            int64_t rows, int64_t cols, const float *scale,
+                                            int mode, void *stream)
+{
+    const size_t n = (size_t)rows * (size_t)cols;
+    LAUNCH(row_grid, rows, n, quantize_i8_kernel, FWD_BLOCK, stream, q, w, (int)qdt, rows, cols,
+           scale, mode);
+}

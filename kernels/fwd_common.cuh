@@ -1,0 +1,228 @@
+/* fwd_common.cuh: what the forward-pass and calibration kernels share
+ * (kernels/fwd.cu, kernels/calib_max.cu): element access by dtype with the
+ * exact conversions of fp_bits.cuh, 16-byte vectors, launch helpers and
+ * block reductions. */
+#ifndef TRTCONV_FWD_COMMON_CUH
+#define TRTCONV_FWD_COMMON_CUH
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
+#include "trtconv/core/status.h"
+}
+#include "trtconv/kernels/fwd.h"
+#include "cuda_util.cuh"
+#include "fp_bits.cuh"
+
+#define FWD_BLOCK 256
+#define FWD_BLOCKS_PER_SM 16
+
+/* ---- element access by dtype (0 = F32, 1 = F16, 2 = BF16) ---- */
+
+template <int DT> struct elem;
+template <> struct elem<0> {
+    static __device__ __forceinline__ float ld(const void *p, size_t i) { return ((const float *)p)[i]; }
+    static __device__ __forceinline__ void st(void *p, size_t i, float v) { ((float *)p)[i] = v; }
+    static __device__ __forceinline__ float rnd(float v) { return v; }
+};
+/* float16 through the hardware conversions (IEEE round to nearest even,
+ * subnormals kept: the bits of fp_bits.cuh for every number); NaN takes
+ * fp_bits.cuh's path so that its payload is the CPU's too. The software
+ * conversions alone made the memory-bound kernels compute-bound. */
+__device__ __forceinline__ float f16_bits_to_f32(uint16_t h)
+{
+    if ((h & 0x7FFFu) > 0x7C00u)
+        return __uint_as_float(tc_fp_f32_bits_from_f16(h));
+    return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ uint16_t f32_to_f16_bits(float v)
+{
+    if (isnan(v))
+        return tc_fp_f16_from_f32_bits(__float_as_uint(v));
+    return __half_as_ushort(__float2half_rn(v));
+}
+template <> struct elem<1> {
+    static __device__ __forceinline__ float ld(const void *p, size_t i)
+    {
+        return f16_bits_to_f32(((const uint16_t *)p)[i]);
+    }
+    static __device__ __forceinline__ void st(void *p, size_t i, float v)
+    {
+        ((uint16_t *)p)[i] = f32_to_f16_bits(v);
+    }
+    static __device__ __forceinline__ float rnd(float v)
+    {
+        return f16_bits_to_f32(f32_to_f16_bits(v));
+    }
+};
+template <> struct elem<2> {
+    static __device__ __forceinline__ float ld(const void *p, size_t i)
+    {
+        return __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16);
+    }
+    static __device__ __forceinline__ void st(void *p, size_t i, float v)
+    {
+        ((uint16_t *)p)[i] = tc_fp_bf16_from_f32_bits(__float_as_uint(v));
+    }
+    static __device__ __forceinline__ float rnd(float v)
+    {
+        return __uint_as_float((uint32_t)tc_fp_bf16_from_f32_bits(__float_as_uint(v)) << 16);
+    }
+};
+
+static inline int dt_code(tc_dtype dt)
+{
+    switch (dt) {
+    case TC_DT_F32: return 0;
+    case TC_DT_F16: return 1;
+    case TC_DT_BF16: return 2;
+    default: return -1;
+    }
+}
+
+#define DISPATCH(dt, KERNEL, grid, block, stream, ...)                                      \
+    do {                                                                                    \
+        switch (dt_code(dt)) {                                                              \
+        case 0: KERNEL<0><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__); break;    \
+        case 1: KERNEL<1><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__); break;    \
+        case 2: KERNEL<2><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__); break;    \
+        default:                                                                            \
+            return tc_fail(TC_E_USAGE, "%s: unsupported dtype %s", __func__,                \
+                           tc_dtype_name(dt));                                              \
+        }                                                                                   \
+    } while (0)
+
+static inline tc_status launched(const char *what)
+{
+    tc_status st = TC_OK;
+    TC_CUDA_TRY(cudaGetLastError());
+done:
+    if (st != TC_OK)
+        tc_log(TC_LOG_ERROR, "launching %s", what);
+    return st;
+}
+
+/* The body of a launcher: grid for `count` (grid_for: elements, row_grid:
+ * rows), nothing to do when `zero` is 0, one kernel per dtype. */
+#define LAUNCH(grid_fn, count, zero, KERNEL, block, stream, ...)                       \
+    do {                                                                               \
+        unsigned grid;                                                                 \
+        tc_status st = grid_fn(count, &grid);                                          \
+        if (st != TC_OK || (zero) == 0)                                                \
+            return st;                                                                 \
+        DISPATCH(dt, KERNEL, grid, block, stream, __VA_ARGS__);                        \
+        return launched(#KERNEL);                                                      \
+    } while (0)
+
+static inline tc_status grid_for(size_t n, unsigned *grid)
+{
+    return tc_cuda_capped_grid((int64_t)((n + FWD_BLOCK - 1) / FWD_BLOCK), FWD_BLOCKS_PER_SM, grid);
+}
+
+/* Block-wide reductions over FWD_BLOCK threads. */
+__device__ __forceinline__ float block_sum(float v, float *shared)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0)
+        shared[warp] = v;
+    __syncthreads();
+    float r = 0.0f;
+    if (threadIdx.x < 32) {
+        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1)
+            r += __shfl_xor_sync(0xffffffffu, r, o);
+        if (threadIdx.x == 0)
+            shared[0] = r;
+    }
+    __syncthreads();
+    r = shared[0];
+    __syncthreads();
+    return r;
+}
+
+__device__ __forceinline__ float block_max(float v, float *shared)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0)
+        shared[warp] = v;
+    __syncthreads();
+    float r = -INFINITY;
+    if (threadIdx.x < 32) {
+        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : -INFINITY;
+        for (int o = 16; o > 0; o >>= 1)
+            r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, o));
+        if (threadIdx.x == 0)
+            shared[0] = r;
+    }
+    __syncthreads();
+    r = shared[0];
+    __syncthreads();
+    return r;
+}
+
+static inline tc_status row_grid(int64_t rows, unsigned *grid)
+{
+    return tc_cuda_capped_grid(rows, FWD_BLOCKS_PER_SM, grid);
+}
+
+/* ---- 16-byte vectors: VEC elements of a 2-byte dtype (1 = F16, 2 = BF16) ----
+ * The vector kernels take the same per-element steps as the scalar ones, so
+ * their bytes are the same; launchers use them when every pointer is 16-byte
+ * aligned and the lengths are multiples of VEC. */
+#define VEC 8
+
+template <int DT> struct vec {
+    float f[VEC];
+    __device__ __forceinline__ void load(const void *p, size_t i) /* i: a multiple of VEC */
+    {
+        const uint4 u = *(const uint4 *)((const uint16_t *)p + i);
+        const uint16_t *h = (const uint16_t *)&u;
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            f[k] = elem<DT>::ld(h, k);
+    }
+    __device__ __forceinline__ void store(void *p, size_t i) const
+    {
+        uint4 u;
+        uint16_t *h = (uint16_t *)&u;
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            elem<DT>::st(h, k, f[k]);
+        *(uint4 *)((uint16_t *)p + i) = u;
+    }
+};
+
+static inline bool aligned16(const void *p)
+{
+    return ((uintptr_t)p & 15u) == 0;
+}
+
+/* dt has a vector kernel, n a multiple of VEC, every non-NULL pointer aligned. */
+static inline bool vec_ok(tc_dtype dt, size_t n, const void *a, const void *b = NULL,
+                          const void *c = NULL, const void *d = NULL)
+{
+    return (dt == TC_DT_F16 || dt == TC_DT_BF16) && n % VEC == 0 && aligned16(a) &&
+           (!b || aligned16(b)) && (!c || aligned16(c)) && (!d || aligned16(d));
+}
+
+/* DISPATCH for the 2-byte dtypes of the vector kernels. */
+#define DISPATCH16(dt, KERNEL, grid, block, stream, ...)                                    \
+    do {                                                                                    \
+        if (dt == TC_DT_F16)                                                                \
+            KERNEL<1><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__);               \
+        else                                                                                \
+            KERNEL<2><<<grid, block, 0, (cudaStream_t)stream>>>(__VA_ARGS__);               \
+    } while (0)
+
+#endif

@@ -1,0 +1,340 @@
+/* test_fwd_cuda.c: the forward-pass kernels of the CUDA backend
+ * (kernels/fwd.cu via src/fwd/fwd_gpu.c) against the CPU backend
+ * (src/fwd/fwd_cpu.c, the scalar reference), on the shapes that take the
+ * 16-byte vector kernels (multiples of 8, aligned) and on shapes and
+ * misaligned pointers that take the scalar ones:
+ *   residual_add, rope_split   bit for bit (the same rounding steps);
+ *   silu_mul                   within one unit in the last place (CUDA's
+ *                              expf and the C library's differ in the last
+ *                              float32 bit, which rarely survives rounding);
+ *   rmsnorm                    within two units in the last place (the sum
+ *                              of squares is a tree on the GPU, so the
+ *                              reciprocal may differ in its last float32
+ *                              bit, and both roundings, x * r to the dtype
+ *                              and the product with the weight, may then
+ *                              each move by one unit);
+ *   attention                  within 2^-8 of the output's largest value
+ *                              (scores and softmax in another order; the
+ *                              point is the head layout, which a wrong
+ *                              index breaks by whole values).
+ * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
+ * "N passed, M failed". */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "trtconv/fwd/backend.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/mpi/gpu.h"
+#include "trtconv/core/log.h"
+#include "gpu_check.h"
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static double urand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+typedef struct pair {
+    fwd_backend *g, *c;
+} pair;
+
+/* n values of dtype dt (2 bytes), spread over [-scale, scale], with zeros
+ * and negative zeros. */
+static uint16_t *fill(tc_dtype dt, size_t n, double scale)
+{
+    uint16_t *h = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)((urand() * 2.0 - 1.0) * scale);
+        if (i % 101 == 0)
+            v = i % 202 ? -0.0f : 0.0f;
+        h[i] = dt == TC_DT_F16 ? tc_f32_to_f16(v) : tc_f32_to_bf16(v);
+    }
+    return h;
+}
+
+static float to_f32(tc_dtype dt, uint16_t h)
+{
+    return dt == TC_DT_F16 ? tc_f16_to_f32(h) : tc_bf16_to_f32(h);
+}
+
+/* The same bytes on both backends: *g on the GPU, *c on the CPU. `pad`
+ * extra leading bytes let a caller pass a misaligned pointer. */
+typedef struct dual {
+    void *g, *c;
+} dual;
+
+static int put(pair *p, const void *host, size_t bytes, dual *d)
+{
+    d->g = d->c = NULL;
+    if (p->g->ops->alloc(p->g, bytes + 16, &d->g) != TC_OK ||
+        p->c->ops->alloc(p->c, bytes + 16, &d->c) != TC_OK)
+        return 0;
+    if (host)
+        return p->g->ops->upload(p->g, d->g, host, bytes) == TC_OK &&
+               p->c->ops->upload(p->c, d->c, host, bytes) == TC_OK;
+    return 1;
+}
+
+static void drop(pair *p, dual *d)
+{
+    if (d->g)
+        p->g->ops->release(p->g, d->g);
+    if (d->c)
+        p->c->ops->release(p->c, d->c);
+}
+
+/* Worst distance in units in the last place between two 2-byte arrays
+ * (the bit patterns as ordered integers), -1 if NaN-ness differs. */
+static long worst_ulps(const uint16_t *a, const uint16_t *b, size_t n, tc_dtype dt)
+{
+    long worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float x = to_f32(dt, a[i]), y = to_f32(dt, b[i]);
+        if (isnan(x) || isnan(y)) {
+            if (isnan(x) != isnan(y))
+                return -1;
+            continue;
+        }
+        const long ox = a[i] & 0x8000 ? -(long)(a[i] & 0x7fff) : (long)a[i];
+        const long oy = b[i] & 0x8000 ? -(long)(b[i] & 0x7fff) : (long)b[i];
+        const long dd = labs(ox - oy);
+        worst = dd > worst ? dd : worst;
+    }
+    return worst;
+}
+
+/* Download both results (n 2-byte values at byte offset off) and compare. */
+static long compare(pair *p, const dual *d, size_t off, size_t n, tc_dtype dt)
+{
+    uint16_t *a = malloc(n * 2), *b = malloc(n * 2);
+    long w = -1;
+    if (p->g->ops->sync(p->g) == TC_OK &&
+        p->g->ops->download(p->g, a, (char *)d->g + off, n * 2) == TC_OK &&
+        p->c->ops->download(p->c, b, (char *)d->c + off, n * 2) == TC_OK)
+        w = worst_ulps(a, b, n, dt);
+    free(a);
+    free(b);
+    return w;
+}
+
+static const char *dtn(tc_dtype dt) { return tc_dtype_name(dt); }
+
+static void case_residual(pair *p, tc_dtype dt, int64_t T, int64_t H, size_t mis)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *h = fill(dt, n + 8, 8.0);
+    float *p32 = malloc((n + 8) * 4);
+    for (size_t i = 0; i < n + 8; i++)
+        p32[i] = (float)((urand() * 2.0 - 1.0) * 8.0) * (i % 97 == 0 ? 1e4f : 1.0f);
+    p32[0] = -0.0f;
+    dual dh, dp;
+    int ok = put(p, h, (n + 8) * 2, &dh) && put(p, p32, (n + 8) * 4, &dp) &&
+             p->g->ops->residual_add(p->g, (uint16_t *)dh.g + mis, (float *)dp.g + mis, NULL, dt,
+                                     T, H) == TC_OK &&
+             p->c->ops->residual_add(p->c, (uint16_t *)dh.c + mis, (float *)dp.c + mis, NULL, dt,
+                                     T, H) == TC_OK;
+    const long w = ok ? compare(p, &dh, mis * 2, n, dt) : -1;
+    result(w == 0, "residual_add %s %lld x %lld%s: bit for bit (worst %ld ulp)", dtn(dt),
+           (long long)T, (long long)H, mis ? " misaligned" : "", w);
+    drop(p, &dh);
+    drop(p, &dp);
+    free(h);
+    free(p32);
+}
+
+static void case_silu(pair *p, tc_dtype dt, size_t n, size_t mis)
+{
+    uint16_t *g = fill(dt, n + 8, 12.0), *u = fill(dt, n + 8, 3.0);
+    dual dg, du, dout;
+    int ok = put(p, g, (n + 8) * 2, &dg) && put(p, u, (n + 8) * 2, &du) &&
+             put(p, NULL, (n + 8) * 2, &dout) &&
+             p->g->ops->silu_mul(p->g, (uint16_t *)dout.g + mis, (uint16_t *)dg.g + mis,
+                                 (uint16_t *)du.g + mis, dt, n) == TC_OK &&
+             p->c->ops->silu_mul(p->c, (uint16_t *)dout.c + mis, (uint16_t *)dg.c + mis,
+                                 (uint16_t *)du.c + mis, dt, n) == TC_OK;
+    const long w = ok ? compare(p, &dout, mis * 2, n, dt) : -1;
+    result(w >= 0 && w <= 1, "silu_mul %s n=%zu%s: within 1 ulp (worst %ld)", dtn(dt), n,
+           mis ? " misaligned" : "", w);
+    drop(p, &dg);
+    drop(p, &du);
+    drop(p, &dout);
+    free(g);
+    free(u);
+}
+
+static void case_rmsnorm(pair *p, tc_dtype dt, int64_t T, int64_t H)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *x = fill(dt, n, 30.0), *w = fill(dt, (size_t)H, 2.0);
+    dual dx, dout, dw = { NULL, NULL };
+    int ok = put(p, x, n * 2, &dx) && put(p, NULL, n * 2, &dout) &&
+             p->g->ops->alloc(p->g, (size_t)H * p->g->ops->weight_elem_bytes(dt), &dw.g) == TC_OK &&
+             p->c->ops->alloc(p->c, (size_t)H * p->c->ops->weight_elem_bytes(dt), &dw.c) == TC_OK &&
+             p->g->ops->upload_weight(p->g, dw.g, 0, w, dt, (size_t)H) == TC_OK &&
+             p->c->ops->upload_weight(p->c, dw.c, 0, w, dt, (size_t)H) == TC_OK &&
+             p->g->ops->rmsnorm(p->g, dout.g, dx.g, dw.g, dt, T, H, 1e-5f) == TC_OK &&
+             p->c->ops->rmsnorm(p->c, dout.c, dx.c, dw.c, dt, T, H, 1e-5f) == TC_OK;
+    const long wu = ok ? compare(p, &dout, 0, n, dt) : -1;
+    result(wu >= 0 && wu <= 2, "rmsnorm %s %lld x %lld: within 2 ulp (worst %ld)", dtn(dt),
+           (long long)T, (long long)H, wu);
+    drop(p, &dx);
+    drop(p, &dout);
+    drop(p, &dw);
+    free(x);
+    free(w);
+}
+
+/* A batch of sequences of the given lengths, metadata on both backends. */
+typedef struct batch2 {
+    fwd_batch g, c;
+    dual ids, pos, start, len, cos, sin;
+    int64_t *offsets;
+} batch2;
+
+static int make_batch(pair *p, const int64_t *lens, int n_seqs, int64_t d, tc_dtype dt,
+                      batch2 *b)
+{
+    memset(b, 0, sizeof *b);
+    int64_t T = 0, max_len = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        T += lens[s];
+        max_len = lens[s] > max_len ? lens[s] : max_len;
+    }
+    const int64_t half = d / 2;
+    int32_t *ids = calloc((size_t)T, 4), *pos = malloc((size_t)T * 4);
+    int32_t *start = malloc((size_t)T * 4), *len = malloc((size_t)T * 4);
+    float *cs = malloc((size_t)(max_len * half) * 4), *sn = malloc((size_t)(max_len * half) * 4);
+    b->offsets = malloc((size_t)(n_seqs + 1) * sizeof(int64_t));
+    int64_t t = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        b->offsets[s] = t;
+        for (int64_t i = 0; i < lens[s]; i++, t++) {
+            pos[t] = (int32_t)i;
+            start[t] = (int32_t)b->offsets[s];
+            len[t] = (int32_t)lens[s];
+        }
+    }
+    b->offsets[n_seqs] = t;
+    for (int64_t q = 0; q < max_len; q++)
+        for (int64_t e = 0; e < half; e++) {
+            const double f = (double)q * pow(10000.0, -2.0 * (double)e / (double)d);
+            cs[q * half + e] = tc_round_to_dtype(dt, (float)cos(f));
+            sn[q * half + e] = tc_round_to_dtype(dt, (float)sin(f));
+        }
+    const size_t tb = (size_t)T * 4, rb = (size_t)(max_len * half) * 4;
+    const int ok = put(p, ids, tb, &b->ids) && put(p, pos, tb, &b->pos) &&
+                   put(p, start, tb, &b->start) && put(p, len, tb, &b->len) &&
+                   put(p, cs, rb, &b->cos) && put(p, sn, rb, &b->sin);
+    free(ids), free(pos), free(start), free(len), free(cs), free(sn);
+    fwd_batch common = { .n_tokens = T, .n_seqs = n_seqs, .max_len = max_len,
+                         .h_offsets = b->offsets };
+    b->g = b->c = common;
+    b->g.ids = b->ids.g, b->g.pos = b->pos.g, b->g.seq_start = b->start.g;
+    b->g.seq_len = b->len.g, b->g.cos = b->cos.g, b->g.sin = b->sin.g;
+    b->c.ids = b->ids.c, b->c.pos = b->pos.c, b->c.seq_start = b->start.c;
+    b->c.seq_len = b->len.c, b->c.cos = b->cos.c, b->c.sin = b->sin.c;
+    return ok;
+}
+
+static void free_batch(pair *p, batch2 *b)
+{
+    drop(p, &b->ids), drop(p, &b->pos), drop(p, &b->start);
+    drop(p, &b->len), drop(p, &b->cos), drop(p, &b->sin);
+    free(b->offsets);
+}
+
+/* rope_split, then attention on its outputs, for nh query heads over nkv
+ * key/value heads of size d, sequences of lengths lens. */
+static void case_attention(pair *p, tc_dtype dt, int64_t nh, int64_t nkv, int64_t d,
+                           const int64_t *lens, int n_seqs)
+{
+    batch2 b;
+    const int mk = make_batch(p, lens, n_seqs, d, dt, &b);
+    const int64_t T = b.g.n_tokens, width = (nh + 2 * nkv) * d;
+    const fwd_attn a = { nh, nkv, d, (float)(1.0 / sqrt((double)d)) };
+    uint16_t *qkv = fill(dt, (size_t)(T * width), 4.0);
+    dual dqkv, dq, dk, dv, dout;
+    int ok = mk && put(p, qkv, (size_t)(T * width) * 2, &dqkv) &&
+             put(p, NULL, (size_t)(T * nh * d) * 2, &dq) &&
+             put(p, NULL, (size_t)(T * nkv * d) * 2, &dk) &&
+             put(p, NULL, (size_t)(T * nkv * d) * 2, &dv) &&
+             put(p, NULL, (size_t)(T * nh * d) * 2, &dout) &&
+             p->g->ops->rope_split(p->g, dq.g, dk.g, dv.g, dqkv.g, dt, &a, &b.g) == TC_OK &&
+             p->c->ops->rope_split(p->c, dq.c, dk.c, dv.c, dqkv.c, dt, &a, &b.c) == TC_OK;
+    const long wq = ok ? compare(p, &dq, 0, (size_t)(T * nh * d), dt) : -1;
+    const long wk = ok ? compare(p, &dk, 0, (size_t)(T * nkv * d), dt) : -1;
+    const long wv = ok ? compare(p, &dv, 0, (size_t)(T * nkv * d), dt) : -1;
+    result(wq == 0 && wk == 0 && wv == 0,
+           "rope_split %s heads %lld/%lld d %lld, %d sequences: q, k, v bit for bit (worst %ld %ld %ld ulp)",
+           dtn(dt), (long long)nh, (long long)nkv, (long long)d, n_seqs, wq, wk, wv);
+    ok = ok && p->g->ops->attention(p->g, dout.g, dq.g, dk.g, dv.g, dt, &a, &b.g) == TC_OK &&
+         p->c->ops->attention(p->c, dout.c, dq.c, dk.c, dv.c, dt, &a, &b.c) == TC_OK &&
+         p->g->ops->sync(p->g) == TC_OK;
+    const size_t n = (size_t)(T * nh * d);
+    uint16_t *og = malloc(n * 2), *oc = malloc(n * 2);
+    double worst = -1.0, top = 0.0;
+    if (ok && p->g->ops->download(p->g, og, dout.g, n * 2) == TC_OK &&
+        p->c->ops->download(p->c, oc, dout.c, n * 2) == TC_OK) {
+        worst = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            const double x = to_f32(dt, og[i]), y = to_f32(dt, oc[i]);
+            worst = fabs(x - y) > worst || isnan(x - y) ? fabs(x - y) : worst;
+            top = fabs(y) > top ? fabs(y) : top;
+        }
+    }
+    result(worst >= 0.0 && worst <= top / 256.0,
+           "attention %s heads %lld/%lld d %lld, %d sequences: within 2^-8 of max |out| (worst %.3g of %.3g)",
+           dtn(dt), (long long)nh, (long long)nkv, (long long)d, n_seqs, worst, top);
+    free(og), free(oc), free(qkv);
+    drop(p, &dqkv), drop(p, &dq), drop(p, &dk), drop(p, &dv), drop(p, &dout);
+    free_batch(p, &b);
+}
+
+int main(void)
+{
+    tc_log_init(0, 1, NULL);
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        printf("SKIP: no CUDA device\n");
+        return 77;
+    }
+    tc_gpu_info gpu;
+    if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
+        return 1;
+    fwd_attn a = { 8, 2, 128, 1.0f };
+    pair p;
+    if (tc_fwd_gpu_backend(&gpu, 512, 64, &a, &p.g) != TC_OK ||
+        tc_fwd_cpu_backend(2, 512, 64, &a, &p.c) != TC_OK)
+        return 1;
+    const tc_dtype dts[] = { TC_DT_F16, TC_DT_BF16 };
+    const int64_t lens_a[] = { 37, 64, 5, 64 }, lens_b[] = { 9, 3 };
+    for (int i = 0; i < 2; i++) {
+        const tc_dtype dt = dts[i];
+        case_residual(&p, dt, 64, 4096, 0);    /* vector kernel */
+        case_residual(&p, dt, 3, 37, 0);       /* scalar: n not a multiple of 8 */
+        case_residual(&p, dt, 16, 64, 1);      /* scalar: misaligned */
+        case_silu(&p, dt, 64 * 14336, 0);
+        case_silu(&p, dt, 1001, 0);
+        case_silu(&p, dt, 4096, 3);
+        case_rmsnorm(&p, dt, 64, 4096);
+        case_rmsnorm(&p, dt, 5, 40);
+        case_rmsnorm(&p, dt, 9, 36);           /* scalar: H not a multiple of 8 */
+        case_attention(&p, dt, 8, 2, 128, lens_a, 4); /* vector rope and gather */
+        case_attention(&p, dt, 4, 4, 64, lens_b, 2);
+        case_attention(&p, dt, 6, 3, 12, lens_b, 2);  /* scalar: d / 2 not a multiple of 8 */
+    }
+    result(cuda_ok(cudaDeviceSynchronize(), "final synchronize"), "no pending CUDA error");
+    p.g->ops->destroy(p.g);
+    p.c->ops->destroy(p.c);
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+}
