@@ -30,11 +30,19 @@ rm -rf "$W/plain"
 rm -rf "$W/plain"
 echo "== trtconv SmoothQuant (calibrating $SEQS x $LEN, micro-batches of $BATCH)"
 rm -rf "$W/sq"
+sync
+# Peak GPU memory: nvidia-smi every 100 ms, minus what was in use before.
+gpu_base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1)
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$W/smi" 2>/dev/null &
+smi=$!
 /usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
     --model_dir "$W/model" --output_dir "$W/sq" --smoothquant 0.5 --per_channel --per_token \
     --int8_kv_cache --calib_dataset "$W/ids.jsonl" --calib_size "$SEQS" \
     --calib_max_seq_length "$LEN" --calib_batch_size "$BATCH" --calib_stats_out "$W/sq.h5" \
-    --workers 8 --progress none 2>&1 | grep -E "calibrating|SmoothQuant|wrote|wall|peak|error"
+    --workers 8 --progress none --log_level verbose 2>&1 |
+    grep -E "calibrating|SmoothQuant|wrote|wall|peak|error"
+kill $smi 2>/dev/null; wait $smi 2>/dev/null
+[ -n "$gpu_base" ] && echo "peak GPU memory in use during the run: $(( $(sort -n "$W/smi" | tail -1) - gpu_base )) MiB"
 du -sh "$W/sq"
 rm -rf "$W/sq"
 if [ "${TEXT:-0}" = 1 ]; then

@@ -11,8 +11,13 @@
 #   4. the benchmark (bench/bench_sq.sh) unless SKIP_BENCH=1.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
-(cd build-gpu && ctest -L 'unit|gpu' --output-on-failure >"$OUT/ctest.log" 2>&1)
-echo "ctest unit+gpu rc=$?"; grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head
+# CTEST_RE: that selection instead of every unit and GPU test.
+if [ -n "${CTEST_RE:-}" ]; then
+    (cd build-gpu && ctest -j4 -R "$CTEST_RE" --output-on-failure >"$OUT/ctest.log" 2>&1)
+else
+    (cd build-gpu && ctest -L 'unit|gpu' --output-on-failure >"$OUT/ctest.log" 2>&1)
+fi
+echo "ctest rc=$?"; grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head
 build-gpu/tests/test_sq_cuda >"$OUT/test_sq_cuda.log" 2>&1; echo "test_sq_cuda rc=$?: $(tail -1 "$OUT/test_sq_cuda.log")"
 G=build-gpu/golden/sq_mha
 H5=tests/data/sq/golden_act_range.h5

@@ -140,7 +140,8 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
                                                                : "FP8 KV cache (calibrated)";
         tc_log(TC_LOG_INFO, "%s%s%s: statistics %.2f s (calibrated) with the writing overlapped, "
                "the writing done %.2f s after them, total %.2f s",
-               w->calib && w->config_algo ? w->config_algo : "", w->calib && kv->calib ? " + " : "",
+               w->smoothquant ? "SmoothQuant" : w->calib && w->config_algo ? w->config_algo : "",
+               w->calib && kv->calib ? " + " : "",
                kv_name, v.t_done - t0, t_tail - v.t_done, tc_now_seconds() - j->t0);
     }
     if (st == TC_OK)

@@ -1,5 +1,5 @@
-/* write_queue.c: see write_queue.h. One writer thread; buffers move between
- * a free stack and a FIFO of pending writes under one mutex. */
+/* write_queue.c: see write_queue.h. Writer threads take pending writes from
+ * a FIFO; buffers move between a free stack and the FIFO under one mutex. */
 #include "trtconv/output/write_queue.h"
 
 #include <pthread.h>
@@ -24,11 +24,12 @@ struct tc_write_queue {
     int *free_stack, n_free;
     pending *fifo;              /* ring of n entries */
     int head, count;
-    bool busy;                  /* the thread holds a write not yet counted free */
+    int busy;                   /* writes taken by threads, not yet free again */
     bool stop;
     tc_status failed;
-    pthread_t thread;
-    bool started;
+    pthread_t *threads;
+    int n_threads, started;
+    double waited;              /* seconds producers spent in acquire */
     tc_wq_pinning pin;
 };
 
@@ -52,7 +53,7 @@ static void *writer(void *arg)
         const pending p = q->fifo[q->head];
         q->head = (q->head + 1) % q->n;
         q->count--;
-        q->busy = true;
+        q->busy++;
         const bool skip = q->failed != TC_OK;
         pthread_mutex_unlock(&q->mu);
         const tc_status st = skip ? TC_OK : tc_cell_write(p.out, q->bufs[p.buf], p.n, p.off);
@@ -60,18 +61,18 @@ static void *writer(void *arg)
         if (st != TC_OK && q->failed == TC_OK)
             q->failed = st;
         q->free_stack[q->n_free++] = p.buf;
-        q->busy = false;
+        q->busy--;
         pthread_cond_broadcast(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
 }
 
-tc_status tc_wq_create(int n_buffers, size_t buffer_bytes, const tc_wq_pinning *pinning,
-                       tc_write_queue **out)
+tc_status tc_wq_create(int n_buffers, size_t buffer_bytes, int n_threads,
+                       const tc_wq_pinning *pinning, tc_write_queue **out)
 {
     *out = NULL;
-    if (n_buffers < 1 || buffer_bytes == 0)
+    if (n_buffers < 1 || buffer_bytes == 0 || n_threads < 1)
         return tc_fail(TC_E_INTERNAL, "write queue of %d buffers of %zu bytes", n_buffers,
                        buffer_bytes);
     tc_write_queue *q = calloc(1, sizeof *q);
@@ -86,7 +87,8 @@ tc_status tc_wq_create(int n_buffers, size_t buffer_bytes, const tc_wq_pinning *
     q->bufs = calloc((size_t)n_buffers, sizeof *q->bufs);
     q->free_stack = calloc((size_t)n_buffers, sizeof *q->free_stack);
     q->fifo = calloc((size_t)n_buffers, sizeof *q->fifo);
-    tc_status st = q->bufs && q->free_stack && q->fifo ? TC_OK : TC_E_INTERNAL;
+    q->threads = calloc((size_t)n_threads, sizeof *q->threads);
+    tc_status st = q->bufs && q->free_stack && q->fifo && q->threads ? TC_OK : TC_E_INTERNAL;
     for (int i = 0; st == TC_OK && i < n_buffers; i++) {
         q->bufs[i] = malloc(buffer_bytes);
         if (!q->bufs[i]) {
@@ -102,11 +104,11 @@ tc_status tc_wq_create(int n_buffers, size_t buffer_bytes, const tc_wq_pinning *
         return tc_fail(TC_E_INTERNAL, "out of memory for %d write buffers of %zu MiB", n_buffers,
                        buffer_bytes >> 20);
     }
-    if (pthread_create(&q->thread, NULL, writer, q) != 0) {
-        tc_wq_free(q);
-        return tc_fail(TC_E_INTERNAL, "cannot start the writer thread");
-    }
-    q->started = true;
+    for (; q->started < n_threads; q->started++)
+        if (pthread_create(&q->threads[q->started], NULL, writer, q) != 0) {
+            tc_wq_free(q);
+            return tc_fail(TC_E_INTERNAL, "cannot start a writer thread");
+        }
     *out = q;
     return TC_OK;
 }
@@ -116,12 +118,24 @@ size_t tc_wq_buffer_bytes(const tc_write_queue *q)
     return q->bytes;
 }
 
+double tc_wq_waited_seconds(tc_write_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    const double w = q->waited;
+    pthread_mutex_unlock(&q->mu);
+    return w;
+}
+
 tc_status tc_wq_acquire(tc_write_queue *q, void **buf)
 {
     *buf = NULL;
     pthread_mutex_lock(&q->mu);
-    while (q->n_free == 0 && q->failed == TC_OK)
-        pthread_cond_wait(&q->cv, &q->mu);
+    if (q->n_free == 0 && q->failed == TC_OK) {
+        const double t0 = tc_now_seconds();
+        while (q->n_free == 0 && q->failed == TC_OK)
+            pthread_cond_wait(&q->cv, &q->mu);
+        q->waited += tc_now_seconds() - t0;
+    }
     const tc_status st = q->failed;
     if (st == TC_OK)
         *buf = q->bufs[q->free_stack[--q->n_free]];
@@ -177,8 +191,10 @@ void tc_wq_free(tc_write_queue *q)
         q->stop = true;
         pthread_cond_broadcast(&q->cv);
         pthread_mutex_unlock(&q->mu);
-        pthread_join(q->thread, NULL);
+        for (int i = 0; i < q->started; i++)
+            pthread_join(q->threads[i], NULL);
     }
+    free(q->threads);
     for (int i = 0; q->bufs && i < q->n; i++) {
         if (q->bufs[i] && q->pin.unpin)
             q->pin.unpin(q->pin.ctx, q->bufs[i]);

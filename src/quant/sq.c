@@ -58,7 +58,10 @@ struct tc_sq_job {
     /* smoothers of qkv and fc/gate per layer (model form, [H] each) */
     double *s_qkv, *s_mlp;
     cell_smoothers *cells;  /* [cells of the layout], allocated on use */
+    struct wbufs *stream;   /* tc_sq_stream_layer's scratch, kept between layers */
 };
+
+static void wbufs_free_host(struct wbufs *b);
 
 /* ---- scalar reference ---- */
 
@@ -152,6 +155,11 @@ void tc_sq_job_free(tc_sq_job *j)
     free(j->xb);
     free(j->s_qkv);
     free(j->s_mlp);
+    /* Left by a failed stream: its device scratch goes with the engine's
+     * backend at exit (the engine may already be gone). */
+    if (j->stream)
+        wbufs_free_host(j->stream);
+    free(j->stream);
     free(j);
 }
 
@@ -826,6 +834,17 @@ typedef struct wbufs {
     void *nbuf, *nconv;
 } wbufs;
 
+static void wbufs_free_host(wbufs *b)
+{
+    free(b->h_q);
+    free(b->hs);
+    free(b->hs2);
+    free(b->tmp);
+    free(b->nbuf);
+    free(b->nconv);
+    memset(b, 0, sizeof *b);
+}
+
 static void wbufs_close(wbufs *b)
 {
     if (b->d_q)
@@ -834,13 +853,7 @@ static void wbufs_close(wbufs *b)
         b->v.ops->release(b->v.b, b->d_sc);
     if (b->v_open)
         dev_close(&b->v);
-    free(b->h_q);
-    free(b->hs);
-    free(b->hs2);
-    free(b->tmp);
-    free(b->nbuf);
-    free(b->nconv);
-    memset(b, 0, sizeof *b);
+    wbufs_free_host(b);
 }
 
 static tc_status wbufs_open(const tc_sq_job *j, tc_fwd_engine *e, bool host_q, wbufs *b)
@@ -917,27 +930,45 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
     if (!j->sq)
         return TC_OK;
     TRY(cell_smoothers_alloc(j, cell));
-    wbufs b;
-    TRY(wbufs_open(j, e, wq == NULL, &b));
+    if (!j->stream) {
+        j->stream = malloc(sizeof *j->stream);
+        if (!j->stream)
+            return tc_fail(TC_E_INTERNAL, "out of memory");
+        const tc_status so = wbufs_open(j, e, wq == NULL, j->stream);
+        if (so != TC_OK) {
+            free(j->stream);
+            j->stream = NULL;
+            return so;
+        }
+    }
+    wbufs *bp = j->stream;
     tc_fwd_layer_ptrs w;
     tc_fwd_layer_ptrs_get(e, i, &w);
     /* Pass A and its reduction over the layer's tensor-parallel slices (the
      * same maxima the world reduction of tc_sq_reduce_a gives this layer). */
-    tc_status st = pass_a_layer(j, &b.v, e, &g, i, b.tmp);
+    tc_status st = pass_a_layer(j, &bp->v, e, &g, i, bp->tmp);
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wa + L * 2 * j->H, (int)(2 * j->H),
                                       MPI_FLOAT, MPI_MAX, tp));
     if (st == TC_OK)
         st = layer_smoothers(j, L);
     if (st == TC_OK)
-        st = pass_b_layer(j, &b.v, &w, &g, cell, i, b.tmp);
+        st = pass_b_layer(j, &bp->v, &w, &g, cell, i, bp->tmp);
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wb + (size_t)L * j->wb_layer,
                                       (int)j->wb_layer, MPI_FLOAT, MPI_MAX, tp));
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->xb + 2 * L, 2, MPI_DOUBLE, MPI_MAX, tp));
     if (st == TC_OK)
-        st = write_layer_with(j, &b, &w, &g, cell, i, &wr, out_dtype);
-    wbufs_close(&b);
+        st = write_layer_with(j, bp, &w, &g, cell, i, &wr, out_dtype);
     return st;
+}
+
+void tc_sq_stream_end(tc_sq_job *j)
+{
+    if (!j->stream)
+        return;
+    wbufs_close(j->stream);
+    free(j->stream);
+    j->stream = NULL;
 }

@@ -6,7 +6,11 @@
  *    chunk);
  *  - conversion workers wait for a gated tensor's layer, write it once the
  *    gate opens, and stop (TC_E_CANCELLED, nothing hangs) when the gate is
- *    cancelled. */
+ *    cancelled;
+ *  - the write queue SmoothQuant writes its layers through
+ *    (output/write_queue.c) puts every byte where it was sent with fewer
+ *    buffers than writes, and a failed write surfaces at the next acquire
+ *    and at drain instead of being lost. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <stdatomic.h>
@@ -21,6 +25,7 @@
 #include "trtconv/core/sha256.h"
 #include "trtconv/output/manifest.h"
 #include "trtconv/output/rankfile.h"
+#include "trtconv/output/write_queue.h"
 #include "trtconv/plan/plan.h"
 
 static char g_dir[512];
@@ -148,6 +153,73 @@ START_TEST(cancelling_the_gate_should_stop_waiting_workers)
 }
 END_TEST
 
+
+START_TEST(write_queue_should_write_every_piece_in_place)
+{
+    /* One U8 tensor of 1 MiB + 3 written as 37 pieces through 2 buffers of
+     * 29 KiB, from the end backwards. */
+    const int64_t n = (1 << 20) + 3;
+    tc_plan *p = new_plan(0);
+    ck_assert_int_eq(tc_plan_add_computed(p, "t", TC_DT_U8, 1, n, 0), TC_OK);
+    tc_cell_output out;
+    ck_assert_int_eq(tc_cell_open(g_dir, p, &out), TC_OK);
+    uint8_t *want = malloc((size_t)n);
+    ck_assert_ptr_nonnull(want);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = (uint8_t)(i * 2654435761u >> 11);
+    tc_write_queue *q;
+    const size_t piece = 29 << 10;
+    ck_assert_int_eq(tc_wq_create(2, piece, 2, NULL, &q), TC_OK);
+    int64_t end = n;
+    while (end > 0) {
+        const int64_t start = end > (int64_t)piece ? end - (int64_t)piece : 0;
+        void *buf;
+        ck_assert_int_eq(tc_wq_acquire(q, &buf), TC_OK);
+        memcpy(buf, want + start, (size_t)(end - start));
+        ck_assert_int_eq(tc_wq_submit(q, &out, buf, (size_t)(end - start), out.offsets[0] + (uint64_t)start),
+                         TC_OK);
+        end = start;
+    }
+    ck_assert_int_eq(tc_wq_drain(q), TC_OK);
+    tc_wq_free(q);
+    const long data_at = (long)out.offsets[0]; /* the commit frees offsets */
+    ck_assert_int_eq(tc_cell_commit(&out), TC_OK);
+    char path[600];
+    snprintf(path, sizeof path, "%s/rank0.safetensors", g_dir);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t *got = malloc((size_t)n);
+    ck_assert_int_eq(fseek(f, data_at, SEEK_SET), 0);
+    ck_assert_uint_eq(fread(got, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    ck_assert_int_eq(memcmp(got, want, (size_t)n), 0);
+    free(got);
+    free(want);
+    tc_plan_free(p);
+}
+END_TEST
+
+START_TEST(write_queue_should_report_a_failed_write)
+{
+    tc_plan *p = new_plan(0);
+    ck_assert_int_eq(tc_plan_add_computed(p, "t", TC_DT_U8, 1, 100, 0), TC_OK);
+    tc_cell_output out;
+    ck_assert_int_eq(tc_cell_open(g_dir, p, &out), TC_OK);
+    tc_write_queue *q;
+    ck_assert_int_eq(tc_wq_create(1, 64, 1, NULL, &q), TC_OK);
+    void *buf;
+    ck_assert_int_eq(tc_wq_acquire(q, &buf), TC_OK);
+    /* Past the planned size: tc_cell_write refuses it on the queue's thread. */
+    ck_assert_int_eq(tc_wq_submit(q, &out, buf, 64, out.file_size), TC_OK);
+    ck_assert_int_ne(tc_wq_drain(q), TC_OK);
+    ck_assert_int_ne(tc_wq_acquire(q, &buf), TC_OK);
+    ck_assert_ptr_null(buf);
+    tc_wq_free(q);
+    tc_cell_discard(&out);
+    tc_plan_free(p);
+}
+END_TEST
+
 int main(void)
 {
     tc_log_init(0, 1, NULL);
@@ -160,6 +232,8 @@ int main(void)
     tcase_add_test(tc, hash_should_not_depend_on_the_order_chunks_are_written);
     tcase_add_test(tc, workers_should_wait_for_the_gate_and_write_once_it_opens);
     tcase_add_test(tc, cancelling_the_gate_should_stop_waiting_workers);
+    tcase_add_test(tc, write_queue_should_write_every_piece_in_place);
+    tcase_add_test(tc, write_queue_should_report_a_failed_write);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

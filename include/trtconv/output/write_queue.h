@@ -1,5 +1,5 @@
 /* write_queue.h: writes into open rank files (rankfile.h tc_cell_write) done
- * by a thread of their own, from a fixed pool of host buffers, so that a
+ * by threads of their own, from a fixed pool of host buffers, so that a
  * producer (SmoothQuant quantizing layer L on the GPU, sq.c) goes on with
  * its next layer while the bytes reach the file.
  *
@@ -28,9 +28,12 @@ typedef struct tc_wq_pinning {
     void *ctx;
 } tc_wq_pinning;
 
-tc_status tc_wq_create(int n_buffers, size_t buffer_bytes, const tc_wq_pinning *pinning,
-                       tc_write_queue **out);
+tc_status tc_wq_create(int n_buffers, size_t buffer_bytes, int n_threads,
+                       const tc_wq_pinning *pinning, tc_write_queue **out);
 size_t tc_wq_buffer_bytes(const tc_write_queue *q);
+/* Seconds producers have waited in tc_wq_acquire for a free buffer: the
+ * writing's lag behind them. */
+double tc_wq_waited_seconds(tc_write_queue *q);
 tc_status tc_wq_acquire(tc_write_queue *q, void **buf);
 /* Write buf[0, n) at offset off of out; buf is one acquire returned. */
 tc_status tc_wq_submit(tc_write_queue *q, tc_cell_output *out, void *buf, size_t n, uint64_t off);

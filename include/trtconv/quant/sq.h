@@ -79,6 +79,9 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
  * of the passes over whole cells: every value is the same maximum. */
 tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i, MPI_Comm tp,
                              tc_cell_output *out, tc_dtype out_dtype, tc_write_queue *wq);
+/* After the cell's last streamed layer, while e still exists: frees the
+ * scratch tc_sq_stream_layer keeps on e's backend between layers. */
+void tc_sq_stream_end(tc_sq_job *j);
 
 /* Scalar reference pieces, exposed for the unit tests. */
 float tc_sq_round_f16(float v);

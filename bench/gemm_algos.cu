@@ -1,0 +1,165 @@
+// gemm_algos.cu: which cuBLAS / cuBLASLt GEMM kernels the calibration shapes
+// get, how fast each is, and whether its output equals the default's bit for
+// bit (issue 23 item 3). A measuring tool, not part of trtconv:
+//
+//   nvcc -O2 -arch=sm_90 bench/gemm_algos.cu -o /tmp/gemm_algos -lcublasLt -lcublas
+//   /tmp/gemm_algos [tokens]        # default 4096 tokens (8 sequences of 512)
+//
+// Every GEMM is trtconv's gemm_nt (src/fwd/fwd_gpu.c): row-major
+// C[M, N] = A[M, K] W[N, K]^T, float16 in, float32 accumulation, float16 or
+// float32 out, split-K partial sums in float32.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
+    fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); exit(1); } } while (0)
+#define BK(x) do { cublasStatus_t s_ = (x); if (s_ != CUBLAS_STATUS_SUCCESS) { \
+    fprintf(stderr, "%s:%d cublas %d\n", __FILE__, __LINE__, (int)s_); exit(1); } } while (0)
+
+struct shape { const char *name; int N, K; bool f32_out; };
+
+__global__ void fill(__half *p, size_t n, uint32_t seed, float scale)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ seed;
+        x ^= x >> 13; x *= 0x5bd1e995u; x ^= x >> 15;
+        p[i] = __float2half(((float)(x & 0xffff) / 65536.0f - 0.5f) * scale);
+    }
+}
+
+static float time_ms(cudaStream_t s, int reps, void (*fn)(void *), void *ctx)
+{
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+    fn(ctx); fn(ctx);
+    CK(cudaEventRecord(a, s));
+    for (int i = 0; i < reps; i++) fn(ctx);
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms; CK(cudaEventElapsedTime(&ms, a, b));
+    cudaEventDestroy(a); cudaEventDestroy(b);
+    return ms / reps;
+}
+
+struct run_ctx {
+    cublasHandle_t h; cublasLtHandle_t lt; cudaStream_t s;
+    const shape *sh; int M;
+    __half *A, *W; void *C; void *ws; size_t ws_bytes;
+    cublasLtMatmulDesc_t desc; cublasLtMatrixLayout_t la, lb, lc;
+    const cublasLtMatmulAlgo_t *algo;
+};
+
+static void run_default(void *p)
+{
+    run_ctx *c = (run_ctx *)p;
+    const float one = 1.0f, zero = 0.0f;
+    BK(cublasGemmEx(c->h, CUBLAS_OP_T, CUBLAS_OP_N, c->sh->N, c->M, c->sh->K, &one, c->W,
+                    CUDA_R_16F, c->sh->K, c->A, CUDA_R_16F, c->sh->K, &zero, c->C,
+                    c->sh->f32_out ? CUDA_R_32F : CUDA_R_16F, c->sh->N, CUBLAS_COMPUTE_32F,
+                    CUBLAS_GEMM_DEFAULT));
+}
+
+static void run_lt(void *p)
+{
+    run_ctx *c = (run_ctx *)p;
+    const float one = 1.0f, zero = 0.0f;
+    BK(cublasLtMatmul(c->lt, c->desc, &one, c->W, c->la, c->A, c->lb, &zero, c->C, c->lc, c->C,
+                      c->lc, c->algo, c->ws, c->ws_bytes, c->s));
+}
+
+static int attr_i(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfigAttributes_t at)
+{
+    int v = 0; size_t w = 0;
+    uint32_t u = 0; uint16_t h = 0;
+    if (at == CUBLASLT_ALGO_CONFIG_ID || at == CUBLASLT_ALGO_CONFIG_SPLITK_NUM) {
+        cublasLtMatmulAlgoConfigGetAttribute(a, at, &v, sizeof v, &w);
+        return v;
+    }
+    if (at == CUBLASLT_ALGO_CONFIG_TILE_ID || at == CUBLASLT_ALGO_CONFIG_STAGES_ID ||
+        at == CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME) {
+        cublasLtMatmulAlgoConfigGetAttribute(a, at, &u, sizeof u, &w);
+        return (int)u;
+    }
+    cublasLtMatmulAlgoConfigGetAttribute(a, at, &h, sizeof h, &w);
+    return h;
+}
+
+int main(int argc, char **argv)
+{
+    const int M = argc > 1 ? atoi(argv[1]) : 4096;
+    const shape shapes[] = {
+        { "8B qkv", 6144, 4096, false },   { "8B dense", 4096, 4096, true },
+        { "8B fc/gate", 14336, 4096, false }, { "8B proj", 4096, 14336, true },
+        { "8B lm_head", 128256, 4096, false }, { "70B qkv", 10240, 8192, false },
+        { "70B dense", 8192, 8192, true },  { "70B fc/gate", 28672, 8192, false },
+        { "70B proj", 8192, 28672, true },
+    };
+    cublasHandle_t h; cublasLtHandle_t lt; cudaStream_t s;
+    BK(cublasCreate(&h)); BK(cublasLtCreate(&lt));
+    CK(cudaStreamCreate(&s)); BK(cublasSetStream(h, s));
+    BK(cublasSetMathMode(h, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                           CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    size_t ws_bytes = 64u << 20;
+    void *ws; CK(cudaMalloc(&ws, ws_bytes));
+    for (const shape &sh : shapes) {
+        const size_t na = (size_t)M * sh.K, nw = (size_t)sh.N * sh.K, nc = (size_t)M * sh.N;
+        const size_t ces = sh.f32_out ? 4 : 2;
+        __half *A, *W; void *C, *C0;
+        CK(cudaMalloc(&A, na * 2)); CK(cudaMalloc(&W, nw * 2));
+        CK(cudaMalloc(&C, nc * ces)); CK(cudaMalloc(&C0, nc * ces));
+        fill<<<1024, 256, 0, s>>>(A, na, 17, 4.0f);
+        fill<<<1024, 256, 0, s>>>(W, nw, 91, 0.05f);
+        run_ctx c = { h, lt, s, &sh, M, A, W, C, ws, ws_bytes };
+        const double flop = 2.0 * M * sh.N * (double)sh.K;
+        float ms = time_ms(s, 20, run_default, &c);
+        CK(cudaMemcpyAsync(C0, C, nc * ces, cudaMemcpyDeviceToDevice, s));
+        printf("%-12s M=%d N=%d K=%d out=%s  cublasGemmEx default: %.3f ms  %.0f TFLOP/s\n",
+               sh.name, M, sh.N, sh.K, sh.f32_out ? "f32" : "f16", ms, flop / ms / 1e9);
+        // cuBLASLt over the same column-major problem: C^T[N, M] = W^T... op(W)=T.
+        const cudaDataType_t ct = sh.f32_out ? CUDA_R_32F : CUDA_R_16F;
+        BK(cublasLtMatmulDescCreate(&c.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+        BK(cublasLtMatmulDescSetAttribute(c.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+        BK(cublasLtMatmulDescSetAttribute(c.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+        BK(cublasLtMatrixLayoutCreate(&c.la, CUDA_R_16F, sh.K, sh.N, sh.K));
+        BK(cublasLtMatrixLayoutCreate(&c.lb, CUDA_R_16F, sh.K, M, sh.K));
+        BK(cublasLtMatrixLayoutCreate(&c.lc, ct, sh.N, M, sh.N));
+        cublasLtMatmulPreference_t pref;
+        BK(cublasLtMatmulPreferenceCreate(&pref));
+        BK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                &ws_bytes, sizeof ws_bytes));
+        cublasLtMatmulHeuristicResult_t res[32];
+        int got = 0;
+        BK(cublasLtMatmulAlgoGetHeuristic(lt, c.desc, c.la, c.lb, c.lc, c.lc, pref, 32, res, &got));
+        std::vector<uint16_t> h0(nc * ces / 2), h1(nc * ces / 2);
+        CK(cudaMemcpy(h0.data(), C0, nc * ces, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < got; i++) {
+            if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+            c.algo = &res[i].algo;
+            float t = time_ms(s, 20, run_lt, &c);
+            CK(cudaMemcpy(h1.data(), C, nc * ces, cudaMemcpyDeviceToHost));
+            size_t diff = 0;
+            for (size_t k = 0; k < h0.size(); k++) diff += h0[k] != h1[k];
+            printf("   lt#%-2d id=%-3d tile=%-3d stages=%-3d splitk=%-2d red=%d ws=%zu  %.3f ms  %.0f TFLOP/s  words differing from default: %zu\n",
+                   i, attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_ID),
+                   attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID),
+                   attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID),
+                   attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                   attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
+                   res[i].workspaceSize, t, flop / t / 1e9, diff);
+        }
+        cublasLtMatmulPreferenceDestroy(pref);
+        cublasLtMatrixLayoutDestroy(c.la); cublasLtMatrixLayoutDestroy(c.lb);
+        cublasLtMatrixLayoutDestroy(c.lc); cublasLtMatmulDescDestroy(c.desc);
+        cudaFree(A); cudaFree(W); cudaFree(C); cudaFree(C0);
+        fflush(stdout);
+    }
+    return 0;
+}
