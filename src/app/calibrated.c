@@ -116,10 +116,6 @@ tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r)
     }
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&r->tok, o->calib_batch_size);
     su.stream_layers = r->streamed = !o->calib_by_batch;
-    /* SmoothQuant's passes smooth and quantize the calibrated weights: keep
-     * them if they fit rather than read them again (sq_flow.c), unless it
-     * does each layer while calibrating. */
-    su.keep_layers = j->s.quant.weights->smoothquant && !tc_calib_overlapped(j);
     su.max_seq_len = tc_tokens_longest(&r->tok, 0, r->tok.n_seqs);
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "

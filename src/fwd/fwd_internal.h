@@ -54,7 +54,6 @@ struct tc_fwd_engine {
     bool lm_head_shared;
     bool weights_only;             /* decoder layers only (tc_fwd_setup) */
     bool stream_layers;            /* decoder layers loaded one at a time (fwd_stream.c) */
-    bool keep_layers;              /* ... and kept when they all fit (tc_fwd_setup) */
     tc_fwd_layer_hook layer_hook;  /* tc_fwd_set_layer_hook */
     void *hook_ctx;
     tc_calib_stats *hook_stats;    /* borrowed */

@@ -11,9 +11,9 @@
  * each batch's metadata and rope tables are uploaded once, not once per
  * layer. A helper thread reads layer L+1's slices from
  * the source files into (reused, pinned) host buffers while layer L
- * computes; they are uploaded once layer L is released. With keep_layers
- * (SmoothQuant, whose passes use the weights again) the layers stay
- * resident when all of them fit, as the micro-batch schedule holds them.
+ * computes; they are uploaded once layer L is released. A method that
+ * needs a layer's weights (SmoothQuant) works on it in the per-layer hook
+ * (tc_fwd_publish_layer_stats), before the release.
  *
  * Pipeline stages pass the whole set: stage s runs all its layers, then
  * sends every batch's hidden states to stage s+1, which waits for them. The
@@ -234,17 +234,6 @@ static void hidden_set_free(tc_fwd_engine *e, hidden_set *hs)
     memset(hs, 0, sizeof *hs);
 }
 
-/* Keep the layers resident (keep_layers) when, after layer 0, the others
- * fit with a tenth of the free memory and 1 GiB to spare. */
-static bool keep_all(tc_fwd_engine *e, uint64_t layer_bytes)
-{
-    if (!e->keep_layers)
-        return false;
-    const double need = (double)layer_bytes * (double)(e->n_layers - 1);
-    const double avail = (double)e->ops->mem_available(e->be);
-    return need + 0.1 * avail + (double)(1u << 30) <= avail;
-}
-
 static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hidden_set *hs,
                             prefetch *pf)
 {
@@ -257,14 +246,10 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         TRY(tc_fwd_staged_reserve(e, 0, &pf->staged));
         TRY(prefetch_start(pf, e, 0));
     }
-    bool keep = false;
     for (int64_t li = 0; li < e->n_layers; li++) {
-        const uint64_t before = e->weight_bytes;
         tc_status st = prefetch_join(pf);
         if (st == TC_OK)
             st = tc_fwd_load_layer(e, li, &pf->staged);
-        if (st == TC_OK && li == 0)
-            keep = keep_all(e, e->weight_bytes - before);
         if (st == TC_OK && li + 1 < e->n_layers)
             st = tc_fwd_staged_reserve(e, li + 1, &pf->staged);
         if (st == TC_OK && li + 1 < e->n_layers)
@@ -282,8 +267,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             st = e->ops->sync(e->be);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);
-        if (!keep || st != TC_OK)
-            tc_fwd_release_layer(e, li);
+        tc_fwd_release_layer(e, li);
         if (st != TC_OK)
             return st;
     }

@@ -61,9 +61,9 @@ typedef struct tc_fwd_setup {
     int cell;
     /* Calibration layer by layer (tc_fwd_calibrate_streamed): the decoder
      * layers are not loaded here but one at a time while calibrating, and
-     * released after their turn unless keep_layers is set and all of them
-     * fit in the backend's memory (a method that reuses the weights). */
-    bool stream_layers, keep_layers;
+     * released after their turn (a method that needs them does its work in
+     * the per-layer hook, tc_fwd_set_layer_hook). */
+    bool stream_layers;
 } tc_fwd_setup;
 
 /* What a rank holds after a micro-batch, reported to a sink (host copies,
@@ -112,8 +112,8 @@ tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s);
  * decoder layer is loaded, run over all micro-batches and released, while
  * a helper thread reads the next layer's slices. The statistics are those
  * of tc_fwd_run on the same micro-batches, bit for bit. Afterwards the
- * engine holds its decoder layers only if keep_layers was set and they all
- * fitted (tc_fwd_has_layers). Collective over the world. */
+ * engine holds no decoder layer (tc_fwd_has_layers). Collective over the
+ * world. */
 tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *tokens,
                                     int64_t batch_size);
 bool tc_fwd_has_layers(const tc_fwd_engine *e);
