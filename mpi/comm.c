@@ -95,8 +95,9 @@ tc_status tc_comm_agree(const tc_comm *c, tc_status mine, const char *phase)
                     first = r;
             }
         }
-        tc_log(TC_LOG_ERROR, "%d of %d rank(s) failed during %s%s; no config.json was written",
-               nfail, c->size, phase, ncancel ? " (others were cancelled)" : "");
+        tc_log(TC_LOG_ERROR, "%d of %d rank(s) failed during %s%s; %s", nfail, c->size, phase,
+               ncancel ? " (others were cancelled)" : "",
+               c->failure_note ? c->failure_note : "no config.json was written");
         int shown = 0;
         for (int r = 0; r < c->size && shown < 8; r++) {
             const char *x = all + (size_t)r * TC_REASON_LEN;

@@ -1,6 +1,6 @@
-/* main.c: trtconv entry point: `trtconv verify DIR` (no MPI), otherwise MPI
- * setup, option parsing (every rank parses the same argv; only rank 0
- * prints) and the run (app/run.h). */
+/* main.c: trtconv entry point: `trtconv verify DIR` (no MPI), `trtconv
+ * eval ...` (eval_main.c), otherwise MPI setup, option parsing (every rank
+ * parses the same argv; only rank 0 prints) and the run (app/run.h). */
 #include <mpi.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include "trtconv/app/run.h"
 #include "trtconv/core/log.h"
+#include "trtconv/eval/eval.h"
 #include "trtconv/mpi/launch.h"
 #include "trtconv/output/manifest.h"
 
@@ -27,6 +28,13 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     tc_log_init(rank, size, NULL);
+    if (argc >= 2 && strcmp(argv[1], "eval") == 0) {
+        int code = tc_eval_main(argc - 1, argv + 1);
+        if (code == TC_E_COMM)
+            MPI_Abort(MPI_COMM_WORLD, code);
+        MPI_Finalize();
+        return code;
+    }
     /* Before anything touches the output: N accidental singletons would each
      * write the whole checkpoint into the same directory. */
     tc_status st = tc_launch_check_world(size, getenv);

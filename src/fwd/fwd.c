@@ -121,6 +121,8 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->comm = s->comm;
     e->weights_only = s->weights_only;
     e->stream_layers = s->stream_layers && !s->weights_only;
+    if (s->weights)
+        e->wsrc = *s->weights;
     e->cfg = cfg;
     e->dt = s->dtype;
     e->es = tc_dtype_bits(s->dtype) / 8;

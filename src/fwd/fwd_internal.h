@@ -52,7 +52,8 @@ struct tc_fwd_engine {
     layer_weights *layers;
     void *ln_f, *lm_head;
     bool lm_head_shared;
-    bool weights_only;             /* decoder layers only (tc_fwd_setup) */
+    bool weights_only;
+    tc_fwd_weight_source wsrc;     /* rows == NULL: the cell plan's slices */             /* decoder layers only (tc_fwd_setup) */
     bool stream_layers;            /* decoder layers loaded one at a time (fwd_stream.c) */
     tc_fwd_layer_hook layer_hook;  /* tc_fwd_set_layer_hook */
     void *hook_ctx;

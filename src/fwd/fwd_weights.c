@@ -12,6 +12,16 @@
 #include <string.h>
 #include "trtconv/convert/convert.h"
 
+/* Rows [r, r + nr) of plan tensor t in its slice dtype: from the weight
+ * source when the engine has one, else from the plan's slices. */
+static tc_status rows_of(const tc_fwd_engine *e, const tc_plan_tensor *t, int64_t r, int64_t nr,
+                         void *host, float *scratch)
+{
+    if (e->wsrc.rows)
+        return e->wsrc.rows(e->wsrc.ctx, t, r, nr, host);
+    return tc_convert_rows(t, r, nr, host, scratch);
+}
+
 /* Tensor `name` of the cell plan, or NULL. */
 static const tc_plan_tensor *plan_tensor(const tc_fwd_engine *e, const char *name)
 {
@@ -52,7 +62,7 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
         st = e->ops->alloc(e->be, n * wes, out);
     for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
         int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
-        st = tc_convert_rows(t, r, nr, host, scratch);
+        st = rows_of(e, t, r, nr, host, scratch);
         /* A slice planned in another dtype (the MoE router is float32)
          * enters the engine in its dtype; scratch is free again here. */
         const void *up = host;
@@ -124,7 +134,7 @@ static tc_status read_tensor(const tc_fwd_engine *e, const tc_plan_tensor *t, vo
         const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
         const size_t elems = (size_t)nr * (size_t)t->cols;
         char *out = (char *)dst + (size_t)r * (size_t)t->cols * e->es;
-        st = tc_convert_rows(t, r, nr, tmp, scratch);
+        st = rows_of(e, t, r, nr, tmp, scratch);
         if (st == TC_OK && t->slice_dtype != e->dt)
             tc_convert(out, e->dt, tmp, t->slice_dtype, elems);
         else if (st == TC_OK)

@@ -730,6 +730,54 @@ START_TEST(quantize_rows_should_refuse_misaligned_row_ranges_and_bad_dtypes)
 }
 END_TEST
 
+
+/* Reading back (woq_dequant.c): for every layout and precision, the values
+ * recovered from the stored bytes are the quantized values, computed here
+ * from the formula of woq.c's header (q = clamp(roundf(x / s)), s =
+ * amax / 128 or / 8 in float32), and q * s is within s / 2 of x. */
+START_TEST(unprocess_should_recover_the_quantized_values_on_every_layout)
+{
+    const int sms[] = { 70, 75, 80, 90 };
+    const int64_t n = 128, k = 128;
+    for (int b = 0; b < 2; b++) {
+        const int bits = b ? 4 : 8;
+        for (size_t si = 0; si < sizeof sms / sizeof sms[0]; si++) {
+            float *wf = malloc((size_t)(n * k) * sizeof(float));
+            ck_assert_ptr_nonnull(wf);
+            for (int64_t i = 0; i < n * k; i++)
+                wf[i] = rng_unit() * (float)(1 + i % 7);
+            void *w16 = to_dtype(wf, TC_DT_F16, n * k);
+            uint8_t *stored = malloc((size_t)(n * k * bits / 8));
+            void *scales = malloc((size_t)n * 2);
+            int8_t *q = malloc((size_t)(n * k));
+            ck_assert_int_eq(tc_woq_quantize_ref(w16, TC_DT_F16, n, k, bits, sms[si], stored,
+                                                 scales), TC_OK);
+            ck_assert_int_eq(tc_woq_unprocess(stored, n, k, bits, sms[si], q), TC_OK);
+            for (int64_t r = 0; r < n; r++) {
+                float amax = 0.0f;
+                for (int64_t c = 0; c < k; c++) {
+                    const float a = fabsf(tc_f16_to_f32(((uint16_t *)w16)[r * k + c]));
+                    amax = amax < a ? a : amax;
+                }
+                const float sc = amax * (bits == 8 ? (1.0f / 128.0f) : (1.0f / 8.0f));
+                for (int64_t c = 0; c < k; c++) {
+                    const float x = tc_f16_to_f32(((uint16_t *)w16)[r * k + c]);
+                    float want = roundf(x / sc);
+                    want = bits == 8 ? fmaxf(-128.0f, fminf(127.0f, want))
+                                     : fmaxf(-8.0f, fminf(7.0f, want));
+                    ck_assert_msg(q[r * k + c] == (int8_t)want,
+                                  "sm %d int%d: q[%lld][%lld] = %d, want %d", sms[si], bits,
+                                  (long long)r, (long long)c, q[r * k + c], (int)want);
+                    ck_assert(fabsf((float)q[r * k + c] * sc - x) <= sc * 0.5f + 1e-6f ||
+                              (float)q[r * k + c] == (bits == 8 ? 127.0f : 7.0f));
+                }
+            }
+            free(wf), free(w16), free(stored), free(scales), free(q);
+        }
+    }
+}
+END_TEST
+
 static Suite *woq_suite(void)
 {
     Suite *s = suite_create("woq");
@@ -755,6 +803,7 @@ static Suite *woq_suite(void)
     tcase_add_test(tc, check_shape_should_accept_sm90_int8_k32_n32);
     tcase_add_test(tc, check_shape_should_refuse_unsupported_sm_100);
     tcase_add_test(tc, quantize_rows_should_refuse_misaligned_row_ranges_and_bad_dtypes);
+    tcase_add_test(tc, unprocess_should_recover_the_quantized_values_on_every_layout);
     suite_add_tcase(s, tc);
     return s;
 }

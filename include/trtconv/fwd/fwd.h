@@ -44,6 +44,16 @@
 
 typedef struct tc_fwd_engine tc_fwd_engine;
 
+/* Where an engine's weights come from instead of the model's slices:
+ * rows(ctx, t, r0, nr, out) fills rows [r0, r0 + nr) of cell-plan tensor t
+ * ([t->rows, t->cols]) in t->slice_dtype (trtconv eval reads a converted
+ * checkpoint's rank file this way, eval/ckpt_weights.h). Called from the
+ * creating thread, or from the layer prefetch thread when stream_layers. */
+typedef struct tc_fwd_weight_source {
+    tc_status (*rows)(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr, void *out);
+    void *ctx;
+} tc_fwd_weight_source;
+
 typedef struct tc_fwd_setup {
     tc_hf_model *model;          /* borrowed; config + lazily opened shards */
     tc_layout layout;            /* tp, pp; ranks = comm->size (1 with weights_only) */
@@ -64,6 +74,7 @@ typedef struct tc_fwd_setup {
      * released after their turn (a method that needs them does its work in
      * the per-layer hook, tc_fwd_set_layer_hook). */
     bool stream_layers;
+    const tc_fwd_weight_source *weights;  /* NULL: the model's slices */
 } tc_fwd_setup;
 
 /* What a rank holds after a micro-batch, reported to a sink (host copies,

@@ -19,6 +19,9 @@ typedef struct tc_comm {
     MPI_Comm node;         /* ranks on this host (MPI_COMM_TYPE_SHARED) */
     int local_rank, local_size;
     char host[64];
+    /* What a failed tc_comm_agree adds to its summary; NULL: "no
+     * config.json was written" (the conversion). */
+    const char *failure_note;
 } tc_comm;
 
 /* Duplicate MPI_COMM_WORLD and split by host. On TC_OK release with

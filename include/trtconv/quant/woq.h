@@ -72,6 +72,13 @@ tc_status tc_woq_quantize_rows(const void *w_rows, tc_dtype dt, int64_t rows, in
                                int bits, int sm, int64_t n0, uint8_t *out_rows,
                                void *scales_rows);
 
+/* The inverse of the stored layout (woq_dequant.c): stored is a weight as
+ * tc_woq_quantize_ref writes it for [n, k] and sm; q gets its quantized
+ * values, [n, k] row-major, int8 in [-128, 127] or int4 in [-8, 7]. The
+ * engine's weight is then q * scale[n]. Shape rules as tc_woq_check_shape. */
+tc_status tc_woq_unprocess(const uint8_t *stored, int64_t n, int64_t k, int bits, int sm,
+                           int8_t *q);
+
 /* Only the scales of rows [0, rows) of w_rows ([rows, k] of dt), as the
  * quantizing functions compute them: what upstream stores as
  * per_channel_scale next to the unquantized, transposed weight when the

@@ -1,0 +1,73 @@
+/* eval.h: how much a converted checkpoint's quantization costs, measured
+ * with the distributed forward pass (docs/eval.md).
+ *
+ * The source model and the converted checkpoint run over the same token
+ * sequences in the checkpoint's tp x pp layout (dp on extra ranks), micro-
+ * batch by micro-batch in lockstep; per batch the source's hidden states and
+ * logits are kept on the ranks that produce them and compared with the
+ * converted model's as they arrive:
+ *   perplexity   exp(mean over predicted tokens of -log softmax(logits)[next
+ *                id]) for each model, the log-sum-exp over the whole
+ *                vocabulary (tensor-parallel columns reduced exactly);
+ *   top-1        share of predicted tokens whose argmax (lowest index on
+ *                ties) is the same;
+ *   KL           mean over predicted tokens of KL(source || converted), nats;
+ *   layer error  per decoder layer (and the final norm): ||h_c - h_s||_2 /
+ *                ||h_s||_2 over every token of the set, each model running on
+ *                its own hidden states (the error as it accumulates);
+ *   flagged      layers whose error is at least TC_EVAL_FLAG_ERROR (half the
+ *                hidden state's norm) and at least TC_EVAL_FLAG_JUMP times
+ *                the error after the layer before: the jump a corrupted
+ *                tensor (a scale off by 10x) makes, where quantization,
+ *                int4 included, grows the error gradually and stays well
+ *                below it.
+ * Sums are float64; every quantity is reduced over the world in a fixed
+ * order, so the numbers do not depend on the number of ranks beyond the
+ * float32 arithmetic of the layout itself. */
+#ifndef TRTCONV_EVAL_H
+#define TRTCONV_EVAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "trtconv/calib/tokens.h"
+#include "trtconv/fwd/fwd.h"
+#include "trtconv/core/status.h"
+
+#define TC_EVAL_FLAG_ERROR 0.5
+#define TC_EVAL_FLAG_JUMP 4.0
+
+typedef struct tc_eval_result {
+    char label[512];            /* the checkpoint directory */
+    double ppl_source, ppl_converted;
+    double nll_source, nll_converted;   /* mean nats per predicted token */
+    double top1;                /* fraction in [0, 1] */
+    double kl;                  /* mean nats per predicted token */
+    int64_t predicted;          /* tokens with a next token */
+    int64_t layers;             /* L */
+    double *layer_error;        /* [L + 1]: after decoder layer l; [L]: final norm */
+    bool *flagged;              /* [L] */
+    int n_flagged;
+} tc_eval_result;
+
+/* Run the comparison. fwd is the engine setup of both models (model,
+ * layout, emb, dtype, comm, gpu, threads, sizes; no weight source); the
+ * converted model's engine reads its weights from `converted`. Collective
+ * over fwd->comm; *out is complete on rank 0 (zero elsewhere); free it
+ * with tc_eval_result_free. */
+tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *converted,
+                      const tc_token_set *tokens, int64_t batch_size, tc_eval_result *out);
+void tc_eval_result_free(tc_eval_result *r);
+
+/* Reports (eval_report.c): a table, a JSON document with every number,
+ * and an SVG line chart of the layer errors, one line per result. */
+void tc_eval_print(FILE *f, const tc_eval_result *r);
+tc_status tc_eval_write_json(const char *path, const char *model_dir, const char *dataset,
+                             const tc_eval_result *r, size_t n);
+tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n);
+
+/* `trtconv eval` (src/cli/eval_main.c): its command line, after MPI_Init;
+ * returns the exit status. */
+int tc_eval_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,348 @@
+/* eval_main.c: `trtconv eval`, what a conversion's quantization cost
+ * (docs/eval.md):
+ *
+ *   mpirun -np N trtconv eval --model_dir HF --checkpoint_dir OUT \
+ *       [--checkpoint_dir OUT2 ...] --dataset held_out.jsonl \
+ *       [--tokenizer_dir DIR] [--max_samples N] [--max_seq_length N] \
+ *       [--batch_size N] [--output_json F] [--plot F.svg]
+ *
+ * Each checkpoint is evaluated in its own tp x pp layout (config.json
+ * "mapping"), the ranks beyond tp x pp being data-parallel replicas, in the
+ * checkpoint's dtype; the source model runs in the same layout and dtype.
+ * Rank 0 prints a table per checkpoint and writes the JSON and SVG. */
+#define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "trtconv/build_config.h"
+#include "trtconv/cli/args.h"
+#include "trtconv/core/fsutil.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
+#include "trtconv/eval/ckpt_weights.h"
+#include "trtconv/eval/eval.h"
+#include "trtconv/fwd/fwd.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/mpi/comm.h"
+#include "trtconv/mpi/gpu.h"
+#include "trtconv/mpi/launch.h"
+#include "trtconv/plan/plan.h"
+
+#define MAX_CHECKPOINTS 16
+
+typedef struct eval_args {
+    const char *model_dir, *dataset, *tokenizer_dir, *output_json, *plot, *device;
+    const char *ckpt[MAX_CHECKPOINTS];
+    int n_ckpt;
+    int64_t max_samples, max_seq_length, batch_size, workers, target_sm;
+    enum tc_log_level log_level;
+} eval_args;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mpirun -np N trtconv eval --model_dir HF --checkpoint_dir OUT --dataset D.jsonl\n"
+            "  --checkpoint_dir DIR        a converted checkpoint (repeat to compare several)\n"
+            "  --dataset FILE.jsonl        {\"input_ids\": [...]} or {\"text\": ...} lines\n"
+            "  --tokenizer_dir DIR         tokenizer for text lines (default: --model_dir)\n"
+            "  --max_samples N             first N sequences (default 128)\n"
+            "  --max_seq_length N          truncate sequences (default 512)\n"
+            "  --batch_size N              sequences per micro-batch (default 1)\n"
+            "  --output_json FILE          every number, as JSON\n"
+            "  --plot FILE.svg             per-layer error, one line per checkpoint\n"
+            "  --target_sm N               weight-only layout, when the checkpoint has no\n"
+            "                              trtconv-manifest.json to say it\n"
+            "  --device D                  auto (GPU when the rank has one), cpu, gpu\n"
+            "  --workers N                 CPU threads per rank (default: the host's cores\n"
+            "                              shared among its ranks)\n"
+            "  --log_level L               error, warning, info, verbose\n");
+}
+
+/* --checkpoint_dir may repeat: take every occurrence out of argv first. */
+static tc_status take_checkpoints(int *argc, char **argv, eval_args *a)
+{
+    int w = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--checkpoint_dir") && i + 1 < *argc)
+            v = argv[++i];
+        else if (!strncmp(argv[i], "--checkpoint_dir=", 17))
+            v = argv[i] + 17;
+        if (!v) {
+            argv[w++] = argv[i];
+            continue;
+        }
+        if (a->n_ckpt == MAX_CHECKPOINTS)
+            return tc_fail(TC_E_USAGE, "at most %d --checkpoint_dir", MAX_CHECKPOINTS);
+        a->ckpt[a->n_ckpt++] = v;
+    }
+    *argc = w;
+    return TC_OK;
+}
+
+static tc_status parse_args(int argc, char **argv, eval_args *a, bool *help, bool talk)
+{
+    memset(a, 0, sizeof *a);
+    a->max_samples = 128;
+    a->max_seq_length = 512;
+    a->batch_size = 1;
+    a->workers = 0;
+    a->device = "auto";
+    a->log_level = TC_LOG_INFO;
+    TC_TRY(take_checkpoints(&argc, argv, a));
+    const char *log_level = NULL;
+    const tc_arg table[] = {
+        TC_OPT_STR("model_dir", &a->model_dir),
+        TC_OPT_STR("dataset", &a->dataset),
+        TC_OPT_STR("tokenizer_dir", &a->tokenizer_dir),
+        TC_OPT_STR("output_json", &a->output_json),
+        TC_OPT_STR("plot", &a->plot),
+        TC_OPT_STR("device", &a->device),
+        TC_OPT_STR("log_level", &log_level),
+        TC_OPT_INT("max_samples", &a->max_samples, 1, INT64_MAX),
+        TC_OPT_INT("max_seq_length", &a->max_seq_length, 2, 1 << 20),
+        TC_OPT_INT("batch_size", &a->batch_size, 1, 1 << 20),
+        TC_OPT_INT("workers", &a->workers, 1, 256),
+        TC_OPT_INT("target_sm", &a->target_sm, 0, 1000),
+    };
+    tc_args_stop stop;
+    tc_status st = tc_args_parse("trtconv eval", table, sizeof table / sizeof table[0], argc,
+                                 argv, 1, NULL, &stop);
+    if (st == TC_OK && stop == TC_ARGS_HELP && talk)
+        usage(stdout);
+    *help = stop != TC_ARGS_RUN;
+    if (st != TC_OK || *help)
+        return st;
+    if (log_level && tc_log_level_parse(log_level, &a->log_level) != 0)
+        return tc_fail(TC_E_USAGE, "--log_level needs error, warning, info or verbose");
+    if (!a->model_dir || !a->dataset || a->n_ckpt == 0)
+        return tc_fail(TC_E_USAGE, "--model_dir, --checkpoint_dir and --dataset are required "
+                       "(see trtconv eval --help)");
+    if (strcmp(a->device, "auto") && strcmp(a->device, "cpu") && strcmp(a->device, "gpu"))
+        return tc_fail(TC_E_USAGE, "--device must be auto, cpu or gpu");
+    return TC_OK;
+}
+
+/* What eval needs of a checkpoint's config.json and manifest. */
+typedef struct ckpt_info {
+    tc_layout layout;
+    tc_embedding emb;
+    tc_dtype dtype;
+    int woq_bits, target_sm;
+} ckpt_info;
+
+static cJSON *read_json(const char *dir, const char *name, bool required, tc_status *st)
+{
+    char path[4096];
+    *st = tc_path_join(path, sizeof path, dir, name);
+    if (*st != TC_OK)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        if (required)
+            *st = tc_fail(TC_E_INPUT, "%s: missing: not a converted checkpoint (or never "
+                          "committed)", path);
+        return NULL;
+    }
+    fclose(probe);
+    *st = tc_read_small_file(path, 16u << 20, &text, &len);
+    if (*st != TC_OK)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        *st = tc_fail(TC_E_INPUT, "%s: not a JSON object", path);
+    }
+    return j;
+}
+
+static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *ci)
+{
+    memset(ci, 0, sizeof *ci);
+    tc_status st;
+    cJSON *cfg = read_json(dir, "config.json", true, &st);
+    if (!cfg)
+        return st;
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(cfg, "mapping");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(cfg, "quantization");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
+    int64_t tp = 0, pp = 0, shard = 0;
+    if (!cJSON_IsObject(map) ||
+        !tc_json_int(cJSON_GetObjectItemCaseSensitive(map, "tp_size"), 1, 4096, &tp) ||
+        !tc_json_int(cJSON_GetObjectItemCaseSensitive(map, "pp_size"), 1, 4096, &pp))
+        st = tc_fail(TC_E_INPUT, "%s/config.json: mapping.tp_size and mapping.pp_size must be "
+                     "integers in [1, 4096]", dir);
+    tc_float_type ft;
+    if (st == TC_OK && (!cJSON_IsString(dt) || tc_float_type_parse(dt->valuestring, &ft) != 0))
+        st = tc_fail(TC_E_INPUT, "%s/config.json: dtype must be float16, bfloat16 or float32",
+                     dir);
+    const cJSON *algo = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "quant_algo") : NULL;
+    const cJSON *kv = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "kv_cache_quant_algo") : NULL;
+    if (st == TC_OK && cJSON_IsString(algo)) {
+        if (!strcmp(algo->valuestring, "W8A16"))
+            ci->woq_bits = 8;
+        else if (!strcmp(algo->valuestring, "W4A16"))
+            ci->woq_bits = 4;
+        else
+            st = tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval reads unquantized and "
+                         "weight-only (W8A16, W4A16) checkpoints so far (docs/eval.md)", dir,
+                         algo->valuestring);
+    }
+    if (st == TC_OK && cJSON_IsString(kv))
+        st = tc_fail(TC_E_USAGE, "%s: kv_cache_quant_algo %s: the quantized KV cache is not "
+                     "emulated yet (docs/eval.md)", dir, kv->valuestring);
+    if (st == TC_OK && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg,
+                                                                      "disable_weight_only_quant_plugin")))
+        st = tc_fail(TC_E_USAGE, "%s: weights stored for the engine to quantize "
+                     "(--disable_weight_only_quant_plugin) are not read yet (docs/eval.md)", dir);
+    if (st == TC_OK) {
+        ci->layout = (tc_layout){ .tp = (int)tp, .pp = (int)pp };
+        ci->dtype = tc_float_type_dtype(ft);
+        ci->emb.parallel = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_parallel_embedding"));
+        ci->emb.share = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "share_embedding_table"));
+        if (tc_json_int(cJSON_GetObjectItemCaseSensitive(cfg, "embedding_sharding_dim"), 0, 1,
+                        &shard))
+            ci->emb.sharding_dim = (int)shard;
+    }
+    cJSON_Delete(cfg);
+    if (st != TC_OK || !ci->woq_bits)
+        return st;
+    /* The weight-only layout: --target_sm, else what trtconv recorded. */
+    ci->target_sm = (int)target_sm;
+    if (!ci->target_sm) {
+        cJSON *man = read_json(dir, "trtconv-manifest.json", false, &st);
+        const cJSON *par = man ? cJSON_GetObjectItemCaseSensitive(man, "parameters") : NULL;
+        const cJSON *sm = par ? cJSON_GetObjectItemCaseSensitive(par, "target_sm") : NULL;
+        if (cJSON_IsString(sm))
+            ci->target_sm = atoi(sm->valuestring);
+        cJSON_Delete(man);
+    }
+    if (st == TC_OK && !ci->target_sm)
+        st = tc_fail(TC_E_USAGE, "%s: a weight-only checkpoint's layout depends on the SM it "
+                     "was converted for, which it does not record: pass --target_sm", dir);
+    return st;
+}
+
+/* --workers, else the host's cores shared among the ranks on it (the
+ * CPU backend's threads and the per-token work on the logits). */
+static int threads_per_rank(int64_t workers, const tc_comm *comm)
+{
+    if (workers > 0)
+        return (int)workers;
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const long share = cores > 0 && comm->local_size > 0 ? cores / comm->local_size : 1;
+    return share > 1 ? (int)(share > 64 ? 64 : share) : 1;
+}
+
+static tc_status eval_one(const eval_args *a, const tc_comm *comm, tc_hf_model *model,
+                          const tc_token_set *tok, const tc_gpu_info *gpu, const char *dir,
+                          tc_eval_result *out)
+{
+    ckpt_info ci;
+    tc_status st = ckpt_read_info(dir, a->target_sm, &ci);
+    ci.layout.ranks = comm->size;
+    ci.emb.share = ci.emb.share && model->cfg.tie_word_embeddings;
+    const tc_plan_params checks = { .layout = ci.layout, .emb = ci.emb, .out_dtype = ci.dtype };
+    if (st == TC_OK)
+        st = tc_layout_check_replicas(&checks.layout, "trtconv eval", "");
+    if (st == TC_OK)
+        st = tc_plan_check_model(&model->cfg, &checks);
+    tc_ckpt_weights *w = NULL;
+    if (st == TC_OK)
+        st = tc_ckpt_weights_open(dir, tc_layout_replica_cell(&ci.layout, comm->rank),
+                                  ci.woq_bits, ci.target_sm, &w);
+    st = tc_comm_agree(comm, st, dir);
+    if (st == TC_OK) {
+        tc_fwd_weight_source src;
+        tc_ckpt_weights_source(w, &src);
+        const tc_fwd_setup s = {
+            .model = model, .layout = ci.layout, .emb = ci.emb, .dtype = ci.dtype, .comm = comm,
+            .gpu = gpu, .threads = threads_per_rank(a->workers, comm),
+            .max_batch_tokens = tc_fwd_max_batch_tokens(tok, a->batch_size),
+            .max_seq_len = tc_tokens_longest(tok, 0, tok->n_seqs),
+        };
+        if (comm->rank == 0)
+            tc_log(TC_LOG_INFO, "evaluating %s: tp %d x pp %d, %d replica(s), %s, %zu sequences",
+                   dir, ci.layout.tp, ci.layout.pp, tc_layout_dp(&ci.layout),
+                   tc_dtype_name(ci.dtype), tok->n_seqs);
+        st = tc_eval_run(&s, &src, tok, a->batch_size, out);
+        snprintf(out->label, sizeof out->label, "%s", dir);
+    }
+    tc_ckpt_weights_close(w);
+    return st;
+}
+
+static int run(int argc, char **argv)
+{
+    tc_comm comm;
+    tc_log_init(0, 1, NULL);
+    tc_status st = tc_comm_init(&comm);
+    if (st != TC_OK)
+        return (int)st;
+    tc_log_init(comm.rank, comm.size, comm.host);
+    comm.failure_note = "trtconv eval stopped";
+    st = tc_launch_check_world(comm.size, getenv);
+    eval_args a;
+    bool help = false;
+    if (st == TC_OK)
+        st = parse_args(argc, argv, &a, &help, comm.rank == 0);
+    if (help || st != TC_OK) {
+        tc_comm_free(&comm);
+        return help ? 0 : (int)st;
+    }
+    tc_log_set_level(a.log_level);
+    tc_hf_model *model = NULL;
+    tc_token_set tok;
+    memset(&tok, 0, sizeof tok);
+    tc_gpu_info gpu;
+    memset(&gpu, 0, sizeof gpu);
+    gpu.device = -1;
+    st = tc_hf_open(a.model_dir, &model);
+    if (st == TC_OK)
+        st = tc_tokens_load_text_jsonl(a.dataset, a.max_samples, a.max_seq_length,
+                                       model->cfg.vocab_size,
+                                       a.tokenizer_dir ? a.tokenizer_dir : a.model_dir, &tok);
+    if (st == TC_OK && strcmp(a.device, "cpu") != 0) {
+        st = tc_gpu_probe(comm.local_rank, comm.local_size, comm.host, &gpu);
+        if (st == TC_OK && gpu.device < 0 && !strcmp(a.device, "gpu"))
+            st = tc_fail(TC_E_USAGE, "--device gpu: no CUDA device is visible to rank %d on %s",
+                         comm.rank, comm.host);
+    }
+    st = tc_comm_agree(&comm, st, "setup");
+    tc_eval_result res[MAX_CHECKPOINTS];
+    memset(res, 0, sizeof res);
+    int done = 0;
+    for (; st == TC_OK && done < a.n_ckpt; done++) {
+        const double t0 = tc_now_seconds();
+        st = eval_one(&a, &comm, model, &tok, gpu.device >= 0 ? &gpu : NULL, a.ckpt[done],
+                      &res[done]);
+        if (st == TC_OK && comm.rank == 0) {
+            tc_eval_print(stdout, &res[done]);
+            printf("  (%.2f s)\n", tc_now_seconds() - t0);
+            fflush(stdout);
+        }
+    }
+    if (st == TC_OK && comm.rank == 0 && a.output_json)
+        st = tc_eval_write_json(a.output_json, a.model_dir, a.dataset, res, (size_t)done);
+    if (st == TC_OK && comm.rank == 0 && a.plot)
+        st = tc_eval_write_svg(a.plot, res, (size_t)done);
+    st = tc_comm_agree(&comm, st, "the reports");
+    for (int i = 0; i < done; i++)
+        tc_eval_result_free(&res[i]);
+    tc_tokens_free(&tok);
+    tc_hf_close(model);
+    tc_comm_free(&comm);
+    return (int)st;
+}
+
+int tc_eval_main(int argc, char **argv)
+{
+    return run(argc, argv);
+}

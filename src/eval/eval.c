@@ -1,0 +1,369 @@
+/* eval.c: the source model and a converted checkpoint in lockstep (eval.h).
+ *
+ * Per chunk of batch_size x dp sequences (one micro-batch per replica):
+ * the source engine runs and its sink keeps, on each rank, what the rank
+ * reports (hidden states of the stage's layers on tp rank 0, logits columns
+ * on every last-stage rank); the converted engine runs on the same batch
+ * and its sink compares as the tensors arrive; then the last stage's tp
+ * ranks combine their logits columns per token. */
+#define _POSIX_C_SOURCE 200809L
+#include "trtconv/eval/eval.h"
+
+#include <limits.h>
+#include <math.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/core/log.h"
+#include "trtconv/mpi/comm.h"
+
+typedef struct eval_ctx {
+    int phase;                   /* 0: source, 1: converted */
+    int64_t L;
+    /* the source's reports of this chunk: [L + 1] hidden states (L: norm) */
+    float **hid;
+    int64_t *hid_elems, *hid_cap;
+    /* logits columns of both models */
+    float *lg[2];
+    int64_t lg_cap[2], lg_rows, lg_cols, lg_col0;
+    /* accumulators: per layer sum of squared differences and of squares */
+    double *d2, *r2;
+    double nll[2], top1, kl, predicted;
+    tc_status err;
+} eval_ctx;
+
+static tc_status grow(float **p, int64_t *cap, int64_t n)
+{
+    if (*cap >= n)
+        return TC_OK;
+    float *q = realloc(*p, (size_t)n * sizeof(float));
+    if (!q)
+        return tc_fail(TC_E_INTERNAL, "out of memory keeping %lld floats for the comparison",
+                       (long long)n);
+    *p = q;
+    *cap = n;
+    return TC_OK;
+}
+
+static tc_status sink(void *ctx, int64_t batch, const char *kind, int64_t layer, int64_t col0,
+                      const float *data, int64_t rows, int64_t cols)
+{
+    eval_ctx *c = ctx;
+    (void)batch;
+    const int64_t n = rows * cols;
+    if (!strcmp(kind, "layer") || !strcmp(kind, "norm")) {
+        const int64_t i = !strcmp(kind, "norm") ? c->L : layer;
+        if (i < 0 || i > c->L)
+            return tc_fail(TC_E_INTERNAL, "eval: report of layer %lld", (long long)i);
+        if (c->phase == 0) {
+            TC_TRY(grow(&c->hid[i], &c->hid_cap[i], n));
+            memcpy(c->hid[i], data, (size_t)n * sizeof(float));
+            c->hid_elems[i] = n;
+            return TC_OK;
+        }
+        if (c->hid_elems[i] != n)
+            return tc_fail(TC_E_INTERNAL, "eval: layer %lld: %lld values against %lld",
+                           (long long)i, (long long)n, (long long)c->hid_elems[i]);
+        double d2 = 0.0, r2 = 0.0;
+        const float *a = c->hid[i];
+        for (int64_t k = 0; k < n; k++) {
+            const double d = (double)data[k] - (double)a[k];
+            d2 += d * d;
+            r2 += (double)a[k] * (double)a[k];
+        }
+        c->d2[i] += d2;
+        c->r2[i] += r2;
+        return TC_OK;
+    }
+    if (!strcmp(kind, "logits")) {
+        TC_TRY(grow(&c->lg[c->phase], &c->lg_cap[c->phase], n));
+        memcpy(c->lg[c->phase], data, (size_t)n * sizeof(float));
+        c->lg_rows = rows;
+        c->lg_cols = cols;
+        c->lg_col0 = col0;
+    }
+    return TC_OK;
+}
+
+/* The per-token work on this rank's logits columns, rows split among
+ * threads (a vocabulary of 128k makes it the bulk of eval's CPU time). */
+typedef struct rows_job {
+    const eval_ctx *c;
+    const int32_t *next;
+    double *mx, *sum;
+    long long *arg;
+    int64_t T;
+    int pass;           /* 0: maxima, 1: sums given the global maxima */
+    int threads, index;
+} rows_job;
+
+static void *rows_work(void *arg)
+{
+    const rows_job *j = arg;
+    const eval_ctx *c = j->c;
+    const int64_t V = c->lg_cols, c0 = c->lg_col0;
+    const int64_t r0 = j->T * j->index / j->threads, r1 = j->T * (j->index + 1) / j->threads;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *a = c->lg[0] + r * V, *b = c->lg[1] + r * V;
+        if (j->pass == 0) {
+            float ba = -INFINITY, bb = -INFINITY;
+            for (int64_t k = 0; k < V; k++) {
+                ba = a[k] > ba ? a[k] : ba;
+                bb = b[k] > bb ? b[k] : bb;
+            }
+            j->mx[2 * r] = ba;
+            j->mx[2 * r + 1] = bb;
+            continue;
+        }
+        /* exp of float32 differences (at most 0), summed in float64. */
+        const float ma = (float)j->mx[2 * r], mb = (float)j->mx[2 * r + 1];
+        double za = 0.0, zb = 0.0, s = 0.0, ta = 0.0, tb = 0.0;
+        long long ia = LLONG_MAX, ib = LLONG_MAX;
+        for (int64_t k = 0; k < V; k++) {
+            const double ea = expf(a[k] - ma);
+            za += ea;
+            zb += expf(b[k] - mb);
+            s += ea * ((double)a[k] - (double)b[k]);
+            if (ia == LLONG_MAX && a[k] == ma)
+                ia = c0 + k;
+            if (ib == LLONG_MAX && b[k] == mb)
+                ib = c0 + k;
+        }
+        if (j->next[r] >= c0 && j->next[r] < c0 + V) {
+            ta = a[j->next[r] - c0];
+            tb = b[j->next[r] - c0];
+        }
+        double *o = j->sum + 6 * r;
+        o[0] = za, o[1] = zb, o[2] = s, o[3] = ta, o[4] = tb, o[5] = 0.0;
+        j->arg[2 * r] = ia;
+        j->arg[2 * r + 1] = ib;
+    }
+    return NULL;
+}
+
+static void rows_pass(rows_job *tmpl, int pass)
+{
+    enum { MAX_THREADS = 64 };
+    const int n = tmpl->threads < 1 ? 1 : tmpl->threads > MAX_THREADS ? MAX_THREADS : tmpl->threads;
+    rows_job jobs[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    bool started[MAX_THREADS] = { false };
+    for (int i = 0; i < n; i++) {
+        jobs[i] = *tmpl;
+        jobs[i].pass = pass;
+        jobs[i].threads = n;
+        jobs[i].index = i;
+        started[i] = i > 0 && pthread_create(&th[i], NULL, rows_work, &jobs[i]) == 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (!started[i])
+            rows_work(&jobs[i]); /* this thread's share, or a thread that did not start */
+    for (int i = 1; i < n; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
+}
+
+/* Combine the logits columns of this chunk's batch over the last stage's
+ * tp ranks (tp: their communicator) and accumulate the token metrics on tp
+ * rank 0. next[r]: the id row r predicts, -1 for a sequence's last token.
+ * The maxima are float32 values, so the argmax test is an exact compare. */
+static tc_status logits_step(eval_ctx *c, MPI_Comm tp, int tp_rank, const int32_t *next,
+                             int64_t T, int threads)
+{
+    double *mx = malloc((size_t)T * 2 * sizeof(double));
+    double *sum = malloc((size_t)T * 6 * sizeof(double));
+    long long *arg = malloc((size_t)T * 2 * sizeof(long long));
+    tc_status st = mx && sum && arg ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    rows_job job = { .c = c, .next = next, .mx = mx, .sum = sum, .arg = arg, .T = T,
+                     .threads = threads };
+    if (st == TC_OK)
+        rows_pass(&job, 0);
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, mx, (int)(2 * T), MPI_DOUBLE, MPI_MAX, tp));
+    if (st == TC_OK)
+        rows_pass(&job, 1);
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, sum, (int)(6 * T), MPI_DOUBLE, MPI_SUM, tp));
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, arg, (int)(2 * T), MPI_LONG_LONG, MPI_MIN, tp));
+    for (int64_t r = 0; st == TC_OK && tp_rank == 0 && r < T; r++) {
+        if (next[r] < 0)
+            continue;
+        const double *o = sum + 6 * r;
+        const double lse_a = mx[2 * r] + log(o[0]), lse_b = mx[2 * r + 1] + log(o[1]);
+        c->nll[0] += lse_a - o[3];
+        c->nll[1] += lse_b - o[4];
+        c->kl += o[2] / o[0] - lse_a + lse_b;
+        c->top1 += arg[2 * r] == arg[2 * r + 1] ? 1.0 : 0.0;
+        c->predicted += 1.0;
+    }
+    free(mx);
+    free(sum);
+    free(arg);
+    return st;
+}
+
+/* The engine ran into trouble inside collectives: its peers may wait
+ * forever, so the job ends here. */
+static void abort_on(tc_status st, const tc_comm *comm, const char *what)
+{
+    if (st == TC_OK)
+        return;
+    tc_log(TC_LOG_ERROR, "rank %d: %s failed; aborting the job", comm->rank, what);
+    MPI_Abort(MPI_COMM_WORLD, (int)st);
+}
+
+static void ctx_free(eval_ctx *c)
+{
+    for (int64_t i = 0; c->hid && i <= c->L; i++)
+        free(c->hid[i]);
+    free(c->hid);
+    free(c->hid_elems);
+    free(c->hid_cap);
+    free(c->lg[0]);
+    free(c->lg[1]);
+    free(c->d2);
+    free(c->r2);
+}
+
+tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *converted,
+                      const tc_token_set *tokens, int64_t batch_size, tc_eval_result *out)
+{
+    memset(out, 0, sizeof *out);
+    const tc_comm *comm = fwd->comm;
+    const int64_t L = fwd->model->cfg.num_hidden_layers;
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    c.L = L;
+    c.hid = calloc((size_t)L + 1, sizeof *c.hid);
+    c.hid_elems = calloc((size_t)L + 1, sizeof *c.hid_elems);
+    c.hid_cap = calloc((size_t)L + 1, sizeof *c.hid_cap);
+    c.d2 = calloc((size_t)L + 1, sizeof *c.d2);
+    c.r2 = calloc((size_t)L + 1, sizeof *c.r2);
+    tc_status st = c.hid && c.hid_elems && c.hid_cap && c.d2 && c.r2
+                       ? TC_OK
+                       : tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_fwd_engine *src = NULL, *cvt = NULL;
+    tc_fwd_setup s2 = *fwd;
+    s2.weights = NULL;
+    if (st == TC_OK)
+        st = tc_fwd_create(&s2, &src);
+    st = tc_comm_agree(comm, st, "loading the source model");
+    s2.weights = converted;
+    if (st == TC_OK)
+        st = tc_fwd_create(&s2, &cvt);
+    st = tc_comm_agree(comm, st, "loading the converted checkpoint");
+    tc_fwd_layout lay;
+    memset(&lay, 0, sizeof lay);
+    if (st == TC_OK)
+        tc_fwd_get_layout(src, &lay);
+    const bool last = lay.pp_rank == lay.pp - 1;
+    MPI_Comm tp = MPI_COMM_NULL;
+    if (st == TC_OK)
+        st = TC_MPI_TRY(MPI_Comm_split(comm->world, last ? lay.dp_rank : MPI_UNDEFINED,
+                                       lay.tp_rank, &tp));
+    /* A chunk: one micro-batch for each replica. */
+    const size_t chunk = (size_t)batch_size * (size_t)(lay.dp > 0 ? lay.dp : 1);
+    tc_token_set sub;
+    memset(&sub, 0, sizeof sub);
+    sub.offsets = malloc((chunk + 1) * sizeof *sub.offsets);
+    int32_t *next = NULL;
+    int64_t next_cap = 0;
+    if (st == TC_OK && !sub.offsets)
+        st = tc_fail(TC_E_INTERNAL, "out of memory");
+    for (size_t s0 = 0; st == TC_OK && s0 < tokens->n_seqs; s0 += chunk) {
+        const size_t s1 = s0 + chunk < tokens->n_seqs ? s0 + chunk : tokens->n_seqs;
+        sub.n_seqs = s1 - s0;
+        sub.ids = tokens->ids + tokens->offsets[s0];
+        for (size_t k = 0; k <= sub.n_seqs; k++)
+            sub.offsets[k] = tokens->offsets[s0 + k] - tokens->offsets[s0];
+        c.lg_rows = 0;
+        c.phase = 0;
+        abort_on(tc_fwd_run(src, &sub, batch_size, sink, &c), comm, "the source model's forward pass");
+        c.phase = 1;
+        abort_on(tc_fwd_run(cvt, &sub, batch_size, sink, &c), comm,
+                 "the converted checkpoint's forward pass");
+        if (tp == MPI_COMM_NULL)
+            continue;
+        /* This replica's batch of the chunk: sequences [b0, b1) of sub. */
+        const size_t b0 = (size_t)lay.dp_rank * (size_t)batch_size;
+        const size_t b1 = b0 + (size_t)batch_size < sub.n_seqs ? b0 + (size_t)batch_size
+                                                               : sub.n_seqs;
+        const int64_t T = b0 < b1 ? sub.offsets[b1] - sub.offsets[b0] : 0;
+        if (T != c.lg_rows)
+            st = tc_fail(TC_E_INTERNAL, "eval: %lld logits rows for a batch of %lld tokens",
+                         (long long)c.lg_rows, (long long)T);
+        if (st == TC_OK && T > next_cap) {
+            int32_t *p = realloc(next, (size_t)T * sizeof *next);
+            st = p ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+            if (p) {
+                next = p;
+                next_cap = T;
+            }
+        }
+        for (size_t q = b0; st == TC_OK && q < b1; q++)
+            for (int64_t t = sub.offsets[q]; t < sub.offsets[q + 1]; t++)
+                next[t - sub.offsets[b0]] = t + 1 < sub.offsets[q + 1] ? sub.ids[t + 1] : -1;
+        if (st == TC_OK && T > 0)
+            st = logits_step(&c, tp, lay.tp_rank, next, T, fwd->threads);
+        abort_on(st, comm, "combining the logits");
+    }
+    /* Totals on rank 0: every sum has one contributor per replica. */
+    const size_t nv = 5 + 2 * ((size_t)L + 1);
+    double *v = calloc(nv, sizeof *v);
+    if (st == TC_OK && !v)
+        st = tc_fail(TC_E_INTERNAL, "out of memory");
+    st = tc_comm_agree(comm, st, "the evaluation");
+    if (st == TC_OK) {
+        v[0] = c.nll[0], v[1] = c.nll[1], v[2] = c.top1, v[3] = c.kl, v[4] = c.predicted;
+        memcpy(v + 5, c.d2, ((size_t)L + 1) * sizeof(double));
+        memcpy(v + 6 + L, c.r2, ((size_t)L + 1) * sizeof(double));
+        st = TC_MPI_TRY(MPI_Reduce(comm->rank == 0 ? MPI_IN_PLACE : v, v, (int)nv, MPI_DOUBLE,
+                                   MPI_SUM, 0, comm->world));
+    }
+    if (st == TC_OK && comm->rank == 0) {
+        const double n = v[4] > 0 ? v[4] : 1.0;
+        out->predicted = (int64_t)v[4];
+        out->nll_source = v[0] / n;
+        out->nll_converted = v[1] / n;
+        out->ppl_source = exp(out->nll_source);
+        out->ppl_converted = exp(out->nll_converted);
+        out->top1 = v[2] / n;
+        out->kl = v[3] / n;
+        out->layers = L;
+        out->layer_error = calloc((size_t)L + 1, sizeof *out->layer_error);
+        out->flagged = calloc((size_t)L > 0 ? (size_t)L : 1, sizeof *out->flagged);
+        if (!out->layer_error || !out->flagged)
+            st = tc_fail(TC_E_INTERNAL, "out of memory");
+        for (int64_t i = 0; st == TC_OK && i <= L; i++) {
+            const double d2 = v[5 + i], r2 = v[6 + L + i];
+            out->layer_error[i] = r2 > 0 ? sqrt(d2 / r2) : (d2 > 0 ? INFINITY : 0.0);
+        }
+        for (int64_t i = 0; st == TC_OK && i < L; i++) {
+            const double before = i > 0 ? out->layer_error[i - 1] : 0.0;
+            out->flagged[i] = out->layer_error[i] >= TC_EVAL_FLAG_ERROR &&
+                              out->layer_error[i] >= TC_EVAL_FLAG_JUMP * before;
+            out->n_flagged += out->flagged[i];
+        }
+    }
+    free(v);
+    free(sub.offsets);
+    free(next);
+    if (tp != MPI_COMM_NULL)
+        MPI_Comm_free(&tp);
+    tc_fwd_destroy(src);
+    tc_fwd_destroy(cvt);
+    ctx_free(&c);
+    if (st != TC_OK)
+        tc_eval_result_free(out);
+    return st;
+}
+
+void tc_eval_result_free(tc_eval_result *r)
+{
+    free(r->layer_error);
+    free(r->flagged);
+    r->layer_error = NULL;
+    r->flagged = NULL;
+}

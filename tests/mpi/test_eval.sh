@@ -1,0 +1,198 @@
+#!/bin/bash
+# trtconv eval (docs/eval.md), on the CPU backend:
+#  - the source model's perplexity equals the one computed here from
+#    transformers' own logits (tests/data/forward, made on the GPU machine)
+#    within what the stored bound on those logits allows;
+#  - a checkpoint converted without quantization: every layer error exactly
+#    0, perplexity ratio 1, top-1 agreement 1, KL 0, in 1 rank, tp 2,
+#    pp 2, tp 2 x pp 2 and dp 2;
+#  - weight-only: int8's error below int4's at every layer (the ordering,
+#    not a number); the numbers do not depend on the number of replicas;
+#  - a checkpoint with one scale multiplied by 10 (layer 2's mlp.proj
+#    per_channel_scale) has exactly that layer flagged, the intact one none;
+#  - the JSON holds every number, the SVG one line per checkpoint;
+#  - refusals: no config.json, a quantization eval does not read, a
+#    weight-only checkpoint without its target SM.
+. "$(dirname "$0")/lib.sh"
+DATA=$(cd "$(dirname "$0")/../data/forward" && pwd)
+ev() { # ev NP ARGS...: trtconv eval, log in $WORK/last.log
+    local np=$1
+    shift
+    timeout 300 "$MPIEXEC" -np "$np" "$TRTCONV" eval "$@" </dev/null >"$WORK/last.log" 2>&1
+}
+jq_py() { python3 - "$@"; }
+
+# ---- the source perplexity against transformers' logits ----
+args=$(awk '$1 == "gen_gqa_f16" { $1 = ""; print }' "$DATA/cases.txt")
+# shellcheck disable=SC2086
+gen --out "$WORK/ref" $args
+run_np 1 --model_dir "$WORK/ref" --output_dir "$WORK/ref16" </dev/null || { cat "$WORK/last.log"; }
+if ev 1 --model_dir "$WORK/ref" --checkpoint_dir "$WORK/ref16" --dataset "$DATA/ids.jsonl" \
+    --max_samples 1000 --max_seq_length 4096 --batch_size 2 --output_json "$WORK/ref.json"; then
+    jq_py "$DATA/gen_gqa_f16.ref.safetensors" "$DATA/reference-summary.json" "$WORK/ref.json" <<'PY' &&
+import json, math, struct, sys
+ref, summary, got = sys.argv[1:4]
+with open(ref, "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    head = json.loads(f.read(n))
+    data = f.read()
+def tensor(name):
+    t = head[name]
+    b, e = t["data_offsets"]
+    fmt = {"F32": "f", "I32": "i", "I64": "q"}[t["dtype"]]
+    return list(struct.unpack("<%d%s" % ((e - b) // struct.calcsize(fmt), fmt), data[b:e])), t["shape"]
+ids, _ = tensor("input_ids")
+offs, _ = tensor("seq_offsets")
+logits, shape = tensor("logits")
+V = shape[1]
+nll, n, top = 0.0, 0, 0.0
+for s in range(len(offs) - 1):
+    for t in range(offs[s], offs[s + 1] - 1):
+        row = logits[t * V:(t + 1) * V]
+        m = max(row)
+        top = max(top, max(abs(x) for x in row))
+        nll += m + math.log(sum(math.exp(x - m) for x in row)) - row[ids[t + 1]]
+        n += 1
+bound = json.load(open(summary))["cases"]["gen_gqa_f16"]["tensors"]["logits"]["bound"]
+# Each logit is within bound * max|logit| of transformers': the negative
+# log-likelihood of a token moves by at most twice that.
+slack = 2 * bound * top
+r = json.load(open(got))["checkpoints"][0]
+want = math.exp(nll / n)
+ok = r["predicted_tokens"] == n and abs(math.log(r["perplexity_source"] / want)) <= slack
+print("source perplexity %.6f, from transformers' logits %.6f (%d tokens, allowed log ratio %.2g)"
+      % (r["perplexity_source"], want, n, slack))
+sys.exit(0 if ok else 1)
+PY
+        pass "source perplexity equals transformers' (gen_gqa_f16)" ||
+        fail "source perplexity differs from transformers'"
+else
+    fail "eval of the reference model"; tail -20 "$WORK/last.log"
+fi
+
+# ---- a 4-layer model: unquantized, int8, int4, corrupted ----
+gen --out "$WORK/m" --layers 4 --hidden 128 --heads 8 --kv_heads 4 --intermediate 256 --vocab 300 \
+    --dtype float16 --seed 5
+python3 - >"$WORK/ids.jsonl" <<'PY'
+import json, random
+r = random.Random(7)
+for _ in range(16):
+    print(json.dumps({"input_ids": [r.randrange(300) for _ in range(r.randrange(10, 48))]}))
+PY
+zero_case() { # zero_case NP TP PP
+    local np=$1 tp=$2 pp=$3 o=$WORK/p_$2_$3
+    rm -rf "$o"
+    run_np 1 --model_dir "$WORK/m" --output_dir "$o" --tp_size "$tp" --pp_size "$pp" </dev/null &&
+        ev "$np" --model_dir "$WORK/m" --checkpoint_dir "$o" --dataset "$WORK/ids.jsonl" \
+            --batch_size 3 --output_json "$WORK/z.json" &&
+        jq_py "$WORK/z.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["checkpoints"][0]
+ok = (r["perplexity_ratio"] == 1.0 and r["top1_agreement"] == 1.0 and r["kl_mean"] == 0.0 and
+      all(l["hidden_rel_error"] == 0.0 for l in r["layers"]) and r["final_norm_rel_error"] == 0.0
+      and not r["flagged_layers"] and r["predicted_tokens"] > 0)
+sys.exit(0 if ok else 1)
+PY
+}
+for lay in "1 1 1" "2 2 1" "2 1 2" "4 2 2" "2 1 1"; do
+    set -- $lay
+    if zero_case "$@"; then
+        pass "unquantized checkpoint, $1 rank(s) tp $2 pp $3: error 0, ratio 1, top-1 1, KL 0"
+    else
+        fail "unquantized checkpoint, $1 rank(s) tp $2 pp $3"; tail -20 "$WORK/last.log"
+    fi
+done
+
+run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/w8" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 </dev/null || cat "$WORK/last.log"
+run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/w4" --use_weight_only \
+    --weight_only_precision int4 --target_sm 90 --tp_size 2 </dev/null || cat "$WORK/last.log"
+# The same int8 checkpoint with layer 2's down_proj scales x 10.
+cp -r "$WORK/w8" "$WORK/bad"
+python3 - "$WORK/bad/rank0.safetensors" transformer.layers.2.mlp.proj.per_channel_scale <<'PY'
+import json, struct, sys
+path, name = sys.argv[1:3]
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))[name]
+    assert t["dtype"] == "F16"
+    b, e = t["data_offsets"]
+    f.seek(8 + n + b)
+    vals = struct.unpack("<%de" % ((e - b) // 2), f.read(e - b))
+    f.seek(8 + n + b)
+    f.write(struct.pack("<%de" % len(vals), *[v * 10 for v in vals]))
+PY
+# 2 ranks: w4 is tp 2; w8 and bad run as 2 replicas.
+if ev 2 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --checkpoint_dir "$WORK/w4" \
+    --checkpoint_dir "$WORK/bad" --dataset "$WORK/ids.jsonl" --batch_size 2 \
+    --output_json "$WORK/q.json" --plot "$WORK/q.svg"; then
+    jq_py "$WORK/q.json" <<'PY' && pass "int8 weight-only error below int4's at every layer" ||
+import json, sys
+c = json.load(open(sys.argv[1]))["checkpoints"]
+e8 = [l["hidden_rel_error"] for l in c[0]["layers"]] + [c[0]["final_norm_rel_error"]]
+e4 = [l["hidden_rel_error"] for l in c[1]["layers"]] + [c[1]["final_norm_rel_error"]]
+print("int8", e8, "int4", e4)
+sys.exit(0 if all(0 < a < b for a, b in zip(e8, e4)) and c[0]["top1_agreement"] > c[1]["top1_agreement"] else 1)
+PY
+        fail "int8 vs int4 ordering"
+    jq_py "$WORK/q.json" <<'PY' && pass "scale x 10 in layer 2: layer 2 flagged, the intact checkpoints not" ||
+import json, sys
+c = json.load(open(sys.argv[1]))["checkpoints"]
+print([x["flagged_layers"] for x in c])
+sys.exit(0 if c[0]["flagged_layers"] == [] and c[1]["flagged_layers"] == [] and c[2]["flagged_layers"] == [2] else 1)
+PY
+        fail "corrupted scale not flagged as layer 2"
+    grep -q "layer(s) flagged" "$WORK/last.log" && pass "the table names the flagged layer" ||
+        fail "no flag in the table"
+    python3 -c "
+import sys, xml.etree.ElementTree as E
+r = E.parse(sys.argv[1]).getroot()
+sys.exit(0 if len(r.findall('{http://www.w3.org/2000/svg}polyline')) == 3 else 1)" "$WORK/q.svg" &&
+        pass "the SVG is well formed with one line per checkpoint" || fail "SVG"
+else
+    fail "eval of the weight-only checkpoints"; tail -20 "$WORK/last.log"
+fi
+# Replicas share the sequences: the same numbers on 3 ranks (dp 3).
+if ev 3 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --dataset "$WORK/ids.jsonl" \
+    --batch_size 2 --output_json "$WORK/q3.json"; then
+    jq_py "$WORK/q.json" "$WORK/q3.json" <<'PY' && pass "dp 3 gives the numbers of 1 rank" ||
+import json, sys
+a = json.load(open(sys.argv[1]))["checkpoints"][0]
+b = json.load(open(sys.argv[2]))["checkpoints"][0]
+keys = ["perplexity_source", "perplexity_converted", "top1_agreement", "kl_mean", "final_norm_rel_error"]
+close = lambda x, y: abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1e-30)
+ok = all(close(a[k], b[k]) for k in keys) and all(
+    close(x["hidden_rel_error"], y["hidden_rel_error"]) for x, y in zip(a["layers"], b["layers"]))
+sys.exit(0 if ok else 1)
+PY
+        fail "dp 3 differs from 1 rank"
+else
+    fail "eval on 3 ranks"; tail -20 "$WORK/last.log"
+fi
+
+# ---- refusals ----
+refuse() { # refuse WHAT PATTERN ARGS...
+    local what=$1 pat=$2
+    shift 2
+    if ev 1 "$@"; then
+        fail "$what: exit 0"
+    elif grep -q -- "$pat" "$WORK/last.log"; then
+        pass "$what refused"
+    else
+        fail "$what: no \"$pat\" in:"; tail -5 "$WORK/last.log"
+    fi
+}
+mkdir -p "$WORK/empty"
+refuse "a directory without config.json" "config.json: missing" --model_dir "$WORK/m" \
+    --checkpoint_dir "$WORK/empty" --dataset "$WORK/ids.jsonl"
+run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/fp8" --use_fp8 --calib_dataset "$WORK/ids.jsonl" \
+    </dev/null || cat "$WORK/last.log"
+refuse "an FP8 checkpoint" "quant_algo FP8: trtconv eval reads" --model_dir "$WORK/m" \
+    --checkpoint_dir "$WORK/fp8" --dataset "$WORK/ids.jsonl"
+cp -r "$WORK/w8" "$WORK/nomani" && rm "$WORK/nomani/trtconv-manifest.json"
+refuse "weight-only without its SM" "pass --target_sm" --model_dir "$WORK/m" \
+    --checkpoint_dir "$WORK/nomani" --dataset "$WORK/ids.jsonl"
+ev 1 --model_dir "$WORK/m" --checkpoint_dir "$WORK/nomani" --dataset "$WORK/ids.jsonl" --target_sm 80 \
+    && pass "weight-only without a manifest, with --target_sm" || { fail "--target_sm"; tail -5 "$WORK/last.log"; }
+refuse "a missing --dataset" "are required" --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8"
+finish
