@@ -6,6 +6,7 @@
  * invertible. */
 #include "trtconv/quant/woq.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +20,6 @@ static const int perm_int4[32] = { 0,  1,  8,  9,  16, 17, 24, 25, 2,  3,  10,
 static int nibble(const uint8_t *buf, int64_t e)
 {
     return (buf[e / 2] >> (4 * (e % 2))) & 0xF;
-}
-
-static void set_nibble(uint8_t *buf, int64_t e, int v)
-{
-    const int sh = 4 * (int)(e % 2);
-    buf[e / 2] = (uint8_t)((buf[e / 2] & ~(0xF << sh)) | ((v & 0xF) << sh));
 }
 
 tc_status tc_woq_unprocess(const uint8_t *stored, int64_t n, int64_t k, int bits, int sm,
@@ -85,39 +80,28 @@ tc_status tc_woq_unprocess(const uint8_t *stored, int64_t n, int64_t k, int bits
             }
         memcpy(a, b, (size_t)nbytes);
     }
-    /* Step 2: [N, K] back to [K, N]. */
-    memset(b, 0, (size_t)nbytes);
-    for (int64_t kk = 0; kk < k; kk++)
-        for (int64_t nn = 0; nn < n; nn++) {
-            if (bits == 8)
-                b[kk * n + nn] = a[nn * k + kk];
-            else
-                set_nibble(b, kk * n + nn, nibble(a, nn * k + kk));
-        }
-    /* Step 1: the LDSM row permutation back. */
-    const uint8_t *u = b;
-    if (layout == TC_WOQ_LAYOUT_AMPERE) {
-        const int R = bits == 8 ? 16 : 32;
-        const int *P = bits == 8 ? perm_int8 : perm_int4;
-        const int64_t row_bytes = n * bits / 8;
-        for (int64_t base = 0; base < k; base += R)
-            for (int t = 0; t < R; t++)
-                memcpy(a + (base + P[t]) * row_bytes, b + (base + t) * row_bytes,
-                       (size_t)row_bytes);
-        u = a;
-    }
-    /* Unprocessed [K, N] (int4: element n = 2j low nibble) to q[N, K]. */
-    for (int64_t kk = 0; kk < k; kk++)
-        for (int64_t nn = 0; nn < n; nn++) {
+    /* Steps 2 and 1 together: the transpose to [K, N], the row permutation
+     * of K, and the final [K, N] -> [N, K] compose to a permutation along k
+     * within each row of a ([N, K] here): element kbase + t of row n holds
+     * q[n][kbase + P[t]] (Ampere), element k holds q[n][k] (the others).
+     * Read row by row, no transpose. */
+    const int R = bits == 8 ? 16 : 32;
+    const int *P = bits == 8 ? perm_int8 : perm_int4;
+    const bool permuted = layout == TC_WOQ_LAYOUT_AMPERE;
+    for (int64_t nn = 0; nn < n; nn++) {
+        int8_t *qr = q + nn * k;
+        for (int64_t kk = 0; kk < k; kk++) {
+            const int64_t dst = permuted ? kk - kk % R + P[kk % R] : kk;
             int v;
             if (bits == 8) {
-                v = (int8_t)u[kk * n + nn];
+                v = (int8_t)a[nn * k + kk];
             } else {
-                v = nibble(u, kk * n + nn);
+                v = nibble(a, nn * k + kk);
                 v = v >= 8 ? v - 16 : v;
             }
-            q[nn * k + kk] = (int8_t)v;
+            qr[dst] = (int8_t)v;
         }
+    }
     free(a);
     free(b);
     return TC_OK;
