@@ -11,7 +11,9 @@
  *                them with the workers (streamed quantization included),
  *                commit;
  *   calibrated   calibrated.c: statistics, then the quantization method's
- *                passes, plan, write, commit.
+ *                passes, plan, write, commit;
+ *   eval         eval_after.c: with --eval, the committed checkpoint against
+ *                its model (checked before converting).
  * Every phase ends in a collective agreement (comm.h), so one failing rank
  * stops every rank with the same exit code. */
 #include "trtconv/app/run.h"
@@ -111,8 +113,12 @@ int tc_run(const tc_opts *o)
         if (st == TC_OK && comm.rank == 0)
             tc_log(TC_LOG_VERBOSE, "run fingerprint %s", run.run);
         if (st == TC_OK)
+            st = tc_comm_agree(&comm, tc_job_eval_check(&job), "--eval");
+        if (st == TC_OK)
             st = tc_quant_calibrated(&job.s.quant) ? tc_calibrated_run(&job, &run)
                                                     : streamed(&job, &run);
+        if (st == TC_OK && o->eval_dataset)
+            st = tc_job_eval(&job);
     }
 
     tc_signals_disarm();

@@ -11,7 +11,6 @@
  * checkpoint's dtype; the source model runs in the same layout and dtype.
  * Rank 0 prints a table per checkpoint and writes the JSON and SVG. */
 #define _POSIX_C_SOURCE 200809L
-#include <cjson/cJSON.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,17 +19,13 @@
 #include <unistd.h>
 #include "trtconv/build_config.h"
 #include "trtconv/cli/args.h"
-#include "trtconv/core/fsutil.h"
-#include "trtconv/core/jsonutil.h"
 #include "trtconv/core/log.h"
-#include "trtconv/eval/ckpt_weights.h"
 #include "trtconv/eval/eval.h"
 #include "trtconv/fwd/fwd.h"
 #include "trtconv/model/hf_model.h"
 #include "trtconv/mpi/comm.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/mpi/launch.h"
-#include "trtconv/plan/plan.h"
 
 #define MAX_CHECKPOINTS 16
 
@@ -127,109 +122,6 @@ static tc_status parse_args(int argc, char **argv, eval_args *a, bool *help, boo
     return TC_OK;
 }
 
-/* What eval needs of a checkpoint's config.json and manifest. */
-typedef struct ckpt_info {
-    tc_layout layout;
-    tc_embedding emb;
-    tc_dtype dtype;
-    int woq_bits, target_sm;
-} ckpt_info;
-
-static cJSON *read_json(const char *dir, const char *name, bool required, tc_status *st)
-{
-    char path[4096];
-    *st = tc_path_join(path, sizeof path, dir, name);
-    if (*st != TC_OK)
-        return NULL;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        if (required)
-            *st = tc_fail(TC_E_INPUT, "%s: missing: not a converted checkpoint (or never "
-                          "committed)", path);
-        return NULL;
-    }
-    fclose(probe);
-    *st = tc_read_small_file(path, 16u << 20, &text, &len);
-    if (*st != TC_OK)
-        return NULL;
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        *st = tc_fail(TC_E_INPUT, "%s: not a JSON object", path);
-    }
-    return j;
-}
-
-static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *ci)
-{
-    memset(ci, 0, sizeof *ci);
-    tc_status st;
-    cJSON *cfg = read_json(dir, "config.json", true, &st);
-    if (!cfg)
-        return st;
-    const cJSON *map = cJSON_GetObjectItemCaseSensitive(cfg, "mapping");
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(cfg, "quantization");
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
-    int64_t tp = 0, pp = 0, shard = 0;
-    if (!cJSON_IsObject(map) ||
-        !tc_json_int(cJSON_GetObjectItemCaseSensitive(map, "tp_size"), 1, 4096, &tp) ||
-        !tc_json_int(cJSON_GetObjectItemCaseSensitive(map, "pp_size"), 1, 4096, &pp))
-        st = tc_fail(TC_E_INPUT, "%s/config.json: mapping.tp_size and mapping.pp_size must be "
-                     "integers in [1, 4096]", dir);
-    tc_float_type ft;
-    if (st == TC_OK && (!cJSON_IsString(dt) || tc_float_type_parse(dt->valuestring, &ft) != 0))
-        st = tc_fail(TC_E_INPUT, "%s/config.json: dtype must be float16, bfloat16 or float32",
-                     dir);
-    const cJSON *algo = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "quant_algo") : NULL;
-    const cJSON *kv = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "kv_cache_quant_algo") : NULL;
-    if (st == TC_OK && cJSON_IsString(algo)) {
-        if (!strcmp(algo->valuestring, "W8A16"))
-            ci->woq_bits = 8;
-        else if (!strcmp(algo->valuestring, "W4A16"))
-            ci->woq_bits = 4;
-        else
-            st = tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval reads unquantized and "
-                         "weight-only (W8A16, W4A16) checkpoints so far (docs/eval.md)", dir,
-                         algo->valuestring);
-    }
-    if (st == TC_OK && cJSON_IsString(kv))
-        st = tc_fail(TC_E_USAGE, "%s: kv_cache_quant_algo %s: the quantized KV cache is not "
-                     "emulated yet (docs/eval.md)", dir, kv->valuestring);
-    if (st == TC_OK && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg,
-                                                                      "disable_weight_only_quant_plugin")))
-        st = tc_fail(TC_E_USAGE, "%s: weights stored for the engine to quantize "
-                     "(--disable_weight_only_quant_plugin) are not read yet (docs/eval.md)", dir);
-    if (st == TC_OK) {
-        ci->layout = (tc_layout){ .tp = (int)tp, .pp = (int)pp };
-        ci->dtype = tc_float_type_dtype(ft);
-        ci->emb.parallel = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_parallel_embedding"));
-        ci->emb.share = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "share_embedding_table"));
-        if (tc_json_int(cJSON_GetObjectItemCaseSensitive(cfg, "embedding_sharding_dim"), 0, 1,
-                        &shard))
-            ci->emb.sharding_dim = (int)shard;
-    }
-    cJSON_Delete(cfg);
-    if (st != TC_OK || !ci->woq_bits)
-        return st;
-    /* The weight-only layout: --target_sm, else what trtconv recorded. */
-    ci->target_sm = (int)target_sm;
-    if (!ci->target_sm) {
-        cJSON *man = read_json(dir, "trtconv-manifest.json", false, &st);
-        const cJSON *par = man ? cJSON_GetObjectItemCaseSensitive(man, "parameters") : NULL;
-        const cJSON *sm = par ? cJSON_GetObjectItemCaseSensitive(par, "target_sm") : NULL;
-        if (cJSON_IsString(sm))
-            ci->target_sm = atoi(sm->valuestring);
-        cJSON_Delete(man);
-    }
-    if (st == TC_OK && !ci->target_sm)
-        st = tc_fail(TC_E_USAGE, "%s: a weight-only checkpoint's layout depends on the SM it "
-                     "was converted for, which it does not record: pass --target_sm", dir);
-    return st;
-}
-
 /* --workers, else the host's cores shared among the ranks on it (the
  * CPU backend's threads and the per-token work on the logits). */
 static int threads_per_rank(int64_t workers, const tc_comm *comm)
@@ -239,44 +131,6 @@ static int threads_per_rank(int64_t workers, const tc_comm *comm)
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
     const long share = cores > 0 && comm->local_size > 0 ? cores / comm->local_size : 1;
     return share > 1 ? (int)(share > 64 ? 64 : share) : 1;
-}
-
-static tc_status eval_one(const eval_args *a, const tc_comm *comm, tc_hf_model *model,
-                          const tc_token_set *tok, const tc_gpu_info *gpu, const char *dir,
-                          tc_eval_result *out)
-{
-    ckpt_info ci;
-    tc_status st = ckpt_read_info(dir, a->target_sm, &ci);
-    ci.layout.ranks = comm->size;
-    ci.emb.share = ci.emb.share && model->cfg.tie_word_embeddings;
-    const tc_plan_params checks = { .layout = ci.layout, .emb = ci.emb, .out_dtype = ci.dtype };
-    if (st == TC_OK)
-        st = tc_layout_check_replicas(&checks.layout, "trtconv eval", "");
-    if (st == TC_OK)
-        st = tc_plan_check_model(&model->cfg, &checks);
-    tc_ckpt_weights *w = NULL;
-    if (st == TC_OK)
-        st = tc_ckpt_weights_open(dir, tc_layout_replica_cell(&ci.layout, comm->rank),
-                                  ci.woq_bits, ci.target_sm, &w);
-    st = tc_comm_agree(comm, st, dir);
-    if (st == TC_OK) {
-        tc_fwd_weight_source src;
-        tc_ckpt_weights_source(w, &src);
-        const tc_fwd_setup s = {
-            .model = model, .layout = ci.layout, .emb = ci.emb, .dtype = ci.dtype, .comm = comm,
-            .gpu = gpu, .threads = threads_per_rank(a->workers, comm),
-            .max_batch_tokens = tc_fwd_max_batch_tokens(tok, a->batch_size),
-            .max_seq_len = tc_tokens_longest(tok, 0, tok->n_seqs),
-        };
-        if (comm->rank == 0)
-            tc_log(TC_LOG_INFO, "evaluating %s: tp %d x pp %d, %d replica(s), %s, %zu sequences",
-                   dir, ci.layout.tp, ci.layout.pp, tc_layout_dp(&ci.layout),
-                   tc_dtype_name(ci.dtype), tok->n_seqs);
-        st = tc_eval_run(&s, &src, tok, a->batch_size, out);
-        snprintf(out->label, sizeof out->label, "%s", dir);
-    }
-    tc_ckpt_weights_close(w);
-    return st;
 }
 
 static int run(int argc, char **argv)
@@ -321,8 +175,13 @@ static int run(int argc, char **argv)
     int done = 0;
     for (; st == TC_OK && done < a.n_ckpt; done++) {
         const double t0 = tc_now_seconds();
-        st = eval_one(&a, &comm, model, &tok, gpu.device >= 0 ? &gpu : NULL, a.ckpt[done],
-                      &res[done]);
+        const tc_eval_options eo = {
+            .gpu = gpu.device >= 0 ? &gpu : NULL,
+            .threads = threads_per_rank(a.workers, &comm),
+            .batch_size = a.batch_size,
+            .target_sm = (int)a.target_sm,
+        };
+        st = tc_eval_checkpoint(&comm, model, &tok, a.ckpt[done], &eo, &res[done]);
         if (st == TC_OK && comm.rank == 0) {
             tc_eval_print(stdout, &res[done]);
             printf("  (%.2f s)\n", tc_now_seconds() - t0);

@@ -32,7 +32,7 @@ enum opt_id {
     OPT_USE_EMBEDDING_SHARING, OPT_OUTPUT_DIR, OPT_WORKERS, OPT_MOE_NUM_EXPERTS,
     OPT_MOE_TOP_K, OPT_MOE_RENORM_MODE, OPT_SAVE_CONFIG_ONLY,
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
-    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_SCHEDULE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS,
+    OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_SCHEDULE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS, OPT_EVAL,
     OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR,
     OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8, OPT_META_RECIPE
 };
@@ -97,6 +97,7 @@ static const struct option long_options[] = {
     { "calib_stats_out", required_argument, NULL, OPT_CALIB_STATS_OUT },
     { "calib_stats", required_argument, NULL, OPT_CALIB_STATS },
     { "tokenizer_dir", required_argument, NULL, OPT_TOKENIZER_DIR },
+    { "eval", required_argument, NULL, OPT_EVAL },
     { "overwrite", no_argument, NULL, OPT_OVERWRITE },
     { "resume", no_argument, NULL, OPT_RESUME },
     { "verify_inputs", no_argument, NULL, OPT_VERIFY_INPUTS },
@@ -166,6 +167,9 @@ static const char usage_text[] =
 "                                (default), or micro-batch by micro-batch through all layers\n"
 "  --calib_stats_out FILE.h5     write the statistics (HDF5) for later reuse\n"
 "  --calib_stats FILE.h5         reuse statistics instead of calibrating\n"
+"  --eval DATA.jsonl             once written, compare the checkpoint with the model on\n"
+"                                DATA (128 sequences of 512 tokens; trtconv eval,\n"
+"                                docs/eval.md)\n"
 "  --use_fp8_rowwise             FP8 rowwise weights (FP8_PER_CHANNEL_PER_TOKEN)\n"
 "                                for the MLPs of all but the first and last layer\n"
 "  --use_meta_fp8_rowwise_recipe  (later TensorRT-LLM) config.json records\n"
@@ -481,6 +485,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_CALIB_STATS_OUT: o->calib_stats_out = a; break;
         case OPT_CALIB_STATS: o->calib_stats = a; break;
         case OPT_TOKENIZER_DIR: o->tokenizer_dir = a; break;
+        case OPT_EVAL: o->eval_dataset = a; break;
         case OPT_CALIBRATE_FP8_KV_SCALE: o->fp8_kv_calibrate = true; break;
         case '?':
         default:

@@ -11,6 +11,8 @@
 #  - a checkpoint with one scale multiplied by 10 (layer 2's mlp.proj
 #    per_channel_scale) has exactly that layer flagged, the intact one none;
 #  - the JSON holds every number, the SVG one line per checkpoint;
+#  - --eval on a conversion run evaluates the checkpoint it wrote; with a
+#    quantization eval does not compute it is refused before converting;
 #  - refusals: no config.json, a quantization eval does not read, a
 #    weight-only checkpoint without its target SM.
 . "$(dirname "$0")/lib.sh"
@@ -169,6 +171,24 @@ PY
 else
     fail "eval on 3 ranks"; tail -20 "$WORK/last.log"
 fi
+
+# ---- --eval on a conversion run ----
+rm -rf "$WORK/e8"
+if run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/e8" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 --tp_size 2 --eval "$WORK/ids.jsonl" </dev/null &&
+    [ -f "$WORK/e8/config.json" ] && grep -q "trtconv eval: $WORK/e8" "$WORK/last.log" &&
+    grep -q "top-1 agreement" "$WORK/last.log"; then
+    pass "--eval: the checkpoint written, then evaluated on the same ranks"
+else
+    fail "--eval after a conversion"; tail -20 "$WORK/last.log"
+fi
+rm -rf "$WORK/ef"
+rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_fp8 \
+    --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q -- "--eval: trtconv eval computes unquantized" "$WORK/last.log" &&
+    [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
+    pass "--eval with FP8 refused before converting" ||
+    { fail "--eval with FP8 (rc $rc)"; tail -5 "$WORK/last.log"; }
 
 # ---- refusals ----
 refuse() { # refuse WHAT PATTERN ARGS...

@@ -110,6 +110,11 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run);
 /* The calibration input named on the command line exists. */
 tc_status tc_calibration_input_check(const tc_job *j);
 
+/* eval_after.c: --eval DATASET. The check runs before converting; the
+ * evaluation of the committed checkpoint after it (collective). */
+tc_status tc_job_eval_check(const tc_job *j);
+tc_status tc_job_eval(const tc_job *j);
+
 /* signals.c */
 void tc_signals_arm(const tc_opts *o, int rank);
 void tc_signals_disarm(void);

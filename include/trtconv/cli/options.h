@@ -51,6 +51,7 @@ typedef struct tc_opts {
     const char *calib_stats_out;  /* HDF5 file to write the statistics to */
     const char *calib_stats;      /* HDF5 file to reuse statistics from */
     const char *tokenizer_dir;    /* tokenizer for text calibration lines; NULL = model dir */
+    const char *eval_dataset;     /* --eval: evaluate the checkpoint once written (docs/eval.md) */
     bool sq_enabled;              /* smoothquant given and > 0 */
     bool calibrate;               /* sq_enabled || int8_kv_cache */
     /* output protocol (manifest.h) */

@@ -32,6 +32,9 @@
 #include <stdio.h>
 #include "trtconv/calib/tokens.h"
 #include "trtconv/fwd/fwd.h"
+#include "trtconv/model/hf_model.h"
+#include "trtconv/mpi/comm.h"
+#include "trtconv/mpi/gpu.h"
 #include "trtconv/core/status.h"
 
 #define TC_EVAL_FLAG_ERROR 0.5
@@ -58,6 +61,21 @@ typedef struct tc_eval_result {
 tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *converted,
                       const tc_token_set *tokens, int64_t batch_size, tc_eval_result *out);
 void tc_eval_result_free(tc_eval_result *r);
+
+/* A checkpoint directory against its source model (eval_ckpt.c): its
+ * config.json gives the layout (tp x pp; the world's other ranks are
+ * replicas), dtype, embedding options and quantization; a weight-only
+ * checkpoint's layout SM comes from target_sm or its trtconv-manifest.json.
+ * A quantization eval does not compute is refused naming it. Collective
+ * over comm; *out is complete on rank 0. */
+typedef struct tc_eval_options {
+    const tc_gpu_info *gpu;     /* NULL: the CPU backend */
+    int threads;                /* CPU threads per rank (forward, logits) */
+    int64_t batch_size;         /* sequences per micro-batch */
+    int target_sm;              /* 0: from the manifest */
+} tc_eval_options;
+tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_token_set *tokens,
+                             const char *dir, const tc_eval_options *o, tc_eval_result *out);
 
 /* Reports (eval_report.c): a table, a JSON document with every number,
  * and an SVG line chart of the layer errors, one line per result. */

@@ -1,0 +1,64 @@
+/* eval_after.c: `trtconv ... --eval DATASET`: the checkpoint just committed,
+ * evaluated against its source model at once (docs/eval.md), in the run's
+ * own layout and on its ranks. Checked before converting, so a
+ * quantization eval does not compute yet fails before hours of work. */
+#include "trtconv/app/job.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "trtconv/calib/tokens.h"
+#include "trtconv/core/log.h"
+#include "trtconv/eval/eval.h"
+
+tc_status tc_job_eval_check(const tc_job *j)
+{
+    const tc_opts *o = j->o;
+    if (!o->eval_dataset)
+        return TC_OK;
+    const tc_quant_method *w = j->s.quant.weights, *kv = j->s.quant.kv;
+    if (!j->model || o->save_config_only)
+        return tc_fail(TC_E_USAGE, "--eval needs a model to convert (--model_dir) and its rank "
+                       "files");
+    if (w->calib || w->woq_no_plugin || (!w->woq_bits && w->config_algo) || kv->config_algo)
+        return tc_fail(TC_E_USAGE, "--eval: trtconv eval computes unquantized and weight-only "
+                       "(with the plugin) checkpoints so far, not %s%s%s (docs/eval.md)",
+                       w->config_algo ? w->config_algo : "", kv->config_algo ? " / KV " : "",
+                       kv->config_algo ? kv->config_algo : "");
+    if (access(o->eval_dataset, R_OK) != 0)
+        return tc_fail(TC_E_USAGE, "--eval %s: cannot read it", o->eval_dataset);
+    return TC_OK;
+}
+
+tc_status tc_job_eval(const tc_job *j)
+{
+    const tc_opts *o = j->o;
+    const tc_comm *c = j->comm;
+    tc_token_set tok;
+    memset(&tok, 0, sizeof tok);
+    tc_status st = tc_tokens_load_text_jsonl(o->eval_dataset, 128, 512,
+                                             j->model->cfg.vocab_size,
+                                             o->tokenizer_dir ? o->tokenizer_dir : j->model->dir,
+                                             &tok);
+    st = tc_comm_agree(c, st, "reading the --eval data");
+    tc_eval_result r;
+    memset(&r, 0, sizeof r);
+    if (st == TC_OK) {
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        const long share = cores > 0 && c->local_size > 0 ? cores / c->local_size : 1;
+        const tc_eval_options eo = {
+            .gpu = j->s.calib_gpu,
+            .threads = o->workers > 1 ? (int)o->workers : share > 1 ? (int)share : 1,
+            .batch_size = 1,
+            .target_sm = (int)j->s.quant.target_sm,
+        };
+        st = tc_eval_checkpoint(c, j->model, &tok, o->output_dir, &eo, &r);
+    }
+    if (st == TC_OK && c->rank == 0) {
+        tc_eval_print(stdout, &r);
+        fflush(stdout);
+    }
+    tc_eval_result_free(&r);
+    tc_tokens_free(&tok);
+    return st;
+}

@@ -1,0 +1,160 @@
+/* eval_ckpt.c: a converted checkpoint directory evaluated (eval.h
+ * tc_eval_checkpoint): what its config.json and trtconv-manifest.json say
+ * about its layout, dtype and quantization, checked against what eval
+ * computes (docs/eval.md), then tc_eval_run with the rank file as the
+ * converted engine's weight source. */
+#define _POSIX_C_SOURCE 200809L
+#include "trtconv/eval/eval.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "trtconv/core/fsutil.h"
+#include "trtconv/core/jsonutil.h"
+#include "trtconv/core/log.h"
+#include "trtconv/eval/ckpt_weights.h"
+#include "trtconv/plan/layout.h"
+#include "trtconv/plan/plan.h"
+
+/* What eval needs of a checkpoint's config.json and manifest. */
+typedef struct ckpt_info {
+    tc_layout layout;
+    tc_embedding emb;
+    tc_dtype dtype;
+    int woq_bits, target_sm;
+} ckpt_info;
+
+static cJSON *read_json(const char *dir, const char *name, bool required, tc_status *st)
+{
+    char path[4096];
+    *st = tc_path_join(path, sizeof path, dir, name);
+    if (*st != TC_OK)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        if (required)
+            *st = tc_fail(TC_E_INPUT, "%s: missing: not a converted checkpoint (or never "
+                          "committed)", path);
+        return NULL;
+    }
+    fclose(probe);
+    *st = tc_read_small_file(path, 16u << 20, &text, &len);
+    if (*st != TC_OK)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        *st = tc_fail(TC_E_INPUT, "%s: not a JSON object", path);
+    }
+    return j;
+}
+
+static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *ci)
+{
+    memset(ci, 0, sizeof *ci);
+    tc_status st;
+    cJSON *cfg = read_json(dir, "config.json", true, &st);
+    if (!cfg)
+        return st;
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(cfg, "mapping");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(cfg, "quantization");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
+    int64_t tp = 0, pp = 0, shard = 0;
+    if (!cJSON_IsObject(map) ||
+        !tc_json_int(cJSON_GetObjectItemCaseSensitive(map, "tp_size"), 1, 4096, &tp) ||
+        !tc_json_int(cJSON_GetObjectItemCaseSensitive(map, "pp_size"), 1, 4096, &pp))
+        st = tc_fail(TC_E_INPUT, "%s/config.json: mapping.tp_size and mapping.pp_size must be "
+                     "integers in [1, 4096]", dir);
+    tc_float_type ft;
+    if (st == TC_OK && (!cJSON_IsString(dt) || tc_float_type_parse(dt->valuestring, &ft) != 0))
+        st = tc_fail(TC_E_INPUT, "%s/config.json: dtype must be float16, bfloat16 or float32",
+                     dir);
+    const cJSON *algo = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "quant_algo") : NULL;
+    const cJSON *kv = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "kv_cache_quant_algo") : NULL;
+    if (st == TC_OK && cJSON_IsString(algo)) {
+        if (!strcmp(algo->valuestring, "W8A16"))
+            ci->woq_bits = 8;
+        else if (!strcmp(algo->valuestring, "W4A16"))
+            ci->woq_bits = 4;
+        else
+            st = tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval reads unquantized and "
+                         "weight-only (W8A16, W4A16) checkpoints so far (docs/eval.md)", dir,
+                         algo->valuestring);
+    }
+    if (st == TC_OK && cJSON_IsString(kv))
+        st = tc_fail(TC_E_USAGE, "%s: kv_cache_quant_algo %s: the quantized KV cache is not "
+                     "emulated yet (docs/eval.md)", dir, kv->valuestring);
+    if (st == TC_OK && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg,
+                                                                      "disable_weight_only_quant_plugin")))
+        st = tc_fail(TC_E_USAGE, "%s: weights stored for the engine to quantize "
+                     "(--disable_weight_only_quant_plugin) are not read yet (docs/eval.md)", dir);
+    if (st == TC_OK) {
+        ci->layout = (tc_layout){ .tp = (int)tp, .pp = (int)pp };
+        ci->dtype = tc_float_type_dtype(ft);
+        ci->emb.parallel = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_parallel_embedding"));
+        ci->emb.share = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "share_embedding_table"));
+        if (tc_json_int(cJSON_GetObjectItemCaseSensitive(cfg, "embedding_sharding_dim"), 0, 1,
+                        &shard))
+            ci->emb.sharding_dim = (int)shard;
+    }
+    cJSON_Delete(cfg);
+    if (st != TC_OK || !ci->woq_bits)
+        return st;
+    /* The weight-only layout: --target_sm, else what trtconv recorded. */
+    ci->target_sm = (int)target_sm;
+    if (!ci->target_sm) {
+        cJSON *man = read_json(dir, "trtconv-manifest.json", false, &st);
+        const cJSON *par = man ? cJSON_GetObjectItemCaseSensitive(man, "parameters") : NULL;
+        const cJSON *sm = par ? cJSON_GetObjectItemCaseSensitive(par, "target_sm") : NULL;
+        if (cJSON_IsString(sm))
+            ci->target_sm = atoi(sm->valuestring);
+        cJSON_Delete(man);
+    }
+    if (st == TC_OK && !ci->target_sm)
+        st = tc_fail(TC_E_USAGE, "%s: a weight-only checkpoint's layout depends on the SM it "
+                     "was converted for, which it does not record: pass --target_sm", dir);
+    return st;
+}
+
+tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_token_set *tok,
+                             const char *dir, const tc_eval_options *o, tc_eval_result *out)
+{
+    memset(out, 0, sizeof *out);
+    ckpt_info ci;
+    tc_status st = ckpt_read_info(dir, o->target_sm, &ci);
+    ci.layout.ranks = comm->size;
+    ci.emb.share = ci.emb.share && model->cfg.tie_word_embeddings;
+    const tc_plan_params checks = { .layout = ci.layout, .emb = ci.emb, .out_dtype = ci.dtype };
+    if (st == TC_OK)
+        st = tc_layout_check_replicas(&checks.layout, "trtconv eval", "");
+    if (st == TC_OK)
+        st = tc_plan_check_model(&model->cfg, &checks);
+    tc_ckpt_weights *w = NULL;
+    if (st == TC_OK)
+        st = tc_ckpt_weights_open(dir, tc_layout_replica_cell(&ci.layout, comm->rank),
+                                  ci.woq_bits, ci.target_sm, &w);
+    st = tc_comm_agree(comm, st, dir);
+    if (st == TC_OK) {
+        tc_fwd_weight_source src;
+        tc_ckpt_weights_source(w, &src);
+        const tc_fwd_setup s = {
+            .model = model, .layout = ci.layout, .emb = ci.emb, .dtype = ci.dtype, .comm = comm,
+            .gpu = o->gpu, .threads = o->threads > 0 ? o->threads : 1,
+            .max_batch_tokens = tc_fwd_max_batch_tokens(tok, o->batch_size),
+            .max_seq_len = tc_tokens_longest(tok, 0, tok->n_seqs),
+        };
+        if (comm->rank == 0)
+            tc_log(TC_LOG_INFO, "evaluating %s: tp %d x pp %d, %d replica(s), %s, %zu sequences",
+                   dir, ci.layout.tp, ci.layout.pp, tc_layout_dp(&ci.layout),
+                   tc_dtype_name(ci.dtype), tok->n_seqs);
+        st = tc_eval_run(&s, &src, tok, o->batch_size, out);
+        snprintf(out->label, sizeof out->label, "%s", dir);
+    }
+    tc_ckpt_weights_close(w);
+    return st;
+}
+
