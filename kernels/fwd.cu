@@ -93,6 +93,21 @@ __global__ void bias_kernel(void *out, int out_f32, const float *in, const void 
     }
 }
 
+/* Where head h (query heads first, then keys) of token tt of the sequence
+ * starting at os (length ls) goes: q is [group, token, head in group, d]
+ * per sequence, k is [kv head, token, d]; *dst: the head's first element. */
+__device__ __forceinline__ void *rope_target(void *q, void *k, int64_t h, int64_t nh,
+                                             int64_t nkv, int64_t g, int64_t d, int64_t os,
+                                             int64_t ls, int64_t tt, size_t *dst)
+{
+    if (h < nh) {
+        *dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d);
+        return q;
+    }
+    *dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d);
+    return k;
+}
+
 /* One block per token; threads over (head, e < d/2) for q and k, then v. */
 template <int DT>
 __global__ void rope_split_kernel(void *q, void *k, void *v, const void *qkv, int64_t nh,
@@ -109,14 +124,7 @@ __global__ void rope_split_kernel(void *q, void *k, void *v, const void *qkv, in
             const int64_t h = x / half, e = x % half;
             const size_t src = row + (size_t)(h * d);
             size_t dst;
-            void *out;
-            if (h < nh) {
-                out = q;
-                dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d);
-            } else {
-                out = k;
-                dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d);
-            }
+            void *out = rope_target(q, k, h, nh, nkv, g, d, os, ls, tt, &dst);
             const float x1 = elem<DT>::ld(qkv, src + e), x2 = elem<DT>::ld(qkv, src + e + half);
             const float lo = elem<DT>::rnd(x1 * cs[e]) + elem<DT>::rnd(-x2 * sn[e]);
             const float hi = elem<DT>::rnd(x2 * cs[e]) + elem<DT>::rnd(x1 * sn[e]);
@@ -275,14 +283,7 @@ __global__ void rope_split_vec_kernel(void *q, void *k, void *v, const void *qkv
             const int64_t h = x / hv, e = (x % hv) * VEC;
             const size_t src = row + (size_t)(h * d);
             size_t dst;
-            void *out;
-            if (h < nh) {
-                out = q;
-                dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d);
-            } else {
-                out = k;
-                dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d);
-            }
+            void *out = rope_target(q, k, h, nh, nkv, g, d, os, ls, tt, &dst);
             const float4 *cs = (const float4 *)(cosv + p * half + e);
             const float4 *sn = (const float4 *)(sinv + p * half + e);
             const float4 c4[2] = { cs[0], cs[1] }, s4[2] = { sn[0], sn[1] };
