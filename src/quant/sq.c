@@ -926,7 +926,8 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
     geo(j, cell, &g);
     const int64_t L = g.layer0 + i;
     writer wr = { out, i, wq };
-    TRY(put_kv_scale(j, &wr, L));
+    if (out)
+        TRY(put_kv_scale(j, &wr, L));
     if (!j->sq)
         return TC_OK;
     TRY(cell_smoothers_alloc(j, cell));
@@ -934,7 +935,7 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
         j->stream = malloc(sizeof *j->stream);
         if (!j->stream)
             return tc_fail(TC_E_INTERNAL, "out of memory");
-        const tc_status so = wbufs_open(j, e, wq == NULL, j->stream);
+        const tc_status so = wbufs_open(j, e, wq == NULL && out != NULL, j->stream);
         if (so != TC_OK) {
             free(j->stream);
             j->stream = NULL;
@@ -959,7 +960,7 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
                                       (int)j->wb_layer, MPI_FLOAT, MPI_MAX, tp));
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->xb + 2 * L, 2, MPI_DOUBLE, MPI_MAX, tp));
-    if (st == TC_OK)
+    if (st == TC_OK && out)
         st = write_layer_with(j, bp, &w, &g, cell, i, &wr, out_dtype);
     return st;
 }

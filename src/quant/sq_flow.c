@@ -158,7 +158,7 @@ static tc_status write_cells(void *job, const int *cells, size_t n_cells, tc_cel
     if (f->streaming || f->wq) {
         /* Every layer was written by stream_layer; its queue is drained. */
         (void)cells, (void)n_cells, (void)outs;
-        if (f->out && f->layers_done != f->n_layers)
+        if (f->cell >= 0 && f->layers_done != f->n_layers)
             return tc_fail(TC_E_INTERNAL, "SmoothQuant: %lld of %lld layers written while "
                            "calibrating", (long long)f->layers_done, (long long)f->n_layers);
         return TC_OK;
@@ -193,7 +193,7 @@ static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells
     sq_flow *f = job;
     const tc_layout *l = &f->ctx.layout;
     f->streaming = engine;
-    f->cell = n_cells == 1 && outs[0].fd >= 0 ? cells[0] : -1;
+    f->cell = n_cells == 1 ? cells[0] : -1;
     /* The tp group of a cell: the cells of its pipeline stage; ranks
      * without a cell (data-parallel replicas) sit out. */
     const int color = f->cell >= 0 ? tc_layout_pp_rank(l, f->cell) : MPI_UNDEFINED;
@@ -205,10 +205,12 @@ static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells
     if (n_cells != 1)
         return tc_fail(TC_E_INTERNAL, "SmoothQuant while calibrating: %zu cells on one rank",
                        n_cells);
-    f->out = &outs[0];
+    /* A file --resume kept: the passes still run (the tp group reduces
+     * over every slice), nothing is written. */
+    f->out = outs[0].fd >= 0 ? &outs[0] : NULL;
     f->n_layers = (int64_t)f->ctx.model->cfg.num_hidden_layers / l->pp;
     f->layer0 = (int64_t)tc_layout_pp_rank(l, f->cell) * f->n_layers;
-    if (!f->smoothquant)
+    if (!f->smoothquant || !f->out)
         return TC_OK;
     struct fwd_backend *b = tc_fwd_backend_get(engine);
     const tc_wq_pinning pinning = { pin, unpin, b };
@@ -232,7 +234,7 @@ static bool layer_finite(const tc_calib_stats *s, int64_t L)
 static tc_status stream_layer(void *job, int64_t layer)
 {
     sq_flow *f = job;
-    if (!f->out)
+    if (f->cell < 0)
         return TC_OK; /* a replica: its layers are written by replica 0 */
     const int64_t i = layer - f->layer0;
     if (i < 0 || i >= f->n_layers)

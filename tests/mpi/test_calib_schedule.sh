@@ -12,6 +12,8 @@
 #    cache alone write while they calibrate in the layer schedule
 #    (calib_overlap.c): the log says so, and a calibration that meets NaN
 #    activations stops the waiting writers: non-zero exit, nothing committed;
+#  - SmoothQuant overlapped with --resume keeping one tp rank's file
+#    rewrites the other with the same bytes;
 #  - the hidden states kept in host memory (TRTCONV_CALIB_SPILL=1, what
 #    happens when they do not fit on the device): the same bytes;
 #  - an unknown schedule is refused.
@@ -69,6 +71,21 @@ both "hidden states in host memory: FP8, pp 2 x dp 2" "$WORK/m" 4 --tp_size 1 --
 unset TRTCONV_CALIB_SPILL
 both "MoE FP8, moe_ep 2" "$WORK/moe" 2 --tp_size 2 --moe_ep_size 2 --use_fp8
 both "MoE FP8, moe_tp 2 x dp 2" "$WORK/moe" 4 --tp_size 2 --moe_tp_size 2 --use_fp8
+# --resume keeping one tp rank's file: the kept rank still smooths its
+# slices while calibrating (the tp group reduces over both), so the other
+# file is rewritten with the same bytes.
+rm -rf "$WORK/r"
+run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/r" --tp_size 2 $SQ \
+    --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 </dev/null || cat "$WORK/last.log"
+cp "$WORK/r/rank1.safetensors" "$WORK/rank1.want"
+rm -f "$WORK/r/config.json" "$WORK/r/rank1.safetensors"
+run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/r" --tp_size 2 $SQ \
+    --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 --resume </dev/null &&
+    grep -q "keeping rank0.safetensors" "$WORK/last.log" &&
+    grep -q "with the writing overlapped" "$WORK/last.log" &&
+    cmp -s "$WORK/r/rank1.safetensors" "$WORK/rank1.want" &&
+    pass "SmoothQuant overlapped with --resume keeping rank 0's file: rank 1 rewritten identical" ||
+    { fail "SmoothQuant overlapped --resume"; tail -5 "$WORK/last.log"; }
 gen --out "$WORK/nan" --special_values
 rc=0; run_np 2 --model_dir "$WORK/nan" --output_dir "$WORK/e" --tp_size 2 --use_fp8 \
     --calib_dataset "$WORK/ids.jsonl" </dev/null || rc=$?

@@ -75,8 +75,10 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
  * the layer and its statistics are final: pass A, pass B (smoothing e's
  * copy in place), each reduced over `tp` (the ranks holding the layer's
  * other tensor-parallel slices, collective there), and the layer's writes
- * into out, its int8 weights through wq when not NULL. The bytes are those
- * of the passes over whole cells: every value is the same maximum. */
+ * into out, its int8 weights through wq when not NULL; out NULL (a rank
+ * file --resume kept) does the passes and their reductions, which the
+ * cell's tp group needs, and writes nothing. The bytes are those of the
+ * passes over whole cells: every value is the same maximum. */
 tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i, MPI_Comm tp,
                              tc_cell_output *out, tc_dtype out_dtype, tc_write_queue *wq);
 /* After the cell's last streamed layer, while e still exists: frees the
