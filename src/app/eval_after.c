@@ -25,6 +25,11 @@ tc_status tc_job_eval_check(const tc_job *j)
                        "(with the plugin) checkpoints so far, not %s%s%s (docs/eval.md)",
                        w->config_algo ? w->config_algo : "", kv->config_algo ? " / KV " : "",
                        kv->config_algo ? kv->config_algo : "");
+    const int cells = tc_layout_cells(&j->s.layout);
+    if (j->comm->size % cells != 0)
+        return tc_fail(TC_E_USAGE, "--eval runs the checkpoint in its layout: the number of "
+                       "ranks (%d) must be a multiple of tp_size x pp_size = %d", j->comm->size,
+                       cells);
     if (access(o->eval_dataset, R_OK) != 0)
         return tc_fail(TC_E_USAGE, "--eval %s: cannot read it", o->eval_dataset);
     return TC_OK;

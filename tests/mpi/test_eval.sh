@@ -190,6 +190,14 @@ rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_fp8 \
     pass "--eval with FP8 refused before converting" ||
     { fail "--eval with FP8 (rc $rc)"; tail -5 "$WORK/last.log"; }
 
+rm -rf "$WORK/et"
+rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/et" --tp_size 2 \
+    --eval "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q "must be a multiple of tp_size x pp_size = 2" "$WORK/last.log" &&
+    [ ! -f "$WORK/et/config.json" ] &&
+    pass "--eval on fewer ranks than cells refused before converting" ||
+    { fail "--eval with 1 rank for tp 2 (rc $rc)"; tail -5 "$WORK/last.log"; }
+
 # ---- refusals ----
 refuse() { # refuse WHAT PATTERN ARGS...
     local what=$1 pat=$2
