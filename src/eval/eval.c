@@ -19,16 +19,20 @@
 #include "trtconv/mpi/comm.h"
 
 typedef struct eval_ctx {
-    int phase;                   /* 0: source, 1: converted */
+    int phase;                   /* 0: source, 1: converted, 2: converted on the source's inputs */
     int64_t L;
-    /* the source's reports of this chunk: [L + 1] hidden states (L: norm) */
+    int tp_rank;
+    int64_t layer0, n_layers;    /* this rank's stage */
+    /* the source's hidden states of this chunk, on every tp rank: [L + 2],
+     * index l + 1 the output of layer l, 0 the embedding, L + 1 the norm */
     float **hid;
     int64_t *hid_elems, *hid_cap;
     /* logits columns of both models */
     float *lg[2];
     int64_t lg_cap[2], lg_rows, lg_cols, lg_col0;
-    /* accumulators: per layer sum of squared differences and of squares */
-    double *d2, *r2;
+    /* accumulators: per layer (L: the norm) sums of squared differences,
+     * of squares, and of squared differences on the source's inputs */
+    double *d2, *r2, *d2_local;
     double nll[2], top1, kl, predicted;
     tc_status err;
 } eval_ctx;
@@ -52,19 +56,24 @@ static tc_status sink(void *ctx, int64_t batch, const char *kind, int64_t layer,
     eval_ctx *c = ctx;
     (void)batch;
     const int64_t n = rows * cols;
-    if (!strcmp(kind, "layer") || !strcmp(kind, "norm")) {
-        const int64_t i = !strcmp(kind, "norm") ? c->L : layer;
-        if (i < 0 || i > c->L)
-            return tc_fail(TC_E_INTERNAL, "eval: report of layer %lld", (long long)i);
+    const bool norm = !strcmp(kind, "norm");
+    if (!strcmp(kind, "layer") || norm || !strcmp(kind, "embed") || !strcmp(kind, "input")) {
+        /* slot l + 1: the output of layer l (the input of layer l + 1) */
+        const int64_t i = norm ? c->L + 1 : !strcmp(kind, "embed") ? 0 : layer + 1;
+        if (i < 0 || i > c->L + 1)
+            return tc_fail(TC_E_INTERNAL, "eval: report of layer %lld", (long long)layer);
         if (c->phase == 0) {
             TC_TRY(grow(&c->hid[i], &c->hid_cap[i], n));
             memcpy(c->hid[i], data, (size_t)n * sizeof(float));
             c->hid_elems[i] = n;
             return TC_OK;
         }
+        /* Own layers and the norm, counted once per replica (tp rank 0). */
+        if (c->tp_rank != 0 || !(norm || (!strcmp(kind, "layer") && layer >= c->layer0)))
+            return TC_OK;
         if (c->hid_elems[i] != n)
             return tc_fail(TC_E_INTERNAL, "eval: layer %lld: %lld values against %lld",
-                           (long long)i, (long long)n, (long long)c->hid_elems[i]);
+                           (long long)layer, (long long)n, (long long)c->hid_elems[i]);
         double d2 = 0.0, r2 = 0.0;
         const float *a = c->hid[i];
         for (int64_t k = 0; k < n; k++) {
@@ -72,11 +81,16 @@ static tc_status sink(void *ctx, int64_t batch, const char *kind, int64_t layer,
             d2 += d * d;
             r2 += (double)a[k] * (double)a[k];
         }
-        c->d2[i] += d2;
-        c->r2[i] += r2;
+        const int64_t slot = norm ? c->L : layer;
+        if (c->phase == 1) {
+            c->d2[slot] += d2;
+            c->r2[slot] += r2;
+        } else {
+            c->d2_local[slot] += d2;
+        }
         return TC_OK;
     }
-    if (!strcmp(kind, "logits")) {
+    if (!strcmp(kind, "logits") && c->phase < 2) {
         TC_TRY(grow(&c->lg[c->phase], &c->lg_cap[c->phase], n));
         memcpy(c->lg[c->phase], data, (size_t)n * sizeof(float));
         c->lg_rows = rows;
@@ -204,6 +218,17 @@ static tc_status logits_step(eval_ctx *c, MPI_Comm tp, int tp_rank, const int32_
     return st;
 }
 
+/* The converted engine's layer inputs in phase 2: the source's. */
+static const float *source_input(void *ctx, int64_t batch, int64_t layer, int64_t rows,
+                                 int64_t cols)
+{
+    const eval_ctx *c = ctx;
+    (void)batch;
+    if (c->phase != 2 || layer < 0 || layer > c->L || c->hid_elems[layer] != rows * cols)
+        return NULL;
+    return c->hid[layer]; /* slot `layer`: the output of layer - 1 (or the embedding) */
+}
+
 /* The engine ran into trouble inside collectives: its peers may wait
  * forever, so the job ends here. */
 static void abort_on(tc_status st, const tc_comm *comm, const char *what)
@@ -216,7 +241,7 @@ static void abort_on(tc_status st, const tc_comm *comm, const char *what)
 
 static void ctx_free(eval_ctx *c)
 {
-    for (int64_t i = 0; c->hid && i <= c->L; i++)
+    for (int64_t i = 0; c->hid && i <= c->L + 1; i++)
         free(c->hid[i]);
     free(c->hid);
     free(c->hid_elems);
@@ -225,6 +250,32 @@ static void ctx_free(eval_ctx *c)
     free(c->lg[1]);
     free(c->d2);
     free(c->r2);
+    free(c->d2_local);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Layers whose error on the source's inputs stands out (eval.h). */
+static void flag_layers(tc_eval_result *r)
+{
+    const int64_t L = r->layers;
+    double *s = malloc((size_t)(L > 0 ? L : 1) * sizeof *s);
+    double median = 0.0;
+    if (s && L > 0) {
+        memcpy(s, r->local_error, (size_t)L * sizeof *s);
+        qsort(s, (size_t)L, sizeof *s, cmp_double);
+        median = L % 2 ? s[L / 2] : 0.5 * (s[L / 2 - 1] + s[L / 2]);
+    }
+    free(s);
+    for (int64_t i = 0; i < L; i++) {
+        r->flagged[i] = r->local_error[i] >= TC_EVAL_FLAG_ERROR &&
+                        r->local_error[i] >= TC_EVAL_FLAG_JUMP * median;
+        r->n_flagged += r->flagged[i];
+    }
 }
 
 tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *converted,
@@ -236,12 +287,13 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
     eval_ctx c;
     memset(&c, 0, sizeof c);
     c.L = L;
-    c.hid = calloc((size_t)L + 1, sizeof *c.hid);
-    c.hid_elems = calloc((size_t)L + 1, sizeof *c.hid_elems);
-    c.hid_cap = calloc((size_t)L + 1, sizeof *c.hid_cap);
+    c.hid = calloc((size_t)L + 2, sizeof *c.hid);
+    c.hid_elems = calloc((size_t)L + 2, sizeof *c.hid_elems);
+    c.hid_cap = calloc((size_t)L + 2, sizeof *c.hid_cap);
     c.d2 = calloc((size_t)L + 1, sizeof *c.d2);
     c.r2 = calloc((size_t)L + 1, sizeof *c.r2);
-    tc_status st = c.hid && c.hid_elems && c.hid_cap && c.d2 && c.r2
+    c.d2_local = calloc((size_t)L + 1, sizeof *c.d2_local);
+    tc_status st = c.hid && c.hid_elems && c.hid_cap && c.d2 && c.r2 && c.d2_local
                        ? TC_OK
                        : tc_fail(TC_E_INTERNAL, "out of memory");
     tc_fwd_engine *src = NULL, *cvt = NULL;
@@ -256,8 +308,14 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
     st = tc_comm_agree(comm, st, "loading the converted checkpoint");
     tc_fwd_layout lay;
     memset(&lay, 0, sizeof lay);
-    if (st == TC_OK)
+    if (st == TC_OK) {
         tc_fwd_get_layout(src, &lay);
+        c.tp_rank = lay.tp_rank;
+        c.layer0 = lay.layer0;
+        c.n_layers = lay.n_layers;
+        tc_fwd_set_report_all(src, true);
+        tc_fwd_set_layer_input(cvt, source_input, &c);
+    }
     const bool last = lay.pp_rank == lay.pp - 1;
     MPI_Comm tp = MPI_COMM_NULL;
     if (st == TC_OK)
@@ -284,6 +342,9 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         c.phase = 1;
         abort_on(tc_fwd_run(cvt, &sub, batch_size, sink, &c), comm,
                  "the converted checkpoint's forward pass");
+        c.phase = 2;
+        abort_on(tc_fwd_run(cvt, &sub, batch_size, sink, &c), comm,
+                 "the converted checkpoint's forward pass on the source's inputs");
         if (tp == MPI_COMM_NULL)
             continue;
         /* This replica's batch of the chunk: sequences [b0, b1) of sub. */
@@ -310,7 +371,7 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         abort_on(st, comm, "combining the logits");
     }
     /* Totals on rank 0: every sum has one contributor per replica. */
-    const size_t nv = 5 + 2 * ((size_t)L + 1);
+    const size_t nv = 5 + 3 * ((size_t)L + 1);
     double *v = calloc(nv, sizeof *v);
     if (st == TC_OK && !v)
         st = tc_fail(TC_E_INTERNAL, "out of memory");
@@ -319,6 +380,7 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         v[0] = c.nll[0], v[1] = c.nll[1], v[2] = c.top1, v[3] = c.kl, v[4] = c.predicted;
         memcpy(v + 5, c.d2, ((size_t)L + 1) * sizeof(double));
         memcpy(v + 6 + L, c.r2, ((size_t)L + 1) * sizeof(double));
+        memcpy(v + 7 + 2 * L, c.d2_local, ((size_t)L + 1) * sizeof(double));
         st = TC_MPI_TRY(MPI_Reduce(comm->rank == 0 ? MPI_IN_PLACE : v, v, (int)nv, MPI_DOUBLE,
                                    MPI_SUM, 0, comm->world));
     }
@@ -333,19 +395,17 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         out->kl = v[3] / n;
         out->layers = L;
         out->layer_error = calloc((size_t)L + 1, sizeof *out->layer_error);
+        out->local_error = calloc((size_t)L + 1, sizeof *out->local_error);
         out->flagged = calloc((size_t)L > 0 ? (size_t)L : 1, sizeof *out->flagged);
-        if (!out->layer_error || !out->flagged)
+        if (!out->layer_error || !out->local_error || !out->flagged)
             st = tc_fail(TC_E_INTERNAL, "out of memory");
         for (int64_t i = 0; st == TC_OK && i <= L; i++) {
-            const double d2 = v[5 + i], r2 = v[6 + L + i];
+            const double d2 = v[5 + i], r2 = v[6 + L + i], dl = v[7 + 2 * L + i];
             out->layer_error[i] = r2 > 0 ? sqrt(d2 / r2) : (d2 > 0 ? INFINITY : 0.0);
+            out->local_error[i] = r2 > 0 ? sqrt(dl / r2) : (dl > 0 ? INFINITY : 0.0);
         }
-        for (int64_t i = 0; st == TC_OK && i < L; i++) {
-            const double before = i > 0 ? out->layer_error[i - 1] : 0.0;
-            out->flagged[i] = out->layer_error[i] >= TC_EVAL_FLAG_ERROR &&
-                              out->layer_error[i] >= TC_EVAL_FLAG_JUMP * before;
-            out->n_flagged += out->flagged[i];
-        }
+        if (st == TC_OK)
+            flag_layers(out);
     }
     free(v);
     free(sub.offsets);
@@ -363,7 +423,9 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
 void tc_eval_result_free(tc_eval_result *r)
 {
     free(r->layer_error);
+    free(r->local_error);
     free(r->flagged);
     r->layer_error = NULL;
+    r->local_error = NULL;
     r->flagged = NULL;
 }

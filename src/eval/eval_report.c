@@ -8,12 +8,13 @@
  *         "perplexity_ratio": num, "nll_source": num, "nll_converted": num,
  *         "top1_agreement": num, "kl_mean": num,
  *         "layers": [ { "layer": int, "hidden_rel_error": num,
- *                       "flagged": bool }, ... ],
+ *                       "local_rel_error": num, "flagged": bool }, ... ],
  *         "final_norm_rel_error": num, "flagged_layers": [int, ...] }, ... ] }
  * SVG (--plot): written directly (a fixed template of a few dozen
  * elements; no plotting library is worth a dependency for one line chart):
- * the relative error after each decoder layer, log scale, one polyline and
- * legend entry per checkpoint, flagged layers circled. */
+ * the relative error after each decoder layer, log scale, per checkpoint a
+ * solid line (accumulated) and a dashed one (on the source's inputs) and a
+ * legend entry, flagged layers circled. */
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/eval/eval.h"
 
@@ -46,11 +47,11 @@ void tc_eval_print(FILE *f, const tc_eval_result *r)
             (long long)r->predicted);
     fprintf(f, "  next token: top-1 agreement %.2f%%, KL(source || converted) %.3g nats/token\n",
             100.0 * r->top1, r->kl);
-    fprintf(f, "  layer  hidden-state relative error\n");
+    fprintf(f, "  layer  hidden-state relative error: accumulated, on the source's input\n");
     for (int64_t i = 0; i < r->layers; i++)
-        fprintf(f, "  %5lld  %.4e%s\n", (long long)i, r->layer_error[i],
-                r->flagged[i] ? "  <- flagged: a jump, not quantization's gradual growth" : "");
-    fprintf(f, "  norm   %.4e\n", r->layer_error[r->layers]);
+        fprintf(f, "  %5lld  %.4e  %.4e%s\n", (long long)i, r->layer_error[i], r->local_error[i],
+                r->flagged[i] ? "  <- flagged: far above the other layers" : "");
+    fprintf(f, "  norm   %.4e  %.4e\n", r->layer_error[r->layers], r->local_error[r->layers]);
     if (r->n_flagged)
         fprintf(f, "  %d layer(s) flagged: check their tensors (scales, smoothers)\n",
                 r->n_flagged);
@@ -94,6 +95,7 @@ tc_status tc_eval_write_json(const char *path, const char *model_dir, const char
             cJSON *l = cJSON_CreateObject();
             cJSON_AddNumberToObject(l, "layer", (double)i);
             cJSON_AddItemToObject(l, "hidden_rel_error", num(e->layer_error[i]));
+            cJSON_AddItemToObject(l, "local_rel_error", num(e->local_error[i]));
             cJSON_AddBoolToObject(l, "flagged", e->flagged[i]);
             cJSON_AddItemToArray(layers, l);
             if (e->flagged[i])
@@ -168,6 +170,13 @@ static void put_text(sbuf *b, const char *s)
     }
 }
 
+/* The y of error e on the chart's log axis [10^d0, 10^d1]. */
+static double y_of(double e, double d0, double d1, double y0, double ph)
+{
+    const double v = e > 0 && isfinite(e) ? log10(e) : d0;
+    return y0 + ph - (fmin(fmax(v, d0), d1) - d0) / (d1 - d0) * ph;
+}
+
 tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n)
 {
     const double W = 720, Hh = 420, x0 = 70, y0 = 30, pw = 600, ph = 320;
@@ -175,11 +184,14 @@ tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n)
     double lo = INFINITY, hi = -INFINITY;
     for (size_t k = 0; k < n; k++) {
         L = r[k].layers > L ? r[k].layers : L;
-        for (int64_t i = 0; i < r[k].layers; i++)
-            if (r[k].layer_error[i] > 0 && isfinite(r[k].layer_error[i])) {
-                lo = fmin(lo, r[k].layer_error[i]);
-                hi = fmax(hi, r[k].layer_error[i]);
+        for (int64_t i = 0; i < 2 * r[k].layers; i++) {
+            const double e = i < r[k].layers ? r[k].layer_error[i]
+                                             : r[k].local_error[i - r[k].layers];
+            if (e > 0 && isfinite(e)) {
+                lo = fmin(lo, e);
+                hi = fmax(hi, e);
             }
+        }
     }
     if (!isfinite(lo)) /* every error zero: an unquantized checkpoint */
         lo = 1e-6, hi = 1e-5;
@@ -189,7 +201,8 @@ tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n)
             "font-family=\"sans-serif\" font-size=\"12\">\n", W, Hh + 20.0 * (double)n);
     put(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     put(&b, "<text x=\"%.0f\" y=\"18\">relative error of the hidden state after each decoder "
-            "layer (converted vs source)</text>\n", x0);
+            "layer, converted vs source (solid: accumulated; dashed: on the source's "
+            "input)</text>\n", x0);
     put(&b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
             "stroke=\"#444\"/>\n", x0, y0, pw, ph);
     for (double d = d0; d <= d1; d += 1) {
@@ -206,21 +219,18 @@ tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n)
         y0 + ph + 32);
     for (size_t k = 0; k < n; k++) {
         const char *col = colors[k % (sizeof colors / sizeof colors[0])];
-        put(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
-        for (int64_t i = 0; i < r[k].layers; i++) {
-            const double e = r[k].layer_error[i];
-            const double v = e > 0 && isfinite(e) ? log10(e) : d0;
-            const double y = y0 + ph - (fmin(fmax(v, d0), d1) - d0) / (d1 - d0) * ph;
-            put(&b, "%.1f,%.1f ", x0 + step * (double)i, y);
+        for (int line = 0; line < 2; line++) {
+            const double *err = line ? r[k].local_error : r[k].layer_error;
+            put(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"",
+                col, line ? " stroke-dasharray=\"5,4\"" : "");
+            for (int64_t i = 0; i < r[k].layers; i++)
+                put(&b, "%.1f,%.1f ", x0 + step * (double)i, y_of(err[i], d0, d1, y0, ph));
+            put(&b, "\"/>\n");
         }
-        put(&b, "\"/>\n");
         for (int64_t i = 0; i < r[k].layers; i++)
-            if (r[k].flagged[i]) {
-                const double y = y0 + ph - (fmin(log10(r[k].layer_error[i]), d1) - d0) /
-                                               (d1 - d0) * ph;
+            if (r[k].flagged[i])
                 put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"6\" fill=\"none\" stroke=\"%s\"/>\n",
-                    x0 + step * (double)i, y, col);
-            }
+                    x0 + step * (double)i, y_of(r[k].local_error[i], d0, d1, y0, ph), col);
         const double ly = Hh + 20.0 * (double)k;
         put(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
                 "stroke-width=\"2\"/><text x=\"%.0f\" y=\"%.0f\">",

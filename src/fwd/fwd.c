@@ -267,6 +267,7 @@ void tc_fwd_destroy(tc_fwd_engine *e)
     free(e->h_meta);
     free(e->h_rope);
     free(e->h_report);
+    free(e->h_inject);
     tc_plan_free(e->plan);
     free(e);
 }
@@ -547,17 +548,51 @@ tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T)
     return TC_OK;
 }
 
+/* tc_fwd_set_layer_input: the layer's input replaced by the caller's. */
+static tc_status inject_input(tc_fwd_engine *e, int64_t batch, int64_t layer, int64_t T)
+{
+    if (!e->layer_input)
+        return TC_OK;
+    const float *in = e->layer_input(e->layer_input_ctx, batch, layer, T, e->H);
+    if (!in)
+        return TC_OK;
+    const size_t n = (size_t)(T * e->H);
+    if (n > e->inject_elems) {
+        free(e->h_inject);
+        e->h_inject = malloc(n * e->es);
+        e->inject_elems = e->h_inject ? n : 0;
+        if (!e->h_inject)
+            return tc_fail(TC_E_INTERNAL, "out of host memory for a layer input");
+    }
+    tc_convert(e->h_inject, e->dt, in, TC_DT_F32, n);
+    return e->ops->upload(e->be, e->h, e->h_inject, n * e->es);
+}
+
+void tc_fwd_set_layer_input(tc_fwd_engine *e, tc_fwd_layer_input fn, void *ctx)
+{
+    e->layer_input = fn;
+    e->layer_input_ctx = ctx;
+}
+
+void tc_fwd_set_report_all(tc_fwd_engine *e, bool all)
+{
+    e->report_all = all;
+}
+
 static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch, size_t s0,
                            size_t s1, int64_t *offsets, tc_fwd_sink sink, void *ctx)
 {
     fwd_batch bt;
     TRY(tc_fwd_setup_batch(e, t, s0, s1, offsets, &bt));
     const int64_t T = bt.n_tokens, H = e->H;
-    const bool reporter = sink && e->tp_rank == 0;
+    const bool reporter = sink && (e->tp_rank == 0 || e->report_all);
     TRY(tc_fwd_stage_input(e, &bt));
     if (reporter && e->pp_rank == 0)
         TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
+    else if (reporter && e->report_all)
+        TRY(report(e, sink, ctx, batch, "input", e->layer0 - 1, 0, e->h, T, H, 0, H));
     for (int64_t i = 0; i < e->n_layers; i++) {
+        TRY(inject_input(e, batch, e->layer0 + i, T));
         TRY(tc_fwd_run_layer(e, i, &bt));
         if (reporter)
             TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));

@@ -69,6 +69,11 @@ struct tc_fwd_engine {
     int32_t *h_meta;
     float *h_rope;
     float *d_report;               /* f32 copy for sinks */
+    tc_fwd_layer_input layer_input;  /* tc_fwd_set_layer_input */
+    void *layer_input_ctx;
+    void *h_inject;                /* host copy of an injected input, forward dtype */
+    size_t inject_elems;
+    bool report_all;               /* tc_fwd_set_report_all */
     float *h_report;
     size_t report_elems;
 

@@ -10,7 +10,9 @@
 #    not a number); the numbers do not depend on the number of replicas;
 #  - a checkpoint with one scale multiplied by 10 (layer 2's mlp.proj
 #    per_channel_scale) has exactly that layer flagged, the intact one none;
-#  - the JSON holds every number, the SVG one line per checkpoint;
+#    given the source's inputs, its other layers' errors equal the intact
+#    checkpoint's exactly;
+#  - the JSON holds every number, the SVG two lines per checkpoint;
 #  - --eval on a conversion run evaluates the checkpoint it wrote; with a
 #    quantization eval does not compute it is refused before converting;
 #  - refusals: no config.json, a quantization eval does not read, a
@@ -91,7 +93,8 @@ zero_case() { # zero_case NP TP PP
 import json, sys
 r = json.load(open(sys.argv[1]))["checkpoints"][0]
 ok = (r["perplexity_ratio"] == 1.0 and r["top1_agreement"] == 1.0 and r["kl_mean"] == 0.0 and
-      all(l["hidden_rel_error"] == 0.0 for l in r["layers"]) and r["final_norm_rel_error"] == 0.0
+      all(l["hidden_rel_error"] == 0.0 and l["local_rel_error"] == 0.0 for l in r["layers"])
+      and r["final_norm_rel_error"] == 0.0
       and not r["flagged_layers"] and r["predicted_tokens"] > 0)
 sys.exit(0 if ok else 1)
 PY
@@ -149,8 +152,18 @@ PY
     python3 -c "
 import sys, xml.etree.ElementTree as E
 r = E.parse(sys.argv[1]).getroot()
-sys.exit(0 if len(r.findall('{http://www.w3.org/2000/svg}polyline')) == 3 else 1)" "$WORK/q.svg" &&
-        pass "the SVG is well formed with one line per checkpoint" || fail "SVG"
+sys.exit(0 if len(r.findall('{http://www.w3.org/2000/svg}polyline')) == 6 else 1)" "$WORK/q.svg" &&
+        pass "the SVG is well formed with two lines per checkpoint" || fail "SVG"
+    jq_py "$WORK/q.json" <<'PY' && pass "on the source's inputs the corruption shows in layer 2 alone: layers 0, 1, 3 equal the intact checkpoint's" ||
+import json, sys
+c = json.load(open(sys.argv[1]))["checkpoints"]
+good = [l["local_rel_error"] for l in c[0]["layers"]]
+bad = [l["local_rel_error"] for l in c[2]["layers"]]
+print("local, intact int8", good, "corrupted", bad)
+same = all(abs(bad[i] - good[i]) <= 1e-12 * good[i] for i in (0, 1, 3))
+sys.exit(0 if same and bad[2] > 10 * good[2] else 1)
+PY
+        fail "local errors of the corrupted checkpoint"
 else
     fail "eval of the weight-only checkpoints"; tail -20 "$WORK/last.log"
 fi
@@ -170,6 +183,27 @@ PY
         fail "dp 3 differs from 1 rank"
 else
     fail "eval on 3 ranks"; tail -20 "$WORK/last.log"
+fi
+
+# Pipeline stages: the int8 checkpoint converted for pp 2 holds the same
+# weights, so every number (the errors on the source's inputs included,
+# which a later stage takes from the stage before) equals pp 1's.
+run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/w8pp" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 --pp_size 2 </dev/null || cat "$WORK/last.log"
+if ev 2 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8pp" --dataset "$WORK/ids.jsonl" \
+    --batch_size 2 --output_json "$WORK/qpp.json"; then
+    jq_py "$WORK/q.json" "$WORK/qpp.json" <<'PY' && pass "pp 2 gives the numbers of pp 1, local errors included" ||
+import json, sys
+a = json.load(open(sys.argv[1]))["checkpoints"][0]
+b = json.load(open(sys.argv[2]))["checkpoints"][0]
+close = lambda x, y: abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1e-30)
+ok = all(close(a[k], b[k]) for k in ["perplexity_converted", "kl_mean", "final_norm_rel_error"]) and all(
+    close(x[k], y[k]) for x, y in zip(a["layers"], b["layers"]) for k in ["hidden_rel_error", "local_rel_error"])
+sys.exit(0 if ok else 1)
+PY
+        fail "pp 2 differs from pp 1"
+else
+    fail "eval of the pp 2 checkpoint"; tail -20 "$WORK/last.log"
 fi
 
 # ---- --eval on a conversion run ----

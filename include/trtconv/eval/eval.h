@@ -15,12 +15,16 @@
  *   layer error  per decoder layer (and the final norm): ||h_c - h_s||_2 /
  *                ||h_s||_2 over every token of the set, each model running on
  *                its own hidden states (the error as it accumulates);
- *   flagged      layers whose error is at least TC_EVAL_FLAG_ERROR (half the
- *                hidden state's norm) and at least TC_EVAL_FLAG_JUMP times
- *                the error after the layer before: the jump a corrupted
- *                tensor (a scale off by 10x) makes, where quantization,
- *                int4 included, grows the error gradually and stays well
- *                below it.
+ *   local error  the same with every converted layer given the source's
+ *                input (the source's output of the layer before): what that
+ *                layer alone adds (a third forward pass of the converted
+ *                model, its layers fed through tc_fwd_set_layer_input);
+ *   flagged      layers whose local error is at least TC_EVAL_FLAG_ERROR
+ *                (half the hidden state's norm) and at least
+ *                TC_EVAL_FLAG_JUMP times the median local error of the
+ *                model's layers: what a corrupted tensor (a scale off by
+ *                10x) does to its layer, where quantization, int4 included,
+ *                spreads a smaller error over every layer.
  * Sums are float64; every quantity is reduced over the world in a fixed
  * order, so the numbers do not depend on the number of ranks beyond the
  * float32 arithmetic of the layout itself. */
@@ -49,6 +53,7 @@ typedef struct tc_eval_result {
     int64_t predicted;          /* tokens with a next token */
     int64_t layers;             /* L */
     double *layer_error;        /* [L + 1]: after decoder layer l; [L]: final norm */
+    double *local_error;        /* [L + 1]: the same on the source's inputs */
     bool *flagged;              /* [L] */
     int n_flagged;
 } tc_eval_result;

@@ -85,6 +85,21 @@ typedef struct tc_fwd_setup {
 typedef tc_status (*tc_fwd_sink)(void *ctx, int64_t batch, const char *kind, int64_t layer,
                                  int64_t col0, const float *data, int64_t rows, int64_t cols);
 
+/* For trtconv eval (eval.c), both set before tc_fwd_run:
+ * - layer_input: before each decoder layer of a micro-batch, fn(ctx, batch,
+ *   global layer, rows, cols) may return hidden states [rows = the batch's
+ *   tokens, cols = hidden] in float32 holding values of the forward dtype;
+ *   the layer then runs on them instead of the previous layer's output
+ *   (NULL: as usual). Called on every rank of the stage.
+ * - report_all: "embed", "layer" and "norm" go to the sink on every tp rank
+ *   (default: tp rank 0 only; all tp ranks hold the same values), and a
+ *   later pipeline stage reports its input as "input" with layer = its
+ *   first layer - 1. */
+typedef const float *(*tc_fwd_layer_input)(void *ctx, int64_t batch, int64_t layer, int64_t rows,
+                                           int64_t cols);
+void tc_fwd_set_layer_input(tc_fwd_engine *e, tc_fwd_layer_input fn, void *ctx);
+void tc_fwd_set_report_all(tc_fwd_engine *e, bool all);
+
 /* Build this rank's cell, read its slices, create the communicators. Every
  * rank of setup->comm must call it. On TC_OK *out belongs to the caller.
  * The caller has checked the model against the layout once
