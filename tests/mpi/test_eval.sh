@@ -257,4 +257,16 @@ refuse "weight-only without its SM" "pass --target_sm" --model_dir "$WORK/m" \
 ev 1 --model_dir "$WORK/m" --checkpoint_dir "$WORK/nomani" --dataset "$WORK/ids.jsonl" --target_sm 80 \
     && pass "weight-only without a manifest, with --target_sm" || { fail "--target_sm"; tail -5 "$WORK/last.log"; }
 refuse "a missing --dataset" "are required" --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8"
+# Hostile rank files: a checkpoint of another model (intermediate 192, not
+# 256) in the same layout, unquantized and int8: the tensor and the rule
+# named, nothing read beyond the header.
+gen --out "$WORK/m2" --layers 4 --hidden 128 --heads 8 --kv_heads 4 --intermediate 192 --vocab 300 \
+    --dtype float16 --seed 5
+run_np 1 --model_dir "$WORK/m2" --output_dir "$WORK/o2" </dev/null || cat "$WORK/last.log"
+run_np 1 --model_dir "$WORK/m2" --output_dir "$WORK/o2w" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 </dev/null || cat "$WORK/last.log"
+refuse "another model's rank file" "rank0.safetensors: transformer.layers.0.mlp.fc.weight has 24576 elements, the model needs \[256, 128\]" \
+    --model_dir "$WORK/m" --checkpoint_dir "$WORK/o2" --dataset "$WORK/ids.jsonl"
+refuse "another model's int8 weights" "transformer.layers.0.mlp.fc.weight: a W8A16 weight of the \[256, 128\] linear must be I8 \[128, 256\]" \
+    --model_dir "$WORK/m" --checkpoint_dir "$WORK/o2w" --dataset "$WORK/ids.jsonl"
 finish
