@@ -55,6 +55,15 @@ void tc_comm_free(tc_comm *c)
         MPI_Comm_free(&c->world);
 }
 
+int tc_comm_threads_per_rank(const tc_comm *c, int64_t workers)
+{
+    if (workers > 0)
+        return (int)workers;
+    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const long share = cores > 0 && c->local_size > 0 ? cores / c->local_size : 1;
+    return share > 1 ? (int)(share > 64 ? 64 : share) : 1;
+}
+
 tc_status tc_comm_agree(const tc_comm *c, tc_status mine, const char *phase)
 {
     /* [root cause or 0, failed?]: a cancelled rank only says "failed". */

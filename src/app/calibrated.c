@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include "trtconv/calib/tokens.h"
 #include "trtconv/core/log.h"
 #include "trtconv/output/rankfile.h"
@@ -108,12 +107,7 @@ tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r)
     /* A CPU forward pass uses the host's cores: --workers threads, or, by
      * default, the cores shared out among the ranks on this host (the
      * demo's 4 ranks on 2 cores get 1 each; 1 rank on 16 cores gets 16). */
-    su.threads = (int)o->workers;
-    if (su.threads <= 1) {
-        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        const long share = cores > 0 && c->local_size > 0 ? cores / c->local_size : 1;
-        su.threads = share > 1 ? (int)(share > 64 ? 64 : share) : 1;
-    }
+    su.threads = tc_comm_threads_per_rank(c, o->workers > 1 ? o->workers : 0);
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&r->tok, o->calib_batch_size);
     su.stream_layers = r->streamed = !o->calib_by_batch;
     su.max_seq_len = tc_tokens_longest(&r->tok, 0, r->tok.n_seqs);

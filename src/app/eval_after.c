@@ -49,11 +49,9 @@ tc_status tc_job_eval(const tc_job *j)
     tc_eval_result r;
     memset(&r, 0, sizeof r);
     if (st == TC_OK) {
-        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        const long share = cores > 0 && c->local_size > 0 ? cores / c->local_size : 1;
         const tc_eval_options eo = {
             .gpu = j->s.calib_gpu,
-            .threads = o->workers > 1 ? (int)o->workers : share > 1 ? (int)share : 1,
+            .threads = tc_comm_threads_per_rank(c, o->workers > 1 ? o->workers : 0),
             .batch_size = 1,
             .target_sm = (int)j->s.quant.target_sm,
         };

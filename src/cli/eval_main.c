@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "trtconv/build_config.h"
 #include "trtconv/cli/args.h"
 #include "trtconv/core/log.h"
@@ -122,17 +121,6 @@ static tc_status parse_args(int argc, char **argv, eval_args *a, bool *help, boo
     return TC_OK;
 }
 
-/* --workers, else the host's cores shared among the ranks on it (the
- * CPU backend's threads and the per-token work on the logits). */
-static int threads_per_rank(int64_t workers, const tc_comm *comm)
-{
-    if (workers > 0)
-        return (int)workers;
-    const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const long share = cores > 0 && comm->local_size > 0 ? cores / comm->local_size : 1;
-    return share > 1 ? (int)(share > 64 ? 64 : share) : 1;
-}
-
 static int run(int argc, char **argv)
 {
     tc_comm comm;
@@ -177,7 +165,7 @@ static int run(int argc, char **argv)
         const double t0 = tc_now_seconds();
         const tc_eval_options eo = {
             .gpu = gpu.device >= 0 ? &gpu : NULL,
-            .threads = threads_per_rank(a.workers, &comm),
+            .threads = tc_comm_threads_per_rank(&comm, a.workers),
             .batch_size = a.batch_size,
             .target_sm = (int)a.target_sm,
         };

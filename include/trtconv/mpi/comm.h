@@ -35,6 +35,11 @@ void tc_comm_free(tc_comm *c);
  * each failed rank's first error. Communication failures return TC_E_COMM. */
 tc_status tc_comm_agree(const tc_comm *c, tc_status mine, const char *phase);
 
+/* CPU threads for this rank: `workers` when > 0, else the host's cores
+ * shared among the ranks on it (at least 1, at most 64): the demo's 4 ranks
+ * on 2 cores get 1 each, 1 rank on 16 cores gets 16. */
+int tc_comm_threads_per_rank(const tc_comm *c, int64_t workers);
+
 /* Check an MPI return code; logs the call text and MPI's message. */
 tc_status tc_mpi_check(int rc, const char *what, const char *file, int line);
 #define TC_MPI_TRY(call) tc_mpi_check((call), #call, __FILE__, __LINE__)
