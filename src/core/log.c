@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@ static struct {
     int quiet;
     char first_error[1024];
     int have_first_error;
-} g_log = { 0, 1, "", TC_LOG_INFO, 0, "", 0 };
+    int elapsed;          /* TRTCONV_LOG_ELAPSED: seconds since tc_log_init on each line */
+    double t0;
+} g_log = { 0, 1, "", TC_LOG_INFO, 0, "", 0, 0, 0.0 };
 
 /* One mutex serialises lines from worker threads and guards first_error. */
 static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,6 +41,10 @@ void tc_log_init(int rank, int size, const char *host)
         g_log.host[0] = '\0';
     }
     g_log.host[sizeof g_log.host - 1] = '\0';
+    /* Where a run's time goes, without a profiler: every line stamped. */
+    const char *el = getenv("TRTCONV_LOG_ELAPSED");
+    g_log.elapsed = el && *el && strcmp(el, "0") != 0;
+    g_log.t0 = tc_now_seconds();
 }
 
 void tc_log_set_level(enum tc_log_level level) { g_log.level = level; }
@@ -68,8 +75,12 @@ static void vlog_line(enum tc_log_level level, const char *fmt, va_list ap)
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
     pthread_mutex_lock(&g_log_lock);
-    fprintf(stderr, "trtconv[%d/%d %s] %s: %s\n", g_log.rank, g_log.size,
-            g_log.host, level_names[level], msg);
+    if (g_log.elapsed)
+        fprintf(stderr, "trtconv[%d/%d %s] +%.3f s %s: %s\n", g_log.rank, g_log.size, g_log.host,
+                tc_now_seconds() - g_log.t0, level_names[level], msg);
+    else
+        fprintf(stderr, "trtconv[%d/%d %s] %s: %s\n", g_log.rank, g_log.size, g_log.host,
+                level_names[level], msg);
     fflush(stderr);
     pthread_mutex_unlock(&g_log_lock);
 }
