@@ -8,7 +8,8 @@
 #   tokens: SEQS samples x LEN tokens (default 512 x 512), random ids
 # Runs: (1) plain float16 conversion (baseline); (2) trtconv --smoothquant
 # 0.5 --per_channel --per_token --int8_kv_cache, calibrating, with its phase
-# times and peak RSS; (3) transformers' calibration (bench/sq_hf.py), whose
+# times and peak RSS, then again writing the statistics file (with PROFILE=1
+# once more, every operation timed); (3) transformers' calibration (bench/sq_hf.py), whose
 # statistics are compared with trtconv's (trtconv-stats compare; SKIP_HF=1
 # leaves it out); with TEXT=1 also (4) the SmoothQuant run calibrating from
 # plain text through the model's tokenizer (docs/tokenizer.md).
@@ -28,23 +29,37 @@ rm -rf "$W/plain"
 /usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
     --model_dir "$W/model" --output_dir "$W/plain" --workers 8 --progress none 2>&1 | grep -E "wrote|wall|peak"
 rm -rf "$W/plain"
+# One SmoothQuant run: LABEL, then extra flags. Full log (every line stamped
+# with its time, TRTCONV_LOG_ELAPSED) in $W/LABEL.log, or under $LOGS.
+sq_run() {
+    local label=$1
+    shift
+    rm -rf "$W/sq"
+    sync
+    # Peak GPU memory: nvidia-smi every 100 ms, minus what was in use before.
+    gpu_base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1)
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$W/smi" 2>/dev/null &
+    smi=$!
+    TRTCONV_LOG_ELAPSED=1 /usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none \
+        -x TRTCONV_LOG_ELAPSED -x TRTCONV_FWD_PROFILE "$B/trtconv" \
+        --model_dir "$W/model" --output_dir "$W/sq" --smoothquant 0.5 --per_channel --per_token \
+        --int8_kv_cache --calib_dataset "$W/ids.jsonl" --calib_size "$SEQS" \
+        --calib_max_seq_length "$LEN" --calib_batch_size "$BATCH" --workers 8 --progress none \
+        --log_level verbose "$@" >"${LOGS:-$W}/$label.log" 2>&1
+    grep -E "calibrating|SmoothQuant|wrote|wall|peak|error|profile" "${LOGS:-$W}/$label.log"
+    kill $smi 2>/dev/null; wait $smi 2>/dev/null
+    [ -n "$gpu_base" ] && echo "peak GPU memory in use during the run: $(( $(sort -n "$W/smi" | tail -1) - gpu_base )) MiB"
+    du -sh "$W/sq"
+    rm -rf "$W/sq"
+}
 echo "== trtconv SmoothQuant (calibrating $SEQS x $LEN, micro-batches of $BATCH)"
-rm -rf "$W/sq"
-sync
-# Peak GPU memory: nvidia-smi every 100 ms, minus what was in use before.
-gpu_base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1)
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$W/smi" 2>/dev/null &
-smi=$!
-/usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
-    --model_dir "$W/model" --output_dir "$W/sq" --smoothquant 0.5 --per_channel --per_token \
-    --int8_kv_cache --calib_dataset "$W/ids.jsonl" --calib_size "$SEQS" \
-    --calib_max_seq_length "$LEN" --calib_batch_size "$BATCH" --calib_stats_out "$W/sq.h5" \
-    --workers 8 --progress none --log_level verbose 2>&1 |
-    grep -E "calibrating|SmoothQuant|wrote|wall|peak|error"
-kill $smi 2>/dev/null; wait $smi 2>/dev/null
-[ -n "$gpu_base" ] && echo "peak GPU memory in use during the run: $(( $(sort -n "$W/smi" | tail -1) - gpu_base )) MiB"
-du -sh "$W/sq"
-rm -rf "$W/sq"
+TRTCONV_FWD_PROFILE=0 sq_run sq
+echo "== the same writing the statistics file (--calib_stats_out: lm_head calibrated too)"
+TRTCONV_FWD_PROFILE=0 sq_run sq_stats --calib_stats_out "$W/sq.h5"
+if [ "${PROFILE:-0}" = 1 ]; then
+    echo "== the same with every operation synchronised and timed (TRTCONV_FWD_PROFILE=1)"
+    TRTCONV_FWD_PROFILE=1 sq_run sq_profile
+fi
 if [ "${TEXT:-0}" = 1 ]; then
     # Calibration from plain text (docs/tokenizer.md): SEQS articles the
     # byte-level tokenizer of bench/tokenizer_hf.py was not trained on, in

@@ -30,7 +30,7 @@ sq() {
         --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 --progress none "$@" 2>&1
 }
 echo "== profile (synchronised)"; TRTCONV_FWD_PROFILE=1 sq | tee "$OUT/profile.log" | grep -E "profile|calibrat|wall|error"
-echo "== plain run"; sq --log_level verbose | tee "$OUT/plain.log" | grep -E "calibrat|SmoothQuant|wrote|wall|error"
+echo "== plain run"; TRTCONV_LOG_ELAPSED=1 sq --log_level verbose | tee "$OUT/plain.log" | grep -E "calibrat|SmoothQuant|wrote|wall|error"
 if [ -f .carry/old-src.tar.gz ]; then
     rm -rf /tmp/old && mkdir -p /tmp/old && tar -xzf .carry/old-src.tar.gz -C /tmp/old
     (cd /tmp/old && cmake -S . -B build -DTRTCONV_ENABLE_CUDA=ON \

@@ -142,6 +142,135 @@ extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype
            stream, out, w, rows, cols);
 }
 
+/* ---- residual and silu*mul with their maxima (one pass instead of two) ----
+ * A thread owns VEC consecutive columns of FUSED_ROWS rows: it applies the
+ * operation as the vector kernels of fwd.cu do (the same steps, so the same
+ * bytes), keeps the column maxima of the values absmax_cols would read in
+ * registers, and folds them in with one atomicMax per column. */
+#define FUSED_ROWS 32
+#define FUSED_BLOCK 128
+
+__device__ __forceinline__ unsigned abs_bits(float v)
+{
+    return __float_as_uint(v) & 0x7fffffffu;
+}
+
+template <int DT>
+__global__ void residual_max_kernel(void *h, const float *p, const void *bias, int64_t T,
+                                    int64_t H, float *acc)
+{
+    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (c >= H)
+        return;
+    const int64_t r0 = (int64_t)blockIdx.y * FUSED_ROWS;
+    const int64_t r1 = r0 + FUSED_ROWS < T ? r0 + FUSED_ROWS : T;
+    float bc[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        bc[k] = bias ? elem<DT>::ld(bias, (size_t)(c + k)) : 0.0f;
+    unsigned m[VEC] = { 0 };
+    for (int64_t r = r0; r < r1; r++) {
+        const size_t i = (size_t)(r * H + c);
+        const float4 a4[2] = { *(const float4 *)(p + i), *(const float4 *)(p + i + 4) };
+        const float *a = (const float *)a4;
+        vec<DT> x;
+        x.load(h, i);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            /* absmax_cols adds the bias only when there is one; the
+             * residual always adds (0.0f: the scalar kernel's -0). */
+            const float v = bias ? a[k] + bc[k] : a[k];
+            const unsigned b = abs_bits(v);
+            m[k] = b > m[k] ? b : m[k];
+            x.f[k] = x.f[k] + elem<DT>::rnd(a[k] + bc[k]);
+        }
+        x.store(h, i);
+    }
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        atomicMax((unsigned *)acc + c + k, m[k]);
+}
+
+template <int DT>
+__global__ void silu_mul_max_kernel(void *out, const void *g, const void *u, int64_t T, int64_t I,
+                                    float *acc_g, float *acc_u, float *acc_out)
+{
+    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (c >= I)
+        return;
+    const int64_t r0 = (int64_t)blockIdx.y * FUSED_ROWS;
+    const int64_t r1 = r0 + FUSED_ROWS < T ? r0 + FUSED_ROWS : T;
+    unsigned mg[VEC] = { 0 }, mu[VEC] = { 0 }, mo[VEC] = { 0 };
+    for (int64_t r = r0; r < r1; r++) {
+        const size_t i = (size_t)(r * I + c);
+        vec<DT> x, y;
+        x.load(g, i);
+        y.load(u, i);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            unsigned b = abs_bits(x.f[k]);
+            mg[k] = b > mg[k] ? b : mg[k];
+            b = abs_bits(y.f[k]);
+            mu[k] = b > mu[k] ? b : mu[k];
+            const float s = elem<DT>::rnd(x.f[k] / (1.0f + expf(-x.f[k])));
+            /* The stored value, as absmax_cols would read it back. */
+            x.f[k] = elem<DT>::rnd(s * y.f[k]);
+            b = abs_bits(x.f[k]);
+            mo[k] = b > mo[k] ? b : mo[k];
+        }
+        x.store(out, i);
+    }
+#pragma unroll
+    for (int k = 0; k < VEC; k++) {
+        atomicMax((unsigned *)acc_g + c + k, mg[k]);
+        atomicMax((unsigned *)acc_u + c + k, mu[k]);
+        atomicMax((unsigned *)acc_out + c + k, mo[k]);
+    }
+}
+
+static inline bool fused_ok(tc_dtype dt, int64_t T, int64_t cols)
+{
+    return (dt == TC_DT_F16 || dt == TC_DT_BF16) && cols % VEC == 0 &&
+           (T + FUSED_ROWS - 1) / FUSED_ROWS <= 65535;
+}
+
+extern "C" tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, const void *bias,
+                                                  tc_dtype dt, int64_t T, int64_t H, float *acc,
+                                                  void *stream)
+{
+    if (T <= 0 || H <= 0)
+        return TC_OK;
+    if (!fused_ok(dt, T, H) || !aligned16(h) || !aligned16(p32)) {
+        TC_TRY(tc_fwd_absmax_cols_cuda(acc, p32, 1, bias, dt, T, H, 0, H, stream));
+        return tc_fwd_residual_add_cuda(h, p32, bias, dt, T, H, stream);
+    }
+    const int64_t threads = H / VEC;
+    dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
+              (unsigned)((T + FUSED_ROWS - 1) / FUSED_ROWS));
+    DISPATCH16(dt, residual_max_kernel, grid, FUSED_BLOCK, stream, h, p32, bias, T, H, acc);
+    return launched("residual_max_kernel");
+}
+
+extern "C" tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_dtype dt,
+                                              int64_t T, int64_t I, float *acc_g, float *acc_u,
+                                              float *acc_out, void *stream)
+{
+    if (T <= 0 || I <= 0)
+        return TC_OK;
+    if (!fused_ok(dt, T, I) || !aligned16(out) || !aligned16(g) || !aligned16(u)) {
+        TC_TRY(tc_fwd_silu_mul_cuda(out, g, u, dt, (size_t)(T * I), stream));
+        TC_TRY(tc_fwd_absmax_cols_cuda(acc_g, g, 0, NULL, dt, T, I, 0, I, stream));
+        TC_TRY(tc_fwd_absmax_cols_cuda(acc_u, u, 0, NULL, dt, T, I, 0, I, stream));
+        return tc_fwd_absmax_cols_cuda(acc_out, out, 0, NULL, dt, T, I, 0, I, stream);
+    }
+    const int64_t threads = I / VEC;
+    dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
+              (unsigned)((T + FUSED_ROWS - 1) / FUSED_ROWS));
+    DISPATCH16(dt, silu_mul_max_kernel, grid, FUSED_BLOCK, stream, out, g, u, T, I, acc_g, acc_u,
+               acc_out);
+    return launched("silu_mul_max_kernel");
+}
+
 /* ---- SmoothQuant smoothing and int8 weights ---- */
 
 template <int DT>

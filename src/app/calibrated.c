@@ -111,6 +111,10 @@ tc_status tc_calib_begin(const tc_job *j, tc_calib_run *r)
     su.max_batch_tokens = tc_fwd_max_batch_tokens(&r->tok, o->calib_batch_size);
     su.stream_layers = r->streamed = !o->calib_by_batch;
     su.max_seq_len = tc_tokens_longest(&r->tok, 0, r->tok.n_seqs);
+    /* No method quantizes lm_head: its statistics (a GEMM over the whole
+     * vocabulary for every token, and its weights read and uploaded) are
+     * taken only for a statistics file, which holds every linear. */
+    su.skip_head = !o->calib_stats_out;
     if (c->rank == 0)
         tc_log(TC_LOG_INFO, "calibrating on %zu samples (%lld tokens, read in %.2f s) of %s, "
                "micro-batches of %lld, %s forward on %s, %s", r->tok.n_seqs,

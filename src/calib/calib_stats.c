@@ -378,6 +378,8 @@ tc_status tc_calib_stats_write_h5(const tc_calib_stats *s, const char *path)
         tc_linear lin;
         tc_stat_kind k;
         tc_calib_entry(d, e, &layer, &lin, &k);
+        if (layer < 0 && s->lm_head_absent)
+            continue;
         const float *v = tc_calib_get(s, layer, lin, k, &n);
         tc_calib_entry_path(layer, lin, k, name, sizeof name);
         hsize_t dims[1] = { (hsize_t)n };
@@ -590,6 +592,11 @@ tc_status tc_calib_stats_read_h5(const char *path, const tc_calib_dims *expect,
         tc_calib_entry(expect, e, &layer, &lin, &k);
         float *dst = tc_calib_get(out, layer, lin, k, &n);
         tc_calib_entry_path(layer, lin, k, name, sizeof name);
+        /* lm_head is all there or all absent (not collected). */
+        if (layer < 0 && k == TC_STAT_X && H5Lexists(file, "/lm_head", H5P_DEFAULT) <= 0)
+            out->lm_head_absent = true;
+        if (layer < 0 && out->lm_head_absent)
+            continue;
         st = read_dataset(file, path, name, dst, n);
     }
     H5Fclose(file);

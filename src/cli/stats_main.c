@@ -69,8 +69,8 @@ static int compare(const tc_calib_stats *a, const tc_calib_stats *b, double rtol
             ref = fmax(ref, fabs((double)y[i]));
             err = fmax(err, fabs((double)x[i] - (double)y[i]));
         }
-        /* lm_head may be absent from a dump (all zero): skip it. */
-        if (layer < 0 && (ref == 0.0 || max_zero(x, n)))
+        /* lm_head may be absent from a dump (all zero) or not collected. */
+        if (layer < 0 && (a->lm_head_absent || b->lm_head_absent || ref == 0.0 || max_zero(x, n)))
             continue;
         const double rel = ref > 0.0 ? err / ref : err;
         char name[96];
@@ -96,22 +96,26 @@ static int export_safetensors(const tc_calib_stats *s, const char *path)
     const void **data = calloc(n, sizeof *data);
     char (*names)[64] = calloc(n, sizeof *names);
     tc_status st = t && data && names ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    size_t m = 0;
     for (size_t e = 0; st == TC_OK && e < n; e++) {
         int64_t layer, len;
         tc_linear lin;
         tc_stat_kind k;
         tc_calib_entry(&s->d, e, &layer, &lin, &k);
-        data[e] = tc_calib_get(s, layer, lin, k, &len);
-        tc_calib_entry_path(layer, lin, k, names[e], sizeof names[e]);
-        for (char *c = names[e]; *c; c++)
+        if (layer < 0 && s->lm_head_absent)
+            continue;
+        data[m] = tc_calib_get(s, layer, lin, k, &len);
+        tc_calib_entry_path(layer, lin, k, names[m], sizeof names[m]);
+        for (char *c = names[m]; *c; c++)
             *c = *c == '/' ? '.' : *c;
         const int64_t stack = layer < 0 ? 1 : tc_calib_stack(&s->d, lin);
-        t[e] = (tc_st_out_tensor){ .name = names[e] + 1, .dtype = TC_DT_F32,
+        t[m] = (tc_st_out_tensor){ .name = names[m] + 1, .dtype = TC_DT_F32,
                                    .ndim = stack > 1 ? 2 : 1,
                                    .shape = { stack > 1 ? stack : len, len / stack } };
+        m++;
     }
     if (st == TC_OK)
-        st = tc_st_write_file(path, t, data, n, NULL);
+        st = tc_st_write_file(path, t, data, m, NULL);
     free(t);
     free(data);
     free(names);
@@ -195,6 +199,8 @@ int main(int argc, char **argv)
                 printf("layer %lld %-9s max|x| %-10.5g max|y| %.5g\n", (long long)layer,
                        tc_linear_name((tc_linear)l), mx, my);
             }
+        if (sa.lm_head_absent)
+            printf("lm_head   not collected (a conversion calibrates without it)\n");
         rc = 0;
     } else {
         rc = usage();

@@ -515,11 +515,7 @@ static void *worker_main(void *arg)
             job_record_error(job, st);
             break;
         }
-        /* Start writeback of this chunk now, so the disk writes overlap the
-         * rest of the conversion instead of all waiting for the final fsync
-         * (which still makes the data durable). Failure here is harmless:
-         * fsync reports any real write error. */
-        (void)sync_file_range(c->fd, (off_t)off, (off_t)nbytes, SYNC_FILE_RANGE_WRITE);
+        /* (tc_cell_write has started the chunk's writeback.) */
         if (t->woq_bits)
             nbytes += (size_t)w->rows * (tc_dtype_bits(t->slice_dtype) / 8);
         else if (t->fp8_rowwise)

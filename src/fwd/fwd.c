@@ -99,7 +99,7 @@ static tc_status alloc_activations(tc_fwd_engine *e)
     TRY(alloc_act(e, (void **)&e->p32, T * (size_t)e->H, sizeof(float)));
     if (e->tp > 1)
         TRY(alloc_act(e, (void **)&e->red, (size_t)e->tp * T * (size_t)e->H, sizeof(float)));
-    if (e->pp_rank == e->pp - 1)
+    if (e->pp_rank == e->pp - 1 && !e->skip_head)
         TRY(alloc_act(e, &e->logits, T * (size_t)e->vocab_local, es));
     TRY(alloc_act(e, (void **)&e->d_meta, 4 * T, sizeof(int32_t)));
     const size_t rope = 2 * (size_t)e->max_len * (d / 2);
@@ -121,6 +121,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->comm = s->comm;
     e->weights_only = s->weights_only;
     e->stream_layers = s->stream_layers && !s->weights_only;
+    e->skip_head = s->skip_head;
     if (s->weights)
         e->wsrc = *s->weights;
     e->cfg = cfg;
@@ -465,6 +466,49 @@ static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
                      e->inter);
 }
 
+/* h += round(p32 + bias), and when collecting, the output maxima of `lin`
+ * (o_proj, down_proj) over p32 + bias in float32: rounded at collection
+ * (rounding is monotonic and odd). Fused where the backend has it. */
+static tc_status residual(tc_fwd_engine *e, int64_t layer, tc_linear lin, const void *bias,
+                          int64_t T)
+{
+    const fwd_ops *ops = e->ops;
+    const int64_t H = e->H;
+    if (!e->d_stats) {
+        OP(P_RESID, ops->residual_add(e->be, e->h, e->p32, bias, e->dt, T, H));
+        return TC_OK;
+    }
+    float *acc = stat_at(e, layer, lin, TC_STAT_Y, 0);
+    if (ops->residual_add_max) {
+        OP(P_RESID, ops->residual_add_max(e->be, e->h, e->p32, bias, e->dt, T, H, acc));
+        return TC_OK;
+    }
+    OP(P_STATS, stat_cols(e, layer, lin, TC_STAT_Y, 0, e->p32, true, bias, T, H, 0, H));
+    OP(P_RESID, ops->residual_add(e->be, e->h, e->p32, bias, e->dt, T, H));
+    return TC_OK;
+}
+
+/* a = silu(g) * u, and when collecting the MLP's maxima (gate/up outputs,
+ * down_proj input: fused where the backend has it; gate_proj input). */
+static tc_status silu_mul(tc_fwd_engine *e, int64_t layer, int64_t T)
+{
+    const fwd_ops *ops = e->ops;
+    if (e->d_stats && ops->silu_mul_max) {
+        const int64_t i0 = e->inter0;
+        OP(P_SILU, ops->silu_mul_max(e->be, e->a, e->g, e->u, e->dt, T, e->inter,
+                                     stat_at(e, layer, TC_LIN_GATE, TC_STAT_Y, i0),
+                                     stat_at(e, layer, TC_LIN_UP, TC_STAT_Y, i0),
+                                     stat_at(e, layer, TC_LIN_DOWN, TC_STAT_X, i0)));
+        OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0,
+                              e->H));
+        return TC_OK;
+    }
+    OP(P_SILU, ops->silu_mul(e->be, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
+    if (e->d_stats)
+        OP(P_STATS, stats_mlp(e, layer, T));
+    return TC_OK;
+}
+
 tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
 {
     const layer_weights *w = &e->layers[li];
@@ -482,12 +526,7 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
         OP(P_STATS, stats_attention(e, layer, T));
     OP(P_DENSE, ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
-    /* o_proj's output is round(p32 + bias); the maximum is taken in float32
-     * and rounded at collection (rounding is monotonic and odd). */
-    if (stats)
-        OP(P_STATS, stat_cols(e, layer, TC_LIN_O, TC_STAT_Y, 0, e->p32, true, w->dense_bias, T, H,
-                              0, H));
-    OP(P_RESID, ops->residual_add(b, e->h, e->p32, w->dense_bias, e->dt, T, H));
+    TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     if (e->moe) {
         const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj };
@@ -503,15 +542,10 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     }
     OP(P_FC_GATE, ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
     OP(P_FC_GATE, ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
-    OP(P_SILU, ops->silu_mul(b, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
-    if (stats)
-        OP(P_STATS, stats_mlp(e, layer, T));
+    TRY(silu_mul(e, layer, T));
     OP(P_PROJ, ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
-    if (stats)
-        OP(P_STATS, stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_Y, 0, e->p32, true, NULL, T, H, 0, H));
-    OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
-    return TC_OK;
+    return residual(e, layer, TC_LIN_DOWN, NULL, T);
 }
 
 tc_status tc_fwd_stage_input(tc_fwd_engine *e, const fwd_batch *bt)
@@ -532,6 +566,8 @@ tc_status tc_fwd_stage_input(tc_fwd_engine *e, const fwd_batch *bt)
 
 tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T)
 {
+    if (e->skip_head)
+        return TC_OK;
     const fwd_ops *ops = e->ops;
     fwd_backend *b = e->be;
     const int64_t H = e->H;
@@ -620,6 +656,9 @@ tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch
 {
     if (batch_size < 1)
         return tc_fail(TC_E_USAGE, "batch size must be at least 1");
+    if (sink && e->skip_head)
+        return tc_fail(TC_E_INTERNAL, "forward pass: an engine without lm_head has no logits to "
+                       "report");
     const int64_t nb = tc_fwd_batch_count(tokens, batch_size);
     int64_t *offsets = malloc(((size_t)batch_size + 1) * sizeof *offsets);
     if (!offsets)
@@ -708,7 +747,7 @@ static tc_status stats_weights(tc_fwd_engine *e)
 {
     for (int64_t i = 0; i < e->n_layers && !e->layer_stats_taken; i++)
         TRY(tc_fwd_layer_weight_stats(e, i));
-    if (e->pp_rank == e->pp - 1) {
+    if (e->pp_rank == e->pp - 1 && !e->skip_head) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
         const int64_t valid = e->vocab - c0 < e->vocab_local ? e->vocab - c0 : e->vocab_local;
         if (valid > 0)
@@ -744,6 +783,7 @@ tc_status tc_fwd_collect_stats(tc_fwd_engine *e, tc_calib_stats *s)
     TRY(e->ops->download(e->be, s->data, e->d_stats, bytes));
     for (int64_t L = 0; L < e->sd.layers; L++)
         tc_fwd_finalize_layer_stats(e, s, L);
+    s->lm_head_absent = e->skip_head;
     return TC_OK;
 }
 
@@ -790,7 +830,7 @@ tc_status tc_fwd_publish_layer_stats(tc_fwd_engine *e, int64_t li)
     TRY(e->ops->download(e->be, e->hook_stats->data + off, e->d_stats + off,
                          (end - off) * sizeof(float)));
     tc_fwd_finalize_layer_stats(e, e->hook_stats, L);
-    return e->layer_hook(e->hook_ctx, L);
+    return TC_OK;
 }
 
 void tc_fwd_set_layer_hook(tc_fwd_engine *e, tc_fwd_layer_hook hook, void *ctx,

@@ -161,6 +161,12 @@ static size_t cpu_weight_elem_bytes(tc_dtype dt)
     return sizeof(float);
 }
 
+static tc_status cpu_thread_enter(fwd_backend *b)
+{
+    (void)b;
+    return TC_OK;
+}
+
 static tc_status cpu_upload_weight(fwd_backend *b, void *w, size_t off, const void *host,
                                    tc_dtype dt, size_t n)
 {
@@ -623,6 +629,8 @@ static const fwd_ops cpu_ops = {
     .unpin_host = cpu_unpin_host,
     .weight_elem_bytes = cpu_weight_elem_bytes,
     .upload_weight = cpu_upload_weight,
+    .thread_enter = cpu_thread_enter,
+    .upload_weight_bg = cpu_upload_weight,
     .embed = cpu_embed,
     .round_f32 = cpu_round_f32,
     .rmsnorm = cpu_rmsnorm,

@@ -23,7 +23,11 @@
 
 typedef struct gpu_backend {
     fwd_backend base;
-    cudaStream_t stream;
+    int device;
+    cudaStream_t stream;  /* where operations go: main, or side (use_side_stream) */
+    cudaStream_t main, side;
+    cublasHandle_t blas_main, blas_side; /* one per stream: each has its workspace */
+    cudaStream_t xfer;    /* weight uploads from the read-ahead thread */
     cublasHandle_t blas;
     float *gemm32;        /* [T, N] f32 GEMM output before a bias */
     size_t gemm32_elems;
@@ -31,6 +35,10 @@ typedef struct gpu_backend {
     void *probs;          /* same shape, dtype */
     void *og;             /* [max_tokens, nh*d] dtype, attention output per group */
     size_t scores_elems, og_elems;
+    /* Attention by kernels/attention.cu where it applies (float16/bfloat16,
+     * head_dim 64 or 128); TRTCONV_ATTENTION=cublas keeps the materialised
+     * scores (scores, probs, og above; for comparisons). */
+    bool fused_attention;
 } gpu_backend;
 
 static tc_status blas_ok(cublasStatus_t s, const char *what)
@@ -52,16 +60,24 @@ static cudaDataType_t cuda_type(tc_dtype dt)
 static void gpu_destroy(fwd_backend *b)
 {
     gpu_backend *g = (gpu_backend *)b;
-    if (g->stream)
-        cudaStreamSynchronize(g->stream);
+    if (g->main)
+        cudaStreamSynchronize(g->main);
+    if (g->side)
+        cudaStreamSynchronize(g->side);
     cudaFree(g->gemm32);
     cudaFree(g->scores);
     cudaFree(g->probs);
     cudaFree(g->og);
-    if (g->blas)
-        cublasDestroy(g->blas);
-    if (g->stream)
-        cudaStreamDestroy(g->stream);
+    if (g->blas_main)
+        cublasDestroy(g->blas_main);
+    if (g->blas_side)
+        cublasDestroy(g->blas_side);
+    if (g->main)
+        cudaStreamDestroy(g->main);
+    if (g->side)
+        cudaStreamDestroy(g->side);
+    if (g->xfer)
+        cudaStreamDestroy(g->xfer);
     free(g);
 }
 
@@ -150,6 +166,32 @@ static tc_status gpu_upload_weight(fwd_backend *b, void *w, size_t off, const vo
     return gpu_upload(b, (char *)w + off * es, host, n * es);
 }
 
+static void gpu_use_side_stream(fwd_backend *b, bool side)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    g->stream = side ? g->side : g->main;
+    g->blas = side ? g->blas_side : g->blas_main;
+}
+
+static tc_status gpu_thread_enter(fwd_backend *b)
+{
+    return TC_CUDA_TRY(cudaSetDevice(((gpu_backend *)b)->device));
+}
+
+static tc_status gpu_upload_weight_bg(fwd_backend *b, void *w, size_t off, const void *host,
+                                      tc_dtype dt, size_t n)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    const size_t es = tc_dtype_bits(dt) / 8;
+    if (!n)
+        return TC_OK;
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync((char *)w + off * es, host, n * es,
+                                               cudaMemcpyHostToDevice, g->xfer));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaStreamSynchronize(g->xfer));
+    return st;
+}
+
 static tc_status gpu_embed(fwd_backend *b, float *out32, const void *table, tc_dtype dt,
                            int64_t row0, int64_t rows, int64_t col0, int64_t cols, int64_t H,
                            const fwd_batch *bt)
@@ -198,6 +240,14 @@ static tc_status gemm_nt(gpu_backend *g, void *c, cudaDataType_t ct, const void 
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
         return tc_fail(TC_E_INTERNAL, "GEMM [%lld x %lld x %lld] exceeds cuBLAS int sizes",
                        (long long)M, (long long)N, (long long)K);
+    /* One matrix (the linears) through cublasGemmEx: the strided-batched
+     * entry point with batch 1 took a kernel at half the speed for the
+     * 8B qkv shape (bench/gemm_algos.cu "batched1" rows). */
+    if (batch == 1)
+        return blas_ok(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K,
+                                    &alpha, bm, abt, (int)ldb, a, abt, (int)lda, &beta, c, ct,
+                                    (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                       "GemmEx (NT)");
     return blas_ok(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M,
                                               (int)K, &alpha, bm, abt, (int)ldb, sb, a, abt,
                                               (int)lda, sa, &beta, c, ct, (int)ldc, sc, batch,
@@ -254,6 +304,23 @@ static tc_status gpu_attention(fwd_backend *b, void *o, const void *q, const voi
     const size_t es = tc_dtype_bits(dt) / 8;
     const cudaDataType_t ct = cuda_type(dt);
     tc_status st = TC_OK;
+    if (g->fused_attention && tc_fwd_attention_fused_supported(dt, d)) {
+        /* One launch per run of consecutive sequences of equal length. */
+        for (int s = 0; st == TC_OK && s < bt->n_seqs;) {
+            const int64_t os = bt->h_offsets[s], ls = bt->h_offsets[s + 1] - os;
+            int n = 1;
+            while (s + n < bt->n_seqs && n < 65535 &&
+                   bt->h_offsets[s + n + 1] - bt->h_offsets[s + n] == ls)
+                n++;
+            st = tc_fwd_attention_fused_cuda((char *)o + (size_t)(os * nh * d) * es,
+                                             (const char *)q + (size_t)(os * nh * d) * es,
+                                             (const char *)k + (size_t)(os * nkv * d) * es,
+                                             (const char *)v + (size_t)(os * nkv * d) * es, dt, nh,
+                                             nkv, d, ls, n, a->scale, g->stream);
+            s += n;
+        }
+        return st;
+    }
     size_t need_s = (size_t)(nh * bt->max_len * bt->max_len);
     size_t have_p = g->scores_elems;
     if (need_s > g->scores_elems) {
@@ -319,6 +386,20 @@ static tc_status gpu_expert_add(fwd_backend *b, float *acc32, const void *y, con
     return tc_fwd_expert_add_cuda(acc32, y, w32, dt, T, H, ((gpu_backend *)b)->stream);
 }
 
+static tc_status gpu_residual_add_max(fwd_backend *b, void *h, const float *p32, const void *bias,
+                                      tc_dtype dt, int64_t T, int64_t H, float *acc)
+{
+    return tc_fwd_residual_add_max_cuda(h, p32, bias, dt, T, H, acc, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_silu_mul_max(fwd_backend *b, void *out, const void *gv, const void *u,
+                                  tc_dtype dt, int64_t T, int64_t I, float *acc_g, float *acc_u,
+                                  float *acc_out)
+{
+    return tc_fwd_silu_mul_max_cuda(out, gv, u, dt, T, I, acc_g, acc_u, acc_out,
+                                    ((gpu_backend *)b)->stream);
+}
+
 static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
                                  const void *bias, tc_dtype dt, int64_t rows, int64_t ld,
                                  int64_t c0, int64_t cols)
@@ -361,6 +442,9 @@ static const fwd_ops gpu_ops = {
     .unpin_host = gpu_unpin_host,
     .weight_elem_bytes = gpu_weight_elem_bytes,
     .upload_weight = gpu_upload_weight,
+    .thread_enter = gpu_thread_enter,
+    .use_side_stream = gpu_use_side_stream,
+    .upload_weight_bg = gpu_upload_weight_bg,
     .embed = gpu_embed,
     .round_f32 = gpu_round_f32,
     .rmsnorm = gpu_rmsnorm,
@@ -373,10 +457,27 @@ static const fwd_ops gpu_ops = {
     .zero_f32 = gpu_zero_f32,
     .to_f32 = gpu_to_f32,
     .absmax_cols = gpu_absmax_cols,
+    .residual_add_max = gpu_residual_add_max,
+    .silu_mul_max = gpu_silu_mul_max,
     .absmax_rows = gpu_absmax_rows,
     .smooth_cols = gpu_smooth_cols,
     .quantize_i8 = gpu_quantize_i8,
 };
+
+/* A cuBLAS handle on `stream`: float32 accumulation, no TF32, and split-K
+ * partial sums in float32 too (allowing the output type for them changed
+ * the 8B-shape benchmark by under 3%, so accuracy wins). */
+static tc_status blas_create(cudaStream_t stream, cublasHandle_t *h)
+{
+    tc_status st = blas_ok(cublasCreate(h), "cublasCreate");
+    if (st == TC_OK)
+        st = blas_ok(cublasSetStream(*h, stream), "cublasSetStream");
+    if (st == TC_OK)
+        st = blas_ok(cublasSetMathMode(*h, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
+                     "cublasSetMathMode");
+    return st;
+}
 
 tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t max_len,
                              const fwd_attn *a, fwd_backend **out)
@@ -386,31 +487,36 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     if (!g)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     g->base.ops = &gpu_ops;
+    g->device = gpu->device;
     tc_status st = TC_CUDA_TRY(cudaSetDevice(gpu->device));
     if (st == TC_OK)
-        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->main, cudaStreamNonBlocking));
+    g->stream = g->main;
     if (st == TC_OK)
-        st = blas_ok(cublasCreate(&g->blas), "cublasCreate");
+        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->side, cudaStreamNonBlocking));
     if (st == TC_OK)
-        st = blas_ok(cublasSetStream(g->blas, g->stream), "cublasSetStream");
-    /* Float32 accumulation, no TF32, and split-K partial sums in float32
-     * too (allowing the output type for them changed the 8B-shape benchmark
-     * by under 3%, so accuracy wins). */
+        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->xfer, cudaStreamNonBlocking));
     if (st == TC_OK)
-        st = blas_ok(cublasSetMathMode(g->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                   CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
-                     "cublasSetMathMode");
+        st = blas_create(g->main, &g->blas_main);
+    if (st == TC_OK)
+        st = blas_create(g->side, &g->blas_side);
+    g->blas = g->blas_main;
+    const char *att = getenv("TRTCONV_ATTENTION");
+    g->fused_attention = !(att && strcmp(att, "cublas") == 0);
     /* Room for the scores of up to 8 sequences of max_len at once (fewer
-     * when a batch cannot hold that many). */
+     * when a batch cannot hold that many); none for the fused kernel (a
+     * float32 forward, which it does not cover, grows them on demand). */
     int64_t seqs = max_len > 0 ? max_tokens / max_len : 1;
     seqs = seqs < 1 ? 1 : seqs > 8 ? 8 : seqs;
     size_t s_elems = (size_t)(a->heads * max_len * max_len * seqs);
     size_t have_p = 0;
-    if (st == TC_OK)
+    const bool scores = !g->fused_attention || !tc_fwd_attention_fused_supported(TC_DT_F16,
+                                                                                 a->head_dim);
+    if (st == TC_OK && scores)
         st = grow((void **)&g->scores, &g->scores_elems, s_elems, sizeof(float));
-    if (st == TC_OK)
+    if (st == TC_OK && scores)
         st = grow(&g->probs, &have_p, s_elems, sizeof(float));
-    if (st == TC_OK)
+    if (st == TC_OK && scores)
         st = grow(&g->og, &g->og_elems, (size_t)(max_tokens * a->heads * a->head_dim), sizeof(float));
     if (st != TC_OK) {
         gpu_destroy(&g->base);

@@ -55,6 +55,7 @@ struct tc_fwd_engine {
     bool weights_only;
     tc_fwd_weight_source wsrc;     /* rows == NULL: the cell plan's slices */             /* decoder layers only (tc_fwd_setup) */
     bool stream_layers;            /* decoder layers loaded one at a time (fwd_stream.c) */
+    bool skip_head;                /* no ln_f / lm_head (tc_fwd_setup) */
     tc_fwd_layer_hook layer_hook;  /* tc_fwd_set_layer_hook */
     void *hook_ctx;
     tc_calib_stats *hook_stats;    /* borrowed */
@@ -132,32 +133,40 @@ tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T);
  * tensor). The buffers are reused from layer to layer (all layers have the
  * same shapes) and pinned for the GPU. */
 #define FWD_LAYER_TENSORS 10
+/* A decoder layer read ahead (fwd_stream.c) straight into backend memory:
+ * the slices pass through one pinned host chunk of FWD_LOAD_CHUNK bytes, so
+ * host memory does not grow with the layer (a 70B layer is 1.7 GB). */
 typedef struct fwd_staged_layer {
-    void *host[FWD_LAYER_TENSORS];   /* owned (tc_fwd_staged_free) */
-    size_t cap[FWD_LAYER_TENSORS];   /* bytes of host[k] */
+    void *dev[FWD_LAYER_TENSORS];    /* backend memory, until tc_fwd_load_layer takes it */
     size_t elems[FWD_LAYER_TENSORS];
+    void *chunk;                     /* pinned host, FWD_LOAD_CHUNK bytes (owned) */
+    void *tmp;                       /* a chunk of rows in the slice dtype (owned) */
+    float *scratch;                  /* tc_convert_rows' float32 rows (owned) */
 } fwd_staged_layer;
 
-/* Grow the buffers of s to hold local layer li (calling thread: the
- * engine's; pins through the backend). */
+/* On the engine's thread: the host buffers (first call) and backend
+ * memory for local layer li (next to the resident layer: the error names
+ * the sizes when it does not fit). */
 tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s);
 /* Read local layer li's slices (the plan's pieces, from the source files)
- * into the reserved buffers; touches no backend state, so a helper thread
- * may run it while the engine computes. */
+ * into the reserved backend memory through upload_weight_bg; a helper
+ * thread runs it while the engine computes. */
 tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s);
 void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s);
 /* fwd_weights.c: every weight of the cell at creation (the decoder layers
  * unless stream_layers). */
 tc_status tc_fwd_load_weights(tc_fwd_engine *e, const tc_embedding *emb);
 /* Local layer li's weights into backend memory (tc_fwd_release_layer frees
- * them): from `staged`, or read here in bounded chunks when it is NULL. */
-tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged);
+ * them): taken over from `staged`, or read here in bounded chunks when it
+ * is NULL. */
+tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *staged);
 void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li);
 /* Host finishing of layer L's statistics after the reduction (rounding of
  * the float32 output maxima, the shared inputs copied). */
 void tc_fwd_finalize_layer_stats(const tc_fwd_engine *e, tc_calib_stats *s, int64_t L);
-/* With a layer hook: reduce local layer li's statistics over tp and dp,
- * finish them into the hook's host statistics and call the hook. */
+/* With a layer hook: reduce local layer li's statistics over tp and dp and
+ * finish them into the hook's host statistics (the hook itself is called
+ * by fwd_stream.c, one layer later). */
 tc_status tc_fwd_publish_layer_stats(tc_fwd_engine *e, int64_t li);
 /* Row maxima of local layer li's weights into the statistics. */
 tc_status tc_fwd_layer_weight_stats(tc_fwd_engine *e, int64_t li);

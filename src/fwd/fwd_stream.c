@@ -9,11 +9,14 @@
  * the engine's residual stream (e->h) while the batch runs, so nothing is
  * copied between layers (unless the set does not fit: hidden_set below);
  * each batch's metadata and rope tables are uploaded once, not once per
- * layer. A helper thread reads layer L+1's slices from
- * the source files into (reused, pinned) host buffers while layer L
- * computes; they are uploaded once layer L is released. A method that
- * needs a layer's weights (SmoothQuant) works on it in the per-layer hook
- * (tc_fwd_publish_layer_stats), before the release.
+ * layer. While layer L computes, a helper thread reads layer L+1's slices
+ * from the source files through one small pinned chunk straight into
+ * backend memory reserved next to layer L (on the backend's transfer
+ * stream): two layers resident (three while a method's hook works on the
+ * previous one), host memory independent of the layer's size, nothing left
+ * to upload when L+1's turn comes. A method that
+ * needs a layer's weights (SmoothQuant) works on it in the per-layer hook,
+ * called while the next layer computes (finish_layer), before the release.
  *
  * Pipeline stages pass the whole set: stage s runs all its layers, then
  * sends every batch's hidden states to stage s+1, which waits for them. The
@@ -234,6 +237,28 @@ static void hidden_set_free(tc_fwd_engine *e, hidden_set *hs)
     memset(hs, 0, sizeof *hs);
 }
 
+/* The method's work on local layer li (the layer hook: SmoothQuant smooths,
+ * quantizes and writes it), then its release. Called once layer li + 1 is
+ * queued, so that on a GPU the hook's kernels and copies run on the
+ * backend's side stream next to li + 1's forward pass; the statistics it
+ * reads were published after li's pass. Three layers are resident meanwhile
+ * (li, li + 1, and li + 2 being read ahead). */
+static tc_status finish_layer(tc_fwd_engine *e, int64_t li)
+{
+    tc_status st = TC_OK;
+    if (e->layer_hook) {
+        if (e->ops->use_side_stream)
+            e->ops->use_side_stream(e->be, true);
+        st = e->layer_hook(e->hook_ctx, e->layer0 + li);
+        if (st == TC_OK)
+            st = e->ops->sync(e->be);
+        if (e->ops->use_side_stream)
+            e->ops->use_side_stream(e->be, false);
+    }
+    tc_fwd_release_layer(e, li);
+    return st;
+}
+
 static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hidden_set *hs,
                             prefetch *pf)
 {
@@ -263,19 +288,28 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             if (st == TC_OK)
                 st = leave_batch(e, hs, k);
         }
+        /* Layer li is queued: the previous layer's hook runs beside it. */
+        if (li > 0 && st == TC_OK)
+            st = finish_layer(e, li - 1);
+        else if (li > 0)
+            tc_fwd_release_layer(e, li - 1);
         if (st == TC_OK)
             st = e->ops->sync(e->be);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);
-        tc_fwd_release_layer(e, li);
-        if (st != TC_OK)
+        if (st != TC_OK) {
+            tc_fwd_release_layer(e, li);
             return st;
+        }
     }
+    if (e->n_layers > 0)
+        TRY(finish_layer(e, e->n_layers - 1));
     e->layer_stats_taken = true;
-    for (int64_t k = 0; k < r->n_local; k++) {
+    const bool last = e->pp_rank == e->pp - 1;
+    for (int64_t k = 0; k < r->n_local && !(last && e->skip_head); k++) {
         const int64_t T = r->tok0[k + 1] - r->tok0[k];
         TRY(enter_batch(e, hs, k));
-        if (e->pp_rank < e->pp - 1)
+        if (!last)
             OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * e->H) * e->es, e->pp_rank + 1));
         else
             TRY(tc_fwd_head(e, T));

@@ -118,33 +118,6 @@ static bool layer_tensor_optional(const tc_fwd_engine *e, int k)
     return p == OPT || (p == DENSE && moe) || (p == MOE && !moe);
 }
 
-/* The whole slice of t in the engine's dtype into dst (rows x cols
- * elements), read in bounded chunks as load_tensor does. */
-static tc_status read_tensor(const tc_fwd_engine *e, const tc_plan_tensor *t, void *dst)
-{
-    const size_t slice_es = tc_dtype_bits(t->slice_dtype) / 8;
-    const size_t row_in = (size_t)t->cols * (slice_es > e->es ? slice_es : e->es);
-    int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_in ? row_in : 1));
-    chunk_rows = chunk_rows < 1 ? 1 : chunk_rows > t->rows ? t->rows : chunk_rows;
-    void *tmp = malloc((size_t)chunk_rows * row_in + 1);
-    float *scratch = malloc((size_t)chunk_rows * (size_t)t->cols * sizeof(float) + 1);
-    tc_status st = tmp && scratch ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory reading %s",
-                                                    t->name);
-    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
-        const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
-        const size_t elems = (size_t)nr * (size_t)t->cols;
-        char *out = (char *)dst + (size_t)r * (size_t)t->cols * e->es;
-        st = rows_of(e, t, r, nr, tmp, scratch);
-        if (st == TC_OK && t->slice_dtype != e->dt)
-            tc_convert(out, e->dt, tmp, t->slice_dtype, elems);
-        else if (st == TC_OK)
-            memcpy(out, tmp, elems * e->es);
-    }
-    free(tmp);
-    free(scratch);
-    return st;
-}
-
 static const tc_plan_tensor *layer_tensor(const tc_fwd_engine *e, int64_t li, int k)
 {
     char name[160];
@@ -155,40 +128,67 @@ static const tc_plan_tensor *layer_tensor(const tc_fwd_engine *e, int64_t li, in
 
 tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
 {
+    const size_t wes = e->ops->weight_elem_bytes(e->dt);
+    if (!s->chunk) {
+        /* Rows of up to 4-byte elements in a chunk (float32 slices). */
+        s->chunk = malloc(FWD_LOAD_CHUNK);
+        s->tmp = malloc(FWD_LOAD_CHUNK);
+        s->scratch = malloc(FWD_LOAD_CHUNK * (sizeof(float) / 2));
+        if (!s->chunk || !s->tmp || !s->scratch)
+            return tc_fail(TC_E_INTERNAL, "out of host memory for the layer read-ahead");
+        e->ops->pin_host(e->be, s->chunk, FWD_LOAD_CHUNK);
+    }
+    size_t layer_bytes = 0;
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
         const tc_plan_tensor *t = layer_tensor(e, li, k);
+        if (t)
+            layer_bytes += (size_t)t->rows * (size_t)t->cols * wes;
+    }
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        const tc_plan_tensor *t = layer_tensor(e, li, k);
+        s->elems[k] = 0;
         if (!t && !layer_tensor_optional(e, k))
             return tc_fail(TC_E_INTERNAL, "forward pass: the cell plan has no tensor "
                            "transformer.layers.%lld.%s", (long long)li, layer_tensors[k].suffix);
-        const size_t need = t ? (size_t)t->rows * (size_t)t->cols * e->es : 0;
-        if (need <= s->cap[k])
+        if (!t)
             continue;
-        if (s->host[k]) {
-            e->ops->unpin_host(e->be, s->host[k]);
-            free(s->host[k]);
-        }
-        s->host[k] = malloc(need);
-        s->cap[k] = s->host[k] ? need : 0;
-        if (!s->host[k])
-            return tc_fail(TC_E_INTERNAL, "out of host memory staging %s (%zu bytes)", t->name,
-                           need);
-        e->ops->pin_host(e->be, s->host[k], need);
+        const size_t n = (size_t)t->rows * (size_t)t->cols;
+        if (e->ops->alloc(e->be, n * wes, &s->dev[k]) != TC_OK)
+            return tc_fail(TC_E_USAGE, "layer %lld (%.1f MiB) does not fit in this rank's %s "
+                           "memory next to the layer being calibrated and the calibration set's "
+                           "hidden states (%s: %.1f MiB more did not fit); see "
+                           "docs/calibration-memory.md", (long long)(e->layer0 + li),
+                           (double)layer_bytes / 1048576.0, e->ops->name,
+                           layer_tensors[k].suffix, (double)(n * wes) / 1048576.0);
+        s->elems[k] = n;
     }
     return TC_OK;
 }
 
 tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
 {
+    TRY(e->ops->thread_enter(e->be));
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
         const tc_plan_tensor *t = layer_tensor(e, li, k);
-        s->elems[k] = 0;
-        if (!t)
+        if (!t || !s->dev[k] || s->elems[k] != (size_t)t->rows * (size_t)t->cols)
             continue; /* optional (tc_fwd_staged_reserve checked) */
-        const size_t n = (size_t)t->rows * (size_t)t->cols;
-        if (n * e->es > s->cap[k])
-            return tc_fail(TC_E_INTERNAL, "%s: staging buffer not reserved", t->name);
-        TRY(read_tensor(e, t, s->host[k]));
-        s->elems[k] = n;
+        const size_t slice_es = tc_dtype_bits(t->slice_dtype) / 8;
+        const size_t row_in = (size_t)t->cols * (slice_es > e->es ? slice_es : e->es);
+        int64_t chunk_rows = (int64_t)(FWD_LOAD_CHUNK / (row_in ? row_in : 1));
+        if (chunk_rows < 1)
+            return tc_fail(TC_E_INPUT, "%s: a row of %lld values is larger than the read-ahead "
+                           "chunk (%u bytes)", t->name, (long long)t->cols, FWD_LOAD_CHUNK);
+        /* In the engine's dtype the rows land in the pinned chunk directly. */
+        const bool direct = t->slice_dtype == e->dt;
+        for (int64_t r = 0; r < t->rows; r += chunk_rows) {
+            const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
+            const size_t elems = (size_t)nr * (size_t)t->cols;
+            TRY(rows_of(e, t, r, nr, direct ? s->chunk : s->tmp, s->scratch));
+            if (!direct)
+                tc_convert(s->chunk, e->dt, s->tmp, t->slice_dtype, elems);
+            TRY(e->ops->upload_weight_bg(e->be, s->dev[k], (size_t)r * (size_t)t->cols, s->chunk,
+                                         e->dt, elems));
+        }
     }
     return TC_OK;
 }
@@ -196,19 +196,23 @@ tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
 void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s)
 {
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
-        if (s->host[k]) {
-            e->ops->unpin_host(e->be, s->host[k]);
-            free(s->host[k]);
-        }
-        s->host[k] = NULL;
-        s->cap[k] = 0;
+        if (s->dev[k])
+            e->ops->release(e->be, s->dev[k]);
+        s->dev[k] = NULL;
+        s->elems[k] = 0;
     }
+    if (s->chunk)
+        e->ops->unpin_host(e->be, s->chunk);
+    free(s->chunk);
+    free(s->tmp);
+    free(s->scratch);
+    s->chunk = s->tmp = NULL;
+    s->scratch = NULL;
 }
 
-tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer *staged)
+tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *staged)
 {
     layer_weights *w = &e->layers[li];
-    const size_t wes = e->ops->weight_elem_bytes(e->dt);
     char name[160];
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
         void **dst = layer_field(w, k);
@@ -218,17 +222,10 @@ tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, const fwd_staged_layer
             TRY(load_tensor(e, name, layer_tensor_optional(e, k), dst, NULL, NULL));
             continue;
         }
-        if (!staged->elems[k])
-            continue; /* an optional tensor the plan does not have */
-        const size_t n = staged->elems[k];
-        tc_status st = e->ops->alloc(e->be, n * wes, dst);
-        if (st != TC_OK)
-            return tc_fail(TC_E_USAGE, "layer %lld does not fit in this rank's memory next to "
-                           "the calibration set's hidden states (%s: %.1f MiB); see "
-                           "docs/calibration-memory.md", (long long)(e->layer0 + li),
-                           layer_tensors[k].suffix, (double)(n * wes) / 1048576.0);
-        TRY(e->ops->upload_weight(e->be, *dst, 0, staged->host[k], e->dt, n));
-        e->weight_bytes += n * e->es;
+        *dst = staged->dev[k]; /* NULL: an optional tensor the plan does not have */
+        staged->dev[k] = NULL;
+        e->weight_bytes += staged->elems[k] * e->es;
+        staged->elems[k] = 0;
     }
     return TC_OK;
 }
@@ -263,7 +260,7 @@ tc_status tc_fwd_load_weights(tc_fwd_engine *e, const tc_embedding *emb)
         return tc_fail(TC_E_INTERNAL, "out of memory");
     for (int64_t i = 0; i < e->n_layers && !e->stream_layers; i++)
         TRY(tc_fwd_load_layer(e, i, NULL));
-    if (e->pp_rank == e->pp - 1 && !e->weights_only) {
+    if (e->pp_rank == e->pp - 1 && !e->weights_only && !e->skip_head) {
         TRY(load_tensor(e, "transformer.ln_f.weight", false, &e->ln_f, NULL, NULL));
         int64_t rows = 0;
         TRY(load_tensor(e, "lm_head.weight", true, &e->lm_head, &rows, NULL));

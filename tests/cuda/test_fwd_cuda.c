@@ -4,6 +4,8 @@
  * 16-byte vector kernels (multiples of 8, aligned) and on shapes and
  * misaligned pointers that take the scalar ones:
  *   residual_add, rope_split   bit for bit (the same rounding steps);
+ *   residual_add_max,          bit for bit against the GPU's own plain op
+ *   silu_mul_max               followed by absmax_cols (output and maxima);
  *   silu_mul                   within one unit in the last place (CUDA's
  *                              expf and the C library's differ in the last
  *                              float32 bit, which rarely survives rounding);
@@ -13,7 +15,8 @@
  *                              bit, and both roundings, x * r to the dtype
  *                              and the product with the weight, may then
  *                              each move by one unit);
- *   attention                  within 2^-8 of the output's largest value
+ *   attention                  (the fused kernel and the cuBLAS path)
+ *                              within 2^-8 of the output's largest value
  *                              (scores and softmax in another order; the
  *                              point is the head layout, which a wrong
  *                              index breaks by whole values).
@@ -171,6 +174,102 @@ static void case_silu(pair *p, tc_dtype dt, size_t n, size_t mis)
     free(u);
 }
 
+/* GPU memory holding `bytes` of host (or uninitialised when host is NULL),
+ * 16 spare bytes for misaligned views; NULL on failure. */
+static void *gput(pair *p, const void *host, size_t bytes)
+{
+    void *d = NULL;
+    if (p->g->ops->alloc(p->g, bytes + 16, &d) != TC_OK)
+        return NULL;
+    if (host && p->g->ops->upload(p->g, d, host, bytes) != TC_OK) {
+        p->g->ops->release(p->g, d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Both GPU buffers of `bytes` equal after the queued work. */
+static int gsame(pair *p, const void *a, const void *b, size_t bytes)
+{
+    char *x = malloc(bytes), *y = malloc(bytes);
+    int same = x && y && p->g->ops->sync(p->g) == TC_OK &&
+               p->g->ops->download(p->g, x, a, bytes) == TC_OK &&
+               p->g->ops->download(p->g, y, b, bytes) == TC_OK && !memcmp(x, y, bytes);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* residual_add_max against residual_add followed by absmax_cols on the same
+ * GPU: the same h and maxima, bit for bit (mis > 0: the fallback path). */
+static void case_residual_max(pair *p, tc_dtype dt, int64_t T, int64_t H, int bias, size_t mis)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *h = fill(dt, n + 8, 8.0), *bh = fill(dt, (size_t)H, 2.0);
+    float *p32 = malloc((n + 8) * 4), *acc0 = malloc((size_t)H * 4);
+    for (size_t i = 0; i < n + 8; i++)
+        p32[i] = (float)((urand() * 2.0 - 1.0) * 8.0) * (i % 97 == 0 ? 1e4f : 1.0f);
+    p32[0] = -0.0f;
+    for (int64_t c = 0; c < H; c++)
+        acc0[c] = c % 3 ? 0.0f : 5.0f; /* earlier batches' maxima */
+    void *h1 = gput(p, h, (n + 8) * 2), *h2 = gput(p, h, (n + 8) * 2);
+    void *dp = gput(p, p32, (n + 8) * 4), *db = bias ? gput(p, bh, (size_t)H * 2) : NULL;
+    float *a1 = gput(p, acc0, (size_t)H * 4), *a2 = gput(p, acc0, (size_t)H * 4);
+    const fwd_ops *o = p->g->ops;
+    int ok = h1 && h2 && dp && (!bias || db) && a1 && a2 &&
+             o->residual_add_max(p->g, (uint16_t *)h1 + mis, (float *)dp + mis, db, dt, T, H,
+                                 a1) == TC_OK &&
+             o->absmax_cols(p->g, a2, (float *)dp + mis, true, db, dt, T, H, 0, H) == TC_OK &&
+             o->residual_add(p->g, (uint16_t *)h2 + mis, (float *)dp + mis, db, dt, T, H) == TC_OK;
+    ok = ok && gsame(p, h1, h2, (n + 8) * 2) && gsame(p, a1, a2, (size_t)H * 4);
+    result(ok, "residual_add_max %s %lld x %lld%s%s: h and maxima those of residual_add + "
+           "absmax_cols", dtn(dt), (long long)T, (long long)H, bias ? " bias" : "",
+           mis ? " misaligned" : "");
+    void *bufs[] = { h1, h2, dp, db, a1, a2 };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            o->release(p->g, bufs[i]);
+    free(h);
+    free(bh);
+    free(p32);
+    free(acc0);
+}
+
+/* silu_mul_max against silu_mul and three absmax_cols on the same GPU. */
+static void case_silu_max(pair *p, tc_dtype dt, int64_t T, int64_t I, size_t mis)
+{
+    const size_t n = (size_t)(T * I);
+    uint16_t *g = fill(dt, n + 8, 12.0), *u = fill(dt, n + 8, 3.0);
+    float *acc0 = calloc((size_t)I, 4);
+    acc0[0] = 1e3f;
+    void *dg = gput(p, g, (n + 8) * 2), *du = gput(p, u, (n + 8) * 2);
+    void *o1 = gput(p, NULL, (n + 8) * 2), *o2 = gput(p, NULL, (n + 8) * 2);
+    float *acc[6];
+    int ok = dg && du && o1 && o2;
+    for (int i = 0; i < 6; i++)
+        ok = (acc[i] = gput(p, acc0, (size_t)I * 4)) != NULL && ok;
+    const fwd_ops *o = p->g->ops;
+    uint16_t *G = (uint16_t *)dg + mis, *U = (uint16_t *)du + mis;
+    uint16_t *O1 = (uint16_t *)o1 + mis, *O2 = (uint16_t *)o2 + mis;
+    ok = ok && o->silu_mul_max(p->g, O1, G, U, dt, T, I, acc[0], acc[1], acc[2]) == TC_OK &&
+         o->silu_mul(p->g, O2, G, U, dt, n) == TC_OK &&
+         o->absmax_cols(p->g, acc[3], G, false, NULL, dt, T, I, 0, I) == TC_OK &&
+         o->absmax_cols(p->g, acc[4], U, false, NULL, dt, T, I, 0, I) == TC_OK &&
+         o->absmax_cols(p->g, acc[5], O2, false, NULL, dt, T, I, 0, I) == TC_OK;
+    ok = ok && gsame(p, O1, O2, n * 2);
+    for (int i = 0; ok && i < 3; i++)
+        ok = gsame(p, acc[i], acc[i + 3], (size_t)I * 4);
+    result(ok, "silu_mul_max %s %lld x %lld%s: output and the three maxima those of silu_mul + "
+           "absmax_cols", dtn(dt), (long long)T, (long long)I, mis ? " misaligned" : "");
+    void *bufs[] = { dg, du, o1, o2, acc[0], acc[1], acc[2], acc[3], acc[4], acc[5] };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            o->release(p->g, bufs[i]);
+    free(g);
+    free(u);
+    free(acc0);
+}
+
 static void case_rmsnorm(pair *p, tc_dtype dt, int64_t T, int64_t H)
 {
     const size_t n = (size_t)(T * H);
@@ -254,8 +353,8 @@ static void free_batch(pair *p, batch2 *b)
 
 /* rope_split, then attention on its outputs, for nh query heads over nkv
  * key/value heads of size d, sequences of lengths lens. */
-static void case_attention(pair *p, tc_dtype dt, int64_t nh, int64_t nkv, int64_t d,
-                           const int64_t *lens, int n_seqs)
+static void case_attention(pair *p, const char *path, tc_dtype dt, int64_t nh, int64_t nkv,
+                           int64_t d, const int64_t *lens, int n_seqs)
 {
     batch2 b;
     const int mk = make_batch(p, lens, n_seqs, d, dt, &b);
@@ -292,8 +391,9 @@ static void case_attention(pair *p, tc_dtype dt, int64_t nh, int64_t nkv, int64_
         }
     }
     result(worst >= 0.0 && worst <= top / 256.0,
-           "attention %s heads %lld/%lld d %lld, %d sequences: within 2^-8 of max |out| (worst %.3g of %.3g)",
-           dtn(dt), (long long)nh, (long long)nkv, (long long)d, n_seqs, worst, top);
+           "attention (%s) %s heads %lld/%lld d %lld, %d sequences: within 2^-8 of max |out| "
+           "(worst %.3g of %.3g)", path, dtn(dt), (long long)nh, (long long)nkv, (long long)d,
+           n_seqs, worst, top);
     free(og), free(oc), free(qkv);
     drop(p, &dqkv), drop(p, &dq), drop(p, &dk), drop(p, &dv), drop(p, &dout);
     free_batch(p, &b);
@@ -311,12 +411,19 @@ int main(void)
     if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
         return 1;
     fwd_attn a = { 8, 2, 128, 1.0f };
-    pair p;
-    if (tc_fwd_gpu_backend(&gpu, 512, 64, &a, &p.g) != TC_OK ||
-        tc_fwd_cpu_backend(2, 512, 64, &a, &p.c) != TC_OK)
+    pair p, pb;
+    /* pb: the same CPU reference against the GPU backend's cuBLAS attention
+     * (materialised scores), which the fused kernel replaced by default. */
+    if (tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &p.g) != TC_OK ||
+        tc_fwd_cpu_backend(2, 1024, 320, &a, &p.c) != TC_OK || setenv("TRTCONV_ATTENTION", "cublas", 1) ||
+        tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &pb.g) != TC_OK)
         return 1;
+    unsetenv("TRTCONV_ATTENTION");
+    pb.c = p.c;
     const tc_dtype dts[] = { TC_DT_F16, TC_DT_BF16 };
     const int64_t lens_a[] = { 37, 64, 5, 64 }, lens_b[] = { 9, 3 };
+    /* Several key blocks of 64 and query tiles that end inside a sequence. */
+    const int64_t lens_c[] = { 300, 300, 77, 130 };
     for (int i = 0; i < 2; i++) {
         const tc_dtype dt = dts[i];
         case_residual(&p, dt, 64, 4096, 0);    /* vector kernel */
@@ -325,15 +432,29 @@ int main(void)
         case_silu(&p, dt, 64 * 14336, 0);
         case_silu(&p, dt, 1001, 0);
         case_silu(&p, dt, 4096, 3);
+        case_residual_max(&p, dt, 100, 4096, 0, 0);  /* fused kernel, rows not a multiple of 32 */
+        case_residual_max(&p, dt, 64, 1024, 1, 0);   /* fused, with a bias */
+        case_residual_max(&p, dt, 5, 36, 1, 0);      /* fallback: H not a multiple of 8 */
+        case_residual_max(&p, dt, 16, 64, 0, 1);     /* fallback: misaligned */
+        case_silu_max(&p, dt, 70, 14336, 0);
+        case_silu_max(&p, dt, 3, 1001, 0);            /* fallback */
+        case_silu_max(&p, dt, 8, 512, 3);             /* fallback: misaligned */
         case_rmsnorm(&p, dt, 64, 4096);
         case_rmsnorm(&p, dt, 5, 40);
         case_rmsnorm(&p, dt, 9, 36);           /* scalar: H not a multiple of 8 */
-        case_attention(&p, dt, 8, 2, 128, lens_a, 4); /* vector rope and gather */
-        case_attention(&p, dt, 4, 4, 64, lens_b, 2);
-        case_attention(&p, dt, 6, 3, 12, lens_b, 2);  /* scalar: d / 2 not a multiple of 8 */
+        for (int k = 0; k < 2; k++) {
+            pair *q = k ? &pb : &p;
+            const char *path = k ? "cuBLAS" : "default";
+            case_attention(q, path, dt, 8, 2, 128, lens_a, 4); /* vector rope and gather */
+            case_attention(q, path, dt, 4, 4, 64, lens_b, 2);
+            case_attention(q, path, dt, 8, 1, 128, lens_c, 4);  /* g 8: fused, many blocks */
+            case_attention(q, path, dt, 4, 2, 64, lens_c, 4);
+            case_attention(q, path, dt, 6, 3, 12, lens_b, 2);  /* scalar: d / 2 not a multiple of 8 */
+        }
     }
     result(cuda_ok(cudaDeviceSynchronize(), "final synchronize"), "no pending CUDA error");
     p.g->ops->destroy(p.g);
+    pb.g->ops->destroy(pb.g);
     p.c->ops->destroy(p.c);
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;

@@ -128,6 +128,20 @@ run_np 4 --model_dir "$G/hf" --output_dir "$WORK/r_tp2pp2" ${FLAGS[pc_tok_kv]} -
     pass "tp 2 x pp 2 statistics reused on 4 and on 1 rank(s): same bytes as calibrating" ||
     fail "tp2pp2 reuse differs"
 
+# Without --calib_stats_out the calibration skips lm_head (no method
+# quantizes it): the same rank files.
+for layout in "a 1 1 1" "tp2pp2 4 2 2"; do
+    set -- $layout
+    if run_np "$2" --model_dir "$G/hf" --output_dir "$WORK/nh_$1" --tp_size $3 --pp_size $4 \
+        ${FLAGS[pc_tok_kv]} --calib_dataset "$CALIB" --calib_batch_size 3 </dev/null; then
+        same_ranks "$WORK/c_$1" "$WORK/nh_$1" && cmp -s "$WORK/c_$1/config.json" "$WORK/nh_$1/config.json" &&
+            pass "calibration $1 without lm_head (no --calib_stats_out): rank files byte-identical" ||
+            fail "calibration $1 without lm_head differs"
+    else
+        fail "calibration $1 without --calib_stats_out: exit $?"; cat "$WORK/last.log"
+    fi
+done
+
 # --resume with SmoothQuant: the smoothing passes still see every cell (their
 # maxima are global), only the kept rank files are not rewritten.
 if [ -n "${FAULT_SHIM:-}" ]; then

@@ -153,6 +153,32 @@ START_TEST(hdf5_should_round_trip_and_refuse_another_model)
     tc_calib_stats_free(&s);
 }
 END_TEST
+
+START_TEST(hdf5_without_lm_head_should_read_back_as_absent)
+{
+    tc_calib_stats s, r;
+    ck_assert_int_eq(tc_calib_stats_alloc(&DIMS, &s), TC_OK);
+    for (size_t i = 0; i < s.n; i++)
+        s.data[i] = 1.0f + (float)i;
+    const size_t head = tc_calib_offset(&DIMS, -1, TC_LIN_LM_HEAD, TC_STAT_X);
+    memset(s.data + head, 0, (s.n - head) * sizeof(float));
+    s.lm_head_absent = true;
+    char path[600];
+    snprintf(path, sizeof path, "%s/nohead.h5", g_dir);
+    ck_assert_int_eq(tc_calib_stats_write_h5(&s, path), TC_OK);
+    ck_assert_int_eq(tc_calib_stats_read_h5(path, &DIMS, &r), TC_OK);
+    ck_assert(r.lm_head_absent);
+    ck_assert_mem_eq(r.data, s.data, s.n * sizeof(float));
+    tc_calib_stats_free(&r);
+    /* With lm_head written, it is read and not marked absent. */
+    s.lm_head_absent = false;
+    ck_assert_int_eq(tc_calib_stats_write_h5(&s, path), TC_OK);
+    ck_assert_int_eq(tc_calib_stats_read_h5(path, &DIMS, &r), TC_OK);
+    ck_assert(!r.lm_head_absent);
+    tc_calib_stats_free(&r);
+    tc_calib_stats_free(&s);
+}
+END_TEST
 #endif
 
 START_TEST(sq_scalars_should_follow_torch)
@@ -187,6 +213,7 @@ int main(void)
     tcase_add_test(tc, moe_statistics_should_stack_the_experts_mlp_only);
 #if TRTCONV_HAVE_HDF5
     tcase_add_test(tc, hdf5_should_round_trip_and_refuse_another_model);
+    tcase_add_test(tc, hdf5_without_lm_head_should_read_back_as_absent);
 #endif
     tcase_add_test(tc, sq_scalars_should_follow_torch);
     suite_add_tcase(s, tc);

@@ -31,7 +31,9 @@
  *   /layers/<L>/<linear>/{x,y,w}   1-D float32 datasets, L = 0..layers-1,
  *                             linear = q_proj k_proj v_proj o_proj
  *                             gate_proj up_proj down_proj
- *   /lm_head/{x,y,w}
+ *   /lm_head/{x,y,w}          only when collected: a conversion calibrates
+ *                             without lm_head (no method quantizes it) unless
+ *                             it writes the file (--calib_stats_out)
  * A file is hostile input: every dataset's type class, rank and length is
  * checked against the model before it is read, and the error names the file,
  * the dataset and the rule.
@@ -68,6 +70,7 @@ typedef struct tc_calib_stats {
     tc_calib_dims d;
     size_t n;              /* floats in data */
     float *data;           /* owned */
+    bool lm_head_absent;   /* lm_head's statistics not collected: zeros in data */
     /* provenance, written as attributes */
     int64_t samples, tokens, max_seq_length;
     char model[512], calib_dataset[512], forward_dtype[16], layout[64];

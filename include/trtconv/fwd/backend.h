@@ -62,6 +62,19 @@ typedef struct fwd_ops {
     size_t (*weight_elem_bytes)(tc_dtype dt);
     tc_status (*upload_weight)(fwd_backend *b, void *w, size_t off, const void *host, tc_dtype dt,
                                size_t n);
+    /* From a helper thread while the engine computes (the layer read-ahead
+     * of fwd_stream.c): thread_enter once in that thread (the CUDA device),
+     * then upload_weight_bg as upload_weight, through the backend's own
+     * transfer stream so that it does not wait behind the computation;
+     * complete (host buffer reusable) on return. */
+    tc_status (*thread_enter)(fwd_backend *b);
+    /* Until called again with false, the operations of the calling thread
+     * go to a second stream that runs beside the first (a method's work on
+     * one layer next to the next layer's forward pass); sync waits for that
+     * stream. May be NULL (the CPU's operations are synchronous). */
+    void (*use_side_stream)(fwd_backend *b, bool side);
+    tc_status (*upload_weight_bg)(fwd_backend *b, void *w, size_t off, const void *host,
+                                  tc_dtype dt, size_t n);
     /* out32[T, H] = 0, then row `id - row0` (when in [0, rows)) of the table
      * [rows, cols] (loaded from dtype dt) into columns [col0, col0 + cols). */
     tc_status (*embed)(fwd_backend *b, float *out32, const void *table, tc_dtype dt,
@@ -112,6 +125,17 @@ typedef struct fwd_ops {
      * backend's weight representation (model dtype dt). */
     tc_status (*absmax_rows)(fwd_backend *b, float *out, const void *w, tc_dtype dt, int64_t rows,
                              int64_t cols);
+    /* Calibration forms of residual_add and silu_mul that also take, in the
+     * same pass, the maxima absmax_cols would of the same values (results
+     * bit for bit those of the plain op followed by absmax_cols). May be
+     * NULL: the engine then calls the two. residual_add_max: acc[H] over
+     * |p32 + bias| (float32, bias only where given). silu_mul_max over
+     * [T, I]: acc_g, acc_u and acc_out over g, u and out. */
+    tc_status (*residual_add_max)(fwd_backend *b, void *h, const float *p32, const void *bias,
+                                  tc_dtype dt, int64_t T, int64_t H, float *acc);
+    tc_status (*silu_mul_max)(fwd_backend *b, void *out, const void *g, const void *u,
+                              tc_dtype dt, int64_t T, int64_t I, float *acc_g, float *acc_u,
+                              float *acc_out);
     /* SmoothQuant (sq.c, trtllm-checkpoint.md §5.3): in place on a weight
      * [rows, cols] of model dtype dt, with s[cols] float64 in backend memory:
      * w = round_dt(float(double(w) * s[c])), or w / s[c] when divide (the

@@ -74,6 +74,11 @@ typedef struct tc_fwd_setup {
      * released after their turn (a method that needs them does its work in
      * the per-layer hook, tc_fwd_set_layer_hook). */
     bool stream_layers;
+    /* Calibration whose statistics need nothing of lm_head (no method
+     * quantizes it): the last stage neither loads ln_f and lm_head nor runs
+     * them, and the statistics come back with lm_head_absent. tc_fwd_run
+     * with a sink refuses such an engine. */
+    bool skip_head;
     const tc_fwd_weight_source *weights;  /* NULL: the model's slices */
 } tc_fwd_setup;
 

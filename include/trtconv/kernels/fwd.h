@@ -47,6 +47,15 @@ tc_status tc_fwd_softmax_cuda(void *p, const float *s, tc_dtype dt, int64_t rows
 tc_status tc_fwd_gather_heads_cuda(void *o, const void *og, tc_dtype dt, int64_t nh, int64_t nkv,
                                    int64_t d, int64_t T, const int32_t *seq_start,
                                    const int32_t *seq_len, void *stream);
+/* Causal attention without materialised scores (kernels/attention.cu) for
+ * a run of n_seqs consecutive sequences of len tokens each: q, k, v in
+ * rope_split's layout from the run's first sequence, o [tokens, nh * d]
+ * from its first token. Supported: float16 / bfloat16, head_dim 64 or 128
+ * (tc_fwd_attention_fused_supported), 16-byte aligned buffers. */
+int tc_fwd_attention_fused_supported(tc_dtype dt, int64_t head_dim);
+tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const void *k, const void *v,
+                                      tc_dtype dt, int64_t nh, int64_t nkv, int64_t head_dim,
+                                      int64_t len, int64_t n_seqs, float scale, void *stream);
 tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, tc_dtype dt,
                                    int64_t T, int64_t H, void *stream);
 tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
@@ -62,6 +71,14 @@ tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32, const vo
                                   void *stream);
 tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
                                   int64_t cols, void *stream);
+/* residual_add / silu_mul with the maxima of their values in the same pass
+ * (fwd_backend.h residual_add_max / silu_mul_max): the bytes of the plain
+ * kernel followed by tc_fwd_absmax_cols_cuda over the same values. */
+tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, const void *bias, tc_dtype dt,
+                                       int64_t T, int64_t H, float *acc, void *stream);
+tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_dtype dt,
+                                   int64_t T, int64_t I, float *acc_g, float *acc_u,
+                                   float *acc_out, void *stream);
 
 /* SmoothQuant (fwd_backend.h smooth_cols / quantize_i8; CPU reference in
  * src/fwd/fwd_cpu.c, byte-identical results). */
