@@ -3,7 +3,8 @@
 # heads, 8 KV heads, intermediate 28672, vocab 128256, llama3 rope) with
 # LAYERS decoder layers (default 8: what the GPU machine's 64 GB disk holds
 # with the model and its output), calibrated and converted on ONE GPU with
-# --use_fp8 --fp8_kv_cache in the layer-streamed schedule, SEQS x LEN random
+# --use_fp8 --fp8_kv_cache (or the flags in METHOD, e.g. METHOD="--smoothquant
+# 0.5 --per_channel --per_token --int8_kv_cache") in the layer-streamed schedule, SEQS x LEN random
 # ids (default 512 x 512). Reports the wall time, the statistics phase, the
 # time per layer and the statistics extrapolated to 80 layers (per-layer
 # time x 80: the embedding and lm_head are counted in every layer's share,
@@ -13,6 +14,7 @@ set -euo pipefail
 B=${1:-build}
 W=${BENCH_DIR:-/tmp/trtconv-bench}/70b
 LAYERS=${LAYERS:-8} SEQS=${SEQS:-512} LEN=${LEN:-512}
+METHOD=${METHOD:---use_fp8 --fp8_kv_cache}
 mkdir -p "$W"
 . "$(dirname "$0")/bench_lib.sh"
 if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LAYERS" ]; then
@@ -22,7 +24,7 @@ if [ ! -f "$W/model/config.json" ] || [ "$(cat "$W/layers" 2>/dev/null)" != "$LA
     echo "$LAYERS" >"$W/layers"
 fi
 random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
-echo "model: $LAYERS layers of Llama-3-70B shape, float16, $(du -sh "$W/model" | cut -f1); $SEQS x $LEN tokens"
+echo "model: $LAYERS layers of Llama-3-70B shape, float16, $(du -sh "$W/model" | cut -f1); $SEQS x $LEN tokens; $METHOD"
 rm -rf "$W/out"
 sync
 base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
@@ -30,7 +32,7 @@ nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$W/s
 smi=$!
 t0=$(date +%s.%N)
 /usr/bin/time -f "%M" -o "$W/rss" mpirun -np 1 --bind-to none "$B/trtconv" --model_dir "$W/model" \
-    --output_dir "$W/out" --progress none --use_fp8 --fp8_kv_cache --calib_dataset "$W/ids.jsonl" \
+    --output_dir "$W/out" --progress none $METHOD --calib_dataset "$W/ids.jsonl" \
     --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --log_level info \
     >"$W/log" 2>&1 || { kill $smi; cat "$W/log" >&2; exit 1; }
 t1=$(date +%s.%N)

@@ -180,11 +180,13 @@ static void unpin(void *ctx, void *p)
     b->ops->unpin_host(b, p);
 }
 
-/* Write-queue buffers: 8 of 32 MiB, pinned, written by 4 threads (a layer's
+/* Write-queue buffers: 8 of 16 MiB, pinned, written by 4 threads (a layer's
  * int8 weights of the 8B shape are 208 MiB; the queue keeps host memory
- * flat whatever the model; the log says how long the layers waited for it). */
+ * flat whatever the model; the log says how long the layers waited for it:
+ * the hook runs beside the next layer's forward pass, so a short wait costs
+ * no GPU time). */
 #define SQ_WQ_BUFFERS 8
-#define SQ_WQ_BYTES ((size_t)32 << 20)
+#define SQ_WQ_BYTES ((size_t)16 << 20)
 #define SQ_WQ_THREADS 4
 
 static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells, size_t n_cells,
