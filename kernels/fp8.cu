@@ -25,6 +25,7 @@ extern "C" {
 #include "trtconv/core/status.h"
 }
 #include "trtconv/kernels/fp8.h"
+#include "fp8_bits.cuh"
 
 namespace {
 
@@ -43,26 +44,6 @@ __device__ __forceinline__ float load_f32(const void *w, int dt, int64_t i)
 __device__ __forceinline__ float clamp_nan(float x, float lo, float hi)
 {
     return isnan(x) ? x : x < lo ? lo : x > hi ? hi : x;
-}
-
-__device__ __forceinline__ uint8_t to_e4m3fn(float f)
-{
-    uint32_t bits = __float_as_uint(f);
-    const uint32_t sign = bits & 0x80000000u;
-    bits ^= sign;
-    uint8_t out;
-    if (bits >= (1087u << 20)) {
-        out = 0x7F;
-    } else if (bits < (121u << 23)) {
-        const uint32_t denorm = 141u << 23;
-        out = static_cast<uint8_t>(__float_as_uint(__fadd_rn(__uint_as_float(bits),
-                                                             __uint_as_float(denorm))) - denorm);
-    } else {
-        const uint32_t odd = (bits >> 20) & 1u;
-        bits += ((uint32_t)(7 - 127) << 23) + 0x7FFFFu + odd;
-        out = static_cast<uint8_t>(bits >> 20);
-    }
-    return static_cast<uint8_t>(out | (sign >> 24));
 }
 
 __device__ __forceinline__ float max_nan(float a, float b)

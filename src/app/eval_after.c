@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "trtconv/calib/tokens.h"
 #include "trtconv/core/log.h"
+#include "trtconv/eval/ckpt_weights.h"
 #include "trtconv/eval/eval.h"
 
 tc_status tc_job_eval_check(const tc_job *j)
@@ -20,11 +21,11 @@ tc_status tc_job_eval_check(const tc_job *j)
     if (!j->model || o->save_config_only)
         return tc_fail(TC_E_USAGE, "--eval needs a model to convert (--model_dir) and its rank "
                        "files");
-    if (w->calib || w->woq_no_plugin || (!w->woq_bits && w->config_algo) || kv->config_algo)
-        return tc_fail(TC_E_USAGE, "--eval: trtconv eval computes unquantized and weight-only "
-                       "(with the plugin) checkpoints so far, not %s%s%s (docs/eval.md)",
-                       w->config_algo ? w->config_algo : "", kv->config_algo ? " / KV " : "",
-                       kv->config_algo ? kv->config_algo : "");
+    if (w->woq_no_plugin)
+        return tc_fail(TC_E_USAGE, "--eval: weights stored for the engine to quantize "
+                       "(--disable_weight_only_quant_plugin) are not read yet (docs/eval.md)");
+    tc_ckpt_quant q;
+    TC_TRY(tc_eval_quant_parse(w->config_algo, kv->config_algo, "--eval", &q));
     const int cells = tc_layout_cells(&j->s.layout);
     if (j->comm->size % cells != 0)
         return tc_fail(TC_E_USAGE, "--eval runs the checkpoint in its layout: the number of "

@@ -8,20 +8,25 @@
 #include "trtconv/core/dtype.h"
 #include "trtconv/core/log.h"
 #include "trtconv/formats/safetensors.h"
+#include "trtconv/fwd/fake_quant.h"
 #include "trtconv/quant/woq.h"
 
 struct tc_ckpt_weights {
     tc_st_file *f;
     int bits, sm;
+    tc_ckpt_quant q;
     /* The last weight read back, as float32 [rows, cols]. */
     char cached[128];
     float *cache;
+    /* The scales of the last linear described (linear_quant). */
+    float *col, *smoother;
 };
 
-tc_status tc_ckpt_weights_open(const char *dir, int rank_file, int weight_only_bits,
-                               int target_sm, tc_ckpt_weights **out)
+tc_status tc_ckpt_weights_open(const char *dir, int rank_file, const tc_ckpt_quant *q,
+                               tc_ckpt_weights **out)
 {
     *out = NULL;
+    const int weight_only_bits = q->woq_bits, target_sm = q->target_sm;
     if (weight_only_bits != 0 && weight_only_bits != 8 && weight_only_bits != 4)
         return tc_fail(TC_E_INTERNAL, "weight-only bits %d", weight_only_bits);
     char path[4096];
@@ -32,6 +37,7 @@ tc_status tc_ckpt_weights_open(const char *dir, int rank_file, int weight_only_b
         return tc_fail(TC_E_INTERNAL, "out of memory");
     w->bits = weight_only_bits;
     w->sm = target_sm;
+    w->q = *q;
     tc_status st = tc_st_open(path, &w->f, NULL);
     if (st != TC_OK) {
         free(w);
@@ -47,6 +53,8 @@ void tc_ckpt_weights_close(tc_ckpt_weights *w)
         return;
     tc_st_close(w->f);
     free(w->cache);
+    free(w->col);
+    free(w->smoother);
     free(w);
 }
 
@@ -137,6 +145,29 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
     }
     const size_t len = strlen(t->name);
     const bool weight = len > 7 && !strcmp(t->name + len - 7, ".weight");
+    /* SmoothQuant's I8 and FP8's E4M3 weights: their values, [N, K]. */
+    const bool q_vals = weight && t->expert_rows == 0 &&
+                        ((w->q.act == TC_FQ_INT8 && q->dtype == TC_DT_I8) ||
+                         (w->q.act == TC_FQ_FP8 && q->dtype == TC_DT_F8_E4M3));
+    if (q_vals) {
+        if (q->ndim != 2 || q->shape[0] != t->rows || q->shape[1] != t->cols)
+            return tc_fail(TC_E_INPUT, "%s: %s must be %s [%lld, %lld] (trtllm-checkpoint.md)",
+                           file, t->name, tc_dtype_name(q->dtype), (long long)t->rows,
+                           (long long)t->cols);
+        uint8_t *raw = malloc(elems + 1);
+        float *f = malloc(elems * sizeof(float) + 1);
+        tc_status st = raw && f ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory reading %s",
+                                                  t->name);
+        if (st == TC_OK)
+            st = tc_st_read(w->f, q->begin + (uint64_t)r0 * (uint64_t)t->cols, raw, elems);
+        for (size_t i = 0; st == TC_OK && i < elems; i++)
+            f[i] = q->dtype == TC_DT_I8 ? (float)(int8_t)raw[i] : tc_e4m3fn_to_f32(raw[i]);
+        if (st == TC_OK)
+            tc_convert(out, t->slice_dtype, f, TC_DT_F32, elems);
+        free(raw);
+        free(f);
+        return st;
+    }
     if (q->dtype != TC_DT_I8 || !w->bits || !weight || t->expert_rows > 0)
         return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: trtconv eval reads float tensors "
                        "and weight-only (W8A16, W4A16, with the plugin) weights, not this "
@@ -149,8 +180,132 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
     return TC_OK;
 }
 
+/* Float tensor `name` with n elements (n_alt, when >= 0, allowed too) as
+ * float32 into out (n or n_alt values); *got the count found. */
+static tc_status read_f32(tc_ckpt_weights *w, const char *name, int64_t n, int64_t n_alt,
+                          float *out, int64_t *got)
+{
+    const tc_st_tensor *t = tc_st_find(w->f, name);
+    if (!t)
+        return tc_fail(TC_E_INPUT, "%s: no tensor %s, which this quantization needs",
+                       w->f->path, name);
+    if (!is_float(t->dtype) ||
+        (t->nelements != (uint64_t)n && (n_alt < 0 || t->nelements != (uint64_t)n_alt)))
+        return tc_fail(TC_E_INPUT, "%s: %s must hold %lld%s float values", w->f->path, name,
+                       (long long)n, n_alt >= 0 ? " (or 1)" : "");
+    const size_t es = tc_dtype_bits(t->dtype) / 8, cnt = (size_t)t->nelements;
+    void *raw = malloc(cnt * es + 1);
+    if (!raw)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    tc_status st = tc_st_read(w->f, t->begin, raw, cnt * es);
+    if (st == TC_OK)
+        tc_convert(out, TC_DT_F32, raw, t->dtype, cnt);
+    free(raw);
+    if (got)
+        *got = (int64_t)cnt;
+    return st;
+}
+
+static tc_status read_scalar(tc_ckpt_weights *w, const char *name, float *v)
+{
+    return read_f32(w, name, 1, -1, v, NULL);
+}
+
+/* SmoothQuant's input scale of each linear (the tensor that quantizes its
+ * input) and its smoother, by the linear's name within the layer. */
+static const struct {
+    const char *linear, *input_scale, *smoother;
+    bool norm_scale;             /* a norm's scale_to_int: a parameter of the model dtype */
+} sq_inputs[] = {
+    { "attention.qkv", "input_layernorm.scale_to_int", NULL, true },
+    { "attention.dense", "attention.quantization_scaling_factor", "attention.dense.smoother", false },
+    { "mlp.fc", "post_layernorm.scale_to_int", NULL, true },
+    { "mlp.gate", "post_layernorm.scale_to_int", NULL, true },
+    { "mlp.proj", "mlp.quantization_scaling_factor", "mlp.proj.smoother", false },
+};
+
+static tc_status linear_quant(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_quant *out)
+{
+    tc_ckpt_weights *w = ctx;
+    memset(out, 0, sizeof *out);
+    if (w->q.act == TC_FQ_NONE)
+        return TC_OK;
+    /* "transformer.layers.L." + linear + ".weight" */
+    const char *p = strstr(t->name, "transformer.layers.");
+    const char *dot = p ? strchr(p + 19, '.') : NULL;
+    const size_t len = strlen(t->name);
+    if (!dot || len < 7 || strcmp(t->name + len - 7, ".weight") != 0)
+        return tc_fail(TC_E_INTERNAL, "%s: not a layer's weight", t->name);
+    char layer[64], lin[96], name[256];
+    snprintf(layer, sizeof layer, "%.*s", (int)(dot + 1 - t->name), t->name);
+    snprintf(lin, sizeof lin, "%.*s", (int)(len - 7 - (size_t)(dot + 1 - t->name)), dot + 1);
+    free(w->col);
+    free(w->smoother);
+    w->smoother = NULL;
+    w->col = malloc((size_t)t->rows * sizeof(float) + 1);
+    if (!w->col)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    out->act = w->q.act;
+    out->col = w->col;
+    if (w->q.act == TC_FQ_FP8) {
+        /* FP8Linear: quantize(x, activation_scaling_factor cast to the
+         * dtype) divides by it; alpha = weights_scaling_factor x
+         * activation_scaling_factor. */
+        float as, ws;
+        snprintf(name, sizeof name, "%s%s.activation_scaling_factor", layer, lin);
+        TC_TRY(read_scalar(w, name, &as));
+        snprintf(name, sizeof name, "%s%s.weights_scaling_factor", layer, lin);
+        TC_TRY(read_scalar(w, name, &ws));
+        out->act_scale = 1.0f / tc_round_to_dtype(t->slice_dtype, as);
+        out->row_scale = as;
+        out->n_col = 1;
+        w->col[0] = ws;
+        return TC_OK;
+    }
+    size_t k = 0;
+    while (k < sizeof sq_inputs / sizeof sq_inputs[0] && strcmp(sq_inputs[k].linear, lin) != 0)
+        k++;
+    if (k == sizeof sq_inputs / sizeof sq_inputs[0])
+        return tc_fail(TC_E_INPUT, "%s: SmoothQuant of %s is not emulated", w->f->path, t->name);
+    out->per_token = w->q.per_token;
+    snprintf(name, sizeof name, "%s%s.per_channel_scale", layer, lin);
+    TC_TRY(read_f32(w, name, t->rows, 1, w->col, &out->n_col));
+    if (!w->q.per_token) {
+        float sx;
+        snprintf(name, sizeof name, "%s%s", layer, sq_inputs[k].input_scale);
+        TC_TRY(read_scalar(w, name, &sx));
+        out->act_scale = sq_inputs[k].norm_scale ? tc_round_to_dtype(t->slice_dtype, sx) : sx;
+        snprintf(name, sizeof name, "%s%s.act_scale", layer, lin);
+        TC_TRY(read_scalar(w, name, &out->row_scale));
+    }
+    if (sq_inputs[k].smoother) {
+        w->smoother = malloc((size_t)t->cols * sizeof(float) + 1);
+        if (!w->smoother)
+            return tc_fail(TC_E_INTERNAL, "out of memory");
+        snprintf(name, sizeof name, "%s%s", layer, sq_inputs[k].smoother);
+        TC_TRY(read_f32(w, name, t->cols, -1, w->smoother, NULL));
+        out->smoother = w->smoother;
+    }
+    return TC_OK;
+}
+
+static tc_status kv_quant(void *ctx, int64_t layer, int *kind, float *scale)
+{
+    tc_ckpt_weights *w = ctx;
+    *kind = w->q.kv;
+    *scale = 1.0f;
+    if (w->q.kv == TC_FQ_NONE)
+        return TC_OK;
+    char name[128];
+    snprintf(name, sizeof name, "transformer.layers.%lld.attention.kv_cache_scaling_factor",
+             (long long)layer);
+    return read_scalar(w, name, scale);
+}
+
 void tc_ckpt_weights_source(tc_ckpt_weights *w, tc_fwd_weight_source *src)
 {
     src->rows = rows;
+    src->linear_quant = w->q.act != TC_FQ_NONE ? linear_quant : NULL;
+    src->kv_quant = w->q.kv != TC_FQ_NONE ? kv_quant : NULL;
     src->ctx = w;
 }

@@ -22,7 +22,7 @@ typedef struct ckpt_info {
     tc_layout layout;
     tc_embedding emb;
     tc_dtype dtype;
-    int woq_bits, target_sm;
+    tc_ckpt_quant q;
 } ckpt_info;
 
 static cJSON *read_json(const char *dir, const char *name, bool required, tc_status *st)
@@ -53,6 +53,37 @@ static cJSON *read_json(const char *dir, const char *name, bool required, tc_sta
     return j;
 }
 
+tc_status tc_eval_quant_parse(const char *a, const char *kv, const char *where,
+                              struct tc_ckpt_quant *q)
+{
+    memset(q, 0, sizeof *q);
+    if (!a)
+        ;
+    else if (!strcmp(a, "W8A16"))
+        q->woq_bits = 8;
+    else if (!strcmp(a, "W4A16"))
+        q->woq_bits = 4;
+    else if (!strncmp(a, "W8A8_SQ_PER_", 12) && strstr(a, "_PLUGIN")) {
+        q->act = TC_FQ_INT8;
+        q->per_token = strstr(a, "PER_TOKEN") != NULL;
+    } else if (!strcmp(a, "FP8"))
+        q->act = TC_FQ_FP8;
+    else
+        return tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval emulates unquantized, "
+                       "weight-only (W8A16, W4A16), SmoothQuant (W8A8_SQ_*) and FP8 per-tensor "
+                       "checkpoints so far (docs/eval.md)", where, a);
+    if (!kv)
+        return TC_OK;
+    if (!strcmp(kv, "INT8"))
+        q->kv = TC_FQ_INT8;
+    else if (!strcmp(kv, "FP8"))
+        q->kv = TC_FQ_FP8;
+    else
+        return tc_fail(TC_E_USAGE, "%s: kv_cache_quant_algo %s is not emulated (INT8 and FP8 "
+                       "are)", where, kv);
+    return TC_OK;
+}
+
 static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *ci)
 {
     memset(ci, 0, sizeof *ci);
@@ -75,19 +106,9 @@ static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *c
                      dir);
     const cJSON *algo = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "quant_algo") : NULL;
     const cJSON *kv = cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "kv_cache_quant_algo") : NULL;
-    if (st == TC_OK && cJSON_IsString(algo)) {
-        if (!strcmp(algo->valuestring, "W8A16"))
-            ci->woq_bits = 8;
-        else if (!strcmp(algo->valuestring, "W4A16"))
-            ci->woq_bits = 4;
-        else
-            st = tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval reads unquantized and "
-                         "weight-only (W8A16, W4A16) checkpoints so far (docs/eval.md)", dir,
-                         algo->valuestring);
-    }
-    if (st == TC_OK && cJSON_IsString(kv))
-        st = tc_fail(TC_E_USAGE, "%s: kv_cache_quant_algo %s: the quantized KV cache is not "
-                     "emulated yet (docs/eval.md)", dir, kv->valuestring);
+    if (st == TC_OK)
+        st = tc_eval_quant_parse(cJSON_IsString(algo) ? algo->valuestring : NULL,
+                                 cJSON_IsString(kv) ? kv->valuestring : NULL, dir, &ci->q);
     if (st == TC_OK && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg,
                                                                       "disable_weight_only_quant_plugin")))
         st = tc_fail(TC_E_USAGE, "%s: weights stored for the engine to quantize "
@@ -102,19 +123,19 @@ static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *c
             ci->emb.sharding_dim = (int)shard;
     }
     cJSON_Delete(cfg);
-    if (st != TC_OK || !ci->woq_bits)
+    if (st != TC_OK || !ci->q.woq_bits)
         return st;
     /* The weight-only layout: --target_sm, else what trtconv recorded. */
-    ci->target_sm = (int)target_sm;
-    if (!ci->target_sm) {
+    ci->q.target_sm = (int)target_sm;
+    if (!ci->q.target_sm) {
         cJSON *man = read_json(dir, "trtconv-manifest.json", false, &st);
         const cJSON *par = man ? cJSON_GetObjectItemCaseSensitive(man, "parameters") : NULL;
         const cJSON *sm = par ? cJSON_GetObjectItemCaseSensitive(par, "target_sm") : NULL;
         if (cJSON_IsString(sm))
-            ci->target_sm = atoi(sm->valuestring);
+            ci->q.target_sm = atoi(sm->valuestring);
         cJSON_Delete(man);
     }
-    if (st == TC_OK && !ci->target_sm)
+    if (st == TC_OK && !ci->q.target_sm)
         st = tc_fail(TC_E_USAGE, "%s: a weight-only checkpoint's layout depends on the SM it "
                      "was converted for, which it does not record: pass --target_sm", dir);
     return st;
@@ -135,8 +156,8 @@ tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_t
         st = tc_plan_check_model(&model->cfg, &checks);
     tc_ckpt_weights *w = NULL;
     if (st == TC_OK)
-        st = tc_ckpt_weights_open(dir, tc_layout_replica_cell(&ci.layout, comm->rank),
-                                  ci.woq_bits, ci.target_sm, &w);
+        st = tc_ckpt_weights_open(dir, tc_layout_replica_cell(&ci.layout, comm->rank), &ci.q,
+                                  &w);
     st = tc_comm_agree(comm, st, dir);
     if (st == TC_OK) {
         tc_fwd_weight_source src;

@@ -249,7 +249,7 @@ void tc_fwd_destroy(tc_fwd_engine *e)
         ops->sync(b);
         void *bufs[] = { e->h, e->x, e->qkv, e->q, e->k, e->v, e->o, e->g, e->u, e->a, e->logits,
                          e->p32, e->red, e->d_meta, e->d_rope, e->d_report, e->embed, e->ln_f,
-                         e->d_stats };
+                         e->d_stats, e->q_acc, e->q_row, e->q_in };
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i])
                 ops->release(b, bufs[i]);
@@ -519,12 +519,15 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     const int64_t T = bt->n_tokens, H = e->H;
     const int64_t od = e->attn.heads * e->attn.head_dim;
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
-    OP(P_QKV, ops->linear(b, e->qkv, false, e->x, w->qkv, w->qkv_bias, e->dt, T, e->qkv_width, H));
+    OP(P_QKV, tc_fwd_qlinear(e, &w->q[LQ_QKV], true, e->qkv, false, e->x, w->qkv, w->qkv_bias, T,
+                             e->qkv_width, H));
     OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
+    TRY(tc_fwd_kv_quant(e, w, T));
     OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
     if (stats)
         OP(P_STATS, stats_attention(e, layer, T));
-    OP(P_DENSE, ops->linear(b, e->p32, true, e->o, w->dense, NULL, e->dt, T, H, od));
+    OP(P_DENSE, tc_fwd_qlinear(e, &w->q[LQ_DENSE], true, e->p32, true, e->o, w->dense, NULL, T, H,
+                               od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
     TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
@@ -540,10 +543,16 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
         OP(P_RESID, ops->residual_add(b, e->h, e->p32, NULL, e->dt, T, H));
         return TC_OK;
     }
-    OP(P_FC_GATE, ops->linear(b, e->g, false, e->x, w->fc, NULL, e->dt, T, e->inter, H));
-    OP(P_FC_GATE, ops->linear(b, e->u, false, e->x, w->gate, NULL, e->dt, T, e->inter, H));
+    /* fc and gate read the same post-norm input: quantized once when their
+     * input quantization is the same (SmoothQuant's post_layernorm). */
+    const lin_quant *qf = &w->q[LQ_FC], *qg = &w->q[LQ_GATE];
+    const bool shared = qf->act == qg->act && qf->per_token == qg->per_token &&
+                        qf->act_scale == qg->act_scale && qf->row_scale == qg->row_scale;
+    OP(P_FC_GATE, tc_fwd_qlinear(e, qf, true, e->g, false, e->x, w->fc, NULL, T, e->inter, H));
+    OP(P_FC_GATE, tc_fwd_qlinear(e, qg, !shared, e->u, false, e->x, w->gate, NULL, T, e->inter, H));
     TRY(silu_mul(e, layer, T));
-    OP(P_PROJ, ops->linear(b, e->p32, true, e->a, w->proj, NULL, e->dt, T, H, e->inter));
+    OP(P_PROJ, tc_fwd_qlinear(e, &w->q[LQ_PROJ], true, e->p32, true, e->a, w->proj, NULL, T, H,
+                              e->inter));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
     return residual(e, layer, TC_LIN_DOWN, NULL, T);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "trtconv/fwd/backend.h"
+#include "trtconv/fwd/fake_quant.h"
 #include "trtconv/core/log.h"
 
 typedef struct cpu_backend {
@@ -548,6 +549,40 @@ static tc_status cpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool
     return TC_OK;
 }
 
+static tc_status cpu_act_quant(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
+                               int64_t K, int kind, bool per_token, float scale, float row_static,
+                               float *row)
+{
+    (void)b;
+    tc_fq_act_rows(out, x, dt, T, K, kind, per_token, scale, row_static, row);
+    return TC_OK;
+}
+
+static tc_status cpu_dequant(fwd_backend *b, void *out, bool out_f32, const float *acc,
+                             const float *row, const float *col, bool per_channel, tc_dtype dt,
+                             int64_t T, int64_t N)
+{
+    (void)b;
+    tc_fq_dequant(out, out_f32, acc, row, col, per_channel, NULL, dt, T, N);
+    return TC_OK;
+}
+
+static tc_status cpu_div_cols(fwd_backend *b, void *x, const float *s, tc_dtype dt, int64_t T,
+                              int64_t K)
+{
+    (void)b;
+    tc_fq_div_cols(x, s, dt, T, K);
+    return TC_OK;
+}
+
+static tc_status cpu_qdq(fwd_backend *b, void *x, tc_dtype dt, size_t n, int kind, float to_q,
+                         float back)
+{
+    (void)b;
+    tc_fq_qdq(x, dt, n, kind, to_q, back);
+    return TC_OK;
+}
+
 static tc_status cpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_dtype dt,
                                  int64_t rows, int64_t cols)
 {
@@ -643,6 +678,10 @@ static const fwd_ops cpu_ops = {
     .zero_f32 = cpu_zero_f32,
     .to_f32 = cpu_to_f32,
     .absmax_cols = cpu_absmax_cols,
+    .act_quant = cpu_act_quant,
+    .dequant = cpu_dequant,
+    .div_cols = cpu_div_cols,
+    .qdq = cpu_qdq,
     .absmax_rows = cpu_absmax_rows,
     .smooth_cols = cpu_smooth_cols,
     .quantize_i8 = cpu_quantize_i8,

@@ -400,6 +400,34 @@ static tc_status gpu_silu_mul_max(fwd_backend *b, void *out, const void *gv, con
                                     ((gpu_backend *)b)->stream);
 }
 
+static tc_status gpu_act_quant(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
+                               int64_t K, int kind, bool per_token, float scale, float row_static,
+                               float *row)
+{
+    return tc_fq_act_quant_cuda(out, x, dt, T, K, kind, per_token, scale, row_static, row,
+                                ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_dequant(fwd_backend *b, void *out, bool out_f32, const float *acc,
+                             const float *row, const float *col, bool per_channel, tc_dtype dt,
+                             int64_t T, int64_t N)
+{
+    return tc_fq_dequant_cuda(out, out_f32, acc, row, col, per_channel, dt, T, N,
+                              ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_div_cols(fwd_backend *b, void *x, const float *s, tc_dtype dt, int64_t T,
+                              int64_t K)
+{
+    return tc_fq_div_cols_cuda(x, s, dt, T, K, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_qdq(fwd_backend *b, void *x, tc_dtype dt, size_t n, int kind, float to_q,
+                         float back)
+{
+    return tc_fq_qdq_cuda(x, dt, n, kind, to_q, back, ((gpu_backend *)b)->stream);
+}
+
 static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
                                  const void *bias, tc_dtype dt, int64_t rows, int64_t ld,
                                  int64_t c0, int64_t cols)
@@ -458,6 +486,10 @@ static const fwd_ops gpu_ops = {
     .to_f32 = gpu_to_f32,
     .absmax_cols = gpu_absmax_cols,
     .residual_add_max = gpu_residual_add_max,
+    .act_quant = gpu_act_quant,
+    .dequant = gpu_dequant,
+    .div_cols = gpu_div_cols,
+    .qdq = gpu_qdq,
     .silu_mul_max = gpu_silu_mul_max,
     .absmax_rows = gpu_absmax_rows,
     .smooth_cols = gpu_smooth_cols,

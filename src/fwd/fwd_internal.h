@@ -20,12 +20,26 @@
  * host holds one piece at a time whatever the tensor size. */
 #define FWD_LOAD_CHUNK (16u << 20)
 
+/* A linear of a quantized checkpoint as trtconv eval emulates it
+ * (fwd_quant.c, fake_quant.h). */
+enum { LQ_QKV, LQ_DENSE, LQ_FC, LQ_GATE, LQ_PROJ, LQ_COUNT };
+typedef struct lin_quant {
+    int act;                       /* TC_FQ_NONE: an ordinary linear */
+    bool per_token, per_channel;
+    float act_scale, row_scale;
+    float *col;                    /* backend float32 [1 or the local output rows] */
+    float *smoother;               /* backend float32 [local input width], or NULL */
+} lin_quant;
+
 typedef struct layer_weights {
     void *in_norm, *post_norm;
     void *qkv, *qkv_bias;
     void *dense, *dense_bias;
     void *fc, *gate, *proj;
     void *router;                  /* mixture of experts (fwd_moe.h): fc/proj are stacked */
+    lin_quant q[LQ_COUNT];         /* all TC_FQ_NONE unless the weight source quantizes */
+    int kv_kind;                   /* TC_FQ_*: the KV cache stored quantized */
+    float kv_scale;
 } layer_weights;
 
 struct tc_fwd_engine {
@@ -78,6 +92,8 @@ struct tc_fwd_engine {
     float *h_report;
     size_t report_elems;
 
+    float *q_acc, *q_row;          /* quantized linears: float32 GEMM output, row factors */
+    void *q_in;                    /* a quantized input (forward dtype) */
     uint64_t weight_bytes;
     double load_seconds;
 
@@ -161,6 +177,21 @@ tc_status tc_fwd_load_weights(tc_fwd_engine *e, const tc_embedding *emb);
  * is NULL. */
 tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *staged);
 void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li);
+/* fwd_quant.c: the quantized linears and KV cache of local layer li from the
+ * weight source (nothing without linear_quant / kv_quant), their backend
+ * copies released; and the steps run_layer takes for them. */
+tc_status tc_fwd_load_layer_quant(tc_fwd_engine *e, int64_t li);
+void tc_fwd_release_layer_quant(tc_fwd_engine *e, int64_t li);
+/* out = in W^T as the linear computes: ordinary, or its input quantized
+ * (after the smoother), the GEMM on the quantized values, the product
+ * dequantized. in is left as it was unless a smoother divides it (in place).
+ * `requant` false: the input was quantized by the previous call (fc and
+ * gate share the post-norm input) and q_row still holds its factors. */
+tc_status tc_fwd_qlinear(tc_fwd_engine *e, const lin_quant *q, bool requant, void *out,
+                         bool out_f32, void *in, const void *w, const void *bias, int64_t T,
+                         int64_t N, int64_t K);
+/* The keys and values [T * kv heads * head_dim] stored quantized and read back. */
+tc_status tc_fwd_kv_quant(tc_fwd_engine *e, const layer_weights *w, int64_t T);
 /* Host finishing of layer L's statistics after the reduction (rounding of
  * the float32 output maxima, the shared inputs copied). */
 void tc_fwd_finalize_layer_stats(const tc_fwd_engine *e, tc_calib_stats *s, int64_t L);

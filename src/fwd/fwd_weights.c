@@ -227,11 +227,12 @@ tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *stag
         e->weight_bytes += staged->elems[k] * e->es;
         staged->elems[k] = 0;
     }
-    return TC_OK;
+    return staged ? TC_OK : tc_fwd_load_layer_quant(e, li);
 }
 
 void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li)
 {
+    tc_fwd_release_layer_quant(e, li);
     layer_weights *w = &e->layers[li];
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
         void **p = layer_field(w, k);

@@ -4,6 +4,8 @@
  * 16-byte vector kernels (multiples of 8, aligned) and on shapes and
  * misaligned pointers that take the scalar ones:
  *   residual_add, rope_split   bit for bit (the same rounding steps);
+ *   the quantized engines'    bit for bit against the tc_fq_* references
+ *   steps (fake_quant.h)       (int8 and FP8, static and per token);
  *   residual_add_max,          bit for bit against the GPU's own plain op
  *   silu_mul_max               followed by absmax_cols (output and maxima);
  *   silu_mul                   within one unit in the last place (CUDA's
@@ -32,6 +34,7 @@
 #include <cuda_runtime.h>
 
 #include "trtconv/fwd/backend.h"
+#include "trtconv/fwd/fake_quant.h"
 #include "trtconv/core/dtype.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/core/log.h"
@@ -270,6 +273,58 @@ static void case_silu_max(pair *p, tc_dtype dt, int64_t T, int64_t I, size_t mis
     free(acc0);
 }
 
+/* trtconv eval's quantized engines: the GPU's act_quant, dequant, div_cols
+ * and qdq against the tc_fq_* references (fake_quant.h), bit for bit. */
+static void case_fake_quant(pair *p, tc_dtype dt, int kind, bool per_token, int64_t T, int64_t K)
+{
+    const size_t n = (size_t)(T * K);
+    uint16_t *x = fill(dt, n, 40.0), *ref = malloc(n * 2), *got = malloc(n * 2);
+    for (size_t i = 0; i < n; i += 13)
+        x[i] = dt == TC_DT_F16 ? tc_f32_to_f16(i % 2 ? 600.0f : -0.0f) : tc_f32_to_bf16(600.0f);
+    float *row_ref = malloc((size_t)T * 4), *row_got = malloc((size_t)T * 4);
+    float *s = malloc((size_t)K * 4), *acc = malloc(n * 4), *col = malloc((size_t)K * 4);
+    for (int64_t c = 0; c < K; c++) {
+        s[c] = tc_round_to_dtype(dt, (float)(0.5 + urand() * 4.0));
+        col[c] = (float)(urand() * 0.01);
+    }
+    for (size_t i = 0; i < n; i++)
+        acc[i] = (float)((urand() * 2.0 - 1.0) * 5000.0);
+    void *dx = gput(p, x, n * 2), *dq = gput(p, NULL, n * 2), *ds = gput(p, s, (size_t)K * 4);
+    float *drow = gput(p, NULL, (size_t)T * 4), *dacc = gput(p, acc, n * 4);
+    float *dcol = gput(p, col, (size_t)K * 4);
+    void *dout = gput(p, NULL, n * 2);
+    const fwd_ops *o = p->g->ops;
+    int ok = dx && dq && ds && drow && dacc && dcol && dout;
+    /* div_cols, then act_quant of the result (as the dense input goes). */
+    memcpy(ref, x, n * 2);
+    tc_fq_div_cols(ref, s, dt, T, K);
+    ok = ok && o->div_cols(p->g, dx, ds, dt, T, K) == TC_OK &&
+         o->download(p->g, got, dx, n * 2) == TC_OK && !memcmp(ref, got, n * 2);
+    tc_fq_act_rows(ref, ref, dt, T, K, kind, per_token, 3.0f, 0.25f, row_ref);
+    ok = ok && o->act_quant(p->g, dq, dx, dt, T, K, kind, per_token, 3.0f, 0.25f, drow) == TC_OK &&
+         o->download(p->g, got, dq, n * 2) == TC_OK && !memcmp(ref, got, n * 2) &&
+         o->download(p->g, row_got, drow, (size_t)T * 4) == TC_OK &&
+         !memcmp(row_ref, row_got, (size_t)T * 4);
+    /* dequant with per-channel factors (N = K here), into the dtype. */
+    tc_fq_dequant(ref, false, acc, row_ref, col, true, NULL, dt, T, K);
+    ok = ok && o->dequant(p->g, dout, false, dacc, drow, dcol, true, dt, T, K) == TC_OK &&
+         o->download(p->g, got, dout, n * 2) == TC_OK && !memcmp(ref, got, n * 2);
+    /* The KV cache's store and read-back. */
+    memcpy(ref, x, n * 2);
+    tc_fq_qdq(ref, dt, n, kind, 1.0f / 0.37f, 0.37f);
+    ok = ok && o->upload(p->g, dx, x, n * 2) == TC_OK &&
+         o->qdq(p->g, dx, dt, n, kind, 1.0f / 0.37f, 0.37f) == TC_OK &&
+         o->download(p->g, got, dx, n * 2) == TC_OK && !memcmp(ref, got, n * 2);
+    result(ok, "fake quant %s %s %s %lld x %lld: div_cols, act_quant, dequant, qdq bit for bit",
+           dtn(dt), kind == TC_FQ_FP8 ? "fp8" : "int8", per_token ? "per token" : "static",
+           (long long)T, (long long)K);
+    void *bufs[] = { dx, dq, ds, drow, dacc, dcol, dout };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            o->release(p->g, bufs[i]);
+    free(x), free(ref), free(got), free(row_ref), free(row_got), free(s), free(acc), free(col);
+}
+
 static void case_rmsnorm(pair *p, tc_dtype dt, int64_t T, int64_t H)
 {
     const size_t n = (size_t)(T * H);
@@ -439,6 +494,9 @@ int main(void)
         case_silu_max(&p, dt, 70, 14336, 0);
         case_silu_max(&p, dt, 3, 1001, 0);            /* fallback */
         case_silu_max(&p, dt, 8, 512, 3);             /* fallback: misaligned */
+        for (int kind = TC_FQ_INT8; kind <= TC_FQ_FP8; kind++)
+            for (int pt = 0; pt < 2; pt++)
+                case_fake_quant(&p, dt, kind, pt, 37, 520);
         case_rmsnorm(&p, dt, 64, 4096);
         case_rmsnorm(&p, dt, 5, 40);
         case_rmsnorm(&p, dt, 9, 36);           /* scalar: H not a multiple of 8 */

@@ -13,10 +13,17 @@
 #    given the source's inputs, its other layers' errors equal the intact
 #    checkpoint's exactly;
 #  - the JSON holds every number, the SVG two lines per checkpoint;
-#  - --eval on a conversion run evaluates the checkpoint it wrote; with a
-#    quantization eval does not compute it is refused before converting;
-#  - refusals: no config.json, a quantization eval does not read, a
-#    weight-only checkpoint without its target SM.
+#  - --eval on a conversion run evaluates the checkpoint it wrote (int8
+#    weight-only, SmoothQuant + INT8 KV); with a quantization eval does not
+#    emulate it is refused before converting;
+#  - SmoothQuant (per token and per tensor, tp 2 with an INT8 KV cache),
+#    FP8 per tensor (with a calibrated FP8 KV cache) and an INT8 KV cache
+#    alone, on a model with outlier channels: their stored weights round-
+#    trip to the source within a quantization step; every layer's error is
+#    positive and finite and nothing is flagged; per-token activations beat
+#    per-tensor ones, the KV cache adds error;
+#  - refusals: no config.json, a quantization eval does not emulate (FP8
+#    rowwise), a weight-only checkpoint without its target SM.
 . "$(dirname "$0")/lib.sh"
 DATA=$(cd "$(dirname "$0")/../data/forward" && pwd)
 ev() { # ev NP ARGS...: trtconv eval, log in $WORK/last.log
@@ -167,6 +174,113 @@ PY
 else
     fail "eval of the weight-only checkpoints"; tail -20 "$WORK/last.log"
 fi
+# ---- SmoothQuant, FP8 and the quantized KV cache, emulated ----
+# A model whose norms have 4 outlier channels (gain 30): activation
+# outliers, what SmoothQuant is for.
+gen --out "$WORK/mo" --layers 4 --hidden 128 --heads 8 --kv_heads 4 --intermediate 256 \
+    --vocab 300 --dtype float16 --seed 5 --outlier_channels 4 --outlier_gain 30
+conv_q() { # conv_q NAME NP [flags...]
+    local name=$1 np=$2
+    shift 2
+    run_np "$np" --model_dir "$WORK/mo" --output_dir "$WORK/$name" --calib_dataset "$WORK/ids.jsonl" \
+        "$@" </dev/null || { fail "converting $name"; cat "$WORK/last.log"; }
+}
+conv_q sq_tok 1 --smoothquant 0.5 --per_channel --per_token
+conv_q sq_tens 1 --smoothquant 0.5 --per_channel
+conv_q sq_kv 2 --smoothquant 0.5 --per_channel --per_token --int8_kv_cache --tp_size 2
+conv_q fp8 1 --use_fp8
+conv_q kv8 1 --int8_kv_cache
+conv_q fp8kv 1 --use_fp8 --fp8_kv_cache --calibrate_fp8_kv_scale
+# Every format's stored weights against the source they came from, within
+# its quantization step (the product the emulated GEMM forms): SmoothQuant
+# int8 x per_channel_scale against the smoothed float16 weight (dense and
+# proj carry their smoothers), FP8 E4M3 x weights_scaling_factor against the
+# weight.
+python3 - "$WORK/mo/model.safetensors" "$WORK/sq_tok/rank0.safetensors" \
+    "$WORK/fp8/rank0.safetensors" <<'PY' && pass "stored SmoothQuant and FP8 weights round-trip to the source within their quantization step" ||
+import json, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)), f.read(), 8 + n
+def get(st, name):
+    head, data, _ = st
+    t = head[name]
+    b, e = t["data_offsets"]
+    raw = data[b:e]
+    if t["dtype"] == "F16":
+        return list(struct.unpack("<%de" % (len(raw) // 2), raw)), t["shape"]
+    if t["dtype"] == "F32":
+        return list(struct.unpack("<%df" % (len(raw) // 4), raw)), t["shape"]
+    if t["dtype"] == "I8":
+        return list(struct.unpack("<%db" % len(raw), raw)), t["shape"]
+    if t["dtype"] == "F8_E4M3":
+        def e4m3(b):
+            s = -1.0 if b & 0x80 else 1.0
+            e, m = (b >> 3) & 15, b & 7
+            return s * (m * 2.0 ** -9 if e == 0 else (1 + m / 8.0) * 2.0 ** (e - 7))
+        return [e4m3(b) for b in raw], t["shape"]
+    raise SystemExit("dtype " + t["dtype"])
+def f16(x):
+    return struct.unpack("<e", struct.pack("<e", x))[0]
+hf, sq, fp8 = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+worst = 0.0
+for L in range(4):
+    for trt, src in (("attention.dense", "self_attn.o_proj"), ("mlp.proj", "mlp.down_proj")):
+        w, (N, K) = get(hf, "model.layers.%d.%s.weight" % (L, src))
+        q, _ = get(sq, "transformer.layers.%d.%s.weight" % (L, trt))
+        pcs, _ = get(sq, "transformer.layers.%d.%s.per_channel_scale" % (L, trt))
+        sm, _ = get(sq, "transformer.layers.%d.%s.smoother" % (L, trt))
+        for n in range(N):
+            for k in range(K):
+                ws = f16(w[n * K + k] * sm[k])          # the smoothed float16 weight
+                err = abs(q[n * K + k] * pcs[n] - ws)
+                # Half a step, plus the stored scale being float16(1 / (127 / max)).
+                if err > 0.5 * pcs[n] * 1.001 + abs(q[n * K + k]) * pcs[n] * 2.0 ** -10 + 1e-7:
+                    raise SystemExit("SmoothQuant L%d %s [%d, %d]: %g vs %g (scale %g)"
+                                     % (L, trt, n, k, q[n * K + k] * pcs[n], ws, pcs[n]))
+                worst = max(worst, err / pcs[n])
+    for trt, src in (("attention.dense", "self_attn.o_proj"), ("mlp.fc", "mlp.gate_proj")):
+        w, (N, K) = get(hf, "model.layers.%d.%s.weight" % (L, src))
+        q, _ = get(fp8, "transformer.layers.%d.%s.weight" % (L, trt))
+        s, _ = get(fp8, "transformer.layers.%d.%s.weights_scaling_factor" % (L, trt))
+        for i in range(N * K):
+            if abs(q[i] * s[0] - w[i]) > max(abs(w[i]) / 16.0, s[0] * 2.0 ** -10) * 1.001:
+                raise SystemExit("FP8 L%d %s [%d]: %g vs %g" % (L, trt, i, q[i] * s[0], w[i]))
+print("SmoothQuant worst error %.3f of a step; FP8 within half an E4M3 step" % worst)
+PY
+    fail "stored weights do not round-trip"
+if ev 2 --model_dir "$WORK/mo" --checkpoint_dir "$WORK/sq_tok" --checkpoint_dir "$WORK/sq_tens" \
+    --checkpoint_dir "$WORK/sq_kv" --checkpoint_dir "$WORK/fp8" --checkpoint_dir "$WORK/kv8" \
+    --checkpoint_dir "$WORK/fp8kv" --dataset "$WORK/ids.jsonl" --batch_size 2 \
+    --output_json "$WORK/s.json"; then
+    jq_py "$WORK/s.json" <<'PY' && pass "emulated SmoothQuant (per token / per tensor, tp 2 with INT8 KV), FP8 (with FP8 KV) and INT8 KV alone: every layer's error positive and finite, nothing flagged" ||
+import json, math, sys
+c = json.load(open(sys.argv[1]))["checkpoints"]
+for x in c:
+    errs = [l["hidden_rel_error"] for l in x["layers"]] + [x["final_norm_rel_error"]]
+    print(x["checkpoint_dir"], ["%.4f" % e for e in errs], "KL %.4g" % x["kl_mean"])
+    if not all(0 < e < 1 and math.isfinite(e) for e in errs) or x["flagged_layers"]:
+        sys.exit(1)
+    if not (math.isfinite(x["perplexity_ratio"]) and x["kl_mean"] > 0):
+        sys.exit(1)
+PY
+        fail "emulated quantizations"
+    jq_py "$WORK/s.json" <<'PY' && pass "per-token activations beat per-tensor ones; the INT8 KV cache adds error; the KV cache alone costs less than SmoothQuant" ||
+import json, sys
+c = {x["checkpoint_dir"].rsplit("/", 1)[-1]: x for x in json.load(open(sys.argv[1]))["checkpoints"]}
+fin = {k: v["final_norm_rel_error"] for k, v in c.items()}
+kl = {k: v["kl_mean"] for k, v in c.items()}
+print(fin, kl)
+ok = (fin["sq_tok"] < fin["sq_tens"] and kl["sq_tok"] < kl["sq_tens"] and
+      fin["sq_kv"] > fin["sq_tok"] and fin["kv8"] < fin["sq_tok"] and fin["fp8kv"] > fin["fp8"])
+sys.exit(0 if ok else 1)
+PY
+        fail "ordering of the emulated quantizations"
+else
+    fail "eval of the SmoothQuant / FP8 / KV checkpoints"; tail -20 "$WORK/last.log"
+fi
+
 # Replicas share the sequences: the same numbers on 3 ranks (dp 3).
 if ev 3 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --dataset "$WORK/ids.jsonl" \
     --batch_size 2 --output_json "$WORK/q3.json"; then
@@ -217,12 +331,20 @@ else
     fail "--eval after a conversion"; tail -20 "$WORK/last.log"
 fi
 rm -rf "$WORK/ef"
-rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_fp8 \
-    --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null || rc=$?
-[ $rc -ne 0 ] && grep -q -- "--eval: trtconv eval computes unquantized" "$WORK/last.log" &&
+rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_fp8_rowwise \
+    --eval "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q -- "--eval: quant_algo FP8_PER_CHANNEL_PER_TOKEN: trtconv eval emulates" "$WORK/last.log" &&
     [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
-    pass "--eval with FP8 refused before converting" ||
-    { fail "--eval with FP8 (rc $rc)"; tail -5 "$WORK/last.log"; }
+    pass "--eval with FP8 rowwise refused before converting" ||
+    { fail "--eval with FP8 rowwise (rc $rc)"; tail -5 "$WORK/last.log"; }
+rm -rf "$WORK/es"
+if run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/es" --smoothquant 0.5 --per_channel \
+    --per_token --int8_kv_cache --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null &&
+    grep -q "trtconv eval: $WORK/es" "$WORK/last.log"; then
+    pass "--eval after a SmoothQuant + INT8 KV conversion"
+else
+    fail "--eval after SmoothQuant"; tail -20 "$WORK/last.log"
+fi
 
 rm -rf "$WORK/et"
 rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/et" --tp_size 2 \
@@ -247,10 +369,10 @@ refuse() { # refuse WHAT PATTERN ARGS...
 mkdir -p "$WORK/empty"
 refuse "a directory without config.json" "config.json: missing" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/empty" --dataset "$WORK/ids.jsonl"
-run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/fp8" --use_fp8 --calib_dataset "$WORK/ids.jsonl" \
-    </dev/null || cat "$WORK/last.log"
-refuse "an FP8 checkpoint" "quant_algo FP8: trtconv eval reads" --model_dir "$WORK/m" \
-    --checkpoint_dir "$WORK/fp8" --dataset "$WORK/ids.jsonl"
+run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/fp8rw" --use_fp8_rowwise </dev/null ||
+    cat "$WORK/last.log"
+refuse "an FP8 rowwise checkpoint" "quant_algo FP8_PER_CHANNEL_PER_TOKEN: trtconv eval emulates" \
+    --model_dir "$WORK/m" --checkpoint_dir "$WORK/fp8rw" --dataset "$WORK/ids.jsonl"
 cp -r "$WORK/w8" "$WORK/nomani" && rm "$WORK/nomani/trtconv-manifest.json"
 refuse "weight-only without its SM" "pass --target_sm" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/nomani" --dataset "$WORK/ids.jsonl"

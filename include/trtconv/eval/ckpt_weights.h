@@ -12,27 +12,50 @@
  *     the stored I8 [K, N*bits/8] read back through tc_woq_unprocess
  *     (target_sm's layout) and multiplied by `...per_channel_scale` [N]:
  *     round(q * s) in the plan's dtype, the product the mixed-dtype GEMM
- *     forms before accumulating.
- * Anything else (FP8, SmoothQuant, experts, weights stored without the
- * plugin) is refused naming the tensor, the dtype and the rule.
+ *     forms before accumulating;
+ *   - SmoothQuant (W8A8_SQ_*): the stored I8 [N, K] values; the linear's
+ *     quantization (fwd.h tc_fwd_linear_quant) from `per_channel_scale`,
+ *     `act_scale`, the input scales (`input_layernorm.scale_to_int`,
+ *     `attention.quantization_scaling_factor`, `post_layernorm.scale_to_int`,
+ *     `mlp.quantization_scaling_factor`) and the smoothers of dense and proj;
+ *   - FP8 per tensor (FP8): the stored F8_E4M3 [N, K] values, the input
+ *     quantized with `activation_scaling_factor`, the output scaled by it and
+ *     `weights_scaling_factor`;
+ *   - a quantized KV cache (kv_cache_quant_algo INT8 / FP8): each layer's
+ *     `attention.kv_cache_scaling_factor`.
+ * docs/eval.md has the formulas. Anything else (FP8 rowwise, experts,
+ * weights stored without the plugin) is refused naming the tensor, the
+ * dtype and the rule.
  * Hostile files: shapes, dtypes and byte ranges are checked against the
  * plan before anything is read or allocated.
- * Ownership: the source owns its open file and one dequantized tensor
- * (kept while the engine reads it in row chunks). Not thread-safe. */
+ * Ownership: the source owns its open file, one dequantized tensor (kept
+ * while the engine reads it in row chunks) and the scales of the last
+ * linear it described. Not thread-safe. */
 #ifndef TRTCONV_CKPT_WEIGHTS_H
 #define TRTCONV_CKPT_WEIGHTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include "trtconv/fwd/fake_quant.h"
 #include "trtconv/fwd/fwd.h"
 #include "trtconv/core/status.h"
 
 typedef struct tc_ckpt_weights tc_ckpt_weights;
 
-/* weight_only_bits: 0 (none), 8 or 4; target_sm: the layout's SM (woq.h). */
-tc_status tc_ckpt_weights_open(const char *dir, int rank_file, int weight_only_bits,
-                               int target_sm, tc_ckpt_weights **out);
+/* A checkpoint's quantization (its config.json). */
+typedef struct tc_ckpt_quant {
+    int woq_bits;            /* weight-only: 0 (none), 8 or 4 */
+    int target_sm;           /* the weight-only layout's SM (woq.h) */
+    int act;                 /* TC_FQ_INT8: SmoothQuant; TC_FQ_FP8: FP8 per tensor */
+    bool per_token;          /* SmoothQuant's activations per token */
+    int kv;                  /* the KV cache: TC_FQ_NONE, TC_FQ_INT8, TC_FQ_FP8 */
+} tc_ckpt_quant;
+
+tc_status tc_ckpt_weights_open(const char *dir, int rank_file, const tc_ckpt_quant *q,
+                               tc_ckpt_weights **out);
 void tc_ckpt_weights_close(tc_ckpt_weights *w); /* accepts NULL */
-/* The engine's view: src->rows = the reader, src->ctx = w. */
+/* The engine's view: the reader, and linear_quant / kv_quant when the
+ * checkpoint is quantized so; src->ctx = w. */
 void tc_ckpt_weights_source(tc_ckpt_weights *w, tc_fwd_weight_source *src);
 
 #endif

@@ -81,6 +81,12 @@ typedef struct tc_eval_options {
 } tc_eval_options;
 tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_token_set *tokens,
                              const char *dir, const tc_eval_options *o, tc_eval_result *out);
+/* Whether eval emulates a quantization: config.json's quant_algo and
+ * kv_cache_quant_algo (either may be NULL); `where` names the checkpoint in
+ * the refusal. Fills q (ckpt_weights.h) when it does. */
+struct tc_ckpt_quant;
+tc_status tc_eval_quant_parse(const char *quant_algo, const char *kv_algo, const char *where,
+                              struct tc_ckpt_quant *q);
 
 /* Reports (eval_report.c): a table, a JSON document with every number,
  * and an SVG line chart of the layer errors, one line per result. */

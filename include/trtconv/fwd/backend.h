@@ -136,6 +136,20 @@ typedef struct fwd_ops {
     tc_status (*silu_mul_max)(fwd_backend *b, void *out, const void *g, const void *u,
                               tc_dtype dt, int64_t T, int64_t I, float *acc_g, float *acc_u,
                               float *acc_out);
+    /* The quantized engines trtconv eval emulates: the steps of
+     * fake_quant.h (its tc_fq_* functions define them; the CPU backend runs
+     * them, the GPU's kernels match them bit for bit). row, col and s are
+     * float32 backend memory. */
+    tc_status (*act_quant)(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
+                           int64_t K, int kind, bool per_token, float scale, float row_static,
+                           float *row);
+    tc_status (*dequant)(fwd_backend *b, void *out, bool out_f32, const float *acc,
+                         const float *row, const float *col, bool per_channel, tc_dtype dt,
+                         int64_t T, int64_t N);
+    tc_status (*div_cols)(fwd_backend *b, void *x, const float *s, tc_dtype dt, int64_t T,
+                          int64_t K);
+    tc_status (*qdq)(fwd_backend *b, void *x, tc_dtype dt, size_t n, int kind, float to_q,
+                     float back);
     /* SmoothQuant (sq.c, trtllm-checkpoint.md §5.3): in place on a weight
      * [rows, cols] of model dtype dt, with s[cols] float64 in backend memory:
      * w = round_dt(float(double(w) * s[c])), or w / s[c] when divide (the

@@ -49,10 +49,36 @@ typedef struct tc_fwd_engine tc_fwd_engine;
  * ([t->rows, t->cols]) in t->slice_dtype (trtconv eval reads a converted
  * checkpoint's rank file this way, eval/ckpt_weights.h). Called from the
  * creating thread, or from the layer prefetch thread when stream_layers. */
+typedef struct tc_fwd_linear_quant tc_fwd_linear_quant;
 typedef struct tc_fwd_weight_source {
     tc_status (*rows)(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr, void *out);
+    /* May be NULL (every linear an ordinary one). How the engine the
+     * checkpoint targets computes the linear whose weight is plan tensor t
+     * (fake_quant.h); rows() then returns the weight's stored quantized
+     * values. Called once per linear while the layer loads. */
+    tc_status (*linear_quant)(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_quant *out);
+    /* May be NULL. The KV cache of the cell's layer `layer` (the local index
+     * the rank file names it by): *kind TC_FQ_NONE,
+     * _INT8 or _FP8 and *scale its kv_cache_scaling_factor (keys and
+     * values are stored as Q(x / scale) and read back times scale). */
+    tc_status (*kv_quant)(void *ctx, int64_t layer, int *kind, float *scale);
     void *ctx;
 } tc_fwd_weight_source;
+
+/* A quantized linear (fake_quant.h): its input quantized with act_scale or
+ * per token, its output multiplied by the row's factor (row_scale when
+ * static) and col[n] (n_col == 1: one factor for the tensor); smoother, when
+ * given, divides the input first (SmoothQuant's dense and proj inputs, the
+ * values rounded to the forward dtype). col and smoother are borrowed from
+ * the source until its next call. */
+struct tc_fwd_linear_quant {
+    int act;                 /* TC_FQ_NONE (an ordinary linear), TC_FQ_INT8, TC_FQ_FP8 */
+    bool per_token;
+    float act_scale, row_scale;
+    int64_t n_col;
+    const float *col;
+    const float *smoother;   /* [the linear's local input width] or NULL */
+};
 
 typedef struct tc_fwd_setup {
     tc_hf_model *model;          /* borrowed; config + lazily opened shards */

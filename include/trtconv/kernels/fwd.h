@@ -80,6 +80,19 @@ tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_d
                                    int64_t T, int64_t I, float *acc_g, float *acc_u,
                                    float *acc_out, void *stream);
 
+/* trtconv eval's quantized engines (kernels/fake_quant.cu; the tc_fq_*
+ * functions of trtconv/fwd/fake_quant.h are the reference, bit for bit). */
+tc_status tc_fq_act_quant_cuda(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
+                               int kind, int per_token, float scale, float row_static, float *row,
+                               void *stream);
+tc_status tc_fq_dequant_cuda(void *out, int out_f32, const float *acc, const float *row,
+                             const float *col, int per_channel, tc_dtype dt, int64_t T, int64_t N,
+                             void *stream);
+tc_status tc_fq_div_cols_cuda(void *x, const float *s, tc_dtype dt, int64_t T, int64_t K,
+                              void *stream);
+tc_status tc_fq_qdq_cuda(void *x, tc_dtype dt, size_t n, int kind, float to_q, float back,
+                         void *stream);
+
 /* SmoothQuant (fwd_backend.h smooth_cols / quantize_i8; CPU reference in
  * src/fwd/fwd_cpu.c, byte-identical results). */
 tc_status tc_sq_smooth_cols_cuda(void *w, tc_dtype dt, int64_t rows, int64_t cols, const double *s,

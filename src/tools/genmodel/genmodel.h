@@ -61,6 +61,8 @@ struct gm_opts {
     int64_t layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     int64_t shards, max_pos, threads, seed, mp, multiple_of;
     int64_t experts, top_k;   /* > 0: a Mixtral (mixture of experts) */
+    int64_t outlier_channels; /* > 0: that many of the layer norms' channels ... */
+    double outlier_gain;      /* ... have their gain multiplied by this */
     int format;           /* enum gm_format */
     tc_float_type ft;
     bool tied, attention_bias, special_values;
@@ -83,6 +85,8 @@ struct gm_tensor {
     uint64_t key;      /* per-tensor hash key */
     float scale;       /* half-width of the value range (see file top) */
     int special;       /* receives --special_values */
+    int64_t outlier_every; /* > 0: elements i % outlier_every == 0 times outlier_gain */
+    float outlier_gain;
     int shard;         /* 0-based file index */
 };
 

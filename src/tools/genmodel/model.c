@@ -94,6 +94,12 @@ static tc_status gm_add(struct gm_model *m, const struct gm_opts *o,
     case GM_K_NORM: t->scale = 0.05f; break;
     case GM_K_BIAS: t->scale = 0.01f; break;
     }
+    /* Activation outliers: the decoder layers' norm gains of evenly spaced
+     * channels (not the final norm, which feeds only lm_head). */
+    if (kind == GM_K_NORM && o->outlier_channels > 0 && strncmp(t->name, "model.layers.", 13) == 0) {
+        t->outlier_every = o->hidden / o->outlier_channels;
+        t->outlier_gain = (float)o->outlier_gain;
+    }
     t->special = o->special_values &&
         (strcmp(t->name, "model.embed_tokens.weight") == 0 ||
          strcmp(t->name, "model.layers.0.self_attn.q_proj.weight") == 0);
@@ -274,6 +280,8 @@ float gm_value(const struct gm_tensor *t, uint64_t i)
     uint64_t z = gm_mix(t->key + (i + 1) * GM_PHI64);
     float x = (float)((int64_t)(z >> 40) - ((int64_t)1 << 23)) * 0x1p-23f;
 
+    if (t->kind == GM_K_NORM && t->outlier_every > 0 && i % (uint64_t)t->outlier_every == 0)
+        return (float)((1.0 + (double)x * (double)t->scale) * (double)t->outlier_gain);
     if (t->kind == GM_K_NORM)
         return (float)(1.0 + (double)x * (double)t->scale);
     return x * t->scale;

@@ -51,6 +51,10 @@ void gm_usage(FILE *f)
 "  --max_pos N            max_position_embeddings (default 2048)\n"
 "  --rms_norm_eps X       rms_norm_eps (default 1e-5)\n"
 "  --seed N               value seed, 0 .. 2^63-1 (default 0)\n"
+"  --outlier_channels N   N evenly spaced channels of every decoder layer's norms\n"
+"                         get their gain times --outlier_gain (activation\n"
+"                         outliers, the case SmoothQuant exists for)\n"
+"  --outlier_gain G       (default 30)\n"
 "  --special_values       put Inf, NaN, -0, extremes (and rounding ties for\n"
 "                         float32) first in layer 0 q_proj and embed_tokens\n"
 "  --threads N            generator threads (default: online CPUs, max 8);\n"
@@ -91,6 +95,7 @@ tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o, int *help)
     o->mp = 1;
     o->multiple_of = 256;
     o->format = GM_FMT_SAFETENSORS;
+    o->outlier_gain = 30.0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu;
     *help = 0;
@@ -122,6 +127,8 @@ tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o, int *help)
         TC_OPT_INT("multiple_of", &o->multiple_of, 1, GM_MAX_DIM),
         TC_OPT_INT("experts", &o->experts, 2, 4096),
         TC_OPT_INT("top_k", &o->top_k, 1, 4096),
+        TC_OPT_INT("outlier_channels", &o->outlier_channels, 1, GM_MAX_DIM),
+        TC_OPT_REAL("outlier_gain", &o->outlier_gain, 0.0, true, 1e6),
     };
     tc_args_stop stop;
     TC_TRY(tc_args_parse("trtconv-genmodel", table, sizeof table / sizeof table[0], argc, argv, 1,
@@ -151,6 +158,9 @@ tc_status gm_parse_args(int argc, char **argv, struct gm_opts *o, int *help)
     }
     if (o->experts && !o->top_k)
         o->top_k = 2;
+    if (o->outlier_channels > o->hidden)
+        return tc_fail(TC_E_USAGE, "--outlier_channels %lld is more than --hidden %lld",
+                       (long long)o->outlier_channels, (long long)o->hidden);
     if (o->top_k && (!o->experts || o->top_k > o->experts))
         return tc_fail(TC_E_USAGE, "--top_k %lld needs --experts of at least that many",
                        (long long)o->top_k);

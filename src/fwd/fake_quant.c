@@ -1,0 +1,100 @@
+/* fake_quant.c: see fake_quant.h. */
+#include "trtconv/fwd/fake_quant.h"
+
+#include <math.h>
+
+static float ld(const void *p, tc_dtype dt, size_t i)
+{
+    switch (dt) {
+    case TC_DT_F16: return tc_f16_to_f32(((const uint16_t *)p)[i]);
+    case TC_DT_BF16: return tc_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+static void st(void *p, tc_dtype dt, size_t i, float v)
+{
+    switch (dt) {
+    case TC_DT_F16: ((uint16_t *)p)[i] = tc_f32_to_f16(v); break;
+    case TC_DT_BF16: ((uint16_t *)p)[i] = tc_f32_to_bf16(v); break;
+    default: ((float *)p)[i] = v; break;
+    }
+}
+
+float tc_fq_int8(float v)
+{
+    if (isnan(v))
+        return 0.0f;
+    const float r = rintf(v); /* the default rounding mode: half to even */
+    return r > 127.0f ? 127.0f : r < -128.0f ? -128.0f : r;
+}
+
+float tc_fq_fp8(float v)
+{
+    if (!isnan(v))
+        v = v > 448.0f ? 448.0f : v < -448.0f ? -448.0f : v;
+    return tc_e4m3fn_to_f32(tc_f32_to_e4m3fn(v));
+}
+
+float tc_fq_elem(int kind, float v)
+{
+    return kind == TC_FQ_FP8 ? tc_fq_fp8(v) : tc_fq_int8(v);
+}
+
+void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K, int kind,
+                    bool per_token, float scale, float row_static, float *row)
+{
+    const float floor_dt = tc_round_to_dtype(dt, 1e-6f);
+    for (int64_t t = 0; t < T; t++) {
+        const size_t r0 = (size_t)(t * K);
+        float s = scale, rs = row_static;
+        if (per_token) {
+            float a = floor_dt;
+            for (int64_t c = 0; c < K; c++)
+                a = fmaxf(a, fabsf(ld(x, dt, r0 + (size_t)c)));
+            if (kind == TC_FQ_FP8) {
+                s = fminf(448.0f / a, 448.0f * 512.0f);
+                rs = fmaxf(a / 448.0f, 1.0f / (448.0f * 512.0f));
+            } else {
+                s = 127.0f / a;
+                rs = a / 127.0f;
+            }
+        }
+        for (int64_t c = 0; c < K; c++) {
+            const size_t i = r0 + (size_t)c;
+            st(out, dt, i, tc_fq_elem(kind, ld(x, dt, i) * s));
+        }
+        row[t] = rs;
+    }
+}
+
+void tc_fq_dequant(void *out, bool out_f32, const float *acc, const float *row, const float *col,
+                   bool per_channel, const float *bias, tc_dtype dt, int64_t T, int64_t N)
+{
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++) {
+            const size_t i = (size_t)(t * N + n);
+            float v = acc[i] * row[t] * col[per_channel ? n : 0];
+            if (bias)
+                v += bias[n];
+            if (out_f32)
+                ((float *)out)[i] = v;
+            else
+                st(out, dt, i, v);
+        }
+}
+
+void tc_fq_div_cols(void *x, const float *s, tc_dtype dt, int64_t T, int64_t K)
+{
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < K; c++) {
+            const size_t i = (size_t)(t * K + c);
+            st(x, dt, i, ld(x, dt, i) / s[c]);
+        }
+}
+
+void tc_fq_qdq(void *x, tc_dtype dt, size_t n, int kind, float to_q, float back)
+{
+    for (size_t i = 0; i < n; i++)
+        st(x, dt, i, tc_fq_elem(kind, ld(x, dt, i) * to_q) * back);
+}
