@@ -21,7 +21,9 @@
 #    alone, on a model with outlier channels: their stored weights round-
 #    trip to the source within a quantization step; every layer's error is
 #    positive and finite and nothing is flagged; per-token activations beat
-#    per-tensor ones, the KV cache adds error;
+#    per-tensor ones, the KV cache adds error; SmoothQuant (alpha 0.5)
+#    beats per-tensor W8A8 without smoothing (made with statistics that
+#    give every channel the same smoother);
 #  - refusals: no config.json, a quantization eval does not emulate (FP8
 #    rowwise), a weight-only checkpoint without its target SM.
 . "$(dirname "$0")/lib.sh"
@@ -186,7 +188,7 @@ conv_q() { # conv_q NAME NP [flags...]
         "$@" </dev/null || { fail "converting $name"; cat "$WORK/last.log"; }
 }
 conv_q sq_tok 1 --smoothquant 0.5 --per_channel --per_token
-conv_q sq_tens 1 --smoothquant 0.5 --per_channel
+conv_q sq_tens 1 --smoothquant 0.5 --per_channel --calib_stats_out "$WORK/sqs.h5"
 conv_q sq_kv 2 --smoothquant 0.5 --per_channel --per_token --int8_kv_cache --tp_size 2
 conv_q fp8 1 --use_fp8
 conv_q kv8 1 --int8_kv_cache
@@ -279,6 +281,101 @@ PY
         fail "ordering of the emulated quantizations"
 else
     fail "eval of the SmoothQuant / FP8 / KV checkpoints"; tail -20 "$WORK/last.log"
+fi
+
+# SmoothQuant against W8A8 without smoothing (per-channel int8 weights,
+# per-tensor static int8 activations). trtconv writes no unsmoothed W8A8,
+# so the test makes one with the SmoothQuant writer itself: statistics whose
+# input maxima are k x each column's weight maximum (k = true input max /
+# largest column max, per linear) give alpha 0.5 the same smoother sqrt(k)
+# on every channel, which is no smoothing at all (a uniform factor moves
+# into the per-tensor activation scale and the per-channel weight scales),
+# and the activation scale that of the true maxima.
+STATS_TOOL=${STATS:?}
+"$STATS_TOOL" export "$WORK/sqs.h5" --model_dir "$WORK/mo" --out "$WORK/sqs.safetensors" &&
+python3 - "$WORK/mo/model.safetensors" "$WORK/sqs.safetensors" "$WORK/uns.safetensors" <<'PY' &&
+import json, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)), f.read()
+def get(st, name):
+    head, data = st
+    t = head[name]
+    b, e = t["data_offsets"]
+    fmt = {"F16": "e", "F32": "f"}[t["dtype"]]
+    return list(struct.unpack("<%d%s" % ((e - b) // struct.calcsize(fmt), fmt), data[b:e])), t["shape"]
+hf, st = load(sys.argv[1]), load(sys.argv[2])
+def colmax(names):
+    m = None
+    for nm in names:
+        w, (N, K) = get(hf, nm)
+        c = [max(abs(w[n * K + k]) for n in range(N)) for k in range(K)]
+        m = c if m is None else [max(a, b) for a, b in zip(m, c)]
+    return m
+out = {}
+L = 4
+mods = {"q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj",
+        "o_proj": "self_attn.o_proj", "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj",
+        "down_proj": "mlp.down_proj"}
+for l in range(L):
+    p = "model.layers.%d." % l
+    cm = {"q_proj": colmax([p + m + ".weight" for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")]),
+          "o_proj": colmax([p + "self_attn.o_proj.weight"]),
+          "gate_proj": colmax([p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"]),
+          "down_proj": colmax([p + "mlp.down_proj.weight"])}
+    for short, mod in mods.items():
+        for kind in "xyw":
+            v, _ = get(st, "layers.%d.%s.%s" % (l, short, kind))
+            if kind == "x":
+                c = cm[{"k_proj": "q_proj", "v_proj": "q_proj", "up_proj": "gate_proj"}.get(short, short)]
+                k = max(v) / max(c)
+                v = [k * a for a in c]
+            out["model.layers.%d.%s.%s" % (l, mod, kind)] = v
+head, blob, off = {}, b"", 0
+for name, v in out.items():
+    raw = struct.pack("<%df" % len(v), *v)
+    head[name] = {"dtype": "F32", "shape": [len(v)], "data_offsets": [off, off + len(raw)]}
+    blob += raw
+    off += len(raw)
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+with open(sys.argv[3], "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h + blob)
+PY
+"$STATS_TOOL" import "$WORK/uns.safetensors" --model_dir "$WORK/mo" --out "$WORK/uns.h5" >/dev/null &&
+run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/w8a8" --smoothquant 0.5 --per_channel \
+    --calib_stats "$WORK/uns.h5" </dev/null ||
+    { fail "making the unsmoothed W8A8 checkpoint"; tail -5 "$WORK/last.log"; }
+python3 - "$WORK/w8a8/rank0.safetensors" <<'PY' && pass "the W8A8 checkpoint made for the comparison is unsmoothed (every smoother uniform)" ||
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    head = json.loads(f.read(n))
+    data = f.read()
+worst = 1.0
+for name, t in head.items():
+    if name.endswith(".smoother"):
+        b, e = t["data_offsets"]
+        v = struct.unpack("<%df" % ((e - b) // 4), data[b:e])
+        worst = max(worst, max(v) / min(v))
+print("largest smoother spread %.5f" % worst)
+sys.exit(0 if worst < 1.01 else 1)
+PY
+    fail "the W8A8 checkpoint is smoothed"
+if ev 1 --model_dir "$WORK/mo" --checkpoint_dir "$WORK/sq_tens" --checkpoint_dir "$WORK/w8a8" \
+    --dataset "$WORK/ids.jsonl" --batch_size 2 --output_json "$WORK/u.json"; then
+    jq_py "$WORK/u.json" <<'PY' && pass "SmoothQuant (alpha 0.5) beats per-tensor W8A8 without smoothing on outlier channels" ||
+import json, sys
+sq, plain = json.load(open(sys.argv[1]))["checkpoints"]
+print("SmoothQuant final %.4f KL %.4g ratio %.4f; unsmoothed final %.4f KL %.4g ratio %.4f" % (
+    sq["final_norm_rel_error"], sq["kl_mean"], sq["perplexity_ratio"],
+    plain["final_norm_rel_error"], plain["kl_mean"], plain["perplexity_ratio"]))
+sys.exit(0 if sq["final_norm_rel_error"] < plain["final_norm_rel_error"] and sq["kl_mean"] < plain["kl_mean"] else 1)
+PY
+        fail "SmoothQuant against unsmoothed W8A8"
+else
+    fail "eval of SmoothQuant against W8A8"; tail -10 "$WORK/last.log"
 fi
 
 # Replicas share the sequences: the same numbers on 3 ranks (dp 3).
