@@ -8,8 +8,8 @@
 #      with --workers 2 instead of 8 (the conversion workers' buffers in the
 #      peak RSS);
 #   2. a Llama-3-70B-shaped model (LAYERS70, default 16: what the disk holds
-#      next to its output) calibrated with the same flags on one GPU
-#      (bench_calib_70b.sh with METHOD).
+#      next to its output; 0: none) calibrated with the same flags on one
+#      GPU (bench_calib_70b.sh with METHOD).
 # Logs under $OUT (bench/gpu_setup.sh builds build-gpu first).
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -38,4 +38,5 @@ for f in "$W"/resident/rank*.safetensors; do
 done
 echo "spilled hidden states on the GPU: rank files $([ $same = 1 ] && echo byte-identical || echo DIFFERENT) to the resident run"
 rm -rf "$W"
-LAYERS=${LAYERS70:-16} METHOD="$SQ" BENCH_DIR=/tmp/trtconv-bench bash "$(dirname "$0")/bench_calib_70b.sh" build-gpu
+[ "${LAYERS70:-16}" = 0 ] ||
+    LAYERS=${LAYERS70:-16} METHOD="$SQ" BENCH_DIR=/tmp/trtconv-bench bash "$(dirname "$0")/bench_calib_70b.sh" build-gpu
