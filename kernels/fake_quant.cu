@@ -29,7 +29,7 @@ __device__ __forceinline__ float fq_elem(int kind, float v)
 template <int DT>
 __global__ void act_quant_kernel(void *out, const void *x, int64_t T, int64_t K, int kind,
                                  int per_token, float scale, float row_static, float floor_dt,
-                                 float *row)
+                                 int clamp, float lo, float hi, float *row)
 {
     __shared__ float red[32];
     for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
@@ -37,8 +37,12 @@ __global__ void act_quant_kernel(void *out, const void *x, int64_t T, int64_t K,
         float s = scale, rs = row_static;
         if (per_token) {
             float a = floor_dt;
-            for (int64_t c = threadIdx.x; c < K; c += blockDim.x)
-                a = fmaxf(a, fabsf(elem<DT>::ld(x, r0 + (size_t)c)));
+            for (int64_t c = threadIdx.x; c < K; c += blockDim.x) {
+                float v = elem<DT>::ld(x, r0 + (size_t)c);
+                if (clamp)
+                    v = fminf(fmaxf(v, lo), hi);
+                a = fmaxf(a, fabsf(v));
+            }
             a = block_max(a, red);
             if (kind == TC_FQ_FP8) {
                 s = fminf(__fdiv_rn(448.0f, a), 448.0f * 512.0f);
@@ -50,7 +54,10 @@ __global__ void act_quant_kernel(void *out, const void *x, int64_t T, int64_t K,
         }
         for (int64_t c = threadIdx.x; c < K; c += blockDim.x) {
             const size_t i = r0 + (size_t)c;
-            elem<DT>::st(out, i, fq_elem(kind, __fmul_rn(elem<DT>::ld(x, i), s)));
+            float v = elem<DT>::ld(x, i);
+            if (clamp)
+                v = fminf(fmaxf(v, lo), hi);
+            elem<DT>::st(out, i, fq_elem(kind, __fmul_rn(v, s)));
         }
         if (threadIdx.x == 0)
             row[t] = rs;
@@ -93,11 +100,13 @@ __global__ void qdq_kernel(void *x, size_t n, int kind, float to_q, float back)
 
 extern "C" tc_status tc_fq_act_quant_cuda(void *out, const void *x, tc_dtype dt, int64_t T,
                                           int64_t K, int kind, int per_token, float scale,
-                                          float row_static, float *row, void *stream)
+                                          float row_static, int clamp, float clamp_lo,
+                                          float clamp_hi, float *row, void *stream)
 {
     const float floor_dt = tc_round_to_dtype(dt, 1e-6f);
+    const float lo = tc_round_to_dtype(dt, clamp_lo), hi = tc_round_to_dtype(dt, clamp_hi);
     LAUNCH(row_grid, T, T * K, act_quant_kernel, FWD_BLOCK, stream, out, x, T, K, kind, per_token,
-           scale, row_static, floor_dt, row);
+           scale, row_static, floor_dt, clamp, lo, hi, row);
 }
 
 extern "C" tc_status tc_fq_dequant_cuda(void *out, int out_f32, const float *acc,

@@ -247,6 +247,32 @@ static tc_status linear_quant(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_
         return tc_fail(TC_E_INTERNAL, "out of memory");
     out->act = w->q.act;
     out->col = w->col;
+    if (w->q.rowwise) {
+        /* Fp8RowwiseGatedMLP where the weights are FP8: the post-norm input
+         * (fc, gate) and the proj input clamped and quantized per token. */
+        const tc_st_tensor *q = tc_st_find(w->f, t->name);
+        if (!q || q->dtype != TC_DT_F8_E4M3) {
+            out->act = TC_FQ_NONE;
+            return TC_OK;
+        }
+        const char *clamp = !strcmp(lin, "mlp.fc") || !strcmp(lin, "mlp.gate")
+                                ? "post_layernorm.clamp_val"
+                                : !strcmp(lin, "mlp.proj") ? "mlp.clamp_val" : NULL;
+        if (!clamp)
+            return tc_fail(TC_E_INPUT, "%s: %s is FP8 rowwise: only the MLP is, in TensorRT-LLM's "
+                           "recipe (tensorrt_llm/quantization/quantize.py fp8_rowwise_quantize)",
+                           w->f->path, t->name);
+        out->per_token = true;
+        snprintf(name, sizeof name, "%s%s.per_channel_scale", layer, lin);
+        TC_TRY(read_f32(w, name, t->rows, -1, w->col, &out->n_col));
+        float cv[2];
+        snprintf(name, sizeof name, "%s%s", layer, clamp);
+        TC_TRY(read_f32(w, name, 2, -1, cv, NULL));
+        out->clamp = true;
+        out->clamp_lo = cv[0];
+        out->clamp_hi = cv[1];
+        return TC_OK;
+    }
     if (w->q.act == TC_FQ_FP8) {
         /* FP8Linear: quantize(x, activation_scaling_factor cast to the
          * dtype) divides by it; alpha = weights_scaling_factor x

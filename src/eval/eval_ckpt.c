@@ -68,10 +68,13 @@ tc_status tc_eval_quant_parse(const char *a, const char *kv, const char *where,
         q->per_token = strstr(a, "PER_TOKEN") != NULL;
     } else if (!strcmp(a, "FP8"))
         q->act = TC_FQ_FP8;
-    else
+    else if (!strcmp(a, "FP8_PER_CHANNEL_PER_TOKEN")) {
+        q->act = TC_FQ_FP8;
+        q->per_token = q->rowwise = true;
+    } else
         return tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval emulates unquantized, "
-                       "weight-only (W8A16, W4A16), SmoothQuant (W8A8_SQ_*) and FP8 per-tensor "
-                       "checkpoints so far (docs/eval.md)", where, a);
+                       "weight-only (W8A16, W4A16), SmoothQuant (W8A8_SQ_*), FP8 and FP8 "
+                       "rowwise checkpoints so far (docs/eval.md)", where, a);
     if (!kv)
         return TC_OK;
     if (!strcmp(kv, "INT8"))

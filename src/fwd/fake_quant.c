@@ -41,9 +41,19 @@ float tc_fq_elem(int kind, float v)
     return kind == TC_FQ_FP8 ? tc_fq_fp8(v) : tc_fq_int8(v);
 }
 
-void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K, int kind,
-                    bool per_token, float scale, float row_static, float *row)
+static float clamped(float v, tc_fq_clamp c)
 {
+    return c.on ? fminf(fmaxf(v, c.lo), c.hi) : v;
+}
+
+void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K, int kind,
+                    bool per_token, float scale, float row_static, tc_fq_clamp clamp,
+                    float *row)
+{
+    if (clamp.on) {
+        clamp.lo = tc_round_to_dtype(dt, clamp.lo);
+        clamp.hi = tc_round_to_dtype(dt, clamp.hi);
+    }
     const float floor_dt = tc_round_to_dtype(dt, 1e-6f);
     for (int64_t t = 0; t < T; t++) {
         const size_t r0 = (size_t)(t * K);
@@ -51,7 +61,7 @@ void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
         if (per_token) {
             float a = floor_dt;
             for (int64_t c = 0; c < K; c++)
-                a = fmaxf(a, fabsf(ld(x, dt, r0 + (size_t)c)));
+                a = fmaxf(a, fabsf(clamped(ld(x, dt, r0 + (size_t)c), clamp)));
             if (kind == TC_FQ_FP8) {
                 s = fminf(448.0f / a, 448.0f * 512.0f);
                 rs = fmaxf(a / 448.0f, 1.0f / (448.0f * 512.0f));
@@ -62,7 +72,7 @@ void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
         }
         for (int64_t c = 0; c < K; c++) {
             const size_t i = r0 + (size_t)c;
-            st(out, dt, i, tc_fq_elem(kind, ld(x, dt, i) * s));
+            st(out, dt, i, tc_fq_elem(kind, clamped(ld(x, dt, i), clamp) * s));
         }
         row[t] = rs;
     }

@@ -547,7 +547,9 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
      * input quantization is the same (SmoothQuant's post_layernorm). */
     const lin_quant *qf = &w->q[LQ_FC], *qg = &w->q[LQ_GATE];
     const bool shared = qf->act == qg->act && qf->per_token == qg->per_token &&
-                        qf->act_scale == qg->act_scale && qf->row_scale == qg->row_scale;
+                        qf->act_scale == qg->act_scale && qf->row_scale == qg->row_scale &&
+                        qf->clamp.on == qg->clamp.on && qf->clamp.lo == qg->clamp.lo &&
+                        qf->clamp.hi == qg->clamp.hi;
     OP(P_FC_GATE, tc_fwd_qlinear(e, qf, true, e->g, false, e->x, w->fc, NULL, T, e->inter, H));
     OP(P_FC_GATE, tc_fwd_qlinear(e, qg, !shared, e->u, false, e->x, w->gate, NULL, T, e->inter, H));
     TRY(silu_mul(e, layer, T));

@@ -551,10 +551,10 @@ static tc_status cpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool
 
 static tc_status cpu_act_quant(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
                                int64_t K, int kind, bool per_token, float scale, float row_static,
-                               float *row)
+                               tc_fq_clamp clamp, float *row)
 {
     (void)b;
-    tc_fq_act_rows(out, x, dt, T, K, kind, per_token, scale, row_static, row);
+    tc_fq_act_rows(out, x, dt, T, K, kind, per_token, scale, row_static, clamp, row);
     return TC_OK;
 }
 

@@ -402,10 +402,10 @@ static tc_status gpu_silu_mul_max(fwd_backend *b, void *out, const void *gv, con
 
 static tc_status gpu_act_quant(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
                                int64_t K, int kind, bool per_token, float scale, float row_static,
-                               float *row)
+                               tc_fq_clamp clamp, float *row)
 {
-    return tc_fq_act_quant_cuda(out, x, dt, T, K, kind, per_token, scale, row_static, row,
-                                ((gpu_backend *)b)->stream);
+    return tc_fq_act_quant_cuda(out, x, dt, T, K, kind, per_token, scale, row_static, clamp.on,
+                                clamp.lo, clamp.hi, row, ((gpu_backend *)b)->stream);
 }
 
 static tc_status gpu_dequant(fwd_backend *b, void *out, bool out_f32, const float *acc,

@@ -29,6 +29,7 @@ typedef struct lin_quant {
     float act_scale, row_scale;
     float *col;                    /* backend float32 [1 or the local output rows] */
     float *smoother;               /* backend float32 [local input width], or NULL */
+    tc_fq_clamp clamp;
 } lin_quant;
 
 typedef struct layer_weights {

@@ -69,6 +69,8 @@ static tc_status load_linear(tc_fwd_engine *e, int64_t li, int k, lin_quant *q)
         why = "scales for neither the tensor nor each of its output rows";
     else if (!lq.per_token && (!finite_positive(lq.act_scale) || !finite_positive(lq.row_scale)))
         why = "a static input scale that is not a positive finite number";
+    else if (lq.clamp && !(lq.clamp_lo < lq.clamp_hi))
+        why = "a clamp range whose lower bound is not below its upper one";
     for (int64_t c = 0; !why && c < lq.n_col; c++)
         if (!isfinite(lq.col[c]))
             why = "a non-finite weight scale";
@@ -83,6 +85,7 @@ static tc_status load_linear(tc_fwd_engine *e, int64_t li, int k, lin_quant *q)
     q->per_channel = lq.n_col != 1;
     q->act_scale = lq.act_scale;
     q->row_scale = lq.row_scale;
+    q->clamp = (tc_fq_clamp){ lq.clamp, lq.clamp_lo, lq.clamp_hi };
     TRY(upload_floats(e, lq.col, (size_t)lq.n_col, &q->col));
     if (!lq.smoother)
         return TC_OK;
@@ -141,7 +144,7 @@ tc_status tc_fwd_qlinear(tc_fwd_engine *e, const lin_quant *q, bool requant, voi
         if (q->smoother)
             TRY(ops->div_cols(e->be, in, q->smoother, e->dt, T, K));
         TRY(ops->act_quant(e->be, e->q_in, in, e->dt, T, K, q->act, q->per_token, q->act_scale,
-                           q->row_scale, e->q_row));
+                           q->row_scale, q->clamp, e->q_row));
     }
     TRY(ops->linear(e->be, e->q_acc, true, e->q_in, w, NULL, e->dt, T, N, K));
     return ops->dequant(e->be, out, out_f32, e->q_acc, e->q_row, q->col, q->per_channel, e->dt, T,

@@ -17,15 +17,18 @@
 #    weight-only, SmoothQuant + INT8 KV); with a quantization eval does not
 #    emulate it is refused before converting;
 #  - SmoothQuant (per token and per tensor, tp 2 with an INT8 KV cache),
-#    FP8 per tensor (with a calibrated FP8 KV cache) and an INT8 KV cache
-#    alone, on a model with outlier channels: their stored weights round-
+#    FP8 per tensor (with a calibrated FP8 KV cache), FP8 rowwise and an
+#    INT8 KV cache alone, on a model with outlier channels: their stored weights round-
 #    trip to the source within a quantization step; every layer's error is
 #    positive and finite and nothing is flagged; per-token activations beat
 #    per-tensor ones, the KV cache adds error; SmoothQuant (alpha 0.5)
 #    beats per-tensor W8A8 without smoothing (made with statistics that
 #    give every channel the same smoother);
-#  - refusals: no config.json, a quantization eval does not emulate (FP8
-#    rowwise), a weight-only checkpoint without its target SM.
+#    FP8 rowwise (pp 2): the first and last layers, which TensorRT-LLM's
+#    recipe leaves in float, add exactly nothing;
+#  - refusals: no config.json, a quantization eval does not emulate
+#    (weights stored without the plugin), a weight-only checkpoint without
+#    its target SM.
 . "$(dirname "$0")/lib.sh"
 DATA=$(cd "$(dirname "$0")/../data/forward" && pwd)
 ev() { # ev NP ARGS...: trtconv eval, log in $WORK/last.log
@@ -193,6 +196,7 @@ conv_q sq_kv 2 --smoothquant 0.5 --per_channel --per_token --int8_kv_cache --tp_
 conv_q fp8 1 --use_fp8
 conv_q kv8 1 --int8_kv_cache
 conv_q fp8kv 1 --use_fp8 --fp8_kv_cache --calibrate_fp8_kv_scale
+conv_q fp8rw 2 --use_fp8_rowwise --pp_size 2
 # Every format's stored weights against the source they came from, within
 # its quantization step (the product the emulated GEMM forms): SmoothQuant
 # int8 x per_channel_scale against the smoothed float16 weight (dense and
@@ -254,15 +258,19 @@ PY
     fail "stored weights do not round-trip"
 if ev 2 --model_dir "$WORK/mo" --checkpoint_dir "$WORK/sq_tok" --checkpoint_dir "$WORK/sq_tens" \
     --checkpoint_dir "$WORK/sq_kv" --checkpoint_dir "$WORK/fp8" --checkpoint_dir "$WORK/kv8" \
-    --checkpoint_dir "$WORK/fp8kv" --dataset "$WORK/ids.jsonl" --batch_size 2 \
-    --output_json "$WORK/s.json"; then
-    jq_py "$WORK/s.json" <<'PY' && pass "emulated SmoothQuant (per token / per tensor, tp 2 with INT8 KV), FP8 (with FP8 KV) and INT8 KV alone: every layer's error positive and finite, nothing flagged" ||
+    --checkpoint_dir "$WORK/fp8kv" --checkpoint_dir "$WORK/fp8rw" --dataset "$WORK/ids.jsonl" \
+    --batch_size 2 --output_json "$WORK/s.json"; then
+    jq_py "$WORK/s.json" <<'PY' && pass "emulated SmoothQuant (per token / per tensor, tp 2 with INT8 KV), FP8 (with FP8 KV), FP8 rowwise and INT8 KV alone: every layer's error positive and finite, nothing flagged" ||
 import json, math, sys
 c = json.load(open(sys.argv[1]))["checkpoints"]
 for x in c:
     errs = [l["hidden_rel_error"] for l in x["layers"]] + [x["final_norm_rel_error"]]
     print(x["checkpoint_dir"], ["%.4f" % e for e in errs], "KL %.4g" % x["kl_mean"])
-    if not all(0 < e < 1 and math.isfinite(e) for e in errs) or x["flagged_layers"]:
+    # FP8 rowwise leaves layer 0 in float: its accumulated error is 0.
+    first = 1 if x["checkpoint_dir"].endswith("fp8rw") else 0
+    if not all(0 <= e < 1 and math.isfinite(e) for e in errs) or x["flagged_layers"]:
+        sys.exit(1)
+    if not all(e > 0 for e in errs[first:]):
         sys.exit(1)
     if not (math.isfinite(x["perplexity_ratio"]) and x["kl_mean"] > 0):
         sys.exit(1)
@@ -279,6 +287,14 @@ ok = (fin["sq_tok"] < fin["sq_tens"] and kl["sq_tok"] < kl["sq_tens"] and
 sys.exit(0 if ok else 1)
 PY
         fail "ordering of the emulated quantizations"
+    jq_py "$WORK/s.json" <<'PY' && pass "FP8 rowwise (pp 2): the first and last layers, left in float by TensorRT-LLM's recipe, add exactly nothing; layers 1 and 2 do" ||
+import json, sys
+c = {x["checkpoint_dir"].rsplit("/", 1)[-1]: x for x in json.load(open(sys.argv[1]))["checkpoints"]}
+loc = [l["local_rel_error"] for l in c["fp8rw"]["layers"]]
+print("FP8 rowwise, error on the source's inputs per layer:", loc)
+sys.exit(0 if loc[0] == 0.0 and loc[3] == 0.0 and loc[1] > 0 and loc[2] > 0 else 1)
+PY
+        fail "FP8 rowwise layers"
 else
     fail "eval of the SmoothQuant / FP8 / KV checkpoints"; tail -20 "$WORK/last.log"
 fi
@@ -428,12 +444,12 @@ else
     fail "--eval after a conversion"; tail -20 "$WORK/last.log"
 fi
 rm -rf "$WORK/ef"
-rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_fp8_rowwise \
-    --eval "$WORK/ids.jsonl" </dev/null || rc=$?
-[ $rc -ne 0 ] && grep -q -- "--eval: quant_algo FP8_PER_CHANNEL_PER_TOKEN: trtconv eval emulates" "$WORK/last.log" &&
+rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_weight_only \
+    --disable_weight_only_quant_plugin --eval "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q -- "--eval: weights stored for the engine to quantize" "$WORK/last.log" &&
     [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
-    pass "--eval with FP8 rowwise refused before converting" ||
-    { fail "--eval with FP8 rowwise (rc $rc)"; tail -5 "$WORK/last.log"; }
+    pass "--eval with weights stored without the plugin refused before converting" ||
+    { fail "--eval without the plugin (rc $rc)"; tail -5 "$WORK/last.log"; }
 rm -rf "$WORK/es"
 if run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/es" --smoothquant 0.5 --per_channel \
     --per_token --int8_kv_cache --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null &&
@@ -466,10 +482,10 @@ refuse() { # refuse WHAT PATTERN ARGS...
 mkdir -p "$WORK/empty"
 refuse "a directory without config.json" "config.json: missing" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/empty" --dataset "$WORK/ids.jsonl"
-run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/fp8rw" --use_fp8_rowwise </dev/null ||
-    cat "$WORK/last.log"
-refuse "an FP8 rowwise checkpoint" "quant_algo FP8_PER_CHANNEL_PER_TOKEN: trtconv eval emulates" \
-    --model_dir "$WORK/m" --checkpoint_dir "$WORK/fp8rw" --dataset "$WORK/ids.jsonl"
+run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/nopl" --use_weight_only \
+    --disable_weight_only_quant_plugin </dev/null || cat "$WORK/last.log"
+refuse "weights stored for the engine to quantize" "are not read yet" \
+    --model_dir "$WORK/m" --checkpoint_dir "$WORK/nopl" --dataset "$WORK/ids.jsonl"
 cp -r "$WORK/w8" "$WORK/nomani" && rm "$WORK/nomani/trtconv-manifest.json"
 refuse "weight-only without its SM" "pass --target_sm" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/nomani" --dataset "$WORK/ids.jsonl"

@@ -12,6 +12,8 @@
 #include "trtconv/core/dtype.h"
 #include "trtconv/fwd/fake_quant.h"
 
+static const tc_fq_clamp NOCLAMP = { false, 0.0f, 0.0f };
+
 START_TEST(int8_should_round_half_to_even_and_saturate)
 {
     ck_assert(tc_fq_int8(0.5f) == 0.0f && tc_fq_int8(1.5f) == 2.0f);
@@ -43,7 +45,7 @@ START_TEST(per_token_int8_should_scale_each_row_by_its_maximum)
     for (int i = 0; i < 8; i++)
         h[i] = tc_f32_to_f16(x[i]);
     float row[2];
-    tc_fq_act_rows(q, h, TC_DT_F16, 2, 4, TC_FQ_INT8, true, 0.0f, 0.0f, row);
+    tc_fq_act_rows(q, h, TC_DT_F16, 2, 4, TC_FQ_INT8, true, 0.0f, 0.0f, NOCLAMP, row);
     const float s = 127.0f / 2.0f;
     for (int i = 0; i < 4; i++)
         ck_assert_float_eq(tc_f16_to_f32(q[i]), rintf(tc_f16_to_f32(h[i]) * s));
@@ -52,7 +54,7 @@ START_TEST(per_token_int8_should_scale_each_row_by_its_maximum)
     for (int i = 4; i < 8; i++)
         ck_assert(q[i] == 0);
     /* In place, the same. */
-    tc_fq_act_rows(h, h, TC_DT_F16, 2, 4, TC_FQ_INT8, true, 0.0f, 0.0f, row);
+    tc_fq_act_rows(h, h, TC_DT_F16, 2, 4, TC_FQ_INT8, true, 0.0f, 0.0f, NOCLAMP, row);
     ck_assert_mem_eq(h, q, sizeof q);
 }
 END_TEST
@@ -63,15 +65,32 @@ START_TEST(per_token_fp8_should_bound_the_scale)
      * capped and the factor floored at 1 / (448 * 512). */
     const float x[2] = { 1e-5f, -2e-6f };
     float q[2], row[1];
-    tc_fq_act_rows(q, x, TC_DT_F32, 1, 2, TC_FQ_FP8, true, 0.0f, 0.0f, row);
+    tc_fq_act_rows(q, x, TC_DT_F32, 1, 2, TC_FQ_FP8, true, 0.0f, 0.0f, NOCLAMP, row);
     ck_assert_float_eq(row[0], 1.0f / (448.0f * 512.0f));
     ck_assert_float_eq(q[0], tc_fq_fp8(1e-5f * 448.0f * 512.0f));
     /* A regular row: the maximum maps to 448. */
     const float y[2] = { 3.0f, -1.5f };
-    tc_fq_act_rows(q, y, TC_DT_F32, 1, 2, TC_FQ_FP8, true, 0.0f, 0.0f, row);
+    tc_fq_act_rows(q, y, TC_DT_F32, 1, 2, TC_FQ_FP8, true, 0.0f, 0.0f, NOCLAMP, row);
     ck_assert_float_eq(q[0], 448.0f);
     ck_assert_float_eq(q[1], -224.0f);
     ck_assert_float_eq(row[0], 3.0f / 448.0f);
+}
+END_TEST
+
+START_TEST(clamp_should_bound_the_row_before_its_maximum)
+{
+    /* FP8 rowwise's clamp_val [-1200, 1200]: 5000 counts as 1200. */
+    const float x[2] = { 5000.0f, -600.0f };
+    float q[2], row[1];
+    const tc_fq_clamp c = { true, -1200.0f, 1200.0f };
+    tc_fq_act_rows(q, x, TC_DT_F32, 1, 2, TC_FQ_FP8, true, 0.0f, 0.0f, c, row);
+    ck_assert_float_eq(row[0], 1200.0f / 448.0f);
+    ck_assert_float_eq(q[0], 448.0f);
+    ck_assert_float_eq(q[1], -224.0f);
+    /* A NaN is clamped to the lower bound (maxNum / minNum, as __hmax / __hmin). */
+    const float y[2] = { NAN, 1.0f };
+    tc_fq_act_rows(q, y, TC_DT_F32, 1, 2, TC_FQ_FP8, true, 0.0f, 0.0f, c, row);
+    ck_assert_float_eq(q[0], -448.0f);
 }
 END_TEST
 
@@ -79,7 +98,7 @@ START_TEST(static_input_should_use_the_given_scale_and_factor)
 {
     const float x[3] = { 0.3f, -10.0f, 1.0f };
     float q[3], row[1];
-    tc_fq_act_rows(q, x, TC_DT_F32, 1, 3, TC_FQ_INT8, false, 50.0f, 0.02f, row);
+    tc_fq_act_rows(q, x, TC_DT_F32, 1, 3, TC_FQ_INT8, false, 50.0f, 0.02f, NOCLAMP, row);
     ck_assert(q[0] == 15.0f && q[1] == -128.0f && q[2] == 50.0f);
     ck_assert_float_eq(row[0], 0.02f);
 }
@@ -124,6 +143,7 @@ int main(void)
     tcase_add_test(tc, fp8_should_saturate_to_448_and_keep_nan);
     tcase_add_test(tc, per_token_int8_should_scale_each_row_by_its_maximum);
     tcase_add_test(tc, per_token_fp8_should_bound_the_scale);
+    tcase_add_test(tc, clamp_should_bound_the_row_before_its_maximum);
     tcase_add_test(tc, static_input_should_use_the_given_scale_and_factor);
     tcase_add_test(tc, dequant_should_multiply_row_and_column_factors);
     tcase_add_test(tc, div_cols_and_qdq_should_round_once_to_the_dtype);

@@ -21,9 +21,13 @@
  *   - FP8 per tensor (FP8): the stored F8_E4M3 [N, K] values, the input
  *     quantized with `activation_scaling_factor`, the output scaled by it and
  *     `weights_scaling_factor`;
+ *   - FP8 rowwise (FP8_PER_CHANNEL_PER_TOKEN): the MLPs whose weights are
+ *     stored F8_E4M3 (Meta's recipe leaves attention and the first and last
+ *     layers in float) with `per_channel_scale`, their inputs clamped to
+ *     `post_layernorm.clamp_val` / `mlp.clamp_val` and quantized per token;
  *   - a quantized KV cache (kv_cache_quant_algo INT8 / FP8): each layer's
  *     `attention.kv_cache_scaling_factor`.
- * docs/eval.md has the formulas. Anything else (FP8 rowwise, experts,
+ * docs/eval.md has the formulas. Anything else (experts,
  * weights stored without the plugin) is refused naming the tensor, the
  * dtype and the rule.
  * Hostile files: shapes, dtypes and byte ranges are checked against the
@@ -48,6 +52,7 @@ typedef struct tc_ckpt_quant {
     int target_sm;           /* the weight-only layout's SM (woq.h) */
     int act;                 /* TC_FQ_INT8: SmoothQuant; TC_FQ_FP8: FP8 per tensor */
     bool per_token;          /* SmoothQuant's activations per token */
+    bool rowwise;            /* FP8 rowwise (FP8_PER_CHANNEL_PER_TOKEN) */
     int kv;                  /* the KV cache: TC_FQ_NONE, TC_FQ_INT8, TC_FQ_FP8 */
 } tc_ckpt_quant;
 

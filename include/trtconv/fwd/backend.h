@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "trtconv/core/dtype.h"
+#include "trtconv/fwd/fake_quant.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/core/status.h"
 
@@ -142,7 +143,7 @@ typedef struct fwd_ops {
      * float32 backend memory. */
     tc_status (*act_quant)(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
                            int64_t K, int kind, bool per_token, float scale, float row_static,
-                           float *row);
+                           tc_fq_clamp clamp, float *row);
     tc_status (*dequant)(fwd_backend *b, void *out, bool out_f32, const float *acc,
                          const float *row, const float *col, bool per_channel, tc_dtype dt,
                          int64_t T, int64_t N);

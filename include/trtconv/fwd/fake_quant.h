@@ -36,9 +36,16 @@ float tc_fq_elem(int kind, float v); /* the quantizer of kind */
 
 /* out [T, K] = the quantized values of x [T, K] (dtype dt; out may be x);
  * row[t] gets the factor of row t's GEMM output (row_static when
- * !per_token). */
+ * !per_token). With clamp, x is first clamped to [lo, hi] (FP8 rowwise's
+ * clamp_val; the bounds rounded to the dtype, fminf(fmaxf(x, lo), hi) as
+ * the kernels' __hmin(__hmax()) do: a NaN becomes lo). */
+typedef struct tc_fq_clamp {
+    bool on;
+    float lo, hi;
+} tc_fq_clamp;
 void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K, int kind,
-                    bool per_token, float scale, float row_static, float *row);
+                    bool per_token, float scale, float row_static, tc_fq_clamp clamp,
+                    float *row);
 /* out[t, n] = acc[t, n] * row[t] * col[per_channel ? n : 0] (+ bias[n]),
  * float32 into out when out_f32, else rounded to dt. */
 void tc_fq_dequant(void *out, bool out_f32, const float *acc, const float *row, const float *col,

@@ -78,6 +78,8 @@ struct tc_fwd_linear_quant {
     int64_t n_col;
     const float *col;
     const float *smoother;   /* [the linear's local input width] or NULL */
+    bool clamp;              /* the input clamped to [clamp_lo, clamp_hi] first */
+    float clamp_lo, clamp_hi;
 };
 
 typedef struct tc_fwd_setup {

@@ -83,8 +83,8 @@ tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_d
 /* trtconv eval's quantized engines (kernels/fake_quant.cu; the tc_fq_*
  * functions of trtconv/fwd/fake_quant.h are the reference, bit for bit). */
 tc_status tc_fq_act_quant_cuda(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
-                               int kind, int per_token, float scale, float row_static, float *row,
-                               void *stream);
+                               int kind, int per_token, float scale, float row_static, int clamp,
+                               float clamp_lo, float clamp_hi, float *row, void *stream);
 tc_status tc_fq_dequant_cuda(void *out, int out_f32, const float *acc, const float *row,
                              const float *col, int per_channel, tc_dtype dt, int64_t T, int64_t N,
                              void *stream);
