@@ -11,6 +11,7 @@
 #include "trtconv/core/log.h"
 #include "trtconv/eval/ckpt_weights.h"
 #include "trtconv/eval/eval.h"
+#include "trtconv/model/hf_model.h"
 
 tc_status tc_job_eval_check(const tc_job *j)
 {
@@ -21,11 +22,11 @@ tc_status tc_job_eval_check(const tc_job *j)
     if (!j->model || o->save_config_only)
         return tc_fail(TC_E_USAGE, "--eval needs a model to convert (--model_dir) and its rank "
                        "files");
-    if (w->woq_no_plugin)
-        return tc_fail(TC_E_USAGE, "--eval: weights stored for the engine to quantize "
-                       "(--disable_weight_only_quant_plugin) are not read yet (docs/eval.md)");
     tc_ckpt_quant q;
     TC_TRY(tc_eval_quant_parse(w->config_algo, kv->config_algo, "--eval", &q));
+    if (tc_hf_is_moe(&j->model->cfg) && (q.woq_bits || q.act))
+        return tc_fail(TC_E_USAGE, "--eval: the quantized experts of a mixture-of-experts model "
+                       "are not emulated yet (docs/eval.md)");
     const int cells = tc_layout_cells(&j->s.layout);
     if (j->comm->size % cells != 0)
         return tc_fail(TC_E_USAGE, "--eval runs the checkpoint in its layout: the number of "

@@ -113,6 +113,48 @@ static tc_status dequantize(tc_ckpt_weights *w, const tc_plan_tensor *t, const t
     return st;
 }
 
+/* --disable_weight_only_quant_plugin: weight t stored unquantized and
+ * transposed, [K, N] in a float dtype, next to its per_channel_scale [N];
+ * the engine quantizes it at build (weight_only_quant_matmul without the
+ * plugin: quantize(w, s, 'int8', axis=1), then dequantize): the cache gets
+ * clamp(rne(w / s), -128, 127) * s, [N, K]. */
+static tc_status requantize_transposed(tc_ckpt_weights *w, const tc_plan_tensor *t,
+                                       const tc_st_tensor *q, const tc_st_tensor *sc)
+{
+    const int64_t n = t->rows, k = t->cols;
+    if (q->ndim != 2 || q->shape[0] != k || q->shape[1] != n)
+        return tc_fail(TC_E_INPUT, "%s: %s: stored without the weight-only plugin it must be "
+                       "[%lld, %lld] (transposed)", w->f->path, t->name, (long long)k,
+                       (long long)n);
+    if (sc->nelements != (uint64_t)n)
+        return tc_fail(TC_E_INPUT, "%s: %s's per_channel_scale must hold %lld values",
+                       w->f->path, t->name, (long long)n);
+    const size_t es = tc_dtype_bits(q->dtype) / 8, ses = tc_dtype_bits(sc->dtype) / 8;
+    void *raw = malloc((size_t)(n * k) * es + 1), *sraw = malloc((size_t)n * ses + 1);
+    float *wt = malloc((size_t)(n * k) * sizeof(float) + 1), *s = malloc((size_t)n * 4 + 1);
+    float *cache = malloc((size_t)(n * k) * sizeof(float) + 1);
+    tc_status st = raw && sraw && wt && s && cache
+                       ? TC_OK
+                       : tc_fail(TC_E_INTERNAL, "out of memory reading back %s", t->name);
+    if (st == TC_OK)
+        st = tc_st_read(w->f, q->begin, raw, (size_t)(n * k) * es);
+    if (st == TC_OK)
+        st = tc_st_read(w->f, sc->begin, sraw, (size_t)n * ses);
+    if (st == TC_OK) {
+        tc_convert(wt, TC_DT_F32, raw, q->dtype, (size_t)(n * k));
+        tc_convert(s, TC_DT_F32, sraw, sc->dtype, (size_t)n);
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t c = 0; c < k; c++)
+                cache[r * k + c] = tc_fq_int8(wt[c * n + r] / s[r]) * s[r];
+        free(w->cache);
+        w->cache = cache;
+        cache = NULL;
+        snprintf(w->cached, sizeof w->cached, "%s", t->name);
+    }
+    free(raw), free(sraw), free(wt), free(s), free(cache);
+    return st;
+}
+
 static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr, void *out)
 {
     tc_ckpt_weights *w = ctx;
@@ -125,6 +167,20 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
         return tc_fail(TC_E_INTERNAL, "%s: rows [%lld, %lld) of %lld", t->name, (long long)r0,
                        (long long)(r0 + nr), (long long)t->rows);
     const size_t elems = (size_t)nr * (size_t)t->cols;
+    const size_t nlen = strlen(t->name);
+    if (w->q.woq_no_plugin && is_float(q->dtype) && nlen > 7 &&
+        !strcmp(t->name + nlen - 7, ".weight")) {
+        char sname[160];
+        snprintf(sname, sizeof sname, "%.*s.per_channel_scale", (int)(nlen - 7), t->name);
+        const tc_st_tensor *sc = tc_st_find(w->f, sname);
+        if (sc && is_float(sc->dtype)) {
+            if (strcmp(w->cached, t->name) != 0)
+                TC_TRY(requantize_transposed(w, t, q, sc));
+            tc_convert(out, t->slice_dtype, w->cache + (size_t)r0 * (size_t)t->cols, TC_DT_F32,
+                       elems);
+            return TC_OK;
+        }
+    }
     if (is_float(q->dtype)) {
         if (q->nelements != (uint64_t)t->rows * (uint64_t)t->cols)
             return tc_fail(TC_E_INPUT, "%s: %s has %llu elements, the model needs [%lld, %lld]",
@@ -168,7 +224,11 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
         free(f);
         return st;
     }
-    if (q->dtype != TC_DT_I8 || !w->bits || !weight || t->expert_rows > 0)
+    if (t->expert_rows > 0)
+        return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: the quantized experts of a mixture "
+                       "of experts are not emulated yet (docs/eval.md)", file, t->name,
+                       tc_dtype_name(q->dtype));
+    if (q->dtype != TC_DT_I8 || !w->bits || !weight)
         return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: trtconv eval reads float tensors "
                        "and weight-only (W8A16, W4A16, with the plugin) weights, not this "
                        "checkpoint's quantization yet (docs/eval.md)", file, t->name,

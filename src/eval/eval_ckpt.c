@@ -112,12 +112,24 @@ static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *c
     if (st == TC_OK)
         st = tc_eval_quant_parse(cJSON_IsString(algo) ? algo->valuestring : NULL,
                                  cJSON_IsString(kv) ? kv->valuestring : NULL, dir, &ci->q);
-    if (st == TC_OK && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg,
-                                                                      "disable_weight_only_quant_plugin")))
-        st = tc_fail(TC_E_USAGE, "%s: weights stored for the engine to quantize "
-                     "(--disable_weight_only_quant_plugin) are not read yet (docs/eval.md)", dir);
+    ci->q.woq_no_plugin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg,
+                                                                       "disable_weight_only_quant_plugin"));
+    if (st == TC_OK && ci->q.woq_no_plugin && ci->q.woq_bits != 8)
+        st = tc_fail(TC_E_INPUT, "%s/config.json: disable_weight_only_quant_plugin is for int8 "
+                     "weight-only checkpoints (W8A16)", dir);
     if (st == TC_OK) {
         ci->layout = (tc_layout){ .tp = (int)tp, .pp = (int)pp };
+        /* A mixture of experts' split (absent: the defaults, moe_tp = tp). */
+        int64_t moe_tp = -1, moe_ep = -1;
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(map, "moe_tp_size");
+        const cJSON *me = cJSON_GetObjectItemCaseSensitive(map, "moe_ep_size");
+        if ((mt && !tc_json_int(mt, 1, 4096, &moe_tp)) || (me && !tc_json_int(me, 1, 4096, &moe_ep)))
+            st = tc_fail(TC_E_INPUT, "%s/config.json: mapping.moe_tp_size and moe_ep_size must "
+                         "be integers in [1, 4096]", dir);
+        else
+            st = tc_layout_set_moe(&ci->layout, moe_tp, moe_ep);
+    }
+    if (st == TC_OK) {
         ci->dtype = tc_float_type_dtype(ft);
         ci->emb.parallel = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_parallel_embedding"));
         ci->emb.share = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "share_embedding_table"));
@@ -126,8 +138,8 @@ static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *c
             ci->emb.sharding_dim = (int)shard;
     }
     cJSON_Delete(cfg);
-    if (st != TC_OK || !ci->q.woq_bits)
-        return st;
+    if (st != TC_OK || !ci->q.woq_bits || ci->q.woq_no_plugin)
+        return st; /* no CUTLASS layout to undo */
     /* The weight-only layout: --target_sm, else what trtconv recorded. */
     ci->q.target_sm = (int)target_sm;
     if (!ci->q.target_sm) {

@@ -179,6 +179,29 @@ PY
 else
     fail "eval of the weight-only checkpoints"; tail -20 "$WORK/last.log"
 fi
+# Weights stored without the plugin (float [K, N] with their scales) are
+# quantized by the engine at build as the plugin's would have been: the
+# same weights, the same numbers to within the odd value rounded the other
+# way (the converter's division against the engine's).
+run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/nopl" --use_weight_only \
+    --disable_weight_only_quant_plugin </dev/null || cat "$WORK/last.log"
+if ev 1 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --checkpoint_dir "$WORK/nopl" \
+    --dataset "$WORK/ids.jsonl" --batch_size 2 --output_json "$WORK/np.json"; then
+    jq_py "$WORK/np.json" <<'PY' && pass "int8 weights stored without the plugin: the plugin checkpoint's numbers within 1%" ||
+import json, sys
+a, b = json.load(open(sys.argv[1]))["checkpoints"]
+ea = [l["hidden_rel_error"] for l in a["layers"]]
+eb = [l["hidden_rel_error"] for l in b["layers"]]
+print("plugin", ea, "no plugin", eb)
+# The plugin's weights were quantized by the converter, these by the
+# engine's own division: a last-bit difference in a few rounded values.
+sys.exit(0 if all(x > 0 and abs(x - y) <= 0.01 * x for x, y in zip(ea, eb)) else 1)
+PY
+        fail "no-plugin weights"
+else
+    fail "eval of the no-plugin checkpoint"; tail -10 "$WORK/last.log"
+fi
+
 # ---- SmoothQuant, FP8 and the quantized KV cache, emulated ----
 # A model whose norms have 4 outlier channels (gain 30): activation
 # outliers, what SmoothQuant is for.
@@ -434,6 +457,9 @@ else
 fi
 
 # ---- --eval on a conversion run ----
+# (a mixture of experts, here and in the refusals below)
+gen --out "$WORK/moe" --layers 2 --hidden 64 --heads 4 --kv_heads 2 --intermediate 128 \
+    --vocab 300 --experts 4 --top_k 2 --dtype float16 --seed 3
 rm -rf "$WORK/e8"
 if run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/e8" --use_weight_only \
     --weight_only_precision int8 --target_sm 80 --tp_size 2 --eval "$WORK/ids.jsonl" </dev/null &&
@@ -444,12 +470,12 @@ else
     fail "--eval after a conversion"; tail -20 "$WORK/last.log"
 fi
 rm -rf "$WORK/ef"
-rc=0; run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/ef" --use_weight_only \
-    --disable_weight_only_quant_plugin --eval "$WORK/ids.jsonl" </dev/null || rc=$?
-[ $rc -ne 0 ] && grep -q -- "--eval: weights stored for the engine to quantize" "$WORK/last.log" &&
+rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 --eval "$WORK/ids.jsonl" </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q -- "--eval: the quantized experts of a mixture-of-experts model" "$WORK/last.log" &&
     [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
-    pass "--eval with weights stored without the plugin refused before converting" ||
-    { fail "--eval without the plugin (rc $rc)"; tail -5 "$WORK/last.log"; }
+    pass "--eval with quantized experts refused before converting" ||
+    { fail "--eval with quantized experts (rc $rc)"; tail -5 "$WORK/last.log"; }
 rm -rf "$WORK/es"
 if run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/es" --smoothquant 0.5 --per_channel \
     --per_token --int8_kv_cache --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null &&
@@ -482,10 +508,22 @@ refuse() { # refuse WHAT PATTERN ARGS...
 mkdir -p "$WORK/empty"
 refuse "a directory without config.json" "config.json: missing" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/empty" --dataset "$WORK/ids.jsonl"
-run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/nopl" --use_weight_only \
-    --disable_weight_only_quant_plugin </dev/null || cat "$WORK/last.log"
-refuse "weights stored for the engine to quantize" "are not read yet" \
-    --model_dir "$WORK/m" --checkpoint_dir "$WORK/nopl" --dataset "$WORK/ids.jsonl"
+run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moew8" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 </dev/null || cat "$WORK/last.log"
+refuse "quantized experts" "mlp.fc.weight is stored as I8: the quantized experts" \
+    --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moew8" --dataset "$WORK/ids.jsonl"
+# A mixture of experts unquantized: its layout read from the mapping
+# (moe_tp_size, moe_ep_size; this crashed before), error 0.
+run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moep" --tp_size 2 --moe_ep_size 2 \
+    </dev/null || cat "$WORK/last.log"
+ev 2 --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moep" --dataset "$WORK/ids.jsonl" \
+    --output_json "$WORK/moe.json" && jq_py "$WORK/moe.json" <<'PY' &&
+import json, sys
+r = json.load(open(sys.argv[1]))["checkpoints"][0]
+sys.exit(0 if r["perplexity_ratio"] == 1.0 and all(l["hidden_rel_error"] == 0.0 for l in r["layers"]) else 1)
+PY
+    pass "an unquantized mixture of experts (tp 2 as moe_ep 2): error 0" ||
+    { fail "mixture-of-experts eval"; tail -5 "$WORK/last.log"; }
 cp -r "$WORK/w8" "$WORK/nomani" && rm "$WORK/nomani/trtconv-manifest.json"
 refuse "weight-only without its SM" "pass --target_sm" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/nomani" --dataset "$WORK/ids.jsonl"

@@ -12,7 +12,10 @@
  *     the stored I8 [K, N*bits/8] read back through tc_woq_unprocess
  *     (target_sm's layout) and multiplied by `...per_channel_scale` [N]:
  *     round(q * s) in the plan's dtype, the product the mixed-dtype GEMM
- *     forms before accumulating;
+ *     forms before accumulating; stored without the plugin
+ *     (disable_weight_only_quant_plugin): the float [K, N] weight quantized
+ *     with its per_channel_scale and dequantized as the engine does at
+ *     build, clamp(rne(w / s)) * s;
  *   - SmoothQuant (W8A8_SQ_*): the stored I8 [N, K] values; the linear's
  *     quantization (fwd.h tc_fwd_linear_quant) from `per_channel_scale`,
  *     `act_scale`, the input scales (`input_layernorm.scale_to_int`,
@@ -27,9 +30,8 @@
  *     `post_layernorm.clamp_val` / `mlp.clamp_val` and quantized per token;
  *   - a quantized KV cache (kv_cache_quant_algo INT8 / FP8): each layer's
  *     `attention.kv_cache_scaling_factor`.
- * docs/eval.md has the formulas. Anything else (experts,
- * weights stored without the plugin) is refused naming the tensor, the
- * dtype and the rule.
+ * docs/eval.md has the formulas. Anything else (experts) is refused naming
+ * the tensor, the dtype and the rule.
  * Hostile files: shapes, dtypes and byte ranges are checked against the
  * plan before anything is read or allocated.
  * Ownership: the source owns its open file, one dequantized tensor (kept
@@ -49,6 +51,7 @@ typedef struct tc_ckpt_weights tc_ckpt_weights;
 /* A checkpoint's quantization (its config.json). */
 typedef struct tc_ckpt_quant {
     int woq_bits;            /* weight-only: 0 (none), 8 or 4 */
+    bool woq_no_plugin;      /* --disable_weight_only_quant_plugin: stored unquantized */
     int target_sm;           /* the weight-only layout's SM (woq.h) */
     int act;                 /* TC_FQ_INT8: SmoothQuant; TC_FQ_FP8: FP8 per tensor */
     bool per_token;          /* SmoothQuant's activations per token */
