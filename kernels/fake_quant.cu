@@ -6,15 +6,15 @@
 #include "fwd_common.cuh"
 #include "fp8_bits.cuh"
 
-extern "C" {
-#include "trtconv/fwd/fake_quant.h"
-}
+/* The quantizer kinds of trtconv/fwd/fake_quant.h (TC_FQ_INT8 = 1,
+ * TC_FQ_FP8 = 2; src/fwd/fwd_gpu.c asserts they agree). */
+#define FQ_FP8 2
 
 /* TensorRT-LLM's element quantizers: cvt.rni.sat.s8.f32 (NaN to 0), and
  * E4M3 with satfinite (NaN stays NaN). */
 __device__ __forceinline__ float fq_elem(int kind, float v)
 {
-    if (kind == TC_FQ_FP8) {
+    if (kind == FQ_FP8) {
         if (!isnan(v))
             v = v > 448.0f ? 448.0f : v < -448.0f ? -448.0f : v;
         return e4m3fn_to_f32(to_e4m3fn(v));
@@ -44,7 +44,7 @@ __global__ void act_quant_kernel(void *out, const void *x, int64_t T, int64_t K,
                 a = fmaxf(a, fabsf(v));
             }
             a = block_max(a, red);
-            if (kind == TC_FQ_FP8) {
+            if (kind == FQ_FP8) {
                 s = fminf(__fdiv_rn(448.0f, a), 448.0f * 512.0f);
                 rs = fmaxf(__fdiv_rn(a, 448.0f), 1.0f / (448.0f * 512.0f));
             } else {

@@ -81,7 +81,8 @@ tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_d
                                    float *acc_out, void *stream);
 
 /* trtconv eval's quantized engines (kernels/fake_quant.cu; the tc_fq_*
- * functions of trtconv/fwd/fake_quant.h are the reference, bit for bit). */
+ * functions of trtconv/fwd/fake_quant.h are the reference, bit for bit;
+ * kind: 1 int8, 2 FP8, as TC_FQ_INT8 / TC_FQ_FP8). */
 tc_status tc_fq_act_quant_cuda(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
                                int kind, int per_token, float scale, float row_static, int clamp,
                                float clamp_lo, float clamp_hi, float *row, void *stream);
