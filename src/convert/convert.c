@@ -623,11 +623,11 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
             }
         }
     }
-    if (gate) {
-        qsort(job->items, job->n_items, sizeof *job->items, cmp_item_gate_order);
-    } else {
-        qsort(job->items, job->n_items, sizeof *job->items, cmp_item_file_order);
-    }
+    /* No items at all (every file of this rank kept by --resume): items is
+     * NULL, which qsort may not be given even for zero elements. */
+    if (job->n_items > 1)
+        qsort(job->items, job->n_items, sizeof *job->items,
+              gate ? cmp_item_gate_order : cmp_item_file_order);
     job->n_workers = workers < 1 ? 1 : workers;
     job->threads = calloc((size_t)job->n_workers, sizeof *job->threads);
     if (!job->threads) {
