@@ -40,19 +40,34 @@ __global__ void absmax_cols_kernel(float *acc, const void *x, int x_f32, const v
 #define ABSMAX_VEC_ROWS 32
 #define ABSMAX_VEC_BLOCK 128
 
+/* The slab a thread of a column-slab kernel owns (grid x over groups of VEC
+ * columns, y over slabs of `slab` rows): columns [c, c + VEC), rows
+ * [r0, r1), and the bias of those columns (0 without one); false past the
+ * last column. */
+template <int DT>
+__device__ __forceinline__ bool col_slab(int64_t cols, int64_t rows, int64_t slab,
+                                         const void *bias, int64_t *c, int64_t *r0, int64_t *r1,
+                                         float *bc)
+{
+    *c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
+    if (*c >= cols)
+        return false;
+    *r0 = (int64_t)blockIdx.y * slab;
+    *r1 = *r0 + slab < rows ? *r0 + slab : rows;
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        bc[k] = bias ? elem<DT>::ld(bias, (size_t)(*c + k)) : 0.0f;
+    return true;
+}
+
 template <int DT>
 __global__ void absmax_cols_vec_kernel(float *acc, const void *x, int x_f32, const void *bias,
                                        int64_t rows, int64_t ld, int64_t c0, int64_t cols)
 {
-    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
-    if (c >= cols)
-        return;
-    const int64_t r0 = (int64_t)blockIdx.y * ABSMAX_VEC_ROWS;
-    const int64_t r1 = r0 + ABSMAX_VEC_ROWS < rows ? r0 + ABSMAX_VEC_ROWS : rows;
+    int64_t c, r0, r1;
     float bc[VEC];
-#pragma unroll
-    for (int k = 0; k < VEC; k++)
-        bc[k] = bias ? elem<DT>::ld(bias, (size_t)(c + k)) : 0.0f;
+    if (!col_slab<DT>(cols, rows, ABSMAX_VEC_ROWS, bias, &c, &r0, &r1, bc))
+        return;
     unsigned m[VEC] = { 0 };
     for (int64_t r = r0; r < r1; r++) {
         const size_t i = (size_t)(r * ld + c0 + c);
@@ -159,15 +174,10 @@ template <int DT>
 __global__ void residual_max_kernel(void *h, const float *p, const void *bias, int64_t T,
                                     int64_t H, float *acc)
 {
-    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
-    if (c >= H)
-        return;
-    const int64_t r0 = (int64_t)blockIdx.y * FUSED_ROWS;
-    const int64_t r1 = r0 + FUSED_ROWS < T ? r0 + FUSED_ROWS : T;
+    int64_t c, r0, r1;
     float bc[VEC];
-#pragma unroll
-    for (int k = 0; k < VEC; k++)
-        bc[k] = bias ? elem<DT>::ld(bias, (size_t)(c + k)) : 0.0f;
+    if (!col_slab<DT>(H, T, FUSED_ROWS, bias, &c, &r0, &r1, bc))
+        return;
     unsigned m[VEC] = { 0 };
     for (int64_t r = r0; r < r1; r++) {
         const size_t i = (size_t)(r * H + c);
@@ -195,11 +205,10 @@ template <int DT>
 __global__ void silu_mul_max_kernel(void *out, const void *g, const void *u, int64_t T, int64_t I,
                                     float *acc_g, float *acc_u, float *acc_out)
 {
-    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
-    if (c >= I)
+    int64_t c, r0, r1;
+    float unused[VEC];
+    if (!col_slab<DT>(I, T, FUSED_ROWS, NULL, &c, &r0, &r1, unused))
         return;
-    const int64_t r0 = (int64_t)blockIdx.y * FUSED_ROWS;
-    const int64_t r1 = r0 + FUSED_ROWS < T ? r0 + FUSED_ROWS : T;
     unsigned mg[VEC] = { 0 }, mu[VEC] = { 0 }, mo[VEC] = { 0 };
     for (int64_t r = r0; r < r1; r++) {
         const size_t i = (size_t)(r * I + c);
