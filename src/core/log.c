@@ -71,6 +71,8 @@ int tc_log_level_parse(const char *name, enum tc_log_level *out)
 }
 
 static void vlog_line(enum tc_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void vlog_line(enum tc_log_level level, const char *fmt, va_list ap)
 {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
