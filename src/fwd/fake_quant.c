@@ -3,24 +3,6 @@
 
 #include <math.h>
 
-static float ld(const void *p, tc_dtype dt, size_t i)
-{
-    switch (dt) {
-    case TC_DT_F16: return tc_f16_to_f32(((const uint16_t *)p)[i]);
-    case TC_DT_BF16: return tc_bf16_to_f32(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
-    }
-}
-
-static void st(void *p, tc_dtype dt, size_t i, float v)
-{
-    switch (dt) {
-    case TC_DT_F16: ((uint16_t *)p)[i] = tc_f32_to_f16(v); break;
-    case TC_DT_BF16: ((uint16_t *)p)[i] = tc_f32_to_bf16(v); break;
-    default: ((float *)p)[i] = v; break;
-    }
-}
-
 float tc_fq_int8(float v)
 {
     if (isnan(v))
@@ -61,7 +43,7 @@ void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
         if (per_token) {
             float a = floor_dt;
             for (int64_t c = 0; c < K; c++)
-                a = fmaxf(a, fabsf(clamped(ld(x, dt, r0 + (size_t)c), clamp)));
+                a = fmaxf(a, fabsf(clamped(tc_load_f32(x, dt, r0 + (size_t)c), clamp)));
             if (kind == TC_FQ_FP8) {
                 s = fminf(448.0f / a, 448.0f * 512.0f);
                 rs = fmaxf(a / 448.0f, 1.0f / (448.0f * 512.0f));
@@ -72,7 +54,7 @@ void tc_fq_act_rows(void *out, const void *x, tc_dtype dt, int64_t T, int64_t K,
         }
         for (int64_t c = 0; c < K; c++) {
             const size_t i = r0 + (size_t)c;
-            st(out, dt, i, tc_fq_elem(kind, clamped(ld(x, dt, i), clamp) * s));
+            tc_store_f32(out, dt, i, tc_fq_elem(kind, clamped(tc_load_f32(x, dt, i), clamp) * s));
         }
         row[t] = rs;
     }
@@ -90,7 +72,7 @@ void tc_fq_dequant(void *out, bool out_f32, const float *acc, const float *row, 
             if (out_f32)
                 ((float *)out)[i] = v;
             else
-                st(out, dt, i, v);
+                tc_store_f32(out, dt, i, v);
         }
 }
 
@@ -99,12 +81,12 @@ void tc_fq_div_cols(void *x, const float *s, tc_dtype dt, int64_t T, int64_t K)
     for (int64_t t = 0; t < T; t++)
         for (int64_t c = 0; c < K; c++) {
             const size_t i = (size_t)(t * K + c);
-            st(x, dt, i, ld(x, dt, i) / s[c]);
+            tc_store_f32(x, dt, i, tc_load_f32(x, dt, i) / s[c]);
         }
 }
 
 void tc_fq_qdq(void *x, tc_dtype dt, size_t n, int kind, float to_q, float back)
 {
     for (size_t i = 0; i < n; i++)
-        st(x, dt, i, tc_fq_elem(kind, ld(x, dt, i) * to_q) * back);
+        tc_store_f32(x, dt, i, tc_fq_elem(kind, tc_load_f32(x, dt, i) * to_q) * back);
 }

@@ -24,24 +24,6 @@ typedef struct cpu_backend {
     size_t in32_elems;
 } cpu_backend;
 
-static inline float load_dt(const void *p, tc_dtype dt, size_t i)
-{
-    switch (dt) {
-    case TC_DT_F16: return tc_f16_to_f32(((const uint16_t *)p)[i]);
-    case TC_DT_BF16: return tc_bf16_to_f32(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
-    }
-}
-
-static inline void store_dt(void *p, tc_dtype dt, size_t i, float v)
-{
-    switch (dt) {
-    case TC_DT_F16: ((uint16_t *)p)[i] = tc_f32_to_f16(v); break;
-    case TC_DT_BF16: ((uint16_t *)p)[i] = tc_f32_to_bf16(v); break;
-    default: ((float *)p)[i] = v; break;
-    }
-}
-
 /* The value torch keeps after an operation in dtype dt. */
 static inline float round_dt(float v, tc_dtype dt)
 {
@@ -198,7 +180,7 @@ static tc_status cpu_round_f32(fwd_backend *b, void *out, tc_dtype dt, const flo
 {
     (void)b;
     for (size_t i = 0; i < n; i++)
-        store_dt(out, dt, i, in32[i]);
+        tc_store_f32(out, dt, i, in32[i]);
     return TC_OK;
 }
 
@@ -206,7 +188,7 @@ static tc_status cpu_to_f32(fwd_backend *b, float *out32, const void *in, tc_dty
 {
     (void)b;
     for (size_t i = 0; i < n; i++)
-        out32[i] = load_dt(in, dt, i);
+        out32[i] = tc_load_f32(in, dt, i);
     return TC_OK;
 }
 
@@ -226,13 +208,13 @@ static void norm_rows(void *arg, int64_t begin, int64_t end)
         size_t base = (size_t)(t * c->H);
         float ss = 0.0f;
         for (int64_t i = 0; i < c->H; i++) {
-            float x = load_dt(c->in, c->dt, base + (size_t)i);
+            float x = tc_load_f32(c->in, c->dt, base + (size_t)i);
             ss += x * x;
         }
         float r = 1.0f / sqrtf(ss / (float)c->H + c->eps);
         for (int64_t i = 0; i < c->H; i++) {
-            float x = load_dt(c->in, c->dt, base + (size_t)i);
-            store_dt(c->out, c->dt, base + (size_t)i, c->w[i] * round_dt(x * r, c->dt));
+            float x = tc_load_f32(c->in, c->dt, base + (size_t)i);
+            tc_store_f32(c->out, c->dt, base + (size_t)i, c->w[i] * round_dt(x * r, c->dt));
         }
     }
 }
@@ -254,7 +236,7 @@ static tc_status cpu_residual_add(fwd_backend *b, void *h, const float *p32, con
         for (int64_t i = 0; i < H; i++) {
             size_t k = (size_t)(t * H + i);
             float p = round_dt(p32[k] + (bs ? bs[i] : 0.0f), dt);
-            store_dt(h, dt, k, load_dt(h, dt, k) + p);
+            tc_store_f32(h, dt, k, tc_load_f32(h, dt, k) + p);
         }
     return TC_OK;
 }
@@ -264,9 +246,9 @@ static tc_status cpu_silu_mul(fwd_backend *b, void *out, const void *g, const vo
 {
     (void)b;
     for (size_t i = 0; i < n; i++) {
-        float x = load_dt(g, dt, i);
+        float x = tc_load_f32(g, dt, i);
         float s = round_dt(x / (1.0f + expf(-x)), dt);
-        store_dt(out, dt, i, s * load_dt(u, dt, i));
+        tc_store_f32(out, dt, i, s * tc_load_f32(u, dt, i));
     }
     return TC_OK;
 }
@@ -287,7 +269,7 @@ static tc_status cpu_expert_add(fwd_backend *b, float *acc32, const void *y, con
             continue;
         for (int64_t c = 0; c < H; c++) {
             const size_t i = (size_t)(t * H + c);
-            acc32[i] += round_dt(load_dt(y, dt, i) * w32[t], dt);
+            acc32[i] += round_dt(tc_load_f32(y, dt, i) * w32[t], dt);
         }
     }
     return TC_OK;
@@ -315,7 +297,7 @@ static void gemm_store(const gemm_ctx *c, int64_t m, int64_t n, float acc)
     if (c->out_f32)
         ((float *)c->out)[k] = acc;
     else
-        store_dt(c->out, c->dt, k, acc);
+        tc_store_f32(c->out, c->dt, k, acc);
 }
 
 /* Columns [nb*4, ...) of every row: 4x4 register blocks over a shared K loop. */
@@ -396,19 +378,19 @@ static tc_status cpu_rope_split(fwd_backend *b, void *q, void *k, void *v, const
                 dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d);
             }
             for (int64_t e = 0; e < half; e++) {
-                float x1 = load_dt(qkv, dt, src + (size_t)e);
-                float x2 = load_dt(qkv, dt, src + (size_t)(e + half));
+                float x1 = tc_load_f32(qkv, dt, src + (size_t)e);
+                float x2 = tc_load_f32(qkv, dt, src + (size_t)(e + half));
                 float lo = round_dt(x1 * cs[e], dt) + round_dt(-x2 * sn[e], dt);
                 float hi = round_dt(x2 * cs[e], dt) + round_dt(x1 * sn[e], dt);
-                store_dt(out, dt, dst + (size_t)e, lo);
-                store_dt(out, dt, dst + (size_t)(e + half), hi);
+                tc_store_f32(out, dt, dst + (size_t)e, lo);
+                tc_store_f32(out, dt, dst + (size_t)(e + half), hi);
             }
         }
         for (int64_t h = 0; h < nkv; h++) {
             size_t src = row + (size_t)((nh + nkv + h) * d);
             size_t dst = (size_t)(os * nkv * d + (h * ls + tt) * d);
             for (int64_t e = 0; e < d; e++)
-                store_dt(v, dt, dst + (size_t)e, load_dt(qkv, dt, src + (size_t)e));
+                tc_store_f32(v, dt, dst + (size_t)e, tc_load_f32(qkv, dt, src + (size_t)e));
         }
     }
     return TC_OK;
@@ -456,9 +438,9 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
             const size_t qi = qb + (size_t)(((grp * ls + tt) * g + h % g) * d);
             const size_t ki = kb + (size_t)((grp * ls + tt) * d);
             for (int64_t e = 0; e < d; e++) {
-                qf[tt * d + e] = load_dt(c->q, c->dt, qi + (size_t)e);
-                kf[tt * d + e] = load_dt(c->k, c->dt, ki + (size_t)e);
-                vf[tt * d + e] = load_dt(c->v, c->dt, ki + (size_t)e);
+                qf[tt * d + e] = tc_load_f32(c->q, c->dt, qi + (size_t)e);
+                kf[tt * d + e] = tc_load_f32(c->k, c->dt, ki + (size_t)e);
+                vf[tt * d + e] = tc_load_f32(c->v, c->dt, ki + (size_t)e);
             }
         }
         for (int64_t tt = 0; tt < ls; tt++) {
@@ -488,7 +470,7 @@ static void attn_tasks(void *arg, int64_t begin, int64_t end)
             }
             size_t oi = (size_t)((os + tt) * nh * d + h * d);
             for (int64_t e = 0; e < d; e++)
-                store_dt(c->o, c->dt, oi + (size_t)e, acc[e]);
+                tc_store_f32(c->o, c->dt, oi + (size_t)e, acc[e]);
         }
     }
     free(p);
@@ -534,10 +516,10 @@ static tc_status cpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool
     (void)b;
     for (int64_t c = 0; c < cols; c++) {
         uint32_t m = abs_bits(acc[c]);
-        const float bc = bias ? load_dt(bias, dt, (size_t)c) : 0.0f;
+        const float bc = bias ? tc_load_f32(bias, dt, (size_t)c) : 0.0f;
         for (int64_t r = 0; r < rows; r++) {
             const size_t i = (size_t)(r * ld + c0 + c);
-            float v = x_f32 ? ((const float *)x)[i] : load_dt(x, dt, i);
+            float v = x_f32 ? ((const float *)x)[i] : tc_load_f32(x, dt, i);
             if (bias)
                 v += bc;
             const uint32_t a = abs_bits(v);

@@ -37,15 +37,6 @@ float tc_nvfp4_global_scale(float amax)
     return amax / (6.0f * 448.0f);
 }
 
-static float load(const void *w, tc_dtype dt, size_t i)
-{
-    switch (dt) {
-    case TC_DT_F16: return tc_f16_to_f32(((const uint16_t *)w)[i]);
-    case TC_DT_BF16: return tc_bf16_to_f32(((const uint16_t *)w)[i]);
-    default: return ((const float *)w)[i];
-    }
-}
-
 tc_status tc_nvfp4_quantize_rows(const void *w, tc_dtype dt, int64_t rows, int64_t cols, float s2,
                                  uint8_t *packed, uint8_t *scales)
 {
@@ -60,7 +51,7 @@ tc_status tc_nvfp4_quantize_rows(const void *w, tc_dtype dt, int64_t rows, int64
             const size_t i0 = (size_t)(r * cols + b * TC_NVFP4_BLOCK);
             float amax = 0.0f;
             for (int k = 0; k < TC_NVFP4_BLOCK; k++)
-                amax = fmaxf(amax, fabsf(load(w, dt, i0 + (size_t)k)));
+                amax = fmaxf(amax, fabsf(tc_load_f32(w, dt, i0 + (size_t)k)));
             float bs = amax / six_s2;
             if (bs == 0.0f)
                 bs = 1.0f;
@@ -68,8 +59,8 @@ tc_status tc_nvfp4_quantize_rows(const void *w, tc_dtype dt, int64_t rows, int64
             scales[(size_t)(r * (cols / TC_NVFP4_BLOCK) + b)] = e;
             const float d = tc_e4m3fn_to_f32(e) * s2;
             for (int k = 0; k < TC_NVFP4_BLOCK; k += 2) {
-                const uint8_t lo = tc_e2m1_code(load(w, dt, i0 + (size_t)k) / d);
-                const uint8_t hi = tc_e2m1_code(load(w, dt, i0 + (size_t)k + 1) / d);
+                const uint8_t lo = tc_e2m1_code(tc_load_f32(w, dt, i0 + (size_t)k) / d);
+                const uint8_t hi = tc_e2m1_code(tc_load_f32(w, dt, i0 + (size_t)k + 1) / d);
                 packed[(i0 + (size_t)k) / 2] = (uint8_t)(lo | hi << 4);
             }
         }

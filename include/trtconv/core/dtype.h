@@ -60,6 +60,27 @@ float tc_bf16_to_f32(uint16_t b);
 uint8_t tc_f32_to_e4m3fn(float f);
 float tc_e4m3fn_to_f32(uint8_t b);
 
+/* Element i of an array of dtype dt, F16, BF16 or F32 (any other dtype is
+ * read and written as F32), as float32, and a float32 stored into it
+ * (rounded as above): the accessors of the scalar reference code. */
+static inline float tc_load_f32(const void *p, tc_dtype dt, size_t i)
+{
+    switch (dt) {
+    case TC_DT_F16: return tc_f16_to_f32(((const uint16_t *)p)[i]);
+    case TC_DT_BF16: return tc_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+static inline void tc_store_f32(void *p, tc_dtype dt, size_t i, float v)
+{
+    switch (dt) {
+    case TC_DT_F16: ((uint16_t *)p)[i] = tc_f32_to_f16(v); break;
+    case TC_DT_BF16: ((uint16_t *)p)[i] = tc_f32_to_bf16(v); break;
+    default: ((float *)p)[i] = v; break;
+    }
+}
+
 /* True if trtconv can convert between these element types (F32/F16/BF16). */
 int tc_dtype_is_convertible(tc_dtype dt);
 
