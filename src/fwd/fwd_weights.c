@@ -29,6 +29,31 @@ static const tc_plan_tensor *plan_tensor(const tc_fwd_engine *e, const char *nam
     return i < 0 ? NULL : &e->plan->tensors[i];
 }
 
+/* The rows of plan tensor t into backend memory dst, chunk_rows at a time,
+ * through the caller's buffers: `in` gets the rows in the slice dtype,
+ * `conv` their conversion to the engine's dtype when that differs (a slice
+ * planned in another dtype: the MoE router is float32), scratch is
+ * tc_convert_rows'. background: through upload_weight_bg (the read-ahead
+ * thread), else upload_weight. */
+static tc_status upload_rows(tc_fwd_engine *e, const tc_plan_tensor *t, void *dst,
+                             int64_t chunk_rows, void *in, void *conv, float *scratch,
+                             bool background)
+{
+    for (int64_t r = 0; r < t->rows; r += chunk_rows) {
+        const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
+        const size_t elems = (size_t)nr * (size_t)t->cols, off = (size_t)r * (size_t)t->cols;
+        TRY(rows_of(e, t, r, nr, in, scratch));
+        const void *up = in;
+        if (t->slice_dtype != e->dt) {
+            tc_convert(conv, e->dt, in, t->slice_dtype, elems);
+            up = conv;
+        }
+        TRY(background ? e->ops->upload_weight_bg(e->be, dst, off, up, e->dt, elems)
+                       : e->ops->upload_weight(e->be, dst, off, up, e->dt, elems));
+    }
+    return TC_OK;
+}
+
 /* Read plan tensor `name` (once, in row chunks) into backend memory. A
  * missing optional tensor gives *out = NULL. */
 static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, void **out,
@@ -60,20 +85,9 @@ static tc_status load_tensor(tc_fwd_engine *e, const char *name, bool optional, 
     const size_t wes = e->ops->weight_elem_bytes(e->dt);
     if (st == TC_OK)
         st = e->ops->alloc(e->be, n * wes, out);
-    for (int64_t r = 0; st == TC_OK && r < t->rows; r += chunk_rows) {
-        int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
-        st = rows_of(e, t, r, nr, host, scratch);
-        /* A slice planned in another dtype (the MoE router is float32)
-         * enters the engine in its dtype; scratch is free again here. */
-        const void *up = host;
-        if (st == TC_OK && t->slice_dtype != e->dt) {
-            tc_convert(scratch, e->dt, host, t->slice_dtype, (size_t)nr * (size_t)t->cols);
-            up = scratch;
-        }
-        if (st == TC_OK)
-            st = e->ops->upload_weight(e->be, *out, (size_t)r * (size_t)t->cols, up, e->dt,
-                                       (size_t)nr * (size_t)t->cols);
-    }
+    /* scratch is free again once the rows are read: it takes the conversion. */
+    if (st == TC_OK)
+        st = upload_rows(e, t, *out, chunk_rows, host, scratch, scratch, false);
     free(host);
     free(scratch);
     if (st != TC_OK) {
@@ -180,15 +194,8 @@ tc_status tc_fwd_stage_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
                            "chunk (%u bytes)", t->name, (long long)t->cols, FWD_LOAD_CHUNK);
         /* In the engine's dtype the rows land in the pinned chunk directly. */
         const bool direct = t->slice_dtype == e->dt;
-        for (int64_t r = 0; r < t->rows; r += chunk_rows) {
-            const int64_t nr = t->rows - r < chunk_rows ? t->rows - r : chunk_rows;
-            const size_t elems = (size_t)nr * (size_t)t->cols;
-            TRY(rows_of(e, t, r, nr, direct ? s->chunk : s->tmp, s->scratch));
-            if (!direct)
-                tc_convert(s->chunk, e->dt, s->tmp, t->slice_dtype, elems);
-            TRY(e->ops->upload_weight_bg(e->be, s->dev[k], (size_t)r * (size_t)t->cols, s->chunk,
-                                         e->dt, elems));
-        }
+        TRY(upload_rows(e, t, s->dev[k], chunk_rows, direct ? s->chunk : s->tmp, s->chunk,
+                        s->scratch, true));
     }
     return TC_OK;
 }
