@@ -57,9 +57,9 @@ tc_status tc_eval_quant_parse(const char *a, const char *kv, const char *where,
                               struct tc_ckpt_quant *q)
 {
     memset(q, 0, sizeof *q);
-    if (!a)
-        ;
-    else if (!strcmp(a, "W8A16"))
+    if (!a) {
+        /* unquantized weights */
+    } else if (!strcmp(a, "W8A16"))
         q->woq_bits = 8;
     else if (!strcmp(a, "W4A16"))
         q->woq_bits = 4;
