@@ -56,6 +56,7 @@ tc_status tc_job_eval(const tc_job *j)
             .threads = tc_comm_threads_per_rank(c, o->workers > 1 ? o->workers : 0),
             .batch_size = 1,
             .target_sm = (int)j->s.quant.target_sm,
+            .linear_tokens = TC_EVAL_LINEAR_TOKENS,
         };
         st = tc_eval_checkpoint(c, j->model, &tok, o->output_dir, &eo, &r);
     }

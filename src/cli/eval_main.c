@@ -32,7 +32,7 @@ typedef struct eval_args {
     const char *model_dir, *dataset, *tokenizer_dir, *output_json, *plot, *device;
     const char *ckpt[MAX_CHECKPOINTS];
     int n_ckpt;
-    int64_t max_samples, max_seq_length, batch_size, workers, target_sm;
+    int64_t max_samples, max_seq_length, batch_size, workers, target_sm, linear_tokens;
     enum tc_log_level log_level;
 } eval_args;
 
@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "  --batch_size N              sequences per micro-batch (default 1)\n"
             "  --output_json FILE          every number, as JSON\n"
             "  --plot FILE.svg             per-layer error, one line per checkpoint\n"
+            "  --linear_tokens N           tokens per micro-batch whose linear outputs are\n"
+            "                              compared (default 256; 0: no per-linear errors)\n"
             "  --target_sm N               weight-only layout, when the checkpoint has no\n"
             "                              trtconv-manifest.json to say it\n"
             "  --device D                  auto (GPU when the rank has one), cpu, gpu\n"
@@ -84,6 +86,7 @@ static tc_status parse_args(int argc, char **argv, eval_args *a, bool *help, boo
     a->max_samples = 128;
     a->max_seq_length = 512;
     a->batch_size = 1;
+    a->linear_tokens = TC_EVAL_LINEAR_TOKENS;
     a->workers = 0;
     a->device = "auto";
     a->log_level = TC_LOG_INFO;
@@ -102,6 +105,7 @@ static tc_status parse_args(int argc, char **argv, eval_args *a, bool *help, boo
         TC_OPT_INT("batch_size", &a->batch_size, 1, 1 << 20),
         TC_OPT_INT("workers", &a->workers, 1, 256),
         TC_OPT_INT("target_sm", &a->target_sm, 0, 1000),
+        TC_OPT_INT("linear_tokens", &a->linear_tokens, 0, INT64_MAX),
     };
     tc_args_stop stop;
     tc_status st = tc_args_parse("trtconv eval", table, sizeof table / sizeof table[0], argc,
@@ -168,6 +172,7 @@ static int run(int argc, char **argv)
             .threads = tc_comm_threads_per_rank(&comm, a.workers),
             .batch_size = a.batch_size,
             .target_sm = (int)a.target_sm,
+            .linear_tokens = a.linear_tokens,
         };
         st = tc_eval_checkpoint(&comm, model, &tok, a.ckpt[done], &eo, &res[done]);
         if (st == TC_OK && comm.rank == 0) {

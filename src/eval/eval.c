@@ -33,6 +33,13 @@ typedef struct eval_ctx {
     /* accumulators: per layer (L: the norm) sums of squared differences,
      * of squares, and of squared differences on the source's inputs */
     double *d2, *r2, *d2_local;
+    /* each linear's output (tc_fwd_set_linear_report), the source's first
+     * rows of this chunk per (local layer, linear), and the sums over the
+     * converted model's outputs on the source's inputs, per (layer, linear) */
+    int64_t lin_rows;
+    float **lin;
+    int64_t *lin_elems, *lin_cap;
+    double *ld2, *lr2;
     double nll[2], top1, kl, predicted;
     tc_status err;
 } eval_ctx;
@@ -97,6 +104,53 @@ static tc_status sink(void *ctx, int64_t batch, const char *kind, int64_t layer,
         c->lg_cols = cols;
         c->lg_col0 = col0;
     }
+    return TC_OK;
+}
+
+static const char *const linear_kinds[TC_EVAL_LINEARS] = { "qkv", "dense", "fc", "gate", "proj" };
+
+const char *tc_eval_linear_name(int i)
+{
+    return i >= 0 && i < TC_EVAL_LINEARS ? linear_kinds[i] : "?";
+}
+
+/* A linear's output rows: the source's kept (phase 0), the converted
+ * model's on the source's inputs compared (phase 2). dense and proj are
+ * whole on every tp rank and counted on tp rank 0; qkv, fc and gate are
+ * this rank's columns, so every tp rank adds its share. */
+static tc_status linear_sink(void *ctx, int64_t batch, const char *kind, int64_t layer,
+                             int64_t col0, const float *data, int64_t rows, int64_t cols)
+{
+    eval_ctx *c = ctx;
+    (void)batch, (void)col0;
+    int k = 0;
+    while (k < TC_EVAL_LINEARS && strcmp(kind, linear_kinds[k]))
+        k++;
+    const int64_t li = layer - c->layer0;
+    if (k == TC_EVAL_LINEARS || li < 0 || li >= c->n_layers || c->phase == 1)
+        return k == TC_EVAL_LINEARS ? tc_fail(TC_E_INTERNAL, "eval: linear report %s", kind)
+                                    : TC_OK;
+    const int64_t slot = li * TC_EVAL_LINEARS + k, n = rows * cols;
+    if (c->phase == 0) {
+        TC_TRY(grow(&c->lin[slot], &c->lin_cap[slot], n));
+        memcpy(c->lin[slot], data, (size_t)n * sizeof(float));
+        c->lin_elems[slot] = n;
+        return TC_OK;
+    }
+    if (c->lin_elems[slot] != n)
+        return tc_fail(TC_E_INTERNAL, "eval: layer %lld %s: %lld values against %lld",
+                       (long long)layer, kind, (long long)n, (long long)c->lin_elems[slot]);
+    if (c->tp_rank != 0 && (k == 1 || k == 4))
+        return TC_OK;
+    double d2 = 0.0, r2 = 0.0;
+    const float *a = c->lin[slot];
+    for (int64_t i = 0; i < n; i++) {
+        const double d = (double)data[i] - (double)a[i];
+        d2 += d * d;
+        r2 += (double)a[i] * (double)a[i];
+    }
+    c->ld2[layer * TC_EVAL_LINEARS + k] += d2;
+    c->lr2[layer * TC_EVAL_LINEARS + k] += r2;
     return TC_OK;
 }
 
@@ -251,6 +305,13 @@ static void ctx_free(eval_ctx *c)
     free(c->d2);
     free(c->r2);
     free(c->d2_local);
+    for (int64_t i = 0; c->lin && i < c->n_layers * TC_EVAL_LINEARS; i++)
+        free(c->lin[i]);
+    free(c->lin);
+    free(c->lin_elems);
+    free(c->lin_cap);
+    free(c->ld2);
+    free(c->lr2);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -279,7 +340,8 @@ static void flag_layers(tc_eval_result *r)
 }
 
 tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *converted,
-                      const tc_token_set *tokens, int64_t batch_size, tc_eval_result *out)
+                      const tc_token_set *tokens, int64_t batch_size, int64_t linear_tokens,
+                      tc_eval_result *out)
 {
     memset(out, 0, sizeof *out);
     const tc_comm *comm = fwd->comm;
@@ -293,7 +355,11 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
     c.d2 = calloc((size_t)L + 1, sizeof *c.d2);
     c.r2 = calloc((size_t)L + 1, sizeof *c.r2);
     c.d2_local = calloc((size_t)L + 1, sizeof *c.d2_local);
-    tc_status st = c.hid && c.hid_elems && c.hid_cap && c.d2 && c.r2 && c.d2_local
+    const size_t nl = (size_t)(L > 0 ? L : 1) * TC_EVAL_LINEARS;
+    c.lin_rows = linear_tokens;
+    c.ld2 = calloc(nl, sizeof *c.ld2);
+    c.lr2 = calloc(nl, sizeof *c.lr2);
+    tc_status st = c.hid && c.hid_elems && c.hid_cap && c.d2 && c.r2 && c.d2_local && c.ld2 && c.lr2
                        ? TC_OK
                        : tc_fail(TC_E_INTERNAL, "out of memory");
     tc_fwd_engine *src = NULL, *cvt = NULL;
@@ -315,7 +381,18 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         c.n_layers = lay.n_layers;
         tc_fwd_set_report_all(src, true);
         tc_fwd_set_layer_input(cvt, source_input, &c);
+        const size_t ml = (size_t)(c.n_layers > 0 ? c.n_layers : 1) * TC_EVAL_LINEARS;
+        c.lin = calloc(ml, sizeof *c.lin);
+        c.lin_elems = calloc(ml, sizeof *c.lin_elems);
+        c.lin_cap = calloc(ml, sizeof *c.lin_cap);
+        if (!c.lin || !c.lin_elems || !c.lin_cap)
+            st = tc_fail(TC_E_INTERNAL, "out of memory");
+        if (linear_tokens > 0) {
+            tc_fwd_set_linear_report(src, linear_sink, &c, linear_tokens);
+            tc_fwd_set_linear_report(cvt, linear_sink, &c, linear_tokens);
+        }
     }
+    st = tc_comm_agree(comm, st, "the evaluation's buffers");
     const bool last = lay.pp_rank == lay.pp - 1;
     MPI_Comm tp = MPI_COMM_NULL;
     if (st == TC_OK)
@@ -371,7 +448,7 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         abort_on(st, comm, "combining the logits");
     }
     /* Totals on rank 0: every sum has one contributor per replica. */
-    const size_t nv = 5 + 3 * ((size_t)L + 1);
+    const size_t nv = 5 + 3 * ((size_t)L + 1) + 2 * nl;
     double *v = calloc(nv, sizeof *v);
     if (st == TC_OK && !v)
         st = tc_fail(TC_E_INTERNAL, "out of memory");
@@ -381,6 +458,8 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         memcpy(v + 5, c.d2, ((size_t)L + 1) * sizeof(double));
         memcpy(v + 6 + L, c.r2, ((size_t)L + 1) * sizeof(double));
         memcpy(v + 7 + 2 * L, c.d2_local, ((size_t)L + 1) * sizeof(double));
+        memcpy(v + 8 + 3 * L, c.ld2, nl * sizeof(double));
+        memcpy(v + 8 + 3 * L + nl, c.lr2, nl * sizeof(double));
         st = TC_MPI_TRY(MPI_Reduce(comm->rank == 0 ? MPI_IN_PLACE : v, v, (int)nv, MPI_DOUBLE,
                                    MPI_SUM, 0, comm->world));
     }
@@ -397,12 +476,19 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         out->layer_error = calloc((size_t)L + 1, sizeof *out->layer_error);
         out->local_error = calloc((size_t)L + 1, sizeof *out->local_error);
         out->flagged = calloc((size_t)L > 0 ? (size_t)L : 1, sizeof *out->flagged);
-        if (!out->layer_error || !out->local_error || !out->flagged)
+        out->linear_error = calloc(nl, sizeof *out->linear_error);
+        out->linear_tokens = linear_tokens;
+        if (!out->layer_error || !out->local_error || !out->flagged || !out->linear_error)
             st = tc_fail(TC_E_INTERNAL, "out of memory");
         for (int64_t i = 0; st == TC_OK && i <= L; i++) {
             const double d2 = v[5 + i], r2 = v[6 + L + i], dl = v[7 + 2 * L + i];
             out->layer_error[i] = r2 > 0 ? sqrt(d2 / r2) : (d2 > 0 ? INFINITY : 0.0);
             out->local_error[i] = r2 > 0 ? sqrt(dl / r2) : (dl > 0 ? INFINITY : 0.0);
+        }
+        /* NaN: not measured (off, or a mixture-of-experts layer). */
+        for (size_t i = 0; st == TC_OK && i < (size_t)L * TC_EVAL_LINEARS; i++) {
+            const double d2 = v[8 + 3 * L + i], r2 = v[8 + 3 * L + nl + i];
+            out->linear_error[i] = r2 > 0 ? sqrt(d2 / r2) : d2 > 0 ? INFINITY : NAN;
         }
         if (st == TC_OK)
             flag_layers(out);
@@ -425,6 +511,8 @@ void tc_eval_result_free(tc_eval_result *r)
     free(r->layer_error);
     free(r->local_error);
     free(r->flagged);
+    free(r->linear_error);
+    r->linear_error = NULL;
     r->layer_error = NULL;
     r->local_error = NULL;
     r->flagged = NULL;

@@ -187,7 +187,7 @@ tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_t
             tc_log(TC_LOG_INFO, "evaluating %s: tp %d x pp %d, %d replica(s), %s, %zu sequences",
                    dir, ci.layout.tp, ci.layout.pp, tc_layout_dp(&ci.layout),
                    tc_dtype_name(ci.dtype), tok->n_seqs);
-        st = tc_eval_run(&s, &src, tok, o->batch_size, out);
+        st = tc_eval_run(&s, &src, tok, o->batch_size, o->linear_tokens, out);
         snprintf(out->label, sizeof out->label, "%s", dir);
     }
     tc_ckpt_weights_close(w);

@@ -7,14 +7,19 @@
  *         "perplexity_source": num, "perplexity_converted": num,
  *         "perplexity_ratio": num, "nll_source": num, "nll_converted": num,
  *         "top1_agreement": num, "kl_mean": num,
+ *         "linear_tokens": int,
  *         "layers": [ { "layer": int, "hidden_rel_error": num,
- *                       "local_rel_error": num, "flagged": bool }, ... ],
+ *                       "local_rel_error": num, "flagged": bool,
+ *                       "linear_rel_error": { "qkv": num, "dense": num,
+ *                           "fc": num, "gate": num, "proj": num } }, ... ],
  *         "final_norm_rel_error": num, "flagged_layers": [int, ...] }, ... ] }
  * SVG (--plot): written directly (a fixed template of a few dozen
  * elements; no plotting library is worth a dependency for one line chart):
  * the relative error after each decoder layer, log scale, per checkpoint a
  * solid line (accumulated) and a dashed one (on the source's inputs) and a
- * legend entry, flagged layers circled. */
+ * legend entry, flagged layers circled; below it, when measured, the error
+ * of each linear's output on the source's inputs, one small chart per
+ * linear with the same colours. */
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/eval/eval.h"
 
@@ -52,6 +57,24 @@ void tc_eval_print(FILE *f, const tc_eval_result *r)
         fprintf(f, "  %5lld  %.4e  %.4e%s\n", (long long)i, r->layer_error[i], r->local_error[i],
                 r->flagged[i] ? "  <- flagged: far above the other layers" : "");
     fprintf(f, "  norm   %.4e  %.4e\n", r->layer_error[r->layers], r->local_error[r->layers]);
+    if (r->linear_tokens > 0 && r->linear_error) {
+        fprintf(f, "  layer  linear output relative error on the source's input (first %lld tokens "
+                "of each batch)\n       ", (long long)r->linear_tokens);
+        for (int k = 0; k < TC_EVAL_LINEARS; k++)
+            fprintf(f, " %11s", tc_eval_linear_name(k));
+        fprintf(f, "\n");
+        for (int64_t i = 0; i < r->layers; i++) {
+            fprintf(f, "  %5lld", (long long)i);
+            for (int k = 0; k < TC_EVAL_LINEARS; k++) {
+                const double v = r->linear_error[i * TC_EVAL_LINEARS + k];
+                if (isnan(v))
+                    fprintf(f, " %11s", "-");
+                else
+                    fprintf(f, " %11.4e", v);
+            }
+            fprintf(f, "\n");
+        }
+    }
     if (r->n_flagged)
         fprintf(f, "  %d layer(s) flagged: check their tensors (scales, smoothers)\n",
                 r->n_flagged);
@@ -84,6 +107,7 @@ tc_status tc_eval_write_json(const char *path, const char *model_dir, const char
         cJSON_AddItemToArray(list, o);
         cJSON_AddStringToObject(o, "checkpoint_dir", e->label);
         cJSON_AddNumberToObject(o, "predicted_tokens", (double)e->predicted);
+        cJSON_AddNumberToObject(o, "linear_tokens", (double)e->linear_tokens);
         cJSON_AddItemToObject(o, "perplexity_source", num(e->ppl_source));
         cJSON_AddItemToObject(o, "perplexity_converted", num(e->ppl_converted));
         cJSON_AddItemToObject(o, "perplexity_ratio", num(e->ppl_converted / e->ppl_source));
@@ -97,6 +121,13 @@ tc_status tc_eval_write_json(const char *path, const char *model_dir, const char
             cJSON_AddItemToObject(l, "hidden_rel_error", num(e->layer_error[i]));
             cJSON_AddItemToObject(l, "local_rel_error", num(e->local_error[i]));
             cJSON_AddBoolToObject(l, "flagged", e->flagged[i]);
+            if (e->linear_tokens > 0 && e->linear_error) {
+                cJSON *lin = cJSON_CreateObject();
+                for (int q = 0; q < TC_EVAL_LINEARS; q++)
+                    cJSON_AddItemToObject(lin, tc_eval_linear_name(q),
+                                          num(e->linear_error[i * TC_EVAL_LINEARS + q]));
+                cJSON_AddItemToObject(l, "linear_rel_error", lin);
+            }
             cJSON_AddItemToArray(layers, l);
             if (e->flagged[i])
                 cJSON_AddItemToArray(flagged, cJSON_CreateNumber((double)i));
@@ -177,9 +208,58 @@ static double y_of(double e, double d0, double d1, double y0, double ph)
     return y0 + ph - (fmin(fmax(v, d0), d1) - d0) / (d1 - d0) * ph;
 }
 
+/* The per-linear panels under the main chart: one per linear, layers on
+ * x, a shared log axis, a line per checkpoint (unmeasured layers left out). */
+static void linear_panels(sbuf *b, const tc_eval_result *r, size_t n, double x0, double top,
+                          double pw)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    int64_t L = 1;
+    for (size_t k = 0; k < n; k++) {
+        if (r[k].linear_tokens <= 0 || !r[k].linear_error)
+            continue;
+        L = r[k].layers > L ? r[k].layers : L;
+        for (int64_t i = 0; i < r[k].layers * TC_EVAL_LINEARS; i++) {
+            const double e = r[k].linear_error[i];
+            if (e > 0 && isfinite(e)) {
+                lo = fmin(lo, e);
+                hi = fmax(hi, e);
+            }
+        }
+    }
+    if (!isfinite(lo))
+        lo = 1e-6, hi = 1e-5;
+    const double d0 = floor(log10(lo)), d1 = fmax(ceil(log10(hi)), d0 + 1);
+    const double gap = 10, w = (pw - gap * (TC_EVAL_LINEARS - 1)) / TC_EVAL_LINEARS, ph = 120;
+    put(b, "<text x=\"%.0f\" y=\"%.0f\">relative error of each linear's output on the source's "
+           "input (axis 1e%+.0f .. 1e%+.0f)</text>\n", x0, top - 8, d0, d1);
+    for (int q = 0; q < TC_EVAL_LINEARS; q++) {
+        const double px = x0 + (w + gap) * q, step = L > 1 ? w / (double)(L - 1) : 0.0;
+        put(b, "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%.0f\" fill=\"none\" "
+               "stroke=\"#444\"/><text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
+            px, top, w, ph, px + w / 2, top + ph + 16, tc_eval_linear_name(q));
+        for (size_t k = 0; k < n; k++) {
+            if (r[k].linear_tokens <= 0 || !r[k].linear_error)
+                continue;
+            put(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
+                colors[k % (sizeof colors / sizeof colors[0])]);
+            for (int64_t i = 0; i < r[k].layers; i++) {
+                const double e = r[k].linear_error[i * TC_EVAL_LINEARS + q];
+                if (!isnan(e))
+                    put(b, "%.1f,%.1f ", px + step * (double)i, y_of(e, d0, d1, top, ph));
+            }
+            put(b, "\"/>\n");
+        }
+    }
+}
+
 tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n)
 {
-    const double W = 720, Hh = 420, x0 = 70, y0 = 30, pw = 600, ph = 320;
+    const double W = 720, x0 = 70, y0 = 30, pw = 600, ph = 320;
+    bool linears = false;
+    for (size_t k = 0; k < n; k++)
+        linears = linears || (r[k].linear_tokens > 0 && r[k].linear_error);
+    const double Hh = linears ? 620 : 420;
     int64_t L = 1;
     double lo = INFINITY, hi = -INFINITY;
     for (size_t k = 0; k < n; k++) {
@@ -217,6 +297,8 @@ tc_status tc_eval_write_svg(const char *path, const tc_eval_result *r, size_t n)
             x0 + step * (double)i, y0 + ph + 16, (long long)i);
     put(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">layer</text>\n", x0 + pw / 2,
         y0 + ph + 32);
+    if (linears)
+        linear_panels(&b, r, n, x0, y0 + ph + 70, pw);
     for (size_t k = 0; k < n; k++) {
         const char *col = colors[k % (sizeof colors / sizeof colors[0])];
         for (int line = 0; line < 2; line++) {

@@ -349,11 +349,11 @@ tc_status tc_fwd_setup_batch_into(tc_fwd_engine *e, const tc_token_set *t, size_
     return TC_OK;
 }
 
-/* Hand a [rows, cols] activation (dtype, row stride `stride`) to the sink
- * as float32, columns [c0, c0 + cols). */
-static tc_status report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
-                        const char *kind, int64_t layer, int64_t col0, const void *src,
-                        int64_t rows, int64_t stride, int64_t c0, int64_t cols)
+/* Hand a [rows, cols] activation (element type dt, row stride `stride`)
+ * to the sink as float32, columns [c0, c0 + cols). */
+static tc_status report_dt(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
+                           const char *kind, int64_t layer, int64_t col0, const void *src,
+                           tc_dtype dt, int64_t rows, int64_t stride, int64_t c0, int64_t cols)
 {
     const size_t n = (size_t)(rows * stride);
     if (n > e->report_elems) {
@@ -368,12 +368,39 @@ static tc_status report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t b
         TRY(e->ops->alloc(e->be, n * sizeof(float), (void **)&e->d_report));
         e->report_elems = n;
     }
-    TRY(e->ops->to_f32(e->be, e->d_report, src, e->dt, n));
+    TRY(e->ops->to_f32(e->be, e->d_report, src, dt, n));
     TRY(e->ops->download(e->be, e->h_report, e->d_report, n * sizeof(float)));
     if (c0 != 0 || cols != stride)
         for (int64_t r = 0; r < rows; r++)
             memmove(e->h_report + r * cols, e->h_report + r * stride + c0, (size_t)cols * sizeof(float));
     return sink(ctx, batch, kind, layer, col0, e->h_report, rows, cols);
+}
+
+static tc_status report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
+                        const char *kind, int64_t layer, int64_t col0, const void *src,
+                        int64_t rows, int64_t stride, int64_t c0, int64_t cols)
+{
+    return report_dt(e, sink, ctx, batch, kind, layer, col0, src, e->dt, rows, stride, c0, cols);
+}
+
+/* tc_fwd_set_linear_report: the first linear_rows rows of a linear's
+ * output (this rank's columns, starting at global column col0). */
+static tc_status report_linear(tc_fwd_engine *e, const char *kind, int64_t layer, int64_t col0,
+                               const void *out, tc_dtype dt, int64_t T, int64_t width)
+{
+    if (!e->linear_sink)
+        return TC_OK;
+    const int64_t rows = T < e->linear_rows ? T : e->linear_rows;
+    return rows > 0 ? report_dt(e, e->linear_sink, e->linear_ctx, -1, kind, layer, col0, out, dt,
+                                rows, width, 0, width)
+                    : TC_OK;
+}
+
+void tc_fwd_set_linear_report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t rows)
+{
+    e->linear_sink = sink;
+    e->linear_ctx = ctx;
+    e->linear_rows = rows;
 }
 
 static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
@@ -521,6 +548,7 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
     OP(P_QKV, tc_fwd_qlinear(e, &w->q[LQ_QKV], true, e->qkv, false, e->x, w->qkv, w->qkv_bias, T,
                              e->qkv_width, H));
+    TRY(report_linear(e, "qkv", layer, (int64_t)e->tp_rank * e->qkv_width, e->qkv, e->dt, T, e->qkv_width));
     OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
     TRY(tc_fwd_kv_quant(e, w, T));
     OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
@@ -529,6 +557,7 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     OP(P_DENSE, tc_fwd_qlinear(e, &w->q[LQ_DENSE], true, e->p32, true, e->o, w->dense, NULL, T, H,
                                od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    TRY(report_linear(e, "dense", layer, 0, e->p32, TC_DT_F32, T, H));
     TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     if (e->moe) {
@@ -552,10 +581,13 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
                         qf->clamp.hi == qg->clamp.hi;
     OP(P_FC_GATE, tc_fwd_qlinear(e, qf, true, e->g, false, e->x, w->fc, NULL, T, e->inter, H));
     OP(P_FC_GATE, tc_fwd_qlinear(e, qg, !shared, e->u, false, e->x, w->gate, NULL, T, e->inter, H));
+    TRY(report_linear(e, "fc", layer, e->inter0, e->g, e->dt, T, e->inter));
+    TRY(report_linear(e, "gate", layer, e->inter0, e->u, e->dt, T, e->inter));
     TRY(silu_mul(e, layer, T));
     OP(P_PROJ, tc_fwd_qlinear(e, &w->q[LQ_PROJ], true, e->p32, true, e->a, w->proj, NULL, T, H,
                               e->inter));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
+    TRY(report_linear(e, "proj", layer, 0, e->p32, TC_DT_F32, T, H));
     return residual(e, layer, TC_LIN_DOWN, NULL, T);
 }
 

@@ -107,6 +107,8 @@ r = json.load(open(sys.argv[1]))["checkpoints"][0]
 ok = (r["perplexity_ratio"] == 1.0 and r["top1_agreement"] == 1.0 and r["kl_mean"] == 0.0 and
       all(l["hidden_rel_error"] == 0.0 and l["local_rel_error"] == 0.0 for l in r["layers"])
       and r["final_norm_rel_error"] == 0.0
+      and all(v == 0.0 for l in r["layers"] for v in l["linear_rel_error"].values())
+      and all(len(l["linear_rel_error"]) == 5 for l in r["layers"])
       and not r["flagged_layers"] and r["predicted_tokens"] > 0)
 sys.exit(0 if ok else 1)
 PY
@@ -114,7 +116,7 @@ PY
 for lay in "1 1 1" "2 2 1" "2 1 2" "4 2 2" "2 1 1"; do
     set -- $lay
     if zero_case "$@"; then
-        pass "unquantized checkpoint, $1 rank(s) tp $2 pp $3: error 0, ratio 1, top-1 1, KL 0"
+        pass "unquantized checkpoint, $1 rank(s) tp $2 pp $3: error 0 (hidden states and every linear), ratio 1, top-1 1, KL 0"
     else
         fail "unquantized checkpoint, $1 rank(s) tp $2 pp $3"; tail -20 "$WORK/last.log"
     fi
@@ -152,6 +154,33 @@ print("int8", e8, "int4", e4)
 sys.exit(0 if all(0 < a < b for a, b in zip(e8, e4)) and c[0]["top1_agreement"] > c[1]["top1_agreement"] else 1)
 PY
         fail "int8 vs int4 ordering"
+    jq_py "$WORK/q.json" <<'PY' && pass "each linear's output error: int8 below int4 (tp 2) for every linear at every layer" ||
+import json, sys
+c = json.load(open(sys.argv[1]))["checkpoints"]
+ok = True
+for l8, l4 in zip(c[0]["layers"], c[1]["layers"]):
+    a, b = l8["linear_rel_error"], l4["linear_rel_error"]
+    print(l8["layer"], {k: "%.3g < %.3g" % (a[k], b[k]) for k in a})
+    ok = ok and sorted(a) == sorted(b) == ["dense", "fc", "gate", "proj", "qkv"]
+    ok = ok and all(0 < a[k] < b[k] for k in a)
+sys.exit(0 if ok else 1)
+PY
+        fail "per-linear errors of int8 vs int4"
+    jq_py "$WORK/q.json" <<'PY' && pass "scale x 10 on layer 2's mlp.proj: that linear's error alone differs from the intact checkpoint's, every other linear's is equal" ||
+import json, sys
+c = json.load(open(sys.argv[1]))["checkpoints"]
+ok = True
+for lg, lb in zip(c[0]["layers"], c[2]["layers"]):
+    for k, g in lg["linear_rel_error"].items():
+        b = lb["linear_rel_error"][k]
+        if lg["layer"] == 2 and k == "proj":
+            print("layer 2 proj: intact %.4g, corrupted %.4g" % (g, b))
+            ok = ok and b > 5.0 and b > 100 * g
+        else:
+            ok = ok and b == g
+sys.exit(0 if ok else 1)
+PY
+        fail "per-linear errors of the corrupted checkpoint"
     jq_py "$WORK/q.json" <<'PY' && pass "scale x 10 in layer 2: layer 2 flagged, the intact checkpoints not" ||
 import json, sys
 c = json.load(open(sys.argv[1]))["checkpoints"]
@@ -164,8 +193,10 @@ PY
     python3 -c "
 import sys, xml.etree.ElementTree as E
 r = E.parse(sys.argv[1]).getroot()
-sys.exit(0 if len(r.findall('{http://www.w3.org/2000/svg}polyline')) == 6 else 1)" "$WORK/q.svg" &&
-        pass "the SVG is well formed with two lines per checkpoint" || fail "SVG"
+sys.exit(0 if len(r.findall('{http://www.w3.org/2000/svg}polyline')) == 6 + 5 * 3 else 1)" "$WORK/q.svg" &&
+        pass "the SVG is well formed: two lines per checkpoint, and one per checkpoint in each linear's panel" || fail "SVG"
+    grep -q "linear output relative error" "$WORK/last.log" && pass "the table has the per-linear errors" ||
+        fail "no per-linear table"
     jq_py "$WORK/q.json" <<'PY' && pass "on the source's inputs the corruption shows in layer 2 alone: layers 0, 1, 3 equal the intact checkpoint's" ||
 import json, sys
 c = json.load(open(sys.argv[1]))["checkpoints"]
@@ -318,6 +349,19 @@ print("FP8 rowwise, error on the source's inputs per layer:", loc)
 sys.exit(0 if loc[0] == 0.0 and loc[3] == 0.0 and loc[1] > 0 and loc[2] > 0 else 1)
 PY
         fail "FP8 rowwise layers"
+    jq_py "$WORK/s.json" <<'PY' && pass "FP8 rowwise per linear: only the MLP of layers 1 and 2 (fc, gate, proj) has error; attention and the float layers have none" ||
+import json, sys
+c = {x["checkpoint_dir"].rsplit("/", 1)[-1]: x for x in json.load(open(sys.argv[1]))["checkpoints"]}
+ok = True
+for l in c["fp8rw"]["layers"]:
+    e = l["linear_rel_error"]
+    print(l["layer"], e)
+    quantized = l["layer"] in (1, 2)
+    ok = ok and e["qkv"] == 0.0 and e["dense"] == 0.0
+    ok = ok and all((e[k] > 0) == quantized for k in ("fc", "gate", "proj"))
+sys.exit(0 if ok else 1)
+PY
+        fail "FP8 rowwise per-linear errors"
 else
     fail "eval of the SmoothQuant / FP8 / KV checkpoints"; tail -20 "$WORK/last.log"
 fi
@@ -520,9 +564,13 @@ ev 2 --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moep" --dataset "$WORK/ids.
     --output_json "$WORK/moe.json" && jq_py "$WORK/moe.json" <<'PY' &&
 import json, sys
 r = json.load(open(sys.argv[1]))["checkpoints"][0]
-sys.exit(0 if r["perplexity_ratio"] == 1.0 and all(l["hidden_rel_error"] == 0.0 for l in r["layers"]) else 1)
+lin = [l["linear_rel_error"] for l in r["layers"]]
+print(lin)
+sys.exit(0 if r["perplexity_ratio"] == 1.0 and all(l["hidden_rel_error"] == 0.0 for l in r["layers"])
+         and all(e["qkv"] == 0.0 and e["dense"] == 0.0 and e["fc"] is None and e["proj"] is None
+                 for e in lin) else 1)
 PY
-    pass "an unquantized mixture of experts (tp 2 as moe_ep 2): error 0" ||
+    pass "an unquantized mixture of experts (tp 2 as moe_ep 2): error 0; attention linears measured, the experts not (null)" ||
     { fail "mixture-of-experts eval"; tail -5 "$WORK/last.log"; }
 cp -r "$WORK/w8" "$WORK/nomani" && rm "$WORK/nomani/trtconv-manifest.json"
 refuse "weight-only without its SM" "pass --target_sm" --model_dir "$WORK/m" \

@@ -19,6 +19,14 @@
  *                input (the source's output of the layer before): what that
  *                layer alone adds (a third forward pass of the converted
  *                model, its layers fed through tc_fwd_set_layer_input);
+ *   linear error per decoder layer and linear (qkv, dense, fc, gate, proj:
+ *                the checkpoint's names; fc is Hugging Face's gate_proj,
+ *                gate its up_proj), the same norm ratio of the linear's
+ *                output in the local pass against the source's, over the
+ *                first linear_tokens tokens of each micro-batch (the
+ *                source's outputs of a whole chunk would not fit in host
+ *                memory for a large model): which linear of a layer the
+ *                error comes from; dense and proj before their bias;
  *   flagged      layers whose local error is at least TC_EVAL_FLAG_ERROR
  *                (half the hidden state's norm) and at least
  *                TC_EVAL_FLAG_JUMP times the median local error of the
@@ -43,6 +51,10 @@
 
 #define TC_EVAL_FLAG_ERROR 0.5
 #define TC_EVAL_FLAG_JUMP 4.0
+#define TC_EVAL_LINEARS 5      /* qkv, dense, fc, gate, proj */
+#define TC_EVAL_LINEAR_TOKENS 256  /* the default of --linear_tokens */
+/* The name of linear i (tc_eval_result.linear_error's second index). */
+const char *tc_eval_linear_name(int i);
 
 typedef struct tc_eval_result {
     char label[512];            /* the checkpoint directory */
@@ -55,6 +67,9 @@ typedef struct tc_eval_result {
     double *layer_error;        /* [L + 1]: after decoder layer l; [L]: final norm */
     double *local_error;        /* [L + 1]: the same on the source's inputs */
     bool *flagged;              /* [L] */
+    double *linear_error;       /* [L][TC_EVAL_LINEARS]; NaN: not measured (off; the
+                                   experts of a mixture-of-experts layer) */
+    int64_t linear_tokens;      /* rows compared per micro-batch (0: none) */
     int n_flagged;
 } tc_eval_result;
 
@@ -64,7 +79,8 @@ typedef struct tc_eval_result {
  * over fwd->comm; *out is complete on rank 0 (zero elsewhere); free it
  * with tc_eval_result_free. */
 tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *converted,
-                      const tc_token_set *tokens, int64_t batch_size, tc_eval_result *out);
+                      const tc_token_set *tokens, int64_t batch_size, int64_t linear_tokens,
+                      tc_eval_result *out);
 void tc_eval_result_free(tc_eval_result *r);
 
 /* A checkpoint directory against its source model (eval_ckpt.c): its
@@ -78,6 +94,7 @@ typedef struct tc_eval_options {
     int threads;                /* CPU threads per rank (forward, logits) */
     int64_t batch_size;         /* sequences per micro-batch */
     int target_sm;              /* 0: from the manifest */
+    int64_t linear_tokens;      /* per micro-batch for the linears' errors (0: off) */
 } tc_eval_options;
 tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_token_set *tokens,
                              const char *dir, const tc_eval_options *o, tc_eval_result *out);

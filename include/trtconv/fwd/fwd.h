@@ -132,6 +132,16 @@ typedef const float *(*tc_fwd_layer_input)(void *ctx, int64_t batch, int64_t lay
                                            int64_t cols);
 void tc_fwd_set_layer_input(tc_fwd_engine *e, tc_fwd_layer_input fn, void *ctx);
 void tc_fwd_set_report_all(tc_fwd_engine *e, bool all);
+/* Also for trtconv eval: during tc_fwd_run, every dense decoder layer hands
+ * sink (batch -1) the first `rows` token rows of each linear's output as
+ * it computes them, kind "qkv" (this rank's fused q|k|v columns, col0 the
+ * first), "fc" and "gate" (its intermediate columns; fc is the input of
+ * silu, Hugging Face's gate_proj, gate is up_proj), "dense" and "proj"
+ * (the whole [rows, hidden] output after the tensor-parallel sum, before
+ * the bias, in float32; col0 0). A mixture-of-experts layer reports qkv and
+ * dense only.
+ * sink NULL or rows 0: off. */
+void tc_fwd_set_linear_report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t rows);
 
 /* Build this rank's cell, read its slices, create the communicators. Every
  * rank of setup->comm must call it. On TC_OK *out belongs to the caller.
