@@ -39,7 +39,7 @@ tc_status tc_calibration_input_check(const tc_job *j)
 {
     const tc_opts *o = j->o;
     struct stat sb;
-    if (!tc_quant_calib_needs(&j->s.quant))
+    if (!tc_job_calib_needs(j))
         return TC_OK;
     if (o->calib_stats) {
         if (j->comm->rank == 0 && stat(o->calib_stats, &sb) != 0)
@@ -68,7 +68,9 @@ bool tc_calib_overlapped(const tc_job *j)
 tc_dtype tc_calib_forward_dtype(const tc_job *j)
 {
     const tc_hf_config *cfg = &j->model->cfg;
-    if (j->s.quant.weights->calib_in_out_dtype)
+    /* The Hugging Face output's scales are those of ModelOpt calibrating
+     * the model in the exported dtype. */
+    if (j->s.quant.weights->calib_in_out_dtype || j->s.hf)
         return j->s.out_dtype;
     if (!j->s.quant.weights->calib_in_f16 && cfg->has_torch_dtype)
         return tc_float_type_dtype(cfg->torch_dtype);
@@ -201,7 +203,7 @@ tc_status tc_calib_stats_done(const tc_job *j, const tc_calib_stats *stats)
 /* The statistics of the run, checked and (with --calib_stats_out) saved. On
  * success after calibrating, *engine holds the rank's cell weights (for the
  * method's passes). */
-static tc_status statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engine **engine)
+tc_status tc_calib_statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engine **engine)
 {
     tc_status st;
     if (j->o->calib_stats) {
@@ -243,7 +245,7 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     if (tc_calib_overlapped(j))
         return tc_calibrated_run_overlapped(j, run, ops);
     double t_cal = tc_now_seconds();
-    tc_status st = statistics(j, &stats, &engine);
+    tc_status st = tc_calib_statistics(j, &stats, &engine);
     if (st != TC_OK)
         goto done;
     t_cal = tc_now_seconds() - t_cal;

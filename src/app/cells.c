@@ -74,14 +74,16 @@ static void find_reusable(const tc_opts *o, const tc_run_text *run, tc_cell_set 
     for (size_t i = 0; i < s->n; i++) {
         char why[256];
         const tc_plan *p = s->plans[i];
-        s->reused[i] = o->resume && tc_rank_reusable(o->output_dir, run->run, p->rank,
+        char file[64];
+        tc_cell_file_name(p->naming, p->rank, p->cells, file, sizeof file);
+        s->reused[i] = o->resume && tc_rank_reusable(o->output_dir, run->run, p->rank, file,
                                                      p->n_tensors, &s->entries[i], why,
                                                      sizeof why);
         if (s->reused[i])
-            tc_log(TC_LOG_INFO, "--resume: keeping rank%d.safetensors (SHA-256 %.16s... as "
-                   "recorded)", p->rank, s->entries[i].sha256);
+            tc_log(TC_LOG_INFO, "--resume: keeping %s (SHA-256 %.16s... as recorded)", file,
+                   s->entries[i].sha256);
         else if (o->resume)
-            tc_log(TC_LOG_INFO, "--resume: rewriting rank%d.safetensors: %s", p->rank, why);
+            tc_log(TC_LOG_INFO, "--resume: rewriting %s: %s", file, why);
     }
 }
 
@@ -90,6 +92,10 @@ static void find_reusable(const tc_opts *o, const tc_run_text *run, tc_cell_set 
 static tc_status plan_cell(const tc_job *j, int cell, void *calib_job, tc_plan **out)
 {
     const tc_settings *s = &j->s;
+    /* A Hugging Face shard: its tensors, scales from the statistics
+     * (calib_job: the run's tc_calib_stats, or NULL). */
+    if (s->hf)
+        return tc_hf_output_plan_shard(s->hf, cell, calib_job, out);
     const tc_plan_params pp = {
         .layout = s->layout, .emb = s->emb, .out_dtype = s->out_dtype,
         .rope_buffers = tc_quant_rope_buffers(&s->quant),
@@ -192,6 +198,8 @@ tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *
         if (st == TC_OK) {
             tc_rank_entry *e = &s->entries[i];
             e->rank = s->plans[i]->rank;
+            tc_cell_file_name(s->plans[i]->naming, e->rank, s->plans[i]->cells, e->file,
+                              sizeof e->file);
             e->size = s->outs[i].file_size;
             e->tensors = s->plans[i]->n_tensors;
             memcpy(e->sha256, s->outs[i].sha256, TC_SHA256_HEX);
@@ -202,7 +210,7 @@ tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *
     st = tc_comm_agree(c, st, "convert");
     if (st != TC_OK)
         return st;
-    const int cells = tc_layout_cells(&j->s.layout);
+    const int cells = tc_job_cells(j);
     const int bytes = (int)((size_t)cells * sizeof(tc_rank_entry));
     tc_rank_entry *all = calloc((size_t)cells, sizeof *all);
     st = all ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
@@ -218,8 +226,11 @@ tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *
                                0, c->world));
     if (st == TC_OK && c->rank == 0)
         st = tc_outdir_lock_check(dir, j->lock_token);
-    if (st == TC_OK && c->rank == 0)
-        st = j->s.format->commit(dir, run, &j->s.layout, config_text, all);
+    if (st == TC_OK && c->rank == 0) {
+        tc_output_desc d;
+        tc_job_output_desc(j, &d);
+        st = j->s.format->commit(dir, run, &d, config_text, all);
+    }
     free(all);
     return tc_comm_agree(c, st, "commit");
 }

@@ -49,7 +49,7 @@ static tc_status list_inputs(const tc_job *j, input_file **files, size_t *n)
 {
     const tc_opts *o = j->o;
     const tc_hf_model *m = j->model;
-    const bool calib = tc_quant_calib_needs(&j->s.quant) != 0;
+    const bool calib = tc_job_calib_needs(j);
     TC_TRY(add_input(files, n, m->dir, m->config_name, -1));
     if (m->index_name)
         TC_TRY(add_input(files, n, m->dir, m->index_name, -1));
@@ -82,7 +82,7 @@ tc_status tc_job_fingerprint(const tc_job *j, tc_run_text *run)
     const tc_comm *c = j->comm;
     const tc_settings *s = &j->s;
     const tc_quant_method *w = s->quant.weights;
-    const bool calib = tc_quant_calib_needs(&s->quant) != 0;
+    const bool calib = tc_job_calib_needs(j);
     tc_run_text_init(run);
     tc_status st = TC_OK;
 #define PARAM(k, ...) \
@@ -105,6 +105,16 @@ tc_status tc_job_fingerprint(const tc_job *j, tc_run_text *run)
     PARAM("int8_kv_cache", "%s", tf[kv && !strcmp(kv, "INT8")]);
     if (kv && strcmp(kv, "INT8") != 0)
         PARAM("kv_cache_quant_algo", "%s%s", kv, s->quant.kv->calib ? " calibrated" : "");
+    if (s->hf) {
+        /* The shards' bytes, not the calibration layout, are the output;
+         * tp/pp change only the calibration's float sums, like a GPU. */
+        PARAM("output_format", "hf");
+        PARAM("hf_quant_algo", "%s", tc_hf_algo_name(s->hfq.algo) ? tc_hf_algo_name(s->hfq.algo)
+                                                                   : "none");
+        PARAM("hf_kv_cache_quant_algo", "%s", s->hfq.kv_fp8 ? "FP8" : "none");
+        PARAM("max_shard_size", "%llu", (unsigned long long)o->max_shard_bytes);
+        PARAM("exclude_modules", "%s", o->exclude_modules ? o->exclude_modules : "");
+    }
     if (calib && o->calib_stats) {
         PARAM("calibration", "statistics file");
     } else if (calib) {

@@ -12,6 +12,8 @@
  *                commit;
  *   calibrated   calibrated.c: statistics, then the quantization method's
  *                passes, plan, write, commit;
+ *   hf           hf_run.c: --output_format hf (statistics when its
+ *                quantization needs them, then the shards);
  *   eval         eval_after.c: with --eval, the committed checkpoint against
  *                its model (checked before converting).
  * Every phase ends in a collective agreement (comm.h), so one failing rank
@@ -114,7 +116,9 @@ int tc_run(const tc_opts *o)
             tc_log(TC_LOG_VERBOSE, "run fingerprint %s", run.run);
         if (st == TC_OK)
             st = tc_comm_agree(&comm, tc_job_eval_check(&job), "--eval");
-        if (st == TC_OK)
+        if (st == TC_OK && job.s.hf)
+            st = tc_hf_run(&job, &run);
+        else if (st == TC_OK)
             st = tc_quant_calibrated(&job.s.quant) ? tc_calibrated_run(&job, &run)
                                                     : streamed(&job, &run);
         if (st == TC_OK && o->eval_dataset)
@@ -129,6 +133,7 @@ int tc_run(const tc_opts *o)
         MPI_Abort(MPI_COMM_WORLD, (int)TC_E_COMM);
     }
     tc_run_text_free(&run);
+    tc_job_settings_free(&job);
     tc_hf_close(job.model);
     tc_outdir_lock_release(job.lock);
     tc_comm_free(&comm);

@@ -28,7 +28,7 @@ static tc_status check_output_dir(tc_job *j)
 {
     const tc_opts *o = j->o;
     const char *dir = o->output_dir;
-    const bool calib = tc_quant_calib_needs(&j->s.quant) != 0;
+    const bool calib = tc_job_calib_needs(j);
     const tc_outdir_input inputs[] = {
         { o->model_dir, "--model_dir" },
         { o->meta_ckpt_dir, "--meta_ckpt_dir" },
@@ -76,7 +76,8 @@ static tc_status uncommit_output_dir(const tc_job *j, int64_t cells)
         return tc_fail(TC_E_IO, "%s: cannot remove the old %s: %s", cfg,
                        j->s.format->commit_file, strerror(errno));
     }
-    return tc_output_clear_stale(dir, cells, o->resume);
+    return tc_output_clear_stale(dir, cells, j->s.hf ? TC_CELLS_HF_SHARDS : TC_CELLS_RANK_FILES,
+                                 o->resume);
 }
 
 /* --dtype auto (Era B LLaMAConfig): torch_dtype, default float16;
@@ -86,7 +87,9 @@ static tc_float_type resolve_dtype(const tc_opts *o, const tc_hf_config *cfg)
     if (!o->dtype_auto)
         return o->dtype;
     tc_float_type t = cfg->has_torch_dtype ? cfg->torch_dtype : TC_FT_FLOAT16;
-    return t == TC_FT_FLOAT32 ? TC_FT_FLOAT16 : t;
+    /* TensorRT-LLM's auto turns float32 into float16; a Hugging Face
+     * output keeps the model's dtype. */
+    return t == TC_FT_FLOAT32 && !o->output_hf ? TC_FT_FLOAT16 : t;
 }
 
 /* mpirun binds each rank to one core by default (Open MPI: --bind-to core
@@ -206,7 +209,7 @@ static tc_status settle_options(tc_job *j)
 {
     const tc_opts *o = j->o;
     tc_settings *s = &j->s;
-    s->format = &tc_output_trtllm;
+    s->format = o->output_hf ? &tc_output_hf : &tc_output_trtllm;
     s->dtype = o->dtype;
     s->emb.parallel = o->use_parallel_embedding;
     s->emb.sharding_dim = (int)o->embedding_sharding_dim;
@@ -215,7 +218,49 @@ static tc_status settle_options(tc_job *j)
     TC_TRY(tc_layout_set_moe(&s->layout, o->moe_tp_size, o->moe_ep_size));
     tc_quant_request req;
     tc_opts_quant_request(o, &req);
+    if (o->output_hf) {
+        /* The TensorRT-LLM methods stay "none": hf_quant.h quantizes. */
+        s->hfq.algo = o->use_fp8 ? TC_HF_ALGO_FP8 : o->use_fp8_rowwise ? TC_HF_ALGO_FP8_PC_PT
+                      : o->use_nvfp4 ? TC_HF_ALGO_NVFP4 : TC_HF_ALGO_NONE;
+        s->hfq.kv_fp8 = o->fp8_kv_cache;
+        TC_TRY(tc_hf_quant_parse_exclude(o->exclude_modules, &s->hfq));
+        memset(&req, 0, sizeof req);
+    }
     return tc_quant_select(&req, &s->quant);
+}
+
+bool tc_job_calib_needs(const tc_job *j)
+{
+    return j->o->output_hf ? tc_hf_quant_needs_stats(&j->s.hfq)
+                           : tc_quant_calib_needs(&j->s.quant) != 0;
+}
+
+int tc_job_cells(const tc_job *j)
+{
+    return j->s.hf ? j->s.hf->shards : tc_layout_cells(&j->s.layout);
+}
+
+int tc_job_max_cells_per_rank(const tc_job *j)
+{
+    const int size = j->comm->size;
+    return j->s.hf ? (j->s.hf->shards + size - 1) / size
+                   : (int)tc_layout_max_cells_per_rank(&j->s.layout);
+}
+
+size_t tc_job_rank_cells(const tc_job *j, int rank, int *ids)
+{
+    if (!j->s.hf)
+        return tc_layout_rank_cells(&j->s.layout, rank, ids);
+    size_t n = 0;
+    for (int k = rank; k < j->s.hf->shards; k += j->comm->size)
+        ids[n++] = k;
+    return n;
+}
+
+void tc_job_settings_free(tc_job *j)
+{
+    tc_hf_output_free(j->s.hf);
+    j->s.hf = NULL;
 }
 
 tc_status tc_job_setup(tc_job *j)
@@ -264,12 +309,14 @@ tc_status tc_job_setup(tc_job *j)
     /* Only quantization uses a GPU; a CUDA context costs ~100 MiB of host
      * memory, so plain conversions never create one. */
     const tc_quant_method *w = s->quant.weights;
-    const bool calib = tc_quant_calib_needs(&s->quant) != 0;
+    const bool calib = tc_job_calib_needs(j);
     const bool cpu_only = o->quantize_on == 1;
     const bool needs_sm = w->woq_bits && !w->woq_no_plugin;
     if (st == TC_OK && ((w->gpu_quantize && !cpu_only) || (needs_sm && o->target_sm <= 0) ||
                         (calib && !cpu_only)))
         st = tc_gpu_probe(c->local_rank, c->local_size, c->host, &j->gpu);
+    if (st == TC_OK && o->output_hf && j->model)
+        st = tc_hf_output_build(j->model, s->out_dtype, &s->hfq, o->max_shard_bytes, &s->hf);
     st = report_placement(c, &j->gpu, st);
     st = resolve_target_sm(j, st);
     if (st == TC_OK)
@@ -287,8 +334,7 @@ tc_status tc_job_setup(tc_job *j)
 
     st = TC_MPI_TRY(MPI_Bcast(j->lock_token, (int)sizeof j->lock_token, MPI_CHAR, 0, c->world));
     if (st == TC_OK && c->rank == 0)
-        st = uncommit_output_dir(j, src_dir && !o->save_config_only
-                                        ? tc_layout_cells(&s->layout) : 0);
+        st = uncommit_output_dir(j, src_dir && !o->save_config_only ? tc_job_cells(j) : 0);
     return tc_comm_agree(c, st, "output directory");
 }
 
@@ -306,4 +352,7 @@ void tc_job_output_desc(const tc_job *j, tc_output_desc *d)
     d->emb = j->s.emb;
     d->share_embedding = j->s.share_embedding;
     d->disable_weight_only_quant_plugin = o->disable_weight_only_quant_plugin;
+    d->model_dir = o->model_dir;
+    d->cells = j->model ? tc_job_cells(j) : 0;
+    d->hf = j->s.hf;
 }

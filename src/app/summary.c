@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include "trtconv/core/log.h"
 #include "trtconv/formats/safetensors.h"
+#include "trtconv/output/rankfile.h"
 
 /* Gather one number per rank on rank 0 and log the first 16 and the
  * largest, divided by `unit`. */
@@ -57,19 +58,23 @@ void tc_job_summary(const tc_job *j, double seconds, uint64_t bytes)
     report_ranks(c);
     if (c->rank != 0)
         return;
-    const int cells = tc_layout_cells(l);
-    tc_log(TC_LOG_INFO, "wrote %s: %s and %d rank file(s), %.2f GB in %.1f s (%.2f GB/s)", dir,
-           j->s.format->commit_file, cells, (double)bytes / 1e9, seconds,
-           seconds > 0 ? (double)bytes / 1e9 / seconds : 0.0);
+    const int cells = tc_job_cells(j);
+    const tc_cell_naming naming = j->s.hf ? TC_CELLS_HF_SHARDS : TC_CELLS_RANK_FILES;
+    tc_log(TC_LOG_INFO, "wrote %s: %s and %d %s, %.2f GB in %.1f s (%.2f GB/s)", dir,
+           j->s.format->commit_file, cells, j->s.hf ? "shard(s)" : "rank file(s)",
+           (double)bytes / 1e9, seconds, seconds > 0 ? (double)bytes / 1e9 / seconds : 0.0);
     if (tc_log_get_level() < TC_LOG_INFO)
         return;
     for (int r = 0; r < cells && r < 64; r++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/rank%d.safetensors", dir, r);
+        char path[4200], name[64], where[48] = "";
+        tc_cell_file_name(naming, r, cells, name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (!j->s.hf)
+            snprintf(where, sizeof where, "  tp %d pp %d", tc_layout_tp_rank(l, r),
+                     tc_layout_pp_rank(l, r));
         tc_st_file *f = NULL;
         if (tc_st_open(path, &f, NULL) == TC_OK) {
-            tc_log(TC_LOG_INFO, "  rank%d.safetensors  tp %d pp %d  %zu tensors  %.1f MB", r,
-                   tc_layout_tp_rank(l, r), tc_layout_pp_rank(l, r), f->n_tensors,
+            tc_log(TC_LOG_INFO, "  %s%s  %zu tensors  %.1f MB", name, where, f->n_tensors,
                    (double)f->file_size / 1e6);
             tc_st_close(f);
         }

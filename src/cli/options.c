@@ -34,7 +34,8 @@ enum opt_id {
     OPT_REMOVE_DUP_KV_HEADS, OPT_LOG_LEVEL, OPT_PROGRESS, OPT_HELP, OPT_VERSION,
     OPT_TARGET_SM, OPT_QUANTIZE_ON, OPT_CALIB_BATCH_SIZE, OPT_CALIB_SCHEDULE, OPT_CALIB_STATS_OUT, OPT_CALIB_STATS, OPT_EVAL,
     OPT_OVERWRITE, OPT_RESUME, OPT_VERIFY_INPUTS, OPT_TIMEOUT, OPT_TOKENIZER_DIR,
-    OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8, OPT_META_RECIPE
+    OPT_CALIBRATE_FP8_KV_SCALE, OPT_USE_FP8, OPT_META_RECIPE, OPT_OUTPUT_FORMAT, OPT_USE_NVFP4,
+    OPT_MAX_SHARD_SIZE, OPT_EXCLUDE_MODULES
 };
 
 static const struct option long_options[] = {
@@ -82,6 +83,13 @@ static const struct option long_options[] = {
     { "embedding_sharding_dim", required_argument, NULL, OPT_EMBEDDING_SHARDING_DIM },
     { "use_embedding_sharing", no_argument, NULL, OPT_USE_EMBEDDING_SHARING },
     { "output_dir", required_argument, NULL, OPT_OUTPUT_DIR },
+    { "output_format", required_argument, NULL, OPT_OUTPUT_FORMAT },
+    /* convert_checkpoint.py has no --output_format, so argparse takes
+     * "--out" as --output_dir: an exact alias keeps such command lines. */
+    { "out", required_argument, NULL, OPT_OUTPUT_DIR },
+    { "use_nvfp4", no_argument, NULL, OPT_USE_NVFP4 },
+    { "max_shard_size", required_argument, NULL, OPT_MAX_SHARD_SIZE },
+    { "exclude_modules", required_argument, NULL, OPT_EXCLUDE_MODULES },
     { "workers", required_argument, NULL, OPT_WORKERS },
     { "moe_num_experts", required_argument, NULL, OPT_MOE_NUM_EXPERTS },
     { "moe_top_k", required_argument, NULL, OPT_MOE_TOP_K },
@@ -121,6 +129,16 @@ static const char usage_text[] =
 "  --meta_ckpt_dir DIR           Meta checkpoint directory: params.json and\n"
 "                                consolidated.NN.pth (default: None)\n"
 "  --output_dir DIR              output directory (default: tllm_checkpoint)\n"
+"  --output_format {trtllm,hf}   trtllm: TensorRT-LLM v0.12 checkpoint (default);\n"
+"                                hf: Hugging Face-style checkpoint as NVIDIA ModelOpt\n"
+"                                exports it (TensorRT-LLM 1.x, vLLM, SGLang; unquantized,\n"
+"                                --use_fp8, --use_fp8_rowwise, --use_nvfp4, --fp8_kv_cache;\n"
+"                                docs/hf-output.md)\n"
+"  --max_shard_size SIZE         hf: shard size, e.g. 5GB (default), 500MB, bytes\n"
+"  --exclude_modules P1,P2       hf: modules left unquantized (fnmatch patterns over\n"
+"                                names such as model.layers.0.mlp.down_proj); lm_head\n"
+"                                always\n"
+"  --use_nvfp4                   hf: NVFP4 weights and activations (quant_algo NVFP4)\n"
 "  --dtype {float32,bfloat16,float16,auto}\n"
 "                                dtype of the weights (default: float16);\n"
 "                                auto: the model's torch_dtype (float32 -> float16)\n"
@@ -286,6 +304,30 @@ static tc_status parse_double(FILE *err, const char *flag, const char *s, double
     return TC_OK;
 }
 
+/* A size: bytes, or a number with KB, MB, GB (powers of 1000) or KiB, MiB,
+ * GiB, as transformers' max_shard_size. */
+static tc_status parse_size(FILE *err, const char *flag, const char *s, uint64_t *out)
+{
+    static const struct { const char *suffix; double mult; } units[] = {
+        { "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 },
+        { "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 }, { "B", 1.0 }, { "", 1.0 },
+    };
+    char *end = NULL;
+    errno = 0;
+    const double v = strtod(s, &end);
+    for (size_t i = 0; end != s && errno == 0 && i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].suffix) != 0)
+            continue;
+        const double bytes = v * units[i].mult;
+        if (!(bytes >= 1.0 && bytes <= 1e15))
+            break;
+        *out = (uint64_t)bytes;
+        return TC_OK;
+    }
+    return usage_error(err, "--%s: '%s' is not a size of at most 1PB (e.g. 5GB, 500MB, 2GiB, "
+                       "or bytes)", flag, s);
+}
+
 static const char *flag_name(int id)
 {
     for (const struct option *p = long_options; p->name; p++)
@@ -358,6 +400,7 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
             st = parse_int(err, "moe_ep_size", a, -1, 4096, &o->moe_ep_size);
             break;
         case OPT_DTYPE:
+            o->dtype_given = true;
             if (strcmp(a, "auto") == 0) {
                 o->dtype_auto = true;
             } else if (tc_float_type_parse(a, &o->dtype) != 0) {
@@ -486,6 +529,15 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
         case OPT_CALIB_STATS: o->calib_stats = a; break;
         case OPT_TOKENIZER_DIR: o->tokenizer_dir = a; break;
         case OPT_EVAL: o->eval_dataset = a; break;
+        case OPT_OUTPUT_FORMAT:
+            if (strcmp(a, "trtllm") && strcmp(a, "hf"))
+                return usage_error(err, "--output_format: invalid choice '%s' (choose from "
+                                   "trtllm, hf)", a);
+            o->output_hf = !strcmp(a, "hf");
+            break;
+        case OPT_USE_NVFP4: o->use_nvfp4 = true; break;
+        case OPT_MAX_SHARD_SIZE: st = parse_size(err, "max_shard_size", a, &o->max_shard_bytes); break;
+        case OPT_EXCLUDE_MODULES: o->exclude_modules = a; break;
         case OPT_CALIBRATE_FP8_KV_SCALE: o->fp8_kv_calibrate = true; break;
         case '?':
         default:
@@ -543,6 +595,38 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                    (o->fp8_kv_cache && o->fp8_kv_calibrate) || o->use_fp8;
     if (o->fp8_kv_calibrate && !o->fp8_kv_cache)
         return usage_error(err, "--calibrate_fp8_kv_scale needs --fp8_kv_cache");
+    if (o->output_hf) {
+        /* ModelOpt's formats: FP8 weights and activations (per tensor or
+         * per channel/token), NVFP4, an FP8 KV cache with calibrated scales. */
+        if (o->use_weight_only || o->sq_enabled || (o->int8_kv_cache && !o->fp8_kv_cache))
+            return usage_error(err, "--output_format hf writes FP8, FP8 per channel (--use_fp8_"
+                               "rowwise), NVFP4 or unquantized weights and an FP8 KV cache; "
+                               "weight-only, SmoothQuant and INT8 KV are TensorRT-LLM formats");
+        if ((int)o->use_fp8 + (int)o->use_fp8_rowwise + (int)o->use_nvfp4 > 1)
+            return usage_error(err, "--use_fp8, --use_fp8_rowwise and --use_nvfp4 exclude each "
+                               "other (one quant_algo per checkpoint)");
+        if (o->use_parallel_embedding || o->use_embedding_sharing || o->meta_ckpt_dir ||
+            o->remove_duplicated_kv_heads || o->use_meta_fp8_rowwise_recipe)
+            return usage_error(err, "--output_format hf: --use_parallel_embedding, "
+                               "--use_embedding_sharing, --meta_ckpt_dir, "
+                               "--remove_duplicated_kv_heads and --use_meta_fp8_rowwise_recipe "
+                               "belong to the TensorRT-LLM checkpoint");
+        if (o->eval_dataset)
+            return usage_error(err, "--eval reads TensorRT-LLM checkpoints; it does not read "
+                               "--output_format hf yet");
+        if (!o->model_dir)
+            return usage_error(err, "--output_format hf needs --model_dir (the output is that "
+                               "Hugging Face directory with its weights converted)");
+        o->calibrate = o->use_fp8 || o->use_nvfp4 || o->fp8_kv_cache;
+        /* A Hugging Face directory keeps the model's dtype unless told. */
+        if (!o->dtype_given)
+            o->dtype_auto = true;
+    } else if (o->use_nvfp4 || o->exclude_modules || o->max_shard_bytes) {
+        return usage_error(err, "--use_nvfp4, --exclude_modules and --max_shard_size belong to "
+                           "--output_format hf");
+    }
+    if (!o->max_shard_bytes)
+        o->max_shard_bytes = 5000000000ULL;
     if (o->use_fp8_rowwise && (o->sq_enabled || o->use_weight_only))
         return usage_error(err, "--use_fp8_rowwise excludes --smoothquant and --use_weight_only "
                            "(one quant_algo per checkpoint, as in TensorRT-LLM)");

@@ -17,6 +17,8 @@
 #include "trtconv/core/log.h"
 #include "trtconv/formats/safetensors.h"
 #include "trtconv/quant/fp8.h"
+#include "trtconv/quant/hf_quant.h"
+#include "trtconv/quant/nvfp4.h"
 #include "trtconv/quant/woq.h"
 #include "trtconv/build_config.h"
 #if TRTCONV_HAVE_CUDA
@@ -393,6 +395,31 @@ static tc_status fp8_tensor_rows(gpu_worker *g, const void *src, const tc_plan_t
     return TC_OK;
 }
 
+/* A work item's rows of a Hugging Face-style quantized weight (hf_quant.h)
+ * from the slice in src: the weight's bytes to q (*nbytes at file offset
+ * *off, written by the caller), the per-row or per-block scales written
+ * here. On the CPU: these are cheap next to reading the weights. */
+static tc_status hf_quantize(tc_cell_output *c, const tc_plan_tensor *t, const work_item *w,
+                             const void *src, uint8_t *q, size_t *nbytes, uint64_t *off)
+{
+    const int64_t K = t->cols, r = w->rows;
+    if (t->hf_quant == TC_HF_ALGO_NVFP4) {
+        const size_t sb = (size_t)(K / TC_NVFP4_BLOCK);
+        *nbytes = (size_t)r * (size_t)K / 2;
+        *off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)K / 2;
+        uint8_t *bs = q + ((*nbytes + 63) & ~(size_t)63);
+        TC_TRY(tc_nvfp4_quantize_rows(src, t->slice_dtype, r, K, t->fp8_scale, q, bs));
+        return tc_cell_write(c, bs, (size_t)r * sb, c->offsets[t->scale_index] + (uint64_t)w->row0 * sb);
+    }
+    *nbytes = (size_t)r * (size_t)K;
+    *off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)K;
+    if (t->hf_quant == TC_HF_ALGO_FP8)
+        return tc_hf_fp8_quantize_rows(src, t->slice_dtype, r, K, t->fp8_scale, q);
+    float *scales = (float *)(void *)(q + ((*nbytes + 63) & ~(size_t)63));
+    TC_TRY(tc_hf_fp8_pcpt_quantize_rows(src, t->slice_dtype, r, K, q, scales));
+    return tc_cell_write(c, scales, (size_t)r * 4, c->offsets[t->scale_index] + (uint64_t)w->row0 * 4);
+}
+
 static void *worker_main(void *arg)
 {
     tc_convert_job *job = arg;
@@ -498,6 +525,9 @@ static void *worker_main(void *arg)
                 st = tc_cell_write(c, scales, (size_t)w->rows * 4,
                                    c->offsets[t->scale_index] + (uint64_t)w->row0 * 4);
             data = qbuf;
+        } else if (t->hf_quant) {
+            st = st == TC_OK ? hf_quantize(c, t, w, dst, qbuf, &nbytes, &off) : st;
+            data = qbuf;
         } else if (t->fp8_tensor) {
             nbytes = (size_t)w->rows * (size_t)t->cols;
             off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)t->cols;
@@ -518,8 +548,10 @@ static void *worker_main(void *arg)
         /* (tc_cell_write has started the chunk's writeback.) */
         if (t->woq_bits)
             nbytes += (size_t)w->rows * (tc_dtype_bits(t->slice_dtype) / 8);
-        else if (t->fp8_rowwise)
+        else if (t->fp8_rowwise || t->hf_quant == TC_HF_ALGO_FP8_PC_PT)
             nbytes += (size_t)w->rows * 4;
+        else if (t->hf_quant == TC_HF_ALGO_NVFP4)
+            nbytes += (size_t)w->rows * (size_t)(t->cols / TC_NVFP4_BLOCK);
         atomic_fetch_add(&job->progress->done_bytes, nbytes);
     }
 done:

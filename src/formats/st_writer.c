@@ -276,6 +276,19 @@ tc_status tc_st_layout(tc_st_out_tensor *t, size_t n, char **prefix, size_t *pre
     return layout_impl(t, n, NULL, prefix, prefix_len, file_size);
 }
 
+tc_status tc_st_layout_pt(tc_st_out_tensor *t, size_t n, char **prefix, size_t *prefix_len,
+                          uint64_t *file_size)
+{
+    cJSON *meta = cJSON_CreateObject();
+    if (!meta || !cJSON_AddStringToObject(meta, "format", "pt")) {
+        cJSON_Delete(meta);
+        return tc_fail(TC_E_INTERNAL, "st_layout: out of memory");
+    }
+    const tc_status st = layout_impl(t, n, meta, prefix, prefix_len, file_size);
+    cJSON_Delete(meta);
+    return st;
+}
+
 /* ---- whole-file writer -------------------------------------------------- */
 
 static int pwrite_full(int fd, const void *src, size_t n, uint64_t off)

@@ -22,6 +22,7 @@
 #include "trtconv/core/jsonutil.h"
 #include "trtconv/core/log.h"
 #include "trtconv/formats/safetensors.h"
+#include "trtconv/output/rankfile.h"
 
 #define RECORD_MAX_BYTES 4096
 #define HASH_READ_BYTES (4u << 20)
@@ -336,6 +337,11 @@ tc_status tc_fsync_dir(const char *dir)
 
 tc_status tc_write_file_durable(const char *dir, const char *name, const char *text)
 {
+    return tc_write_bytes_durable(dir, name, text, strlen(text));
+}
+
+tc_status tc_write_bytes_durable(const char *dir, const char *name, const void *data, size_t n)
+{
     char tmp[4200], final[4200];
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     snprintf(final, sizeof final, "%s/%s", dir, name);
@@ -345,7 +351,7 @@ tc_status tc_write_file_durable(const char *dir, const char *name, const char *t
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return tc_fail(TC_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    tc_status st = tc_pwrite_all(fd, tmp, text, strlen(text), 0);
+    tc_status st = tc_pwrite_all(fd, tmp, data, n, 0);
     if (st != TC_OK) {
         close(fd);
         unlink(tmp);
@@ -369,13 +375,11 @@ static bool is_hex64(const char *s)
 
 static cJSON *entry_json(const tc_rank_entry *e)
 {
-    char file[64];
-    snprintf(file, sizeof file, "rank%d.safetensors", e->rank);
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
     cJSON_AddNumberToObject(o, "rank", e->rank);
-    cJSON_AddStringToObject(o, "file", file);
+    cJSON_AddStringToObject(o, "file", e->file);
     cJSON_AddNumberToObject(o, "size", (double)e->size);
     cJSON_AddStringToObject(o, "sha256_tree", e->sha256);
     cJSON_AddNumberToObject(o, "tensors", (double)e->tensors);
@@ -413,12 +417,15 @@ bool tc_rank_entry_parse(const cJSON *o, tc_rank_entry *e, char *why, size_t n)
         snprintf(why, n, "rank/file/size/sha256_tree/tensors missing or malformed");
         return false;
     }
-    char expect[64];
-    snprintf(expect, sizeof expect, "rank%d.safetensors", (int)rank);
-    if (strcmp(file->valuestring, expect) != 0) {
-        snprintf(why, n, "file \"%.80s\" is not %s", file->valuestring, expect);
+    long cells = -1;
+    if (strlen(file->valuestring) >= sizeof e->file ||
+        tc_cell_file_index(file->valuestring, &cells) != (long)rank) {
+        snprintf(why, n, "file \"%.80s\" is not the name of cell %lld (rank%lld.safetensors or "
+                 "model-%05lld-of-NNNNN.safetensors)", file->valuestring, (long long)rank,
+                 (long long)rank, (long long)rank + 1);
         return false;
     }
+    snprintf(e->file, sizeof e->file, "%s", file->valuestring);
     e->rank = (int)rank;
     e->size = (uint64_t)size;
     e->tensors = (uint64_t)tensors;
@@ -426,8 +433,8 @@ bool tc_rank_entry_parse(const cJSON *o, tc_rank_entry *e, char *why, size_t n)
     return true;
 }
 
-bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_tensors,
-                      tc_rank_entry *e, char *why, size_t n)
+bool tc_rank_reusable(const char *dir, const char *run, int rank, const char *file,
+                      uint64_t n_tensors, tc_rank_entry *e, char *why, size_t n)
 {
     char path[4200], *text = NULL;
     size_t len = 0;
@@ -454,8 +461,8 @@ bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_ten
         snprintf(why, n, "record malformed");
     } else if (!tc_rank_entry_parse(o, e, why, n)) {
         /* why set */
-    } else if (e->rank != rank) {
-        snprintf(why, n, "record names rank %d", e->rank);
+    } else if (e->rank != rank || strcmp(e->file, file) != 0) {
+        snprintf(why, n, "record names %s", e->file);
     } else if (strcmp(r->valuestring, run) != 0) {
         snprintf(why, n, "written with other inputs or options");
     } else if (e->tensors != n_tensors) {
@@ -468,10 +475,9 @@ bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_ten
     if (!ok)
         return false;
 
-    snprintf(path, sizeof path, "%s/rank%d.safetensors", dir, rank);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
     if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != e->size) {
-        snprintf(why, n, "rank%d.safetensors missing or not %llu bytes", rank,
-                 (unsigned long long)e->size);
+        snprintf(why, n, "%s missing or not %llu bytes", file, (unsigned long long)e->size);
         return false;
     }
     tc_st_file *f = NULL;
@@ -479,7 +485,7 @@ bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_ten
     st = tc_st_open(path, &f, NULL);
     tc_log_pop_quiet();
     if (st != TC_OK || f->n_tensors != n_tensors) {
-        snprintf(why, n, "rank%d.safetensors does not parse as planned", rank);
+        snprintf(why, n, "%s does not parse as planned", file);
         tc_st_close(f);
         return false;
     }
@@ -490,36 +496,30 @@ bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_ten
     st = tc_sha256_tree_file(path, TC_HASH_THREADS, hex, &size);
     tc_log_pop_quiet();
     if (st != TC_OK || size != e->size || strcmp(hex, e->sha256) != 0) {
-        snprintf(why, n, "rank%d.safetensors does not have the recorded SHA-256 digest", rank);
+        snprintf(why, n, "%s does not have the recorded SHA-256 digest", file);
         return false;
     }
     return true;
 }
 
-/* rank{r}.safetensors or .trtconv-rank{r}.json: r, else -1. */
-static long output_file_rank(const char *name, bool *is_record)
+/* A cell file (rankfile.h tc_cell_file_index: *cells its shard count, -1
+ * for a rank file) or .trtconv-rank{r}.json: r, else -1. */
+static long output_file_rank(const char *name, bool *is_record, long *cells)
 {
-    const char *p;
-    const char *suffix;
-    if (strncmp(name, "rank", 4) == 0) {
-        p = name + 4;
-        suffix = ".safetensors";
-        *is_record = false;
-    } else if (strncmp(name, ".trtconv-rank", 13) == 0) {
-        p = name + 13;
-        suffix = ".json";
-        *is_record = true;
-    } else {
-        return -1;
-    }
+    *cells = -1;
+    *is_record = strncmp(name, ".trtconv-rank", 13) == 0;
+    if (!*is_record)
+        return tc_cell_file_index(name, cells);
+    const char *p = name + 13;
     if (*p < '0' || *p > '9')
         return -1;
     char *end;
     long r = strtol(p, &end, 10);
-    return strcmp(end, suffix) == 0 && r >= 0 ? r : -1;
+    return strcmp(end, ".json") == 0 && r >= 0 ? r : -1;
 }
 
-tc_status tc_output_clear_stale(const char *dir, int64_t world, bool keep_records)
+tc_status tc_output_clear_stale(const char *dir, int64_t world, tc_cell_naming naming,
+                                bool keep_records)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -529,9 +529,13 @@ tc_status tc_output_clear_stale(const char *dir, int64_t world, bool keep_record
     struct dirent *de;
     while (st == TC_OK && (de = readdir(d)) != NULL) {
         bool is_record = false;
-        long r = output_file_rank(de->d_name, &is_record);
+        long shards = -1;
+        long r = output_file_rank(de->d_name, &is_record, &shards);
+        /* A cell file of the other naming is another format's: stale too. */
+        const bool other = !is_record && (shards >= 0) != (naming == TC_CELLS_HF_SHARDS);
         bool drop = strcmp(de->d_name, TC_MANIFEST_NAME) == 0 ||
-                    (r >= 0 && (r >= world || (is_record && !keep_records)));
+                    (r >= 0 && (r >= world || other || (is_record && !keep_records) ||
+                                (shards >= 0 && shards != world)));
         if (!drop)
             continue;
         char path[4200];

@@ -268,21 +268,66 @@ void tc_partial_unlink_all(void)
             unlink(g_partial[i]);
 }
 
+void tc_cell_file_name(tc_cell_naming naming, int cell, int cells, char *buf, size_t n)
+{
+    if (naming == TC_CELLS_HF_SHARDS)
+        snprintf(buf, n, "model-%05d-of-%05d.safetensors", cell + 1, cells);
+    else
+        snprintf(buf, n, "rank%d.safetensors", cell);
+}
+
+/* A run of decimal digits of exactly `width` characters (0: any, at most
+ * 9) at *p: its value, *p moved past it; -1 otherwise. */
+static long digits(const char **p, int width)
+{
+    long v = 0;
+    int k = 0;
+    while ((*p)[k] >= '0' && (*p)[k] <= '9' && k < 9)
+        v = v * 10 + ((*p)[k++] - '0');
+    if (k == 0 || (width && k != width) || ((*p)[k] >= '0' && (*p)[k] <= '9'))
+        return -1;
+    *p += k;
+    return v;
+}
+
+long tc_cell_file_index(const char *name, long *cells)
+{
+    const char *p = name;
+    *cells = -1;
+    if (!strncmp(p, "rank", 4)) {
+        p += 4;
+        const long r = digits(&p, 0);
+        return r >= 0 && !strcmp(p, ".safetensors") ? r : -1;
+    }
+    if (strncmp(p, "model-", 6))
+        return -1;
+    p += 6;
+    const long k = digits(&p, 5);
+    if (k < 1 || strncmp(p, "-of-", 4))
+        return -1;
+    p += 4;
+    const long of = digits(&p, 5);
+    if (of < k || strcmp(p, ".safetensors"))
+        return -1;
+    *cells = of;
+    return k - 1;
+}
+
 tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
 {
     tc_status st = TC_OK;
     tc_st_out_tensor *desc = NULL;
     char *prefix = NULL;
     size_t prefix_len = 0;
-    char name[64];
+    char name[64], tmp[80];
 
     memset(out, 0, sizeof *out);
     out->fd = -1;
     out->plan = plan;
-    snprintf(name, sizeof name, "rank%d.safetensors", plan->rank);
+    tc_cell_file_name(plan->naming, plan->rank, plan->cells, name, sizeof name);
     out->final_path = tc_path_join_alloc(dir, name);
-    snprintf(name, sizeof name, ".rank%d.safetensors.partial", plan->rank);
-    out->tmp_path = tc_path_join_alloc(dir, name);
+    snprintf(tmp, sizeof tmp, ".%s.partial", name);
+    out->tmp_path = tc_path_join_alloc(dir, tmp);
     out->offsets = calloc(plan->n_tensors ? plan->n_tensors : 1, sizeof *out->offsets);
     desc = calloc(plan->n_tensors ? plan->n_tensors : 1, sizeof *desc);
     if (!out->final_path || !out->tmp_path || !out->offsets || !desc) {
@@ -290,7 +335,9 @@ tc_status tc_cell_open(const char *dir, tc_plan *plan, tc_cell_output *out)
         goto done;
     }
     tc_plan_out_tensors(plan, desc);
-    st = tc_st_layout(desc, plan->n_tensors, &prefix, &prefix_len, &out->file_size);
+    st = plan->naming == TC_CELLS_HF_SHARDS
+             ? tc_st_layout_pt(desc, plan->n_tensors, &prefix, &prefix_len, &out->file_size)
+             : tc_st_layout(desc, plan->n_tensors, &prefix, &prefix_len, &out->file_size);
     if (st != TC_OK)
         goto done;
     for (size_t i = 0; i < plan->n_tensors; i++) {

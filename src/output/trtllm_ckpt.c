@@ -102,9 +102,10 @@ static tc_status render(const tc_output_desc *d, char **text)
     return d->cfg ? tc_trtllm_config_render(&t, text) : tc_trtllm_cli_config_render(&t, text);
 }
 
-static tc_status commit(const char *dir, const tc_run_text *run, const tc_layout *l,
+static tc_status commit(const char *dir, const tc_run_text *run, const tc_output_desc *d,
                         const char *metadata, const tc_rank_entry *entries)
 {
+    const tc_layout *l = &d->layout;
     TC_TRY(tc_manifest_write(dir, TRTCONV_VERSION, run, tc_layout_cells(l), l->tp, l->pp,
                              metadata, entries));
     return tc_write_file_durable(dir, "config.json", metadata);

@@ -26,6 +26,8 @@
 #include "trtconv/output/manifest.h"
 #include "trtconv/plan/rope.h"
 #include "trtconv/formats/safetensors.h"
+#include "trtconv/output/rankfile.h"
+#include "verify_internal.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
 #define MANIFEST_MAX_BYTES (64u << 20)
@@ -436,7 +438,7 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
                             bool hash, expect_list *exp)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/rank%d.safetensors", dir, e->rank);
+    snprintf(path, sizeof path, "%s/%s", dir, e->file);
     struct stat sb;
     if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         problem("%s: missing (or not a regular file)", path);
@@ -560,7 +562,8 @@ int tc_verify_main(int argc, char **argv)
     expect_list exp = { calloc(MAX_EXPECTED, sizeof(expected)), 0 };
     int64_t world = 0, files_ok = 0;
     uint64_t bytes = 0;
-    if (!config || !man || !exp.v || !describe_model(config, "config.json", &m))
+    bool hf = false;
+    if (!config || !man || !exp.v)
         goto done;
     const cJSON *fmt = tc_json_get(man, "format"), *files = tc_json_get(man, "files");
     int64_t version = 0, mw = 0, mtp = 0, mpp = 0;
@@ -569,15 +572,6 @@ int tc_verify_main(int argc, char **argv)
         problem("%s: not a trtconv manifest of version 1", path);
         goto done;
     }
-    if (!get_int(man, "world_size", 1, 1 << 20, &mw, TC_MANIFEST_NAME) ||
-        !get_int(man, "tp_size", 1, 1 << 16, &mtp, TC_MANIFEST_NAME) ||
-        !get_int(man, "pp_size", 1, 1 << 16, &mpp, TC_MANIFEST_NAME))
-        goto done;
-    world = m.tp * m.pp;
-    if (mw != world || mtp != m.tp || mpp != m.pp)
-        problem("%s: mapping %lld = %lld x %lld, config.json says %lld x %lld", path,
-                (long long)mw, (long long)mtp, (long long)mpp, (long long)m.tp,
-                (long long)m.pp);
     {
         char *text = NULL;
         size_t len = 0;
@@ -592,6 +586,24 @@ int tc_verify_main(int argc, char **argv)
         }
         free(text);
     }
+    /* A Hugging Face-style checkpoint (--output_format hf): its own checks. */
+    const cJSON *of = tc_json_get(tc_json_get(man, "parameters"), "output_format");
+    hf = cJSON_IsString(of) && !strcmp(of->valuestring, "hf");
+    if (hf) {
+        g_problems += tc_verify_hf(dir, config, man, hash, &files_ok, &bytes);
+        goto done;
+    }
+    if (!describe_model(config, "config.json", &m))
+        goto done;
+    if (!get_int(man, "world_size", 1, 1 << 20, &mw, TC_MANIFEST_NAME) ||
+        !get_int(man, "tp_size", 1, 1 << 16, &mtp, TC_MANIFEST_NAME) ||
+        !get_int(man, "pp_size", 1, 1 << 16, &mpp, TC_MANIFEST_NAME))
+        goto done;
+    world = m.tp * m.pp;
+    if (mw != world || mtp != m.tp || mpp != m.pp)
+        problem("%s/%s: mapping %lld = %lld x %lld, config.json says %lld x %lld", dir,
+                TC_MANIFEST_NAME, (long long)mw, (long long)mtp, (long long)mpp,
+                (long long)m.tp, (long long)m.pp);
     if (!cJSON_IsArray(files) || cJSON_GetArraySize(files) != world) {
         problem("%s/%s: \"files\" must list %lld rank files", dir, TC_MANIFEST_NAME,
                 (long long)world);
@@ -600,10 +612,11 @@ int tc_verify_main(int argc, char **argv)
     for (int64_t r = 0; r < world; r++) {
         tc_rank_entry e;
         char why[256];
+        long shards = 0;
         if (!tc_rank_entry_parse(cJSON_GetArrayItem(files, (int)r), &e, why, sizeof why) ||
-            e.rank != r) {
+            e.rank != r || tc_cell_file_index(e.file, &shards) != r || shards != -1) {
             problem("%s/%s: files[%lld]: %s", dir, TC_MANIFEST_NAME, (long long)r,
-                    e.rank != r ? "not rank in order" : why);
+                    e.rank != r || shards != -1 ? "not rank file r in order" : why);
             continue;
         }
         const int before = g_problems;
@@ -622,8 +635,9 @@ done:
         printf("%s: NOT a complete, intact checkpoint: %d problem(s)\n", dir, g_problems);
         return TC_E_INPUT;
     }
-    printf("%s: OK: config.json + %lld rank file(s), %.3f GB%s, tensors as the format "
-           "requires\n", dir, (long long)files_ok, (double)bytes / 1e9,
+    printf("%s: OK: config.json + %lld %s, %.3f GB%s, tensors as the format "
+           "requires\n", dir, (long long)files_ok, hf ? "shard(s)" : "rank file(s)",
+           (double)bytes / 1e9,
            hash ? ", digests as recorded" : " (digests not checked)");
     return TC_OK;
 }

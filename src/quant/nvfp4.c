@@ -1,6 +1,7 @@
 /* nvfp4.c: see nvfp4.h. */
 #include "trtconv/quant/nvfp4.h"
 
+#include <float.h>
 #include <math.h>
 #include "trtconv/core/log.h"
 
@@ -34,7 +35,17 @@ float tc_e2m1_value(uint8_t code)
 
 float tc_nvfp4_global_scale(float amax)
 {
-    return amax / (6.0f * 448.0f);
+    return amax * (1.0f / (6.0f * 448.0f));
+}
+
+float tc_nvfp4_input_scale(float amax)
+{
+    /* export_amax: 0 -> maxbound (6 for E2M1), then clamped to float32's
+     * normal range. */
+    if (amax == 0.0f)
+        amax = 6.0f;
+    amax = fminf(fmaxf(amax, FLT_MIN), FLT_MAX);
+    return amax * (1.0f / (6.0f * 448.0f));
 }
 
 tc_status tc_nvfp4_quantize_rows(const void *w, tc_dtype dt, int64_t rows, int64_t cols, float s2,

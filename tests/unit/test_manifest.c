@@ -102,6 +102,7 @@ static void make_rank0(tc_rank_entry *e)
     memset(e, 0, sizeof *e);
     ck_assert_int_eq(tc_sha256_tree_file(path, 2, e->sha256, &size), TC_OK);
     e->rank = 0;
+    snprintf(e->file, sizeof e->file, "rank0.safetensors");
     e->size = size;
     e->tensors = 1;
 }
@@ -113,16 +114,16 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
     char why[256];
     make_rank0(&e);
     ck_assert_int_eq(tc_rank_record_write(g_dir, run, &e), TC_OK);
-    ck_assert(tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
+    ck_assert(tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why));
     ck_assert_str_eq(got.sha256, e.sha256);
     ck_assert_uint_eq(got.size, e.size);
 
     const char *other = "2222222222222222222222222222222222222222222222222222222222222222";
-    ck_assert(!tc_rank_reusable(g_dir, other, 0, 1, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, other, 0, "rank0.safetensors", 1, &got, why, sizeof why));
     ck_assert_ptr_nonnull(strstr(why, "other inputs or options"));
-    ck_assert(!tc_rank_reusable(g_dir, run, 0, 2, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 2, &got, why, sizeof why));
     ck_assert_ptr_nonnull(strstr(why, "tensors"));
-    ck_assert(!tc_rank_reusable(g_dir, run, 1, 1, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, run, 1, "rank1.safetensors", 1, &got, why, sizeof why));
     ck_assert_ptr_nonnull(strstr(why, "no record"));
 
     /* Hostile records: each is a reason, not an error, and not accepted. */
@@ -133,6 +134,10 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
         { "trtconv-rank-record", "2", "rank0.safetensors", "0", size, e.sha256 },
         { "other", "1", "rank0.safetensors", "0", size, e.sha256 },
         { "trtconv-rank-record", "1", "../rank0.safetensors", "0", size, e.sha256 },
+        { "trtconv-rank-record", "1", "rank1.safetensors", "0", size, e.sha256 },
+        { "trtconv-rank-record", "1", "model-00000-of-00001.safetensors", "0", size, e.sha256 },
+        { "trtconv-rank-record", "1", "model-00002-of-00002.safetensors", "0", size, e.sha256 },
+        { "trtconv-rank-record", "1", "model-00001-of-00001.safetensors/../x", "0", size, e.sha256 },
         { "trtconv-rank-record", "1", "rank0.safetensors", "-1", size, e.sha256 },
         { "trtconv-rank-record", "1", "rank0.safetensors", "0", size, sha63 },
         { "trtconv-rank-record", "1", "rank0.safetensors", "0", "1e3", e.sha256 },
@@ -141,9 +146,9 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
         { "trtconv-rank-record", "1", "rank0.safetensors", "0", "99999999999999999999", e.sha256 },
     };
     write_text(".trtconv-rank0.json", "");
-    ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why));
     write_text(".trtconv-rank0.json", "not json");
-    ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why));
     /* Control: the template with every field right is accepted. */
     {
         char text[1024];
@@ -151,7 +156,7 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
                  "\"run\":\"%s\",\"rank\":0,\"file\":\"rank0.safetensors\",\"size\":%s,"
                  "\"sha256_tree\":\"%s\",\"tensors\":1}", run, size, e.sha256);
         write_text(".trtconv-rank0.json", text);
-        ck_assert_msg(tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why), "%s", why);
+        ck_assert_msg(tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why), "%s", why);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[1024];
@@ -160,7 +165,7 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
                  bad[i].format, bad[i].version, run, bad[i].rank, bad[i].file, bad[i].size,
                  bad[i].sha);
         write_text(".trtconv-rank0.json", text);
-        ck_assert_msg(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why),
+        ck_assert_msg(!tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why),
                       "bad record %zu accepted", i);
     }
     /* An uppercase digest is not the form trtconv writes. */
@@ -170,7 +175,7 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
     tc_rank_entry u = e;
     memcpy(u.sha256, upper, sizeof upper);
     ck_assert_int_eq(tc_rank_record_write(g_dir, run, &u), TC_OK);
-    ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why));
 
     /* The data changed after the record: the hash says so. */
     ck_assert_int_eq(tc_rank_record_write(g_dir, run, &e), TC_OK);
@@ -180,7 +185,7 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
     fseek(f, -1, SEEK_END);
     fputc(0x7f, f);
     fclose(f);
-    ck_assert(!tc_rank_reusable(g_dir, run, 0, 1, &got, why, sizeof why));
+    ck_assert(!tc_rank_reusable(g_dir, run, 0, "rank0.safetensors", 1, &got, why, sizeof why));
     ck_assert_ptr_nonnull(strstr(why, "SHA-256 digest"));
 }
 END_TEST

@@ -80,7 +80,7 @@ START_TEST(rows_should_scale_pack_and_round_trip)
         amax = fmaxf(amax, fabsf(tc_f16_to_f32(w[i])));
     }
     const float s2 = tc_nvfp4_global_scale(amax);
-    ck_assert_float_eq(s2, amax / 2688.0f);
+    ck_assert_float_eq(s2, amax * (1.0f / 2688.0f));
     uint8_t packed[R * C / 2], scales[R * C / 16];
     ck_assert_int_eq(tc_nvfp4_quantize_rows(w, TC_DT_F16, R, C, s2, packed, scales), TC_OK);
     ck_assert_int_eq(scales[C / 16], 0x38); /* the zero block: scale 1.0 */

@@ -191,6 +191,36 @@ START_TEST(opts_parse_should_accept_both_the_separate_and_the_equals_form)
 }
 END_TEST
 
+START_TEST(opts_parse_should_check_the_hf_output_flags)
+{
+    parse_result r;
+    parse_ok(&r, "--model_dir", "m", "--output_format", "hf", "--use_nvfp4", "--fp8_kv_cache", "--max_shard_size",
+             "2GiB", "--exclude_modules", "model.layers.0.*,*.down_proj", NULL);
+    ck_assert(r.o.output_hf && r.o.use_nvfp4 && r.o.fp8_kv_cache && r.o.calibrate);
+    ck_assert_uint_eq(r.o.max_shard_bytes, 2ULL << 30);
+    ck_assert(r.o.dtype_auto); /* the model's dtype unless --dtype is given */
+    result_free(&r);
+    parse_ok(&r, "--model_dir", "m", "--output_format", "hf", "--dtype", "float16",
+             "--max_shard_size", "500MB", NULL);
+    ck_assert(!r.o.dtype_auto && !r.o.calibrate);
+    ck_assert_uint_eq(r.o.max_shard_bytes, 500000000ULL);
+    result_free(&r);
+    parse_ok(&r, NULL);
+    ck_assert(!r.o.output_hf);
+    ck_assert_uint_eq(r.o.max_shard_bytes, 5000000000ULL);
+    result_free(&r);
+    expect_usage_error("weight-only, SmoothQuant", "--output_format", "hf", "--use_weight_only", NULL);
+    expect_usage_error("weight-only, SmoothQuant", "--output_format", "hf", "--smoothquant", "0.5", NULL);
+    expect_usage_error("exclude each", "--output_format", "hf", "--use_fp8", "--use_nvfp4", NULL);
+    expect_usage_error("belong to --output_format hf", "--use_nvfp4", NULL);
+    expect_usage_error("belong to --output_format hf", "--max_shard_size", "1GB", NULL);
+    expect_usage_error("not a size", "--output_format", "hf", "--max_shard_size", "5XB", NULL);
+    expect_usage_error("needs --model_dir", "--output_format", "hf", NULL);
+    expect_usage_error("invalid choice", "--output_format", "onnx", NULL);
+    expect_usage_error("does not read", "--output_format", "hf", "--eval", "d.jsonl", NULL);
+}
+END_TEST
+
 START_TEST(opts_parse_should_accept_unique_prefixes_like_argparse)
 {
     parse_result r;
@@ -802,6 +832,7 @@ static Suite *options_suite(void)
     tc = tcase_create("spelling");
     tcase_add_test(tc, opts_parse_should_accept_both_the_separate_and_the_equals_form);
     tcase_add_test(tc, opts_parse_should_accept_unique_prefixes_like_argparse);
+    tcase_add_test(tc, opts_parse_should_check_the_hf_output_flags);
     tcase_add_test(tc, opts_parse_should_reject_ambiguous_prefixes);
     tcase_add_test(tc, opts_parse_should_let_the_last_occurrence_of_a_flag_win);
     suite_add_tcase(s, tc);

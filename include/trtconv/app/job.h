@@ -25,6 +25,7 @@
 #include "trtconv/mpi/comm.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/output/format.h"
+#include "trtconv/output/hf_ckpt.h"
 #include "trtconv/output/manifest.h"
 #include "trtconv/output/outdir.h"
 #include "trtconv/plan/layout.h"
@@ -43,6 +44,10 @@ typedef struct tc_settings {
     const tc_gpu_info *quant_gpu;  /* streamed quantization's GPU, or NULL */
     const tc_gpu_info *calib_gpu;  /* calibration and calibrated methods' GPU, or NULL */
     const tc_output_format *format;
+    /* --output_format hf: its quantization and output (owned; NULL for the
+     * TensorRT-LLM checkpoint, whose quantization is `quant`). */
+    tc_hf_quant hfq;
+    tc_hf_output *hf;
 } tc_settings;
 
 typedef struct tc_job {
@@ -71,6 +76,14 @@ typedef struct tc_cell_set {
 /* settings.c: the setup phase (collective); on TC_OK the output directory
  * is locked and no longer looks complete. */
 tc_status tc_job_setup(tc_job *j);
+void tc_job_settings_free(tc_job *j);
+/* Whether the run calibrates (either format's quantization). */
+bool tc_job_calib_needs(const tc_job *j);
+/* The output's cell files (rank files or shards), and this rank's share:
+ * fills ids (room for tc_job_max_cells_per_rank) and returns the count. */
+int tc_job_cells(const tc_job *j);
+int tc_job_max_cells_per_rank(const tc_job *j);
+size_t tc_job_rank_cells(const tc_job *j, int rank, int *ids);
 /* Where calibration text finds its tokenizer. */
 const char *tc_job_tokenizer_dir(const tc_opts *o);
 /* The output description of this job (the format's metadata input). */
@@ -107,6 +120,14 @@ tc_status tc_convert_phase_during(const tc_job *j, tc_cell_set *s, const tc_gpu_
 /* calibrated.c: statistics, then the calibrated method's passes, plan,
  * write and commit (collective). */
 tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run);
+/* The run's statistics (calibration or --calib_stats), checked and saved
+ * with --calib_stats_out; *engine (may be NULL) gets the calibrating
+ * engine when there was one (collective). */
+tc_status tc_calib_statistics(const tc_job *j, tc_calib_stats *stats, tc_fwd_engine **engine);
+
+/* hf_run.c: --output_format hf: statistics when the quantization needs
+ * them, then this rank's shards converted and committed (collective). */
+tc_status tc_hf_run(tc_job *j, const tc_run_text *run);
 /* The calibration input named on the command line exists. */
 tc_status tc_calibration_input_check(const tc_job *j);
 

@@ -23,6 +23,7 @@ typedef struct tc_opts {
     int64_t tp_size, pp_size;     /* default 1 */
     int64_t moe_tp_size, moe_ep_size; /* default -1 */
     bool dtype_auto;              /* --dtype auto: from HF torch_dtype */
+    bool dtype_given;             /* --dtype on the command line */
     tc_float_type dtype;          /* default float16 */
     tc_model_flags model;         /* fake-config mode values (no --model_dir) */
     /* embedding */
@@ -54,6 +55,11 @@ typedef struct tc_opts {
     const char *eval_dataset;     /* --eval: evaluate the checkpoint once written (docs/eval.md) */
     bool sq_enabled;              /* smoothquant given and > 0 */
     bool calibrate;               /* sq_enabled || int8_kv_cache */
+    /* output format (--output_format hf: output/hf_ckpt.h) */
+    bool output_hf;
+    bool use_nvfp4;               /* --use_nvfp4 (hf only) */
+    uint64_t max_shard_bytes;     /* --max_shard_size (hf), default 5 GB */
+    const char *exclude_modules;  /* --exclude_modules (hf): comma-separated patterns */
     /* output protocol (manifest.h) */
     bool overwrite;               /* replace a complete checkpoint */
     bool resume;                  /* reuse matching rank files of an earlier run */

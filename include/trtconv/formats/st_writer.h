@@ -40,6 +40,10 @@ typedef struct tc_st_out_tensor {
  * names, negative dimensions, or a header larger than TC_ST_MAX_HEADER. */
 tc_status tc_st_layout(tc_st_out_tensor *t, size_t n, char **prefix,
                        size_t *prefix_len, uint64_t *file_size);
+/* The same with "__metadata__": {"format": "pt"}, as save_pretrained
+ * writes it (transformers refuses other formats, accepts none). */
+tc_status tc_st_layout_pt(tc_st_out_tensor *t, size_t n, char **prefix,
+                          size_t *prefix_len, uint64_t *file_size);
 
 /* Convenience for tests and the model generator: write a whole file from
  * in-memory tensors. data[i] holds t[i]'s bytes as given BEFORE sorting

@@ -5,9 +5,9 @@
  *
  * Implemented: tc_output_trtllm (trtllm_ckpt.c), TensorRT-LLM v0.12's
  * checkpoint: rank{c}.safetensors per cell, trtconv-manifest.json, then
- * config.json last (trtllm-checkpoint.md, durability-and-failures.md §2).
- * A second format (Hugging Face-style quantized checkpoints, issue 22)
- * implements the same four members; docs/architecture.md lists the files.
+ * config.json last (trtllm-checkpoint.md, durability-and-failures.md §2);
+ * tc_output_hf (hf_ckpt.c, hf_ckpt.h), the Hugging Face-style checkpoint
+ * (issue 22): its cells are the model-0000K-of-0000N.safetensors shards.
  *
  * Ownership: formats are static; render_metadata returns a malloc'd text
  * the caller frees; a description borrows everything it points to. */
@@ -47,6 +47,9 @@ typedef struct tc_output_desc {
     bool disable_weight_only_quant_plugin;
     bool remove_duplicated_kv_heads;      /* the flag, recorded as v0.12 does */
     bool use_meta_fp8_rowwise_recipe;     /* later upstream's flag (docs/fp8.md) */
+    const char *model_dir;                /* the source directory (NULL: none) */
+    int cells;                            /* the output's cell files */
+    const struct tc_hf_output *hf;        /* the Hugging Face output (NULL: other) */
 } tc_output_desc;
 
 typedef struct tc_output_format {
@@ -57,8 +60,9 @@ typedef struct tc_output_format {
     /* Create the partial file of a cell (convert.h protocol). */
     tc_status (*open_cell)(const char *dir, tc_plan *plan, tc_cell_output *out);
     /* Rank 0, after every cell file is published: the manifest of the
-     * files (entries[0..cells)), then the commit file, durably. */
-    tc_status (*commit)(const char *dir, const tc_run_text *run, const tc_layout *layout,
+     * files (entries[0..d->cells)), the format's other files, then the
+     * commit file (metadata), durably. */
+    tc_status (*commit)(const char *dir, const tc_run_text *run, const tc_output_desc *d,
                         const char *metadata, const tc_rank_entry *entries);
 } tc_output_format;
 

@@ -9,7 +9,8 @@
  *       rename; it is what --resume trusts after a killed run:
  *       {"format": "trtconv-rank-record", "version": 1,
  *        "run": "<64 hex: run fingerprint>", "rank": r,
- *        "file": "rank{r}.safetensors", "size": bytes,
+ *        "file": "rank{r}.safetensors" (or a Hugging Face shard's name,
+ *        model-{r+1:05}-of-{N:05}.safetensors), "size": bytes,
  *        "sha256_tree": "<64 hex>", "tensors": count}
  *
  *   trtconv-manifest.json   written by rank 0 at the commit, after every
@@ -37,12 +38,14 @@
 #include <stdint.h>
 #include "trtconv/core/sha256.h"
 #include "trtconv/core/status.h"
+#include "trtconv/plan/plan.h" /* tc_cell_naming */
 
 #define TC_MANIFEST_NAME "trtconv-manifest.json"
 #define TC_INPUT_LINE 800 /* one fingerprint line of an input file, NUL included */
 
 typedef struct tc_rank_entry {
-    int rank;
+    int rank;                   /* the cell's index */
+    char file[48];              /* its published name (rankfile.h tc_cell_file_name) */
     uint64_t size;
     uint64_t tensors;
     char sha256[TC_SHA256_HEX]; /* sha256_tree digest (sha256.h) */
@@ -90,13 +93,16 @@ tc_status tc_rank_record_write(const char *dir, const char *run, const tc_rank_e
  * recorded one and its header validates with n_tensors tensors. On true, *e
  * is filled. On false, why (n bytes) says which condition failed. I/O or
  * format problems are reasons, not errors: a file that fails is rewritten. */
-bool tc_rank_reusable(const char *dir, const char *run, int rank, uint64_t n_tensors,
-                      tc_rank_entry *e, char *why, size_t n);
+bool tc_rank_reusable(const char *dir, const char *run, int rank, const char *file,
+                      uint64_t n_tensors, tc_rank_entry *e, char *why, size_t n);
 
-/* Remove the records and rank files of earlier runs that would be stale in
+/* Remove the records and cell files of earlier runs that would be stale in
  * a new one: .trtconv-rank{r}.json and rank{r}.safetensors for r >= world,
- * the manifest, and (unless keep_records) every record. */
-tc_status tc_output_clear_stale(const char *dir, int64_t world, bool keep_records);
+ * Hugging Face shards of another count or index, cell files of the other
+ * naming, the manifest, and (unless keep_records) every record. world is
+ * the new run's cell count. */
+tc_status tc_output_clear_stale(const char *dir, int64_t world, tc_cell_naming naming,
+                                bool keep_records);
 
 /* Rank 0: render and write the manifest durably. config_text is the exact
  * config.json that will follow (its hash is recorded). entries[r] for
@@ -116,6 +122,8 @@ tc_status tc_sha256_tree_file(const char *path, int threads, char hex[TC_SHA256_
 /* Write dir/name durably with text: temp name (O_EXCL|O_NOFOLLOW), fsync,
  * rename, directory fsync. */
 tc_status tc_write_file_durable(const char *dir, const char *name, const char *text);
+/* The same with n bytes of data. */
+tc_status tc_write_bytes_durable(const char *dir, const char *name, const void *data, size_t n);
 /* fsync a directory (EINVAL from filesystems that cannot is ignored). */
 tc_status tc_fsync_dir(const char *dir);
 

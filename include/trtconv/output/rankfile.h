@@ -6,7 +6,8 @@
  * the calibrated methods) while threads hash its completed 64 MiB chunks
  * (the sha256_tree digest of sha256.h, for the manifest), then fsync'd,
  * read back through the validating reader, closed and renamed to
- * rank{r}.safetensors. The manifest and the commit file are written by the
+ * rank{r}.safetensors (or the Hugging Face shard name the plan's naming
+ * gives, tc_cell_file_name). The manifest and the commit file are written by the
  * output format (format.h) only after every rank succeeded.
  *
  * Ownership: a tc_cell_output borrows its plan and owns its paths, offsets
@@ -33,6 +34,14 @@ typedef struct tc_cell_output {
     bool committed;
     char sha256[65];          /* hex sha256_tree digest of the final file (sha256.h) */
 } tc_cell_output;
+
+/* The published file name of cell `cell` of `cells` (plan.h tc_cell_naming)
+ * into buf (n >= 40 bytes). */
+void tc_cell_file_name(tc_cell_naming naming, int cell, int cells, char *buf, size_t n);
+/* The inverse over both namings: the cell index of a published cell file
+ * name and, for a Hugging Face shard, its "of" count (*cells; -1 for a rank
+ * file); -1 when the name is neither. */
+long tc_cell_file_index(const char *name, long *cells);
 
 /* Make a fully written temporary file durable and visible: fsync, close,
  * rename tmp_path to final_path. fd is closed in every case; on failure

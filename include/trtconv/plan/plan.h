@@ -115,6 +115,13 @@ typedef struct tc_plan_tensor {
      * fp8_expert_scales[e], the values of the plan's weights_scaling_factor
      * constant (borrowed from it). */
     const float *fp8_expert_scales;
+    /* Hugging Face-style output (quant/hf_quant.h): a tc_hf_algo, 0 for
+     * none. The slice W = [N, K] in the config dtype is stored as FP8
+     * E4M3 [N, K] (1: per tensor, fp8_scale the scale; 2: per channel, the
+     * row scales to tensor scale_index) or NVFP4 (3: U8 [N, K/2] codes,
+     * E4M3 block scales [N, K/16] to scale_index, fp8_scale holding
+     * weight_scale_2). */
+    int hf_quant;
     /* Its values come from layer gate_layer's calibration statistics and
      * are final only once that layer's gate opens (convert.h). */
     bool gated;
@@ -125,8 +132,16 @@ typedef struct tc_plan_tensor {
     const tc_rope_tables *rope_tables;
 } tc_plan_tensor;
 
+/* How a format names its cell files (output/rankfile.h tc_cell_file_name). */
+typedef enum tc_cell_naming {
+    TC_CELLS_RANK_FILES,          /* rank{c}.safetensors (TensorRT-LLM) */
+    TC_CELLS_HF_SHARDS,           /* model-{c+1:05}-of-{cells:05}.safetensors */
+} tc_cell_naming;
+
 typedef struct tc_plan {
-    int rank, tp_rank, pp_rank;
+    int rank, tp_rank, pp_rank;   /* rank: the cell's index */
+    tc_cell_naming naming;
+    int cells;                    /* the output's cell count (HF shards' "of") */
     int target_sm;                /* layout of quantized weights (0: none) */
     size_t n_tensors;
     tc_plan_tensor *tensors;      /* owned */
@@ -135,6 +150,15 @@ typedef struct tc_plan {
     int64_t layer0, layers_total; /* first global layer of the cell; the model's layers */
     tc_rope_tables rope;          /* frequencies of the rope buffers (owned) */
 } tc_plan;
+
+/* The whole model as Hugging Face names it (plan_hf.c): every tensor of
+ * the source, whole, cast to out_dtype, in the order save_pretrained
+ * writes a LlamaForCausalLM (embedding; per layer the attention's q, k, v,
+ * o, the MLP's gate, up, down, the two norms; the final norm; lm_head
+ * unless tied), linears marked. rank/naming are left for the caller (the
+ * output format splits it into shards). Dense LLaMA only: a mixture of
+ * experts is refused. On TC_OK *plan belongs to the caller. */
+tc_status tc_plan_build_hf(tc_hf_model *m, tc_dtype out_dtype, tc_plan **plan);
 
 /* Checks that do not depend on the cell: the layout's divisibility rules
  * (layout.h), embedding-sharding options, unsupported config values.

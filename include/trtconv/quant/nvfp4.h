@@ -4,8 +4,12 @@
  * bit). The formulas are those of ModelOpt's NVFP4QTensor
  * (modelopt/torch/quantization/qtensor/nvfp4_tensor.py, commit 5a4242fa):
  *
- *   per tensor  s2 = amax / (6 * 448), float32 (amax = max |w| of the
- *               tensor: weights_scaling_factor_2, "weight_scale_2");
+ *   per tensor  s2 = amax * (1.0f / 2688.0f), float32 (amax = max |w| of
+ *               the tensor, or of the fused q/k/v or gate/up group:
+ *               weights_scaling_factor_2, "weight_scale_2"; ModelOpt's
+ *               `_amax.float() / (6.0 * 448.0)` is a CUDA tensor over a
+ *               Python scalar, which torch computes as a multiplication
+ *               by the float32 reciprocal, like fp8.h's scales);
  *   per block   of 16 consecutive values along the input dimension K:
  *               b = block amax / (6 * s2) in float32 (6 * s2 first), 1 where
  *               that is 0, stored as FP8 E4M3 (tc_f32_to_e4m3fn: torch's
@@ -31,7 +35,11 @@
 
 uint8_t tc_e2m1_code(float v);       /* the 4-bit code of v (see above) */
 float tc_e2m1_value(uint8_t code);   /* the value of the low 4 bits */
-float tc_nvfp4_global_scale(float amax);
+float tc_nvfp4_global_scale(float amax);  /* s2 of a weight amax */
+/* The activation's global scale ("input_scale"): ModelOpt's
+ * get_activation_scaling_factor, amax * (1.0f / 2688.0f) after export_amax
+ * (an amax of 0 counts as 6: scale 6 / 2688). */
+float tc_nvfp4_input_scale(float amax);
 
 /* Rows [rows, cols] of dtype dt (F16, BF16, F32; cols a multiple of 16)
  * with the tensor's s2: packed [rows, cols / 2] bytes and the block scales
