@@ -27,7 +27,8 @@ tc_status tc_job_eval_check(const tc_job *j)
     if (tc_hf_is_moe(&j->model->cfg) && (q.woq_bits || q.act))
         return tc_fail(TC_E_USAGE, "--eval: the quantized experts of a mixture-of-experts model "
                        "are not emulated yet (docs/eval.md)");
-    const int cells = tc_layout_cells(&j->s.layout);
+    /* A Hugging Face-style checkpoint runs in tp 1 x pp 1 on any ranks. */
+    const int cells = j->s.hf ? 1 : tc_layout_cells(&j->s.layout);
     if (j->comm->size % cells != 0)
         return tc_fail(TC_E_USAGE, "--eval runs the checkpoint in its layout: the number of "
                        "ranks (%d) must be a multiple of tp_size x pp_size = %d", j->comm->size,

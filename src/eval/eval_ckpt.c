@@ -14,6 +14,7 @@
 #include "trtconv/core/jsonutil.h"
 #include "trtconv/core/log.h"
 #include "trtconv/eval/ckpt_weights.h"
+#include "trtconv/eval/hf_weights.h"
 #include "trtconv/plan/layout.h"
 #include "trtconv/plan/plan.h"
 
@@ -23,6 +24,7 @@ typedef struct ckpt_info {
     tc_embedding emb;
     tc_dtype dtype;
     tc_ckpt_quant q;
+    bool hf;                 /* a Hugging Face-style checkpoint (--output_format hf) */
 } ckpt_info;
 
 static cJSON *read_json(const char *dir, const char *name, bool required, tc_status *st)
@@ -87,6 +89,39 @@ tc_status tc_eval_quant_parse(const char *a, const char *kv, const char *where,
     return TC_OK;
 }
 
+/* A Hugging Face-style checkpoint (no "mapping"): evaluated in tp 1 x pp 1,
+ * every rank a replica; its dtype and quantization_config. */
+static tc_status hf_read_info(const char *dir, const cJSON *cfg, ckpt_info *ci)
+{
+    ci->hf = true;
+    ci->layout = (tc_layout){ .tp = 1, .pp = 1 };
+    TC_TRY(tc_layout_set_moe(&ci->layout, -1, -1));
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "torch_dtype");
+    if (!cJSON_IsString(dt))
+        dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
+    tc_float_type ft;
+    if (!cJSON_IsString(dt) || tc_float_type_parse(dt->valuestring, &ft) != 0)
+        return tc_fail(TC_E_INPUT, "%s/config.json: torch_dtype must be float16, bfloat16 or "
+                       "float32", dir);
+    ci->dtype = tc_float_type_dtype(ft);
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
+    const cJSON *algo = cJSON_IsObject(qc) ? cJSON_GetObjectItemCaseSensitive(qc, "quant_algo") : NULL;
+    if (cJSON_IsString(algo) && !strcmp(algo->valuestring, "FP8")) {
+        ci->q.act = TC_FQ_FP8;
+    } else if (cJSON_IsString(algo) && !strcmp(algo->valuestring, "FP8_PER_CHANNEL_PER_TOKEN")) {
+        ci->q.act = TC_FQ_FP8;
+        ci->q.per_token = true;
+    } else if (algo) {
+        return tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval emulates unquantized, FP8 and "
+                       "FP8_PER_CHANNEL_PER_TOKEN Hugging Face-style checkpoints so far (NVFP4's "
+                       "activation quantization is not emulated yet; docs/eval.md)", dir,
+                       cJSON_IsString(algo) ? algo->valuestring : "(not a string)");
+    }
+    if (cJSON_IsObject(qc) && cJSON_GetObjectItemCaseSensitive(qc, "kv_cache_scheme"))
+        ci->q.kv = TC_FQ_FP8;
+    return TC_OK;
+}
+
 static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *ci)
 {
     memset(ci, 0, sizeof *ci);
@@ -94,6 +129,12 @@ static tc_status ckpt_read_info(const char *dir, int64_t target_sm, ckpt_info *c
     cJSON *cfg = read_json(dir, "config.json", true, &st);
     if (!cfg)
         return st;
+    if (!cJSON_GetObjectItemCaseSensitive(cfg, "mapping") &&
+        cJSON_GetObjectItemCaseSensitive(cfg, "architectures")) {
+        st = hf_read_info(dir, cfg, ci);
+        cJSON_Delete(cfg);
+        return st;
+    }
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(cfg, "mapping");
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(cfg, "quantization");
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(cfg, "dtype");
@@ -170,13 +211,21 @@ tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_t
     if (st == TC_OK)
         st = tc_plan_check_model(&model->cfg, &checks);
     tc_ckpt_weights *w = NULL;
-    if (st == TC_OK)
-        st = tc_ckpt_weights_open(dir, tc_layout_replica_cell(&ci.layout, comm->rank), &ci.q,
-                                  &w);
+    tc_hf_weights *hw = NULL;
+    const int cell = tc_layout_replica_cell(&ci.layout, comm->rank);
+    if (st == TC_OK && ci.hf)
+        st = tc_hf_weights_open(dir, &ci.q, tc_layout_pp_rank(&ci.layout, cell) *
+                                                (model->cfg.num_hidden_layers / ci.layout.pp),
+                                &hw);
+    else if (st == TC_OK)
+        st = tc_ckpt_weights_open(dir, cell, &ci.q, &w);
     st = tc_comm_agree(comm, st, dir);
     if (st == TC_OK) {
         tc_fwd_weight_source src;
-        tc_ckpt_weights_source(w, &src);
+        if (hw)
+            tc_hf_weights_source(hw, &src);
+        else
+            tc_ckpt_weights_source(w, &src);
         const tc_fwd_setup s = {
             .model = model, .layout = ci.layout, .emb = ci.emb, .dtype = ci.dtype, .comm = comm,
             .gpu = o->gpu, .threads = o->threads > 0 ? o->threads : 1,
@@ -191,6 +240,7 @@ tc_status tc_eval_checkpoint(const tc_comm *comm, tc_hf_model *model, const tc_t
         snprintf(out->label, sizeof out->label, "%s", dir);
     }
     tc_ckpt_weights_close(w);
+    tc_hf_weights_close(hw);
     return st;
 }
 

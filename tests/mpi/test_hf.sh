@@ -171,6 +171,45 @@ else
     fail "--resume"; grep -i resume "$WORK/last.log" | head
 fi
 
+# trtconv eval reads the format: unquantized exactly the source; FP8 within
+# its step and close to the TensorRT-LLM FP8 checkpoint of the same
+# statistics; the FP8 KV cache adds error; NVFP4 refused by name.
+run_np 2 --model_dir "$M" --output_dir "$WORK/trt_fp8" --dtype bfloat16 --use_fp8 \
+    --calib_stats "$WORK/fp8.h5" </dev/null ||
+    fail "the TensorRT-LLM FP8 checkpoint"
+if timeout 300 "$MPIEXEC" -np 2 "$TRTCONV" eval --model_dir "$M" --checkpoint_dir "$WORK/plain" \
+    --checkpoint_dir "$WORK/fp8" --checkpoint_dir "$WORK/fp8kv" --checkpoint_dir "$WORK/fp8pc" \
+    --checkpoint_dir "$WORK/trt_fp8" --dataset "$WORK/ids.jsonl" --batch_size 3 \
+    --output_json "$WORK/ev.json" >"$WORK/last.log" 2>&1; then
+    python3 - "$WORK/ev.json" <<'PY' && pass "trtconv eval of the format: unquantized error 0 and ratio 1 (every linear too); FP8, FP8 per channel positive and finite; the FP8 KV cache adds error; FP8 within 5% of the TensorRT-LLM FP8 checkpoint's error" ||
+import json, math, sys
+c = {x["checkpoint_dir"].rsplit("/", 1)[-1]: x for x in json.load(open(sys.argv[1]))["checkpoints"]}
+fin = {k: v["final_norm_rel_error"] for k, v in c.items()}
+print(fin)
+p = c["plain"]
+ok = p["perplexity_ratio"] == 1.0 and p["kl_mean"] == 0.0 and fin["plain"] == 0.0
+ok &= all(v == 0.0 for l in p["layers"] for v in l["linear_rel_error"].values())
+ok &= all(0 < fin[k] < 0.5 and math.isfinite(fin[k]) for k in ("fp8", "fp8kv", "fp8pc", "trt_fp8"))
+ok &= fin["fp8kv"] > fin["fp8"]
+ok &= abs(fin["fp8"] - fin["trt_fp8"]) <= 0.05 * fin["trt_fp8"]
+sys.exit(0 if ok else 1)
+PY
+        fail "eval of the format"
+else
+    fail "trtconv eval of the format"; tail -10 "$WORK/last.log"
+fi
+timeout 120 "$MPIEXEC" -np 1 "$TRTCONV" eval --model_dir "$M" --checkpoint_dir "$WORK/nvfp4" \
+    --dataset "$WORK/ids.jsonl" >"$WORK/last.log" 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q "NVFP4's activation quantization is not emulated" "$WORK/last.log" &&
+    pass "eval of an NVFP4 checkpoint refused with the reason (exit 2)" ||
+    { fail "eval NVFP4 refusal (rc $rc)"; tail -3 "$WORK/last.log"; }
+rm -rf "$WORK/ev"
+run_np 3 --model_dir "$M" --output_dir "$WORK/ev" --output_format hf --use_fp8_rowwise \
+    --eval "$WORK/ids.jsonl" </dev/null && grep -q "top-1 agreement" "$WORK/last.log" &&
+    pass "--eval after an hf conversion (FP8 per channel, 3 ranks)" ||
+    { fail "--eval after an hf conversion"; tail -5 "$WORK/last.log"; }
+
 # Refusals.
 gen --out "$WORK/odd" --layers 1 --hidden 128 --heads 4 --intermediate 200 --vocab 384
 rm -rf "$WORK/o"
