@@ -57,6 +57,16 @@ static tc_status grow(float **p, int64_t *cap, int64_t n)
     return TC_OK;
 }
 
+/* *d2 += sum of (got - ref)^2, *r2 += sum of ref^2, in float64. */
+static void sum_squares(const float *got, const float *ref, int64_t n, double *d2, double *r2)
+{
+    for (int64_t k = 0; k < n; k++) {
+        const double d = (double)got[k] - (double)ref[k];
+        *d2 += d * d;
+        *r2 += (double)ref[k] * (double)ref[k];
+    }
+}
+
 static tc_status sink(void *ctx, int64_t batch, const char *kind, int64_t layer, int64_t col0,
                       const float *data, int64_t rows, int64_t cols)
 {
@@ -82,12 +92,7 @@ static tc_status sink(void *ctx, int64_t batch, const char *kind, int64_t layer,
             return tc_fail(TC_E_INTERNAL, "eval: layer %lld: %lld values against %lld",
                            (long long)layer, (long long)n, (long long)c->hid_elems[i]);
         double d2 = 0.0, r2 = 0.0;
-        const float *a = c->hid[i];
-        for (int64_t k = 0; k < n; k++) {
-            const double d = (double)data[k] - (double)a[k];
-            d2 += d * d;
-            r2 += (double)a[k] * (double)a[k];
-        }
+        sum_squares(data, c->hid[i], n, &d2, &r2);
         const int64_t slot = norm ? c->L : layer;
         if (c->phase == 1) {
             c->d2[slot] += d2;
@@ -143,12 +148,7 @@ static tc_status linear_sink(void *ctx, int64_t batch, const char *kind, int64_t
     if (c->tp_rank != 0 && (k == 1 || k == 4))
         return TC_OK;
     double d2 = 0.0, r2 = 0.0;
-    const float *a = c->lin[slot];
-    for (int64_t i = 0; i < n; i++) {
-        const double d = (double)data[i] - (double)a[i];
-        d2 += d * d;
-        r2 += (double)a[i] * (double)a[i];
-    }
+    sum_squares(data, c->lin[slot], n, &d2, &r2);
     c->ld2[layer * TC_EVAL_LINEARS + k] += d2;
     c->lr2[layer * TC_EVAL_LINEARS + k] += r2;
     return TC_OK;

@@ -48,19 +48,7 @@ typedef struct hf_list {
     size_t n, cap;
 } hf_list;
 
-static int g_problems;
-
-static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void problem(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL: ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    g_problems++;
-}
+#define problem tc_verify_problem
 
 static void add(hf_list *l, tc_dtype dt, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -208,10 +196,9 @@ static void check_scale(const char *path, tc_st_file *f, const tc_st_tensor *t)
     free(v);
 }
 
-int tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool hash,
-                 int64_t *files_ok, uint64_t *bytes)
+void tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool hash,
+                  int64_t *files_ok, uint64_t *bytes)
 {
-    g_problems = 0;
     hf_list l = { 0 };
     char path[4200];
     cJSON *index = NULL;
@@ -257,7 +244,7 @@ int tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool ha
                     e.rank != r || of != world ? "not shard r of world_size" : why);
             continue;
         }
-        const int before = g_problems;
+        const int before = tc_verify_problems();
         snprintf(path, sizeof path, "%s/%s", dir, e.file);
         struct stat sb;
         tc_st_file *f = NULL;
@@ -307,7 +294,7 @@ int tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool ha
             else if (strcmp(hex, e.sha256) != 0)
                 problem("%s: sha256_tree %s, the manifest records %s", path, hex, e.sha256);
         }
-        if (g_problems == before) {
+        if (tc_verify_problems() == before) {
             (*files_ok)++;
             *bytes += e.size;
         }
@@ -321,5 +308,4 @@ int tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool ha
 done:
     cJSON_Delete(index);
     free(l.v);
-    return g_problems;
 }

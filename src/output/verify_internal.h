@@ -7,11 +7,15 @@
 #include <stdint.h>
 
 struct cJSON;
+/* verify.c: one problem, printed as "FAIL: ..." and counted. */
+void tc_verify_problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int tc_verify_problems(void);
+
 /* verify_hf.c: the shards, index and tensors of an --output_format hf
- * directory whose config.json digest the caller has checked. Prints one
- * FAIL line per problem; returns their number and adds the intact shards
- * to *files_ok and their bytes to *bytes. */
-int tc_verify_hf(const char *dir, const struct cJSON *config, const struct cJSON *manifest,
-                 bool hash, int64_t *files_ok, uint64_t *bytes);
+ * directory whose config.json digest the caller has checked; each problem
+ * through tc_verify_problem. Adds the intact shards to *files_ok and their
+ * bytes to *bytes. */
+void tc_verify_hf(const char *dir, const struct cJSON *config, const struct cJSON *manifest,
+                  bool hash, int64_t *files_ok, uint64_t *bytes);
 
 #endif
