@@ -9,6 +9,7 @@
 /* The quantizer kinds of trtconv/fwd/fake_quant.h (TC_FQ_INT8 = 1,
  * TC_FQ_FP8 = 2; src/fwd/fwd_gpu.c asserts they agree). */
 #define FQ_FP8 2
+#define FQ_NVFP4 3
 
 /* TensorRT-LLM's element quantizers: cvt.rni.sat.s8.f32 (NaN to 0), and
  * E4M3 with satfinite (NaN stays NaN). */
@@ -23,6 +24,45 @@ __device__ __forceinline__ float fq_elem(int kind, float v)
         return 0.0f;
     const float r = rintf(v);
     return r > 127.0f ? 127.0f : r < -128.0f ? -128.0f : r;
+}
+
+/* v on the E2M1 grid: round to nearest, ties to the even code, saturating. */
+__device__ __forceinline__ float fq_e2m1(float v)
+{
+    const float grid[8] = { 0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f };
+    const float a = fabsf(v);
+    int k = 7;
+    if (!isnan(a))
+        for (int i = 0; i < 7; i++) {
+            const float mid = __fmul_rn(0.5f, __fadd_rn(grid[i], grid[i + 1]));
+            if (a < mid || (a == mid && i % 2 == 0)) {
+                k = i;
+                break;
+            }
+        }
+    return v < 0.0f ? -grid[k] : grid[k];
+}
+
+/* NVFP4 activations: one thread per block of 16 inputs (fake_quant.h). */
+template <int DT>
+__global__ void nvfp4_act_kernel(void *out, const void *x, int64_t T, int64_t K, float s,
+                                 float row_static, float *row)
+{
+    const int64_t nb = K / 16;
+    const float g = __fdiv_rn(1.0f, s), inv_g = __fdiv_rn(1.0f, g);
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < T * nb;
+         j += (int64_t)gridDim.x * blockDim.x) {
+        const size_t i0 = (size_t)(j / nb) * (size_t)K + (size_t)(j % nb) * 16;
+        float amax = 0.0f;
+        for (int k = 0; k < 16; k++)
+            amax = fmaxf(amax, fabsf(elem<DT>::ld(x, i0 + k)));
+        const float b = fq_elem(FQ_FP8, __fmul_rn(g, __fmul_rn(amax, 1.0f / 6.0f)));
+        const float o = b != 0.0f ? __fdiv_rn(1.0f, __fmul_rn(b, inv_g)) : 0.0f;
+        for (int k = 0; k < 16; k++)
+            elem<DT>::st(out, i0 + k, __fmul_rn(fq_e2m1(__fmul_rn(elem<DT>::ld(x, i0 + k), o)), b));
+        if (j % nb == 0)
+            row[j / nb] = row_static;
+    }
 }
 
 /* One block per row (grid-stride): the row's maximum first when per token. */
@@ -103,6 +143,13 @@ extern "C" tc_status tc_fq_act_quant_cuda(void *out, const void *x, tc_dtype dt,
                                           float row_static, int clamp, float clamp_lo,
                                           float clamp_hi, float *row, void *stream)
 {
+    if (kind == FQ_NVFP4) {
+        if (K % 16)
+            return tc_fail(TC_E_INTERNAL, "NVFP4 activations: %lld inputs per row", (long long)K);
+        const int64_t blocks = T * (K / 16);
+        LAUNCH(grid_for, (size_t)blocks, blocks, nvfp4_act_kernel, FWD_BLOCK, stream, out, x, T, K,
+               scale, row_static, row);
+    }
     const float floor_dt = tc_round_to_dtype(dt, 1e-6f);
     const float lo = tc_round_to_dtype(dt, clamp_lo), hi = tc_round_to_dtype(dt, clamp_hi);
     LAUNCH(row_grid, T, T * K, act_quant_kernel, FWD_BLOCK, stream, out, x, T, K, kind, per_token,

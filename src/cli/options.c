@@ -611,9 +611,6 @@ tc_status tc_opts_parse(tc_opts *o, int argc, char **argv, FILE *out, FILE *err,
                                "--use_embedding_sharing, --meta_ckpt_dir, "
                                "--remove_duplicated_kv_heads and --use_meta_fp8_rowwise_recipe "
                                "belong to the TensorRT-LLM checkpoint");
-        if (o->eval_dataset && o->use_nvfp4)
-            return usage_error(err, "--eval of an NVFP4 checkpoint: NVFP4's activation "
-                               "quantization is not emulated yet (docs/eval.md)");
         if (!o->model_dir)
             return usage_error(err, "--output_format hf needs --model_dir (the output is that "
                                "Hugging Face directory with its weights converted)");

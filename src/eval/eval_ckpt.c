@@ -111,10 +111,12 @@ static tc_status hf_read_info(const char *dir, const cJSON *cfg, ckpt_info *ci)
     } else if (cJSON_IsString(algo) && !strcmp(algo->valuestring, "FP8_PER_CHANNEL_PER_TOKEN")) {
         ci->q.act = TC_FQ_FP8;
         ci->q.per_token = true;
+    } else if (cJSON_IsString(algo) && !strcmp(algo->valuestring, "NVFP4")) {
+        ci->q.act = TC_FQ_NVFP4;
     } else if (algo) {
-        return tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval emulates unquantized, FP8 and "
-                       "FP8_PER_CHANNEL_PER_TOKEN Hugging Face-style checkpoints so far (NVFP4's "
-                       "activation quantization is not emulated yet; docs/eval.md)", dir,
+        return tc_fail(TC_E_USAGE, "%s: quant_algo %s: trtconv eval emulates unquantized, FP8, "
+                       "FP8_PER_CHANNEL_PER_TOKEN and NVFP4 Hugging Face-style checkpoints "
+                       "(docs/eval.md)", dir,
                        cJSON_IsString(algo) ? algo->valuestring : "(not a string)");
     }
     if (cJSON_IsObject(qc) && cJSON_GetObjectItemCaseSensitive(qc, "kv_cache_scheme"))

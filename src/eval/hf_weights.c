@@ -15,10 +15,14 @@
  *                       channel's weight_scale;
  *   FP8 per channel     input quantized per token (fake_quant.h's FP8 row
  *                       rule), output times the channel's weight_scale;
+ *   NVFP4               each weight value E2M1(code) * its block's E4M3
+ *                       weight_scale (exact in the forward dtype), the
+ *                       input quantized in blocks of 16 with input_scale
+ *                       (fake_quant.h), the output times input_scale and
+ *                       weight_scale_2;
  *   FP8 KV cache        k_scale (= v_scale, which trtconv's writer makes
  *                       equal in practice; different ones are refused: the
  *                       engine's KV emulation takes one scale).
- * NVFP4 is refused (its activation quantization is not emulated yet).
  * Hostile files: each tensor's dtype and shape are checked against the
  * source tensor it replaces before anything is read.
  * Ownership: the source owns its open shards and the scales of the last
@@ -161,6 +165,61 @@ static bool is_float(tc_dtype dt)
     return dt == TC_DT_F16 || dt == TC_DT_BF16 || dt == TC_DT_F32;
 }
 
+/* The stored dtype of a quantized linear weight of this checkpoint. */
+static bool is_quantized(const tc_hf_weights *w, const tc_st_tensor *q)
+{
+    return (w->q.act == TC_FQ_FP8 && q->dtype == TC_DT_F8_E4M3) ||
+           (w->q.act == TC_FQ_NVFP4 && q->dtype == TC_DT_U8);
+}
+
+static const float e2m1_grid[8] = { 0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f };
+
+/* Rows [a, b) of a piece from an NVFP4 weight q ([N, K/2] codes) and its
+ * block scales ([N, K/16] E4M3) as code value * block scale. */
+static tc_status nvfp4_rows(tc_hf_weights *w, const tc_plan_tensor *t, const tc_piece *pc,
+                            tc_st_file *f, const tc_st_tensor *q, int64_t r0, int64_t a,
+                            int64_t b, void *out)
+{
+    const int64_t K = pc->src->ndim == 2 ? pc->src->shape[1] : 0;
+    char module[192];
+    const size_t len = strlen(pc->src->name);
+    snprintf(module, sizeof module, "%.*s.weight_scale", (int)(len > 7 ? len - 7 : 0),
+             pc->src->name);
+    tc_st_file *sf;
+    const tc_st_tensor *sc;
+    TC_TRY(find(w, module, &sf, &sc));
+    if (K % 16 || pc->src_col % 16 || pc->cols % 16 || q->ndim != 2 || q->shape[1] != K / 2 ||
+        sc->dtype != TC_DT_F8_E4M3 || sc->ndim != 2 || sc->shape[0] != q->shape[0] ||
+        sc->shape[1] != K / 16)
+        return tc_fail(TC_E_INPUT, "%s: %s must be U8 [N, K/2] with %s F8_E4M3 [N, K/16] (K = "
+                       "%lld, whole blocks of 16)", f->path, q->name, module, (long long)K);
+    const size_t oes = tc_dtype_bits(t->slice_dtype) / 8;
+    uint8_t *codes = malloc((size_t)pc->cols / 2 + 1), *scales = malloc((size_t)pc->cols / 16 + 1);
+    float *row = malloc((size_t)pc->cols * sizeof(float) + 1);
+    tc_status st = codes && scales && row ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+    for (int64_t r = a; st == TC_OK && r < b; r++) {
+        const uint64_t sr = (uint64_t)(pc->src_row + (r - pc->dst_row));
+        st = tc_st_read(f, q->begin + sr * (uint64_t)(K / 2) + (uint64_t)pc->src_col / 2, codes,
+                        (size_t)pc->cols / 2);
+        if (st == TC_OK)
+            st = tc_st_read(sf, sc->begin + sr * (uint64_t)(K / 16) + (uint64_t)pc->src_col / 16,
+                            scales, (size_t)pc->cols / 16);
+        for (int64_t c = 0; st == TC_OK && c < pc->cols; c++) {
+            const uint8_t code = (uint8_t)(codes[c / 2] >> (4 * (c % 2))) & 15;
+            const float v = e2m1_grid[code & 7];
+            row[c] = (code & 8 ? -v : v) * tc_e4m3fn_to_f32(scales[c / 16]);
+        }
+        if (st == TC_OK)
+            tc_convert((uint8_t *)out + ((size_t)(r - r0) * (size_t)t->cols +
+                                         (size_t)pc->dst_col) * oes,
+                       t->slice_dtype, row, TC_DT_F32, (size_t)pc->cols);
+    }
+    free(codes);
+    free(scales);
+    free(row);
+    return st;
+}
+
 static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr, void *out)
 {
     tc_hf_weights *w = ctx;
@@ -177,6 +236,10 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
         tc_st_file *f;
         const tc_st_tensor *q;
         TC_TRY(find(w, pc->src->name, &f, &q));
+        if (t->linear && w->q.act == TC_FQ_NVFP4 && q->dtype == TC_DT_U8) {
+            TC_TRY(nvfp4_rows(w, t, pc, f, q, r0, a, b, out));
+            continue;
+        }
         const bool shape_ok = q->ndim == pc->src->ndim && q->nelements == pc->src->nelements &&
                               (q->ndim < 1 || q->shape[0] == pc->src->shape[0]);
         const bool fp8 = q->dtype == TC_DT_F8_E4M3 && w->q.act == TC_FQ_FP8 && t->linear;
@@ -243,7 +306,7 @@ static tc_status linear_quant(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_
         tc_st_file *f;
         const tc_st_tensor *q;
         TC_TRY(find(w, pc->src->name, &f, &q));
-        const int is_q = q->dtype == TC_DT_F8_E4M3;
+        const int is_q = is_quantized(w, q);
         if (quantized >= 0 && quantized != is_q)
             return tc_fail(TC_E_INPUT, "%s: the linears fused into %s are partly quantized (an "
                            "--exclude_modules pattern that splits q/k/v or gate/up): not "
@@ -258,7 +321,8 @@ static tc_status linear_quant(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_
         float *ws = malloc((size_t)N * sizeof(float) + 1);
         tc_status st = ws ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
         if (st == TC_OK)
-            st = read_scale(w, module, "weight_scale", w->q.per_token ? N : 1, ws);
+            st = read_scale(w, module, w->q.act == TC_FQ_NVFP4 ? "weight_scale_2" : "weight_scale",
+                            w->q.per_token ? N : 1, ws);
         for (int64_t r = 0; st == TC_OK && r < pc->rows; r++)
             w->col[pc->dst_row + r] = ws[w->q.per_token ? pc->src_row + r : 0];
         free(ws);
@@ -275,11 +339,14 @@ static tc_status linear_quant(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_
     }
     if (quantized != 1)
         return TC_OK;
-    out->act = TC_FQ_FP8;
+    out->act = w->q.act;
     out->col = w->col;
     out->n_col = t->rows;
     out->per_token = w->q.per_token;
-    if (!w->q.per_token) {
+    if (w->q.act == TC_FQ_NVFP4) {
+        out->act_scale = in_scale;   /* the global scale of its blocks */
+        out->row_scale = in_scale;
+    } else if (!w->q.per_token) {
         /* x / input_scale, saturated to E4M3; the output times input_scale. */
         out->act_scale = 1.0f / tc_round_to_dtype(t->slice_dtype, in_scale);
         out->row_scale = in_scale;

@@ -401,7 +401,8 @@ static tc_status gpu_silu_mul_max(fwd_backend *b, void *out, const void *gv, con
 }
 
 /* kernels/fake_quant.cu takes the kinds as numbers (it may not include fwd/). */
-_Static_assert(TC_FQ_INT8 == 1 && TC_FQ_FP8 == 2, "kernels/fake_quant.cu's quantizer kinds");
+_Static_assert(TC_FQ_INT8 == 1 && TC_FQ_FP8 == 2 && TC_FQ_NVFP4 == 3,
+               "kernels/fake_quant.cu's quantizer kinds");
 
 static tc_status gpu_act_quant(fwd_backend *b, void *out, const void *x, tc_dtype dt, int64_t T,
                                int64_t K, int kind, bool per_token, float scale, float row_static,

@@ -59,8 +59,10 @@ static tc_status load_linear(tc_fwd_engine *e, int64_t li, int k, lin_quant *q)
     if (lq.act == TC_FQ_NONE)
         return TC_OK;
     const char *why = NULL;
-    if (lq.act != TC_FQ_INT8 && lq.act != TC_FQ_FP8)
+    if (lq.act != TC_FQ_INT8 && lq.act != TC_FQ_FP8 && lq.act != TC_FQ_NVFP4)
         why = "an unknown input quantization";
+    else if (lq.act == TC_FQ_NVFP4 && (lq.per_token || t->cols % TC_FQ_NVFP4_BLOCK))
+        why = "NVFP4 inputs that are not static blocks of 16";
     else if (e->moe)
         why = "a quantized mixture of experts, which is not emulated";
     else if ((k == LQ_QKV && e->layers[li].qkv_bias) || (k == LQ_DENSE && e->layers[li].dense_bias))

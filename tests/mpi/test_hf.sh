@@ -198,12 +198,25 @@ PY
 else
     fail "trtconv eval of the format"; tail -10 "$WORK/last.log"
 fi
-timeout 120 "$MPIEXEC" -np 1 "$TRTCONV" eval --model_dir "$M" --checkpoint_dir "$WORK/nvfp4" \
-    --dataset "$WORK/ids.jsonl" >"$WORK/last.log" 2>&1
-rc=$?
-[ $rc = 2 ] && grep -q "NVFP4's activation quantization is not emulated" "$WORK/last.log" &&
-    pass "eval of an NVFP4 checkpoint refused with the reason (exit 2)" ||
-    { fail "eval NVFP4 refusal (rc $rc)"; tail -3 "$WORK/last.log"; }
+if timeout 300 "$MPIEXEC" -np 2 "$TRTCONV" eval --model_dir "$M" --checkpoint_dir "$WORK/fp8" \
+    --checkpoint_dir "$WORK/nvfp4" --checkpoint_dir "$WORK/nvfp4ex" --dataset "$WORK/ids.jsonl" \
+    --batch_size 3 --output_json "$WORK/ev4.json" >"$WORK/last.log" 2>&1; then
+    python3 - "$WORK/ev4.json" <<'PY' && pass "eval of NVFP4 (weights and inputs in blocks of 16): error above FP8's at every layer and every linear; the excluded layer 0 exactly 0" ||
+import json, sys
+c = {x["checkpoint_dir"].rsplit("/", 1)[-1]: x for x in json.load(open(sys.argv[1]))["checkpoints"]}
+f8, f4, ex = c["fp8"]["layers"], c["nvfp4"]["layers"], c["nvfp4ex"]["layers"]
+print([round(l["local_rel_error"], 4) for l in f8], [round(l["local_rel_error"], 4) for l in f4])
+ok = all(a["local_rel_error"] < b["local_rel_error"] for a, b in zip(f8, f4))
+ok &= all(a["linear_rel_error"][k] < b["linear_rel_error"][k] for a, b in zip(f8, f4)
+          for k in a["linear_rel_error"])
+ok &= all(v == 0.0 for v in ex[0]["linear_rel_error"].values())
+ok &= ex[1]["linear_rel_error"]["qkv"] > 0 and ex[0]["local_rel_error"] == 0.0
+sys.exit(0 if ok else 1)
+PY
+        fail "NVFP4 eval ordering"
+else
+    fail "eval of NVFP4"; tail -5 "$WORK/last.log"
+fi
 rm -rf "$WORK/ev"
 run_np 3 --model_dir "$M" --output_dir "$WORK/ev" --output_format hf --use_fp8_rowwise \
     --eval "$WORK/ids.jsonl" </dev/null && grep -q "top-1 agreement" "$WORK/last.log" &&

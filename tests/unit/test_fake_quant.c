@@ -104,6 +104,37 @@ START_TEST(static_input_should_use_the_given_scale_and_factor)
 }
 END_TEST
 
+START_TEST(nvfp4_inputs_should_round_each_block_of_16_to_e2m1_times_its_scale)
+{
+    /* Global scale 1: a block whose maximum is 6 gets the scale 1 and its
+     * values the E2M1 grid, ties to the even code (0.25 -> 0, 0.75 -> 1,
+     * 1.25 -> 1, 1.75 -> 2, 2.5 -> 2, 3.5 -> 4, 5 -> 4); a block of zeros
+     * scale 0 and zeros; a block with maximum 12 the scale 2 (12 -> 6 * 2,
+     * 3 -> 1.5 * 2, 0.9 -> 0.5 * 2). */
+    float x[48] = { 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, -0.3f, -0.2f, 0.0f,
+                    -6.0f, 0.1f, 2.9f, 4.9f, -1.1f };
+    const float want0[16] = { 0.0f, 1.0f, 1.0f, 2.0f, 2.0f, 4.0f, 4.0f, 6.0f, -0.5f, 0.0f, 0.0f,
+                              -6.0f, 0.0f, 3.0f, 4.0f, -1.0f };
+    x[32] = 12.0f, x[33] = 3.0f, x[34] = 0.9f, x[35] = -12.0f;
+    float q[48], row[1];
+    ck_assert_float_eq(tc_fq_e2m1(7.5f), 6.0f);
+    ck_assert_float_eq(tc_fq_e2m1(-2.75f), -3.0f);
+    tc_fq_act_rows(q, x, TC_DT_F32, 1, 48, TC_FQ_NVFP4, false, 1.0f, 1.0f, NOCLAMP, row);
+    for (int i = 0; i < 16; i++)
+        ck_assert_msg(q[i] == want0[i], "element %d: %g, want %g", i, (double)q[i],
+                      (double)want0[i]);
+    for (int i = 16; i < 32; i++)
+        ck_assert(q[i] == 0.0f);
+    ck_assert(q[32] == 12.0f && q[33] == 3.0f && q[34] == 1.0f && q[35] == -12.0f &&
+              q[36] == 0.0f);
+    ck_assert_float_eq(row[0], 1.0f);
+    /* Global scale 0.5: the block scale doubles (g = 2), the values stay. */
+    tc_fq_act_rows(q, x, TC_DT_F32, 1, 48, TC_FQ_NVFP4, false, 0.5f, 0.5f, NOCLAMP, row);
+    ck_assert(q[7] == 12.0f && q[5] == 8.0f && q[32] == 24.0f);
+    ck_assert_float_eq(row[0], 0.5f);
+}
+END_TEST
+
 START_TEST(dequant_should_multiply_row_and_column_factors)
 {
     const float acc[4] = { 100.0f, -50.0f, 3.0f, 7.0f };
@@ -146,6 +177,7 @@ int main(void)
     tcase_add_test(tc, clamp_should_bound_the_row_before_its_maximum);
     tcase_add_test(tc, static_input_should_use_the_given_scale_and_factor);
     tcase_add_test(tc, dequant_should_multiply_row_and_column_factors);
+    tcase_add_test(tc, nvfp4_inputs_should_round_each_block_of_16_to_e2m1_times_its_scale);
     tcase_add_test(tc, div_cols_and_qdq_should_round_once_to_the_dtype);
     suite_add_tcase(s, tc);
     return tc_check_run(s);

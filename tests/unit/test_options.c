@@ -217,8 +217,6 @@ START_TEST(opts_parse_should_check_the_hf_output_flags)
     expect_usage_error("not a size", "--output_format", "hf", "--max_shard_size", "5XB", NULL);
     expect_usage_error("needs --model_dir", "--output_format", "hf", NULL);
     expect_usage_error("invalid choice", "--output_format", "onnx", NULL);
-    expect_usage_error("not emulated yet", "--model_dir", "m", "--output_format", "hf",
-                       "--use_nvfp4", "--eval", "d.jsonl", NULL);
 }
 END_TEST
 

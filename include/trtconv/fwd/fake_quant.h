@@ -19,7 +19,19 @@
  *     unless the caller keeps float32.
  * Quantized values are exact in float16 and bfloat16 (integers up to 128,
  * E4M3 values), so the engine's float GEMM multiplies the same numbers the
- * int8 / FP8 GEMM would. */
+ * int8 / FP8 GEMM would.
+ *
+ * NVFP4 (the Hugging Face-style output's NVFP4, issue 22): activations are
+ * quantized at run time per block of 16 consecutive inputs of a row, with
+ * the linear's global scale s (its input_scale; TensorRT-LLM's and vLLM's
+ * fp4 quantization take g = 1/s): b = e4m3(g * (amax * (1/6))) saturating,
+ * o = b != 0 ? 1 / (b * (1/g)) : 0, each element e2m1(x * o) (round to
+ * nearest even on {0, 0.5, 1, 1.5, 2, 3, 4, 6}, saturating, sign kept) and
+ * stored as e2m1 * b, exact in float16/bfloat16 (3 + 1 significant bits);
+ * the row factor is s, and the weight's values are likewise e2m1 * its block
+ * scale with weight_scale_2 as the column factor. The engines form the
+ * reciprocals with rcp.approx.ftz; here they are IEEE divisions, which may
+ * differ in the last bit of o. */
 #ifndef TRTCONV_FAKE_QUANT_H
 #define TRTCONV_FAKE_QUANT_H
 
@@ -28,15 +40,18 @@
 #include <stdint.h>
 #include "trtconv/core/dtype.h"
 
-enum { TC_FQ_NONE = 0, TC_FQ_INT8 = 1, TC_FQ_FP8 = 2 };
+enum { TC_FQ_NONE = 0, TC_FQ_INT8 = 1, TC_FQ_FP8 = 2, TC_FQ_NVFP4 = 3 };
+#define TC_FQ_NVFP4_BLOCK 16
 
 float tc_fq_int8(float v);
 float tc_fq_fp8(float v);
-float tc_fq_elem(int kind, float v); /* the quantizer of kind */
+float tc_fq_elem(int kind, float v); /* the quantizer of kind (INT8, FP8) */
+float tc_fq_e2m1(float v);           /* v on the E2M1 grid (NVFP4 above) */
 
 /* out [T, K] = the quantized values of x [T, K] (dtype dt; out may be x);
  * row[t] gets the factor of row t's GEMM output (row_static when
- * !per_token). With clamp, x is first clamped to [lo, hi] (FP8 rowwise's
+ * !per_token). NVFP4: scale is the global scale s (K a multiple of 16),
+ * per_token and clamp unused. With clamp, x is first clamped to [lo, hi] (FP8 rowwise's
  * clamp_val; the bounds rounded to the dtype, fminf(fmaxf(x, lo), hi) as
  * the kernels' __hmin(__hmax()) do: a NaN becomes lo). */
 typedef struct tc_fq_clamp {
