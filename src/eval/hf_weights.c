@@ -188,7 +188,8 @@ static tc_status nvfp4_rows(tc_hf_weights *w, const tc_plan_tensor *t, const tc_
     tc_st_file *sf;
     const tc_st_tensor *sc;
     TC_TRY(find(w, module, &sf, &sc));
-    if (K % 16 || pc->src_col % 16 || pc->cols % 16 || q->ndim != 2 || q->shape[1] != K / 2 ||
+    if (K % 16 || pc->src_col % 16 || pc->cols % 16 || q->ndim != 2 ||
+        q->shape[0] != pc->src->shape[0] || q->shape[1] != K / 2 ||
         sc->dtype != TC_DT_F8_E4M3 || sc->ndim != 2 || sc->shape[0] != q->shape[0] ||
         sc->shape[1] != K / 16)
         return tc_fail(TC_E_INPUT, "%s: %s must be U8 [N, K/2] with %s F8_E4M3 [N, K/16] (K = "
