@@ -96,7 +96,7 @@ def main():
         parts = name.split(".")
         if not (name.startswith("model.layers.") and len(parts) == 6 and parts[-1] == "weight"):
             continue
-        lin, g, mod = parts[3], parts[2], name[:-len(".weight")]
+        lin, g, mod = parts[4], parts[2], name[:-len(".weight")]
         if algo is None or mod + ".weight_scale" not in out:
             continue
         weight = w.to(dev).to(dt)
