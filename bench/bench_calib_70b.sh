@@ -46,3 +46,6 @@ echo "peak RSS $(awk "BEGIN{printf \"%.0f\", $(cat "$W/rss") / 1024}") MiB; peak
 grep -E "calibrating|statistics|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*: /    /'
 du -sh "$W/out"
 rm -rf "$W/out"
+# The model (30 GB at 16 layers) would leave too little of the 64 GB disk
+# for the next benchmark of the same call: kept only with KEEP_MODEL=1.
+[ "${KEEP_MODEL:-0}" = 1 ] || rm -rf "$W"
