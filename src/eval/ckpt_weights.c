@@ -63,43 +63,55 @@ static bool is_float(tc_dtype dt)
     return dt == TC_DT_F16 || dt == TC_DT_BF16 || dt == TC_DT_F32;
 }
 
-/* Read back and dequantize weight t (plan [N = rows, K = cols]) into the cache. */
+/* Read back and dequantize weight t (plan [N = rows, K = cols]) into the
+ * cache. Stacked experts (t->expert_rows) are stored [E, K, n * bits / 8]
+ * with per_channel_scale [E, n], n = expert_rows, each expert in SM 80's
+ * layout when the target is SM 90 (woq_plan.c, as TensorRT-LLM v0.12). */
 static tc_status dequantize(tc_ckpt_weights *w, const tc_plan_tensor *t, const tc_st_tensor *q)
 {
-    const int64_t n = t->rows, k = t->cols, bits = w->bits;
+    const int64_t E = t->expert_rows > 0 ? t->rows / t->expert_rows : 1;
+    const int64_t n = t->expert_rows > 0 ? t->expert_rows : t->rows, k = t->cols, bits = w->bits;
+    const int sm = t->expert_rows > 0 && w->sm == 90 ? 80 : w->sm;
     const char *file = w->f->path;
-    if (q->ndim != 2 || q->shape[0] != k || q->shape[1] != n * bits / 8)
-        return tc_fail(TC_E_INPUT, "%s: %s: a W%lldA16 weight of the [%lld, %lld] linear must be "
-                       "I8 [%lld, %lld] (trtllm-checkpoint.md §4.6)", file, t->name,
-                       (long long)bits, (long long)n, (long long)k, (long long)k,
+    const bool shape_ok = t->expert_rows > 0
+                              ? q->ndim == 3 && q->shape[0] == E && q->shape[1] == k &&
+                                    q->shape[2] == n * bits / 8
+                              : q->ndim == 2 && q->shape[0] == k && q->shape[1] == n * bits / 8;
+    if (!shape_ok)
+        return tc_fail(TC_E_INPUT, "%s: %s: a W%lldA16 weight of %lld [%lld, %lld] linear(s) must "
+                       "be I8 [%s%lld, %lld] (trtllm-checkpoint.md §4.6)", file, t->name,
+                       (long long)bits, (long long)E, (long long)n, (long long)k,
+                       t->expert_rows > 0 ? "experts, " : "", (long long)k,
                        (long long)(n * bits / 8));
     char sname[160];
     const size_t len = strlen(t->name);
     snprintf(sname, sizeof sname, "%.*s.per_channel_scale", (int)(len - 7), t->name);
     const tc_st_tensor *sc = tc_st_find(w->f, sname);
-    if (!sc || sc->nelements != (uint64_t)n || !is_float(sc->dtype))
-        return tc_fail(TC_E_INPUT, "%s: %s: a weight-only weight needs %s, [%lld] in a float "
-                       "dtype", file, t->name, sname, (long long)n);
+    if (!sc || sc->nelements != (uint64_t)(E * n) || !is_float(sc->dtype))
+        return tc_fail(TC_E_INPUT, "%s: %s: a weight-only weight needs %s, %lld values in a "
+                       "float dtype", file, t->name, sname, (long long)(E * n));
     const size_t qbytes = (size_t)(n * k * bits / 8), ses = tc_dtype_bits(sc->dtype) / 8;
     uint8_t *stored = malloc(qbytes);
     int8_t *vals = malloc((size_t)(n * k));
-    void *sraw = malloc((size_t)n * ses);
-    float *s = malloc((size_t)n * sizeof(float));
-    float *cache = malloc((size_t)(n * k) * sizeof(float));
+    void *sraw = malloc((size_t)(E * n) * ses);
+    float *s = malloc((size_t)(E * n) * sizeof(float));
+    float *cache = malloc((size_t)(E * n * k) * sizeof(float));
     tc_status st = stored && vals && sraw && s && cache
                        ? TC_OK
                        : tc_fail(TC_E_INTERNAL, "out of memory reading back %s", t->name);
     if (st == TC_OK)
-        st = tc_st_read(w->f, q->begin, stored, qbytes);
+        st = tc_st_read(w->f, sc->begin, sraw, (size_t)(E * n) * ses);
     if (st == TC_OK)
-        st = tc_st_read(w->f, sc->begin, sraw, (size_t)n * ses);
-    if (st == TC_OK)
-        st = tc_woq_unprocess(stored, n, k, (int)bits, w->sm, vals);
-    if (st == TC_OK) {
-        tc_convert(s, TC_DT_F32, sraw, sc->dtype, (size_t)n);
-        for (int64_t r = 0; r < n; r++)
+        tc_convert(s, TC_DT_F32, sraw, sc->dtype, (size_t)(E * n));
+    for (int64_t e = 0; st == TC_OK && e < E; e++) {
+        st = tc_st_read(w->f, q->begin + (uint64_t)e * qbytes, stored, qbytes);
+        if (st == TC_OK)
+            st = tc_woq_unprocess(stored, n, k, (int)bits, sm, vals);
+        for (int64_t r = 0; st == TC_OK && r < n; r++)
             for (int64_t c = 0; c < k; c++)
-                cache[r * k + c] = (float)vals[r * k + c] * s[r];
+                cache[(e * n + r) * k + c] = (float)vals[r * k + c] * s[e * n + r];
+    }
+    if (st == TC_OK) {
         free(w->cache);
         w->cache = cache;
         cache = NULL;
@@ -224,10 +236,10 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
         free(f);
         return st;
     }
-    if (t->expert_rows > 0)
-        return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: the quantized experts of a mixture "
-                       "of experts are not emulated yet (docs/eval.md)", file, t->name,
-                       tc_dtype_name(q->dtype));
+    if (t->expert_rows > 0 && (q->dtype != TC_DT_I8 || !w->bits || w->q.woq_no_plugin))
+        return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: of the quantized experts of a mixture "
+                       "of experts eval emulates weight-only ones with the plugin (docs/eval.md)",
+                       file, t->name, tc_dtype_name(q->dtype));
     if (q->dtype != TC_DT_I8 || !w->bits || !weight)
         return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: trtconv eval reads float tensors "
                        "and weight-only (W8A16, W4A16, with the plugin) weights, not this "

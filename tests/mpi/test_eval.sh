@@ -514,11 +514,11 @@ else
     fail "--eval after a conversion"; tail -20 "$WORK/last.log"
 fi
 rm -rf "$WORK/ef"
-rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_weight_only \
-    --weight_only_precision int8 --target_sm 80 --eval "$WORK/ids.jsonl" </dev/null || rc=$?
+rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_fp8 \
+    --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null || rc=$?
 [ $rc -ne 0 ] && grep -q -- "--eval: the quantized experts of a mixture-of-experts model" "$WORK/last.log" &&
     [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
-    pass "--eval with quantized experts refused before converting" ||
+    pass "--eval with FP8 experts refused before converting" ||
     { fail "--eval with quantized experts (rc $rc)"; tail -5 "$WORK/last.log"; }
 rm -rf "$WORK/es"
 if run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/es" --smoothquant 0.5 --per_channel \
@@ -553,9 +553,42 @@ mkdir -p "$WORK/empty"
 refuse "a directory without config.json" "config.json: missing" --model_dir "$WORK/m" \
     --checkpoint_dir "$WORK/empty" --dataset "$WORK/ids.jsonl"
 run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moew8" --use_weight_only \
-    --weight_only_precision int8 --target_sm 80 </dev/null || cat "$WORK/last.log"
-refuse "quantized experts" "mlp.fc.weight is stored as I8: the quantized experts" \
-    --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moew8" --dataset "$WORK/ids.jsonl"
+    --weight_only_precision int8 --target_sm 90 </dev/null || cat "$WORK/last.log"
+run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moew4" --use_weight_only \
+    --weight_only_precision int4 --target_sm 80 </dev/null || cat "$WORK/last.log"
+gen --out "$WORK/moeb" --layers 2 --hidden 128 --heads 4 --kv_heads 2 --intermediate 128 \
+    --vocab 300 --experts 4 --top_k 2 --dtype float16 --seed 4
+run_np 2 --model_dir "$WORK/moeb" --output_dir "$WORK/moebw8" --use_weight_only \
+    --weight_only_precision int8 --target_sm 80 --tp_size 2 --moe_ep_size 2 </dev/null ||
+    cat "$WORK/last.log"
+run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moef8" --use_fp8 \
+    --calib_dataset "$WORK/ids.jsonl" </dev/null || cat "$WORK/last.log"
+refuse "FP8 experts" "mixture of experts" \
+    --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moef8" --dataset "$WORK/ids.jsonl"
+# Weight-only experts: read back expert by expert (int8 for SM 90 stored in
+# SM 80's layout, as v0.12 stores stacked experts), int8 below int4; and a
+# tp 2 x moe_ep 2 checkpoint, each rank two whole experts.
+ev 2 --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moew8" --checkpoint_dir "$WORK/moew4" \
+    --dataset "$WORK/ids.jsonl" --output_json "$WORK/moeq.json" && jq_py "$WORK/moeq.json" <<'PY' &&
+import json, math, sys
+a, b = json.load(open(sys.argv[1]))["checkpoints"]
+e8 = [l["local_rel_error"] for l in a["layers"]] + [a["final_norm_rel_error"]]
+e4 = [l["local_rel_error"] for l in b["layers"]] + [b["final_norm_rel_error"]]
+print("int8 experts (SM 90)", e8, "int4 experts (SM 80)", e4)
+sys.exit(0 if all(0 < x < y < 0.5 for x, y in zip(e8, e4)) and a["top1_agreement"] > 0.9 else 1)
+PY
+    pass "weight-only experts emulated: int8 (SM 90, experts in SM 80's layout) below int4 at every layer, int8 top-1 above 90%" ||
+    { fail "weight-only experts"; tail -5 "$WORK/last.log"; }
+ev 2 --model_dir "$WORK/moeb" --checkpoint_dir "$WORK/moebw8" --dataset "$WORK/ids.jsonl" \
+    --output_json "$WORK/moeb.json" && jq_py "$WORK/moeb.json" <<'PY' &&
+import json, math, sys
+r = json.load(open(sys.argv[1]))["checkpoints"][0]
+e = [l["local_rel_error"] for l in r["layers"]] + [r["final_norm_rel_error"]]
+print("int8 experts, tp 2 x moe_ep 2", e)
+sys.exit(0 if all(0 < x < 0.5 for x in e) and r["top1_agreement"] > 0.9 else 1)
+PY
+    pass "weight-only experts in tp 2 as moe_ep 2: each rank's experts read back, errors small and positive" ||
+    { fail "weight-only experts, tp 2 x moe_ep 2"; tail -5 "$WORK/last.log"; }
 # A mixture of experts unquantized: its layout read from the mapping
 # (moe_tp_size, moe_ep_size; this crashed before), error 0.
 run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moep" --tp_size 2 --moe_ep_size 2 \
@@ -588,6 +621,6 @@ run_np 1 --model_dir "$WORK/m2" --output_dir "$WORK/o2w" --use_weight_only \
     --weight_only_precision int8 --target_sm 80 </dev/null || cat "$WORK/last.log"
 refuse "another model's rank file" "rank0.safetensors: transformer.layers.0.mlp.fc.weight has 24576 elements, the model needs \[256, 128\]" \
     --model_dir "$WORK/m" --checkpoint_dir "$WORK/o2" --dataset "$WORK/ids.jsonl"
-refuse "another model's int8 weights" "transformer.layers.0.mlp.fc.weight: a W8A16 weight of the \[256, 128\] linear must be I8 \[128, 256\]" \
+refuse "another model's int8 weights" "transformer.layers.0.mlp.fc.weight: a W8A16 weight of 1 \[256, 128\] linear(s) must be I8 \[128, 256\]" \
     --model_dir "$WORK/m" --checkpoint_dir "$WORK/o2w" --dataset "$WORK/ids.jsonl"
 finish
