@@ -8,9 +8,12 @@
 #      statements of ModelOpt's export run by torch on the GPU (bytes that
 #      differ, per kind), and the checkpoint dequantized into transformers'
 #      LlamaForCausalLM: logits against the source's;
+#      Before them (TORCH=0: only this), NVFP4 quantized on the GPU and on
+#      the CPU compared byte for byte;
 #   3. unless BENCH=0, the issue's benchmark: the Llama-3-8B shape (LAYERS,
-#      default 32), FP8 (+ FP8 KV) and NVFP4 with 512 x 512 calibration on
-#      one rank: total time, statistics, peak RSS.
+#      default 32), FP8 (+ FP8 KV) and NVFP4 (BENCH_FORMATS, default
+#      "fp8 nvfp4") with 512 x 512 calibration on one rank: total time,
+#      statistics, peak RSS.
 # Logs under $OUT (few files: the device tool returns about 8).
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -32,6 +35,19 @@ for _ in range(64):
     print(json.dumps({"input_ids": [r.randrange(2048) for _ in range(128)]}))
 PY
 {
+    # NVFP4 quantized on the GPU (the default with a GPU) and on the CPU
+    # (--quantize_on cpu): the same bytes.
+    for q in cpu auto; do
+        mpirun -np 1 --bind-to none "$B/trtconv" --model_dir "$W/small" --output_dir "$W/id_$q" \
+            --output_format hf --use_nvfp4 --calib_dataset "$W/ids.jsonl" --quantize_on $q \
+            --progress none --log_level warning || echo "NVFP4 --quantize_on $q failed"
+    done
+    same=1
+    for f in "$W"/id_cpu/model-*.safetensors; do
+        cmp -s "$f" "$W/id_auto/$(basename "$f")" || same=0
+    done
+    echo "NVFP4 quantized on the GPU: shards $([ $same = 1 ] && echo byte-identical || echo DIFFERENT) to the CPU's"
+    [ "${TORCH:-1}" = 0 ] ||
     for fmt in "fp8kv --use_fp8 --fp8_kv_cache" "fp8pc --use_fp8_rowwise" "nvfp4 --use_nvfp4"; do
         set -- $fmt
         name=$1
@@ -63,8 +79,11 @@ llama8b_model "$B" "$W" "${LAYERS:-32}" bfloat16
 random_ids 512 512 >"$W/ids.jsonl"
 {
     echo "model: $(cat "$W/layers") layers of Llama-3-8B shape, bfloat16, $(du -sh "$W/model" | cut -f1); 512 x 512 calibration tokens; one rank"
-    for fmt in "fp8 --use_fp8 --fp8_kv_cache" "nvfp4 --use_nvfp4"; do
-        set -- $fmt
+    for fmt in ${BENCH_FORMATS:-fp8 nvfp4}; do
+        case $fmt in
+        fp8) set -- fp8 --use_fp8 --fp8_kv_cache ;;
+        *) set -- nvfp4 --use_nvfp4 ;;
+        esac
         name=$1
         shift
         rm -rf "$W/out"

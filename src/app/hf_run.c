@@ -52,7 +52,11 @@ tc_status tc_hf_run(tc_job *j, const tc_run_text *run)
                (double)set.all_bytes / 1e9);
     double t_w = tc_now_seconds();
     st = tc_cells_open(j, &set);
-    st = tc_convert_phase(j, &set, NULL, st);
+    /* NVFP4's quantization on the rank's GPU when it has one (the kernel is
+     * the CPU reference bit for bit); FP8's stays on the CPU. */
+    const tc_gpu_info *qgpu = s->hfq.algo == TC_HF_ALGO_NVFP4 && j->gpu.count > 0 &&
+                                      j->o->quantize_on != 1 ? &j->gpu : NULL;
+    st = tc_convert_phase(j, &set, qgpu, st);
     if (c->rank == 0 && st == TC_OK) {
         tc_output_desc d;
         tc_job_output_desc(j, &d);

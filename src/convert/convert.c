@@ -24,6 +24,7 @@
 #if TRTCONV_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #include "trtconv/kernels/fp8.h"
+#include "trtconv/kernels/nvfp4.h"
 #include "trtconv/kernels/woq.h"
 #include "trtconv/mpi/gpu_errors.h"
 #endif
@@ -317,6 +318,30 @@ static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_
     return st;
 }
 
+/* NVFP4 rows on the GPU (kernels/nvfp4.h, bit for bit quant/nvfp4.h):
+ * slice in, packed codes and E4M3 block scales out. */
+static tc_status gpu_nvfp4_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                                int64_t rows, uint8_t *h_q, uint8_t *h_scales)
+{
+    cudaStream_t s = (cudaStream_t)g->stream;
+    const size_t in_bytes = (size_t)rows * (size_t)t->cols * (tc_dtype_bits(t->slice_dtype) / 8);
+    const size_t q_bytes = (size_t)rows * (size_t)t->cols / 2;
+    const size_t sc_bytes = (size_t)rows * (size_t)(t->cols / TC_NVFP4_BLOCK);
+    const size_t s_off = (size_t)(h_scales - h_q);
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(g->d_in, h_slice, in_bytes, cudaMemcpyHostToDevice, s));
+    if (st == TC_OK)
+        st = tc_nvfp4_quantize_rows_cuda(g->d_in, t->slice_dtype, rows, t->cols, t->fp8_scale,
+                                         g->d_out, g->d_out + s_off, g->stream);
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaMemcpyAsync(h_q, g->d_out, q_bytes, cudaMemcpyDeviceToHost, s));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaMemcpyAsync(h_scales, g->d_out + s_off, sc_bytes,
+                                         cudaMemcpyDeviceToHost, s));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaStreamSynchronize(s));
+    return st;
+}
+
 /* FP8 per-tensor rows on the GPU: slice in, E4M3 bytes out. */
 static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
                                      int64_t rows, float scale, uint8_t *h_q)
@@ -335,6 +360,13 @@ static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const t
     return st;
 }
 #else
+static tc_status gpu_nvfp4_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
+                                int64_t rows, uint8_t *h_q, uint8_t *h_scales)
+{
+    (void)g; (void)h_slice; (void)rows; (void)h_q; (void)h_scales;
+    return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
+}
+
 static tc_status gpu_fp8_tensor_rows(gpu_worker *g, const void *h_slice, const tc_plan_tensor *t,
                                      int64_t rows, float scale, uint8_t *h_q)
 {
@@ -398,9 +430,11 @@ static tc_status fp8_tensor_rows(gpu_worker *g, const void *src, const tc_plan_t
 /* A work item's rows of a Hugging Face-style quantized weight (hf_quant.h)
  * from the slice in src: the weight's bytes to q (*nbytes at file offset
  * *off, written by the caller), the per-row or per-block scales written
- * here. On the CPU: these are cheap next to reading the weights. */
-static tc_status hf_quantize(tc_cell_output *c, const tc_plan_tensor *t, const work_item *w,
-                             const void *src, uint8_t *q, size_t *nbytes, uint64_t *off)
+ * here. NVFP4 on the GPU worker g when there is one (its E2M1 search is the
+ * costly part); FP8 on the CPU. */
+static tc_status hf_quantize(gpu_worker *g, tc_cell_output *c, const tc_plan_tensor *t,
+                             const work_item *w, const void *src, uint8_t *q, size_t *nbytes,
+                             uint64_t *off)
 {
     const int64_t K = t->cols, r = w->rows;
     if (t->hf_quant == TC_HF_ALGO_NVFP4) {
@@ -408,7 +442,8 @@ static tc_status hf_quantize(tc_cell_output *c, const tc_plan_tensor *t, const w
         *nbytes = (size_t)r * (size_t)K / 2;
         *off = c->offsets[w->tensor] + (uint64_t)w->row0 * (uint64_t)K / 2;
         uint8_t *bs = q + ((*nbytes + 63) & ~(size_t)63);
-        TC_TRY(tc_nvfp4_quantize_rows(src, t->slice_dtype, r, K, t->fp8_scale, q, bs));
+        TC_TRY(g ? gpu_nvfp4_rows(g, src, t, r, q, bs)
+                 : tc_nvfp4_quantize_rows(src, t->slice_dtype, r, K, t->fp8_scale, q, bs));
         return tc_cell_write(c, bs, (size_t)r * sb, c->offsets[t->scale_index] + (uint64_t)w->row0 * sb);
     }
     *nbytes = (size_t)r * (size_t)K;
@@ -526,7 +561,8 @@ static void *worker_main(void *arg)
                                    c->offsets[t->scale_index] + (uint64_t)w->row0 * 4);
             data = qbuf;
         } else if (t->hf_quant) {
-            st = st == TC_OK ? hf_quantize(c, t, w, dst, qbuf, &nbytes, &off) : st;
+            st = st == TC_OK ? hf_quantize(job->gpu ? &g : NULL, c, t, w, dst, qbuf, &nbytes, &off)
+                             : st;
             data = qbuf;
         } else if (t->fp8_tensor) {
             nbytes = (size_t)w->rows * (size_t)t->cols;
