@@ -13,7 +13,7 @@
 #   3. unless BENCH=0, the issue's benchmark: the Llama-3-8B shape (LAYERS,
 #      default 32), FP8 (+ FP8 KV) and NVFP4 (BENCH_FORMATS, default
 #      "fp8 nvfp4") with 512 x 512 calibration on one rank: total time,
-#      statistics, peak RSS.
+#      statistics, peak RSS (QUANTIZE_ON=gpu: NVFP4 quantized on the GPU).
 # Logs under $OUT (few files: the device tool returns about 8).
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -35,16 +35,16 @@ for _ in range(64):
     print(json.dumps({"input_ids": [r.randrange(2048) for _ in range(128)]}))
 PY
 {
-    # NVFP4 quantized on the GPU (the default with a GPU) and on the CPU
-    # (--quantize_on cpu): the same bytes.
-    for q in cpu auto; do
+    # NVFP4 quantized on the GPU (--quantize_on gpu) and on the CPU: the
+    # same bytes.
+    same=1
+    for q in cpu gpu; do
         mpirun -np 1 --bind-to none "$B/trtconv" --model_dir "$W/small" --output_dir "$W/id_$q" \
             --output_format hf --use_nvfp4 --calib_dataset "$W/ids.jsonl" --quantize_on $q \
-            --progress none --log_level warning || echo "NVFP4 --quantize_on $q failed"
+            --progress none --log_level warning || { echo "NVFP4 --quantize_on $q failed"; same=0; }
     done
-    same=1
     for f in "$W"/id_cpu/model-*.safetensors; do
-        cmp -s "$f" "$W/id_auto/$(basename "$f")" || same=0
+        cmp -s "$f" "$W/id_gpu/$(basename "$f")" || same=0
     done
     echo "NVFP4 quantized on the GPU: shards $([ $same = 1 ] && echo byte-identical || echo DIFFERENT) to the CPU's"
     [ "${TORCH:-1}" = 0 ] ||
@@ -91,7 +91,8 @@ random_ids 512 512 >"$W/ids.jsonl"
         /usr/bin/time -f "wall %e s, peak RSS %M KiB" mpirun -np 1 --bind-to none "$B/trtconv" \
             --model_dir "$W/model" --output_dir "$W/out" --output_format hf "$@" \
             --calib_dataset "$W/ids.jsonl" --calib_size 512 --calib_max_seq_length 512 \
-            --calib_batch_size 8 --workers "${WORKERS:-16}" --progress none >"$W/log" 2>&1
+            --calib_batch_size 8 --workers "${WORKERS:-16}" --quantize_on "${QUANTIZE_ON:-auto}" \
+            --progress none >"$W/log" 2>&1
         echo "== $name (rc $?)"
         grep -E "calibrating|statistics|wrote|peak RSS|wall|error" "$W/log" | sed 's/^trtconv[^:]*: /    /'
         du -sh "$W/out" | sed 's/^/    output /'

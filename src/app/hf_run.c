@@ -52,10 +52,12 @@ tc_status tc_hf_run(tc_job *j, const tc_run_text *run)
                (double)set.all_bytes / 1e9);
     double t_w = tc_now_seconds();
     st = tc_cells_open(j, &set);
-    /* NVFP4's quantization on the rank's GPU when it has one (the kernel is
-     * the CPU reference bit for bit); FP8's stays on the CPU. */
+    /* NVFP4's quantization on the rank's GPU with --quantize_on gpu (the
+     * kernel is the CPU reference bit for bit, cuda_nvfp4; this staging
+     * path has not run end to end on a GPU yet, so it is not the default);
+     * FP8's stays on the CPU. */
     const tc_gpu_info *qgpu = s->hfq.algo == TC_HF_ALGO_NVFP4 && j->gpu.count > 0 &&
-                                      j->o->quantize_on != 1 ? &j->gpu : NULL;
+                                      j->o->quantize_on == 2 ? &j->gpu : NULL;
     st = tc_convert_phase(j, &set, qgpu, st);
     if (c->rank == 0 && st == TC_OK) {
         tc_output_desc d;
