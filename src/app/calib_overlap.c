@@ -78,7 +78,6 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     v.ops = ops;
     v.set = &set;
     v.stats = &stats;
-    char *config_text = NULL;
     int *cells = NULL;
     size_t n_cells = 0;
     const double t0 = tc_now_seconds();
@@ -127,12 +126,7 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     const double t_tail = tc_now_seconds();
     if (st == TC_OK)
         st = ops->write(v.method_job, cells, n_cells, set.outs);
-    if (c->rank == 0 && st == TC_OK) {
-        tc_output_desc d;
-        tc_job_output_desc(j, &d);
-        st = s->format->render_metadata(&d, &config_text);
-    }
-    st = tc_cells_commit(j, run, &set, config_text, st);
+    st = tc_cells_commit(j, run, &set, st);
     if (st == TC_OK && c->rank == 0) {
         const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
         const char *kv_name = !kv->calib ? ""
@@ -149,7 +143,6 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
 done:
     tc_calib_run_free(&v.run);
     tc_cells_free(&set);
-    free(config_text);
     free(cells);
     if (v.method_job)
         ops->destroy(v.method_job);

@@ -238,7 +238,6 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     void *job = NULL;
     tc_cell_set set;
     memset(&set, 0, sizeof set);
-    char *config_text = NULL;
     int *cells = NULL;
     size_t n_cells = 0;
 
@@ -288,12 +287,7 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     st = tc_convert_phase(j, &set, s->quant_gpu, st);
     if (st == TC_OK)
         st = ops->write(job, cells, n_cells, set.outs);
-    if (c->rank == 0 && st == TC_OK) {
-        tc_output_desc d;
-        tc_job_output_desc(j, &d);
-        st = s->format->render_metadata(&d, &config_text);
-    }
-    st = tc_cells_commit(j, run, &set, config_text, st);
+    st = tc_cells_commit(j, run, &set, st);
     t_w = tc_now_seconds() - t_w;
     if (st == TC_OK) {
         const tc_quant_method *w = s->quant.weights, *kv = s->quant.kv;
@@ -310,7 +304,6 @@ tc_status tc_calibrated_run(tc_job *j, const tc_run_text *run)
     }
 done:
     tc_cells_free(&set);
-    free(config_text);
     free(cells);
     tc_fwd_destroy(engine);
     if (job)

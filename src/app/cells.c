@@ -176,15 +176,21 @@ void tc_cells_free(tc_cell_set *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Commit this rank's open files (fsync, verify, rename, then their rank
- * records) or discard them after a failure; agree; then rank 0 gathers
- * every rank file's size and SHA-256 and the format writes the manifest
- * and, last, its commit file (config_text on rank 0 only). */
-tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *s,
-                          const char *config_text, tc_status st)
+/* Rank 0 renders the format's commit file first (a failure there still
+ * discards every file); commit this rank's open files (fsync, verify,
+ * rename, then their rank records) or discard them after a failure; agree;
+ * then rank 0 gathers every rank file's size and SHA-256 and the format
+ * writes the manifest and, last, its commit file. */
+tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *s, tc_status st)
 {
     const tc_comm *c = j->comm;
     const char *dir = j->o->output_dir;
+    char *config_text = NULL;
+    if (st == TC_OK && c->rank == 0) {
+        tc_output_desc d;
+        tc_job_output_desc(j, &d);
+        st = j->s.format->render_metadata(&d, &config_text);
+    }
     if (st == TC_OK)
         st = tc_outdir_lock_check(dir, j->lock_token);
     for (size_t i = 0; i < s->n; i++) {
@@ -208,8 +214,10 @@ tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *
         }
     }
     st = tc_comm_agree(c, st, "convert");
-    if (st != TC_OK)
+    if (st != TC_OK) {
+        free(config_text);
         return st;
+    }
     const int cells = tc_job_cells(j);
     const int bytes = (int)((size_t)cells * sizeof(tc_rank_entry));
     tc_rank_entry *all = calloc((size_t)cells, sizeof *all);
@@ -217,6 +225,7 @@ tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *
     st = tc_comm_agree(c, st, "commit");
     if (st != TC_OK) {
         free(all);
+        free(config_text);
         return st;
     }
     for (size_t i = 0; i < s->n; i++)
@@ -232,5 +241,6 @@ tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *
         st = j->s.format->commit(dir, run, &d, config_text, all);
     }
     free(all);
+    free(config_text);
     return tc_comm_agree(c, st, "commit");
 }

@@ -19,7 +19,6 @@ tc_status tc_hf_run(tc_job *j, const tc_run_text *run)
     memset(&stats, 0, sizeof stats);
     tc_cell_set set;
     memset(&set, 0, sizeof set);
-    char *config_text = NULL;
     int *ids = NULL;
     tc_status st = TC_OK;
     double t_cal = tc_now_seconds();
@@ -59,12 +58,7 @@ tc_status tc_hf_run(tc_job *j, const tc_run_text *run)
     const tc_gpu_info *qgpu = s->hfq.algo == TC_HF_ALGO_NVFP4 && j->gpu.count > 0 &&
                                       j->o->quantize_on == 2 ? &j->gpu : NULL;
     st = tc_convert_phase(j, &set, qgpu, st);
-    if (c->rank == 0 && st == TC_OK) {
-        tc_output_desc d;
-        tc_job_output_desc(j, &d);
-        st = s->format->render_metadata(&d, &config_text);
-    }
-    st = tc_cells_commit(j, run, &set, config_text, st);
+    st = tc_cells_commit(j, run, &set, st);
     t_w = tc_now_seconds() - t_w;
     if (st == TC_OK) {
         if (c->rank == 0 && calib)
@@ -75,7 +69,6 @@ tc_status tc_hf_run(tc_job *j, const tc_run_text *run)
     }
 done:
     tc_cells_free(&set);
-    free(config_text);
     free(ids);
     tc_calib_stats_free(&stats);
     return st;

@@ -58,7 +58,6 @@ static tc_status streamed(const tc_job *j, const tc_run_text *run)
         tc_log(TC_LOG_WARNING, "%d ranks for %d cells: ranks %d..%d have nothing to convert",
                c->size, cells, cells, c->size - 1);
     tc_cell_set set;
-    char *config_text = NULL;
     int *ids = calloc(tc_layout_max_cells_per_rank(&s->layout) + 1, sizeof *ids);
     tc_status st = ids ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
     const size_t n = ids ? tc_layout_rank_cells(&s->layout, c->rank, ids) : 0;
@@ -75,18 +74,12 @@ static tc_status streamed(const tc_job *j, const tc_run_text *run)
         if (c->rank == 0 && s->quant.weights->gpu_quantize)
             tc_log(TC_LOG_INFO, "quantizing on %s", s->quant_gpu ? s->quant_gpu->name : "the CPU");
         st = tc_convert_phase(j, &set, s->quant_gpu, st);
-        if (c->rank == 0 && st == TC_OK) {
-            tc_output_desc d;
-            tc_job_output_desc(j, &d);
-            st = s->format->render_metadata(&d, &config_text);
-        }
-        st = tc_cells_commit(j, run, &set, config_text, st);
+        st = tc_cells_commit(j, run, &set, st);
         if (st == TC_OK)
             tc_job_summary(j, tc_now_seconds() - j->t0, set.all_bytes);
     }
     tc_cells_free(&set);
     free(ids);
-    free(config_text);
     return st;
 }
 

@@ -100,9 +100,9 @@ tc_status tc_cells_plan(const tc_job *j, const int *cell_ids, size_t n, void *ca
                         const tc_run_text *run, tc_cell_set *s, tc_status st);
 tc_status tc_cells_open(const tc_job *j, tc_cell_set *s);
 /* Commit (or discard after a failure) this rank's files, then rank 0 writes
- * the manifest and, last, the format's commit file. Collective. */
-tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *s,
-                          const char *config_text, tc_status st);
+ * the manifest and, last, the format's commit file, which it renders first
+ * (tc_job_output_desc). Collective. */
+tc_status tc_cells_commit(const tc_job *j, const tc_run_text *run, tc_cell_set *s, tc_status st);
 void tc_cells_free(tc_cell_set *s);
 
 /* progress.c: run the conversion workers over the open cells while
