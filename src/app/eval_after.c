@@ -24,9 +24,12 @@ tc_status tc_job_eval_check(const tc_job *j)
                        "files");
     tc_ckpt_quant q;
     TC_TRY(tc_eval_quant_parse(w->config_algo, kv->config_algo, "--eval", &q));
-    if (tc_hf_is_moe(&j->model->cfg) && (q.act || (q.woq_bits && o->disable_weight_only_quant_plugin)))
-        return tc_fail(TC_E_USAGE, "--eval: the quantized experts of a mixture-of-experts model "
-                       "are emulated for weight-only with the plugin only (docs/eval.md)");
+    if (tc_hf_is_moe(&j->model->cfg) &&
+        ((q.act && q.act != TC_FQ_FP8) || q.per_token || q.rowwise ||
+         (q.woq_bits && o->disable_weight_only_quant_plugin)))
+        return tc_fail(TC_E_USAGE, "--eval: of the quantized experts of a mixture-of-experts "
+                       "model eval emulates weight-only (with the plugin) and FP8 per tensor "
+                       "ones (docs/eval.md)");
     /* A Hugging Face-style checkpoint runs in tp 1 x pp 1 on any ranks. */
     const int cells = j->s.hf ? 1 : tc_layout_cells(&j->s.layout);
     if (j->comm->size % cells != 0)

@@ -214,13 +214,20 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
     const size_t len = strlen(t->name);
     const bool weight = len > 7 && !strcmp(t->name + len - 7, ".weight");
     /* SmoothQuant's I8 and FP8's E4M3 weights: their values, [N, K]. */
-    const bool q_vals = weight && t->expert_rows == 0 &&
-                        ((w->q.act == TC_FQ_INT8 && q->dtype == TC_DT_I8) ||
-                         (w->q.act == TC_FQ_FP8 && q->dtype == TC_DT_F8_E4M3));
+    /* (FP8 experts too: stored [E_l, rows per expert, K].) */
+    const bool q_vals = weight && ((w->q.act == TC_FQ_INT8 && q->dtype == TC_DT_I8 &&
+                                    t->expert_rows == 0) ||
+                                   (w->q.act == TC_FQ_FP8 && q->dtype == TC_DT_F8_E4M3));
     if (q_vals) {
-        if (q->ndim != 2 || q->shape[0] != t->rows || q->shape[1] != t->cols)
-            return tc_fail(TC_E_INPUT, "%s: %s must be %s [%lld, %lld] (trtllm-checkpoint.md)",
-                           file, t->name, tc_dtype_name(q->dtype), (long long)t->rows,
+        const bool shape_ok = t->expert_rows > 0
+                                  ? q->ndim == 3 && q->shape[0] * q->shape[1] == t->rows &&
+                                        q->shape[1] == t->expert_rows && q->shape[2] == t->cols
+                                  : q->ndim == 2 && q->shape[0] == t->rows && q->shape[1] == t->cols;
+        if (!shape_ok)
+            return tc_fail(TC_E_INPUT, "%s: %s must be %s [%s%lld, %lld] (trtllm-checkpoint.md)",
+                           file, t->name, tc_dtype_name(q->dtype),
+                           t->expert_rows > 0 ? "experts, " : "",
+                           (long long)(t->expert_rows > 0 ? t->expert_rows : t->rows),
                            (long long)t->cols);
         uint8_t *raw = malloc(elems + 1);
         float *f = malloc(elems * sizeof(float) + 1);
@@ -353,9 +360,11 @@ static tc_status linear_quant(void *ctx, const tc_plan_tensor *t, tc_fwd_linear_
         snprintf(name, sizeof name, "%s%s.activation_scaling_factor", layer, lin);
         TC_TRY(read_scalar(w, name, &as));
         snprintf(name, sizeof name, "%s%s.weights_scaling_factor", layer, lin);
-        TC_TRY(read_scalar(w, name, &ws));
         out->act_scale = 1.0f / tc_round_to_dtype(t->slice_dtype, as);
         out->row_scale = as;
+        if (t->expert_rows > 0) /* [E_l, 1]: one per expert */
+            return read_f32(w, name, t->rows / t->expert_rows, -1, w->col, &out->n_col);
+        TC_TRY(read_scalar(w, name, &ws));
         out->n_col = 1;
         w->col[0] = ws;
         return TC_OK;

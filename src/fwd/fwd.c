@@ -561,7 +561,16 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     if (e->moe) {
-        const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj };
+        /* FP8 experts (trtconv eval): fc's and proj's static input scales
+         * and per-expert weight scales from the weight source. */
+        const lin_quant *qf = &w->q[LQ_FC], *qp = &w->q[LQ_PROJ];
+        const fwd_moe_quant mq = {
+            .fc_act = qf->act_scale, .fc_row = qf->row_scale, .proj_act = qp->act_scale,
+            .proj_row = qp->row_scale, .fc_col = qf->col, .proj_col = qp->col,
+            .q_in = e->q_in, .q_acc = e->q_acc, .q_row = e->q_row,
+        };
+        const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj,
+                                     .q = qf->act == TC_FQ_FP8 ? &mq : NULL };
         expert_stats_ctx sc = { e, layer };
         if (stats)
             OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, e->moe_e0 * H, e->x, false, NULL,

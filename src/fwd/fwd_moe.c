@@ -125,6 +125,21 @@ static void route(fwd_moe *m, int64_t T)
     }
 }
 
+/* out [T, N] = in [T, K] x W^T for one expert's linear, quantized when q:
+ * the input quantized statically with (act, row), the float32 GEMM
+ * multiplied back by the row factor and the expert's weight scale *col. */
+static tc_status expert_linear(const fwd_ops *ops, fwd_backend *b, const fwd_moe_quant *q,
+                               float act, float row, const float *col, void *out, const void *in,
+                               const void *w, tc_dtype dt, int64_t T, int64_t N, int64_t K)
+{
+    if (!q)
+        return ops->linear(b, out, false, in, w, NULL, dt, T, N, K);
+    const tc_fq_clamp none = { false, 0.0f, 0.0f };
+    TC_TRY(ops->act_quant(b, q->q_in, in, dt, T, K, TC_FQ_FP8, false, act, row, none, q->q_row));
+    TC_TRY(ops->linear(b, q->q_acc, true, q->q_in, w, NULL, dt, T, N, K));
+    return ops->dequant(b, out, false, q->q_acc, q->q_row, col, false, dt, T, N);
+}
+
 tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const fwd_moe_weights *w,
                          const void *x, void *g_buf, void *u_buf, void *a_buf, float *p32, int64_t T,
                          fwd_moe_stats_fn stats, void *stats_ctx)
@@ -151,14 +166,19 @@ tc_status tc_fwd_moe_run(fwd_moe *m, const fwd_ops *ops, fwd_backend *b, const f
         /* fc rows of expert j: [w3 slice (up); w1 slice (gate)], each [I, H] */
         const char *fc = (const char *)w->fc + (size_t)(j * 2 * I * H) * wes;
         const char *proj = (const char *)w->proj + (size_t)(j * H * I) * wes;
-        TC_TRY(ops->linear(b, u_buf, false, x, fc, NULL, dt, T, I, H));
-        TC_TRY(ops->linear(b, g_buf, false, x, fc + (size_t)(I * H) * wes, NULL, dt, T, I, H));
+        const fwd_moe_quant *q = w->q;
+        TC_TRY(expert_linear(ops, b, q, q ? q->fc_act : 0, q ? q->fc_row : 0,
+                             q ? q->fc_col + j : NULL, u_buf, x, fc, dt, T, I, H));
+        TC_TRY(expert_linear(ops, b, q, q ? q->fc_act : 0, q ? q->fc_row : 0,
+                             q ? q->fc_col + j : NULL, g_buf, x, fc + (size_t)(I * H) * wes, dt, T,
+                             I, H));
         TC_TRY(ops->silu_mul(b, a_buf, g_buf, u_buf, dt, (size_t)(T * I)));
         if (stats)
             TC_TRY(stats(stats_ctx, j, g_buf, u_buf, a_buf, T));
         if (!used)
             continue;
-        TC_TRY(ops->linear(b, m->y, false, a_buf, proj, NULL, dt, T, H, I));
+        TC_TRY(expert_linear(ops, b, q, q ? q->proj_act : 0, q ? q->proj_row : 0,
+                             q ? q->proj_col + j : NULL, m->y, a_buf, proj, dt, T, H, I));
         TC_TRY(ops->expert_add(b, p32, m->y, m->d_w + j * T, dt, T, H));
     }
     return TC_OK;

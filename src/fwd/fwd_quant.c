@@ -63,11 +63,16 @@ static tc_status load_linear(tc_fwd_engine *e, int64_t li, int k, lin_quant *q)
         why = "an unknown input quantization";
     else if (lq.act == TC_FQ_NVFP4 && (lq.per_token || t->cols % TC_FQ_NVFP4_BLOCK))
         why = "NVFP4 inputs that are not static blocks of 16";
-    else if (e->moe)
-        why = "a quantized mixture of experts, which is not emulated";
+    else if (e->moe && t->expert_rows > 0 &&
+             (lq.act != TC_FQ_FP8 || lq.per_token || lq.smoother || lq.clamp ||
+              lq.n_col != t->rows / t->expert_rows))
+        why = "quantized experts other than FP8 with static inputs and one weight scale per "
+              "expert, which are not emulated";
+    else if (e->moe && t->expert_rows > 0 && (k != LQ_FC && k != LQ_PROJ))
+        why = "an expert linear the mixture-of-experts block does not quantize";
     else if ((k == LQ_QKV && e->layers[li].qkv_bias) || (k == LQ_DENSE && e->layers[li].dense_bias))
         why = "a bias on a quantized linear, which is not emulated";
-    else if (!lq.col || (lq.n_col != 1 && lq.n_col != t->rows))
+    else if (!lq.col || (lq.n_col != 1 && lq.n_col != t->rows && !(t->expert_rows > 0)))
         why = "scales for neither the tensor nor each of its output rows";
     else if (!lq.per_token && (!finite_positive(lq.act_scale) || !finite_positive(lq.row_scale)))
         why = "a static input scale that is not a positive finite number";

@@ -514,11 +514,12 @@ else
     fail "--eval after a conversion"; tail -20 "$WORK/last.log"
 fi
 rm -rf "$WORK/ef"
-rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_fp8 \
-    --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null || rc=$?
-[ $rc -ne 0 ] && grep -q -- "--eval: the quantized experts of a mixture-of-experts model" "$WORK/last.log" &&
+rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_weight_only \
+    --weight_only_precision int8 --disable_weight_only_quant_plugin --eval "$WORK/ids.jsonl" \
+    </dev/null || rc=$?
+[ $rc -ne 0 ] && grep -q -- "--eval: of the quantized experts of a mixture-of-experts model" "$WORK/last.log" &&
     [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
-    pass "--eval with FP8 experts refused before converting" ||
+    pass "--eval with weight-only experts stored without the plugin refused before converting" ||
     { fail "--eval with quantized experts (rc $rc)"; tail -5 "$WORK/last.log"; }
 rm -rf "$WORK/es"
 if run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/es" --smoothquant 0.5 --per_channel \
@@ -563,8 +564,38 @@ run_np 2 --model_dir "$WORK/moeb" --output_dir "$WORK/moebw8" --use_weight_only 
     cat "$WORK/last.log"
 run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moef8" --use_fp8 \
     --calib_dataset "$WORK/ids.jsonl" </dev/null || cat "$WORK/last.log"
-refuse "FP8 experts" "mixture of experts" \
-    --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moef8" --dataset "$WORK/ids.jsonl"
+# FP8 experts: one static input scale for all experts, a weight scale per
+# expert; a x 10 weight scale on layer 1's experts shows in layer 1 alone
+# (two layers are too few for the median rule that flags a layer).
+cp -r "$WORK/moef8" "$WORK/moef8bad"
+python3 - "$WORK/moef8bad/rank0.safetensors" transformer.layers.1.mlp.fc.weights_scaling_factor <<'PY'
+import json, struct, sys
+path, name = sys.argv[1:3]
+with open(path, "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    t = json.loads(f.read(n))[name]
+    assert t["dtype"] == "F32"
+    b, e = t["data_offsets"]
+    f.seek(8 + n + b)
+    vals = struct.unpack("<%df" % ((e - b) // 4), f.read(e - b))
+    f.seek(8 + n + b)
+    f.write(struct.pack("<%df" % len(vals), *[v * 10 for v in vals]))
+PY
+ev 1 --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moef8" --checkpoint_dir "$WORK/moew8" \
+    --checkpoint_dir "$WORK/moef8bad" --dataset "$WORK/ids.jsonl" --output_json "$WORK/moef.json" &&
+    jq_py "$WORK/moef.json" <<'PY' &&
+import json, sys
+f8, w8, bad = json.load(open(sys.argv[1]))["checkpoints"]
+e = [l["local_rel_error"] for l in f8["layers"]] + [f8["final_norm_rel_error"]]
+print("FP8 experts", e, "int8 weight-only", w8["final_norm_rel_error"],
+      "x 10 in layer 1", [l["local_rel_error"] for l in bad["layers"]])
+ok = all(0 < x < 0.5 for x in e) and f8["final_norm_rel_error"] > w8["final_norm_rel_error"]
+ok &= bad["layers"][1]["local_rel_error"] > 10 * f8["layers"][1]["local_rel_error"]
+ok &= bad["layers"][0]["local_rel_error"] == f8["layers"][0]["local_rel_error"]
+sys.exit(0 if ok else 1)
+PY
+    pass "FP8 experts emulated: errors above int8 weight-only's; a x 10 expert weight scale in layer 1 raises layer 1's error on the source's inputs over 10x, layer 0 unchanged" ||
+    { fail "FP8 experts"; tail -5 "$WORK/last.log"; }
 # Weight-only experts: read back expert by expert (int8 for SM 90 stored in
 # SM 80's layout, as v0.12 stores stacked experts), int8 below int4; and a
 # tp 2 x moe_ep 2 checkpoint, each rank two whole experts.

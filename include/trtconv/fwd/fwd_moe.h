@@ -18,8 +18,22 @@ typedef struct fwd_moe_geom {
     int64_t max_tokens;
 } fwd_moe_geom;
 
+/* FP8 experts as trtconv eval emulates them (fake_quant.h): the expert
+ * weights hold their E4M3 values; fc's and proj's inputs are quantized with
+ * one static scale for all experts (x * act, the GEMM's rows times row, as
+ * TensorRT-LLM v0.12's MoE plugin takes "a single activation scaling
+ * factor"), each expert's output times its own weight scale. Backend
+ * memory borrowed from the engine. */
+typedef struct fwd_moe_quant {
+    float fc_act, fc_row, proj_act, proj_row;
+    const float *fc_col, *proj_col;   /* [E_l]: expert j's weight scale */
+    void *q_in;                       /* [T, max(H, I_l)] dt scratch */
+    float *q_acc, *q_row;             /* [T, max(2 I_l, H)], [T] float32 scratch */
+} fwd_moe_quant;
+
 typedef struct fwd_moe_weights {
     const void *router, *fc, *proj;   /* backend memory, owned by the engine */
+    const fwd_moe_quant *q;           /* NULL: the experts are float */
 } fwd_moe_weights;
 
 typedef struct fwd_moe fwd_moe;
