@@ -126,21 +126,25 @@ run_np 1 --model_dir "$WORK/m" --output_dir "$WORK/w8" --use_weight_only \
     --weight_only_precision int8 --target_sm 80 </dev/null || cat "$WORK/last.log"
 run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/w4" --use_weight_only \
     --weight_only_precision int4 --target_sm 90 --tp_size 2 </dev/null || cat "$WORK/last.log"
-# The same int8 checkpoint with layer 2's down_proj scales x 10.
-cp -r "$WORK/w8" "$WORK/bad"
-python3 - "$WORK/bad/rank0.safetensors" transformer.layers.2.mlp.proj.per_channel_scale <<'PY'
+# times10 FILE TENSOR: multiply an F16 or F32 tensor of a rank file by 10 in place.
+times10() {
+    python3 - "$1" "$2" <<'PY'
 import json, struct, sys
 path, name = sys.argv[1:3]
 with open(path, "r+b") as f:
     n = struct.unpack("<Q", f.read(8))[0]
     t = json.loads(f.read(n))[name]
-    assert t["dtype"] == "F16"
+    fmt, size = {"F16": ("e", 2), "F32": ("f", 4)}[t["dtype"]]
     b, e = t["data_offsets"]
     f.seek(8 + n + b)
-    vals = struct.unpack("<%de" % ((e - b) // 2), f.read(e - b))
+    vals = struct.unpack("<%d%s" % ((e - b) // size, fmt), f.read(e - b))
     f.seek(8 + n + b)
-    f.write(struct.pack("<%de" % len(vals), *[v * 10 for v in vals]))
+    f.write(struct.pack("<%d%s" % (len(vals), fmt), *[v * 10 for v in vals]))
 PY
+}
+# The same int8 checkpoint with layer 2's down_proj scales x 10.
+cp -r "$WORK/w8" "$WORK/bad"
+times10 "$WORK/bad/rank0.safetensors" transformer.layers.2.mlp.proj.per_channel_scale
 # 2 ranks: w4 is tp 2; w8 and bad run as 2 replicas.
 if ev 2 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --checkpoint_dir "$WORK/w4" \
     --checkpoint_dir "$WORK/bad" --dataset "$WORK/ids.jsonl" --batch_size 2 \
@@ -568,19 +572,7 @@ run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/moef8" --use_fp8 \
 # expert; a x 10 weight scale on layer 1's experts shows in layer 1 alone
 # (two layers are too few for the median rule that flags a layer).
 cp -r "$WORK/moef8" "$WORK/moef8bad"
-python3 - "$WORK/moef8bad/rank0.safetensors" transformer.layers.1.mlp.fc.weights_scaling_factor <<'PY'
-import json, struct, sys
-path, name = sys.argv[1:3]
-with open(path, "r+b") as f:
-    n = struct.unpack("<Q", f.read(8))[0]
-    t = json.loads(f.read(n))[name]
-    assert t["dtype"] == "F32"
-    b, e = t["data_offsets"]
-    f.seek(8 + n + b)
-    vals = struct.unpack("<%df" % ((e - b) // 4), f.read(e - b))
-    f.seek(8 + n + b)
-    f.write(struct.pack("<%df" % len(vals), *[v * 10 for v in vals]))
-PY
+times10 "$WORK/moef8bad/rank0.safetensors" transformer.layers.1.mlp.fc.weights_scaling_factor
 ev 1 --model_dir "$WORK/moe" --checkpoint_dir "$WORK/moef8" --checkpoint_dir "$WORK/moew8" \
     --checkpoint_dir "$WORK/moef8bad" --dataset "$WORK/ids.jsonl" --output_json "$WORK/moef.json" &&
     jq_py "$WORK/moef.json" <<'PY' &&
