@@ -209,10 +209,39 @@ static tc_status push_scale(tensor_vec *a, const char *module, const char *suffi
     return st;
 }
 
+/* The loaders fuse q/k/v and gate/up into one linear and refuse one whose
+ * parts are not all quantized alike (vLLM's is_layer_skipped: "some but not
+ * all shards"): an exclusion must take a fused group whole. */
+static tc_status check_fused_exclusions(const tc_hf_quant *q, int64_t layers)
+{
+    static const char *const groups[2][3] = {
+        { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" },
+        { "mlp.gate_proj", "mlp.up_proj", NULL },
+    };
+    for (int64_t g = 0; g < layers; g++)
+        for (int k = 0; k < 2; k++) {
+            char first[96], m[96];
+            snprintf(first, sizeof first, "model.layers.%lld.%s", (long long)g, groups[k][0]);
+            const bool ex = tc_hf_module_excluded(q, first);
+            for (int i = 1; i < 3 && groups[k][i]; i++) {
+                snprintf(m, sizeof m, "model.layers.%lld.%s", (long long)g, groups[k][i]);
+                if (tc_hf_module_excluded(q, m) != ex)
+                    return tc_fail(TC_E_USAGE, "--exclude_modules: %s is %s but %s is not; the "
+                                   "engines fuse them into one linear and need all of its parts "
+                                   "quantized alike (exclude the whole group, e.g. "
+                                   "model.layers.%lld.%s)", ex ? first : m, "excluded",
+                                   ex ? m : first, (long long)g, k ? "mlp.*" : "self_attn.*");
+            }
+        }
+    return TC_OK;
+}
+
 tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
 {
     if (q->algo == TC_HF_ALGO_NONE && !q->kv_fp8)
         return TC_OK;
+    if (q->algo != TC_HF_ALGO_NONE)
+        TC_TRY(check_fused_exclusions(q, p->layers_total));
     tensor_vec a = { 0 };
     tc_status st = TC_OK;
     size_t i = 0;

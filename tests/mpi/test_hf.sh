@@ -239,6 +239,13 @@ run_np 1 --model_dir "$WORK/odd" --output_dir "$WORK/o" --output_format hf --use
     "$TRTCONV" verify "$WORK/o" >/dev/null 2>&1 &&
     pass "the same with --exclude_modules '*.down_proj': written and verified" ||
     { fail "NVFP4 with the excluded down_proj"; tail -5 "$WORK/last.log"; }
+rm -rf "$WORK/o"
+run_np 1 --model_dir "$M" --output_dir "$WORK/o" --output_format hf --use_fp8_rowwise \
+    --exclude_modules 'model.layers.1.self_attn.k_proj' </dev/null
+rc=$?
+[ $rc = 2 ] && grep -q "self_attn.k_proj is excluded but model.layers.1.self_attn.q_proj is not" "$WORK/last.log" &&
+    pass "an exclusion that splits a fused q/k/v refused (exit 2): the engines need the group alike" ||
+    { fail "split fused exclusion (rc $rc)"; tail -3 "$WORK/last.log"; }
 gen --out "$WORK/moe" --layers 1 --hidden 64 --heads 4 --intermediate 128 --vocab 128 --experts 4
 rm -rf "$WORK/o"
 run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/o" --output_format hf </dev/null
