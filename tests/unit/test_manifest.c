@@ -11,6 +11,7 @@
 #include "test_tmpdir.h"
 #include "trtconv/core/log.h"
 #include "trtconv/output/manifest.h"
+#include "trtconv/output/rankfile.h"
 #include "trtconv/core/sha256.h"
 #include "trtconv/formats/st_writer.h"
 
@@ -190,6 +191,34 @@ START_TEST(record_should_round_trip_and_reject_each_mismatch)
 }
 END_TEST
 
+START_TEST(cell_file_names_should_round_trip_and_reject_lookalikes)
+{
+    char name[64];
+    long cells = 0;
+    tc_cell_file_name(TC_CELLS_RANK_FILES, 12, 16, name, sizeof name);
+    ck_assert_str_eq(name, "rank12.safetensors");
+    ck_assert_int_eq(tc_cell_file_index(name, &cells), 12);
+    ck_assert_int_eq(cells, -1);
+    tc_cell_file_name(TC_CELLS_HF_SHARDS, 2, 7, name, sizeof name);
+    ck_assert_str_eq(name, "model-00003-of-00007.safetensors");
+    ck_assert_int_eq(tc_cell_file_index(name, &cells), 2);
+    ck_assert_int_eq(cells, 7);
+    static const char *const bad[] = {
+        "model-00000-of-00001.safetensors",   /* shards count from 1 */
+        "model-00003-of-00002.safetensors",   /* beyond the count */
+        "model-0001-of-00002.safetensors",    /* five digits */
+        "model-000001-of-00002.safetensors",
+        "model-00001-of-00002.safetensors.partial",
+        "model-00001-of-00002.bin",
+        "rank.safetensors", "rank-1.safetensors", "rank1x.safetensors", "../rank1.safetensors",
+        "rank1234567890.safetensors",         /* too long a number */
+        "model.safetensors",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(tc_cell_file_index(bad[i], &cells) == -1, "%s accepted", bad[i]);
+}
+END_TEST
+
 START_TEST(tree_digest_should_hash_64mib_chunks_then_their_digests)
 {
     /* 150 MiB + 3 bytes: chunks of 64, 64 and 22 MiB + 3. */
@@ -293,6 +322,7 @@ int main(void)
     tcase_add_test(tc, sha256_should_match_the_fips_vectors);
     tcase_add_test(tc, sha256_block_functions_should_agree_at_every_length);
     tcase_add_test(tc, record_should_round_trip_and_reject_each_mismatch);
+    tcase_add_test(tc, cell_file_names_should_round_trip_and_reject_lookalikes);
     tcase_add_test(tc, tree_digest_should_hash_64mib_chunks_then_their_digests);
     tcase_add_test(tc, run_text_should_hash_its_canonical_lines);
     tcase_add_test(tc, input_fingerprint_should_hash_only_safetensors_headers);
