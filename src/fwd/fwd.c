@@ -2,8 +2,8 @@
  * micro-batch loop, tensor/pipeline/data-parallel communication, the
  * calibration statistics. The arithmetic lives in the backends
  * (fwd_backend.h), the weights' loading in fwd_weights.c, the
- * layer-streamed calibration schedule in fwd_stream.c, over the steps
- * fwd_internal.h declares. */
+ * layer-streamed calibration schedule in fwd_stream.c, the reports to the
+ * caller in fwd_report.c, over the steps fwd_internal.h declares. */
 #define _POSIX_C_SOURCE 200809L
 #include "fwd_internal.h"
 
@@ -349,60 +349,6 @@ tc_status tc_fwd_setup_batch_into(tc_fwd_engine *e, const tc_token_set *t, size_
     return TC_OK;
 }
 
-/* Hand a [rows, cols] activation (element type dt, row stride `stride`)
- * to the sink as float32, columns [c0, c0 + cols). */
-static tc_status report_dt(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
-                           const char *kind, int64_t layer, int64_t col0, const void *src,
-                           tc_dtype dt, int64_t rows, int64_t stride, int64_t c0, int64_t cols)
-{
-    const size_t n = (size_t)(rows * stride);
-    if (n > e->report_elems) {
-        if (e->d_report)
-            e->ops->release(e->be, e->d_report);
-        e->d_report = NULL;
-        free(e->h_report);
-        e->h_report = malloc(n * sizeof(float));
-        e->report_elems = 0;
-        if (!e->h_report)
-            return tc_fail(TC_E_INTERNAL, "out of host memory for a forward report");
-        TRY(e->ops->alloc(e->be, n * sizeof(float), (void **)&e->d_report));
-        e->report_elems = n;
-    }
-    TRY(e->ops->to_f32(e->be, e->d_report, src, dt, n));
-    TRY(e->ops->download(e->be, e->h_report, e->d_report, n * sizeof(float)));
-    if (c0 != 0 || cols != stride)
-        for (int64_t r = 0; r < rows; r++)
-            memmove(e->h_report + r * cols, e->h_report + r * stride + c0, (size_t)cols * sizeof(float));
-    return sink(ctx, batch, kind, layer, col0, e->h_report, rows, cols);
-}
-
-static tc_status report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
-                        const char *kind, int64_t layer, int64_t col0, const void *src,
-                        int64_t rows, int64_t stride, int64_t c0, int64_t cols)
-{
-    return report_dt(e, sink, ctx, batch, kind, layer, col0, src, e->dt, rows, stride, c0, cols);
-}
-
-/* tc_fwd_set_linear_report: the first linear_rows rows of a linear's
- * output (this rank's columns, starting at global column col0). */
-static tc_status report_linear(tc_fwd_engine *e, const char *kind, int64_t layer, int64_t col0,
-                               const void *out, tc_dtype dt, int64_t T, int64_t width)
-{
-    if (!e->linear_sink)
-        return TC_OK;
-    const int64_t rows = T < e->linear_rows ? T : e->linear_rows;
-    return rows > 0 ? report_dt(e, e->linear_sink, e->linear_ctx, -1, kind, layer, col0, out, dt,
-                                rows, width, 0, width)
-                    : TC_OK;
-}
-
-void tc_fwd_set_linear_report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t rows)
-{
-    e->linear_sink = sink;
-    e->linear_ctx = ctx;
-    e->linear_rows = rows;
-}
-
 static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
 {
     if (e->tp == 1)
@@ -548,7 +494,8 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
     OP(P_QKV, tc_fwd_qlinear(e, &w->q[LQ_QKV], true, e->qkv, false, e->x, w->qkv, w->qkv_bias, T,
                              e->qkv_width, H));
-    TRY(report_linear(e, "qkv", layer, (int64_t)e->tp_rank * e->qkv_width, e->qkv, e->dt, T, e->qkv_width));
+    TRY(tc_fwd_report_linear(e, "qkv", layer, (int64_t)e->tp_rank * e->qkv_width, e->qkv, e->dt,
+                             T, e->qkv_width));
     OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
     TRY(tc_fwd_kv_quant(e, w, T));
     OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
@@ -557,7 +504,7 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     OP(P_DENSE, tc_fwd_qlinear(e, &w->q[LQ_DENSE], true, e->p32, true, e->o, w->dense, NULL, T, H,
                                od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
-    TRY(report_linear(e, "dense", layer, 0, e->p32, TC_DT_F32, T, H));
+    TRY(tc_fwd_report_linear(e, "dense", layer, 0, e->p32, TC_DT_F32, T, H));
     TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
     OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     if (e->moe) {
@@ -590,13 +537,13 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
                         qf->clamp.hi == qg->clamp.hi;
     OP(P_FC_GATE, tc_fwd_qlinear(e, qf, true, e->g, false, e->x, w->fc, NULL, T, e->inter, H));
     OP(P_FC_GATE, tc_fwd_qlinear(e, qg, !shared, e->u, false, e->x, w->gate, NULL, T, e->inter, H));
-    TRY(report_linear(e, "fc", layer, e->inter0, e->g, e->dt, T, e->inter));
-    TRY(report_linear(e, "gate", layer, e->inter0, e->u, e->dt, T, e->inter));
+    TRY(tc_fwd_report_linear(e, "fc", layer, e->inter0, e->g, e->dt, T, e->inter));
+    TRY(tc_fwd_report_linear(e, "gate", layer, e->inter0, e->u, e->dt, T, e->inter));
     TRY(silu_mul(e, layer, T));
     OP(P_PROJ, tc_fwd_qlinear(e, &w->q[LQ_PROJ], true, e->p32, true, e->a, w->proj, NULL, T, H,
                               e->inter));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
-    TRY(report_linear(e, "proj", layer, 0, e->p32, TC_DT_F32, T, H));
+    TRY(tc_fwd_report_linear(e, "proj", layer, 0, e->p32, TC_DT_F32, T, H));
     return residual(e, layer, TC_LIN_DOWN, NULL, T);
 }
 
@@ -636,37 +583,6 @@ tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T)
     return TC_OK;
 }
 
-/* tc_fwd_set_layer_input: the layer's input replaced by the caller's. */
-static tc_status inject_input(tc_fwd_engine *e, int64_t batch, int64_t layer, int64_t T)
-{
-    if (!e->layer_input)
-        return TC_OK;
-    const float *in = e->layer_input(e->layer_input_ctx, batch, layer, T, e->H);
-    if (!in)
-        return TC_OK;
-    const size_t n = (size_t)(T * e->H);
-    if (n > e->inject_elems) {
-        free(e->h_inject);
-        e->h_inject = malloc(n * e->es);
-        e->inject_elems = e->h_inject ? n : 0;
-        if (!e->h_inject)
-            return tc_fail(TC_E_INTERNAL, "out of host memory for a layer input");
-    }
-    tc_convert(e->h_inject, e->dt, in, TC_DT_F32, n);
-    return e->ops->upload(e->be, e->h, e->h_inject, n * e->es);
-}
-
-void tc_fwd_set_layer_input(tc_fwd_engine *e, tc_fwd_layer_input fn, void *ctx)
-{
-    e->layer_input = fn;
-    e->layer_input_ctx = ctx;
-}
-
-void tc_fwd_set_report_all(tc_fwd_engine *e, bool all)
-{
-    e->report_all = all;
-}
-
 static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batch, size_t s0,
                            size_t s1, int64_t *offsets, tc_fwd_sink sink, void *ctx)
 {
@@ -676,14 +592,14 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
     const bool reporter = sink && (e->tp_rank == 0 || e->report_all);
     TRY(tc_fwd_stage_input(e, &bt));
     if (reporter && e->pp_rank == 0)
-        TRY(report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
+        TRY(tc_fwd_report(e, sink, ctx, batch, "embed", -1, 0, e->h, T, H, 0, H));
     else if (reporter && e->report_all)
-        TRY(report(e, sink, ctx, batch, "input", e->layer0 - 1, 0, e->h, T, H, 0, H));
+        TRY(tc_fwd_report(e, sink, ctx, batch, "input", e->layer0 - 1, 0, e->h, T, H, 0, H));
     for (int64_t i = 0; i < e->n_layers; i++) {
-        TRY(inject_input(e, batch, e->layer0 + i, T));
+        TRY(tc_fwd_inject_input(e, batch, e->layer0 + i, T));
         TRY(tc_fwd_run_layer(e, i, &bt));
         if (reporter)
-            TRY(report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
+            TRY(tc_fwd_report(e, sink, ctx, batch, "layer", e->layer0 + i, 0, e->h, T, H, 0, H));
     }
     if (e->pp_rank < e->pp - 1) {
         OP(P_PIPE, tc_coll_send(&e->pp_c, e->h, (size_t)(T * H) * e->es, e->pp_rank + 1));
@@ -691,14 +607,15 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
     }
     TRY(tc_fwd_head(e, T));
     if (reporter)
-        TRY(report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
+        TRY(tc_fwd_report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
     if (sink) {
         const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
         int64_t valid = e->vocab - c0;
         if (valid > e->vocab_local)
             valid = e->vocab_local;
         if (valid > 0)
-            TRY(report(e, sink, ctx, batch, "logits", -1, c0, e->logits, T, e->vocab_local, 0, valid));
+            TRY(tc_fwd_report(e, sink, ctx, batch, "logits", -1, c0, e->logits, T,
+                              e->vocab_local, 0, valid));
     }
     return e->ops->sync(e->be);
 }

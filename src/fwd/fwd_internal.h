@@ -181,6 +181,17 @@ tc_status tc_fwd_load_weights(tc_fwd_engine *e, const tc_embedding *emb);
  * is NULL. */
 tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *staged);
 void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li);
+/* fwd_report.c: a [rows, cols] activation (the forward dtype, row stride
+ * `stride`) to sink as float32, columns [c0, c0 + cols); a linear's output
+ * rows to the linear sink (tc_fwd_set_linear_report; nothing when unset);
+ * the caller's input of a layer uploaded in place of h (nothing when the
+ * caller gives none). */
+tc_status tc_fwd_report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t batch,
+                        const char *kind, int64_t layer, int64_t col0, const void *src,
+                        int64_t rows, int64_t stride, int64_t c0, int64_t cols);
+tc_status tc_fwd_report_linear(tc_fwd_engine *e, const char *kind, int64_t layer, int64_t col0,
+                               const void *out, tc_dtype dt, int64_t T, int64_t width);
+tc_status tc_fwd_inject_input(tc_fwd_engine *e, int64_t batch, int64_t layer, int64_t T);
 /* fwd_quant.c: the quantized linears and KV cache of local layer li from the
  * weight source (nothing without linear_quant / kv_quant), their backend
  * copies released; and the steps run_layer takes for them. */

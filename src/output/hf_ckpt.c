@@ -152,11 +152,6 @@ tc_status tc_hf_output_plan_shard(const tc_hf_output *o, int shard, const tc_cal
 
 /* ---- the metadata files ---- */
 
-static const char *dtype_torch_name(tc_float_type t)
-{
-    return tc_float_type_name(t);
-}
-
 /* hf_quant_config.json's "quantization" object (NULL when unquantized). */
 static cJSON *quantization_json(const tc_hf_quant *q)
 {
@@ -265,7 +260,7 @@ static tc_status render(const tc_output_desc *d, char **text)
         cJSON_Delete(c);
         return tc_fail(TC_E_INPUT, "%s: not a JSON object", path);
     }
-    const char *dt = dtype_torch_name(d->dtype);
+    const char *dt = tc_float_type_name(d->dtype);
     /* transformers 5 writes "dtype", 4.x "torch_dtype": set whichever the
      * source has, torch_dtype when it has neither. */
     const bool has_new = cJSON_GetObjectItem(c, "dtype") != NULL;
