@@ -55,10 +55,18 @@ rc=0; run_np 1 --model_dir "$M" --output_dir "$WORK/lbs" --load_by_shard || rc=$
     fail "--load_by_shard rc $rc"
 
 # Progress lines when stderr is not a terminal.
-rc=0; timeout 120 "$MPIEXEC" -np 2 "$TRTCONV" --model_dir "$M" --output_dir "$WORK/prog" --tp_size 2 \
-    --progress lines >"$WORK/prog.log" 2>&1 || rc=$?
+# TRTCONV_LOG_ELAPSED stamps every line with the seconds since the rank
+# started and its resident / peak host memory (peak >= resident > 0).
+rc=0; TRTCONV_LOG_ELAPSED=1 timeout 120 "$MPIEXEC" -x TRTCONV_LOG_ELAPSED -np 2 "$TRTCONV" \
+    --model_dir "$M" --output_dir "$WORK/prog" --tp_size 2 --progress lines >"$WORK/prog.log" 2>&1 || rc=$?
 [ $rc -eq 0 ] && grep -q "progress: 100%" "$WORK/prog.log" && pass "progress lines" ||
     { fail "progress rc $rc"; cat "$WORK/prog.log"; }
+stamps=$(grep -cE '^trtconv\[[01]/2 [^]]*\] \+[0-9]+\.[0-9]{3} s rss [0-9]+/[0-9]+ MiB ' "$WORK/prog.log")
+lines=$(grep -c '^trtconv\[' "$WORK/prog.log")
+bad=$(sed -nE 's/.* rss ([0-9]+)\/([0-9]+) MiB .*/\1 \2/p' "$WORK/prog.log" | awk '$1 < 1 || $2 < $1' | wc -l)
+[ "$stamps" -gt 0 ] && [ "$stamps" = "$lines" ] && [ "$bad" = 0 ] &&
+    pass "TRTCONV_LOG_ELAPSED: time and host memory on all $lines lines" ||
+    { fail "elapsed stamps: $stamps of $lines lines, $bad implausible"; head -5 "$WORK/prog.log"; }
 
 # Rerunning into a complete checkpoint is refused (exit 2, checkpoint intact)
 # unless --overwrite replaces it.
