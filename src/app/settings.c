@@ -299,6 +299,15 @@ tc_status tc_job_setup(tc_job *j)
             st = tc_quant_from_model(&s->quant, &j->model->cfg);
         if (st == TC_OK)
             st = tc_quant_check_model(&s->quant, &j->model->cfg);
+        /* Written as v0.12 writes it, but no v0.12 engine runs it: say so. */
+        if (st == TC_OK && c->rank == 0 && s->quant.weights->woq_no_plugin &&
+            tc_hf_is_moe(&j->model->cfg))
+            tc_log(TC_LOG_WARNING, "--disable_weight_only_quant_plugin of a mixture-of-experts "
+                   "model: the experts are written unquantized and transposed, as TensorRT-LLM "
+                   "v0.12 writes them, but its MoE layer takes weight-only experts only as int8 "
+                   "in the MoE plugin's layout (MOEWeightWrapper; the out-of-plugin MoE refuses "
+                   "weight-only): an engine built from this checkpoint does not run the experts "
+                   "as weight-only. Convert without the flag (docs/moe.md)");
         if (st == TC_OK) {
             s->dtype = resolve_dtype(o, &j->model->cfg);
             const tc_plan_params pp = { .layout = s->layout, .emb = s->emb };

@@ -180,6 +180,10 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
                        (long long)(r0 + nr), (long long)t->rows);
     const size_t elems = (size_t)nr * (size_t)t->cols;
     const size_t nlen = strlen(t->name);
+    if (t->expert_rows > 0 && w->q.woq_no_plugin)
+        return tc_fail(TC_E_INPUT, "%s: %s: weight-only experts stored without the plugin have "
+                       "no engine to emulate: TensorRT-LLM v0.12's MoE layer takes them only as "
+                       "int8 in the MoE plugin's layout (docs/moe.md)", file, t->name);
     if (w->q.woq_no_plugin && is_float(q->dtype) && nlen > 7 &&
         !strcmp(t->name + nlen - 7, ".weight")) {
         char sname[160];
@@ -243,7 +247,7 @@ static tc_status rows(void *ctx, const tc_plan_tensor *t, int64_t r0, int64_t nr
         free(f);
         return st;
     }
-    if (t->expert_rows > 0 && (q->dtype != TC_DT_I8 || !w->bits || w->q.woq_no_plugin))
+    if (t->expert_rows > 0 && (q->dtype != TC_DT_I8 || !w->bits))
         return tc_fail(TC_E_INPUT, "%s: %s is stored as %s: of the quantized experts of a mixture "
                        "of experts eval emulates weight-only ones with the plugin (docs/eval.md)",
                        file, t->name, tc_dtype_name(q->dtype));

@@ -525,6 +525,15 @@ rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_weight_only
     [ ! -f "$WORK/ef/config.json" ] && [ -z "$(ls -A "$WORK/ef" 2>/dev/null | grep rank)" ] &&
     pass "--eval with weight-only experts stored without the plugin refused before converting" ||
     { fail "--eval with quantized experts (rc $rc)"; tail -5 "$WORK/last.log"; }
+# Such a checkpoint (v0.12 writes it; its MoE plugin takes int8 experts only)
+# has no engine to emulate: trtconv eval says so, naming the tensor.
+rc=0; run_np 1 --model_dir "$WORK/moe" --output_dir "$WORK/ef" --use_weight_only \
+    --weight_only_precision int8 --disable_weight_only_quant_plugin </dev/null || rc=$?
+[ $rc -eq 0 ] && { ev 1 --model_dir "$WORK/moe" --checkpoint_dir "$WORK/ef" \
+    --dataset "$WORK/ids.jsonl" || rc=$?; }
+[ $rc -ne 0 ] && grep -q "experts.*stored without the plugin have no engine to emulate" "$WORK/last.log" &&
+    pass "trtconv eval of weight-only experts stored without the plugin: refused with the reason" ||
+    { fail "eval of non-plugin experts (rc $rc)"; tail -5 "$WORK/last.log"; }
 rm -rf "$WORK/es"
 if run_np 1 --model_dir "$WORK/mo" --output_dir "$WORK/es" --smoothquant 0.5 --per_channel \
     --per_token --int8_kv_cache --calib_dataset "$WORK/ids.jsonl" --eval "$WORK/ids.jsonl" </dev/null &&
