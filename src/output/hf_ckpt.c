@@ -139,8 +139,8 @@ tc_status tc_hf_output_plan_shard(const tc_hf_output *o, int shard, const tc_cal
                          t->name);
     }
     free(map);
-    if (st == TC_OK)
-        st = tc_hf_quant_fill(&o->q, stats, p);
+    if (st == TC_OK && stats)
+        st = tc_hf_quant_fill(&o->q, stats, p, -1);
     if (st != TC_OK) {
         tc_plan_free(p);
         return st;

@@ -278,6 +278,10 @@ tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
         const int w = (int)a.n;
         if (quantize) {
             t.hf_quant = (int)q->algo;
+            /* Its values need layer g's statistics (FP8 per channel takes
+             * its scales from the weight alone). */
+            t.gated = q->algo != TC_HF_ALGO_FP8_PC_PT;
+            t.gate_layer = g;
             t.dtype = q->algo == TC_HF_ALGO_NVFP4 ? TC_DT_U8 : TC_DT_F8_E4M3;
             if (q->algo == TC_HF_ALGO_NVFP4)
                 t.shape[1] = t.cols / 2;
@@ -315,6 +319,16 @@ tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
         free(a.v);
         return st;
     }
+    /* Every scalar scale is computed from its layer's statistics. */
+    for (size_t k = 0; k < a.n; k++) {
+        tc_linear lin;
+        const char *suffix = NULL;
+        const int64_t g = parse_linear(a.v[k].name, &lin, &suffix);
+        if (a.v[k].constant && a.v[k].ndim == 0 && g >= 0) {
+            a.v[k].gated = true;
+            a.v[k].gate_layer = g;
+        }
+    }
     free(p->tensors);
     p->tensors = a.v;
     p->n_tensors = a.n;
@@ -322,7 +336,8 @@ tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
     return TC_OK;
 }
 
-tc_status tc_hf_quant_fill(const tc_hf_quant *q, const tc_calib_stats *s, tc_plan *p)
+tc_status tc_hf_quant_fill(const tc_hf_quant *q, const tc_calib_stats *s, tc_plan *p,
+                           int64_t layer)
 {
     for (size_t i = 0; i < p->n_tensors; i++) {
         tc_plan_tensor *t = &p->tensors[i];
@@ -330,7 +345,8 @@ tc_status tc_hf_quant_fill(const tc_hf_quant *q, const tc_calib_stats *s, tc_pla
         const char *suffix = NULL;
         const int64_t g = parse_linear(t->name, &lin, &suffix);
         const bool scalar = t->constant && t->ndim == 0;
-        if (g < 0 || !(scalar || (t->hf_quant && t->hf_quant != TC_HF_ALGO_FP8_PC_PT)))
+        if (g < 0 || (layer >= 0 && g != layer) ||
+            !(scalar || (t->hf_quant && t->hf_quant != TC_HF_ALGO_FP8_PC_PT)))
             continue;
         if (!s)
             return tc_fail(TC_E_INTERNAL, "%s: a scale without calibration statistics", t->name);

@@ -130,10 +130,19 @@ done
     fail "byte identity over ranks and layouts"
 ok=1
 for np in 1 3; do
-    convert id "$np" --use_fp8 --fp8_kv_cache "${CAL[@]}" && same_hf "$WORK/fp8kv" "$WORK/id" || ok=0
+    convert id "$np" --use_fp8 --fp8_kv_cache "${CAL[@]}" &&
+        grep -q "with the writing overlapped" "$WORK/last.log" && same_hf "$WORK/fp8kv" "$WORK/id" ||
+        ok=0
 done
-[ $ok = 1 ] && pass "FP8 + FP8 KV calibrated on 1 and 3 ranks (dp): the same bytes as on 2" ||
+[ $ok = 1 ] && pass "FP8 + FP8 KV calibrated on 1 and 3 ranks (dp), written while calibrating: the same bytes as on 2" ||
     fail "calibrated FP8 over rank counts"
+# The sequential run (statistics first: here three pipeline stages) writes
+# the bytes of the overlapped one.
+convert id 3 --use_fp8 --fp8_kv_cache --pp_size 3 "${CAL[@]}" &&
+    ! grep -q "with the writing overlapped" "$WORK/last.log" &&
+    grep -q "quantize+write" "$WORK/last.log" && same_hf "$WORK/fp8kv" "$WORK/id" &&
+    pass "FP8 + FP8 KV calibrated in pp 3 (statistics first, then the writing): the overlapped run's bytes" ||
+    { fail "sequential vs overlapped hf run"; tail -5 "$WORK/last.log"; }
 
 # verify: a changed byte, an index that lies.
 cp -r "$WORK/fp8" "$WORK/bad"

@@ -52,7 +52,9 @@ tc_status tc_hf_output_build(tc_hf_model *m, tc_dtype dt, const tc_hf_quant *q,
                              uint64_t max_shard_bytes, tc_hf_output **out);
 void tc_hf_output_free(tc_hf_output *o); /* accepts NULL */
 /* The plan of shard `shard` (its tensors copied, rank = shard, naming
- * TC_CELLS_HF_SHARDS), scales filled from stats (NULL when none needed). */
+ * TC_CELLS_HF_SHARDS), scales filled from stats. stats NULL: none filled,
+ * for a shard that needs no statistics or a run that fills each layer's
+ * behind its gate while it calibrates (hf_quant.h). */
 tc_status tc_hf_output_plan_shard(const tc_hf_output *o, int shard, const tc_calib_stats *stats,
                                   tc_plan **out);
 

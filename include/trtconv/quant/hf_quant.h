@@ -74,11 +74,17 @@ tc_status tc_hf_quant_parse_exclude(const char *list, tc_hf_quant *q);
 bool tc_hf_module_excluded(const tc_hf_quant *q, const char *module);
 
 /* Rewrite the linears of a tc_plan_build_hf plan for q and add the scale
- * tensors (their values zero until tc_hf_quant_fill). */
+ * tensors (their values zero until tc_hf_quant_fill). Every tensor whose
+ * values come from the statistics of layer L (the FP8 and NVFP4 weights,
+ * the scalar scales) is gated on L (plan.h gate_layer): a run that
+ * calibrates while it writes fills layer L and opens its gate once L's
+ * statistics are final. */
 tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p);
-/* Fill every scale of the plan (any subset of a rewritten plan: a shard)
- * from the statistics; stats may be NULL when none is needed. */
-tc_status tc_hf_quant_fill(const tc_hf_quant *q, const tc_calib_stats *stats, tc_plan *p);
+/* Fill the scales of layer `layer` (every layer when negative) of the plan
+ * (any subset of a rewritten plan: a shard) from the statistics; stats may
+ * be NULL when none is needed. */
+tc_status tc_hf_quant_fill(const tc_hf_quant *q, const tc_calib_stats *stats, tc_plan *p,
+                           int64_t layer);
 
 /* The scalar references of the weight quantizations (also used by the
  * conversion workers on the CPU). Rows [0, rows) of w ([rows, cols], dt F16,
