@@ -9,13 +9,17 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/eval/eval.h"
 
-#include <limits.h>
 #include <math.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "trtconv/core/log.h"
+#include "trtconv/eval/logits_rows.h"
+#include "trtconv/build_config.h"
+#if TRTCONV_HAVE_CUDA
+#include "trtconv/kernels/eval_logits.h"
+#endif
 #include "trtconv/mpi/comm.h"
 
 typedef struct eval_ctx {
@@ -41,6 +45,10 @@ typedef struct eval_ctx {
     int64_t *lin_elems, *lin_cap;
     double *ld2, *lr2;
     double nll[2], top1, kl, predicted;
+    /* GPU engines: the logits stay on the device and are compared there
+     * (kernels/eval_logits.cu); else the sinks' host copies in lg. */
+    bool on_device;
+    const tc_fwd_engine *src, *cvt;
     tc_status err;
 } eval_ctx;
 
@@ -170,43 +178,12 @@ static void *rows_work(void *arg)
 {
     const rows_job *j = arg;
     const eval_ctx *c = j->c;
-    const int64_t V = c->lg_cols, c0 = c->lg_col0;
     const int64_t r0 = j->T * j->index / j->threads, r1 = j->T * (j->index + 1) / j->threads;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *a = c->lg[0] + r * V, *b = c->lg[1] + r * V;
-        if (j->pass == 0) {
-            float ba = -INFINITY, bb = -INFINITY;
-            for (int64_t k = 0; k < V; k++) {
-                ba = a[k] > ba ? a[k] : ba;
-                bb = b[k] > bb ? b[k] : bb;
-            }
-            j->mx[2 * r] = ba;
-            j->mx[2 * r + 1] = bb;
-            continue;
-        }
-        /* exp of float32 differences (at most 0), summed in float64. */
-        const float ma = (float)j->mx[2 * r], mb = (float)j->mx[2 * r + 1];
-        double za = 0.0, zb = 0.0, s = 0.0, ta = 0.0, tb = 0.0;
-        long long ia = LLONG_MAX, ib = LLONG_MAX;
-        for (int64_t k = 0; k < V; k++) {
-            const double ea = expf(a[k] - ma);
-            za += ea;
-            zb += expf(b[k] - mb);
-            s += ea * ((double)a[k] - (double)b[k]);
-            if (ia == LLONG_MAX && a[k] == ma)
-                ia = c0 + k;
-            if (ib == LLONG_MAX && b[k] == mb)
-                ib = c0 + k;
-        }
-        if (j->next[r] >= c0 && j->next[r] < c0 + V) {
-            ta = a[j->next[r] - c0];
-            tb = b[j->next[r] - c0];
-        }
-        double *o = j->sum + 6 * r;
-        o[0] = za, o[1] = zb, o[2] = s, o[3] = ta, o[4] = tb, o[5] = 0.0;
-        j->arg[2 * r] = ia;
-        j->arg[2 * r + 1] = ib;
-    }
+    if (j->pass == 0)
+        tc_logits_rows_max(c->lg[0], c->lg[1], c->lg_cols, r0, r1, j->mx);
+    else
+        tc_logits_rows_sums(c->lg[0], c->lg[1], c->lg_cols, c->lg_col0, j->next, j->mx, r0, r1,
+                            j->sum, j->arg);
     return NULL;
 }
 
@@ -232,6 +209,34 @@ static void rows_pass(rows_job *tmpl, int pass)
             pthread_join(th[i], NULL);
 }
 
+/* One pass of the per-row work: on the device over both engines' logits,
+ * or on the host copies by threads. */
+static tc_status rows_pass_any(rows_job *job, int pass)
+{
+    const eval_ctx *c = job->c;
+    if (!c->on_device) {
+        rows_pass(job, pass);
+        return TC_OK;
+    }
+#if TRTCONV_HAVE_CUDA
+    const void *a, *b;
+    tc_dtype dta, dtb;
+    int64_t ra, rb, lda, ldb, va, vb, ca, cb;
+    tc_fwd_device_logits(c->src, &a, &dta, &ra, &lda, &va, &ca);
+    tc_fwd_device_logits(c->cvt, &b, &dtb, &rb, &ldb, &vb, &cb);
+    if (!a || !b || ra != job->T || rb != job->T || va != vb || ca != cb)
+        return tc_fail(TC_E_INTERNAL, "eval: device logits [%lld, %lld] and [%lld, %lld] for a "
+                       "batch of %lld tokens", (long long)ra, (long long)va, (long long)rb,
+                       (long long)vb, (long long)job->T);
+    return pass == 0 ? tc_logits_rows_max_cuda(a, dta, lda, b, dtb, ldb, job->T, va, job->mx)
+                     : tc_logits_rows_sums_cuda(a, dta, lda, b, dtb, ldb, job->T, va, ca,
+                                                job->next, job->mx, job->sum, job->arg);
+#else
+    (void)pass;
+    return tc_fail(TC_E_INTERNAL, "eval: device logits without CUDA");
+#endif
+}
+
 /* Combine the logits columns of this chunk's batch over the last stage's
  * tp ranks (tp: their communicator) and accumulate the token metrics on tp
  * rank 0. next[r]: the id row r predicts, -1 for a sequence's last token.
@@ -246,11 +251,11 @@ static tc_status logits_step(eval_ctx *c, MPI_Comm tp, int tp_rank, const int32_
     rows_job job = { .c = c, .next = next, .mx = mx, .sum = sum, .arg = arg, .T = T,
                      .threads = threads };
     if (st == TC_OK)
-        rows_pass(&job, 0);
+        st = rows_pass_any(&job, 0);
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, mx, (int)(2 * T), MPI_DOUBLE, MPI_MAX, tp));
     if (st == TC_OK)
-        rows_pass(&job, 1);
+        st = rows_pass_any(&job, 1);
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, sum, (int)(6 * T), MPI_DOUBLE, MPI_SUM, tp));
     if (st == TC_OK)
@@ -381,6 +386,20 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         c.n_layers = lay.n_layers;
         tc_fwd_set_report_all(src, true);
         tc_fwd_set_layer_input(cvt, source_input, &c);
+        /* GPU engines compare the logits on the device (TRTCONV_EVAL_HOST_LOGITS=1:
+         * on the host, as the CPU backend does; the GPU test compares the two). */
+        const char *host = getenv("TRTCONV_EVAL_HOST_LOGITS");
+        const bool want = !(host && *host && strcmp(host, "0") != 0);
+        c.on_device = want && tc_fwd_keep_logits_on_device(src, true) &&
+                      tc_fwd_keep_logits_on_device(cvt, true);
+        if (!c.on_device) {
+            tc_fwd_keep_logits_on_device(src, false);
+            tc_fwd_keep_logits_on_device(cvt, false);
+        }
+        c.src = src;
+        c.cvt = cvt;
+        if (comm->rank == 0)
+            tc_log(TC_LOG_INFO, "logits compared %s", c.on_device ? "on the GPU" : "on the host");
         const size_t ml = (size_t)(c.n_layers > 0 ? c.n_layers : 1) * TC_EVAL_LINEARS;
         c.lin = calloc(ml, sizeof *c.lin);
         c.lin_elems = calloc(ml, sizeof *c.lin_elems);
@@ -419,33 +438,35 @@ tc_status tc_eval_run(const tc_fwd_setup *fwd, const tc_fwd_weight_source *conve
         c.phase = 1;
         abort_on(tc_fwd_run(cvt, &sub, batch_size, sink, &c), comm,
                  "the converted checkpoint's forward pass");
+        /* The logits now, before phase 2 runs the converted engine again
+         * (its device logits would be overwritten). */
+        if (tp != MPI_COMM_NULL) {
+            /* This replica's batch of the chunk: sequences [b0, b1) of sub. */
+            const size_t b0 = (size_t)lay.dp_rank * (size_t)batch_size;
+            const size_t b1 = b0 + (size_t)batch_size < sub.n_seqs ? b0 + (size_t)batch_size
+                                                                   : sub.n_seqs;
+            const int64_t T = b0 < b1 ? sub.offsets[b1] - sub.offsets[b0] : 0;
+            if (!c.on_device && T != c.lg_rows)
+                st = tc_fail(TC_E_INTERNAL, "eval: %lld logits rows for a batch of %lld tokens",
+                             (long long)c.lg_rows, (long long)T);
+            if (st == TC_OK && T > next_cap) {
+                int32_t *p = realloc(next, (size_t)T * sizeof *next);
+                st = p ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
+                if (p) {
+                    next = p;
+                    next_cap = T;
+                }
+            }
+            for (size_t q = b0; st == TC_OK && q < b1; q++)
+                for (int64_t t = sub.offsets[q]; t < sub.offsets[q + 1]; t++)
+                    next[t - sub.offsets[b0]] = t + 1 < sub.offsets[q + 1] ? sub.ids[t + 1] : -1;
+            if (st == TC_OK && T > 0)
+                st = logits_step(&c, tp, lay.tp_rank, next, T, fwd->threads);
+            abort_on(st, comm, "combining the logits");
+        }
         c.phase = 2;
         abort_on(tc_fwd_run(cvt, &sub, batch_size, sink, &c), comm,
                  "the converted checkpoint's forward pass on the source's inputs");
-        if (tp == MPI_COMM_NULL)
-            continue;
-        /* This replica's batch of the chunk: sequences [b0, b1) of sub. */
-        const size_t b0 = (size_t)lay.dp_rank * (size_t)batch_size;
-        const size_t b1 = b0 + (size_t)batch_size < sub.n_seqs ? b0 + (size_t)batch_size
-                                                               : sub.n_seqs;
-        const int64_t T = b0 < b1 ? sub.offsets[b1] - sub.offsets[b0] : 0;
-        if (T != c.lg_rows)
-            st = tc_fail(TC_E_INTERNAL, "eval: %lld logits rows for a batch of %lld tokens",
-                         (long long)c.lg_rows, (long long)T);
-        if (st == TC_OK && T > next_cap) {
-            int32_t *p = realloc(next, (size_t)T * sizeof *next);
-            st = p ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
-            if (p) {
-                next = p;
-                next_cap = T;
-            }
-        }
-        for (size_t q = b0; st == TC_OK && q < b1; q++)
-            for (int64_t t = sub.offsets[q]; t < sub.offsets[q + 1]; t++)
-                next[t - sub.offsets[b0]] = t + 1 < sub.offsets[q + 1] ? sub.ids[t + 1] : -1;
-        if (st == TC_OK && T > 0)
-            st = logits_step(&c, tp, lay.tp_rank, next, T, fwd->threads);
-        abort_on(st, comm, "combining the logits");
     }
     /* Totals on rank 0: every sum has one contributor per replica. */
     const size_t nv = 5 + 3 * ((size_t)L + 1) + 2 * nl;

@@ -90,6 +90,8 @@ struct tc_fwd_engine {
     void *h_inject;                /* host copy of an injected input, forward dtype */
     size_t inject_elems;
     bool report_all;               /* tc_fwd_set_report_all */
+    bool logits_on_device;         /* tc_fwd_keep_logits_on_device */
+    int64_t logits_rows;           /* of the last micro-batch */
     tc_fwd_sink linear_sink;       /* tc_fwd_set_linear_report */
     void *linear_ctx;
     int64_t linear_rows;

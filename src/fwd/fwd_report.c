@@ -95,3 +95,26 @@ void tc_fwd_set_report_all(tc_fwd_engine *e, bool all)
 {
     e->report_all = all;
 }
+
+bool tc_fwd_keep_logits_on_device(tc_fwd_engine *e, bool on)
+{
+    if (strcmp(e->ops->name, "cuda") != 0)
+        return false;
+    e->logits_on_device = on;
+    return true;
+}
+
+void tc_fwd_device_logits(const tc_fwd_engine *e, const void **data, tc_dtype *dt, int64_t *rows,
+                          int64_t *ld, int64_t *cols, int64_t *col0)
+{
+    const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
+    int64_t valid = e->vocab - c0;
+    if (valid > e->vocab_local)
+        valid = e->vocab_local;
+    *data = e->logits_rows > 0 ? e->logits : NULL;
+    *dt = e->dt;
+    *rows = e->logits_rows;
+    *ld = e->vocab_local;
+    *cols = valid > 0 ? valid : 0;
+    *col0 = c0;
+}

@@ -483,6 +483,37 @@ else
     fail "eval on 3 ranks"; tail -20 "$WORK/last.log"
 fi
 
+# The logits compared on the GPU (a CUDA build with a device) and on the
+# host (TRTCONV_EVAL_HOST_LOGITS=1) give the same numbers: top-1 exactly,
+# perplexities to 1e-6, the KL divergence to 1e-6 absolute (CUDA's expf
+# against the host's); the CPU build compares on the host both times.
+if ev 2 --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --checkpoint_dir "$WORK/w4" \
+    --dataset "$WORK/ids.jsonl" --batch_size 2 --output_json "$WORK/dev.json" &&
+    where=$(grep -o -m1 "logits compared on the [A-Za-z]*" "$WORK/last.log" | head -1) &&
+    TRTCONV_EVAL_HOST_LOGITS=1 timeout 300 "$MPIEXEC" -x TRTCONV_EVAL_HOST_LOGITS -np 2 "$TRTCONV" \
+        eval --model_dir "$WORK/m" --checkpoint_dir "$WORK/w8" --checkpoint_dir "$WORK/w4" \
+        --dataset "$WORK/ids.jsonl" --batch_size 2 --output_json "$WORK/host.json" \
+        </dev/null >"$WORK/last.log" 2>&1 &&
+    grep -q "logits compared on the host" "$WORK/last.log"; then
+    jq_py "$WORK/dev.json" "$WORK/host.json" <<'PY' && pass "eval's ${where} by default and on the host (TRTCONV_EVAL_HOST_LOGITS=1): the same top-1, perplexities and KL" ||
+import json, sys
+a = json.load(open(sys.argv[1]))["checkpoints"]
+b = json.load(open(sys.argv[2]))["checkpoints"]
+rel = lambda x, y: abs(x - y) <= 1e-6 * max(abs(x), abs(y))
+ok = True
+for x, y in zip(a, b):
+    ok = ok and x["top1_agreement"] == y["top1_agreement"] and x["predicted_tokens"] == y["predicted_tokens"]
+    ok = ok and rel(x["perplexity_source"], y["perplexity_source"]) and rel(x["perplexity_converted"], y["perplexity_converted"])
+    ok = ok and abs(x["kl_mean"] - y["kl_mean"]) <= 1e-6
+    print("top-1 %.6f / %.6f, ppl %.8f / %.8f, KL %.3e / %.3e" % (x["top1_agreement"], y["top1_agreement"],
+          x["perplexity_converted"], y["perplexity_converted"], x["kl_mean"], y["kl_mean"]))
+sys.exit(0 if ok and len(a) == len(b) == 2 else 1)
+PY
+        fail "device and host logits comparisons differ"
+else
+    fail "eval with the logits on the host"; tail -20 "$WORK/last.log"
+fi
+
 # Pipeline stages: the int8 checkpoint converted for pp 2 holds the same
 # weights, so every number (the errors on the source's inputs included,
 # which a later stage takes from the stage before) equals pp 1's.

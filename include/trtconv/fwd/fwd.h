@@ -142,6 +142,15 @@ void tc_fwd_set_report_all(tc_fwd_engine *e, bool all);
  * dense only.
  * sink NULL or rows 0: off. */
 void tc_fwd_set_linear_report(tc_fwd_engine *e, tc_fwd_sink sink, void *ctx, int64_t rows);
+/* Also for trtconv eval: the logits stay in the engine's device memory
+ * instead of going to the sink (a GPU engine only: returns false, and
+ * changes nothing, on the CPU backend). tc_fwd_device_logits then gives the
+ * last micro-batch's logits of this rank's vocabulary columns: data
+ * [rows, ld] in *dt, its first *cols columns valid, global column *col0
+ * first; borrowed until the engine's next tc_fwd_run (NULL before one). */
+bool tc_fwd_keep_logits_on_device(tc_fwd_engine *e, bool on);
+void tc_fwd_device_logits(const tc_fwd_engine *e, const void **data, tc_dtype *dt, int64_t *rows,
+                          int64_t *ld, int64_t *cols, int64_t *col0);
 
 /* Build this rank's cell, read its slices, create the communicators. Every
  * rank of setup->comm must call it. On TC_OK *out belongs to the caller.
