@@ -184,10 +184,19 @@ static void unpin(void *ctx, void *p)
  * int8 weights of the 8B shape are 208 MiB; the queue keeps host memory
  * flat whatever the model; the log says how long the layers waited for it:
  * the hook runs beside the next layer's forward pass, so a short wait costs
- * no GPU time). */
+ * no GPU time). TRTCONV_SQ_WQ_BUFFERS (1..64) sets the count for host-memory
+ * measurements (bench/gpu_rss.sh, docs/calibration-memory.md). */
 #define SQ_WQ_BUFFERS 8
 #define SQ_WQ_BYTES ((size_t)16 << 20)
 #define SQ_WQ_THREADS 4
+
+static int wq_buffers(void)
+{
+    const char *v = getenv("TRTCONV_SQ_WQ_BUFFERS");
+    char *end = NULL;
+    const long n = v && *v ? strtol(v, &end, 10) : 0;
+    return end && *end == '\0' && n >= 1 && n <= 64 ? (int)n : SQ_WQ_BUFFERS;
+}
 
 static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells, size_t n_cells,
                               tc_cell_output *outs)
@@ -216,7 +225,7 @@ static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells
         return TC_OK;
     struct fwd_backend *b = tc_fwd_backend_get(engine);
     const tc_wq_pinning pinning = { pin, unpin, b };
-    return tc_wq_create(SQ_WQ_BUFFERS, SQ_WQ_BYTES, SQ_WQ_THREADS, &pinning, &f->wq);
+    return tc_wq_create(wq_buffers(), SQ_WQ_BYTES, SQ_WQ_THREADS, &pinning, &f->wq);
 }
 
 /* Layer L's statistics hold no NaN or Inf: the same on every rank of the
