@@ -144,6 +144,25 @@ convert id 3 --use_fp8 --fp8_kv_cache --pp_size 3 "${CAL[@]}" &&
     pass "FP8 + FP8 KV calibrated in pp 3 (statistics first, then the writing): the overlapped run's bytes" ||
     { fail "sequential vs overlapped hf run"; tail -5 "$WORK/last.log"; }
 
+# A shard write failing on rank 1 while the writing overlaps the
+# calibration (EIO from the fault shim): every rank exits non-zero, the
+# reason is printed, nothing is committed; --resume then completes and
+# writes the uninterrupted run's bytes.
+rm -rf "$WORK/flt"
+rc=0
+timeout 120 "$MPIEXEC" -np 3 -x LD_PRELOAD="$FAULT_SHIM" -x TC_FAULT_OP=pwrite -x TC_FAULT_PATH=.partial \
+    -x TC_FAULT_RANK=1 -x TC_FAULT_AFTER=1 -x TC_FAULT_ACTION=eio "$TRTCONV" --progress none \
+    --model_dir "$M" --output_dir "$WORK/flt" --output_format hf --max_shard_size 150KB --use_fp8 \
+    --fp8_kv_cache "${CAL[@]}" </dev/null >"$WORK/last.log" 2>&1 || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "fault_shim" "$WORK/last.log" &&
+    grep -qi "input/output error" "$WORK/last.log" && [ ! -e "$WORK/flt/config.json" ] &&
+    run_np 3 --model_dir "$M" --output_dir "$WORK/flt" --output_format hf --max_shard_size 150KB \
+        --use_fp8 --fp8_kv_cache "${CAL[@]}" --resume </dev/null && same_hf "$WORK/fp8kv" "$WORK/flt"; then
+    pass "a write failing while calibrating: job failed (rc $rc) with the reason, nothing committed; --resume wrote the same bytes"
+else
+    fail "write fault during the overlapped hf run (rc $rc)"; tail -8 "$WORK/last.log"
+fi
+
 # verify: a changed byte, an index that lies.
 cp -r "$WORK/fp8" "$WORK/bad"
 f=$(ls "$WORK/bad"/model-*.safetensors | head -1)
