@@ -49,17 +49,23 @@ static tc_status layer_done(void *ctx, int64_t layer)
     return TC_OK;
 }
 
+tc_status tc_calib_with_hook(const tc_job *j, tc_calib_run *run, tc_calib_stats *stats,
+                             tc_fwd_layer_hook hook, void *hook_ctx, double *t_done)
+{
+    tc_fwd_set_layer_hook(run->engine, hook, hook_ctx, stats);
+    tc_status st = tc_calib_finish(j, run, stats);
+    if (st == TC_OK)
+        st = tc_calib_stats_done(j, stats);
+    tc_calib_run_free(run);
+    *t_done = tc_now_seconds();
+    return st;
+}
+
 /* Runs on the main thread while the workers write (tc_convert_phase_during). */
 static tc_status calibrate(void *ctx)
 {
     overlap *v = ctx;
-    tc_fwd_set_layer_hook(v->run.engine, layer_done, v, v->stats);
-    tc_status st = tc_calib_finish(v->j, &v->run, v->stats);
-    if (st == TC_OK)
-        st = tc_calib_stats_done(v->j, v->stats);
-    tc_calib_run_free(&v->run);
-    v->t_done = tc_now_seconds();
-    return st;
+    return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, &v->t_done);
 }
 
 tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,

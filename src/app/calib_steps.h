@@ -35,6 +35,13 @@ void tc_calib_run_free(tc_calib_run *r);
  * (collective). */
 tc_status tc_calib_stats_done(const tc_job *j, const tc_calib_stats *stats);
 
+/* The calibration half of a run that writes while it calibrates (on the
+ * main thread, beside the conversion workers): hook(hook_ctx, layer) after
+ * each layer's statistics are final in stats, then the forward pass's end,
+ * tc_calib_stats_done, the engine freed, *t_done the time (collective). */
+tc_status tc_calib_with_hook(const tc_job *j, tc_calib_run *run, tc_calib_stats *stats,
+                             tc_fwd_layer_hook hook, void *hook_ctx, double *t_done);
+
 /* calib_overlap.c: a method with refresh_layer, calibrated layer by layer,
  * writes each layer's tensors as soon as the layer's statistics are final. */
 tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,

@@ -43,13 +43,7 @@ static tc_status layer_done(void *ctx, int64_t layer)
 static tc_status calibrate(void *ctx)
 {
     hf_overlap *v = ctx;
-    tc_fwd_set_layer_hook(v->run.engine, layer_done, v, v->stats);
-    tc_status st = tc_calib_finish(v->j, &v->run, v->stats);
-    if (st == TC_OK)
-        st = tc_calib_stats_done(v->j, v->stats);
-    tc_calib_run_free(&v->run);
-    v->t_done = tc_now_seconds();
-    return st;
+    return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, &v->t_done);
 }
 
 /* The run writes while it calibrates: statistics computed (not read), layer
