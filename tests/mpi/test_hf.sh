@@ -154,7 +154,9 @@ timeout 120 "$MPIEXEC" -np 3 -x LD_PRELOAD="$FAULT_SHIM" -x TC_FAULT_OP=pwrite -
     -x TC_FAULT_RANK=1 -x TC_FAULT_AFTER=1 -x TC_FAULT_ACTION=eio "$TRTCONV" --progress none \
     --model_dir "$M" --output_dir "$WORK/flt" --output_format hf --max_shard_size 150KB --use_fp8 \
     --fp8_kv_cache "${CAL[@]}" </dev/null >"$WORK/last.log" 2>&1 || rc=$?
-if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "fault_shim" "$WORK/last.log" &&
+if grep -q "ASan runtime does not come first" "$WORK/last.log"; then
+    echo "SKIP: write fault during the overlapped run: a sanitized build cannot preload the fault shim"
+elif [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "fault_shim" "$WORK/last.log" &&
     grep -qi "input/output error" "$WORK/last.log" && [ ! -e "$WORK/flt/config.json" ] &&
     run_np 3 --model_dir "$M" --output_dir "$WORK/flt" --output_format hf --max_shard_size 150KB \
         --use_fp8 --fp8_kv_cache "${CAL[@]}" --resume </dev/null && same_hf "$WORK/fp8kv" "$WORK/flt"; then
