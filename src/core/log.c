@@ -86,6 +86,10 @@ static void rss_mib(double *now, double *peak)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         *peak = (double)ru.ru_maxrss / 1024.0;
+    /* The kernel's two counters are read at different moments and synced
+     * lazily per thread: the peak is never below what was just resident. */
+    if (*peak < *now)
+        *peak = *now;
 }
 
 static void vlog_line(enum tc_log_level level, const char *fmt, va_list ap)
