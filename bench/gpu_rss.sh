@@ -20,7 +20,7 @@ W=/tmp/trtconv-bench/rss
 mkdir -p "$W"
 llama8b_model build-gpu "$W" "${LAYERS:-32}" float16
 random_ids 512 512 >"$W/ids.jsonl"
-# RUNS: write-queue buffer counts (TRTCONV_SQ_WQ_BUFFERS; 8 is the default;
+# RUNS: write-queue buffer counts (TRTCONV_SQ_WQ_BUFFERS; 4 is the default, 8 was until session 13;
 # each run's log line says how long the layers waited for the queue), with
 # ":mmap" glibc's mmap threshold fixed at 1 MiB (MALLOC_MMAP_THRESHOLD_:
 # large freed buffers go back to the system instead of staying in the

@@ -54,13 +54,15 @@ static bool overlapped(const tc_job *j)
            j->s.layout.pp == 1;
 }
 
-/* NVFP4's quantization on the rank's GPU with --quantize_on gpu (the kernel
- * is the CPU reference bit for bit, cuda_nvfp4; this staging path has not
- * run end to end on a GPU yet, so it is not the default); FP8's stays on
- * the CPU. */
+/* NVFP4's quantization (its E2M1 search is the costly part) on the rank's
+ * GPU when it has one and --quantize_on is not cpu: the kernel is the CPU
+ * reference bit for bit (cuda_nvfp4), and the writer's GPU staging wrote
+ * every packed value and block scale of the CPU's on an H100
+ * (docs/hf-output.md). FP8's stays on the CPU, hidden behind the
+ * calibration. */
 static const tc_gpu_info *quantize_gpu(const tc_job *j)
 {
-    return j->s.hfq.algo == TC_HF_ALGO_NVFP4 && j->gpu.count > 0 && j->o->quantize_on == 2
+    return j->s.hfq.algo == TC_HF_ALGO_NVFP4 && j->gpu.count > 0 && j->o->quantize_on != 1
                ? &j->gpu
                : NULL;
 }
