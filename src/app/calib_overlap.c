@@ -49,6 +49,19 @@ static tc_status layer_done(void *ctx, int64_t layer)
     return TC_OK;
 }
 
+tc_status tc_calib_overlap_begin(const tc_job *j, tc_calib_stats *stats, tc_calib_run *run)
+{
+    tc_calib_dims dims;
+    tc_calib_dims_from_config(&j->model->cfg, &dims);
+    tc_status st = tc_calib_stats_alloc(&dims, stats);
+    st = tc_comm_agree(j->comm, st, "calibration statistics");
+    if (st == TC_OK)
+        st = tc_calib_begin(j, run);
+    if (st == TC_OK)
+        snprintf(stats->forward_dtype, sizeof stats->forward_dtype, "%s", tc_dtype_name(run->fdt));
+    return st;
+}
+
 tc_status tc_calib_with_hook(const tc_job *j, tc_calib_run *run, tc_calib_stats *stats,
                              tc_fwd_layer_hook hook, void *hook_ctx, double *t_done)
 {
@@ -88,12 +101,9 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     size_t n_cells = 0;
     const double t0 = tc_now_seconds();
 
-    tc_calib_dims dims;
-    tc_calib_dims_from_config(&j->model->cfg, &dims);
-    tc_status st = tc_calib_stats_alloc(&dims, &stats);
-    st = tc_comm_agree(c, st, "calibration statistics");
-    if (st == TC_OK)
-        st = tc_calib_begin(j, &v.run);
+    /* The statistics are zeros until each layer is done: the method plans
+     * with them and fills the real values per layer (refresh_layer). */
+    tc_status st = tc_calib_overlap_begin(j, &stats, &v.run);
     if (st != TC_OK)
         goto done;
     /* Cells: calibrated ranks keep their own cell (dp replica 0). */
@@ -101,9 +111,6 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     st = cells ? TC_OK : tc_fail(TC_E_INTERNAL, "out of memory");
     if (st == TC_OK && c->rank < tc_layout_cells(&s->layout))
         cells[n_cells++] = c->rank;
-    /* The statistics are zeros until each layer is done: the method plans
-     * with them and fills the real values per layer (refresh_layer). */
-    snprintf(stats.forward_dtype, sizeof stats.forward_dtype, "%s", tc_dtype_name(v.run.fdt));
     const tc_quant_ctx ctx = {
         .comm = c, .model = j->model, .stats = &stats, .gpu = s->calib_gpu,
         .threads = (int)o->workers, .layout = s->layout, .emb = s->emb, .q = &s->quant,
@@ -112,7 +119,7 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     if (st == TC_OK)
         st = ops->create(&ctx, NULL, &v.method_job);
     if (st == TC_OK)
-        st = tc_convert_gate_create(dims.layers, &v.gate);
+        st = tc_convert_gate_create(stats.d.layers, &v.gate);
     st = tc_comm_agree(c, st, "quantization setup");
     if (st == TC_OK && !ops->stream_layer)
         st = ops->prepare(v.method_job, cells, n_cells);

@@ -35,6 +35,10 @@ void tc_calib_run_free(tc_calib_run *r);
  * (collective). */
 tc_status tc_calib_stats_done(const tc_job *j, const tc_calib_stats *stats);
 
+/* The start of a run that writes while it calibrates: stats allocated in
+ * the model's dims (zeros until each layer is done), the tokens and engine
+ * (tc_calib_begin), the forward dtype recorded (collective). */
+tc_status tc_calib_overlap_begin(const tc_job *j, tc_calib_stats *stats, tc_calib_run *run);
 /* The calibration half of a run that writes while it calibrates (on the
  * main thread, beside the conversion workers): hook(hook_ctx, layer) after
  * each layer's statistics are final in stats, then the forward pass's end,

@@ -110,18 +110,12 @@ static tc_status run_overlapped(tc_job *j, const tc_run_text *run)
     int *ids = NULL;
     size_t n = 0;
     const double t0 = tc_now_seconds();
-    tc_calib_dims dims;
-    tc_calib_dims_from_config(&j->model->cfg, &dims);
-    tc_status st = tc_calib_stats_alloc(&dims, &stats);
-    st = tc_comm_agree(c, st, "calibration statistics");
-    if (st == TC_OK)
-        st = tc_calib_begin(j, &v.run);
+    tc_status st = tc_calib_overlap_begin(j, &stats, &v.run);
     if (st != TC_OK)
         goto done;
-    snprintf(stats.forward_dtype, sizeof stats.forward_dtype, "%s", tc_dtype_name(v.run.fdt));
     st = rank_shards(j, &ids, &n);
     if (st == TC_OK)
-        st = tc_convert_gate_create(dims.layers, &v.gate);
+        st = tc_convert_gate_create(stats.d.layers, &v.gate);
     /* No statistics yet: the gated values are filled layer by layer. */
     st = tc_cells_plan(j, ids, n, NULL, run, &set, st);
     if (st != TC_OK)
