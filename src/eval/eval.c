@@ -5,7 +5,9 @@
  * reports (hidden states of the stage's layers on tp rank 0, logits columns
  * on every last-stage rank); the converted engine runs on the same batch
  * and its sink compares as the tensors arrive; then the last stage's tp
- * ranks combine their logits columns per token. */
+ * ranks combine their logits columns per token (GPU engines keep their
+ * logits on the device, where kernels/eval_logits.cu compares them), and
+ * the converted engine runs a third time on the source's layer inputs. */
 #define _POSIX_C_SOURCE 200809L
 #include "trtconv/eval/eval.h"
 
