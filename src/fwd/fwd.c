@@ -610,10 +610,8 @@ static tc_status run_batch(tc_fwd_engine *e, const tc_token_set *t, int64_t batc
         TRY(tc_fwd_report(e, sink, ctx, batch, "norm", -1, 0, e->x, T, H, 0, H));
     e->logits_rows = T;
     if (sink && !e->logits_on_device) {
-        const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
-        int64_t valid = e->vocab - c0;
-        if (valid > e->vocab_local)
-            valid = e->vocab_local;
+        int64_t c0, valid;
+        tc_fwd_logits_columns(e, &c0, &valid);
         if (valid > 0)
             TRY(tc_fwd_report(e, sink, ctx, batch, "logits", -1, c0, e->logits, T,
                               e->vocab_local, 0, valid));

@@ -147,6 +147,10 @@ size_t tc_fwd_rope_bytes(const tc_fwd_engine *e);
 tc_status tc_fwd_stage_input(tc_fwd_engine *e, const fwd_batch *bt);
 /* Local layer li on the batch, e->h in place (statistics when enabled). */
 tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt);
+/* This rank's vocabulary columns of the logits: the first global column
+ * and how many of its vocab_local are real (the padding of a vocabulary
+ * that tp does not divide is not; <= 0: none). */
+void tc_fwd_logits_columns(const tc_fwd_engine *e, int64_t *col0, int64_t *valid);
 /* Last stage: ln_f and lm_head of the batch in e->h (e->x, e->logits),
  * with lm_head's statistics when enabled. */
 tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T);

@@ -104,17 +104,22 @@ bool tc_fwd_keep_logits_on_device(tc_fwd_engine *e, bool on)
     return true;
 }
 
+void tc_fwd_logits_columns(const tc_fwd_engine *e, int64_t *col0, int64_t *valid)
+{
+    *col0 = (int64_t)e->tp_rank * e->vocab_local;
+    *valid = e->vocab - *col0;
+    if (*valid > e->vocab_local)
+        *valid = e->vocab_local;
+}
+
 void tc_fwd_device_logits(const tc_fwd_engine *e, const void **data, tc_dtype *dt, int64_t *rows,
                           int64_t *ld, int64_t *cols, int64_t *col0)
 {
-    const int64_t c0 = (int64_t)e->tp_rank * e->vocab_local;
-    int64_t valid = e->vocab - c0;
-    if (valid > e->vocab_local)
-        valid = e->vocab_local;
+    int64_t valid;
+    tc_fwd_logits_columns(e, col0, &valid);
     *data = e->logits_rows > 0 ? e->logits : NULL;
     *dt = e->dt;
     *rows = e->logits_rows;
     *ld = e->vocab_local;
     *cols = valid > 0 ? valid : 0;
-    *col0 = c0;
 }

@@ -179,10 +179,11 @@ static tc_status push(tensor_vec *a, const tc_plan_tensor *t)
     return TC_OK;
 }
 
-/* A scale tensor `<module>.<suffix>`: 0-dim F32 constant (ndim 0), or a
- * tensor [d0] / [d0, d1] of dt filled by the work on weight `of`. */
+/* A scale tensor `<module>.<suffix>`: 0-dim F32 constant (ndim 0, from
+ * layer `layer`'s statistics and gated on it), or a tensor [d0] / [d0, d1]
+ * of dt filled by the work on weight `of`. */
 static tc_status push_scale(tensor_vec *a, const char *module, const char *suffix, int ndim,
-                            tc_dtype dt, int64_t d0, int64_t d1, int of)
+                            tc_dtype dt, int64_t d0, int64_t d1, int of, int64_t layer)
 {
     tc_plan_tensor t;
     memset(&t, 0, sizeof t);
@@ -193,6 +194,9 @@ static tc_status push_scale(tensor_vec *a, const char *module, const char *suffi
     t.scale_index = -1;
     t.scale_of = of;
     if (ndim == 0) {
+        /* A scalar scale is computed from its layer's statistics. */
+        t.gated = true;
+        t.gate_layer = layer;
         t.rows = t.cols = 1;
         t.constant = true;
         t.n_constant = 1;
@@ -268,10 +272,10 @@ tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
         if (q->kv_fp8 && g >= 0 && lin == TC_LIN_O && !strcmp(suffix, "weight")) {
             char kv[96];
             snprintf(kv, sizeof kv, "model.layers.%lld.self_attn.k_proj", (long long)g);
-            st = push_scale(&a, kv, "k_scale", 0, TC_DT_F32, 0, 0, -1);
+            st = push_scale(&a, kv, "k_scale", 0, TC_DT_F32, 0, 0, -1, g);
             snprintf(kv, sizeof kv, "model.layers.%lld.self_attn.v_proj", (long long)g);
             if (st == TC_OK)
-                st = push_scale(&a, kv, "v_scale", 0, TC_DT_F32, 0, 0, -1);
+                st = push_scale(&a, kv, "v_scale", 0, TC_DT_F32, 0, 0, -1, g);
             if (st != TC_OK)
                 break;
         }
@@ -295,18 +299,18 @@ tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
         }
         if (st == TC_OK && quantize) {
             if (q->algo == TC_HF_ALGO_FP8) {
-                st = push_scale(&a, module, "weight_scale", 0, TC_DT_F32, 0, 0, -1);
+                st = push_scale(&a, module, "weight_scale", 0, TC_DT_F32, 0, 0, -1, g);
                 if (st == TC_OK)
-                    st = push_scale(&a, module, "input_scale", 0, TC_DT_F32, 0, 0, -1);
+                    st = push_scale(&a, module, "input_scale", 0, TC_DT_F32, 0, 0, -1, g);
             } else if (q->algo == TC_HF_ALGO_FP8_PC_PT) {
-                st = push_scale(&a, module, "weight_scale", 1, TC_DT_F32, t.rows, 0, w);
+                st = push_scale(&a, module, "weight_scale", 1, TC_DT_F32, t.rows, 0, w, g);
             } else {
                 st = push_scale(&a, module, "weight_scale", 2, TC_DT_F8_E4M3, t.rows,
-                                t.cols / TC_NVFP4_BLOCK, w);
+                                t.cols / TC_NVFP4_BLOCK, w, g);
                 if (st == TC_OK)
-                    st = push_scale(&a, module, "weight_scale_2", 0, TC_DT_F32, 0, 0, -1);
+                    st = push_scale(&a, module, "weight_scale_2", 0, TC_DT_F32, 0, 0, -1, g);
                 if (st == TC_OK)
-                    st = push_scale(&a, module, "input_scale", 0, TC_DT_F32, 0, 0, -1);
+                    st = push_scale(&a, module, "input_scale", 0, TC_DT_F32, 0, 0, -1, g);
             }
         }
     }
@@ -318,16 +322,6 @@ tc_status tc_hf_quant_rewrite(const tc_hf_quant *q, tc_plan *p)
         }
         free(a.v);
         return st;
-    }
-    /* Every scalar scale is computed from its layer's statistics. */
-    for (size_t k = 0; k < a.n; k++) {
-        tc_linear lin;
-        const char *suffix = NULL;
-        const int64_t g = parse_linear(a.v[k].name, &lin, &suffix);
-        if (a.v[k].constant && a.v[k].ndim == 0 && g >= 0) {
-            a.v[k].gated = true;
-            a.v[k].gate_layer = g;
-        }
     }
     free(p->tensors);
     p->tensors = a.v;
