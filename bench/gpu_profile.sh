@@ -1,44 +1,65 @@
 #!/bin/bash
-# gpu_profile.sh: where the calibration's time goes on the GPU machine, in
-# one call: build (gpu_setup.sh), the Llama-3-8B-shaped model with LAYERS
-# layers (default 8), SEQS x LEN random ids (512 x 512), then SmoothQuant
-# per-channel per-token + INT8 KV calibration with TRTCONV_FWD_PROFILE=1
-# (every operation synchronised and timed: the shares, not the total) and
-# once without it (the total). With CTEST_RE, that ctest selection of the
-# CUDA build runs first; with .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh
-# with OLD_REV), that commit is built too and its plain run and profile
-# follow, on the same machine. Logs under $OUT.
+# gpu_profile.sh: where the calibration's time goes on the GPU machine (issue
+# 23 item 3: 60% of the dense float16 peak), in one call: build
+# (gpu_setup.sh), the Llama-3-8B-shaped model with LAYERS layers (default
+# 32), SEQS x LEN random ids (512 x 512), then for each method of METHODS
+# (';'-separated flag sets; default SmoothQuant per-channel per-token + INT8
+# KV, and FP8 + FP8 KV) a plain run (the total) and one with
+# TRTCONV_FWD_PROFILE=$PROFILE (default `events`: the GPU time per
+# operation class from CUDA events, no waits, and the time the GPU did none
+# of them; `1`: every operation synchronised, the shares, not the total).
+# CTEST_RE (default cuda_fwd; empty: none) runs that ctest selection of the
+# CUDA build first, so that no timing is of a wrong kernel. With
+# .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
+# commit is built too and its plain runs follow, then the new build's
+# again: a baseline in the same call. Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
-if [ -n "${CTEST_RE:-}" ]; then
-    (cd build-gpu && ctest -j4 -R "$CTEST_RE" --output-on-failure) >"$OUT/ctest.log" 2>&1
-    echo "ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tr '\n' ' ')"
+. "$(dirname "$0")/bench_lib.sh"
+if [ -n "${CTEST_RE-cuda_fwd}" ]; then
+    (cd build-gpu && ctest -j4 -R "${CTEST_RE:-cuda_fwd}" --output-on-failure) >"$OUT/ctest.log" 2>&1
+    echo "ctest -R ${CTEST_RE:-cuda_fwd}: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tr '\n' ' ')"
     grep -E "FAIL|Failed|\*\*\*" "$OUT/ctest.log" | head -20
 fi
 W=/tmp/trtconv-bench/prof
-LAYERS=${LAYERS:-8} SEQS=${SEQS:-512} LEN=${LEN:-512}
+LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512}
 mkdir -p "$W"
-. "$(dirname "$0")/bench_lib.sh"
 llama8b_model build-gpu "$W" "$LAYERS" float16
 random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
+IFS=';' read -r -a methods <<<"${METHODS:---smoothquant 0.5 --per_channel --per_token --int8_kv_cache;--use_fp8 --fp8_kv_cache}"
 B=build-gpu
-sq() {
+# calib TAG PROFILE FLAGS...: one conversion, its log in $OUT/TAG.log
+calib() {
+    local tag=$1 prof=$2
+    shift 2
     rm -rf "$W/out"
-    /usr/bin/time -f "wall %e s, max RSS %M KiB" mpirun -np 1 --bind-to none $B/trtconv \
-        --model_dir "$W/model" --output_dir "$W/out" --smoothquant 0.5 --per_channel --per_token \
-        --int8_kv_cache --calib_dataset "$W/ids.jsonl" --calib_size "$SEQS" \
-        --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 --progress none "$@" 2>&1
+    TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 /usr/bin/time -f "wall %e s, max RSS %M KiB" \
+        mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED $B/trtconv \
+        --model_dir "$W/model" --output_dir "$W/out" "$@" --calib_dataset "$W/ids.jsonl" \
+        --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
+        --progress none --log_level verbose >"$OUT/$tag.log" 2>&1
+    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof (rc $?)"
+    grep -E "profile:|calibrat|SmoothQuant|committed|wall|error" "$OUT/$tag.log" | cut -c1-200 | tail -25
 }
-echo "== profile (synchronised)"; TRTCONV_FWD_PROFILE=1 sq | tee "$OUT/profile.log" | grep -E "profile|calibrat|wall|error"
-echo "== plain run"; TRTCONV_LOG_ELAPSED=1 sq --log_level verbose | tee "$OUT/plain.log" | grep -E "calibrat|SmoothQuant|wrote|wall|error"
+runs() {
+    local i=0
+    for m in "${methods[@]}"; do
+        i=$((i + 1))
+        # shellcheck disable=SC2086 # a method is a set of flags
+        calib "$1m${i}_plain" 0 $m
+        # shellcheck disable=SC2086
+        [ "$1" = new_ ] && calib "$1m${i}_profile" "${PROFILE:-events}" $m
+    done
+}
+runs new_
 if [ -f .carry/old-src.tar.gz ]; then
     rm -rf /tmp/old && mkdir -p /tmp/old && tar -xzf .carry/old-src.tar.gz -C /tmp/old
     (cd /tmp/old && cmake -S . -B build -DTRTCONV_ENABLE_CUDA=ON \
         -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DBUILD_TESTING=OFF >/dev/null 2>&1 &&
         cmake --build build -j"$(nproc)" >/dev/null 2>&1) || { echo "old build failed"; exit 1; }
     B=/tmp/old/build
-    echo "== old: profile (synchronised)"; TRTCONV_FWD_PROFILE=1 sq | tee "$OUT/old_profile.log" | grep -E "profile|calibrat|wall|error"
-    echo "== old: plain run"; sq --log_level verbose | tee "$OUT/old_plain.log" | grep -E "calibrat|SmoothQuant|wrote|wall|error"
+    runs old_
     B=build-gpu
-    echo "== new: plain run again"; sq --log_level verbose | grep -E "SmoothQuant|wrote|wall|error"
+    runs again_
 fi
+rm -rf "$W"

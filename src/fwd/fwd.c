@@ -24,7 +24,7 @@
 static const char *const prof_names[P_COUNT] = {
     "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
     "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv",
-    "calibration maxima" };
+    "calibration maxima", "layer hook (side)" };
 
 
 
@@ -181,8 +181,7 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     e->attn.scale = (float)(1.0 / sqrt((double)cfg->head_dim));
     e->qkv_width = (e->attn.heads + 2 * e->attn.kv_heads) * cfg->head_dim;
     e->eps = (float)cfg->rms_norm_eps;
-    const char *prof = getenv("TRTCONV_FWD_PROFILE");
-    e->profile = prof && *prof && strcmp(prof, "0") != 0;
+    e->profile = tc_fwd_prof_mode_from_env();
     e->max_tokens = s->max_batch_tokens > 0 ? s->max_batch_tokens : 1;
     e->max_len = s->max_seq_len > 0 ? s->max_seq_len : 1;
 
@@ -193,6 +192,8 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         st = tc_fwd_cpu_backend(s->threads, e->max_tokens, e->max_len, &e->attn, &e->be);
     if (st == TC_OK)
         e->ops = e->be->ops;
+    if (st == TC_OK && e->profile == FWD_PROF_EVENTS && !tc_fwd_prof_events_supported(e))
+        e->profile = FWD_PROF_SYNC;
 
     /* Communicators, created by every rank in the same order. */
     if (!wonly) {
@@ -247,6 +248,7 @@ void tc_fwd_destroy(tc_fwd_engine *e)
         const fwd_ops *ops = e->be->ops;
         fwd_backend *b = e->be;
         ops->sync(b);
+        tc_fwd_prof_free(e);
         void *bufs[] = { e->h, e->x, e->qkv, e->q, e->k, e->v, e->o, e->g, e->u, e->a, e->logits,
                          e->p32, e->red, e->d_meta, e->d_rope, e->d_report, e->embed, e->ln_f,
                          e->d_stats, e->q_acc, e->q_row, e->q_in };
@@ -356,17 +358,36 @@ static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
     return tc_coll_allreduce_sum_f32(&e->tp_c, buf, n, e->red);
 }
 
-void tc_fwd_profile_report(const tc_fwd_engine *e)
+void tc_fwd_profile_report(tc_fwd_engine *e)
 {
     if (!e->profile)
         return;
+    if (e->profile == FWD_PROF_EVENTS && tc_fwd_prof_fold(e) != TC_OK)
+        tc_log(TC_LOG_WARNING, "profile: reading the events failed: %s", tc_first_error());
     double total = 0.0;
     for (int i = 0; i < P_COUNT; i++)
-        total += e->prof_s[i];
+        if (i != P_HOOK)
+            total += e->prof_s[i];
     for (int i = 0; i < P_COUNT; i++)
-        if (e->prof_s[i] > 0.0)
+        if (e->prof_s[i] > 0.0 && i != P_HOOK)
             tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s %5.1f%%", prof_names[i], e->prof_s[i],
                    100.0 * e->prof_s[i] / total);
+    static const char *const host_names[FWD_HOST_COUNT] = {
+        "join read-ahead, upload, weight maxima", "queue the micro-batches",
+        "previous layer's hook", "wait for the GPU", "publish the statistics" };
+    for (int i = 0; i < FWD_HOST_COUNT; i++)
+        if (e->prof_host_s[i] > 0.0)
+            tc_log(TC_LOG_INFO, "profile: host, layer by layer: %-38s %8.3f s", host_names[i],
+                   e->prof_host_s[i]);
+    if (e->profile != FWD_PROF_EVENTS)
+        return;
+    /* The hook runs on the side stream, overlapping the classes above. */
+    if (e->prof_s[P_HOOK] > 0.0)
+        tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s (beside the forward pass)",
+               prof_names[P_HOOK], e->prof_s[P_HOOK]);
+    tc_log(TC_LOG_INFO, "profile: GPU time of the operations %.3f s in a span of %.3f s from "
+           "the first to the last (%.3f s in neither: waiting for the host or for other work)",
+           total, e->prof_span_s, e->prof_span_s > total ? e->prof_span_s - total : 0.0);
 }
 
 /* ---- calibration statistics ---- */

@@ -528,8 +528,17 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->main, cudaStreamNonBlocking));
     g->stream = g->main;
+    /* The side stream runs a method's work on the previous layer (the
+     * SmoothQuant hook) while the host waits for it: at the highest
+     * priority its few kernels take SMs as the next layer's GEMM blocks
+     * retire instead of queueing behind them, and the host gets back to
+     * queueing work sooner. */
+    int prio_least = 0, prio_greatest = 0;
     if (st == TC_OK)
-        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->side, cudaStreamNonBlocking));
+        st = TC_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest));
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaStreamCreateWithPriority(&g->side, cudaStreamNonBlocking,
+                                                      prio_greatest));
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->xfer, cudaStreamNonBlocking));
     if (st == TC_OK)
@@ -538,7 +547,12 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
         st = blas_create(g->side, &g->blas_side);
     g->blas = g->blas_main;
     const char *att = getenv("TRTCONV_ATTENTION");
-    g->fused_attention = !(att && strcmp(att, "cublas") == 0);
+    int cc_major = 0;
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor,
+                                                gpu->device));
+    /* The fused kernel uses sm_80's tensor-core instructions. */
+    g->fused_attention = !(att && strcmp(att, "cublas") == 0) && cc_major >= 8;
     /* Room for the scores of up to 8 sequences of max_len at once (fewer
      * when a batch cannot hold that many); none for the fused kernel (a
      * float32 forward, which it does not cover, grows them on demand). */

@@ -110,23 +110,46 @@ struct tc_fwd_engine {
     fwd_moe *moe;                  /* mixture-of-experts block, or NULL */
     tc_calib_dims sd;
 
-    /* TRTCONV_FWD_PROFILE=1: synchronise after every operation and add its
-     * wall time to its class (costs throughput; for finding hot spots). */
-    bool profile;
+    /* TRTCONV_FWD_PROFILE (fwd_prof.c): =1 synchronises after every
+     * operation and adds its wall time to its class; =events times each
+     * operation on the GPU with CUDA events instead, without waiting. */
+    int profile;                   /* FWD_PROF_* */
     double prof_s[16];
+    double prof_span_s;            /* events: the main stream's first to last operation */
+    double prof_host_s[8];         /* the layer-streamed loop's host phases (FWD_HOST_*) */
+    struct fwd_gpu_prof *gprof;    /* events: the event pool, or NULL */
 };
 
 enum prof_class { P_NORM, P_QKV, P_ROPE, P_ATTN, P_DENSE, P_TP_SUM, P_RESID, P_FC_GATE, P_SILU,
-                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_STATS, P_COUNT };
+                  P_PROJ, P_EMBED, P_LM_HEAD, P_PIPE, P_STATS, P_HOOK, P_COUNT };
+
+enum { FWD_PROF_OFF, FWD_PROF_SYNC, FWD_PROF_EVENTS };
+/* The host's steps per layer of fwd_stream.c: read-ahead join, upload and
+ * weight maxima; queueing the layer's micro-batches; the previous layer's
+ * hook; waiting for the GPU; publishing the layer's statistics. */
+enum { FWD_HOST_LOAD, FWD_HOST_QUEUE, FWD_HOST_HOOK, FWD_HOST_WAIT, FWD_HOST_PUBLISH,
+       FWD_HOST_COUNT };
+typedef struct fwd_gpu_prof fwd_gpu_prof;
+int tc_fwd_prof_mode_from_env(void);
+bool tc_fwd_prof_events_supported(const tc_fwd_engine *e);
+/* events: record the begin (cls < 0) or the end of an operation of class
+ * cls on the current stream; fold reads the recorded pairs into prof_s. */
+tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls);
+tc_status tc_fwd_prof_fold(tc_fwd_engine *e);
+void tc_fwd_prof_free(tc_fwd_engine *e);
 
 #define TRY(x) TC_TRY(x)
 
-/* Run one operation; with profiling, wait for it and charge its class. */
+/* Run one operation; with profiling, time it and charge its class. */
 #define OP(cls, call)                                                         \
     do {                                                                      \
-        double t0_ = e->profile ? tc_now_seconds() : 0.0;                     \
+        double t0_ = e->profile == FWD_PROF_SYNC ? tc_now_seconds() : 0.0;    \
+        if (e->profile == FWD_PROF_EVENTS)                                    \
+            TRY(tc_fwd_prof_mark(e, -1));                                     \
         TRY(call);                                                            \
-        if (e->profile) {                                                     \
+        if (e->profile == FWD_PROF_EVENTS) {                                  \
+            TRY(tc_fwd_prof_mark(e, cls));                                    \
+        } else if (e->profile == FWD_PROF_SYNC) {                             \
             TRY(e->ops->sync(e->be));                                         \
             e->prof_s[cls] += tc_now_seconds() - t0_;                         \
         }                                                                     \

@@ -249,7 +249,12 @@ static tc_status finish_layer(tc_fwd_engine *e, int64_t li)
     if (e->layer_hook) {
         if (e->ops->use_side_stream)
             e->ops->use_side_stream(e->be, true);
-        st = e->layer_hook(e->hook_ctx, e->layer0 + li);
+        if (e->profile == FWD_PROF_EVENTS)
+            st = tc_fwd_prof_mark(e, -1);
+        if (st == TC_OK)
+            st = e->layer_hook(e->hook_ctx, e->layer0 + li);
+        if (st == TC_OK && e->profile == FWD_PROF_EVENTS)
+            st = tc_fwd_prof_mark(e, P_HOOK);
         if (st == TC_OK)
             st = e->ops->sync(e->be);
         if (e->ops->use_side_stream)
@@ -262,15 +267,31 @@ static tc_status finish_layer(tc_fwd_engine *e, int64_t li)
 static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hidden_set *hs,
                             prefetch *pf)
 {
+    if (e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: engine ready, staging the inputs");
+    /* Layer 0 is read while the inputs are embedded. */
+    if (e->n_layers > 0) {
+        TRY(tc_fwd_staged_reserve(e, 0, &pf->staged));
+        TRY(prefetch_start(pf, e, 0));
+    }
     for (int64_t k = 0; k < r->n_local; k++) {
         TRY(enter_batch(e, hs, k));
         TRY(tc_fwd_stage_input(e, &r->bt[k]));
         TRY(leave_batch(e, hs, k));
     }
-    if (e->n_layers > 0) {
-        TRY(tc_fwd_staged_reserve(e, 0, &pf->staged));
-        TRY(prefetch_start(pf, e, 0));
-    }
+    if (e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: inputs staged");
+    /* With profiling, where the host's time goes per layer (prof_host_s):
+     * a GPU that waits for the host shows here, not in the operations. */
+    double *hp = e->prof_host_s, t = e->profile ? tc_now_seconds() : 0.0;
+#define HOST_PHASE(i)                                  \
+    do {                                               \
+        if (e->profile) {                              \
+            const double now_ = tc_now_seconds();      \
+            hp[i] += now_ - t;                         \
+            t = now_;                                  \
+        }                                              \
+    } while (0)
     for (int64_t li = 0; li < e->n_layers; li++) {
         tc_status st = prefetch_join(pf);
         if (st == TC_OK)
@@ -281,6 +302,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             st = prefetch_start(pf, e, li + 1);
         if (st == TC_OK)
             st = tc_fwd_layer_weight_stats(e, li);
+        HOST_PHASE(FWD_HOST_LOAD);
         for (int64_t k = 0; st == TC_OK && k < r->n_local; k++) {
             st = enter_batch(e, hs, k);
             if (st == TC_OK)
@@ -288,15 +310,19 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             if (st == TC_OK)
                 st = leave_batch(e, hs, k);
         }
+        HOST_PHASE(FWD_HOST_QUEUE);
         /* Layer li is queued: the previous layer's hook runs beside it. */
         if (li > 0 && st == TC_OK)
             st = finish_layer(e, li - 1);
         else if (li > 0)
             tc_fwd_release_layer(e, li - 1);
+        HOST_PHASE(FWD_HOST_HOOK);
         if (st == TC_OK)
             st = e->ops->sync(e->be);
+        HOST_PHASE(FWD_HOST_WAIT);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);
+        HOST_PHASE(FWD_HOST_PUBLISH);
         if (st != TC_OK) {
             tc_fwd_release_layer(e, li);
             return st;
@@ -304,6 +330,10 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
     }
     if (e->n_layers > 0)
         TRY(finish_layer(e, e->n_layers - 1));
+    HOST_PHASE(FWD_HOST_HOOK);
+#undef HOST_PHASE
+    if (e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: every layer done");
     e->layer_stats_taken = true;
     const bool last = e->pp_rank == e->pp - 1;
     for (int64_t k = 0; k < r->n_local && !(last && e->skip_head); k++) {

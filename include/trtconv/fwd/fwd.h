@@ -170,8 +170,9 @@ tc_status tc_fwd_run(tc_fwd_engine *e, const tc_token_set *tokens, int64_t batch
                      tc_fwd_sink sink, void *sink_ctx);
 
 /* With TRTCONV_FWD_PROFILE=1 in the environment every operation is timed
- * (synchronously); this logs the time per operation class. */
-void tc_fwd_profile_report(const tc_fwd_engine *e);
+ * (synchronously), with TRTCONV_FWD_PROFILE=events by CUDA events on its
+ * stream (no waits; GPU engines); this logs the time per operation class. */
+void tc_fwd_profile_report(tc_fwd_engine *e);
 
 /* Calibration (calib_stats.h, trtllm-checkpoint.md §5.2). After
  * tc_fwd_enable_stats, tc_fwd_run also records, per micro-batch, the

@@ -1,0 +1,176 @@
+/* fwd_prof.c: the forward pass's time per operation class
+ * (TRTCONV_FWD_PROFILE).
+ *
+ * `=1` (sync) waits for every operation and charges its wall time: simple,
+ * but each wait costs a host round trip and the GPU idles between
+ * operations, so small kernels look slower than they are. `=events`
+ * records a CUDA event before and after each operation on the stream it
+ * runs on and reads the pairs back in batches: the GPU time of each class
+ * in an unperturbed run, and the span of the main stream's work from the
+ * first operation to the last, whose difference to the sum is time the GPU
+ * spent on nothing the profile names (waiting for the host, another
+ * stream's work). Without CUDA, or on the CPU backend, `events` falls back
+ * to sync. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include "fwd_internal.h"
+#include "trtconv/build_config.h"
+#include "trtconv/mpi/gpu_errors.h"
+
+int tc_fwd_prof_mode_from_env(void)
+{
+    const char *p = getenv("TRTCONV_FWD_PROFILE");
+    if (!p || !*p || strcmp(p, "0") == 0)
+        return FWD_PROF_OFF;
+    return strcmp(p, "events") == 0 ? FWD_PROF_EVENTS : FWD_PROF_SYNC;
+}
+
+#if TRTCONV_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#define PROF_PAIRS 4096
+
+struct fwd_gpu_prof {
+    cudaEvent_t ev[2 * PROF_PAIRS]; /* begin, end of pair i: ev[2i], ev[2i+1] */
+    int cls[PROF_PAIRS];
+    int n;                          /* pairs recorded since the last fold */
+    bool open;                      /* ev[2n] recorded, its end not yet */
+    int created;                    /* events created so far (lazily) */
+    cudaEvent_t first;              /* the first operation's begin */
+    bool have_first;
+};
+
+static tc_status prof_new(cudaEvent_t *ev)
+{
+    return TC_CUDA_TRY(cudaEventCreate(ev));
+}
+
+/* Fold the recorded pairs into prof_s: all of them (wait), or only the
+ * completed ones at the front without waiting for the GPU, so that a full
+ * pool does not drain the stream the host keeps ahead of. */
+static tc_status prof_fold(tc_fwd_engine *e, bool wait)
+{
+    fwd_gpu_prof *p = e->gprof;
+    if (!p || p->n == 0)
+        return TC_OK;
+    int done = 0;
+    tc_status st = TC_OK;
+    for (; done < p->n && st == TC_OK; done++) {
+        cudaEvent_t end = p->ev[2 * done + 1];
+        if (!wait) {
+            const cudaError_t q = cudaEventQuery(end);
+            if (q == cudaErrorNotReady)
+                break;
+            st = TC_CUDA_TRY(q);
+        } else {
+            st = TC_CUDA_TRY(cudaEventSynchronize(end));
+        }
+        float ms = 0.0f, span_ms = 0.0f;
+        if (st == TC_OK)
+            st = TC_CUDA_TRY(cudaEventElapsedTime(&ms, p->ev[2 * done], end));
+        if (st == TC_OK)
+            e->prof_s[p->cls[done]] += ms / 1e3;
+        /* The span covers the main stream's classes; a hook beside them
+         * may end later and is reported on its own. */
+        if (st == TC_OK && p->cls[done] != P_HOOK)
+            st = TC_CUDA_TRY(cudaEventElapsedTime(&span_ms, p->first, end));
+        if (st == TC_OK && span_ms / 1e3 > e->prof_span_s)
+            e->prof_span_s = span_ms / 1e3;
+    }
+    if (st != TC_OK)
+        return st;
+    /* The folded pairs' events are reused for the next ones (an open
+     * begin, ev[2n], moves along). */
+    cudaEvent_t moved[2 * PROF_PAIRS];
+    const int keep = p->n - done, evs = 2 * keep + (p->open ? 1 : 0);
+    memcpy(moved, p->ev + 2 * done, (size_t)evs * sizeof *moved);
+    memcpy(moved + evs, p->ev, (size_t)(2 * done) * sizeof *moved);
+    memmove(p->cls, p->cls + done, (size_t)keep * sizeof *p->cls);
+    memcpy(p->ev, moved, (size_t)(evs + 2 * done) * sizeof *moved);
+    p->n = keep;
+    return TC_OK;
+}
+
+tc_status tc_fwd_prof_fold(tc_fwd_engine *e)
+{
+    return prof_fold(e, true);
+}
+
+tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls)
+{
+    fwd_gpu_prof *p = e->gprof;
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p)
+            return tc_fail(TC_E_INTERNAL, "out of memory (profile events)");
+        e->gprof = p;
+        TRY(prof_new(&p->first));
+        p->have_first = false;
+    }
+    cudaStream_t s = (cudaStream_t)e->ops->stream(e->be);
+    const int k = 2 * p->n + (cls >= 0);
+    if (cls < 0 ? p->open : !p->open)
+        return tc_fail(TC_E_INTERNAL, "profile events out of order (class %d)", cls);
+    while (p->created <= k)
+        TRY(prof_new(&p->ev[p->created++]));
+    if (!p->have_first) {
+        TRY(TC_CUDA_TRY(cudaEventRecord(p->first, s)));
+        p->have_first = true;
+    }
+    TRY(TC_CUDA_TRY(cudaEventRecord(p->ev[k], s)));
+    if (cls < 0) {
+        p->open = true;
+        return TC_OK;
+    }
+    p->cls[p->n++] = cls;
+    p->open = false;
+    if (p->n % 256 == 0)
+        TRY(prof_fold(e, false));
+    return p->n == PROF_PAIRS ? prof_fold(e, true) : TC_OK;
+}
+
+void tc_fwd_prof_free(tc_fwd_engine *e)
+{
+    fwd_gpu_prof *p = e->gprof;
+    if (!p)
+        return;
+    for (int i = 0; i < p->created; i++)
+        cudaEventDestroy(p->ev[i]);
+    cudaEventDestroy(p->first);
+    free(p);
+    e->gprof = NULL;
+}
+
+bool tc_fwd_prof_events_supported(const tc_fwd_engine *e)
+{
+    return e->ops->stream && e->ops->stream(e->be) != NULL;
+}
+
+#else /* !TRTCONV_HAVE_CUDA */
+
+tc_status tc_fwd_prof_fold(tc_fwd_engine *e)
+{
+    (void)e;
+    return TC_OK;
+}
+
+tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls)
+{
+    (void)e;
+    (void)cls;
+    return tc_fail(TC_E_INTERNAL, "profile events without CUDA");
+}
+
+void tc_fwd_prof_free(tc_fwd_engine *e)
+{
+    (void)e;
+}
+
+bool tc_fwd_prof_events_supported(const tc_fwd_engine *e)
+{
+    (void)e;
+    return false;
+}
+
+#endif
