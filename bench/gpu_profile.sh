@@ -12,14 +12,17 @@
 # CUDA build first, so that no timing is of a wrong kernel. With
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
 # commit is built too and its plain runs follow, then the new build's
-# again: a baseline in the same call. Logs under $OUT.
+# again: a baseline in the same call. LAYERS70: the 70B shape too (below).
+# Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
 . "$(dirname "$0")/bench_lib.sh"
 if [ -n "${CTEST_RE-cuda_fwd}" ]; then
     (cd build-gpu && ctest -j4 -R "${CTEST_RE:-cuda_fwd}" --output-on-failure) >"$OUT/ctest.log" 2>&1
+    rc=$?
     echo "ctest -R ${CTEST_RE:-cuda_fwd}: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tr '\n' ' ')"
     grep -E "FAIL|Failed|\*\*\*" "$OUT/ctest.log" | head -20
+    [ $rc = 0 ] || { echo "tests failed: no timings"; exit 1; }
 fi
 W=/tmp/trtconv-bench/prof
 LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512}
@@ -63,3 +66,21 @@ if [ -f .carry/old-src.tar.gz ]; then
     runs again_
 fi
 rm -rf "$W"
+# LAYERS70 (default 0: none): the Llama-3-70B shape with that many layers,
+# each method once with the new build (and once with the old one, when
+# there is one), through bench_calib_70b.sh; the model is generated once.
+if [ "${LAYERS70:-0}" -gt 0 ]; then
+    builds=(build-gpu)
+    [ -d /tmp/old/build ] && builds+=(/tmp/old/build)
+    n=$((${#methods[@]} * ${#builds[@]})) k=0
+    for m in "${methods[@]}"; do
+        for b in "${builds[@]}"; do
+            k=$((k + 1))
+            echo "== 70B shape, $LAYERS70 layers, $b: $m"
+            keep=1
+            [ $k = $n ] && keep=0
+            KEEP_MODEL=$keep LAYERS=$LAYERS70 METHOD="$m" BENCH_DIR=/tmp/trtconv-bench \
+                bash "$(dirname "$0")/bench_calib_70b.sh" "$b" 2>&1 | grep -vE "^    |^[0-9.]+G"
+        done
+    done
+fi
