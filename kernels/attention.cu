@@ -4,11 +4,10 @@
  * The cuBLAS path (src/fwd/fwd_gpu.c) writes every head's [len x len]
  * float32 scores to memory, reads them back for the softmax and writes the
  * probabilities again: at 512 tokens that traffic, not the arithmetic, made
- * attention 13% of the calibration. Here one block owns 64 query rows of one
- * KV group (rows are (token, head of the group) pairs, the layout rope_split
- * writes) and walks the key blocks up to the causal limit twice, with the
- * scores of each 64 x 64 tile computed by tensor cores (WMMA, float32
- * accumulation) into shared memory:
+ * attention 13% of the calibration. Here one block of four warps owns 64
+ * query rows of one KV group (rows are (token, head of the group) pairs,
+ * the layout rope_split writes), each warp 16 of them, and walks the key
+ * blocks of 64 up to the causal limit twice:
  *   1. the row maxima and the sums of exp(s - max) (running, rescaled as
  *      the maximum grows: the online softmax of FlashAttention, Dao et al.
  *      2022);
@@ -16,27 +15,44 @@
  *      dtype, as the cuBLAS path rounds them, times V, accumulated in
  *      float32 in registers and rounded once.
  * The scores are computed twice (a third more arithmetic than one pass)
- * so that the output accumulators never need rescaling, which WMMA's
- * opaque fragment layout would force through shared memory.
+ * so that the output never needs rescaling and the probabilities are
+ * rounded after the normalisation, as torch's eager attention rounds them.
+ *
+ * Tensor cores through mma.sync m16n8k16 (sm_80+; float32 accumulation)
+ * with operands from ldmatrix: a score tile stays in the registers it was
+ * accumulated in, and its accumulator layout is the layout of the A operand
+ * of P V, so the probabilities never pass through shared memory (the
+ * register mapping of FlashAttention-2, Dao 2023). K and V tiles arrive by
+ * cp.async into two buffers, the next one loading while this one is used.
+ * The WMMA kernel this replaces staged every score tile through shared
+ * memory and loaded synchronously: 26 ms per layer of the 8B calibration on
+ * an H100, about 60 TFLOP/s.
  *
  * The results differ from the cuBLAS path's in the last bits (the sum's
  * order, exp's approximation); tests/cuda/test_fwd_cuda.c holds both to
  * the CPU backend within the attention tolerance. */
-#include <mma.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "fwd_common.cuh"
 
-using namespace nvcuda;
-
-template <int DT> struct wmma_elem;
-template <> struct wmma_elem<1> {
+template <int DT> struct fa_elem;
+template <> struct fa_elem<1> {
     typedef __half T;
-    static __device__ __forceinline__ T from(float v) { return __float2half_rn(v); }
+    /* a to the low half (the lower column), b to the high */
+    static __device__ __forceinline__ uint32_t pack(float a, float b)
+    {
+        const __half2 h = __floats2half2_rn(a, b);
+        return *(const uint32_t *)&h;
+    }
 };
-template <> struct wmma_elem<2> {
+template <> struct fa_elem<2> {
     typedef __nv_bfloat16 T;
-    static __device__ __forceinline__ T from(float v) { return __float2bfloat16_rn(v); }
+    static __device__ __forceinline__ uint32_t pack(float a, float b)
+    {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+        return *(const uint32_t *)&h;
+    }
 };
 
 #define FA_BM 64        /* query rows per block */
@@ -44,77 +60,148 @@ template <> struct wmma_elem<2> {
 #define FA_WARPS 4      /* each warp owns 16 of the query rows */
 #define FA_THREADS (FA_WARPS * 32)
 
-/* Shared-memory strides (elements), padded against bank conflicts and kept
- * multiples of 16 bytes as WMMA's loads and stores need. */
+/* Shared memory: K and V in two buffers each, every tile 64 rows of D
+ * elements at a stride padded by 16 bytes (ldmatrix's eight row reads then
+ * fall in distinct banks). Q passes through V's second buffer on its way to
+ * the registers, before pass 1 (V's first use is pass 2): four tiles, so
+ * three blocks fit an SM. */
 template <int D> struct fa_layout {
-    static constexpr int QLD = D + 8;         /* Q, K, V tiles, dtype */
-    static constexpr int SLD = FA_BN + 4;     /* scores, float */
-    static constexpr int PLD = FA_BN + 8;     /* probabilities, dtype */
-    static constexpr int OLD = D + 4;         /* output staging, float (in K and V) */
-    static constexpr size_t bytes = (size_t)3 * FA_BM * QLD * 2 + (size_t)FA_BM * SLD * 4 +
-                                    (size_t)FA_BM * PLD * 2;
-    static_assert((size_t)FA_BM * OLD * 4 <= (size_t)2 * FA_BN * QLD * 2,
-                  "the output staging fits where K and V were");
+    static constexpr int LD = D + 8;
+    static constexpr int TILE = FA_BM * LD;
+    static constexpr size_t bytes = (size_t)4 * TILE * 2;
 };
 
-/* Stage a 64-row tile of `rows` valid rows (the rest zero: no stale NaN
- * times a zero probability) from src (row stride D) into dst. */
-template <int D, typename T>
-__device__ __forceinline__ void load_tile(T *dst, const T *src, int64_t rows)
+__device__ __forceinline__ uint32_t smem_addr(const void *p)
 {
-    constexpr int CHUNKS = D / 8, LD = fa_layout<D>::QLD;
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16 bytes global -> shared, asynchronously; zeros when !valid (a row past
+ * the sequence: no stale NaN times a zero probability). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(valid ? 16 : 0));
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+__device__ __forceinline__ void cp_async_wait_all()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group 0;\n" ::);
+#endif
+}
+
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 address the rows of matrix i. */
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+#endif
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void *p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+#endif
+}
+
+/* c += a b for one m16n8k16 tile. Accumulator c: c[0], c[1] at row
+ * lane/4, columns 2 (lane%4) and + 1; c[2], c[3] the same columns at row
+ * lane/4 + 8. */
+template <int DT>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if (DT == 1)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+/* Queue a 64-row tile of `rows` valid rows (the rest zero) from src (row
+ * stride D) into dst; `any` is a readable address for the rows that are
+ * not (cp.async reads nothing from it). */
+template <int D, typename T>
+__device__ __forceinline__ void load_tile(T *dst, const T *src, int64_t rows, const T *any)
+{
+    constexpr int CHUNKS = D / 8, LD = fa_layout<D>::LD;
     for (int c = threadIdx.x; c < FA_BM * CHUNKS; c += FA_THREADS) {
         const int row = c / CHUNKS, col = c % CHUNKS * 8;
-        *(uint4 *)(dst + row * LD + col) =
-            row < rows ? *(const uint4 *)(src + (size_t)row * D + col) : make_uint4(0, 0, 0, 0);
+        const bool ok = row < rows;
+        cp_async16(dst + row * LD + col, ok ? src + (size_t)row * D + col : any, ok);
     }
 }
 
-/* S = Q K^T * scale for the warp's 16 rows into its rows of sS. */
-template <int D, typename T>
-__device__ __forceinline__ void tile_scores(float *sS, const T *sQ, const T *sK, int warp)
+/* s = Q K^T for the warp's 16 rows and the tile's 64 keys: s[j] is the
+ * accumulator of keys 8j .. 8j + 7. */
+template <int DT, int D, typename T>
+__device__ __forceinline__ void tile_scores(float (&s)[FA_BN / 8][4],
+                                            const uint32_t (&qf)[D / 16][4], const T *sK,
+                                            int lane)
 {
-    typedef fa_layout<D> L;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FA_BN / 16];
+    constexpr int LD = fa_layout<D>::LD;
 #pragma unroll
-    for (int j = 0; j < FA_BN / 16; j++)
-        wmma::fill_fragment(acc[j], 0.0f);
+    for (int j = 0; j < FA_BN / 8; j++)
+        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
-    for (int kk = 0; kk < D; kk += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::load_matrix_sync(a, sQ + warp * 16 * L::QLD + kk, L::QLD);
+    for (int kk = 0; kk < D / 16; kk++) {
 #pragma unroll
-        for (int j = 0; j < FA_BN / 16; j++) {
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
-            wmma::load_matrix_sync(b, sK + j * 16 * L::QLD + kk, L::QLD);
-            wmma::mma_sync(acc[j], a, b, acc[j]);
+        for (int jn = 0; jn < FA_BN / 16; jn++) {
+            /* matrices: keys +0..7 / +8..15 (lane / 16) x dims +0 / +8
+             * ((lane / 8) % 2): the two B halves of key tiles 2jn, 2jn+1 */
+            uint32_t b[4];
+            ldsm_x4(b, sK + (jn * 16 + lane % 8 + (lane / 16) * 8) * LD + kk * 16 +
+                           (lane / 8 % 2) * 8);
+            mma16816<DT>(s[2 * jn], qf[kk], b[0], b[1]);
+            mma16816<DT>(s[2 * jn + 1], qf[kk], b[2], b[3]);
         }
     }
-#pragma unroll
-    for (int j = 0; j < FA_BN / 16; j++)
-        wmma::store_matrix_sync(sS + warp * 16 * L::SLD + j * 16, acc[j], L::SLD,
-                                wmma::mem_row_major);
 }
 
 /* grid: (ceil(len * g / FA_BM), kv heads, sequences of the run). The run's
  * sequences all have `len` tokens and follow each other: sequence s's q
  * region starts at token s * len (rope_split's layout: [kv group][t][g][d]
  * per sequence), its k and v regions likewise ([kv head][t][d]); o is
- * [tokens, nh * d] from the run's first token. In the softmax each pair of
- * lanes owns one of the warp's 16 rows, 32 keys each. */
+ * [tokens, nh * d] from the run's first token. A thread holds two of its
+ * warp's rows (lane / 4 and + 8) and, of each key tile of 8, keys
+ * 2 (lane % 4) and + 1: a row's maximum and sum are reduced over the four
+ * lanes of a quad. */
 template <int DT, int D>
 __global__ void __launch_bounds__(FA_THREADS)
     flash_attn_kernel(void *o, const void *q, const void *k, const void *v, int64_t len,
                       int64_t nh, int64_t nkv, int64_t g, float scale)
 {
-    typedef typename wmma_elem<DT>::T T;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    __trap(); /* not launched: tc_fwd_attention_fused_cuda needs compute capability 8.0 */
+#else
+    typedef typename fa_elem<DT>::T T;
     typedef fa_layout<D> L;
     extern __shared__ __align__(128) unsigned char fa_smem[];
-    T *sQ = (T *)fa_smem;
-    T *sK = sQ + FA_BM * L::QLD;
-    T *sV = sK + FA_BN * L::QLD;
-    float *sS = (float *)(sV + FA_BN * L::QLD);
-    T *sP = (T *)(sS + FA_BM * L::SLD);
+    T *sK = (T *)fa_smem; /* buffer b at sK + b * L::TILE */
+    T *sV = sK + 2 * L::TILE;
+    T *sQ = sV + L::TILE;  /* free again after pass 1's first barrier */
 
     const int64_t R = len * g, r0 = (int64_t)blockIdx.x * FA_BM;
     if (r0 >= R)
@@ -123,100 +210,138 @@ __global__ void __launch_bounds__(FA_THREADS)
     const T *qg = (const T *)q + ((size_t)(seq * len * nh) + (size_t)(grp * len * g)) * D;
     const T *kg = (const T *)k + ((size_t)(seq * len * nkv) + (size_t)(grp * len)) * D;
     const T *vg = (const T *)v + ((size_t)(seq * len * nkv) + (size_t)(grp * len)) * D;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int row = warp * 16 + lane / 2, half = lane % 2;
-    const int64_t t = (r0 + row) / g;    /* the row's token: keys 0 .. t */
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, col2 = 2 * (lane % 4);
+    int64_t row[2], t[2]; /* the thread's rows and their tokens: keys 0 .. t */
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        row[i] = r0 + warp * 16 + lane / 4 + 8 * i;
+        t[i] = row[i] / g;
+    }
     const int64_t last_row = (r0 + FA_BM < R ? r0 + FA_BM : R) - 1;
     const int64_t key_blocks = last_row / g / FA_BN + 1; /* the causal limit */
 
-    load_tile<D>(sQ, qg + (size_t)r0 * D, R - r0);
+    load_tile<D>(sQ, qg + (size_t)r0 * D, R - r0, qg);
+    load_tile<D>(sK, kg, len, kg);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+        ldsm_x4(qf[kk], sQ + (warp * 16 + lane % 16) * L::LD + kk * 16 + (lane / 16) * 8);
 
     /* Pass 1: row maximum m and sum l of exp(s - m). */
-    float m = -INFINITY, l = 0.0f;
+    float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };
+    float s[FA_BN / 8][4];
     for (int64_t kb = 0; kb < key_blocks; kb++) {
         const int64_t n0 = kb * FA_BN;
-        __syncthreads(); /* sK free (and sQ staged, the first time) */
-        load_tile<D>(sK, kg + (size_t)n0 * D, len - n0);
-        __syncthreads();
-        tile_scores<D>(sS, sQ, sK, warp);
-        __syncwarp();
-        float s[32], mx = -INFINITY;
+        if (kb + 1 < key_blocks)
+            load_tile<D>(sK + (kb + 1) % 2 * L::TILE, kg + (size_t)(n0 + FA_BN) * D,
+                         len - n0 - FA_BN, kg);
+        cp_async_commit();
+        tile_scores<DT, D>(s, qf, sK + kb % 2 * L::TILE, lane);
 #pragma unroll
-        for (int c = 0; c < 32; c++) {
-            const int64_t key = n0 + half * 32 + c;
-            s[c] = key <= t ? sS[row * L::SLD + half * 32 + c] * scale : -INFINITY;
-            mx = fmaxf(mx, s[c]);
+        for (int i = 0; i < 2; i++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < FA_BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int64_t key = n0 + j * 8 + col2 + e;
+                    const float x = key <= t[i] ? s[j][2 * i + e] * scale : -INFINITY;
+                    s[j][2 * i + e] = x;
+                    mx = fmaxf(mx, x);
+                }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            /* Key 0 is in every row's first block: m is finite after it. */
+            const float m_new = fmaxf(m[i], mx);
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < FA_BN / 8; j++)
+                sum += __expf(s[j][2 * i] - m_new) + __expf(s[j][2 * i + 1] - m_new);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            l[i] = l[i] * __expf(m[i] - m_new) + sum;
+            m[i] = m_new;
         }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        /* Key 0 is in every row's first block: m is finite after it. */
-        const float m_new = fmaxf(m, mx);
-        float sum = 0.0f;
-#pragma unroll
-        for (int c = 0; c < 32; c++)
-            sum += __expf(s[c] - m_new);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        l = l * __expf(m - m_new) + sum;
-        m = m_new;
+        cp_async_wait_all();
+        __syncthreads(); /* the next tile arrived; this one is free */
     }
 
     /* Pass 2: O = round(exp(s - m) / l) V, accumulated in registers. */
-    const float inv_l = 1.0f / l;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[D / 16];
+    const float inv_l[2] = { 1.0f / l[0], 1.0f / l[1] };
+    float acc[D / 8][4];
 #pragma unroll
-    for (int j = 0; j < D / 16; j++)
-        wmma::fill_fragment(acc[j], 0.0f);
+    for (int n = 0; n < D / 8; n++)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    load_tile<D>(sK, kg, len, kg);
+    load_tile<D>(sV, vg, len, vg);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
     for (int64_t kb = 0; kb < key_blocks; kb++) {
         const int64_t n0 = kb * FA_BN;
-        __syncthreads(); /* sK, sV free */
-        load_tile<D>(sK, kg + (size_t)n0 * D, len - n0);
-        load_tile<D>(sV, vg + (size_t)n0 * D, len - n0);
+        const int b = kb % 2;
+        if (kb + 1 < key_blocks) {
+            load_tile<D>(sK + (1 - b) * L::TILE, kg + (size_t)(n0 + FA_BN) * D, len - n0 - FA_BN,
+                         kg);
+            load_tile<D>(sV + (1 - b) * L::TILE, vg + (size_t)(n0 + FA_BN) * D, len - n0 - FA_BN,
+                         vg);
+        }
+        cp_async_commit();
+        tile_scores<DT, D>(s, qf, sK + b * L::TILE, lane);
+        /* The probabilities of keys 16jk .. 16jk + 15 as the A operand of
+         * P V: the accumulators of key tiles 2jk and 2jk + 1 (rows lane/4,
+         * lane/4 + 8), packed two to a register. */
+        uint32_t pf[FA_BN / 16][4];
+#pragma unroll
+        for (int jk = 0; jk < FA_BN / 16; jk++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    const int j = 2 * jk + h;
+                    float p[2];
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int64_t key = n0 + j * 8 + col2 + e;
+                        const float sc = s[j][2 * i + e] * scale;
+                        p[e] = key <= t[i] ? __expf(sc - m[i]) * inv_l[i] : 0.0f;
+                    }
+                    pf[jk][2 * h + i] = fa_elem<DT>::pack(p[0], p[1]);
+                }
+        const T *vb = sV + b * L::TILE;
+#pragma unroll
+        for (int jk = 0; jk < FA_BN / 16; jk++)
+#pragma unroll
+            for (int dn = 0; dn < D / 16; dn++) {
+                /* transposed matrices: keys +0..7 / +8..15 ((lane / 8) % 2)
+                 * x dims +0 / +8 (lane / 16): the two B halves of dim
+                 * tiles 2dn, 2dn+1 */
+                uint32_t bv[4];
+                ldsm_x4_trans(bv, vb + (jk * 16 + lane % 8 + (lane / 8 % 2) * 8) * L::LD +
+                                      dn * 16 + (lane / 16) * 8);
+                mma16816<DT>(acc[2 * dn], pf[jk], bv[0], bv[1]);
+                mma16816<DT>(acc[2 * dn + 1], pf[jk], bv[2], bv[3]);
+            }
+        cp_async_wait_all();
         __syncthreads();
-        tile_scores<D>(sS, sQ, sK, warp);
-        __syncwarp();
-#pragma unroll
-        for (int c = 0; c < 32; c += 8) {
-            T p[8];
-#pragma unroll
-            for (int x = 0; x < 8; x++) {
-                const int col = half * 32 + c + x;
-                const float sc = sS[row * L::SLD + col] * scale;
-                p[x] = wmma_elem<DT>::from(n0 + col <= t ? __expf(sc - m) * inv_l : 0.0f);
-            }
-            *(uint4 *)(sP + row * L::PLD + half * 32 + c) = *(const uint4 *)p;
-        }
-        __syncwarp();
-#pragma unroll
-        for (int kk = 0; kk < FA_BN; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-            wmma::load_matrix_sync(a, sP + warp * 16 * L::PLD + kk, L::PLD);
-#pragma unroll
-            for (int j = 0; j < D / 16; j++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-                wmma::load_matrix_sync(b, sV + kk * L::QLD + j * 16, L::QLD);
-                wmma::mma_sync(acc[j], a, b, acc[j]);
-            }
-        }
     }
 
-    /* o[t, (grp * g + gi) * D + c] = round(O), staged where K and V were. */
-    __syncthreads();
-    float *sO = (float *)sK;
-#pragma unroll
-    for (int j = 0; j < D / 16; j++)
-        wmma::store_matrix_sync(sO + warp * 16 * L::OLD + j * 16, acc[j], L::OLD,
-                                wmma::mem_row_major);
-    __syncwarp();
+    /* o[t, (grp * g + gi) * D + c] = round(O). */
     T *os = (T *)o + (size_t)(seq * len * nh) * D;
-    for (int rr = 0; rr < 16; rr++) {
-        const int orow = warp * 16 + rr;
-        const int64_t r = r0 + orow;
-        if (r >= R)
-            break;
-        const int64_t head = grp * g + r % g;
-        T *dst = os + (size_t)(r / g * nh + head) * D;
-        for (int c = lane; c < D; c += 32)
-            dst[c] = wmma_elem<DT>::from(sO[orow * L::OLD + c]);
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (row[i] >= R)
+            continue;
+        const int64_t head = grp * g + row[i] % g;
+        T *dst = os + (size_t)(row[i] / g * nh + head) * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *(uint32_t *)(dst + n * 8 + col2) = fa_elem<DT>::pack(acc[n][2 * i], acc[n][2 * i + 1]);
     }
+#endif
 }
 
 extern "C" int tc_fwd_attention_fused_supported(tc_dtype dt, int64_t head_dim)
