@@ -214,6 +214,8 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
 
     /* The cell's plan, without quantization: the slices a conversion reads. */
     double t0 = tc_now_seconds();
+    if (e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: backend and communicators ready, loading the weights");
     if (st == TC_OK)
         st = tc_plan_build(s->model, &pparams, cell, &e->plan);
     if (st == TC_OK)
@@ -221,6 +223,8 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
     if (st == TC_OK)
         st = e->ops->sync(e->be);
     e->load_seconds = tc_now_seconds() - t0;
+    if (e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: resident weights loaded in %.2f s", e->load_seconds);
     if (st == TC_OK && !wonly)
         st = alloc_activations(e);
     if (st == TC_OK && !wonly && moe) {
