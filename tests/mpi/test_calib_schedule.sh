@@ -16,6 +16,7 @@
 #    rewrites the other with the same bytes;
 #  - the hidden states kept in host memory (TRTCONV_CALIB_SPILL=1, what
 #    happens when they do not fit on the device): the same bytes;
+#  - profiling (TRTCONV_FWD_PROFILE) changes no byte and reports its classes;
 #  - an unknown schedule is refused.
 . "$(dirname "$0")/lib.sh"
 STATS_TOOL=${STATS:?}
@@ -86,6 +87,19 @@ run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/r" --tp_size 2 $SQ \
     cmp -s "$WORK/r/rank1.safetensors" "$WORK/rank1.want" &&
     pass "SmoothQuant overlapped with --resume keeping rank 0's file: rank 1 rewritten identical" ||
     { fail "SmoothQuant overlapped --resume"; tail -5 "$WORK/last.log"; }
+# Profiling (TRTCONV_FWD_PROFILE=events; the CPU backend falls back to the
+# synchronised profile) changes no byte, and reports every operation class
+# and the layer loop's host steps.
+rm -rf "$WORK/p"
+TRTCONV_FWD_PROFILE=events run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/p" --tp_size 2 $SQ \
+    --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 --log_level verbose </dev/null &&
+    same_ranks "$WORK/r" "$WORK/p" >/dev/null &&
+    grep -qE "profile: qkv gemm +[0-9.]+ s" "$WORK/last.log" &&
+    grep -qE "profile: attention +[0-9.]+ s" "$WORK/last.log" &&
+    grep -qE "profile: host, layer by layer: wait for the GPU +[0-9.]+ s" "$WORK/last.log" &&
+    grep -q "profile: every layer done" "$WORK/last.log" &&
+    pass "TRTCONV_FWD_PROFILE=events: the same bytes, operation classes and host steps reported" ||
+    { fail "profiled run"; tail -20 "$WORK/last.log"; }
 gen --out "$WORK/nan" --special_values
 rc=0; run_np 2 --model_dir "$WORK/nan" --output_dir "$WORK/e" --tp_size 2 --use_fp8 \
     --calib_dataset "$WORK/ids.jsonl" </dev/null || rc=$?
