@@ -12,50 +12,12 @@
 
 __device__ __forceinline__ double block_sum_d(double v, double *shared)
 {
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    double r = 0.0;
-    if (threadIdx.x < 32) {
-        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : 0.0;
-        for (int o = 16; o > 0; o >>= 1)
-            r += __shfl_xor_sync(0xffffffffu, r, o);
-        if (threadIdx.x == 0)
-            shared[0] = r;
-    }
-    __syncthreads();
-    r = shared[0];
-    __syncthreads();
-    return r;
+    return block_reduce(v, 0.0, shared, reduce_add());
 }
 
 __device__ __forceinline__ long long block_min_ll(long long v, long long *shared)
 {
-    for (int o = 16; o > 0; o >>= 1) {
-        const long long u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u < v ? u : v;
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    long long r = LLONG_MAX;
-    if (threadIdx.x < 32) {
-        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : LLONG_MAX;
-        for (int o = 16; o > 0; o >>= 1) {
-            const long long u = __shfl_xor_sync(0xffffffffu, r, o);
-            r = u < r ? u : r;
-        }
-        if (threadIdx.x == 0)
-            shared[0] = r;
-    }
-    __syncthreads();
-    r = shared[0];
-    __syncthreads();
-    return r;
+    return block_reduce(v, (long long)LLONG_MAX, shared, reduce_min());
 }
 
 template <int DA, int DB>

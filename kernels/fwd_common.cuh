@@ -126,20 +126,24 @@ static inline tc_status grid_for(size_t n, unsigned *grid)
     return tc_cuda_capped_grid((int64_t)((n + FWD_BLOCK - 1) / FWD_BLOCK), FWD_BLOCKS_PER_SM, grid);
 }
 
-/* Block-wide reductions over FWD_BLOCK threads. */
-__device__ __forceinline__ float block_sum(float v, float *shared)
+/* Block-wide reductions (any block size up to 1024 threads): each warp
+ * by shuffles in a fixed tree order, then the warps' results by the first
+ * warp; every thread gets the result. `shared` holds one value per warp;
+ * the trailing barrier lets the caller reuse it at once. */
+template <typename V, typename Op>
+__device__ __forceinline__ V block_reduce(V v, V identity, V *shared, Op op)
 {
     for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0)
         shared[warp] = v;
     __syncthreads();
-    float r = 0.0f;
+    V r = identity;
     if (threadIdx.x < 32) {
-        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : 0.0f;
+        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : identity;
         for (int o = 16; o > 0; o >>= 1)
-            r += __shfl_xor_sync(0xffffffffu, r, o);
+            r = op(r, __shfl_xor_sync(0xffffffffu, r, o));
         if (threadIdx.x == 0)
             shared[0] = r;
     }
@@ -149,26 +153,27 @@ __device__ __forceinline__ float block_sum(float v, float *shared)
     return r;
 }
 
+struct reduce_add {
+    template <typename V> __device__ __forceinline__ V operator()(V a, V b) const { return a + b; }
+};
+struct reduce_fmax {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct reduce_min {
+    template <typename V> __device__ __forceinline__ V operator()(V a, V b) const
+    {
+        return b < a ? b : a;
+    }
+};
+
+__device__ __forceinline__ float block_sum(float v, float *shared)
+{
+    return block_reduce(v, 0.0f, shared, reduce_add());
+}
+
 __device__ __forceinline__ float block_max(float v, float *shared)
 {
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        shared[warp] = v;
-    __syncthreads();
-    float r = -INFINITY;
-    if (threadIdx.x < 32) {
-        r = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : -INFINITY;
-        for (int o = 16; o > 0; o >>= 1)
-            r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, o));
-        if (threadIdx.x == 0)
-            shared[0] = r;
-    }
-    __syncthreads();
-    r = shared[0];
-    __syncthreads();
-    return r;
+    return block_reduce(v, -INFINITY, shared, reduce_fmax());
 }
 
 static inline tc_status row_grid(int64_t rows, unsigned *grid)
