@@ -116,11 +116,8 @@ static void one(tc_dtype dta, tc_dtype dtb, int64_t T, int64_t V, int64_t ld, in
 int main(void)
 {
     tc_log_init(0, 1, NULL);
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!have_gpu())
+        return GPU_SKIP;
     one(TC_DT_F16, TC_DT_F16, 37, 1000, 1000, 0);
     one(TC_DT_BF16, TC_DT_BF16, 64, 4099, 4104, 4104);
     one(TC_DT_F32, TC_DT_F16, 5, 32000, 32064, 0);

@@ -40,14 +40,6 @@
 #include "trtconv/core/log.h"
 #include "gpu_check.h"
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
 
 typedef struct pair {
     fwd_backend *g, *c;
@@ -460,11 +452,9 @@ static void case_attention(pair *p, const char *path, tc_dtype dt, int64_t nh, i
 int main(void)
 {
     tc_log_init(0, 1, NULL);
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!have_gpu())
+        return GPU_SKIP;
+    rng_seed(0x2545f4914f6cdd1dull);
     tc_gpu_info gpu;
     if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
         return 1;

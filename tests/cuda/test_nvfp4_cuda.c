@@ -58,11 +58,8 @@ static void one(tc_dtype dt, int64_t rows, int64_t cols)
 int main(void)
 {
     tc_log_init(0, 1, NULL);
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!have_gpu())
+        return GPU_SKIP;
     const tc_dtype dts[] = { TC_DT_F16, TC_DT_BF16, TC_DT_F32 };
     for (int i = 0; i < 3; i++) {
         one(dts[i], 7, 64);

@@ -25,14 +25,6 @@
 #include "trtconv/core/log.h"
 #include "gpu_check.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
 
 /* Weight-like fp16 values with some exact ties and large entries. */
 static void fill_f16(uint16_t *h, size_t n)
@@ -212,11 +204,9 @@ static void case_activations(pair *p, tc_dtype dt, int64_t T, int64_t ld, int64_
 int main(void)
 {
     tc_log_init(0, 1, NULL);
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        printf("SKIP: no CUDA device\n");
-        return 77;
-    }
+    if (!have_gpu())
+        return GPU_SKIP;
+    rng_seed(0x9e3779b97f4a7c15ull);
     tc_gpu_info gpu;
     if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
         return 1;
