@@ -31,22 +31,9 @@
 
 #define CONFIG_MAX_BYTES (1u << 20)
 #define MANIFEST_MAX_BYTES (64u << 20)
-#define MAX_EXPECTED 8192
 
-typedef struct expected {
-    char name[128];
-    tc_dtype dtype;
-    int ndim;
-    int64_t shape[3];
-    bool optional;
-    bool seen;
-    tc_rope_buffer rope;          /* values checked against rope.h */
-} expected;
-
-typedef struct expect_list {
-    expected *v;
-    size_t n;
-} expect_list;
+typedef tc_verify_expected expected;
+typedef tc_verify_expect_list expect_list;
 
 typedef struct model_desc {
     int64_t H, nh, nkv, d, I, V, L, tp, pp, P;
@@ -83,24 +70,15 @@ int tc_verify_problems(void)
 
 #define problem tc_verify_problem
 
-static void expect(expect_list *l, bool optional, tc_dtype dt, int ndim, int64_t d0, int64_t d1,
-                   const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-static void expect(expect_list *l, bool optional, tc_dtype dt, int ndim, int64_t d0, int64_t d1,
-                   const char *fmt, ...)
+/* One more tensor the format implies; NULL when the list could not grow
+ * (it records that). */
+#define expect(l, optional, ...) expect_mark(tc_verify_expect((l), __VA_ARGS__), (optional))
+
+static expected *expect_mark(expected *e, bool optional)
 {
-    if (l->n >= MAX_EXPECTED)
-        return;
-    expected *e = &l->v[l->n++];
-    memset(e, 0, sizeof *e);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->name, sizeof e->name, fmt, ap);
-    va_end(ap);
-    e->dtype = dt;
-    e->ndim = ndim;
-    e->shape[0] = d0;
-    e->shape[1] = d1;
-    e->optional = optional;
+    if (e)
+        e->optional = optional;
+    return e;
 }
 
 /* One linear of layer i: weight [N, K] in HF orientation before quantization. */
@@ -143,17 +121,20 @@ static void expect_experts(expect_list *l, const model_desc *m, int64_t i, const
     const char *pre = "transformer.layers";
     const int64_t bits = m->woq_bits;
     if (m->fp8_tensor) {
-        expect(l, false, TC_DT_F8_E4M3, 3, E, N, "%s.%lld.%s.weight", pre, (long long)i, lin);
-        l->v[l->n - 1].shape[2] = K;
+        expected *w = expect(l, false, TC_DT_F8_E4M3, 3, E, N, "%s.%lld.%s.weight", pre,
+                             (long long)i, lin);
+        if (w)
+            w->shape[2] = K;
         expect(l, false, TC_DT_F32, 2, E, 1, "%s.%lld.%s.weights_scaling_factor", pre,
                (long long)i, lin);
         expect(l, false, TC_DT_F32, 1, 1, 0, "%s.%lld.%s.activation_scaling_factor", pre,
                (long long)i, lin);
         return;
     }
-    expect(l, false, bits && !m->woq_plain ? TC_DT_I8 : m->dt, 3, E, bits ? K : N,
-           "%s.%lld.%s.weight", pre, (long long)i, lin);
-    l->v[l->n - 1].shape[2] = bits ? (m->woq_plain ? N : N * bits / 8) : K;
+    expected *w = expect(l, false, bits && !m->woq_plain ? TC_DT_I8 : m->dt, 3, E, bits ? K : N,
+                         "%s.%lld.%s.weight", pre, (long long)i, lin);
+    if (w)
+        w->shape[2] = bits ? (m->woq_plain ? N : N * bits / 8) : K;
     if (bits)
         expect(l, false, m->dt, 2, E, N, "%s.%lld.%s.per_channel_scale", pre, (long long)i, lin);
 }
@@ -380,13 +361,18 @@ static void format_shape(int ndim, const int64_t *shape, char *buf, size_t n)
 static void expect_rope(expect_list *l, const model_desc *m)
 {
     const int64_t P = m->rope.max_pos, D = m->rope.dim;
-    expect(l, false, TC_DT_F32, 2, 1, P * D, "%s", tc_rope_buffer_name(TC_ROPE_FOR_GPT_ATTENTION));
-    l->v[l->n - 1].rope = TC_ROPE_FOR_GPT_ATTENTION;
-    expect(l, false, TC_DT_F32, 1, D / 2, 0, "%s", tc_rope_buffer_name(TC_ROPE_INV_FREQ));
-    l->v[l->n - 1].rope = TC_ROPE_INV_FREQ;
-    expect(l, false, TC_DT_F32, 3, 1, P, "%s", tc_rope_buffer_name(TC_ROPE_EMBED_POSITIONS));
-    l->v[l->n - 1].shape[2] = D;
-    l->v[l->n - 1].rope = TC_ROPE_EMBED_POSITIONS;
+    expected *x = expect(l, false, TC_DT_F32, 2, 1, P * D, "%s",
+                         tc_rope_buffer_name(TC_ROPE_FOR_GPT_ATTENTION));
+    if (x)
+        x->rope = TC_ROPE_FOR_GPT_ATTENTION;
+    x = expect(l, false, TC_DT_F32, 1, D / 2, 0, "%s", tc_rope_buffer_name(TC_ROPE_INV_FREQ));
+    if (x)
+        x->rope = TC_ROPE_INV_FREQ;
+    x = expect(l, false, TC_DT_F32, 3, 1, P, "%s", tc_rope_buffer_name(TC_ROPE_EMBED_POSITIONS));
+    if (x) {
+        x->shape[2] = D;
+        x->rope = TC_ROPE_EMBED_POSITIONS;
+    }
 }
 
 /* A scale (or smoother) tensor must hold finite values only: an Inf or NaN
@@ -467,6 +453,11 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
     expected_for_rank(m, e->rank, exp);
     if (m->rope.dim)
         expect_rope(exp, m);
+    if (exp->out_of_memory) {
+        problem("%s: out of memory listing the tensors the format implies", path);
+        tc_st_close(f);
+        return;
+    }
     for (size_t k = 0; k < exp->n; k++) {
         expected *x = &exp->v[k];
         const tc_st_tensor *t = tc_st_find(f, x->name);
@@ -565,11 +556,11 @@ int tc_verify_main(int argc, char **argv)
     cJSON *man = config ? read_json(path, MANIFEST_MAX_BYTES) : NULL;
     model_desc m;
     memset(&m, 0, sizeof m);
-    expect_list exp = { calloc(MAX_EXPECTED, sizeof(expected)), 0 };
+    expect_list exp = { 0 };
     int64_t world = 0, files_ok = 0;
     uint64_t bytes = 0;
     bool hf = false;
-    if (!config || !man || !exp.v)
+    if (!config || !man)
         goto done;
     const cJSON *fmt = tc_json_get(man, "format"), *files = tc_json_get(man, "files");
     int64_t version = 0, mw = 0, mtp = 0, mpp = 0;
@@ -634,7 +625,7 @@ int tc_verify_main(int argc, char **argv)
     }
 done:
     tc_rope_tables_free(&m.rope);
-    free(exp.v);
+    tc_verify_expect_free(&exp);
     cJSON_Delete(config);
     cJSON_Delete(man);
     if (g_problems) {

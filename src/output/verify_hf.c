@@ -34,45 +34,11 @@
 
 #define INDEX_MAX_BYTES (64u << 20)
 
-typedef struct hf_expect {
-    char name[160];
-    tc_dtype dtype;
-    int ndim;
-    int64_t shape[2];
-    char file[48];          /* where the index puts it ("" until found) */
-    bool seen;
-} hf_expect;
-
-typedef struct hf_list {
-    hf_expect *v;
-    size_t n, cap;
-} hf_list;
+typedef tc_verify_expect_list hf_list;
 
 #define problem tc_verify_problem
-
-static void add(hf_list *l, tc_dtype dt, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-static void add(hf_list *l, tc_dtype dt, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
-{
-    if (l->n == l->cap) {
-        const size_t cap = l->cap ? 2 * l->cap : 256;
-        hf_expect *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return;
-        l->v = v;
-        l->cap = cap;
-    }
-    hf_expect *x = &l->v[l->n++];
-    memset(x, 0, sizeof *x);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(x->name, sizeof x->name, fmt, ap);
-    va_end(ap);
-    x->dtype = dt;
-    x->ndim = ndim;
-    x->shape[0] = d0;
-    x->shape[1] = d1;
-}
+/* One more tensor config.json implies (the list records a failure). */
+#define add(l, ...) ((void)tc_verify_expect((l), __VA_ARGS__))
 
 static int64_t cfg_int(const cJSON *c, const char *key, int64_t dflt)
 {
@@ -170,13 +136,6 @@ static bool expected_tensors(const cJSON *c, hf_list *l)
     return true;
 }
 
-static hf_expect *find(hf_list *l, const char *name)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (!strcmp(l->v[i].name, name))
-            return &l->v[i];
-    return NULL;
-}
 
 /* A 0-dim or 1-D F32 scale: every value finite and positive. */
 static void check_scale(const char *path, tc_st_file *f, const tc_st_tensor *t)
@@ -206,6 +165,10 @@ void tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool h
     int64_t world = 0;
     if (!expected_tensors(config, &l))
         goto done;
+    if (l.out_of_memory) {
+        problem("%s: out of memory listing the tensors config.json implies", dir);
+        goto done;
+    }
     if (!tc_json_int(tc_json_get(man, "world_size"), 1, 99999, &world) || !cJSON_IsArray(files) ||
         cJSON_GetArraySize(files) != world) {
         problem("%s/%s: world_size and \"files\" must list every shard", dir, TC_MANIFEST_NAME);
@@ -227,7 +190,7 @@ void tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool h
         problem("%s: missing, or without weight_map and metadata.total_size", path);
     const cJSON *it;
     cJSON_ArrayForEach(it, map) {
-        hf_expect *x = find(&l, it->string);
+        tc_verify_expected *x = tc_verify_expect_find(&l, it->string);
         if (!x)
             problem("%s: names %s, which config.json does not imply", path, it->string);
         else if (cJSON_IsString(it))
@@ -263,7 +226,7 @@ void tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool h
                     (unsigned long long)e.tensors);
         for (size_t k = 0; k < f->n_tensors; k++) {
             const tc_st_tensor *t = &f->tensors[k];
-            hf_expect *x = find(&l, t->name);
+            tc_verify_expected *x = tc_verify_expect_find(&l, t->name);
             data += t->end - t->begin;
             if (!x) {
                 problem("%s: tensor %s is not part of the format for this config", path, t->name);
@@ -307,5 +270,5 @@ void tc_verify_hf(const char *dir, const cJSON *config, const cJSON *man, bool h
                 dir, (long long)total, (unsigned long long)data);
 done:
     cJSON_Delete(index);
-    free(l.v);
+    tc_verify_expect_free(&l);
 }
