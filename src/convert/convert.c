@@ -197,7 +197,8 @@ struct tc_convert_job {
     work_item *items;
     size_t n_items;
     _Atomic size_t next;
-    size_t buf_bytes;          /* per-worker buffer size */
+    size_t buf_bytes;          /* per-worker scratch; quantized output buf_bytes / 2 */
+    size_t slice_bytes;        /* per-worker slice (dst): the widest item in its own dtype */
     tc_progress *progress;
     tc_convert_gate *gate;     /* NULL: nothing waits */
     const tc_gpu_info *gpu;    /* NULL: quantize on the CPU */
@@ -230,28 +231,30 @@ typedef struct gpu_worker {
 #if TRTCONV_HAVE_CUDA
 /* Each worker owns a stream and device buffers; its host slice and output
  * buffers are pinned so the copies run at PCIe speed (pageable copies are
- * ~7x slower, performance-anchors.md §4.2). */
-static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t buf_bytes,
-                                 void **h_slice, uint8_t **h_out)
+ * ~7x slower, performance-anchors.md §4.2). Pinned memory is resident in
+ * full from the start, so the slice buffer is only as large as the job's
+ * widest slice (half the 4-byte-element bound for a 2-byte model). */
+static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t slice_bytes,
+                                 size_t out_bytes, void **h_slice, uint8_t **h_out)
 {
     tc_status st = tc_gpu_use(gpu);
     if (st != TC_OK)
         return st;
-    g->buf_bytes = buf_bytes;
+    g->buf_bytes = slice_bytes;
     cudaStream_t s = NULL;
     cudaError_t e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
     if (e == cudaSuccess)
-        e = cudaMalloc(&g->d_in, buf_bytes);
+        e = cudaMalloc(&g->d_in, slice_bytes);
     if (e == cudaSuccess)
-        e = cudaMalloc((void **)&g->d_out, buf_bytes / 2);
+        e = cudaMalloc((void **)&g->d_out, out_bytes);
     if (e == cudaSuccess)
-        e = cudaMallocHost(h_slice, buf_bytes);
+        e = cudaMallocHost(h_slice, slice_bytes);
     if (e == cudaSuccess)
-        e = cudaMallocHost((void **)h_out, buf_bytes / 2);
+        e = cudaMallocHost((void **)h_out, out_bytes);
     g->stream = s;
     if (e != cudaSuccess)
-        return tc_fail(TC_E_INTERNAL, "GPU %d: cannot set up worker buffers (%zu bytes): %s",
-                       gpu->device, buf_bytes, cudaGetErrorString(e));
+        return tc_fail(TC_E_INTERNAL, "GPU %d: cannot set up worker buffers (%zu + %zu bytes): %s",
+                       gpu->device, slice_bytes, out_bytes, cudaGetErrorString(e));
     return TC_OK;
 }
 
@@ -381,10 +384,10 @@ static tc_status gpu_fp8_rows(gpu_worker *g, const void *h_slice, const tc_plan_
     return tc_fail(TC_E_INTERNAL, "%s: GPU quantization in a build without CUDA", t->name);
 }
 
-static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t buf_bytes,
-                                 void **h_slice, uint8_t **h_out)
+static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t slice_bytes,
+                                 size_t out_bytes, void **h_slice, uint8_t **h_out)
 {
-    (void)g; (void)buf_bytes; (void)h_slice; (void)h_out;
+    (void)g; (void)slice_bytes; (void)out_bytes; (void)h_slice; (void)h_out;
     return tc_fail(TC_E_INTERNAL, "GPU %d requested in a build without CUDA", gpu->device);
 }
 
@@ -465,13 +468,14 @@ static void *worker_main(void *arg)
     gpu_worker g;
     memset(&g, 0, sizeof g);
     if (job->gpu) {
-        tc_status gs = gpu_worker_init(&g, job->gpu, job->buf_bytes, &dst, &qbuf);
+        tc_status gs = gpu_worker_init(&g, job->gpu, job->slice_bytes, job->buf_bytes / 2, &dst,
+                                       &qbuf);
         if (gs != TC_OK) {
             job_record_error(job, gs);
             goto done;
         }
     } else {
-        dst = malloc(job->buf_bytes);
+        dst = malloc(job->slice_bytes);
         qbuf = malloc(job->buf_bytes / 2);
     }
     if (!dst || !scratch || !qbuf) {
@@ -632,6 +636,7 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
      * elements, the widest source type, so scratch never overflows). */
     size_t cap = 0;
     job->buf_bytes = 4096;
+    job->slice_bytes = 4096;
     for (size_t c = 0; c < n; c++) {
         const tc_plan *p = cells[c].plan;
         if (cells[c].fd < 0)
@@ -656,9 +661,19 @@ tc_status tc_convert_start(tc_cell_output *cells, size_t n, int workers,
             }
             if (step < 1)
                 step = 1;
-            uint64_t need = (uint64_t)(step < t->rows ? step : t->rows) * row_bytes;
+            const uint64_t item_rows = (uint64_t)(step < t->rows ? step : t->rows);
+            uint64_t need = item_rows * row_bytes;
             if (need > job->buf_bytes)
                 job->buf_bytes = (size_t)need;
+            /* What dst holds: the slice (tc_convert_rows), read back in the
+             * stored dtype when written unquantized; rope and constant
+             * tensors as float32. */
+            size_t des = tc_dtype_bits(t->slice_dtype) / 8;
+            const size_t stored_es = tc_dtype_bits(t->dtype) / 8;
+            des = stored_es > des ? stored_es : des;
+            des = (t->rope || t->constant) && des < 4 ? 4 : des;
+            if (item_rows * (uint64_t)t->cols * des > job->slice_bytes)
+                job->slice_bytes = (size_t)(item_rows * (uint64_t)t->cols * des);
             /* Work items never straddle two stacked experts: each expert's
              * rows (the whole tensor otherwise) are a segment of their own. */
             const int64_t seg = tc_plan_matrix_rows(t);
