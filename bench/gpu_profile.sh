@@ -9,7 +9,8 @@
 # operation class from CUDA events, no waits, and the time the GPU did none
 # of them; `1`: every operation synchronised, the shares, not the total).
 # CTEST_RE (default cuda_fwd; empty: none) runs that ctest selection of the
-# CUDA build first, so that no timing is of a wrong kernel. With
+# CUDA build first, so that no timing is of a wrong kernel; then
+# bench_fwd_kernels times the non-GEMM kernels alone against a copy. With
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
 # commit is built too and its plain runs follow, then the new build's
 # again: a baseline in the same call. LAYERS70: the 70B shape too (below).
@@ -24,6 +25,9 @@ if [ -n "${CTEST_RE-cuda_fwd}" ]; then
     grep -E "FAIL|Failed|\*\*\*" "$OUT/ctest.log" | head -20
     [ $rc = 0 ] || { echo "tests failed: no timings"; exit 1; }
 fi
+# The non-GEMM kernels alone against a device copy (bench/fwd_kernels.c).
+echo "== bench_fwd_kernels"
+build-gpu/bench_fwd_kernels 2>&1 | tee "$OUT/fwd_kernels.log"
 W=/tmp/trtconv-bench/prof
 LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512}
 mkdir -p "$W"
