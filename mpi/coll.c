@@ -85,7 +85,11 @@ tc_status tc_coll_create(MPI_Comm parent, int color, int key, const tc_gpu_info 
         return tc_fail(TC_E_INTERNAL, "out of memory creating a communicator");
     st = TC_MPI_TRY(MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, ids, (int)sizeof me, MPI_BYTE,
                                   out->comm));
-    bool nccl_ok = st == TC_OK && all_distinct_gpus(ids, out->size) && !env_forces_mpi();
+    /* A group of one has nothing to exchange (every operation returns at
+     * once): no NCCL communicator, whose set-up took time and memory on
+     * every single-GPU run, three times. */
+    bool nccl_ok = st == TC_OK && out->size > 1 && all_distinct_gpus(ids, out->size) &&
+                   !env_forces_mpi();
     free(ids);
     if (st != TC_OK)
         return st;
@@ -134,6 +138,8 @@ void tc_coll_free(tc_coll *c)
 
 const char *tc_coll_backend_name(const tc_coll *c)
 {
+    if (c->size == 1)
+        return "none (one member)";
     if (c->backend == TC_COLL_NCCL)
         return "nccl";
     return c->device ? "mpi (staged through host)" : "mpi";

@@ -3,8 +3,10 @@
  * parallel), NCCL where it can be used, MPI host collectives otherwise.
  *
  * Backend choice, per communicator (collectively, at creation): NCCL when
- * the build has NCCL, the buffers live on GPUs, and every member has its own
- * GPU, i.e. all (hostname, device UUID) pairs of the members are distinct.
+ * the build has NCCL, the buffers live on GPUs, there are at least two
+ * members and every member has its own GPU, i.e. all (hostname, device
+ * UUID) pairs of the members are distinct. A group of one needs no NCCL:
+ * its all-reduces return at once and it has no peer to send to.
  * NCCL refuses two ranks on one GPU ("invalid usage"), so ranks that share a
  * GPU, or have none, use MPI; with device buffers the MPI backend stages them
  * through a pinned host buffer. TRTCONV_COLL=mpi in the environment forces
