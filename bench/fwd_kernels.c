@@ -26,10 +26,10 @@
 enum { SEQS = 8, LEN = 512, T = SEQS * LEN, H = 4096, I = 14336, NH = 32, NKV = 8, D = 128 };
 #define QKV ((NH + 2 * NKV) * D)
 
-static int check(cudaError_t e, const char *what)
+static void check(cudaError_t e, const char *what)
 {
     if (e == cudaSuccess)
-        return 1;
+        return;
     fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
     exit(1);
 }
@@ -72,11 +72,6 @@ typedef struct timer {
     double copy_gbs; /* the copy's rate, once measured */
 } timer;
 
-static double ms_per_call(timer *t, double elapsed_ms)
-{
-    return elapsed_ms / t->iters;
-}
-
 static void report(timer *t, const char *name, double ms, double bytes)
 {
     const double gbs = bytes / (ms * 1e-3) / 1e9;
@@ -99,7 +94,7 @@ static void report(timer *t, const char *name, double ms, double bytes)
         check(cudaEventSynchronize((t)->b), "event sync");             \
         float e_ = 0.0f;                                               \
         check(cudaEventElapsedTime(&e_, (t)->a, (t)->b), "elapsed");   \
-        ms_out = ms_per_call((t), e_);                                 \
+        ms_out = e_ / (t)->iters;                                      \
     } while (0)
 
 int main(int argc, char **argv)

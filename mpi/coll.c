@@ -85,9 +85,9 @@ tc_status tc_coll_create(MPI_Comm parent, int color, int key, const tc_gpu_info 
         return tc_fail(TC_E_INTERNAL, "out of memory creating a communicator");
     st = TC_MPI_TRY(MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, ids, (int)sizeof me, MPI_BYTE,
                                   out->comm));
-    /* A group of one has nothing to exchange (every operation returns at
-     * once): no NCCL communicator, whose set-up took time and memory on
-     * every single-GPU run, three times. */
+    /* A group of one has nothing to exchange (its all-reduces return at
+     * once, it has no peer to send to): no NCCL communicator, whose set-up
+     * took time and memory on every single-GPU run, three times. */
     bool nccl_ok = st == TC_OK && out->size > 1 && all_distinct_gpus(ids, out->size) &&
                    !env_forces_mpi();
     free(ids);

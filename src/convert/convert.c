@@ -225,7 +225,6 @@ typedef struct gpu_worker {
     void *stream;          /* cudaStream_t */
     void *d_in;            /* device copy of the slice rows */
     uint8_t *d_out;        /* device quantized rows + scales */
-    size_t buf_bytes;
 } gpu_worker;
 
 #if TRTCONV_HAVE_CUDA
@@ -240,7 +239,6 @@ static tc_status gpu_worker_init(gpu_worker *g, const tc_gpu_info *gpu, size_t s
     tc_status st = tc_gpu_use(gpu);
     if (st != TC_OK)
         return st;
-    g->buf_bytes = slice_bytes;
     cudaStream_t s = NULL;
     cudaError_t e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
     if (e == cudaSuccess)

@@ -38,7 +38,6 @@ struct fwd_gpu_prof {
     bool open;                      /* ev[2n] recorded, its end not yet */
     int created;                    /* events created so far (lazily) */
     cudaEvent_t first;              /* the first operation's begin */
-    bool have_first;
 };
 
 static tc_status prof_new(cudaEvent_t *ev)
@@ -100,24 +99,21 @@ tc_status tc_fwd_prof_fold(tc_fwd_engine *e)
 tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls)
 {
     fwd_gpu_prof *p = e->gprof;
+    cudaStream_t s = (cudaStream_t)e->ops->stream(e->be);
     if (!p) {
+        /* The pool is made at the first operation, which also starts the span. */
         p = calloc(1, sizeof *p);
         if (!p)
             return tc_fail(TC_E_INTERNAL, "out of memory (profile events)");
         e->gprof = p;
         TRY(prof_new(&p->first));
-        p->have_first = false;
+        TRY(TC_CUDA_TRY(cudaEventRecord(p->first, s)));
     }
-    cudaStream_t s = (cudaStream_t)e->ops->stream(e->be);
     const int k = 2 * p->n + (cls >= 0);
     if (cls < 0 ? p->open : !p->open)
         return tc_fail(TC_E_INTERNAL, "profile events out of order (class %d)", cls);
     while (p->created <= k)
         TRY(prof_new(&p->ev[p->created++]));
-    if (!p->have_first) {
-        TRY(TC_CUDA_TRY(cudaEventRecord(p->first, s)));
-        p->have_first = true;
-    }
     TRY(TC_CUDA_TRY(cudaEventRecord(p->ev[k], s)));
     if (cls < 0) {
         p->open = true;

@@ -487,14 +487,10 @@ static void check_rank_file(const char *dir, const model_desc *m, const tc_rank_
             check_finite(path, f, t);
         }
     }
-    for (size_t k = 0; k < f->n_tensors; k++) {
-        bool known = false;
-        for (size_t q = 0; q < exp->n && !known; q++)
-            known = strcmp(exp->v[q].name, f->tensors[k].name) == 0;
-        if (!known)
+    for (size_t k = 0; k < f->n_tensors; k++)
+        if (!tc_verify_expect_find(exp, f->tensors[k].name))
             problem("%s: tensor %s is not part of the format for this config", path,
                     f->tensors[k].name);
-    }
     tc_st_close(f);
     if (hash) {
         char hex[TC_SHA256_HEX];
