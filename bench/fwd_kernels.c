@@ -134,6 +134,8 @@ int main(int argc, char **argv)
     float *acc = dev_fill(I > QKV ? I : QKV, 1), *acc2 = dev_fill(I, 1), *acc3 = dev_fill(I, 1);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, x, 0, NULL, dt, T, H, 0, H, s), "absmax"));
     report(&t, "column maxima [T, H]", ms, (double)T * H * 2);
+    TIME(&t, ms, ok(tc_fwd_rmsnorm_max_cuda(xo, x, w, dt, T, H, 1e-5f, acc, s), "rmsnorm"));
+    report(&t, "rmsnorm with maxima (slab)", ms, 2.0 * T * H * 2);
 
     /* rope_split: the positions, sequence starts and lengths of 8 x 512. */
     int32_t *hp = malloc(3 * T * sizeof *hp);
@@ -162,13 +164,27 @@ int main(int argc, char **argv)
     report(&t, "rope + split", ms, 2.0 * T * QKV * 2);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, qkv, 0, NULL, dt, T, QKV, 0, QKV, s), "absmax"));
     report(&t, "column maxima [T, q+k+v]", ms, (double)T * QKV * 2);
+    TIME(&t, ms, ok(tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, NH, NKV, D, T, meta, meta + T,
+                                               meta + 2 * T, cosv, sinv, NULL, NULL, NULL, s),
+                    "rope_split"));
+    report(&t, "rope + split (slab kernel)", ms, 2.0 * T * QKV * 2);
+    TIME(&t, ms, ok(tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, NH, NKV, D, T, meta, meta + T,
+                                               meta + 2 * T, cosv, sinv, acc, acc2, acc3, s),
+                    "rope_split"));
+    report(&t, "rope + split with maxima (slab)", ms, 2.0 * T * QKV * 2);
 
     void *o = dev_fill((size_t)T * NH * D, 0);
-    TIME(&t, ms, ok(tc_fwd_attention_fused_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS,
-                                                (float)(1.0 / sqrt((double)D)), s), "attention"));
+    const float scale = (float)(1.0 / sqrt((double)D));
+    TIME(&t, ms, ok(tc_fwd_attention_fused_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
+                                                NULL, s), "attention"));
     const double flop = 4.0 * SEQS * NH * ((double)LEN * (LEN + 1) / 2) * D;
     report(&t, "attention (fused; bytes of q k v o)", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
     printf("%-34s %8.1f TFLOP/s of causal work (Q K^T and P V once)\n", "", flop / (ms * 1e-3) / 1e12);
+    TIME(&t, ms, ok(tc_fwd_attention_fused_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
+                                                acc, s), "attention"));
+    report(&t, "attention with maxima of o", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
+    TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, o, 0, NULL, dt, T, NH * D, 0, NH * D, s), "absmax"));
+    report(&t, "column maxima [T, nh*d] (o)", ms, (double)T * NH * D * 2);
 
     float *p32 = dev_fill((size_t)T * H, 1);
     TIME(&t, ms, ok(tc_fwd_residual_add_max_cuda(x, p32, NULL, dt, T, H, acc, s), "residual"));
@@ -180,5 +196,20 @@ int main(int argc, char **argv)
     report(&t, "silu*mul with 3 maxima", ms, (double)T * I * 6);
     TIME(&t, ms, ok(tc_fwd_silu_mul_cuda(a, g, u, dt, (size_t)T * I, s), "silu"));
     report(&t, "silu*mul alone", ms, (double)T * I * 6);
+    /* The slab height: fewer atomics against fewer blocks in flight. */
+    const int64_t slabs[] = { 8, 16, 64, 128 };
+    for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; i++) {
+        char name[64];
+        TIME(&t, ms, ok(tc_fwd_silu_mul_max_rows_cuda(a, g, u, dt, T, I, acc, acc2, acc3,
+                                                      slabs[i], s), "silu"));
+        snprintf(name, sizeof name, "silu*mul with maxima, %lld rows", (long long)slabs[i]);
+        report(&t, name, ms, (double)T * I * 6);
+        TIME(&t, ms, ok(tc_fwd_residual_add_max_rows_cuda(x, p32, NULL, dt, T, H, acc, slabs[i],
+                                                          s), "residual"));
+        snprintf(name, sizeof name, "residual with maxima, %lld rows", (long long)slabs[i]);
+        report(&t, name, ms, (double)T * H * (4 + 2 + 2));
+    }
+    TIME(&t, ms, ok(tc_fwd_residual_add_cuda(x, p32, NULL, dt, T, H, s), "residual"));
+    report(&t, "residual alone", ms, (double)T * H * (4 + 2 + 2));
     return 0;
 }

@@ -191,7 +191,7 @@ __device__ __forceinline__ void tile_scores(float (&s)[FA_BN / 8][4],
 template <int DT, int D>
 __global__ void __launch_bounds__(FA_THREADS)
     flash_attn_kernel(void *o, const void *q, const void *k, const void *v, int64_t len,
-                      int64_t nh, int64_t nkv, int64_t g, float scale)
+                      int64_t nh, int64_t nkv, int64_t g, float scale, float *omax)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
     __trap(); /* not launched: tc_fwd_attention_fused_cuda needs compute capability 8.0 */
@@ -329,17 +329,41 @@ __global__ void __launch_bounds__(FA_THREADS)
         __syncthreads();
     }
 
-    /* o[t, (grp * g + gi) * D + c] = round(O). */
+    /* o[t, (grp * g + gi) * D + c] = round(O). With omax, the maxima of
+     * the stored values per (head of the group, column) gather in shared
+     * memory (the K/V buffers are free after the last barrier; the
+     * launcher checks that g * D of them fit), then reach omax with one
+     * global atomicMax per column the block touched. */
+    unsigned *smax = (unsigned *)fa_smem;
+    if (omax) {
+        for (int64_t i = threadIdx.x; i < g * D; i += FA_THREADS)
+            smax[i] = 0u;
+        __syncthreads();
+    }
     T *os = (T *)o + (size_t)(seq * len * nh) * D;
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         if (row[i] >= R)
             continue;
-        const int64_t head = grp * g + row[i] % g;
-        T *dst = os + (size_t)(row[i] / g * nh + head) * D;
+        const int64_t gi = row[i] % g;
+        T *dst = os + (size_t)(row[i] / g * nh + grp * g + gi) * D;
 #pragma unroll
-        for (int n = 0; n < D / 8; n++)
-            *(uint32_t *)(dst + n * 8 + col2) = fa_elem<DT>::pack(acc[n][2 * i], acc[n][2 * i + 1]);
+        for (int n = 0; n < D / 8; n++) {
+            const uint32_t pk = fa_elem<DT>::pack(acc[n][2 * i], acc[n][2 * i + 1]);
+            *(uint32_t *)(dst + n * 8 + col2) = pk;
+            if (omax) {
+                /* The stored halves as absmax_cols would read them back. */
+                const uint16_t h2[2] = { (uint16_t)(pk & 0xffffu), (uint16_t)(pk >> 16) };
+                atomicMax(smax + gi * D + n * 8 + col2, abs_bits(elem<DT>::ld(h2, 0)));
+                atomicMax(smax + gi * D + n * 8 + col2 + 1, abs_bits(elem<DT>::ld(h2, 1)));
+            }
+        }
+    }
+    if (omax) {
+        __syncthreads();
+        for (int64_t i = threadIdx.x; i < g * D; i += FA_THREADS)
+            if (smax[i])
+                atomicMax((unsigned *)omax + grp * g * D + i, smax[i]);
     }
 #endif
 }
@@ -351,7 +375,7 @@ extern "C" int tc_fwd_attention_fused_supported(tc_dtype dt, int64_t head_dim)
 
 template <int DT, int D>
 static tc_status launch_flash(void *o, const void *q, const void *k, const void *v, int64_t len,
-                              int64_t n_seqs, int64_t nh, int64_t nkv, float scale,
+                              int64_t n_seqs, int64_t nh, int64_t nkv, float scale, float *omax,
                               cudaStream_t stream)
 {
     tc_status st = TC_OK;
@@ -363,16 +387,24 @@ static tc_status launch_flash(void *o, const void *q, const void *k, const void 
     TC_CUDA_TRY(cudaFuncSetAttribute(flash_attn_kernel<DT, D>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
     flash_attn_kernel<DT, D><<<grid, FA_THREADS, bytes, stream>>>(o, q, k, v, len, nh, nkv, g,
-                                                                   scale);
+                                                                   scale, omax);
     return launched("flash_attn_kernel");
 done:
     return st;
 }
 
+extern "C" int tc_fwd_attention_max_supported(int64_t nh, int64_t nkv, int64_t head_dim)
+{
+    /* The block's maxima ([g][head_dim] words) fit in its K/V buffers. */
+    const size_t bytes = head_dim == 128 ? fa_layout<128>::bytes : fa_layout<64>::bytes;
+    return nkv >= 1 && nh % nkv == 0 && (size_t)(nh / nkv) * (size_t)head_dim * 4 <= bytes;
+}
+
 extern "C" tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const void *k,
                                                  const void *v, tc_dtype dt, int64_t nh,
                                                  int64_t nkv, int64_t head_dim, int64_t len,
-                                                 int64_t n_seqs, float scale, void *stream)
+                                                 int64_t n_seqs, float scale, float *omax,
+                                                 void *stream)
 {
     if (!tc_fwd_attention_fused_supported(dt, head_dim) || nkv < 1 || nh % nkv != 0)
         return tc_fail(TC_E_INTERNAL, "%s: %s, head_dim %lld, %lld/%lld heads not supported",
@@ -384,10 +416,14 @@ extern "C" tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const v
         return tc_fail(TC_E_INTERNAL, "%s: grid too large", __func__);
     if (!aligned16(o) || !aligned16(q) || !aligned16(k) || !aligned16(v))
         return tc_fail(TC_E_INTERNAL, "%s: buffers not 16-byte aligned", __func__);
+    if (omax && !tc_fwd_attention_max_supported(nh, nkv, head_dim))
+        return tc_fail(TC_E_INTERNAL, "%s: maxima of %lld heads per group not supported",
+                       __func__, (long long)(nh / nkv));
     cudaStream_t s = (cudaStream_t)stream;
     if (dt == TC_DT_F16)
-        return head_dim == 128 ? launch_flash<1, 128>(o, q, k, v, len, n_seqs, nh, nkv, scale, s)
-                               : launch_flash<1, 64>(o, q, k, v, len, n_seqs, nh, nkv, scale, s);
-    return head_dim == 128 ? launch_flash<2, 128>(o, q, k, v, len, n_seqs, nh, nkv, scale, s)
-                           : launch_flash<2, 64>(o, q, k, v, len, n_seqs, nh, nkv, scale, s);
+        return head_dim == 128
+                   ? launch_flash<1, 128>(o, q, k, v, len, n_seqs, nh, nkv, scale, omax, s)
+                   : launch_flash<1, 64>(o, q, k, v, len, n_seqs, nh, nkv, scale, omax, s);
+    return head_dim == 128 ? launch_flash<2, 128>(o, q, k, v, len, n_seqs, nh, nkv, scale, omax, s)
+                           : launch_flash<2, 64>(o, q, k, v, len, n_seqs, nh, nkv, scale, omax, s);
 }

@@ -165,18 +165,13 @@ extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype
 #define FUSED_ROWS 32
 #define FUSED_BLOCK 128
 
-__device__ __forceinline__ unsigned abs_bits(float v)
-{
-    return __float_as_uint(v) & 0x7fffffffu;
-}
-
 template <int DT>
 __global__ void residual_max_kernel(void *h, const float *p, const void *bias, int64_t T,
-                                    int64_t H, float *acc)
+                                    int64_t H, float *acc, int64_t slab)
 {
     int64_t c, r0, r1;
     float bc[VEC];
-    if (!col_slab<DT>(H, T, FUSED_ROWS, bias, &c, &r0, &r1, bc))
+    if (!col_slab<DT>(H, T, slab, bias, &c, &r0, &r1, bc))
         return;
     unsigned m[VEC] = { 0 };
     for (int64_t r = r0; r < r1; r++) {
@@ -203,11 +198,11 @@ __global__ void residual_max_kernel(void *h, const float *p, const void *bias, i
 
 template <int DT>
 __global__ void silu_mul_max_kernel(void *out, const void *g, const void *u, int64_t T, int64_t I,
-                                    float *acc_g, float *acc_u, float *acc_out)
+                                    float *acc_g, float *acc_u, float *acc_out, int64_t slab)
 {
     int64_t c, r0, r1;
     float unused[VEC];
-    if (!col_slab<DT>(I, T, FUSED_ROWS, NULL, &c, &r0, &r1, unused))
+    if (!col_slab<DT>(I, T, slab, NULL, &c, &r0, &r1, unused))
         return;
     unsigned mg[VEC] = { 0 }, mu[VEC] = { 0 }, mo[VEC] = { 0 };
     for (int64_t r = r0; r < r1; r++) {
@@ -237,26 +232,34 @@ __global__ void silu_mul_max_kernel(void *out, const void *g, const void *u, int
     }
 }
 
-static inline bool fused_ok(tc_dtype dt, int64_t T, int64_t cols)
+static inline bool fused_ok(tc_dtype dt, int64_t T, int64_t cols, int64_t slab)
 {
-    return (dt == TC_DT_F16 || dt == TC_DT_BF16) && cols % VEC == 0 &&
-           (T + FUSED_ROWS - 1) / FUSED_ROWS <= 65535;
+    return (dt == TC_DT_F16 || dt == TC_DT_BF16) && cols % VEC == 0 && slab > 0 &&
+           (T + slab - 1) / slab <= 65535;
 }
 
 extern "C" tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, const void *bias,
                                                   tc_dtype dt, int64_t T, int64_t H, float *acc,
                                                   void *stream)
 {
+    return tc_fwd_residual_add_max_rows_cuda(h, p32, bias, dt, T, H, acc, FUSED_ROWS, stream);
+}
+
+extern "C" tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32,
+                                                       const void *bias, tc_dtype dt, int64_t T,
+                                                       int64_t H, float *acc, int64_t slab,
+                                                       void *stream)
+{
     if (T <= 0 || H <= 0)
         return TC_OK;
-    if (!fused_ok(dt, T, H) || !aligned16(h) || !aligned16(p32)) {
+    if (!fused_ok(dt, T, H, slab) || !aligned16(h) || !aligned16(p32)) {
         TC_TRY(tc_fwd_absmax_cols_cuda(acc, p32, 1, bias, dt, T, H, 0, H, stream));
         return tc_fwd_residual_add_cuda(h, p32, bias, dt, T, H, stream);
     }
     const int64_t threads = H / VEC;
     dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
-              (unsigned)((T + FUSED_ROWS - 1) / FUSED_ROWS));
-    DISPATCH16(dt, residual_max_kernel, grid, FUSED_BLOCK, stream, h, p32, bias, T, H, acc);
+              (unsigned)((T + slab - 1) / slab));
+    DISPATCH16(dt, residual_max_kernel, grid, FUSED_BLOCK, stream, h, p32, bias, T, H, acc, slab);
     return launched("residual_max_kernel");
 }
 
@@ -264,9 +267,18 @@ extern "C" tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const vo
                                               int64_t T, int64_t I, float *acc_g, float *acc_u,
                                               float *acc_out, void *stream)
 {
+    return tc_fwd_silu_mul_max_rows_cuda(out, g, u, dt, T, I, acc_g, acc_u, acc_out, FUSED_ROWS,
+                                         stream);
+}
+
+extern "C" tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u,
+                                                   tc_dtype dt, int64_t T, int64_t I,
+                                                   float *acc_g, float *acc_u, float *acc_out,
+                                                   int64_t slab, void *stream)
+{
     if (T <= 0 || I <= 0)
         return TC_OK;
-    if (!fused_ok(dt, T, I) || !aligned16(out) || !aligned16(g) || !aligned16(u)) {
+    if (!fused_ok(dt, T, I, slab) || !aligned16(out) || !aligned16(g) || !aligned16(u)) {
         TC_TRY(tc_fwd_silu_mul_cuda(out, g, u, dt, (size_t)(T * I), stream));
         TC_TRY(tc_fwd_absmax_cols_cuda(acc_g, g, 0, NULL, dt, T, I, 0, I, stream));
         TC_TRY(tc_fwd_absmax_cols_cuda(acc_u, u, 0, NULL, dt, T, I, 0, I, stream));
@@ -274,9 +286,9 @@ extern "C" tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const vo
     }
     const int64_t threads = I / VEC;
     dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
-              (unsigned)((T + FUSED_ROWS - 1) / FUSED_ROWS));
+              (unsigned)((T + slab - 1) / slab));
     DISPATCH16(dt, silu_mul_max_kernel, grid, FUSED_BLOCK, stream, out, g, u, T, I, acc_g, acc_u,
-               acc_out);
+               acc_out, slab);
     return launched("silu_mul_max_kernel");
 }
 

@@ -176,6 +176,14 @@ __device__ __forceinline__ float block_max(float v, float *shared)
     return block_reduce(v, -INFINITY, shared, reduce_fmax());
 }
 
+/* |v| as integer bits: for non-negative floats integer order is float
+ * order, and NaN bits exceed every number (the calibration maxima compare
+ * these, so that a NaN wins and reaches the caller's check). */
+__device__ __forceinline__ unsigned abs_bits(float v)
+{
+    return __float_as_uint(v) & 0x7fffffffu;
+}
+
 static inline tc_status row_grid(int64_t rows, unsigned *grid)
 {
     return tc_cuda_capped_grid(rows, FWD_BLOCKS_PER_SM, grid);
@@ -191,7 +199,15 @@ template <int DT> struct vec {
     float f[VEC];
     __device__ __forceinline__ void load(const void *p, size_t i) /* i: a multiple of VEC */
     {
-        const uint4 u = *(const uint4 *)((const uint16_t *)p + i);
+        unpack(raw16(p, i));
+    }
+    /* The 16 bytes at element i, unconverted: loads issued ahead of use. */
+    static __device__ __forceinline__ uint4 raw16(const void *p, size_t i)
+    {
+        return *(const uint4 *)((const uint16_t *)p + i);
+    }
+    __device__ __forceinline__ void unpack(const uint4 &u)
+    {
         const uint16_t *h = (const uint16_t *)&u;
 #pragma unroll
         for (int k = 0; k < VEC; k++)

@@ -422,6 +422,14 @@ static tc_status stat_cols(tc_fwd_engine *e, int64_t layer, tc_linear lin, tc_st
                                ld, c0, cols);
 }
 
+/* Collecting, with a backend whose norm, rope and attention take the
+ * attention block's maxima in their own pass (backend.h rmsnorm_max):
+ * every maximum of a norm's output, of qkv and of o comes from those. */
+static bool fused_norm_stats(const tc_fwd_engine *e)
+{
+    return e->d_stats && e->ops->rmsnorm_max;
+}
+
 static tc_status stats_attention(tc_fwd_engine *e, int64_t layer, int64_t T)
 {
     const int64_t q = e->attn.heads * e->attn.head_dim, kv = e->attn.kv_heads * e->attn.head_dim;
@@ -457,7 +465,8 @@ static tc_status expert_stats(void *ctx, int64_t j, const void *g, const void *u
 static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
 {
     const int64_t i0 = e->inter0;
-    TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
+    if (!fused_norm_stats(e))
+        TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
     TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_Y, i0, e->g, false, NULL, T, e->inter, 0, e->inter));
     TRY(stat_cols(e, layer, TC_LIN_UP, TC_STAT_Y, i0, e->u, false, NULL, T, e->inter, 0, e->inter));
     return stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_X, i0, e->a, false, NULL, T, e->inter, 0,
@@ -497,8 +506,9 @@ static tc_status silu_mul(tc_fwd_engine *e, int64_t layer, int64_t T)
                                      stat_at(e, layer, TC_LIN_GATE, TC_STAT_Y, i0),
                                      stat_at(e, layer, TC_LIN_UP, TC_STAT_Y, i0),
                                      stat_at(e, layer, TC_LIN_DOWN, TC_STAT_X, i0)));
-        OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0,
-                              e->H));
+        if (!fused_norm_stats(e))
+            OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H,
+                                  0, e->H));
         return TC_OK;
     }
     OP(P_SILU, ops->silu_mul(e->be, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
@@ -516,22 +526,44 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     fwd_backend *b = e->be;
     const int64_t T = bt->n_tokens, H = e->H;
     const int64_t od = e->attn.heads * e->attn.head_dim;
-    OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
+    const bool fused = fused_norm_stats(e);
+    const int64_t q0 = (int64_t)e->tp_rank * od, kv0 = kv_channel0(e);
+    if (fused)
+        OP(P_NORM, ops->rmsnorm_max(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps,
+                                    stat_at(e, layer, TC_LIN_Q, TC_STAT_X, 0)));
+    else
+        OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
     OP(P_QKV, tc_fwd_qlinear(e, &w->q[LQ_QKV], true, e->qkv, false, e->x, w->qkv, w->qkv_bias, T,
                              e->qkv_width, H));
     TRY(tc_fwd_report_linear(e, "qkv", layer, (int64_t)e->tp_rank * e->qkv_width, e->qkv, e->dt,
                              T, e->qkv_width));
-    OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
+    if (fused)
+        OP(P_ROPE, ops->rope_split_max(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt,
+                                       stat_at(e, layer, TC_LIN_Q, TC_STAT_Y, q0),
+                                       stat_at(e, layer, TC_LIN_K, TC_STAT_Y, kv0),
+                                       stat_at(e, layer, TC_LIN_V, TC_STAT_Y, kv0)));
+    else
+        OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
     TRY(tc_fwd_kv_quant(e, w, T));
-    OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
-    if (stats)
-        OP(P_STATS, stats_attention(e, layer, T));
+    if (fused) {
+        OP(P_ATTN, ops->attention_max(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt,
+                                      stat_at(e, layer, TC_LIN_O, TC_STAT_X, q0)));
+    } else {
+        OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
+        if (stats)
+            OP(P_STATS, stats_attention(e, layer, T));
+    }
     OP(P_DENSE, tc_fwd_qlinear(e, &w->q[LQ_DENSE], true, e->p32, true, e->o, w->dense, NULL, T, H,
                                od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
     TRY(tc_fwd_report_linear(e, "dense", layer, 0, e->p32, TC_DT_F32, T, H));
     TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
-    OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
+    if (fused)
+        OP(P_NORM, ops->rmsnorm_max(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps,
+                                    stat_at(e, layer, TC_LIN_GATE, TC_STAT_X,
+                                            e->moe ? e->moe_e0 * H : 0)));
+    else
+        OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
     if (e->moe) {
         /* FP8 experts (trtconv eval): fc's and proj's static input scales
          * and per-expert weight scales from the weight source. */
@@ -544,7 +576,7 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
         const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj,
                                      .q = qf->act == TC_FQ_FP8 ? &mq : NULL };
         expert_stats_ctx sc = { e, layer };
-        if (stats)
+        if (stats && !fused)
             OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, e->moe_e0 * H, e->x, false, NULL,
                                   T, H, 0, H));
         OP(P_FC_GATE, tc_fwd_moe_run(e->moe, ops, b, &mw, e->x, e->g, e->u, e->a, e->p32, T,

@@ -296,15 +296,18 @@ static tc_status gpu_rope_split(fwd_backend *b, void *q, void *k, void *v, const
                                   bt->sin, ((gpu_backend *)b)->stream);
 }
 
-static tc_status gpu_attention(fwd_backend *b, void *o, const void *q, const void *k, const void *v,
-                               tc_dtype dt, const fwd_attn *a, const fwd_batch *bt)
+/* omax: NULL, or the column maxima of o (attention_max); the fused kernel
+ * takes them in its epilogue, the cuBLAS path by a pass over o. */
+static tc_status attention(fwd_backend *b, void *o, const void *q, const void *k, const void *v,
+                           tc_dtype dt, const fwd_attn *a, const fwd_batch *bt, float *omax)
 {
     gpu_backend *g = (gpu_backend *)b;
     const int64_t nh = a->heads, nkv = a->kv_heads, d = a->head_dim, gq = nh / nkv;
     const size_t es = tc_dtype_bits(dt) / 8;
     const cudaDataType_t ct = cuda_type(dt);
     tc_status st = TC_OK;
-    if (g->fused_attention && tc_fwd_attention_fused_supported(dt, d)) {
+    if (g->fused_attention && tc_fwd_attention_fused_supported(dt, d) &&
+        (!omax || tc_fwd_attention_max_supported(nh, nkv, d))) {
         /* One launch per run of consecutive sequences of equal length. */
         for (int s = 0; st == TC_OK && s < bt->n_seqs;) {
             const int64_t os = bt->h_offsets[s], ls = bt->h_offsets[s + 1] - os;
@@ -316,7 +319,7 @@ static tc_status gpu_attention(fwd_backend *b, void *o, const void *q, const voi
                                              (const char *)q + (size_t)(os * nh * d) * es,
                                              (const char *)k + (size_t)(os * nkv * d) * es,
                                              (const char *)v + (size_t)(os * nkv * d) * es, dt, nh,
-                                             nkv, d, ls, n, a->scale, g->stream);
+                                             nkv, d, ls, n, a->scale, omax, g->stream);
             s += n;
         }
         return st;
@@ -360,7 +363,38 @@ static tc_status gpu_attention(fwd_backend *b, void *o, const void *q, const voi
     if (st == TC_OK)
         st = tc_fwd_gather_heads_cuda(o, g->og, dt, nh, nkv, d, bt->n_tokens, bt->seq_start,
                                       bt->seq_len, g->stream);
+    if (st == TC_OK && omax)
+        st = tc_fwd_absmax_cols_cuda(omax, o, 0, NULL, dt, bt->n_tokens, nh * d, 0, nh * d,
+                                     g->stream);
     return st;
+}
+
+static tc_status gpu_attention(fwd_backend *b, void *o, const void *q, const void *k, const void *v,
+                               tc_dtype dt, const fwd_attn *a, const fwd_batch *bt)
+{
+    return attention(b, o, q, k, v, dt, a, bt, NULL);
+}
+
+static tc_status gpu_attention_max(fwd_backend *b, void *o, const void *q, const void *k,
+                                   const void *v, tc_dtype dt, const fwd_attn *a,
+                                   const fwd_batch *bt, float *acc)
+{
+    return attention(b, o, q, k, v, dt, a, bt, acc);
+}
+
+static tc_status gpu_rmsnorm_max(fwd_backend *b, void *out, const void *in, const void *w,
+                                 tc_dtype dt, int64_t T, int64_t H, float eps, float *acc)
+{
+    return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, ((gpu_backend *)b)->stream);
+}
+
+static tc_status gpu_rope_split_max(fwd_backend *b, void *q, void *k, void *v, const void *qkv,
+                                    tc_dtype dt, const fwd_attn *a, const fwd_batch *bt,
+                                    float *acc_q, float *acc_k, float *acc_v)
+{
+    return tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
+                                      bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len, bt->cos,
+                                      bt->sin, acc_q, acc_k, acc_v, ((gpu_backend *)b)->stream);
 }
 
 static tc_status gpu_residual_add(fwd_backend *b, void *h, const float *p32, const void *bias,
@@ -495,6 +529,9 @@ static const fwd_ops gpu_ops = {
     .div_cols = gpu_div_cols,
     .qdq = gpu_qdq,
     .silu_mul_max = gpu_silu_mul_max,
+    .rmsnorm_max = gpu_rmsnorm_max,
+    .rope_split_max = gpu_rope_split_max,
+    .attention_max = gpu_attention_max,
     .absmax_rows = gpu_absmax_rows,
     .smooth_cols = gpu_smooth_cols,
     .quantize_i8 = gpu_quantize_i8,

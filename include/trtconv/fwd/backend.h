@@ -137,6 +137,19 @@ typedef struct fwd_ops {
     tc_status (*silu_mul_max)(fwd_backend *b, void *out, const void *g, const void *u,
                               tc_dtype dt, int64_t T, int64_t I, float *acc_g, float *acc_u,
                               float *acc_out);
+    /* The same for the attention block's maxima, NULL together or not at
+     * all: rmsnorm_max acc[H] over |out| (the linear inputs after a norm);
+     * rope_split_max acc_q[nh*d], acc_k, acc_v[nkv*d] over the q, k and v
+     * columns of qkv as read (the projections' outputs, before rope);
+     * attention_max acc[nh*d] over |o| (o_proj's input). */
+    tc_status (*rmsnorm_max)(fwd_backend *b, void *out, const void *in, const void *w,
+                             tc_dtype dt, int64_t T, int64_t H, float eps, float *acc);
+    tc_status (*rope_split_max)(fwd_backend *b, void *q, void *k, void *v, const void *qkv,
+                                tc_dtype dt, const fwd_attn *a, const fwd_batch *bt,
+                                float *acc_q, float *acc_k, float *acc_v);
+    tc_status (*attention_max)(fwd_backend *b, void *o, const void *q, const void *k,
+                               const void *v, tc_dtype dt, const fwd_attn *a,
+                               const fwd_batch *bt, float *acc);
     /* The quantized engines trtconv eval emulates: the steps of
      * fake_quant.h (its tc_fq_* functions define them; the CPU backend runs
      * them, the GPU's kernels match them bit for bit). row, col and s are

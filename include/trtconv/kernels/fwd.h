@@ -53,9 +53,14 @@ tc_status tc_fwd_gather_heads_cuda(void *o, const void *og, tc_dtype dt, int64_t
  * from its first token. Supported: float16 / bfloat16, head_dim 64 or 128
  * (tc_fwd_attention_fused_supported), 16-byte aligned buffers. */
 int tc_fwd_attention_fused_supported(tc_dtype dt, int64_t head_dim);
+/* omax (may be NULL; [nh * d] float32, the run's heads from 0) gets the
+ * column maxima of |o| as stored, as tc_fwd_absmax_cols_cuda over o would
+ * (backend.h attention_max), where tc_fwd_attention_max_supported. */
+int tc_fwd_attention_max_supported(int64_t nh, int64_t nkv, int64_t head_dim);
 tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const void *k, const void *v,
                                       tc_dtype dt, int64_t nh, int64_t nkv, int64_t head_dim,
-                                      int64_t len, int64_t n_seqs, float scale, void *stream);
+                                      int64_t len, int64_t n_seqs, float scale, float *omax,
+                                      void *stream);
 tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, tc_dtype dt,
                                    int64_t T, int64_t H, void *stream);
 tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
@@ -79,6 +84,35 @@ tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, const void *bi
 tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_dtype dt,
                                    int64_t T, int64_t I, float *acc_g, float *acc_u,
                                    float *acc_out, void *stream);
+/* The same with `slab` rows per block instead of the default (32): the
+ * trade between atomics (one per column per block) and blocks in flight,
+ * swept by bench_fwd_kernels; the engine takes the default. */
+tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32, const void *bias,
+                                            tc_dtype dt, int64_t T, int64_t H, float *acc,
+                                            int64_t slab, void *stream);
+tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u, tc_dtype dt,
+                                        int64_t T, int64_t I, float *acc_g, float *acc_u,
+                                        float *acc_out, int64_t slab, void *stream);
+
+/* kernels/calib_fused.cu: rmsnorm and rope+split over slabs of rows with
+ * the column maxima of their values in the same pass (backend.h
+ * rmsnorm_max, rope_split_max): the bytes of the plain kernel followed by
+ * tc_fwd_absmax_cols_cuda over the same values, whichever kernel runs.
+ * tc_fwd_rmsnorm_slab_cuda is the slab kernel alone (acc may be NULL), for
+ * the dtypes and widths tc_fwd_rmsnorm_slab_supported accepts (16-byte
+ * aligned buffers); tc_fwd_rmsnorm_cuda takes it where it applies. */
+int tc_fwd_rmsnorm_slab_supported(tc_dtype dt, int64_t H);
+tc_status tc_fwd_rmsnorm_slab_cuda(void *out, const void *in, const void *w, tc_dtype dt,
+                                   int64_t T, int64_t H, float eps, float *acc, void *stream);
+tc_status tc_fwd_rmsnorm_max_cuda(void *out, const void *in, const void *w, tc_dtype dt,
+                                  int64_t T, int64_t H, float eps, float *acc, void *stream);
+/* acc_q [nh*d], acc_k, acc_v [nkv*d]: maxima over the q, k and v columns
+ * of qkv as read (before rope); all NULL: rope+split alone. */
+tc_status tc_fwd_rope_split_max_cuda(void *q, void *k, void *v, const void *qkv, tc_dtype dt,
+                                     int64_t nh, int64_t nkv, int64_t d, int64_t T,
+                                     const int32_t *pos, const int32_t *seq_start,
+                                     const int32_t *seq_len, const float *cos, const float *sin,
+                                     float *acc_q, float *acc_k, float *acc_v, void *stream);
 
 /* trtconv eval's quantized engines (kernels/fake_quant.cu; the tc_fq_*
  * functions of trtconv/fwd/fake_quant.h are the reference, bit for bit;

@@ -1,0 +1,235 @@
+/* test_calib_fused_cuda.c: the calibration forms of rmsnorm, rope_split and
+ * attention on the CUDA backend (kernels/calib_fused.cu, the maxima in
+ * attention.cu's epilogue; backend.h rmsnorm_max, rope_split_max,
+ * attention_max) against the same GPU's plain operation followed by
+ * absmax_cols over the same values: outputs and maxima equal byte for
+ * byte, on shapes that take the fused kernels (hidden 4096 and 8192, GQA
+ * groups of 4 and 8, head_dim 128 and 64, sequences that end inside a
+ * block) and on shapes and misaligned pointers that take the fallbacks.
+ * The maxima start from earlier values (some larger than this batch's) and
+ * one NaN input must reach its column. Also rmsnorm's slab kernel against
+ * the CPU reference within rmsnorm's two units (test_fwd_cuda.c says why).
+ * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
+ * "N passed, M failed". */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "trtconv/fwd/backend.h"
+#include "trtconv/core/dtype.h"
+#include "trtconv/mpi/gpu.h"
+#include "trtconv/core/log.h"
+#include "gpu_check.h"
+#include "fwd_pair.h"
+
+/* n float32 maxima of earlier batches: zeros, and every third one large. */
+static float *earlier(size_t n)
+{
+    float *a = malloc(n * 4);
+    for (size_t i = 0; a && i < n; i++)
+        a[i] = i % 3 ? 0.0f : 7.5f;
+    return a;
+}
+
+static void release_all(pair *p, void **bufs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bufs[i])
+            p->g->ops->release(p->g, bufs[i]);
+}
+
+/* A NaN at (row, col) of a [rows, cols] 2-byte array. */
+static void put_nan(tc_dtype dt, uint16_t *h, int64_t cols, int64_t row, int64_t col)
+{
+    h[row * cols + col] = dt == TC_DT_F16 ? 0x7e00 : 0x7fc0;
+}
+
+/* rmsnorm_max against rmsnorm + absmax_cols; mis > 0 misaligns the input
+ * (the fallback). */
+static void case_rmsnorm_max(pair *p, tc_dtype dt, int64_t T, int64_t H, size_t mis, int nan)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *x = fill(dt, n + 8, 30.0), *w = fill(dt, (size_t)H, 2.0);
+    if (nan)
+        put_nan(dt, x + mis, H, T / 2, H / 3);
+    float *a0 = earlier((size_t)H);
+    void *dx = gput(p, x, (n + 8) * 2), *dw = gput(p, w, (size_t)H * 2);
+    void *o1 = gput(p, NULL, (n + 8) * 2), *o2 = gput(p, NULL, (n + 8) * 2);
+    float *a1 = gput(p, a0, (size_t)H * 4), *a2 = gput(p, a0, (size_t)H * 4);
+    const fwd_ops *o = p->g->ops;
+    uint16_t *X = (uint16_t *)dx + mis;
+    int ok = dx && dw && o1 && o2 && a1 && a2 &&
+             o->rmsnorm_max(p->g, o1, X, dw, dt, T, H, 1e-5f, a1) == TC_OK &&
+             o->rmsnorm(p->g, o2, X, dw, dt, T, H, 1e-5f) == TC_OK &&
+             o->absmax_cols(p->g, a2, o2, false, NULL, dt, T, H, 0, H) == TC_OK;
+    ok = ok && gsame(p, o1, o2, n * 2) && gsame(p, a1, a2, (size_t)H * 4);
+    float *got = malloc((size_t)H * 4);
+    size_t nans = 0;
+    if (ok && o->download(p->g, got, a1, (size_t)H * 4) == TC_OK)
+        for (int64_t c = 0; c < H; c++)
+            nans += isnan(got[c]) != 0;
+    /* A NaN input makes its row's sum NaN: every column of that row. */
+    ok = ok && nans == (nan ? (size_t)H : 0);
+    result(ok, "rmsnorm_max %s %lld x %lld%s%s: output and maxima those of rmsnorm + absmax_cols",
+           dtn(dt), (long long)T, (long long)H, mis ? " misaligned" : "", nan ? " NaN" : "");
+    void *bufs[] = { dx, dw, o1, o2, a1, a2 };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(x), free(w), free(a0), free(got);
+}
+
+/* rope_split_max against rope_split + three absmax_cols over qkv's q, k
+ * and v columns. */
+static void case_rope_max(pair *p, tc_dtype dt, int64_t nh, int64_t nkv, int64_t d,
+                          const int64_t *lens, int n_seqs)
+{
+    batch2 b;
+    const int mk = make_batch(p, lens, n_seqs, d, dt, &b);
+    const int64_t T = b.g.n_tokens, width = (nh + 2 * nkv) * d;
+    const fwd_attn a = { nh, nkv, d, (float)(1.0 / sqrt((double)d)) };
+    const size_t nq = (size_t)(T * nh * d), nkvv = (size_t)(T * nkv * d);
+    uint16_t *qkv = fill(dt, (size_t)(T * width), 4.0);
+    put_nan(dt, qkv, width, T - 1, nh * d + 1); /* a k column */
+    float *a0 = earlier((size_t)(nh * d));
+    void *dqkv = gput(p, qkv, (size_t)(T * width) * 2);
+    void *q[2], *k[2], *v[2];
+    float *acc[6];
+    int ok = mk && dqkv;
+    for (int i = 0; i < 2; i++) {
+        ok = (q[i] = gput(p, NULL, nq * 2)) != NULL && ok;
+        ok = (k[i] = gput(p, NULL, nkvv * 2)) != NULL && ok;
+        ok = (v[i] = gput(p, NULL, nkvv * 2)) != NULL && ok;
+    }
+    for (int i = 0; i < 6; i++)
+        ok = (acc[i] = gput(p, a0, (size_t)((i % 3 == 0 ? nh : nkv) * d) * 4)) != NULL && ok;
+    const fwd_ops *o = p->g->ops;
+    ok = ok &&
+         o->rope_split_max(p->g, q[0], k[0], v[0], dqkv, dt, &a, &b.g, acc[0], acc[1], acc[2]) ==
+             TC_OK &&
+         o->rope_split(p->g, q[1], k[1], v[1], dqkv, dt, &a, &b.g) == TC_OK &&
+         o->absmax_cols(p->g, acc[3], dqkv, false, NULL, dt, T, width, 0, nh * d) == TC_OK &&
+         o->absmax_cols(p->g, acc[4], dqkv, false, NULL, dt, T, width, nh * d, nkv * d) == TC_OK &&
+         o->absmax_cols(p->g, acc[5], dqkv, false, NULL, dt, T, width, (nh + nkv) * d, nkv * d) ==
+             TC_OK;
+    ok = ok && gsame(p, q[0], q[1], nq * 2) && gsame(p, k[0], k[1], nkvv * 2) &&
+         gsame(p, v[0], v[1], nkvv * 2);
+    for (int i = 0; ok && i < 3; i++)
+        ok = gsame(p, acc[i], acc[i + 3], (size_t)((i == 0 ? nh : nkv) * d) * 4);
+    float kmax = 0.0f;
+    ok = ok && o->download(p->g, &kmax, acc[1] + 1, 4) == TC_OK && isnan(kmax);
+    result(ok, "rope_split_max %s heads %lld/%lld d %lld, %d sequences: q, k, v and the three "
+           "maxima those of rope_split + absmax_cols", dtn(dt), (long long)nh, (long long)nkv,
+           (long long)d, n_seqs);
+    void *bufs[] = { dqkv, q[0], q[1], k[0], k[1], v[0], v[1],
+                     acc[0], acc[1], acc[2], acc[3], acc[4], acc[5] };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(qkv), free(a0);
+    free_batch(p, &b);
+}
+
+/* attention_max against attention + absmax_cols over o (path: the
+ * backend's attention, fused kernel or cuBLAS). */
+static void case_attention_max(pair *p, const char *path, tc_dtype dt, int64_t nh, int64_t nkv,
+                               int64_t d, const int64_t *lens, int n_seqs)
+{
+    batch2 b;
+    const int mk = make_batch(p, lens, n_seqs, d, dt, &b);
+    const int64_t T = b.g.n_tokens, width = (nh + 2 * nkv) * d;
+    const fwd_attn a = { nh, nkv, d, (float)(1.0 / sqrt((double)d)) };
+    const size_t nq = (size_t)(T * nh * d), nkvv = (size_t)(T * nkv * d);
+    uint16_t *qkv = fill(dt, (size_t)(T * width), 4.0);
+    float *a0 = earlier((size_t)(nh * d));
+    void *dqkv = gput(p, qkv, (size_t)(T * width) * 2), *q = gput(p, NULL, nq * 2);
+    void *k = gput(p, NULL, nkvv * 2), *v = gput(p, NULL, nkvv * 2);
+    void *o1 = gput(p, NULL, nq * 2), *o2 = gput(p, NULL, nq * 2);
+    float *a1 = gput(p, a0, (size_t)(nh * d) * 4), *a2 = gput(p, a0, (size_t)(nh * d) * 4);
+    const fwd_ops *o = p->g->ops;
+    int ok = mk && dqkv && q && k && v && o1 && o2 && a1 && a2 &&
+             o->rope_split(p->g, q, k, v, dqkv, dt, &a, &b.g) == TC_OK &&
+             o->attention_max(p->g, o1, q, k, v, dt, &a, &b.g, a1) == TC_OK &&
+             o->attention(p->g, o2, q, k, v, dt, &a, &b.g) == TC_OK &&
+             o->absmax_cols(p->g, a2, o2, false, NULL, dt, T, nh * d, 0, nh * d) == TC_OK;
+    ok = ok && gsame(p, o1, o2, nq * 2) && gsame(p, a1, a2, (size_t)(nh * d) * 4);
+    result(ok, "attention_max (%s) %s heads %lld/%lld d %lld, %d sequences: o and maxima those "
+           "of attention + absmax_cols", path, dtn(dt), (long long)nh, (long long)nkv,
+           (long long)d, n_seqs);
+    void *bufs[] = { dqkv, q, k, v, o1, o2, a1, a2 };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(qkv), free(a0);
+    free_batch(p, &b);
+}
+
+/* The slab rmsnorm against the CPU reference. */
+static void case_rmsnorm_cpu(pair *p, tc_dtype dt, int64_t T, int64_t H)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *x = fill(dt, n, 30.0), *w = fill(dt, (size_t)H, 2.0);
+    dual dx, dout, dw = { NULL, NULL };
+    int ok = put(p, x, n * 2, &dx) && put(p, NULL, n * 2, &dout) &&
+         p->g->ops->alloc(p->g, (size_t)H * p->g->ops->weight_elem_bytes(dt), &dw.g) == TC_OK &&
+         p->c->ops->alloc(p->c, (size_t)H * p->c->ops->weight_elem_bytes(dt), &dw.c) == TC_OK &&
+         p->g->ops->upload_weight(p->g, dw.g, 0, w, dt, (size_t)H) == TC_OK &&
+         p->c->ops->upload_weight(p->c, dw.c, 0, w, dt, (size_t)H) == TC_OK &&
+         p->g->ops->rmsnorm(p->g, dout.g, dx.g, dw.g, dt, T, H, 1e-5f) == TC_OK &&
+         p->c->ops->rmsnorm(p->c, dout.c, dx.c, dw.c, dt, T, H, 1e-5f) == TC_OK;
+    const long wu = ok ? compare(p, &dout, 0, n, dt) : -1;
+    result(wu >= 0 && wu <= 2, "rmsnorm %s %lld x %lld (slab kernel): within 2 ulp (worst %ld)",
+           dtn(dt), (long long)T, (long long)H, wu);
+    drop(p, &dx), drop(p, &dout), drop(p, &dw);
+    free(x), free(w);
+}
+
+int main(void)
+{
+    tc_log_init(0, 1, NULL);
+    if (!have_gpu())
+        return GPU_SKIP;
+    rng_seed(0x6a09e667f3bcc908ull);
+    tc_gpu_info gpu;
+    if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
+        return 1;
+    fwd_attn a = { 8, 1, 128, 1.0f };
+    pair p, pb;
+    if (tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &p.g) != TC_OK ||
+        tc_fwd_cpu_backend(2, 1024, 320, &a, &p.c) != TC_OK ||
+        setenv("TRTCONV_ATTENTION", "cublas", 1) ||
+        tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &pb.g) != TC_OK)
+        return 1;
+    unsetenv("TRTCONV_ATTENTION");
+    pb.c = p.c;
+    const tc_dtype dts[] = { TC_DT_F16, TC_DT_BF16 };
+    const int64_t lens_a[] = { 37, 64, 5, 64 }, lens_b[] = { 9, 3 };
+    const int64_t lens_c[] = { 300, 300, 77, 130 };
+    for (int i = 0; i < 2; i++) {
+        const tc_dtype dt = dts[i];
+        case_rmsnorm_max(&p, dt, 100, 4096, 0, 0); /* slab: 512 threads, last block partial */
+        case_rmsnorm_max(&p, dt, 37, 8192, 0, 1);  /* slab: 1024 threads, a NaN */
+        case_rmsnorm_max(&p, dt, 16, 256, 0, 0);   /* slab: one warp */
+        case_rmsnorm_max(&p, dt, 9, 40, 0, 0);     /* fallback: H not a multiple of 256 */
+        case_rmsnorm_max(&p, dt, 20, 4096, 3, 0);  /* fallback: misaligned */
+        case_rmsnorm_cpu(&p, dt, 100, 4096);
+        case_rmsnorm_cpu(&p, dt, 37, 8192);
+        case_rope_max(&p, dt, 8, 2, 128, lens_a, 4); /* slab kernel */
+        case_rope_max(&p, dt, 4, 4, 64, lens_b, 2);
+        case_rope_max(&p, dt, 32, 8, 128, lens_c, 4); /* the 8B heads: two blocks of units */
+        case_rope_max(&p, dt, 6, 3, 12, lens_b, 2);   /* fallback: d / 2 not a multiple of 8 */
+        for (int k = 0; k < 2; k++) {
+            pair *q = k ? &pb : &p;
+            const char *path = k ? "cuBLAS" : "default";
+            case_attention_max(q, path, dt, 8, 2, 128, lens_a, 4);
+            case_attention_max(q, path, dt, 8, 1, 128, lens_c, 4); /* g 8, many blocks */
+            case_attention_max(q, path, dt, 4, 2, 64, lens_c, 4);
+            case_attention_max(q, path, dt, 6, 3, 12, lens_b, 2); /* not fused: d 12 */
+        }
+    }
+    result(cuda_ok(cudaDeviceSynchronize(), "final synchronize"), "no pending CUDA error");
+    p.g->ops->destroy(p.g);
+    pb.g->ops->destroy(pb.g);
+    p.c->ops->destroy(p.c);
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+}
