@@ -324,7 +324,8 @@ int main(void)
             for (int pt = 0; pt < 2; pt++)
                 case_fake_quant(&p, dt, kind, pt, 37, 520);
         case_fake_quant(&p, dt, TC_FQ_NVFP4, false, 37, 528); /* blocks of 16 */
-        case_rmsnorm(&p, dt, 64, 4096);
+        case_rmsnorm(&p, dt, 64, 4096);        /* slab kernel (calib_fused.cu), 512 threads */
+        case_rmsnorm(&p, dt, 37, 8192);        /* slab, 1024 threads, last block partial */
         case_rmsnorm(&p, dt, 5, 40);
         case_rmsnorm(&p, dt, 9, 36);           /* scalar: H not a multiple of 8 */
         for (int k = 0; k < 2; k++) {
