@@ -8,11 +8,16 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_runtime.h>
+
 #include "trtconv/core/dtype.h"
+#include "trtconv/core/log.h"
 #include "trtconv/fwd/backend.h"
+#include "trtconv/mpi/gpu.h"
 
 typedef struct pair {
     fwd_backend *g, *c;
@@ -180,6 +185,42 @@ static inline void free_batch(pair *p, batch2 *b)
     drop(p, &b->ids), drop(p, &b->pos), drop(p, &b->start);
     drop(p, &b->len), drop(p, &b->cos), drop(p, &b->sin);
     free(b->offsets);
+}
+
+/* The programs' start: the log, the skip without a device, the seed, a GPU
+ * backend beside a CPU one (p) and a second GPU backend on the cuBLAS
+ * attention path (TRTCONV_ATTENTION=cublas, materialised scores) sharing
+ * p's CPU backend (pb). Returns 0 when both pairs are ready, GPU_SKIP
+ * without a device, 1 on a failure: main returns anything else at once. */
+static inline int open_pairs(uint64_t seed, pair *p, pair *pb)
+{
+    tc_log_init(0, 1, NULL);
+    if (!have_gpu())
+        return GPU_SKIP;
+    rng_seed(seed);
+    tc_gpu_info gpu;
+    const fwd_attn a = { 8, 2, 128, 1.0f }; /* scratch sizing only */
+    if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK ||
+        tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &p->g) != TC_OK ||
+        tc_fwd_cpu_backend(2, 1024, 320, &a, &p->c) != TC_OK ||
+        setenv("TRTCONV_ATTENTION", "cublas", 1) ||
+        tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &pb->g) != TC_OK)
+        return 1;
+    unsetenv("TRTCONV_ATTENTION");
+    pb->c = p->c;
+    return 0;
+}
+
+/* The programs' end: no CUDA error pending, the backends destroyed, the
+ * summary line; main's exit status. */
+static inline int close_pairs(pair *p, pair *pb)
+{
+    result(cuda_ok(cudaDeviceSynchronize(), "final synchronize"), "no pending CUDA error");
+    p->g->ops->destroy(p->g);
+    pb->g->ops->destroy(pb->g);
+    p->c->ops->destroy(p->c);
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
 }
 
 #endif

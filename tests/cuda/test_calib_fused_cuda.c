@@ -165,22 +165,10 @@ static void case_attention_max(pair *p, const char *path, tc_dtype dt, int64_t n
 
 int main(void)
 {
-    tc_log_init(0, 1, NULL);
-    if (!have_gpu())
-        return GPU_SKIP;
-    rng_seed(0x6a09e667f3bcc908ull);
-    tc_gpu_info gpu;
-    if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
-        return 1;
-    fwd_attn a = { 8, 1, 128, 1.0f };
     pair p, pb;
-    if (tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &p.g) != TC_OK ||
-        tc_fwd_cpu_backend(2, 1024, 320, &a, &p.c) != TC_OK ||
-        setenv("TRTCONV_ATTENTION", "cublas", 1) ||
-        tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &pb.g) != TC_OK)
-        return 1;
-    unsetenv("TRTCONV_ATTENTION");
-    pb.c = p.c;
+    const int rc = open_pairs(0x6a09e667f3bcc908ull, &p, &pb);
+    if (rc)
+        return rc;
     const tc_dtype dts[] = { TC_DT_F16, TC_DT_BF16 };
     const int64_t lens_a[] = { 37, 64, 5, 64 }, lens_b[] = { 9, 3 };
     const int64_t lens_c[] = { 300, 300, 77, 130 };
@@ -204,10 +192,5 @@ int main(void)
             case_attention_max(q, path, dt, 6, 3, 12, lens_b, 2); /* not fused: d 12 */
         }
     }
-    result(cuda_ok(cudaDeviceSynchronize(), "final synchronize"), "no pending CUDA error");
-    p.g->ops->destroy(p.g);
-    pb.g->ops->destroy(pb.g);
-    p.c->ops->destroy(p.c);
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return close_pairs(&p, &pb);
 }

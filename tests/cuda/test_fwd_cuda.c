@@ -284,23 +284,10 @@ static void case_attention(pair *p, const char *path, tc_dtype dt, int64_t nh, i
 
 int main(void)
 {
-    tc_log_init(0, 1, NULL);
-    if (!have_gpu())
-        return GPU_SKIP;
-    rng_seed(0x2545f4914f6cdd1dull);
-    tc_gpu_info gpu;
-    if (tc_gpu_probe(0, 1, "localhost", &gpu) != TC_OK)
-        return 1;
-    fwd_attn a = { 8, 2, 128, 1.0f };
     pair p, pb;
-    /* pb: the same CPU reference against the GPU backend's cuBLAS attention
-     * (materialised scores), which the fused kernel replaced by default. */
-    if (tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &p.g) != TC_OK ||
-        tc_fwd_cpu_backend(2, 1024, 320, &a, &p.c) != TC_OK || setenv("TRTCONV_ATTENTION", "cublas", 1) ||
-        tc_fwd_gpu_backend(&gpu, 1024, 320, &a, &pb.g) != TC_OK)
-        return 1;
-    unsetenv("TRTCONV_ATTENTION");
-    pb.c = p.c;
+    const int rc = open_pairs(0x2545f4914f6cdd1dull, &p, &pb);
+    if (rc)
+        return rc;
     const tc_dtype dts[] = { TC_DT_F16, TC_DT_BF16 };
     const int64_t lens_a[] = { 37, 64, 5, 64 }, lens_b[] = { 9, 3 };
     /* Several key blocks of 64 and query tiles that end inside a sequence. */
@@ -338,10 +325,5 @@ int main(void)
             case_attention(q, path, dt, 6, 3, 12, lens_b, 2);  /* scalar: d / 2 not a multiple of 8 */
         }
     }
-    result(cuda_ok(cudaDeviceSynchronize(), "final synchronize"), "no pending CUDA error");
-    p.g->ops->destroy(p.g);
-    pb.g->ops->destroy(pb.g);
-    p.c->ops->destroy(p.c);
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return close_pairs(&p, &pb);
 }
