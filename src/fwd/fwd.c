@@ -422,25 +422,58 @@ static tc_status stat_cols(tc_fwd_engine *e, int64_t layer, tc_linear lin, tc_st
                                ld, c0, cols);
 }
 
-/* Collecting, with a backend whose norm, rope and attention take the
- * attention block's maxima in their own pass (backend.h rmsnorm_max):
- * every maximum of a norm's output, of qkv and of o comes from those. */
-static bool fused_norm_stats(const tc_fwd_engine *e)
+/* The attention block's steps, each with the maxima of its values when
+ * collecting, in the same pass where the backend has the fused form
+ * (backend.h rmsnorm_max, rope_split_max, attention_max), else by
+ * absmax_cols after it: the same maxima either way. */
+
+/* x = rmsnorm(h) with w; acc (collecting) gets the maxima of x, the input
+ * of the linears after the norm (q/k/v share it: k and v get q's when
+ * collected; likewise gate and up). */
+static tc_status norm(tc_fwd_engine *e, const void *w, int64_t T, float *acc)
 {
-    return e->d_stats && e->ops->rmsnorm_max;
+    const fwd_ops *ops = e->ops;
+    if (!acc)
+        return ops->rmsnorm(e->be, e->x, e->h, w, e->dt, T, e->H, e->eps);
+    if (ops->rmsnorm_max)
+        return ops->rmsnorm_max(e->be, e->x, e->h, w, e->dt, T, e->H, e->eps, acc);
+    TRY(ops->rmsnorm(e->be, e->x, e->h, w, e->dt, T, e->H, e->eps));
+    return ops->absmax_cols(e->be, acc, e->x, false, NULL, e->dt, T, e->H, 0, e->H);
 }
 
-static tc_status stats_attention(tc_fwd_engine *e, int64_t layer, int64_t T)
+/* rope + split of qkv, and when collecting the q, k and v projections'
+ * output maxima over qkv (before rope). */
+static tc_status rope(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
 {
+    const fwd_ops *ops = e->ops;
+    if (!e->d_stats)
+        return ops->rope_split(e->be, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt);
     const int64_t q = e->attn.heads * e->attn.head_dim, kv = e->attn.kv_heads * e->attn.head_dim;
-    const int64_t q0 = (int64_t)e->tp_rank * q, kv0 = kv_channel0(e);
-    /* q/k/v share their input; k and v get q's x when collected. */
-    TRY(stat_cols(e, layer, TC_LIN_Q, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
+    const int64_t q0 = (int64_t)e->tp_rank * q, kv0 = kv_channel0(e), T = bt->n_tokens;
+    if (ops->rope_split_max)
+        return ops->rope_split_max(e->be, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt,
+                                   stat_at(e, layer, TC_LIN_Q, TC_STAT_Y, q0),
+                                   stat_at(e, layer, TC_LIN_K, TC_STAT_Y, kv0),
+                                   stat_at(e, layer, TC_LIN_V, TC_STAT_Y, kv0));
+    TRY(ops->rope_split(e->be, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
     TRY(stat_cols(e, layer, TC_LIN_Q, TC_STAT_Y, q0, e->qkv, false, NULL, T, e->qkv_width, 0, q));
     TRY(stat_cols(e, layer, TC_LIN_K, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width, q, kv));
-    TRY(stat_cols(e, layer, TC_LIN_V, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width, q + kv,
-                  kv));
-    return stat_cols(e, layer, TC_LIN_O, TC_STAT_X, q0, e->o, false, NULL, T, q, 0, q);
+    return stat_cols(e, layer, TC_LIN_V, TC_STAT_Y, kv0, e->qkv, false, NULL, T, e->qkv_width,
+                     q + kv, kv);
+}
+
+/* o = attention, and when collecting o_proj's input maxima over o. */
+static tc_status attention(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
+{
+    const fwd_ops *ops = e->ops;
+    if (!e->d_stats)
+        return ops->attention(e->be, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt);
+    const int64_t q = e->attn.heads * e->attn.head_dim;
+    float *acc = stat_at(e, layer, TC_LIN_O, TC_STAT_X, (int64_t)e->tp_rank * q);
+    if (ops->attention_max)
+        return ops->attention_max(e->be, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt, acc);
+    TRY(ops->attention(e->be, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
+    return ops->absmax_cols(e->be, acc, e->o, false, NULL, e->dt, bt->n_tokens, q, 0, q);
 }
 
 /* The statistics of local expert j (calib_stats.h: stacked over the
@@ -465,8 +498,6 @@ static tc_status expert_stats(void *ctx, int64_t j, const void *g, const void *u
 static tc_status stats_mlp(tc_fwd_engine *e, int64_t layer, int64_t T)
 {
     const int64_t i0 = e->inter0;
-    if (!fused_norm_stats(e))
-        TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H, 0, e->H));
     TRY(stat_cols(e, layer, TC_LIN_GATE, TC_STAT_Y, i0, e->g, false, NULL, T, e->inter, 0, e->inter));
     TRY(stat_cols(e, layer, TC_LIN_UP, TC_STAT_Y, i0, e->u, false, NULL, T, e->inter, 0, e->inter));
     return stat_cols(e, layer, TC_LIN_DOWN, TC_STAT_X, i0, e->a, false, NULL, T, e->inter, 0,
@@ -496,7 +527,7 @@ static tc_status residual(tc_fwd_engine *e, int64_t layer, tc_linear lin, const 
 }
 
 /* a = silu(g) * u, and when collecting the MLP's maxima (gate/up outputs,
- * down_proj input: fused where the backend has it; gate_proj input). */
+ * down_proj input), fused where the backend has it. */
 static tc_status silu_mul(tc_fwd_engine *e, int64_t layer, int64_t T)
 {
     const fwd_ops *ops = e->ops;
@@ -506,9 +537,6 @@ static tc_status silu_mul(tc_fwd_engine *e, int64_t layer, int64_t T)
                                      stat_at(e, layer, TC_LIN_GATE, TC_STAT_Y, i0),
                                      stat_at(e, layer, TC_LIN_UP, TC_STAT_Y, i0),
                                      stat_at(e, layer, TC_LIN_DOWN, TC_STAT_X, i0)));
-        if (!fused_norm_stats(e))
-            OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, 0, e->x, false, NULL, T, e->H,
-                                  0, e->H));
         return TC_OK;
     }
     OP(P_SILU, ops->silu_mul(e->be, e->a, e->g, e->u, e->dt, (size_t)(T * e->inter)));
@@ -526,44 +554,22 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
     fwd_backend *b = e->be;
     const int64_t T = bt->n_tokens, H = e->H;
     const int64_t od = e->attn.heads * e->attn.head_dim;
-    const bool fused = fused_norm_stats(e);
-    const int64_t q0 = (int64_t)e->tp_rank * od, kv0 = kv_channel0(e);
-    if (fused)
-        OP(P_NORM, ops->rmsnorm_max(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps,
-                                    stat_at(e, layer, TC_LIN_Q, TC_STAT_X, 0)));
-    else
-        OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->in_norm, e->dt, T, H, e->eps));
+    OP(P_NORM, norm(e, w->in_norm, T, stats ? stat_at(e, layer, TC_LIN_Q, TC_STAT_X, 0) : NULL));
     OP(P_QKV, tc_fwd_qlinear(e, &w->q[LQ_QKV], true, e->qkv, false, e->x, w->qkv, w->qkv_bias, T,
                              e->qkv_width, H));
     TRY(tc_fwd_report_linear(e, "qkv", layer, (int64_t)e->tp_rank * e->qkv_width, e->qkv, e->dt,
                              T, e->qkv_width));
-    if (fused)
-        OP(P_ROPE, ops->rope_split_max(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt,
-                                       stat_at(e, layer, TC_LIN_Q, TC_STAT_Y, q0),
-                                       stat_at(e, layer, TC_LIN_K, TC_STAT_Y, kv0),
-                                       stat_at(e, layer, TC_LIN_V, TC_STAT_Y, kv0)));
-    else
-        OP(P_ROPE, ops->rope_split(b, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
+    OP(P_ROPE, rope(e, layer, bt));
     TRY(tc_fwd_kv_quant(e, w, T));
-    if (fused) {
-        OP(P_ATTN, ops->attention_max(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt,
-                                      stat_at(e, layer, TC_LIN_O, TC_STAT_X, q0)));
-    } else {
-        OP(P_ATTN, ops->attention(b, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt));
-        if (stats)
-            OP(P_STATS, stats_attention(e, layer, T));
-    }
+    OP(P_ATTN, attention(e, layer, bt));
     OP(P_DENSE, tc_fwd_qlinear(e, &w->q[LQ_DENSE], true, e->p32, true, e->o, w->dense, NULL, T, H,
                                od));
     OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
     TRY(tc_fwd_report_linear(e, "dense", layer, 0, e->p32, TC_DT_F32, T, H));
     TRY(residual(e, layer, TC_LIN_O, w->dense_bias, T));
-    if (fused)
-        OP(P_NORM, ops->rmsnorm_max(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps,
-                                    stat_at(e, layer, TC_LIN_GATE, TC_STAT_X,
-                                            e->moe ? e->moe_e0 * H : 0)));
-    else
-        OP(P_NORM, ops->rmsnorm(b, e->x, e->h, w->post_norm, e->dt, T, H, e->eps));
+    OP(P_NORM, norm(e, w->post_norm, T,
+                    stats ? stat_at(e, layer, TC_LIN_GATE, TC_STAT_X, e->moe ? e->moe_e0 * H : 0)
+                          : NULL));
     if (e->moe) {
         /* FP8 experts (trtconv eval): fc's and proj's static input scales
          * and per-expert weight scales from the weight source. */
@@ -576,9 +582,6 @@ tc_status tc_fwd_run_layer(tc_fwd_engine *e, int64_t li, const fwd_batch *bt)
         const fwd_moe_weights mw = { .router = w->router, .fc = w->fc, .proj = w->proj,
                                      .q = qf->act == TC_FQ_FP8 ? &mq : NULL };
         expert_stats_ctx sc = { e, layer };
-        if (stats && !fused)
-            OP(P_STATS, stat_cols(e, layer, TC_LIN_GATE, TC_STAT_X, e->moe_e0 * H, e->x, false, NULL,
-                                  T, H, 0, H));
         OP(P_FC_GATE, tc_fwd_moe_run(e->moe, ops, b, &mw, e->x, e->g, e->u, e->a, e->p32, T,
                                      stats ? expert_stats : NULL, &sc));
         OP(P_TP_SUM, tp_allreduce(e, e->p32, (size_t)(T * H)));
