@@ -134,6 +134,8 @@ int main(int argc, char **argv)
     float *acc = dev_fill(I > QKV ? I : QKV, 1), *acc2 = dev_fill(I, 1), *acc3 = dev_fill(I, 1);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, x, 0, NULL, dt, T, H, 0, H, s), "absmax"));
     report(&t, "column maxima [T, H]", ms, (double)T * H * 2);
+    TIME(&t, ms, ok(tc_fwd_rmsnorm_slab_cuda(xo, x, w, dt, T, H, 1e-5f, NULL, s), "rmsnorm"));
+    report(&t, "rmsnorm (slab kernel)", ms, 2.0 * T * H * 2);
     TIME(&t, ms, ok(tc_fwd_rmsnorm_max_cuda(xo, x, w, dt, T, H, 1e-5f, acc, s), "rmsnorm"));
     report(&t, "rmsnorm with maxima (slab)", ms, 2.0 * T * H * 2);
 

@@ -13,7 +13,8 @@
 # bench_fwd_kernels times the non-GEMM kernels alone against a copy. With
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
 # commit is built too and its plain runs follow, then the new build's
-# again: a baseline in the same call. LAYERS70: the 70B shape too (below).
+# again: a baseline in the same call. FUSED_AB=1: the new build with
+# TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too.
 # Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -40,12 +41,14 @@ calib() {
     local tag=$1 prof=$2
     shift 2
     rm -rf "$W/out"
-    TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 /usr/bin/time -f "wall %e s, max RSS %M KiB" \
-        mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED $B/trtconv \
+    TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
+        /usr/bin/time -f "wall %e s, max RSS %M KiB" \
+        mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
+        -x TRTCONV_CALIB_MAXIMA $B/trtconv \
         --model_dir "$W/model" --output_dir "$W/out" "$@" --calib_dataset "$W/ids.jsonl" \
         --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
         --progress none --log_level verbose >"$OUT/$tag.log" 2>&1
-    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof (rc $?)"
+    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $?)"
     grep -E "profile:|calibrat|SmoothQuant|committed|wall|error" "$OUT/$tag.log" | cut -c1-200 | tail -25
 }
 runs() {
@@ -55,10 +58,16 @@ runs() {
         # shellcheck disable=SC2086 # a method is a set of flags
         calib "$1m${i}_plain" 0 $m
         # shellcheck disable=SC2086
-        [ "$1" = new_ ] && calib "$1m${i}_profile" "${PROFILE:-events}" $m
+        [ "$1" = new_ ] || [ "$1" = fused_ ] && calib "$1m${i}_profile" "${PROFILE:-events}" $m
     done
 }
 runs new_
+# FUSED_AB=1: the same runs with TRTCONV_CALIB_MAXIMA=fused (the attention
+# block's maxima inside its kernels), then the default's plain runs again.
+if [ "${FUSED_AB:-0}" = 1 ]; then
+    MAXIMA=fused runs fused_
+    runs back_
+fi
 if [ -f .carry/old-src.tar.gz ]; then
     rm -rf /tmp/old && mkdir -p /tmp/old && tar -xzf .carry/old-src.tar.gz -C /tmp/old
     (cd /tmp/old && cmake -S . -B build -DTRTCONV_ENABLE_CUDA=ON \

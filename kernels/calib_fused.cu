@@ -15,9 +15,9 @@
  * together, so that loads are in flight across the barriers. The sum's
  * order (VEC terms per thread, then fwd_common.cuh's block tree) differs
  * from the CPU reference's, as every GPU reduction's does (within float32
- * rounding; tests/cuda/test_fwd_cuda.c). tc_fwd_rmsnorm_cuda takes the same
- * kernel where it applies, so a calibration and a plain forward pass give
- * the same bits.
+ * rounding; tests/cuda/test_fwd_cuda.c). The GPU backend's plain rmsnorm
+ * takes the same kernel when these are on (fwd_gpu.c fused_maxima), so a
+ * calibration and a plain forward pass give the same bits.
  *
  * rope+split: each thread owns 8 rotary pairs of one head (both halves) or
  * 8 values of a v head; the arithmetic is rope_split_vec_kernel's (fwd.cu),
@@ -228,7 +228,7 @@ extern "C" tc_status tc_fwd_rmsnorm_max_cuda(void *out, const void *in, const vo
     if (tc_fwd_rmsnorm_slab_supported(dt, H) && aligned16(out) && aligned16(in) && aligned16(w))
         return tc_fwd_rmsnorm_slab_cuda(out, in, w, dt, T, H, eps, acc, stream);
     TC_TRY(tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, stream));
-    return tc_fwd_absmax_cols_cuda(acc, out, 0, NULL, dt, T, H, 0, H, stream);
+    return acc ? tc_fwd_absmax_cols_cuda(acc, out, 0, NULL, dt, T, H, 0, H, stream) : TC_OK;
 }
 
 extern "C" tc_status tc_fwd_rope_split_max_cuda(void *q, void *k, void *v, const void *qkv,

@@ -391,11 +391,6 @@ extern "C" tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype d
 extern "C" tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt,
                                          int64_t T, int64_t H, float eps, void *stream)
 {
-    /* The slab kernel (calib_fused.cu) where it applies: the calibration's
-     * rmsnorm_max is that kernel, and both must give the same bits. */
-    if (T > 0 && tc_fwd_rmsnorm_slab_supported(dt, H) && aligned16(out) && aligned16(in) &&
-        aligned16(w))
-        return tc_fwd_rmsnorm_slab_cuda(out, in, w, dt, T, H, eps, NULL, stream);
     if (T > 0 && vec_ok(dt, (size_t)H, out, in, w)) {
         unsigned grid;
         TC_TRY(row_grid(T, &grid));

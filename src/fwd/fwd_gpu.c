@@ -39,6 +39,13 @@ typedef struct gpu_backend {
      * head_dim 64 or 128); TRTCONV_ATTENTION=cublas keeps the materialised
      * scores (scores, probs, og above; for comparisons). */
     bool fused_attention;
+    /* The attention block's calibration maxima inside the norm, rope and
+     * attention kernels (kernels/calib_fused.cu; the plain rmsnorm then
+     * takes the same slab kernel, so that both give the same bits), with
+     * TRTCONV_CALIB_MAXIMA=fused; by default (separate) absmax_cols passes
+     * after each step, until the fused kernels have run on a GPU
+     * (tests/cuda/test_calib_fused_cuda.c). */
+    bool fused_maxima;
 } gpu_backend;
 
 static tc_status blas_ok(cublasStatus_t s, const char *what)
@@ -214,7 +221,10 @@ static tc_status gpu_to_f32(fwd_backend *b, float *out32, const void *in, tc_dty
 static tc_status gpu_rmsnorm(fwd_backend *b, void *out, const void *in, const void *w, tc_dtype dt,
                              int64_t T, int64_t H, float eps)
 {
-    return tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, ((gpu_backend *)b)->stream);
+    gpu_backend *g = (gpu_backend *)b;
+    if (g->fused_maxima)
+        return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, NULL, g->stream);
+    return tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, g->stream);
 }
 
 static tc_status grow(void **p, size_t *have, size_t need, size_t elem)
@@ -379,22 +389,39 @@ static tc_status gpu_attention_max(fwd_backend *b, void *o, const void *q, const
                                    const void *v, tc_dtype dt, const fwd_attn *a,
                                    const fwd_batch *bt, float *acc)
 {
-    return attention(b, o, q, k, v, dt, a, bt, acc);
+    gpu_backend *g = (gpu_backend *)b;
+    if (g->fused_maxima)
+        return attention(b, o, q, k, v, dt, a, bt, acc);
+    const int64_t n = a->heads * a->head_dim;
+    TC_TRY(attention(b, o, q, k, v, dt, a, bt, NULL));
+    return tc_fwd_absmax_cols_cuda(acc, o, 0, NULL, dt, bt->n_tokens, n, 0, n, g->stream);
 }
 
 static tc_status gpu_rmsnorm_max(fwd_backend *b, void *out, const void *in, const void *w,
                                  tc_dtype dt, int64_t T, int64_t H, float eps, float *acc)
 {
-    return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, ((gpu_backend *)b)->stream);
+    gpu_backend *g = (gpu_backend *)b;
+    if (g->fused_maxima)
+        return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, g->stream);
+    TC_TRY(tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, g->stream));
+    return tc_fwd_absmax_cols_cuda(acc, out, 0, NULL, dt, T, H, 0, H, g->stream);
 }
 
 static tc_status gpu_rope_split_max(fwd_backend *b, void *q, void *k, void *v, const void *qkv,
                                     tc_dtype dt, const fwd_attn *a, const fwd_batch *bt,
                                     float *acc_q, float *acc_k, float *acc_v)
 {
-    return tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
-                                      bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len, bt->cos,
-                                      bt->sin, acc_q, acc_k, acc_v, ((gpu_backend *)b)->stream);
+    gpu_backend *g = (gpu_backend *)b;
+    if (g->fused_maxima)
+        return tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
+                                          bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len,
+                                          bt->cos, bt->sin, acc_q, acc_k, acc_v, g->stream);
+    const int64_t nq = a->heads * a->head_dim, nkv = a->kv_heads * a->head_dim;
+    const int64_t width = nq + 2 * nkv, T = bt->n_tokens;
+    TC_TRY(gpu_rope_split(b, q, k, v, qkv, dt, a, bt));
+    TC_TRY(tc_fwd_absmax_cols_cuda(acc_q, qkv, 0, NULL, dt, T, width, 0, nq, g->stream));
+    TC_TRY(tc_fwd_absmax_cols_cuda(acc_k, qkv, 0, NULL, dt, T, width, nq, nkv, g->stream));
+    return tc_fwd_absmax_cols_cuda(acc_v, qkv, 0, NULL, dt, T, width, nq + nkv, nkv, g->stream);
 }
 
 static tc_status gpu_residual_add(fwd_backend *b, void *h, const float *p32, const void *bias,
@@ -590,6 +617,8 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
                                                 gpu->device));
     /* The fused kernel uses sm_80's tensor-core instructions. */
     g->fused_attention = !(att && strcmp(att, "cublas") == 0) && cc_major >= 8;
+    const char *maxima = getenv("TRTCONV_CALIB_MAXIMA");
+    g->fused_maxima = maxima && strcmp(maxima, "fused") == 0;
     /* Room for the scores of up to 8 sequences of max_len at once (fewer
      * when a batch cannot hold that many); none for the fused kernel (a
      * float32 forward, which it does not cover, grows them on demand). */

@@ -7,6 +7,7 @@
 #define TRTCONV_TESTS_FWD_PAIR_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,13 +188,42 @@ static inline void free_batch(pair *p, batch2 *b)
     free(b->offsets);
 }
 
+/* rmsnorm on both backends: within rmsnorm's two units (test_fwd_cuda.c
+ * says why). */
+static inline void case_rmsnorm(pair *p, tc_dtype dt, int64_t T, int64_t H)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *x = fill(dt, n, 30.0), *w = fill(dt, (size_t)H, 2.0);
+    dual dx, dout, dw = { NULL, NULL };
+    int ok = put(p, x, n * 2, &dx) && put(p, NULL, n * 2, &dout) &&
+             p->g->ops->alloc(p->g, (size_t)H * p->g->ops->weight_elem_bytes(dt), &dw.g) == TC_OK &&
+             p->c->ops->alloc(p->c, (size_t)H * p->c->ops->weight_elem_bytes(dt), &dw.c) == TC_OK &&
+             p->g->ops->upload_weight(p->g, dw.g, 0, w, dt, (size_t)H) == TC_OK &&
+             p->c->ops->upload_weight(p->c, dw.c, 0, w, dt, (size_t)H) == TC_OK &&
+             p->g->ops->rmsnorm(p->g, dout.g, dx.g, dw.g, dt, T, H, 1e-5f) == TC_OK &&
+             p->c->ops->rmsnorm(p->c, dout.c, dx.c, dw.c, dt, T, H, 1e-5f) == TC_OK;
+    const long wu = ok ? compare(p, &dout, 0, n, dt) : -1;
+    result(wu >= 0 && wu <= 2, "rmsnorm %s %lld x %lld: within 2 ulp (worst %ld)", dtn(dt),
+           (long long)T, (long long)H, wu);
+    drop(p, &dx);
+    drop(p, &dout);
+    drop(p, &dw);
+    free(x);
+    free(w);
+}
+
 /* The programs' start: the log, the skip without a device, the seed, a GPU
  * backend beside a CPU one (p) and a second GPU backend on the cuBLAS
  * attention path (TRTCONV_ATTENTION=cublas, materialised scores) sharing
- * p's CPU backend (pb). Returns 0 when both pairs are ready, GPU_SKIP
+ * p's CPU backend (pb); with fused_maxima, both GPU backends take the
+ * attention block's maxima in the kernels of calib_fused.cu. Returns 0 when both pairs are ready, GPU_SKIP
  * without a device, 1 on a failure: main returns anything else at once. */
-static inline int open_pairs(uint64_t seed, pair *p, pair *pb)
+static inline int open_pairs(uint64_t seed, bool fused_maxima, pair *p, pair *pb)
 {
+    /* fused_maxima: both GPU backends with TRTCONV_CALIB_MAXIMA=fused. */
+    if (fused_maxima ? setenv("TRTCONV_CALIB_MAXIMA", "fused", 1)
+                     : unsetenv("TRTCONV_CALIB_MAXIMA"))
+        return 1;
     tc_log_init(0, 1, NULL);
     if (!have_gpu())
         return GPU_SKIP;

@@ -100,7 +100,9 @@ tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u,
  * tc_fwd_absmax_cols_cuda over the same values, whichever kernel runs.
  * tc_fwd_rmsnorm_slab_cuda is the slab kernel alone (acc may be NULL), for
  * the dtypes and widths tc_fwd_rmsnorm_slab_supported accepts (16-byte
- * aligned buffers); tc_fwd_rmsnorm_cuda takes it where it applies. */
+ * aligned buffers); tc_fwd_rmsnorm_max_cuda with acc NULL is the plain
+ * rmsnorm through the slab kernel where it applies (its bits differ from
+ * tc_fwd_rmsnorm_cuda's in the sum's order). */
 int tc_fwd_rmsnorm_slab_supported(tc_dtype dt, int64_t H);
 tc_status tc_fwd_rmsnorm_slab_cuda(void *out, const void *in, const void *w, tc_dtype dt,
                                    int64_t T, int64_t H, float eps, float *acc, void *stream);
