@@ -42,10 +42,12 @@ typedef struct gpu_backend {
     /* The attention block's calibration maxima inside the norm, rope and
      * attention kernels (kernels/calib_fused.cu; the plain rmsnorm then
      * takes the same slab kernel, so that both give the same bits), with
-     * TRTCONV_CALIB_MAXIMA=fused; by default (separate) absmax_cols passes
-     * after each step, until the fused kernels have run on a GPU
-     * (tests/cuda/test_calib_fused_cuda.c). */
+     * TRTCONV_CALIB_MAXIMA=fused. By default (separate) this backend's ops
+     * have no rmsnorm_max, rope_split_max or attention_max, and the engine
+     * takes those maxima by absmax_cols after each step (fwd.c), until the
+     * fused kernels have run on a GPU (tests/cuda/test_calib_fused_cuda.c). */
     bool fused_maxima;
+    fwd_ops ops; /* gpu_ops, less the fused maxima when off */
 } gpu_backend;
 
 static tc_status blas_ok(cublasStatus_t s, const char *what)
@@ -389,39 +391,22 @@ static tc_status gpu_attention_max(fwd_backend *b, void *o, const void *q, const
                                    const void *v, tc_dtype dt, const fwd_attn *a,
                                    const fwd_batch *bt, float *acc)
 {
-    gpu_backend *g = (gpu_backend *)b;
-    if (g->fused_maxima)
-        return attention(b, o, q, k, v, dt, a, bt, acc);
-    const int64_t n = a->heads * a->head_dim;
-    TC_TRY(attention(b, o, q, k, v, dt, a, bt, NULL));
-    return tc_fwd_absmax_cols_cuda(acc, o, 0, NULL, dt, bt->n_tokens, n, 0, n, g->stream);
+    return attention(b, o, q, k, v, dt, a, bt, acc);
 }
 
 static tc_status gpu_rmsnorm_max(fwd_backend *b, void *out, const void *in, const void *w,
                                  tc_dtype dt, int64_t T, int64_t H, float eps, float *acc)
 {
-    gpu_backend *g = (gpu_backend *)b;
-    if (g->fused_maxima)
-        return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, g->stream);
-    TC_TRY(tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, g->stream));
-    return tc_fwd_absmax_cols_cuda(acc, out, 0, NULL, dt, T, H, 0, H, g->stream);
+    return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, ((gpu_backend *)b)->stream);
 }
 
 static tc_status gpu_rope_split_max(fwd_backend *b, void *q, void *k, void *v, const void *qkv,
                                     tc_dtype dt, const fwd_attn *a, const fwd_batch *bt,
                                     float *acc_q, float *acc_k, float *acc_v)
 {
-    gpu_backend *g = (gpu_backend *)b;
-    if (g->fused_maxima)
-        return tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
-                                          bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len,
-                                          bt->cos, bt->sin, acc_q, acc_k, acc_v, g->stream);
-    const int64_t nq = a->heads * a->head_dim, nkv = a->kv_heads * a->head_dim;
-    const int64_t width = nq + 2 * nkv, T = bt->n_tokens;
-    TC_TRY(gpu_rope_split(b, q, k, v, qkv, dt, a, bt));
-    TC_TRY(tc_fwd_absmax_cols_cuda(acc_q, qkv, 0, NULL, dt, T, width, 0, nq, g->stream));
-    TC_TRY(tc_fwd_absmax_cols_cuda(acc_k, qkv, 0, NULL, dt, T, width, nq, nkv, g->stream));
-    return tc_fwd_absmax_cols_cuda(acc_v, qkv, 0, NULL, dt, T, width, nq + nkv, nkv, g->stream);
+    return tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
+                                      bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len, bt->cos,
+                                      bt->sin, acc_q, acc_k, acc_v, ((gpu_backend *)b)->stream);
 }
 
 static tc_status gpu_residual_add(fwd_backend *b, void *h, const float *p32, const void *bias,
@@ -586,7 +571,8 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     gpu_backend *g = calloc(1, sizeof *g);
     if (!g)
         return tc_fail(TC_E_INTERNAL, "out of memory");
-    g->base.ops = &gpu_ops;
+    g->ops = gpu_ops;
+    g->base.ops = &g->ops;
     g->device = gpu->device;
     tc_status st = TC_CUDA_TRY(cudaSetDevice(gpu->device));
     if (st == TC_OK)
@@ -619,6 +605,11 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     g->fused_attention = !(att && strcmp(att, "cublas") == 0) && cc_major >= 8;
     const char *maxima = getenv("TRTCONV_CALIB_MAXIMA");
     g->fused_maxima = maxima && strcmp(maxima, "fused") == 0;
+    if (!g->fused_maxima) {
+        g->ops.rmsnorm_max = NULL;
+        g->ops.rope_split_max = NULL;
+        g->ops.attention_max = NULL;
+    }
     /* Room for the scores of up to 8 sequences of max_len at once (fewer
      * when a batch cannot hold that many); none for the fused kernel (a
      * float32 forward, which it does not cover, grows them on demand). */
