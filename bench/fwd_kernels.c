@@ -198,19 +198,23 @@ int main(int argc, char **argv)
     report(&t, "silu*mul with 3 maxima", ms, (double)T * I * 6);
     TIME(&t, ms, ok(tc_fwd_silu_mul_cuda(a, g, u, dt, (size_t)T * I, s), "silu"));
     report(&t, "silu*mul alone", ms, (double)T * I * 6);
-    /* The slab height: fewer atomics against fewer blocks in flight. */
-    const int64_t slabs[] = { 8, 16, 64, 128 };
-    for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; i++) {
-        char name[64];
-        TIME(&t, ms, ok(tc_fwd_silu_mul_max_rows_cuda(a, g, u, dt, T, I, acc, acc2, acc3,
-                                                      slabs[i], s), "silu"));
-        snprintf(name, sizeof name, "silu*mul with maxima, %lld rows", (long long)slabs[i]);
-        report(&t, name, ms, (double)T * I * 6);
-        TIME(&t, ms, ok(tc_fwd_residual_add_max_rows_cuda(x, p32, NULL, dt, T, H, acc, slabs[i],
-                                                          s), "residual"));
-        snprintf(name, sizeof name, "residual with maxima, %lld rows", (long long)slabs[i]);
-        report(&t, name, ms, (double)T * H * (4 + 2 + 2));
-    }
+    /* The slab height (fewer atomics against fewer blocks in flight) and the
+     * read-ahead (two rows of loads in flight per thread, more registers). */
+    const int64_t slabs[] = { 8, 16, 32, 64, 128 };
+    for (int ahead = 0; ahead < 2; ahead++)
+        for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; i++) {
+            char name[64];
+            TIME(&t, ms, ok(tc_fwd_silu_mul_max_rows_cuda(a, g, u, dt, T, I, acc, acc2, acc3,
+                                                          slabs[i], ahead, s), "silu"));
+            snprintf(name, sizeof name, "silu*mul with maxima, %lld rows%s", (long long)slabs[i],
+                     ahead ? ", ahead" : "");
+            report(&t, name, ms, (double)T * I * 6);
+            TIME(&t, ms, ok(tc_fwd_residual_add_max_rows_cuda(x, p32, NULL, dt, T, H, acc,
+                                                              slabs[i], ahead, s), "residual"));
+            snprintf(name, sizeof name, "residual with maxima, %lld rows%s", (long long)slabs[i],
+                     ahead ? ", ahead" : "");
+            report(&t, name, ms, (double)T * H * (4 + 2 + 2));
+        }
     TIME(&t, ms, ok(tc_fwd_residual_add_cuda(x, p32, NULL, dt, T, H, s), "residual"));
     report(&t, "residual alone", ms, (double)T * H * (4 + 2 + 2));
     return 0;

@@ -3,8 +3,9 @@
 # 23 item 3: 60% of the dense float16 peak), in one call: build
 # (gpu_setup.sh), the Llama-3-8B-shaped model with LAYERS layers (default
 # 32), SEQS x LEN random ids (512 x 512), then for each method of METHODS
-# (';'-separated flag sets; default SmoothQuant per-channel per-token + INT8
-# KV, and FP8 + FP8 KV) a plain run (the total) and one with
+# (';'-separated flag sets, after the defaults so that they override them,
+# e.g. --calib_batch_size 16; default SmoothQuant per-channel per-token +
+# INT8 KV, and FP8 + FP8 KV) a plain run (the total) and one with
 # TRTCONV_FWD_PROFILE=$PROFILE (default `events`: the GPU time per
 # operation class from CUDA events, no waits, and the time the GPU did none
 # of them; `1`: every operation synchronised, the shares, not the total).
@@ -45,9 +46,9 @@ calib() {
         /usr/bin/time -f "wall %e s, max RSS %M KiB" \
         mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
         -x TRTCONV_CALIB_MAXIMA $B/trtconv \
-        --model_dir "$W/model" --output_dir "$W/out" "$@" --calib_dataset "$W/ids.jsonl" \
+        --model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl" \
         --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
-        --progress none --log_level verbose >"$OUT/$tag.log" 2>&1
+        --progress none --log_level verbose "$@" >"$OUT/$tag.log" 2>&1
     echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $?)"
     grep -E "profile:|calibrat|SmoothQuant|committed|wall|error" "$OUT/$tag.log" | cut -c1-200 | tail -25
 }

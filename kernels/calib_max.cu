@@ -164,22 +164,48 @@ extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype
  * registers, and folds them in with one atomicMax per column. */
 #define FUSED_ROWS 32
 #define FUSED_BLOCK 128
+#define FUSED_AHEAD 0
 
-template <int DT>
-__global__ void residual_max_kernel(void *h, const float *p, const void *bias, int64_t T,
-                                    int64_t H, float *acc, int64_t slab)
+/* AHEAD: the next row's loads are issued before this row's arithmetic, so
+ * that a thread has two rows of loads in flight at the cost of their
+ * registers (one more row, not the four of the variant session 14 tried,
+ * which doubled the registers and halved occupancy); bench_fwd_kernels
+ * times both. The pointers are __restrict__: h is read and written by the
+ * same thread at the same place, never through p. */
+template <int DT, bool AHEAD>
+__global__ void residual_max_kernel(void *__restrict__ h, const float *__restrict__ p,
+                                    const void *__restrict__ bias, int64_t T, int64_t H,
+                                    float *__restrict__ acc, int64_t slab)
 {
     int64_t c, r0, r1;
     float bc[VEC];
     if (!col_slab<DT>(H, T, slab, bias, &c, &r0, &r1, bc))
         return;
     unsigned m[VEC] = { 0 };
+    float4 na[2];
+    uint4 nx;
+    if (AHEAD && r0 < r1) {
+        const size_t i = (size_t)(r0 * H + c);
+        na[0] = *(const float4 *)(p + i), na[1] = *(const float4 *)(p + i + 4);
+        nx = vec<DT>::raw16(h, i);
+    }
     for (int64_t r = r0; r < r1; r++) {
         const size_t i = (size_t)(r * H + c);
-        const float4 a4[2] = { *(const float4 *)(p + i), *(const float4 *)(p + i + 4) };
-        const float *a = (const float *)a4;
+        float4 a4[2];
         vec<DT> x;
-        x.load(h, i);
+        if (AHEAD) {
+            a4[0] = na[0], a4[1] = na[1];
+            x.unpack(nx);
+            if (r + 1 < r1) {
+                const size_t j = i + (size_t)H;
+                na[0] = *(const float4 *)(p + j), na[1] = *(const float4 *)(p + j + 4);
+                nx = vec<DT>::raw16(h, j);
+            }
+        } else {
+            a4[0] = *(const float4 *)(p + i), a4[1] = *(const float4 *)(p + i + 4);
+            x.load(h, i);
+        }
+        const float *a = (const float *)a4;
 #pragma unroll
         for (int k = 0; k < VEC; k++) {
             /* absmax_cols adds the bias only when there is one; the
@@ -196,20 +222,36 @@ __global__ void residual_max_kernel(void *h, const float *p, const void *bias, i
         atomicMax((unsigned *)acc + c + k, m[k]);
 }
 
-template <int DT>
-__global__ void silu_mul_max_kernel(void *out, const void *g, const void *u, int64_t T, int64_t I,
-                                    float *acc_g, float *acc_u, float *acc_out, int64_t slab)
+template <int DT, bool AHEAD>
+__global__ void silu_mul_max_kernel(void *__restrict__ out, const void *__restrict__ g,
+                                    const void *__restrict__ u, int64_t T, int64_t I,
+                                    float *__restrict__ acc_g, float *__restrict__ acc_u,
+                                    float *__restrict__ acc_out, int64_t slab)
 {
     int64_t c, r0, r1;
     float unused[VEC];
     if (!col_slab<DT>(I, T, slab, NULL, &c, &r0, &r1, unused))
         return;
     unsigned mg[VEC] = { 0 }, mu[VEC] = { 0 }, mo[VEC] = { 0 };
+    uint4 ng, nu;
+    if (AHEAD && r0 < r1) {
+        ng = vec<DT>::raw16(g, (size_t)(r0 * I + c));
+        nu = vec<DT>::raw16(u, (size_t)(r0 * I + c));
+    }
     for (int64_t r = r0; r < r1; r++) {
         const size_t i = (size_t)(r * I + c);
         vec<DT> x, y;
-        x.load(g, i);
-        y.load(u, i);
+        if (AHEAD) {
+            x.unpack(ng);
+            y.unpack(nu);
+            if (r + 1 < r1) {
+                ng = vec<DT>::raw16(g, i + (size_t)I);
+                nu = vec<DT>::raw16(u, i + (size_t)I);
+            }
+        } else {
+            x.load(g, i);
+            y.load(u, i);
+        }
 #pragma unroll
         for (int k = 0; k < VEC; k++) {
             unsigned b = abs_bits(x.f[k]);
@@ -232,6 +274,20 @@ __global__ void silu_mul_max_kernel(void *out, const void *g, const void *u, int
     }
 }
 
+/* DISPATCH16 for the kernels above, with or without the read-ahead. */
+#define DISPATCH16_AHEAD(ahead, dt, KERNEL, grid, block, stream, ...)                        \
+    do {                                                                                    \
+        const cudaStream_t s_ = (cudaStream_t)stream;                                       \
+        if (dt == TC_DT_F16 && ahead)                                                       \
+            KERNEL<1, true><<<grid, block, 0, s_>>>(__VA_ARGS__);                            \
+        else if (dt == TC_DT_F16)                                                           \
+            KERNEL<1, false><<<grid, block, 0, s_>>>(__VA_ARGS__);                           \
+        else if (ahead)                                                                     \
+            KERNEL<2, true><<<grid, block, 0, s_>>>(__VA_ARGS__);                            \
+        else                                                                                \
+            KERNEL<2, false><<<grid, block, 0, s_>>>(__VA_ARGS__);                           \
+    } while (0)
+
 static inline bool fused_ok(tc_dtype dt, int64_t T, int64_t cols, int64_t slab)
 {
     return (dt == TC_DT_F16 || dt == TC_DT_BF16) && cols % VEC == 0 && slab > 0 &&
@@ -242,13 +298,14 @@ extern "C" tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, con
                                                   tc_dtype dt, int64_t T, int64_t H, float *acc,
                                                   void *stream)
 {
-    return tc_fwd_residual_add_max_rows_cuda(h, p32, bias, dt, T, H, acc, FUSED_ROWS, stream);
+    return tc_fwd_residual_add_max_rows_cuda(h, p32, bias, dt, T, H, acc, FUSED_ROWS,
+                                             FUSED_AHEAD, stream);
 }
 
 extern "C" tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32,
                                                        const void *bias, tc_dtype dt, int64_t T,
                                                        int64_t H, float *acc, int64_t slab,
-                                                       void *stream)
+                                                       int ahead, void *stream)
 {
     if (T <= 0 || H <= 0)
         return TC_OK;
@@ -259,7 +316,8 @@ extern "C" tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32
     const int64_t threads = H / VEC;
     dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
               (unsigned)((T + slab - 1) / slab));
-    DISPATCH16(dt, residual_max_kernel, grid, FUSED_BLOCK, stream, h, p32, bias, T, H, acc, slab);
+    DISPATCH16_AHEAD(ahead, dt, residual_max_kernel, grid, FUSED_BLOCK, stream, h, p32, bias, T,
+                     H, acc, slab);
     return launched("residual_max_kernel");
 }
 
@@ -268,13 +326,13 @@ extern "C" tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const vo
                                               float *acc_out, void *stream)
 {
     return tc_fwd_silu_mul_max_rows_cuda(out, g, u, dt, T, I, acc_g, acc_u, acc_out, FUSED_ROWS,
-                                         stream);
+                                         FUSED_AHEAD, stream);
 }
 
 extern "C" tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u,
                                                    tc_dtype dt, int64_t T, int64_t I,
                                                    float *acc_g, float *acc_u, float *acc_out,
-                                                   int64_t slab, void *stream)
+                                                   int64_t slab, int ahead, void *stream)
 {
     if (T <= 0 || I <= 0)
         return TC_OK;
@@ -287,8 +345,8 @@ extern "C" tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, con
     const int64_t threads = I / VEC;
     dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
               (unsigned)((T + slab - 1) / slab));
-    DISPATCH16(dt, silu_mul_max_kernel, grid, FUSED_BLOCK, stream, out, g, u, T, I, acc_g, acc_u,
-               acc_out, slab);
+    DISPATCH16_AHEAD(ahead, dt, silu_mul_max_kernel, grid, FUSED_BLOCK, stream, out, g, u, T, I,
+                     acc_g, acc_u, acc_out, slab);
     return launched("silu_mul_max_kernel");
 }
 

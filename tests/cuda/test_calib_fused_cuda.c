@@ -8,7 +8,9 @@
  * block) and on shapes and misaligned pointers that take the fallbacks.
  * The maxima start from earlier values (some larger than this batch's) and
  * one NaN input must reach its column; and the slab rmsnorm against the
- * CPU reference within rmsnorm's two units. The GPU backends run with
+ * CPU reference within rmsnorm's two units. silu_mul_max and
+ * residual_add_max with each slab height and read-ahead that
+ * bench_fwd_kernels sweeps against the engine's launch, byte for byte. The GPU backends run with
  * TRTCONV_CALIB_MAXIMA=fused (fwd_gpu.c: the default keeps separate
  * passes until this program has passed on a GPU).
  * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
@@ -24,6 +26,7 @@
 
 #include "trtconv/fwd/backend.h"
 #include "trtconv/core/dtype.h"
+#include "trtconv/kernels/fwd.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/core/log.h"
 #include "gpu_check.h"
@@ -165,6 +168,55 @@ static void case_attention_max(pair *p, const char *path, tc_dtype dt, int64_t n
     free_batch(p, &b);
 }
 
+/* silu_mul_max and residual_add_max with other slab heights and the
+ * read-ahead (kernels/calib_max.cu, the choices bench_fwd_kernels sweeps)
+ * against the engine's launch: the same outputs and maxima. Launched on the
+ * legacy stream between syncs of the backend's own. */
+static void case_slab_variants(pair *p, tc_dtype dt, int64_t T, int64_t I)
+{
+    const size_t n = (size_t)(T * I);
+    uint16_t *g = fill(dt, n, 12.0), *u = fill(dt, n, 3.0), *h = fill(dt, n, 40.0);
+    float *p32 = malloc(n * 4), *a0 = earlier((size_t)I * 3);
+    for (size_t i = 0; p32 && i < n; i++)
+        p32[i] = to_f32(dt, g[(i * 7919) % n]) * 0.37f;
+    if (p32)
+        put_nan(dt, g, I, T - 1, I / 2);
+    void *dg = gput(p, g, n * 2), *du = gput(p, u, n * 2), *dh0 = gput(p, h, n * 2);
+    void *dp = gput(p, p32, n * 4), *o1 = gput(p, NULL, n * 2), *o2 = gput(p, NULL, n * 2);
+    void *h1 = gput(p, NULL, n * 2), *h2 = gput(p, NULL, n * 2);
+    float *a1 = gput(p, a0, (size_t)I * 12), *a2 = gput(p, NULL, (size_t)I * 12);
+    int ok = g && u && h && p32 && a0 && dg && du && dh0 && dp && o1 && o2 && h1 && h2 && a1 &&
+             a2 && p->g->ops->sync(p->g) == TC_OK;
+    const size_t ab = (size_t)I * 4;
+    ok = ok && cudaMemcpy(h1, dh0, n * 2, cudaMemcpyDeviceToDevice) == cudaSuccess &&
+         tc_fwd_silu_mul_max_cuda(o1, dg, du, dt, T, I, a1, a1 + I, a1 + 2 * I, NULL) == TC_OK &&
+         tc_fwd_residual_add_max_cuda(h1, dp, NULL, dt, T, I, a1, NULL) == TC_OK &&
+         cudaDeviceSynchronize() == cudaSuccess;
+    const int64_t slabs[] = { 8, 16, 32, 64, 128, 3 };
+    int variants = 0;
+    for (size_t s = 0; ok && s < sizeof slabs / sizeof slabs[0]; s++)
+        for (int ahead = 0; ok && ahead < 2; ahead++) {
+            ok = cudaMemcpy(a2, a0, ab * 3, cudaMemcpyHostToDevice) == cudaSuccess &&
+                 cudaMemcpy(h2, dh0, n * 2, cudaMemcpyDeviceToDevice) == cudaSuccess &&
+                 cudaMemset(o2, 0, n * 2) == cudaSuccess &&
+                 tc_fwd_silu_mul_max_rows_cuda(o2, dg, du, dt, T, I, a2, a2 + I, a2 + 2 * I,
+                                               slabs[s], ahead, NULL) == TC_OK &&
+                 tc_fwd_residual_add_max_rows_cuda(h2, dp, NULL, dt, T, I, a2, slabs[s], ahead,
+                                                   NULL) == TC_OK &&
+                 cudaDeviceSynchronize() == cudaSuccess && gsame(p, o1, o2, n * 2) &&
+                 gsame(p, h1, h2, n * 2) && gsame(p, a1, a2, ab * 3);
+            variants += ok;
+        }
+    float *got = malloc(ab);
+    ok = ok && got && p->g->ops->download(p->g, got, a1, ab) == TC_OK && isnan(got[I / 2]);
+    result(ok, "silu_mul_max and residual_add_max %s %lld x %lld: %d slab heights x read-ahead "
+           "give the default launch's outputs and maxima (a NaN reaches its column)",
+           dtn(dt), (long long)T, (long long)I, variants);
+    void *bufs[] = { dg, du, dh0, dp, o1, o2, h1, h2, a1, a2 };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(g), free(u), free(h), free(p32), free(a0), free(got);
+}
+
 int main(void)
 {
     pair p, pb;
@@ -187,6 +239,8 @@ int main(void)
         case_rope_max(&p, dt, 4, 4, 64, lens_b, 2);
         case_rope_max(&p, dt, 32, 8, 128, lens_c, 4); /* the 8B heads: two blocks of units */
         case_rope_max(&p, dt, 6, 3, 12, lens_b, 2);   /* fallback: d / 2 not a multiple of 8 */
+        case_slab_variants(&p, dt, 301, 1024); /* last slabs partial, 8 blocks across */
+        case_slab_variants(&p, dt, 7, 14336);  /* fewer rows than a slab; the 8B width */
         for (int k = 0; k < 2; k++) {
             pair *q = k ? &pb : &p;
             const char *path = k ? "cuBLAS" : "default";

@@ -85,14 +85,17 @@ tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_d
                                    int64_t T, int64_t I, float *acc_g, float *acc_u,
                                    float *acc_out, void *stream);
 /* The same with `slab` rows per block instead of the default (32): the
- * trade between atomics (one per column per block) and blocks in flight,
- * swept by bench_fwd_kernels; the engine takes the default. */
+ * trade between atomics (one per column per block) and blocks in flight;
+ * `ahead` nonzero: each thread issues the next row's loads before this
+ * row's arithmetic (more loads in flight, more registers). Swept by
+ * bench_fwd_kernels, the same bytes whatever the choice (cuda_calib_fused);
+ * the engine takes the defaults. */
 tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32, const void *bias,
                                             tc_dtype dt, int64_t T, int64_t H, float *acc,
-                                            int64_t slab, void *stream);
+                                            int64_t slab, int ahead, void *stream);
 tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u, tc_dtype dt,
                                         int64_t T, int64_t I, float *acc_g, float *acc_u,
-                                        float *acc_out, int64_t slab, void *stream);
+                                        float *acc_out, int64_t slab, int ahead, void *stream);
 
 /* kernels/calib_fused.cu: rmsnorm and rope+split over slabs of rows with
  * the column maxima of their values in the same pass (backend.h
