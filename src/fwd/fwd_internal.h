@@ -188,6 +188,12 @@ tc_status tc_fwd_head(tc_fwd_engine *e, int64_t T);
 typedef struct fwd_staged_layer {
     void *dev[FWD_LAYER_TENSORS];    /* backend memory, until tc_fwd_load_layer takes it */
     size_t elems[FWD_LAYER_TENSORS];
+    /* A finished layer's backend memory (tc_fwd_recycle_layer, owned) that
+     * the next tc_fwd_staged_reserve takes instead of allocating: no
+     * cudaFree, which waits for the whole device, and no cudaMalloc between
+     * two layers. */
+    void *spare[FWD_LAYER_TENSORS];
+    size_t spare_bytes[FWD_LAYER_TENSORS];
     void *chunk;                     /* pinned host, FWD_LOAD_CHUNK bytes (owned) */
     void *tmp;                       /* a chunk of rows in the slice dtype (owned) */
     float *scratch;                  /* tc_convert_rows' float32 rows (owned) */
@@ -210,6 +216,10 @@ tc_status tc_fwd_load_weights(tc_fwd_engine *e, const tc_embedding *emb);
  * is NULL. */
 tc_status tc_fwd_load_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *staged);
 void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li);
+/* tc_fwd_release_layer, but the backend memory goes to `s`'s spares for
+ * the next reserve (every use of the layer must be complete: its forward
+ * and hook streams synchronised). */
+void tc_fwd_recycle_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s);
 /* fwd_report.c: a [rows, cols] activation (the forward dtype, row stride
  * `stride`) to sink as float32, columns [c0, c0 + cols); a linear's output
  * rows to the linear sink (tc_fwd_set_linear_report; nothing when unset);

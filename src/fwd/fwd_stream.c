@@ -238,12 +238,12 @@ static void hidden_set_free(tc_fwd_engine *e, hidden_set *hs)
 }
 
 /* The method's work on local layer li (the layer hook: SmoothQuant smooths,
- * quantizes and writes it), then its release. Called once layer li + 1 is
- * queued, so that on a GPU the hook's kernels and copies run on the
- * backend's side stream next to li + 1's forward pass; the statistics it
- * reads were published after li's pass. Three layers are resident meanwhile
- * (li, li + 1, and li + 2 being read ahead). */
-static tc_status finish_layer(tc_fwd_engine *e, int64_t li)
+ * quantizes and writes it), then its memory to the read-ahead's spares.
+ * Called once layer li + 1 is queued, so that on a GPU the hook's kernels
+ * and copies run on the backend's side stream next to li + 1's forward
+ * pass; the statistics it reads were published after li's pass. Three
+ * layers are resident meanwhile (li, li + 1, and li + 2 being read ahead). */
+static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
 {
     tc_status st = TC_OK;
     if (e->layer_hook) {
@@ -260,10 +260,34 @@ static tc_status finish_layer(tc_fwd_engine *e, int64_t li)
         if (e->ops->use_side_stream)
             e->ops->use_side_stream(e->be, false);
     }
-    tc_fwd_release_layer(e, li);
+    /* li's forward pass was synchronised before its statistics were
+     * published, its hook just now: the memory is free to reuse. */
+    if (st == TC_OK)
+        tc_fwd_recycle_layer(e, li, &pf->staged);
+    else
+        tc_fwd_release_layer(e, li);
     return st;
 }
 
+/* Layer li resident (the read-ahead joined and taken over), li + 1's read
+ * started into the reserved memory, li's weight maxima queued. */
+static tc_status prepare_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
+{
+    TRY(prefetch_join(pf));
+    TRY(tc_fwd_load_layer(e, li, &pf->staged));
+    if (li + 1 < e->n_layers) {
+        TRY(tc_fwd_staged_reserve(e, li + 1, &pf->staged));
+        TRY(prefetch_start(pf, e, li + 1));
+    }
+    return tc_fwd_layer_weight_stats(e, li);
+}
+
+/* The layer loop. Between two layers the GPU waits only for the
+ * statistics' publication: layer li + 1 is made resident (its read joined,
+ * li + 2's started, its weight maxima queued) and li - 1's hook run while
+ * li's micro-batches are still queued on the device, and no backend memory
+ * is allocated or freed there (the read-ahead reuses the finished layer's:
+ * cudaFree would wait for the whole device). */
 static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hidden_set *hs,
                             prefetch *pf)
 {
@@ -292,17 +316,13 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             t = now_;                                  \
         }                                              \
     } while (0)
-    for (int64_t li = 0; li < e->n_layers; li++) {
-        tc_status st = prefetch_join(pf);
-        if (st == TC_OK)
-            st = tc_fwd_load_layer(e, li, &pf->staged);
-        if (st == TC_OK && li + 1 < e->n_layers)
-            st = tc_fwd_staged_reserve(e, li + 1, &pf->staged);
-        if (st == TC_OK && li + 1 < e->n_layers)
-            st = prefetch_start(pf, e, li + 1);
-        if (st == TC_OK)
-            st = tc_fwd_layer_weight_stats(e, li);
-        HOST_PHASE(FWD_HOST_LOAD);
+    tc_status st = e->n_layers > 0 ? prepare_layer(e, 0, pf) : TC_OK;
+    HOST_PHASE(FWD_HOST_LOAD);
+    if (st != TC_OK) {
+        tc_fwd_release_layer(e, 0);
+        return st;
+    }
+    for (int64_t li = 0; st == TC_OK && li < e->n_layers; li++) {
         for (int64_t k = 0; st == TC_OK && k < r->n_local; k++) {
             st = enter_batch(e, hs, k);
             if (st == TC_OK)
@@ -313,10 +333,11 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         HOST_PHASE(FWD_HOST_QUEUE);
         /* Layer li is queued: the previous layer's hook runs beside it. */
         if (li > 0 && st == TC_OK)
-            st = finish_layer(e, li - 1);
-        else if (li > 0)
-            tc_fwd_release_layer(e, li - 1);
+            st = finish_layer(e, li - 1, pf);
         HOST_PHASE(FWD_HOST_HOOK);
+        if (st == TC_OK && li + 1 < e->n_layers)
+            st = prepare_layer(e, li + 1, pf);
+        HOST_PHASE(FWD_HOST_LOAD);
         if (st == TC_OK)
             st = e->ops->sync(e->be);
         HOST_PHASE(FWD_HOST_WAIT);
@@ -324,12 +345,16 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             st = tc_fwd_publish_layer_stats(e, li);
         HOST_PHASE(FWD_HOST_PUBLISH);
         if (st != TC_OK) {
-            tc_fwd_release_layer(e, li);
-            return st;
+            /* Whatever is still resident: li - 1 (a failed hook released
+             * it), li, and li + 1 when its preparation got that far. */
+            for (int64_t j = li > 0 ? li - 1 : 0; j <= li + 1 && j < e->n_layers; j++)
+                tc_fwd_release_layer(e, j);
         }
     }
+    if (st != TC_OK)
+        return st;
     if (e->n_layers > 0)
-        TRY(finish_layer(e, e->n_layers - 1));
+        TRY(finish_layer(e, e->n_layers - 1, pf));
     HOST_PHASE(FWD_HOST_HOOK);
 #undef HOST_PHASE
     if (e->profile)

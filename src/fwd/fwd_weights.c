@@ -167,6 +167,12 @@ tc_status tc_fwd_staged_reserve(tc_fwd_engine *e, int64_t li, fwd_staged_layer *
         if (!t)
             continue;
         const size_t n = (size_t)t->rows * (size_t)t->cols;
+        if (s->spare[k] && s->spare_bytes[k] == n * wes) {
+            s->dev[k] = s->spare[k];
+            s->spare[k] = NULL;
+            s->elems[k] = n;
+            continue;
+        }
         if (e->ops->alloc(e->be, n * wes, &s->dev[k]) != TC_OK)
             return tc_fail(TC_E_USAGE, "layer %lld (%.1f MiB) does not fit in this rank's %s "
                            "memory next to the layer being calibrated and the calibration set's "
@@ -205,8 +211,10 @@ void tc_fwd_staged_free(tc_fwd_engine *e, fwd_staged_layer *s)
     for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
         if (s->dev[k])
             e->ops->release(e->be, s->dev[k]);
-        s->dev[k] = NULL;
-        s->elems[k] = 0;
+        if (s->spare[k])
+            e->ops->release(e->be, s->spare[k]);
+        s->dev[k] = s->spare[k] = NULL;
+        s->elems[k] = s->spare_bytes[k] = 0;
     }
     if (s->chunk)
         e->ops->unpin_host(e->be, s->chunk);
@@ -247,6 +255,24 @@ void tc_fwd_release_layer(tc_fwd_engine *e, int64_t li)
             e->ops->release(e->be, *p);
             *p = NULL;
         }
+    }
+}
+
+void tc_fwd_recycle_layer(tc_fwd_engine *e, int64_t li, fwd_staged_layer *s)
+{
+    tc_fwd_release_layer_quant(e, li);
+    const size_t wes = e->ops->weight_elem_bytes(e->dt);
+    layer_weights *w = &e->layers[li];
+    for (int k = 0; k < FWD_LAYER_TENSORS; k++) {
+        void **p = layer_field(w, k);
+        const tc_plan_tensor *t = *p ? layer_tensor(e, li, k) : NULL;
+        if (t && !s->spare[k]) {
+            s->spare[k] = *p;
+            s->spare_bytes[k] = (size_t)t->rows * (size_t)t->cols * wes;
+        } else if (*p) {
+            e->ops->release(e->be, *p);
+        }
+        *p = NULL;
     }
 }
 
