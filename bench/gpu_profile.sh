@@ -48,9 +48,15 @@ calib() {
         -x TRTCONV_CALIB_MAXIMA $B/trtconv \
         --model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl" \
         --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
-        --progress none --log_level verbose "$@" >"$OUT/$tag.log" 2>&1
-    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $?)"
-    grep -E "profile:|calibrat|SmoothQuant|committed|wall|error" "$OUT/$tag.log" | cut -c1-200 | tail -25
+        --progress none --log_level verbose "$@" >"$W/$tag.log" 2>&1
+    local rc=$?
+    # One file for every run's log: the device tool returns few files.
+    { echo "######## $tag (rc $rc): $*"; cat "$W/$tag.log"; } >>"$OUT/runs.log"
+    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $rc)"
+    # The lines that matter, without the log prefix (stdout comes back cut).
+    grep -E "profile:|calibrat|SmoothQuant|FP8|committed|wall|error" "$W/$tag.log" |
+        sed -E 's/^trtconv\[[^]]*\] (\+[0-9.]+ s) rss ([0-9/]+ MiB) [a-z]+: /\1 \2 /' |
+        tr -s ' ' | cut -c1-160 | tail -32
 }
 runs() {
     local i=0
