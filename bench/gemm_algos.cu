@@ -4,6 +4,7 @@
 //
 //   nvcc -O2 -arch=sm_90 bench/gemm_algos.cu -o /tmp/gemm_algos -lcublasLt -lcublas
 //   /tmp/gemm_algos [tokens]        # default 4096 tokens (8 sequences of 512)
+//   /tmp/gemm_algos seq [tokens]    # the engine's order instead (below)
 //
 // Every GEMM is trtconv's gemm_nt (src/fwd/fwd_gpu.c): row-major
 // C[M, N] = A[M, K] W[N, K]^T, float16 in, float32 accumulation, float16 or
@@ -102,8 +103,69 @@ static int attr_i(const cublasLtMatmulAlgo_t *a, cublasLtMatmulAlgoConfigAttribu
     return h;
 }
 
+/* `seq`: the 8B layer's five GEMMs (qkv, dense, fc, gate, proj) in the
+ * engine's order, each timed by its own event pair as TRTCONV_FWD_PROFILE=
+ * events does, over 8 copies of the weights taken in turn (so that a GEMM
+ * finds its weights in HBM, not in the 50 MB L2, as in the engine), then
+ * the same with one copy (weights hot in L2 as in the default mode): the
+ * difference is what the engine's per-GEMM times lose to cold weights. */
+static int run_seq(cublasHandle_t h, cudaStream_t s, int M)
+{
+    const shape sh[5] = { { "qkv", 6144, 4096, false }, { "dense", 4096, 4096, true },
+                          { "fc", 14336, 4096, false }, { "gate", 14336, 4096, false },
+                          { "proj", 4096, 14336, true } };
+    const int copies = 8, rounds = 6;
+    __half *W[5][8], *A;
+    void *C;
+    CK(cudaMalloc(&A, (size_t)M * 14336 * 2));
+    CK(cudaMalloc(&C, (size_t)M * 14336 * 4));
+    fill<<<1024, 256, 0, s>>>(A, (size_t)M * 14336, 17, 4.0f);
+    for (int g = 0; g < 5; g++)
+        for (int c = 0; c < copies; c++) {
+            const size_t n = (size_t)sh[g].N * sh[g].K;
+            CK(cudaMalloc(&W[g][c], n * 2));
+            fill<<<1024, 256, 0, s>>>(W[g][c], n, 91 + c, 0.05f);
+        }
+    cudaEvent_t ev[6];
+    for (int i = 0; i < 6; i++) CK(cudaEventCreate(&ev[i]));
+    for (int hot = 0; hot < 2; hot++) {
+        double t[5] = { 0 };
+        for (int r = 0; r < rounds * copies; r++) {
+            const int c = hot ? 0 : r % copies;
+            CK(cudaEventRecord(ev[0], s));
+            for (int g = 0; g < 5; g++) {
+                const float one = 1.0f, zero = 0.0f;
+                BK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, sh[g].N, M, sh[g].K, &one, W[g][c],
+                                CUDA_R_16F, sh[g].K, A, CUDA_R_16F, sh[g].K, &zero, C,
+                                sh[g].f32_out ? CUDA_R_32F : CUDA_R_16F, sh[g].N,
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                CK(cudaEventRecord(ev[g + 1], s));
+            }
+            CK(cudaEventSynchronize(ev[5]));
+            for (int g = 0; g < 5 && r >= copies; g++) { /* the first pass warms up */
+                float ms;
+                CK(cudaEventElapsedTime(&ms, ev[g], ev[g + 1]));
+                t[g] += ms;
+            }
+        }
+        const int n = (rounds - 1) * copies;
+        printf("engine order, weights %s:", hot ? "hot (one copy)" : "cold (8 copies in turn)");
+        for (int g = 0; g < 5; g++) {
+            const double ms = t[g] / n, flop = 2.0 * M * sh[g].N * (double)sh[g].K;
+            printf("  %s %.3f ms %.0f TFLOP/s", sh[g].name, ms, flop / ms / 1e9);
+        }
+        printf("\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    const bool seq = argc > 1 && strcmp(argv[1], "seq") == 0;
+    if (seq) {
+        argc--;
+        argv++;
+    }
     const int M = argc > 1 ? atoi(argv[1]) : 4096;
     const shape shapes[] = {
         { "8B qkv", 6144, 4096, false },   { "8B dense", 4096, 4096, true },
@@ -117,6 +179,8 @@ int main(int argc, char **argv)
     CK(cudaStreamCreate(&s)); BK(cublasSetStream(h, s));
     BK(cublasSetMathMode(h, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
                                            CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    if (seq)
+        return run_seq(h, s, M);
     size_t ws_bytes = 64u << 20;
     void *ws; CK(cudaMalloc(&ws, ws_bytes));
     for (const shape &sh : shapes) {

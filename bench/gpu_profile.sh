@@ -14,7 +14,8 @@
 # bench_fwd_kernels times the non-GEMM kernels alone against a copy. With
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
 # commit is built too and its plain runs follow, then the new build's
-# again: a baseline in the same call. FUSED_AB=1: the new build with
+# again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
+# seq. FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too.
 # Logs under $OUT.
 set -uo pipefail
@@ -30,6 +31,13 @@ fi
 # The non-GEMM kernels alone against a device copy (bench/fwd_kernels.c).
 echo "== bench_fwd_kernels"
 build-gpu/bench_fwd_kernels 2>&1 | tee "$OUT/fwd_kernels.log"
+# GEMM_SEQ=1 (default): the layer's GEMMs in the engine's order with cold and
+# hot weights, at 8 and 16 sequences per micro-batch (bench/gemm_algos.cu).
+if [ "${GEMM_SEQ:-1}" = 1 ]; then
+    echo "== gemm_algos seq"
+    nvcc -O2 -arch=sm_90 bench/gemm_algos.cu -o /tmp/gemm_algos -lcublasLt -lcublas &&
+        /tmp/gemm_algos seq 4096 && /tmp/gemm_algos seq 8192
+fi
 W=/tmp/trtconv-bench/prof
 LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512}
 mkdir -p "$W"
