@@ -44,8 +44,10 @@ typedef struct gpu_backend {
      * takes the same slab kernel, so that both give the same bits), with
      * TRTCONV_CALIB_MAXIMA=fused. By default (separate) this backend's ops
      * have no rmsnorm_max, rope_split_max or attention_max, and the engine
-     * takes those maxima by absmax_cols after each step (fwd.c), until the
-     * fused kernels have run on a GPU (tests/cuda/test_calib_fused_cuda.c). */
+     * takes those maxima by absmax_cols after each step (fwd.c): measured
+     * on an H100 the fused form gained nothing end to end (its slab norm
+     * and rope kernels are slower than the row kernels) and changes the
+     * norm's float32 order (docs/performance.md, session 16). */
     bool fused_maxima;
     fwd_ops ops; /* gpu_ops, less the fused maxima when off */
 } gpu_backend;
