@@ -9,7 +9,10 @@
 # time per layer and the statistics extrapolated to 80 layers (per-layer
 # time x 80: the embedding and lm_head are counted in every layer's share,
 # so this is an upper bound), peak host RSS and peak GPU memory in use
-# (nvidia-smi every 100 ms, minus what was in use before).
+# (nvidia-smi every 100 ms, minus what was in use before). PROFILE=events:
+# the run with TRTCONV_FWD_PROFILE=events, its per-class GPU time and the
+# layer loop's span printed (the span over LAYERS is the per-layer time
+# without the setup, embedding and lm_head).
 set -euo pipefail
 B=${1:-build}
 W=${BENCH_DIR:-/tmp/trtconv-bench}/70b
@@ -31,9 +34,10 @@ base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$W/smi" &
 smi=$!
 t0=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$W/rss" mpirun -np 1 --bind-to none "$B/trtconv" --model_dir "$W/model" \
-    --output_dir "$W/out" --progress none $METHOD --calib_dataset "$W/ids.jsonl" \
-    --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --log_level info \
+TRTCONV_FWD_PROFILE=${PROFILE:-0} /usr/bin/time -f "%M" -o "$W/rss" mpirun -np 1 --bind-to none \
+    -x TRTCONV_FWD_PROFILE "$B/trtconv" --model_dir "$W/model" \
+    --output_dir "$W/out" --progress none --calib_batch_size 8 $METHOD --calib_dataset "$W/ids.jsonl" \
+    --calib_size "$SEQS" --calib_max_seq_length "$LEN" --log_level verbose \
     >"$W/log" 2>&1 || { kill $smi; cat "$W/log" >&2; exit 1; }
 t1=$(date +%s.%N)
 kill $smi; wait $smi 2>/dev/null || true
@@ -44,6 +48,8 @@ printf "wall %.2f s; statistics %s s; per layer %.3f s; statistics extrapolated 
     "$(awk "BEGIN{print $stats / $LAYERS * 80}")"
 echo "peak RSS $(awk "BEGIN{printf \"%.0f\", $(cat "$W/rss") / 1024}") MiB; peak GPU memory in use $((peak - base)) MiB (before: $base MiB)"
 grep -E "calibrating|statistics|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*: /    /'
+grep -E "profile: .*(gemm|rmsnorm|rope|attention|residual|silu|host|span)" "$W/log" |
+    sed -E 's/^trtconv[^:]*: profile: /  profile: /' | tr -s ' ' | cut -c1-150
 du -sh "$W/out"
 rm -rf "$W/out"
 # The model (30 GB at 16 layers) would leave too little of the 64 GB disk

@@ -134,6 +134,17 @@ int main(int argc, char **argv)
     float *acc = dev_fill(I > QKV ? I : QKV, 1), *acc2 = dev_fill(I, 1), *acc3 = dev_fill(I, 1);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, x, 0, NULL, dt, T, H, 0, H, s), "absmax"));
     report(&t, "column maxima [T, H]", ms, (double)T * H * 2);
+    /* Column maxima: rows per block against rows loaded ahead. */
+    const int64_t max_slabs[] = { 16, 32, 64, 128 };
+    for (size_t i = 0; i < sizeof max_slabs / sizeof max_slabs[0]; i++)
+        for (int ahead = 1; ahead <= 8; ahead *= 2) {
+            char name[64];
+            TIME(&t, ms, ok(tc_fwd_absmax_cols_rows_cuda(acc, x, 0, NULL, dt, T, H, 0, H,
+                                                         max_slabs[i], ahead, s), "absmax"));
+            snprintf(name, sizeof name, "column maxima [T, H], %lld rows, %d ahead",
+                     (long long)max_slabs[i], ahead);
+            report(&t, name, ms, (double)T * H * 2);
+        }
     TIME(&t, ms, ok(tc_fwd_rmsnorm_slab_cuda(xo, x, w, dt, T, H, 1e-5f, NULL, s), "rmsnorm"));
     report(&t, "rmsnorm (slab kernel)", ms, 2.0 * T * H * 2);
     TIME(&t, ms, ok(tc_fwd_rmsnorm_max_cuda(xo, x, w, dt, T, H, 1e-5f, acc, s), "rmsnorm"));
@@ -164,6 +175,15 @@ int main(int argc, char **argv)
     TIME(&t, ms, ok(tc_fwd_rope_split_cuda(q, k, v, qkv, dt, NH, NKV, D, T, meta, meta + T,
                                            meta + 2 * T, cosv, sinv, s), "rope_split"));
     report(&t, "rope + split", ms, 2.0 * T * QKV * 2);
+    const int rope_threads[] = { 128, 256, 512 };
+    for (size_t i = 0; i < sizeof rope_threads / sizeof rope_threads[0]; i++) {
+        char name[64];
+        TIME(&t, ms, ok(tc_fwd_rope_split_threads_cuda(q, k, v, qkv, dt, NH, NKV, D, T, meta,
+                                                       meta + T, meta + 2 * T, cosv, sinv,
+                                                       rope_threads[i], s), "rope_split"));
+        snprintf(name, sizeof name, "rope + split, %d threads", rope_threads[i]);
+        report(&t, name, ms, 2.0 * T * QKV * 2);
+    }
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, qkv, 0, NULL, dt, T, QKV, 0, QKV, s), "absmax"));
     report(&t, "column maxima [T, q+k+v]", ms, (double)T * QKV * 2);
     TIME(&t, ms, ok(tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, NH, NKV, D, T, meta, meta + T,

@@ -16,7 +16,8 @@
 # commit is built too and its plain runs follow, then the new build's
 # again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
 # seq. FUSED_AB=1: the new build with
-# TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too.
+# TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
+# (PROFILE70=events: those runs profiled, bench_calib_70b.sh).
 # Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -109,7 +110,7 @@ if [ "${LAYERS70:-0}" -gt 0 ]; then
             echo "== 70B shape, $LAYERS70 layers, $b: $m"
             keep=1
             [ $k = $n ] && keep=0
-            KEEP_MODEL=$keep LAYERS=$LAYERS70 METHOD="$m" BENCH_DIR=/tmp/trtconv-bench \
+            PROFILE=${PROFILE70:-0} KEEP_MODEL=$keep LAYERS=$LAYERS70 METHOD="$m" BENCH_DIR=/tmp/trtconv-bench \
                 bash "$(dirname "$0")/bench_calib_70b.sh" "$b" 2>&1 | grep -vE "^    |^[0-9.]+G"
         done
     done

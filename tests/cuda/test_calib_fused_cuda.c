@@ -10,7 +10,9 @@
  * one NaN input must reach its column; and the slab rmsnorm against the
  * CPU reference within rmsnorm's two units. silu_mul_max and
  * residual_add_max with each slab height and read-ahead that
- * bench_fwd_kernels sweeps against the engine's launch, byte for byte. The GPU backends run with
+ * bench_fwd_kernels sweeps against the engine's launch, byte for byte; so
+ * are the column maxima's slabs and read-ahead and rope_split's block
+ * sizes (case_launch_variants). The GPU backends run with
  * TRTCONV_CALIB_MAXIMA=fused (fwd_gpu.c: the default keeps separate
  * passes; the fused form gained nothing on an H100, performance.md).
  * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
@@ -217,6 +219,90 @@ static void case_slab_variants(pair *p, tc_dtype dt, int64_t T, int64_t I)
     free(g), free(u), free(h), free(p32), free(a0), free(got);
 }
 
+/* The launch choices bench_fwd_kernels sweeps for the column maxima and
+ * rope_split (calib_max.cu, fwd.cu), against the defaults: every (slab,
+ * rows ahead) of the column maxima, over a float16 slice with a NaN and a
+ * float32 array with a bias, gives the default's maxima; every rope_split
+ * block size gives its q, k and v. */
+static void case_launch_variants(pair *p, tc_dtype dt)
+{
+    int ok;
+    /* Column maxima: columns [24, 24 + 1000) of a [301, 1040] array. */
+    const int64_t R = 301, LD = 1040, C0 = 24, C = 1000;
+    uint16_t *x = fill(dt, (size_t)(R * LD), 9.0), *bias = fill(dt, (size_t)C, 3.0);
+    float *x32 = malloc((size_t)(R * LD) * 4), *a0 = earlier((size_t)C * 2);
+    for (size_t i = 0; x && x32 && i < (size_t)(R * LD); i++)
+        x32[i] = to_f32(dt, x[(i * 7919) % (size_t)(R * LD)]) * 1.7f;
+    if (x)
+        put_nan(dt, x, LD, R - 2, C0 + C / 3);
+    void *dx = gput(p, x, (size_t)(R * LD) * 2), *dx32 = gput(p, x32, (size_t)(R * LD) * 4);
+    void *db = gput(p, bias, (size_t)C * 2);
+    float *a1 = gput(p, a0, (size_t)C * 8), *a2 = gput(p, NULL, (size_t)C * 8);
+    ok = x && bias && x32 && a0 && dx && dx32 && db && a1 && a2 && p->g->ops->sync(p->g) == TC_OK &&
+         tc_fwd_absmax_cols_cuda(a1, dx, 0, NULL, dt, R, LD, C0, C, NULL) == TC_OK &&
+         tc_fwd_absmax_cols_cuda(a1 + C, dx32, 1, db, dt, R, LD, C0, C, NULL) == TC_OK &&
+         cudaDeviceSynchronize() == cudaSuccess;
+    const int64_t slabs[] = { 16, 32, 64, 128, 3, 1 };
+    int cols_variants = 0;
+    for (size_t s = 0; ok && s < sizeof slabs / sizeof slabs[0]; s++)
+        for (int ahead = 1; ok && ahead <= 8; ahead *= 2) {
+            ok = cudaMemcpy(a2, a0, (size_t)C * 8, cudaMemcpyHostToDevice) == cudaSuccess &&
+                 tc_fwd_absmax_cols_rows_cuda(a2, dx, 0, NULL, dt, R, LD, C0, C, slabs[s], ahead,
+                                              NULL) == TC_OK &&
+                 tc_fwd_absmax_cols_rows_cuda(a2 + C, dx32, 1, db, dt, R, LD, C0, C, slabs[s],
+                                              ahead, NULL) == TC_OK &&
+                 cudaDeviceSynchronize() == cudaSuccess && gsame(p, a1, a2, (size_t)C * 8);
+            cols_variants += ok;
+        }
+    float got = 0.0f;
+    ok = ok && cudaMemcpy(&got, a1 + C / 3, 4, cudaMemcpyDeviceToHost) == cudaSuccess &&
+         isnan(got);
+    result(ok, "absmax_cols %s: %d (rows per block, rows ahead) launches give the default's "
+           "maxima of a float16 slice and of float32 + bias (a NaN reaches its column)",
+           dtn(dt), cols_variants);
+    void *cbufs[] = { dx, dx32, db, a1, a2 };
+    release_all(p, cbufs, sizeof cbufs / sizeof cbufs[0]);
+    free(x), free(bias), free(x32), free(a0);
+
+    /* rope_split at the 8B heads (32/8 of 128) over sequences of 300, 77
+     * and 130 tokens. */
+    const int64_t lens[] = { 300, 77, 130 }, nh = 32, nkv = 8, d = 128;
+    batch2 b;
+    const int mk = make_batch(p, lens, 3, d, dt, &b);
+    const int64_t Tr = b.g.n_tokens, width = (nh + 2 * nkv) * d;
+    const fwd_attn a = { nh, nkv, d, (float)(1.0 / sqrt((double)d)) };
+    const size_t nq = (size_t)(Tr * nh * d), nkvv = (size_t)(Tr * nkv * d);
+    uint16_t *qkv = fill(dt, (size_t)(Tr * width), 4.0);
+    void *dqkv = gput(p, qkv, (size_t)(Tr * width) * 2), *q[2], *k[2], *v[2];
+    ok = mk && qkv && dqkv;
+    for (int i = 0; i < 2; i++) {
+        ok = (q[i] = gput(p, NULL, nq * 2)) != NULL && ok;
+        ok = (k[i] = gput(p, NULL, nkvv * 2)) != NULL && ok;
+        ok = (v[i] = gput(p, NULL, nkvv * 2)) != NULL && ok;
+    }
+    ok = ok && p->g->ops->rope_split(p->g, q[0], k[0], v[0], dqkv, dt, &a, &b.g) == TC_OK &&
+         p->g->ops->sync(p->g) == TC_OK;
+    const int rthreads[] = { 32, 64, 128, 256, 448, 1024 };
+    int rope_variants = 0;
+    for (size_t j = 0; ok && j < sizeof rthreads / sizeof rthreads[0]; j++) {
+        ok = cudaMemset(q[1], 0, nq * 2) == cudaSuccess &&
+             cudaMemset(k[1], 0, nkvv * 2) == cudaSuccess &&
+             cudaMemset(v[1], 0, nkvv * 2) == cudaSuccess &&
+             tc_fwd_rope_split_threads_cuda(q[1], k[1], v[1], dqkv, dt, nh, nkv, d, Tr, b.g.pos,
+                                            b.g.seq_start, b.g.seq_len, b.g.cos, b.g.sin,
+                                            rthreads[j], NULL) == TC_OK &&
+             cudaDeviceSynchronize() == cudaSuccess && gsame(p, q[0], q[1], nq * 2) &&
+             gsame(p, k[0], k[1], nkvv * 2) && gsame(p, v[0], v[1], nkvv * 2);
+        rope_variants += ok;
+    }
+    result(ok, "rope_split %s heads 32/8 d 128: %d block sizes give the default's q, k and v",
+           dtn(dt), rope_variants);
+    void *rbufs[] = { dqkv, q[0], q[1], k[0], k[1], v[0], v[1] };
+    release_all(p, rbufs, sizeof rbufs / sizeof rbufs[0]);
+    free(qkv);
+    free_batch(p, &b);
+}
+
 int main(void)
 {
     pair p, pb;
@@ -241,6 +327,7 @@ int main(void)
         case_rope_max(&p, dt, 6, 3, 12, lens_b, 2);   /* fallback: d / 2 not a multiple of 8 */
         case_slab_variants(&p, dt, 301, 1024); /* last slabs partial, 8 blocks across */
         case_slab_variants(&p, dt, 7, 14336);  /* fewer rows than a slab; the 8B width */
+        case_launch_variants(&p, dt);
         for (int k = 0; k < 2; k++) {
             pair *q = k ? &pb : &p;
             const char *path = k ? "cuBLAS" : "default";

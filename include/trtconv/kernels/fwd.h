@@ -39,6 +39,13 @@ tc_status tc_fwd_rope_split_cuda(void *q, void *k, void *v, const void *qkv, tc_
                                  const int32_t *pos, const int32_t *seq_start,
                                  const int32_t *seq_len, const float *cos, const float *sin,
                                  void *stream);
+/* The same with `threads` per block (0: the default, one row's units in
+ * even passes of whole warps; at most 512); the same bytes whatever it is. */
+tc_status tc_fwd_rope_split_threads_cuda(void *q, void *k, void *v, const void *qkv, tc_dtype dt,
+                                         int64_t nh, int64_t nkv, int64_t d, int64_t T,
+                                         const int32_t *pos, const int32_t *seq_start,
+                                         const int32_t *seq_len, const float *cos,
+                                         const float *sin, int threads, void *stream);
 /* p[rows, ls] (dt) = causal softmax of s[rows, ls] (f32, already scaled);
  * row r attends to keys 0 .. (r % (ls * g)) / g. */
 tc_status tc_fwd_softmax_cuda(void *p, const float *s, tc_dtype dt, int64_t rows, int64_t ls,
@@ -76,6 +83,13 @@ tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32, const vo
                                   void *stream);
 tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
                                   int64_t cols, void *stream);
+/* tc_fwd_absmax_cols_cuda with `slab` rows per block (default 32) and
+ * `ahead` rows loaded before they are folded in (1, 2, 4 or 8; default 4):
+ * swept by bench_fwd_kernels, the same maxima whatever the choice
+ * (cuda_calib_fused); slab 0 takes the scalar kernel. */
+tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int x_f32, const void *bias,
+                                       tc_dtype dt, int64_t rows, int64_t ld, int64_t c0,
+                                       int64_t cols, int64_t slab, int ahead, void *stream);
 /* residual_add / silu_mul with the maxima of their values in the same pass
  * (fwd_backend.h residual_add_max / silu_mul_max): the bytes of the plain
  * kernel followed by tc_fwd_absmax_cols_cuda over the same values. */
