@@ -392,6 +392,10 @@ void tc_fwd_profile_report(tc_fwd_engine *e)
     tc_log(TC_LOG_INFO, "profile: GPU time of the operations %.3f s in a span of %.3f s from "
            "the first to the last (%.3f s in neither: waiting for the host or for other work)",
            total, e->prof_span_s, e->prof_span_s > total ? e->prof_span_s - total : 0.0);
+    if (e->prof_between_s > 0.0)
+        tc_log(TC_LOG_INFO, "profile: of the span, between one layer's last operation and the "
+               "next's first %.3f s (the next layer's weight maxima; the host)",
+               e->prof_between_s);
 }
 
 /* ---- calibration statistics ---- */

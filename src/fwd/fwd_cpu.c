@@ -639,6 +639,7 @@ static const fwd_ops cpu_ops = {
     .release = cpu_release,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .upload_async = cpu_copy,
     .sync = cpu_sync,
     .stream = cpu_stream,
     .mem_available = cpu_mem_available,

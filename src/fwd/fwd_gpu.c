@@ -134,6 +134,14 @@ static tc_status gpu_download(fwd_backend *b, void *host, const void *src, size_
     return copy_sync(b, host, src, bytes, cudaMemcpyDeviceToHost);
 }
 
+static tc_status gpu_upload_async(fwd_backend *b, void *dst, const void *host, size_t bytes)
+{
+    gpu_backend *g = (gpu_backend *)b;
+    if (!bytes)
+        return TC_OK;
+    return TC_CUDA_TRY(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, g->stream));
+}
+
 static tc_status gpu_sync(fwd_backend *b)
 {
     return TC_CUDA_TRY(cudaStreamSynchronize(((gpu_backend *)b)->stream));
@@ -515,6 +523,7 @@ static const fwd_ops gpu_ops = {
     .release = gpu_release,
     .upload = gpu_upload,
     .download = gpu_download,
+    .upload_async = gpu_upload_async,
     .sync = gpu_sync,
     .stream = gpu_stream,
     .mem_available = gpu_mem_available,

@@ -117,6 +117,7 @@ struct tc_fwd_engine {
     double prof_s[16];
     double prof_span_s;            /* events: the main stream's first to last operation */
     double prof_host_s[8];         /* the layer-streamed loop's host phases (FWD_HOST_*) */
+    double prof_between_s;         /* events: from a layer's last operation to the next's first */
     struct fwd_gpu_prof *gprof;    /* events: the event pool, or NULL */
 };
 
@@ -136,6 +137,14 @@ bool tc_fwd_prof_events_supported(const tc_fwd_engine *e);
  * cls on the current stream; fold reads the recorded pairs into prof_s. */
 tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls);
 tc_status tc_fwd_prof_fold(tc_fwd_engine *e);
+/* events, layer-streamed loop: record on the main stream where a layer's
+ * operations end (end) or the next layer's begin (!end); after the host
+ * has waited for a layer, tc_fwd_prof_edges_fold adds the gap between the
+ * previous layer's end and this one's begin to prof_between_s: what the
+ * GPU did between two layers' operations (the next layer's weight maxima)
+ * or waited for (the host at the boundary). No-ops without events. */
+tc_status tc_fwd_prof_edge(tc_fwd_engine *e, bool end);
+tc_status tc_fwd_prof_edges_fold(tc_fwd_engine *e);
 void tc_fwd_prof_free(tc_fwd_engine *e);
 
 #define TRY(x) TC_TRY(x)

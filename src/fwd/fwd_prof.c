@@ -38,6 +38,10 @@ struct fwd_gpu_prof {
     bool open;                      /* ev[2n] recorded, its end not yet */
     int created;                    /* events created so far (lazily) */
     cudaEvent_t first;              /* the first operation's begin */
+    /* Layer edges (tc_fwd_prof_edge): the previous layer's end, the current
+     * layer's begin and end; have: which of them are recorded. */
+    cudaEvent_t prev_end, begin, end;
+    bool have_prev_end, have_begin, have_end, edges_made;
 };
 
 static tc_status prof_new(cudaEvent_t *ev)
@@ -126,11 +130,56 @@ tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls)
     return p->n == PROF_PAIRS ? prof_fold(e, true) : TC_OK;
 }
 
+tc_status tc_fwd_prof_edge(tc_fwd_engine *e, bool end)
+{
+    fwd_gpu_prof *p = e->gprof;
+    if (e->profile != FWD_PROF_EVENTS || !p)
+        return TC_OK; /* the pool exists from the first operation on */
+    if (!p->edges_made) {
+        TRY(prof_new(&p->prev_end));
+        TRY(prof_new(&p->begin));
+        TRY(prof_new(&p->end));
+        p->edges_made = true;
+    }
+    cudaStream_t s = (cudaStream_t)e->ops->stream(e->be);
+    TRY(TC_CUDA_TRY(cudaEventRecord(end ? p->end : p->begin, s)));
+    if (end)
+        p->have_end = true;
+    else
+        p->have_begin = true;
+    return TC_OK;
+}
+
+tc_status tc_fwd_prof_edges_fold(tc_fwd_engine *e)
+{
+    fwd_gpu_prof *p = e->gprof;
+    if (e->profile != FWD_PROF_EVENTS || !p || !p->edges_made || !p->have_end)
+        return TC_OK;
+    if (p->have_prev_end && p->have_begin) {
+        float ms = 0.0f;
+        TRY(TC_CUDA_TRY(cudaEventSynchronize(p->begin)));
+        TRY(TC_CUDA_TRY(cudaEventElapsedTime(&ms, p->prev_end, p->begin)));
+        e->prof_between_s += ms / 1e3;
+    }
+    /* This layer's end is the next gap's start. */
+    cudaEvent_t t = p->prev_end;
+    p->prev_end = p->end;
+    p->end = t;
+    p->have_prev_end = true;
+    p->have_begin = p->have_end = false;
+    return TC_OK;
+}
+
 void tc_fwd_prof_free(tc_fwd_engine *e)
 {
     fwd_gpu_prof *p = e->gprof;
     if (!p)
         return;
+    if (p->edges_made) {
+        cudaEventDestroy(p->prev_end);
+        cudaEventDestroy(p->begin);
+        cudaEventDestroy(p->end);
+    }
     for (int i = 0; i < p->created; i++)
         cudaEventDestroy(p->ev[i]);
     cudaEventDestroy(p->first);
@@ -156,6 +205,19 @@ tc_status tc_fwd_prof_mark(tc_fwd_engine *e, int cls)
     (void)e;
     (void)cls;
     return tc_fail(TC_E_INTERNAL, "profile events without CUDA");
+}
+
+tc_status tc_fwd_prof_edge(tc_fwd_engine *e, bool end)
+{
+    (void)e;
+    (void)end;
+    return TC_OK;
+}
+
+tc_status tc_fwd_prof_edges_fold(tc_fwd_engine *e)
+{
+    (void)e;
+    return TC_OK;
 }
 
 void tc_fwd_prof_free(tc_fwd_engine *e)

@@ -323,6 +323,8 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         return st;
     }
     for (int64_t li = 0; st == TC_OK && li < e->n_layers; li++) {
+        if (li > 0)
+            st = tc_fwd_prof_edge(e, false);
         for (int64_t k = 0; st == TC_OK && k < r->n_local; k++) {
             st = enter_batch(e, hs, k);
             if (st == TC_OK)
@@ -330,6 +332,8 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
             if (st == TC_OK)
                 st = leave_batch(e, hs, k);
         }
+        if (st == TC_OK)
+            st = tc_fwd_prof_edge(e, true);
         HOST_PHASE(FWD_HOST_QUEUE);
         /* Layer li is queued: the previous layer's hook runs beside it. */
         if (li > 0 && st == TC_OK)
@@ -340,6 +344,8 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         HOST_PHASE(FWD_HOST_LOAD);
         if (st == TC_OK)
             st = e->ops->sync(e->be);
+        if (st == TC_OK)
+            st = tc_fwd_prof_edges_fold(e);
         HOST_PHASE(FWD_HOST_WAIT);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);

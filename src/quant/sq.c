@@ -129,33 +129,34 @@ void sq_dev_close(dev *v)
         v->ops->release(v->b, v->s);
 }
 
-/* host out[cols] = max over rows |W[r, c]| of a weight [rows, ld] (columns
- * c0.., all of them when cols == ld). */
-static tc_status col_max(dev *v, const void *w, int64_t rows, int64_t ld, int64_t c0,
-                         int64_t cols, float *out)
+/* The first n floats of the device scratch set to zero (the column maxima
+ * fold into it with atomicMax). */
+static tc_status zero_acc(dev *v, size_t n)
 {
-    float *zero = calloc((size_t)cols, sizeof(float));
+    float *zero = calloc(n, sizeof(float));
     if (!zero)
         return tc_fail(TC_E_INTERNAL, "out of memory");
-    tc_status st = v->ops->upload(v->b, v->acc, zero, (size_t)cols * sizeof(float));
+    const tc_status st = v->ops->upload(v->b, v->acc, zero, n * sizeof(float));
     free(zero);
-    if (st == TC_OK)
-        st = v->ops->absmax_cols(v->b, v->acc, w, v->w_f32, NULL, v->dt, rows, ld, c0, cols);
-    if (st == TC_OK)
-        st = v->ops->download(v->b, out, v->acc, (size_t)cols * sizeof(float));
     return st;
 }
 
-static tc_status row_max(dev *v, const void *w, int64_t rows, int64_t cols, float *out)
+/* The passes queue all of a step's kernels on the backend and download
+ * their results once: on the GPU a layer's hook runs on the side stream
+ * next to the next layer's forward pass, and each wait there lasts until
+ * a GEMM of that pass lets the hook's kernel onto the SMs (about 20 waits
+ * per layer took 55-145 ms of an 8B layer's 230 ms on an H100, session 17;
+ * now 4). dacc: a region of v->acc; columns c0.. of a weight [rows, ld]. */
+static tc_status col_max_queue(dev *v, float *dacc, const void *w, int64_t rows, int64_t ld,
+                               int64_t c0, int64_t cols)
 {
-    TRY(v->ops->absmax_rows(v->b, v->acc, w, v->dt, rows, cols));
-    return v->ops->download(v->b, out, v->acc, (size_t)rows * sizeof(float));
+    return v->ops->absmax_cols(v->b, dacc, w, v->w_f32, NULL, v->dt, rows, ld, c0, cols);
 }
 
-static tc_status smooth(dev *v, void *w, int64_t rows, int64_t cols, const double *s, bool divide)
+static tc_status smooth(dev *v, void *w, int64_t rows, int64_t cols, const double *ds,
+                        bool divide)
 {
-    TRY(v->ops->upload(v->b, v->s, s, (size_t)cols * sizeof(double)));
-    return v->ops->smooth_cols(v->b, w, v->dt, rows, cols, v->s, divide);
+    return v->ops->smooth_cols(v->b, w, v->dt, rows, cols, ds, divide);
 }
 
 /* ---- pass A ---- */
@@ -167,7 +168,7 @@ static void fold_max(float *dst, const float *src, int64_t n)
 }
 
 
-/* Column maxima of local layer i's qkv and fc+gate rows (tmp: H floats). */
+/* Column maxima of local layer i's qkv and fc+gate rows (tmp: scratch_floats). */
 tc_status sq_pass_a_layer(tc_sq_job *j, dev *v, tc_fwd_engine *e, const cell_geo *g,
                               int64_t i, float *tmp)
 {
@@ -177,10 +178,12 @@ tc_status sq_pass_a_layer(tc_sq_job *j, dev *v, tc_fwd_engine *e, const cell_geo
     /* fc and gate share one smoother: maxima over both matrices. */
     const void *mats[3] = { w.qkv, w.fc, w.gate };
     const int64_t rows[3] = { j->qd_l + 2 * j->kvd_l, j->I_l, j->I_l };
-    for (int m = 0; m < 3; m++) {
-        TRY(col_max(v, mats[m], rows[m], j->H, 0, j->H, tmp));
-        fold_max(a + (m ? j->H : 0), tmp, j->H);
-    }
+    TRY(zero_acc(v, (size_t)(3 * j->H)));
+    for (int m = 0; m < 3; m++)
+        TRY(col_max_queue(v, v->acc + m * j->H, mats[m], rows[m], j->H, 0, j->H));
+    TRY(v->ops->download(v->b, tmp, v->acc, (size_t)(3 * j->H) * sizeof(float)));
+    for (int m = 0; m < 3; m++)
+        fold_max(a + (m ? j->H : 0), tmp + m * j->H, j->H);
     return TC_OK;
 }
 
@@ -189,7 +192,7 @@ tc_status tc_sq_pass_a(tc_sq_job *j, tc_fwd_engine *e, int cell)
     cell_geo g;
     geo(j, cell, &g);
     dev v;
-    float *tmp = malloc((size_t)j->H * sizeof(float));
+    float *tmp = malloc(scratch_floats(j) * sizeof(float));
     tc_status st = tmp ? sq_dev_open(&v, e, scratch_floats(j)) : tc_fail(TC_E_INTERNAL, "out of memory");
     for (int64_t i = 0; st == TC_OK && i < j->layers_l; i++)
         st = sq_pass_a_layer(j, &v, e, &g, i, tmp);
@@ -257,18 +260,25 @@ static tc_status local_smoother(const tc_sq_job *j, int64_t L, const char *what,
     return TC_OK;
 }
 
+/* The smoothers uploaded side by side in v->s (qkv, o, fc/gate, down),
+ * then every smoothing kernel queued. */
 static tc_status apply_smoothing(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, int cell,
                                  int64_t i, int64_t L)
 {
     const cell_smoothers *cs = &j->cells[cell];
-    const int64_t qkv_rows = j->qd_l + 2 * j->kvd_l;
-    TRY(smooth(v, w->qkv, qkv_rows, j->H, j->s_qkv + L * j->H, false));
-    TRY(smooth(v, w->in_norm, 1, j->H, j->s_qkv + L * j->H, true));
-    TRY(smooth(v, w->dense, j->H, j->qd_l, cs->s_o + i * j->qd_l, false));
-    TRY(smooth(v, w->fc, j->I_l, j->H, j->s_mlp + L * j->H, false));
-    TRY(smooth(v, w->gate, j->I_l, j->H, j->s_mlp + L * j->H, false));
-    TRY(smooth(v, w->post_norm, 1, j->H, j->s_mlp + L * j->H, true));
-    return smooth(v, w->proj, j->H, j->I_l, cs->s_down + i * j->I_l, false);
+    const int64_t qkv_rows = j->qd_l + 2 * j->kvd_l, H = j->H;
+    double *s_qkv = v->s, *s_o = s_qkv + H, *s_mlp = s_o + j->qd_l, *s_down = s_mlp + H;
+    TRY(v->ops->upload(v->b, s_qkv, j->s_qkv + L * H, (size_t)H * sizeof(double)));
+    TRY(v->ops->upload(v->b, s_o, cs->s_o + i * j->qd_l, (size_t)j->qd_l * sizeof(double)));
+    TRY(v->ops->upload(v->b, s_mlp, j->s_mlp + L * H, (size_t)H * sizeof(double)));
+    TRY(v->ops->upload(v->b, s_down, cs->s_down + i * j->I_l, (size_t)j->I_l * sizeof(double)));
+    TRY(smooth(v, w->qkv, qkv_rows, H, s_qkv, false));
+    TRY(smooth(v, w->in_norm, 1, H, s_qkv, true));
+    TRY(smooth(v, w->dense, H, j->qd_l, s_o, false));
+    TRY(smooth(v, w->fc, j->I_l, H, s_mlp, false));
+    TRY(smooth(v, w->gate, j->I_l, H, s_mlp, false));
+    TRY(smooth(v, w->post_norm, 1, H, s_mlp, true));
+    return smooth(v, w->proj, H, j->I_l, s_down, false);
 }
 
 /* Pass B of local layer i (layer L): smoothers of the row-parallel
@@ -281,42 +291,43 @@ tc_status sq_pass_b_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, cons
     tc_status st = TC_OK;
     const int64_t L = g->layer0 + i;
     /* Row-parallel smoothers: this cell holds every row of its columns. */
-    st = col_max(v, w->dense, j->H, j->qd_l, 0, j->qd_l, tmp);
+    st = zero_acc(v, (size_t)(j->qd_l + j->I_l));
+    if (st == TC_OK)
+        st = col_max_queue(v, v->acc, w->dense, j->H, j->qd_l, 0, j->qd_l);
+    if (st == TC_OK)
+        st = col_max_queue(v, v->acc + j->qd_l, w->proj, j->H, j->I_l, 0, j->I_l);
+    if (st == TC_OK)
+        st = v->ops->download(v->b, tmp, v->acc, (size_t)(j->qd_l + j->I_l) * sizeof(float));
     if (st == TC_OK)
         st = local_smoother(j, L, "o_proj", tc_calib_get(j->st, L, TC_LIN_O, TC_STAT_X, NULL) +
                             g->q0, tmp, j->qd_l, cs->s_o + i * j->qd_l);
     if (st == TC_OK)
-        st = col_max(v, w->proj, j->H, j->I_l, 0, j->I_l, tmp);
-    if (st == TC_OK)
         st = local_smoother(j, L, "down_proj",
-                            tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g->i0, tmp,
-                            j->I_l, cs->s_down + i * j->I_l);
+                            tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g->i0,
+                            tmp + j->qd_l, j->I_l, cs->s_down + i * j->I_l);
     if (st == TC_OK)
         st = apply_smoothing(j, v, w, cell, i, L);
-    /* Row maxima of the smoothed weights, at their model channels. */
+    /* Row maxima of the smoothed weights side by side (qkv, dense, fc,
+     * gate, proj), then folded at their model channels. */
+    const void *mats[5] = { w->qkv, w->dense, w->fc, w->gate, w->proj };
+    const int64_t rows[5] = { qkv_rows, j->H, j->I_l, j->I_l, j->H };
+    const int64_t cols[5] = { j->H, j->qd_l, j->H, j->H, j->I_l };
+    int64_t at[6] = { 0 };
+    for (int m = 0; m < 5; m++)
+        at[m + 1] = at[m] + rows[m];
+    for (int m = 0; st == TC_OK && m < 5; m++)
+        st = v->ops->absmax_rows(v->b, v->acc + at[m], mats[m], v->dt, rows[m], cols[m]);
     if (st == TC_OK)
-        st = row_max(v, w->qkv, qkv_rows, j->H, tmp);
+        st = v->ops->download(v->b, tmp, v->acc, (size_t)at[5] * sizeof(float));
     if (st == TC_OK) {
         float *q = wb_qkv(j, L);
         fold_max(q + g->q0, tmp, j->qd_l);
         fold_max(q + j->qd + g->kv0, tmp + j->qd_l, j->kvd_l);
         fold_max(q + j->qd + j->kvd + g->kv0, tmp + j->qd_l + j->kvd_l, j->kvd_l);
-        st = row_max(v, w->dense, j->H, j->qd_l, tmp);
-    }
-    if (st == TC_OK) {
-        fold_max(wb_o(j, L), tmp, j->H);
-        st = row_max(v, w->fc, j->I_l, j->H, tmp);
-    }
-    if (st == TC_OK) {
-        fold_max(wb_gate(j, L) + g->i0, tmp, j->I_l);
-        st = row_max(v, w->gate, j->I_l, j->H, tmp);
-    }
-    if (st == TC_OK) {
-        fold_max(wb_up(j, L) + g->i0, tmp, j->I_l);
-        st = row_max(v, w->proj, j->H, j->I_l, tmp);
-    }
-    if (st == TC_OK) {
-        fold_max(wb_down(j, L), tmp, j->H);
+        fold_max(wb_o(j, L), tmp + at[1], j->H);
+        fold_max(wb_gate(j, L) + g->i0, tmp + at[2], j->I_l);
+        fold_max(wb_up(j, L) + g->i0, tmp + at[3], j->I_l);
+        fold_max(wb_down(j, L), tmp + at[4], j->H);
         /* Input maxima of dense/proj after smoothing, over local columns. */
         const float *xo = tc_calib_get(j->st, L, TC_LIN_O, TC_STAT_X, NULL) + g->q0;
         const float *xd = tc_calib_get(j->st, L, TC_LIN_DOWN, TC_STAT_X, NULL) + g->i0;

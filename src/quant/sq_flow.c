@@ -277,10 +277,15 @@ static tc_status stream_layer(void *job, int64_t layer)
         f->wq = NULL;
     }
     f->layer_seconds += tc_now_seconds() - t0;
-    if (i == f->n_layers - 1)
+    if (i == f->n_layers - 1) {
+        double part[3];
+        tc_sq_stream_seconds(f->job, part);
         tc_log(TC_LOG_VERBOSE, "SmoothQuant while calibrating: %.2f s smoothing, quantizing and "
-               "handing over %lld layers (%.2f s of it waiting for the writer threads)",
-               f->layer_seconds, (long long)f->n_layers, f->writer_wait);
+               "handing over %lld layers (pass A %.2f s, pass B %.2f s, quantizing and handing "
+               "over %.2f s; %.2f s of it waiting for the writer threads)",
+               f->layer_seconds, (long long)f->n_layers, part[0], part[1], part[2],
+               f->writer_wait);
+    }
     return st;
 }
 

@@ -42,6 +42,7 @@ struct tc_sq_job {
     double *s_qkv, *s_mlp;
     cell_smoothers *cells;  /* [cells of the layout], allocated on use */
     struct wbufs *stream;   /* tc_sq_stream_layer's scratch, kept between layers */
+    double stream_s[3];     /* tc_sq_stream_layer's time: pass A, pass B, the writes */
 };
 
 /* ---- scalar reference ---- */
@@ -107,13 +108,24 @@ static inline void geo(const tc_sq_job *j, int cell, cell_geo *g)
     g->i0 = (int64_t)g->tp_rank * j->I_l;
 }
 
+/* Rows of one layer's five linears in a cell (qkv, dense, fc, gate, proj):
+ * the row maxima, scales and per-layer scratch a pass takes at once. */
+static inline int64_t layer_rows(const tc_sq_job *j)
+{
+    return j->qd_l + 2 * j->kvd_l + j->H + 2 * j->I_l + j->H;
+}
+
+/* Scratch elements (floats, and doubles for the smoothers) the passes of
+ * one layer need, so that each pass queues all of its kernels and waits
+ * once (sq.c): pass A's three column maxima [3 H], pass B's two [qd_l +
+ * I_l], its row maxima and the write's scales [layer_rows], the smoothers
+ * of qkv, o, fc/gate and down [2 H + qd_l + I_l]; at least I. */
 static inline size_t scratch_floats(const tc_sq_job *j)
 {
-    int64_t n = j->qd_l + 2 * j->kvd_l;
-    if (j->H > n)
-        n = j->H;
-    if (j->I > n)
-        n = j->I;
+    int64_t n = layer_rows(j);
+    const int64_t more[] = { 3 * j->H, j->qd_l + j->I_l, 2 * j->H + j->qd_l + j->I_l, j->I };
+    for (size_t k = 0; k < sizeof more / sizeof more[0]; k++)
+        n = more[k] > n ? more[k] : n;
     return (size_t)n;
 }
 

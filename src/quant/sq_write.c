@@ -94,22 +94,56 @@ static float wq_c(float w) { return f16_rdiv(127.0f, w); }
 static float wo_c(float w) { return f16_rdiv(1.0f, wq_c(w)); }
 static float y_accum_c(const lin_scales *s, float w) { return s->sy / ((float)s->sx * wq_c(w)); }
 
-/* Quantize weight [rows, cols] with per-row scales (host) and write it;
+/* A layer's int8 weights are quantized in one go and handed over after:
+ * queue_weight uploads the row scales (the host array stays untouched until
+ * flush_weights) and queues the kernel into its own part of the layer-sized
+ * device buffers, flush_weights downloads and writes each. So the hook waits
+ * for its kernels once per layer, not once per weight (sq.c says why). */
+typedef struct quant_queue {
+    int8_t *d_q;              /* the layer's int8 weights, side by side */
+    float *d_sc;              /* their row scales */
+    int8_t *h_q;              /* a host copy of the largest (no write queue), or NULL */
+    size_t q_used, sc_used;
+    int n;
+    struct {
+        char suffix[96];
+        const int8_t *d_q;
+        size_t bytes;
+    } w[5];
+} quant_queue;
+
+/* Queue weight [rows, cols] quantized with per-row scales `scale` (host);
  * qdt: the dtype upstream holds the weight in when it quantizes (see
  * write_layer). */
-static tc_status put_weight(writer *wr, dev *v, const char *suffix, const void *w, tc_dtype qdt,
-                            int64_t rows, int64_t cols, const float *scale, int mode, int8_t *d_q,
-                            float *d_sc, int8_t *h_q)
+static tc_status queue_weight(quant_queue *qq, dev *v, const char *suffix, const void *w,
+                              tc_dtype qdt, int64_t rows, int64_t cols, const float *scale,
+                              int mode)
 {
-    TRY(v->ops->upload(v->b, d_sc, scale, (size_t)rows * sizeof(float)));
+    if (qq->n == (int)(sizeof qq->w / sizeof qq->w[0]))
+        return tc_fail(TC_E_INTERNAL, "SmoothQuant: more than %d weights in a layer", qq->n);
+    int8_t *d_q = qq->d_q + qq->q_used;
+    float *d_sc = qq->d_sc + qq->sc_used;
+    TRY(v->ops->upload_async(v->b, d_sc, scale, (size_t)rows * sizeof(float)));
     TRY(v->ops->quantize_i8(v->b, d_q, w, v->dt, qdt, rows, cols, d_sc, mode));
-    const size_t bytes = (size_t)(rows * cols);
+    snprintf(qq->w[qq->n].suffix, sizeof qq->w[qq->n].suffix, "%s", suffix);
+    qq->w[qq->n].d_q = d_q;
+    qq->w[qq->n].bytes = (size_t)(rows * cols);
+    qq->n++;
+    qq->q_used += (size_t)(rows * cols);
+    qq->sc_used += (size_t)rows;
+    return TC_OK;
+}
+
+/* Download one queued weight and write it: through the write queue's
+ * buffers piece by piece when there is one (int8: nothing to check for
+ * finiteness), else through h_q. */
+static tc_status hand_over(writer *wr, dev *v, const char *suffix, const int8_t *d_q,
+                           size_t bytes, int8_t *h_q)
+{
     if (!wr->wq) {
         TRY(v->ops->download(v->b, h_q, d_q, bytes));
         return put(wr, suffix, h_q, bytes);
     }
-    /* Through the queue's buffers, piece by piece (int8: nothing to check
-     * for finiteness). */
     char name[160];
     int i;
     TRY(locate(wr, suffix, bytes, name, sizeof name, &i));
@@ -126,6 +160,15 @@ static tc_status put_weight(writer *wr, dev *v, const char *suffix, const void *
         }
         TRY(tc_wq_submit(wr->wq, wr->out, buf, n, off + k));
     }
+    return TC_OK;
+}
+
+static tc_status flush_weights(quant_queue *qq, writer *wr, dev *v)
+{
+    for (int k = 0; k < qq->n; k++)
+        TRY(hand_over(wr, v, qq->w[k].suffix, qq->w[k].d_q, qq->w[k].bytes, qq->h_q));
+    qq->n = 0;
+    qq->q_used = qq->sc_used = 0;
     return TC_OK;
 }
 
@@ -153,10 +196,11 @@ static int64_t qkv_channel(const tc_sq_job *j, const cell_geo *g, int64_t r, int
     return j->qd + j->kvd + g->kv0 + (r - j->kvd_l);
 }
 
+/* hs: the row scales of every weight of the layer side by side (layer_rows
+ * floats), kept until the weights are flushed. */
 static tc_status write_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, const cell_geo *g,
-                             int cell, int64_t i, writer *wr, tc_dtype out_dtype, int8_t *d_q,
-                             float *d_sc, int8_t *h_q, float *hs, float *hs2, void *nbuf,
-                             void *nconv)
+                             int cell, int64_t i, writer *wr, tc_dtype out_dtype, quant_queue *qq,
+                             float *hs, float *hs2, void *nbuf, void *nconv)
 {
     const int64_t L = g->layer0 + i;
     const bool pt = !j->o.per_token, pc = j->o.per_channel;
@@ -200,13 +244,12 @@ static tc_status write_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, c
         if (!pc && !j->mha)
             mode = FWD_Q_DT_DIV;
         /* qkv: qkv_para, the smoothed float16 concatenation (no cast) */
-        TRY(put_weight(wr, v, "attention.qkv.weight", w->qkv, v->dt, rows, j->H, hs, mode, d_q,
-                       d_sc, h_q));
+        TRY(queue_weight(qq, v, "attention.qkv.weight", w->qkv, v->dt, rows, j->H, hs, mode));
         TRY(put(wr, "attention.qkv.per_channel_scale", hs2, (size_t)rows * sizeof(float)));
         TRY(put_scalar(wr, "input_layernorm.scale_to_int", pt ? (float)s.sx : 1.0f));
         if (pt)
             TRY(put_scalar(wr, "attention.qkv.act_scale", s.y_quant_orig));
-        TRY(put_norm(wr, v, "input_layernorm.weight", w->in_norm, j->H, out_dtype, nbuf, nconv));
+        hs += rows;
     }
 
     /* ---- dense, fc (gate_proj), gate (up_proj), proj (down_proj) ---- */
@@ -252,8 +295,9 @@ static tc_status write_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, c
          * the smoothed float16 weight to --dtype before generate_int8, so a
          * bfloat16 (or float32) run quantizes that cast, with the per-tensor
          * product in the same dtype. */
-        TRY(put_weight(wr, v, name, li->w, out_dtype, li->rows, li->cols, hs,
-                       pc ? FWD_Q_F32_MUL : FWD_Q_DT_MUL, d_q, d_sc, h_q));
+        TRY(queue_weight(qq, v, name, li->w, out_dtype, li->rows, li->cols, hs,
+                         pc ? FWD_Q_F32_MUL : FWD_Q_DT_MUL));
+        hs += li->rows;
         /* per_channel_scale: column-parallel linears keep their rows'
          * values, row-parallel ones (with a smoother) the whole vector. */
         const int64_t n = pc ? (li->smoother ? nout : li->rows) : 1;
@@ -279,6 +323,9 @@ static tc_status write_layer(tc_sq_job *j, dev *v, const tc_fwd_layer_ptrs *w, c
             TRY(put_scalar(wr, li->last, pt ? (float)s.sx : 1.0f));
         }
     }
+    /* The norms' downloads come after the kernels, which they would wait for. */
+    TRY(flush_weights(qq, wr, v));
+    TRY(put_norm(wr, v, "input_layernorm.weight", w->in_norm, j->H, out_dtype, nbuf, nconv));
     return put_norm(wr, v, "post_layernorm.weight", w->post_norm, j->H, out_dtype, nbuf, nconv);
 }
 
@@ -300,8 +347,9 @@ static tc_status put_kv_scale(const tc_sq_job *j, writer *wr, int64_t L)
 }
 
 /* Scratch of the passes and writes of one cell's layers: device scratch
- * (dev), the int8 weight and its row scales on the device, their host copy
- * (none when a write queue takes the weights), host vectors. */
+ * (dev), a layer's int8 weights and their row scales on the device, a host
+ * copy of the largest (none when a write queue takes the weights), host
+ * vectors. */
 struct wbufs {
     dev v;
     bool v_open;
@@ -336,10 +384,13 @@ static void wbufs_close(wbufs *b)
 static tc_status wbufs_open(const tc_sq_job *j, tc_fwd_engine *e, bool host_q, wbufs *b)
 {
     memset(b, 0, sizeof *b);
-    /* Buffers for the largest linear of the cell. */
+    /* The host copy holds the largest linear of the cell, the device buffer
+     * every int8 weight of a layer (write_layer quantizes them together). */
     int64_t most = j->H * (j->qd_l + 2 * j->kvd_l);
     if (j->H * j->I_l > most)
         most = j->H * j->I_l;
+    const int64_t layer_q = j->H * (j->qd_l + 2 * j->kvd_l) + j->H * j->qd_l +
+                            2 * j->I_l * j->H + j->H * j->I_l;
     const size_t nvec = scratch_floats(j); /* >= H, I and the local qkv rows */
     TRY(sq_dev_open(&b->v, e, nvec));
     b->v_open = true;
@@ -353,7 +404,7 @@ static tc_status wbufs_open(const tc_sq_job *j, tc_fwd_engine *e, bool host_q, w
                        ? TC_OK
                        : tc_fail(TC_E_INTERNAL, "out of memory for SmoothQuant buffers");
     if (st == TC_OK)
-        st = b->v.ops->alloc(b->v.b, (size_t)most, (void **)&b->d_q);
+        st = b->v.ops->alloc(b->v.b, (size_t)layer_q, (void **)&b->d_q);
     if (st == TC_OK)
         st = b->v.ops->alloc(b->v.b, nvec * sizeof(float), (void **)&b->d_sc);
     if (st != TC_OK)
@@ -365,8 +416,9 @@ static tc_status write_layer_with(tc_sq_job *j, wbufs *b, const tc_fwd_layer_ptr
                                   const cell_geo *g, int cell, int64_t i, writer *wr,
                                   tc_dtype out_dtype)
 {
-    return write_layer(j, &b->v, w, g, cell, i, wr, out_dtype, b->d_q, b->d_sc, b->h_q, b->hs,
-                       b->hs2, b->nbuf, b->nconv);
+    quant_queue qq = { .d_q = b->d_q, .d_sc = b->d_sc, .h_q = b->h_q };
+    return write_layer(j, &b->v, w, g, cell, i, wr, out_dtype, &qq, b->hs, b->hs2, b->nbuf,
+                       b->nconv);
 }
 
 tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_output *out,
@@ -424,10 +476,14 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
     tc_fwd_layer_ptrs_get(e, i, &w);
     /* Pass A and its reduction over the layer's tensor-parallel slices (the
      * same maxima the world reduction of tc_sq_reduce_a gives this layer). */
+    double t = tc_now_seconds(), now;
     tc_status st = sq_pass_a_layer(j, &bp->v, e, &g, i, bp->tmp);
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wa + L * 2 * j->H, (int)(2 * j->H),
                                       MPI_FLOAT, MPI_MAX, tp));
+    now = tc_now_seconds();
+    j->stream_s[0] += now - t;
+    t = now;
     if (st == TC_OK)
         st = sq_layer_smoothers(j, L);
     if (st == TC_OK)
@@ -437,9 +493,19 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
                                       (int)j->wb_layer, MPI_FLOAT, MPI_MAX, tp));
     if (st == TC_OK)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->xb + 2 * L, 2, MPI_DOUBLE, MPI_MAX, tp));
+    now = tc_now_seconds();
+    j->stream_s[1] += now - t;
+    t = now;
     if (st == TC_OK && out)
         st = write_layer_with(j, bp, &w, &g, cell, i, &wr, out_dtype);
+    j->stream_s[2] += tc_now_seconds() - t;
     return st;
+}
+
+void tc_sq_stream_seconds(const tc_sq_job *j, double out[3])
+{
+    for (int k = 0; k < 3; k++)
+        out[k] = j ? j->stream_s[k] : 0.0;
 }
 
 void tc_sq_stream_end(tc_sq_job *j)

@@ -48,6 +48,11 @@ typedef struct fwd_ops {
     void (*release)(fwd_backend *b, void *p);
     tc_status (*upload)(fwd_backend *b, void *dst, const void *host, size_t bytes);
     tc_status (*download)(fwd_backend *b, void *host, const void *src, size_t bytes);
+    /* upload without waiting for it (nor for the work queued before it):
+     * `host` must stay unchanged until the next sync or download. Lets a
+     * caller queue several uploads and kernels and wait once, where upload
+     * waits each time (for the GPU's earlier work too). */
+    tc_status (*upload_async)(fwd_backend *b, void *dst, const void *host, size_t bytes);
     tc_status (*sync)(fwd_backend *b);
     void *(*stream)(fwd_backend *b);      /* cudaStream_t, or NULL */
     /* Bytes the backend could still allocate (the GPU's free memory; the

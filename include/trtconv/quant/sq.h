@@ -84,6 +84,10 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
 /* After the cell's last streamed layer, while e still exists: frees the
  * scratch tc_sq_stream_layer keeps on e's backend between layers. */
 void tc_sq_stream_end(tc_sq_job *j);
+/* Seconds tc_sq_stream_layer spent so far in pass A (weight column maxima
+ * and their reduction), pass B (smoothing factors, smoothed row maxima and
+ * theirs) and quantizing and handing over the weights: out[0..2]. */
+void tc_sq_stream_seconds(const tc_sq_job *j, double out[3]);
 
 /* Scalar reference pieces, exposed for the unit tests. */
 float tc_sq_round_f16(float v);
