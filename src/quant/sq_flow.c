@@ -180,15 +180,18 @@ static void unpin(void *ctx, void *p)
     b->ops->unpin_host(b, p);
 }
 
-/* Write-queue buffers: 4 of 16 MiB, pinned, written by 4 threads (a layer's
- * int8 weights of the 8B shape are 208 MiB; the queue keeps host memory
- * flat whatever the model; the log says how long the layers waited for it:
- * the hook runs beside the next layer's forward pass, so a short wait costs
- * no GPU time). On an H100 the 8B SmoothQuant waited 0.00 s with 4 as with
- * 8, and its peak RSS fell from 1,041 to 976 MiB (bench/gpu_rss.sh).
- * TRTCONV_SQ_WQ_BUFFERS (1..64) sets the count for host-memory
- * measurements (docs/calibration-memory.md). */
-#define SQ_WQ_BUFFERS 4
+/* Write-queue buffers: 16 of 16 MiB, pinned, written by 4 threads (a
+ * layer's int8 weights of the 8B shape are 208 MiB; the queue keeps host
+ * memory flat whatever the model; the log says how long the layers waited
+ * for it). The hook runs beside the next layer's forward pass, but while it
+ * waits the host queues no work, so a long wait idles the GPU. Session 13
+ * measured the same 0.00 s of waiting with 4 buffers as with 8, but the
+ * hook was then slowed by its own kernels; once it queued them together
+ * (session 17) the 8B SmoothQuant on an H100 waited 1.1-3.1 s for 4
+ * buffers and 0.00 s for 16, at 829 MiB of peak RSS instead of 637
+ * (bench/gpu_rss.sh, docs/performance.md). TRTCONV_SQ_WQ_BUFFERS (1..64)
+ * sets the count for such measurements (docs/calibration-memory.md). */
+#define SQ_WQ_BUFFERS 16
 #define SQ_WQ_BYTES ((size_t)16 << 20)
 #define SQ_WQ_THREADS 4
 
