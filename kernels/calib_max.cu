@@ -169,30 +169,27 @@ extern "C" tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f3
                                         ABSMAX_VEC_ROWS, ABSMAX_VEC_AHEAD, stream);
 }
 
-/* absmax_cols_vec_kernel<DT, ahead> for ahead 1, 2, 4 or 8. */
-#define DISPATCH_COLS_AHEAD(ahead, dt, grid, block, stream, ...)                              \
-    do {                                                                                    \
-        const cudaStream_t s_ = (cudaStream_t)stream;                                       \
-        if (dt == TC_DT_F16) {                                                              \
-            if (ahead >= 8)                                                                 \
-                absmax_cols_vec_kernel<1, 8><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-            else if (ahead >= 4)                                                            \
-                absmax_cols_vec_kernel<1, 4><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-            else if (ahead >= 2)                                                            \
-                absmax_cols_vec_kernel<1, 2><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-            else                                                                            \
-                absmax_cols_vec_kernel<1, 1><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-        } else {                                                                            \
-            if (ahead >= 8)                                                                 \
-                absmax_cols_vec_kernel<2, 8><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-            else if (ahead >= 4)                                                            \
-                absmax_cols_vec_kernel<2, 4><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-            else if (ahead >= 2)                                                            \
-                absmax_cols_vec_kernel<2, 2><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-            else                                                                            \
-                absmax_cols_vec_kernel<2, 1><<<grid, block, 0, s_>>>(__VA_ARGS__);           \
-        }                                                                                   \
-    } while (0)
+/* absmax_cols_vec_kernel<DT, ahead> for ahead 1, 2, 4 or 8 (below 1: 1,
+ * between: the next lower power of two). */
+template <int DT>
+static void absmax_cols_vec_launch(int ahead, dim3 grid, cudaStream_t s, float *acc,
+                                   const void *x, int x_f32, const void *bias, int64_t rows,
+                                   int64_t ld, int64_t c0, int64_t cols, int64_t slab)
+{
+    const unsigned block = ABSMAX_VEC_BLOCK;
+    if (ahead >= 8)
+        absmax_cols_vec_kernel<DT, 8>
+            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+    else if (ahead >= 4)
+        absmax_cols_vec_kernel<DT, 4>
+            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+    else if (ahead >= 2)
+        absmax_cols_vec_kernel<DT, 2>
+            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+    else
+        absmax_cols_vec_kernel<DT, 1>
+            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+}
 
 extern "C" tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int x_f32,
                                                   const void *bias, tc_dtype dt, int64_t rows,
@@ -211,8 +208,12 @@ extern "C" tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int
         (!bias || aligned16(bias))) {
         const int64_t threads = cols / VEC;
         dim3 vgrid((unsigned)((threads + ABSMAX_VEC_BLOCK - 1) / ABSMAX_VEC_BLOCK), (unsigned)vy);
-        DISPATCH_COLS_AHEAD(ahead, dt, vgrid, ABSMAX_VEC_BLOCK, stream, acc, x, x_f32, bias, rows,
-                            ld, c0, cols, slab);
+        if (dt == TC_DT_F16)
+            absmax_cols_vec_launch<1>(ahead, vgrid, (cudaStream_t)stream, acc, x, x_f32, bias,
+                                      rows, ld, c0, cols, slab);
+        else
+            absmax_cols_vec_launch<2>(ahead, vgrid, (cudaStream_t)stream, acc, x, x_f32, bias,
+                                      rows, ld, c0, cols, slab);
         return launched("absmax_cols_vec_kernel");
     }
     dim3 grid((unsigned)((cols + FWD_BLOCK - 1) / FWD_BLOCK), (unsigned)gy);
