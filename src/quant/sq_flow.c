@@ -189,18 +189,23 @@ static void unpin(void *ctx, void *p)
  * hook was then slowed by its own kernels; once it queued them together
  * (session 17) the 8B SmoothQuant on an H100 waited 1.1-3.1 s for 4
  * buffers and 0.00 s for 16, at 829 MiB of peak RSS instead of 637
- * (bench/gpu_rss.sh, docs/performance.md). TRTCONV_SQ_WQ_BUFFERS (1..64)
- * sets the count for such measurements (docs/calibration-memory.md). */
+ * (bench/gpu_rss.sh, docs/performance.md). The 70B shape (0.85 GB of
+ * int8 weights a layer) still waits 0.2 s a layer with 16: whether more
+ * threads help is not yet measured. TRTCONV_SQ_WQ_BUFFERS (1..64) and
+ * TRTCONV_SQ_WQ_THREADS (1..16) set the counts for such measurements
+ * (docs/calibration-memory.md). */
 #define SQ_WQ_BUFFERS 16
 #define SQ_WQ_BYTES ((size_t)16 << 20)
 #define SQ_WQ_THREADS 4
 
-static int wq_buffers(void)
+/* The integer in environment variable `name` if it is one in [lo, hi],
+ * else `dflt`. */
+static int env_count(const char *name, int lo, int hi, int dflt)
 {
-    const char *v = getenv("TRTCONV_SQ_WQ_BUFFERS");
+    const char *v = getenv(name);
     char *end = NULL;
     const long n = v && *v ? strtol(v, &end, 10) : 0;
-    return end && *end == '\0' && n >= 1 && n <= 64 ? (int)n : SQ_WQ_BUFFERS;
+    return end && *end == '\0' && n >= lo && n <= hi ? (int)n : dflt;
 }
 
 static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells, size_t n_cells,
@@ -230,7 +235,9 @@ static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells
         return TC_OK;
     struct fwd_backend *b = tc_fwd_backend_get(engine);
     const tc_wq_pinning pinning = { pin, unpin, b };
-    return tc_wq_create(wq_buffers(), SQ_WQ_BYTES, SQ_WQ_THREADS, &pinning, &f->wq);
+    return tc_wq_create(env_count("TRTCONV_SQ_WQ_BUFFERS", 1, 64, SQ_WQ_BUFFERS), SQ_WQ_BYTES,
+                        env_count("TRTCONV_SQ_WQ_THREADS", 1, 16, SQ_WQ_THREADS), &pinning,
+                        &f->wq);
 }
 
 /* Layer L's statistics hold no NaN or Inf: the same on every rank of the
