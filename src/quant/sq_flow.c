@@ -231,13 +231,20 @@ static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells
     f->out = outs[0].fd >= 0 ? &outs[0] : NULL;
     f->n_layers = (int64_t)f->ctx.model->cfg.num_hidden_layers / l->pp;
     f->layer0 = (int64_t)tc_layout_pp_rank(l, f->cell) * f->n_layers;
-    if (!f->smoothquant || !f->out)
+    if (!f->smoothquant)
         return TC_OK;
-    struct fwd_backend *b = tc_fwd_backend_get(engine);
-    const tc_wq_pinning pinning = { pin, unpin, b };
-    return tc_wq_create(env_count("TRTCONV_SQ_WQ_BUFFERS", 1, 64, SQ_WQ_BUFFERS), SQ_WQ_BYTES,
-                        env_count("TRTCONV_SQ_WQ_THREADS", 1, 16, SQ_WQ_THREADS), &pinning,
-                        &f->wq);
+    if (f->out) {
+        struct fwd_backend *b = tc_fwd_backend_get(engine);
+        const tc_wq_pinning pinning = { pin, unpin, b };
+        st = tc_wq_create(env_count("TRTCONV_SQ_WQ_BUFFERS", 1, 64, SQ_WQ_BUFFERS), SQ_WQ_BYTES,
+                          env_count("TRTCONV_SQ_WQ_THREADS", 1, 16, SQ_WQ_THREADS), &pinning,
+                          &f->wq);
+        if (st != TC_OK)
+            return st;
+    }
+    /* The hook's device scratch before the first layer: a rank short of
+     * memory stops now, not after calibrating a layer. */
+    return tc_sq_stream_open(f->job, engine, f->wq == NULL && f->out != NULL);
 }
 
 /* Layer L's statistics hold no NaN or Inf: the same on every rank of the

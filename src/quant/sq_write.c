@@ -403,8 +403,11 @@ static tc_status wbufs_open(const tc_sq_job *j, tc_fwd_engine *e, bool host_q, w
     tc_status st = (b->h_q || !host_q) && b->hs && b->hs2 && b->tmp && b->nbuf && b->nconv
                        ? TC_OK
                        : tc_fail(TC_E_INTERNAL, "out of memory for SmoothQuant buffers");
-    if (st == TC_OK)
-        st = b->v.ops->alloc(b->v.b, (size_t)layer_q, (void **)&b->d_q);
+    if (st == TC_OK && b->v.ops->alloc(b->v.b, (size_t)layer_q, (void **)&b->d_q) != TC_OK)
+        st = tc_fail(TC_E_USAGE, "SmoothQuant: a layer's int8 weights (%.1f MiB) do not fit in "
+                     "this rank's %s memory next to the calibration; use more tensor-parallel "
+                     "ranks (docs/calibration-memory.md)", (double)layer_q / 1048576.0,
+                     b->v.ops->name);
     if (st == TC_OK)
         st = b->v.ops->alloc(b->v.b, nvec * sizeof(float), (void **)&b->d_sc);
     if (st != TC_OK)
@@ -460,17 +463,7 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
     if (!j->sq)
         return TC_OK;
     TRY(sq_cell_smoothers_alloc(j, cell));
-    if (!j->stream) {
-        j->stream = malloc(sizeof *j->stream);
-        if (!j->stream)
-            return tc_fail(TC_E_INTERNAL, "out of memory");
-        const tc_status so = wbufs_open(j, e, wq == NULL && out != NULL, j->stream);
-        if (so != TC_OK) {
-            free(j->stream);
-            j->stream = NULL;
-            return so;
-        }
-    }
+    TRY(tc_sq_stream_open(j, e, wq == NULL && out != NULL));
     wbufs *bp = j->stream;
     tc_fwd_layer_ptrs w;
     tc_fwd_layer_ptrs_get(e, i, &w);
@@ -506,6 +499,21 @@ void tc_sq_stream_seconds(const tc_sq_job *j, double out[3])
 {
     for (int k = 0; k < 3; k++)
         out[k] = j ? j->stream_s[k] : 0.0;
+}
+
+tc_status tc_sq_stream_open(tc_sq_job *j, tc_fwd_engine *e, bool host_q)
+{
+    if (!j->sq || j->stream)
+        return TC_OK;
+    j->stream = malloc(sizeof *j->stream);
+    if (!j->stream)
+        return tc_fail(TC_E_INTERNAL, "out of memory");
+    const tc_status st = wbufs_open(j, e, host_q, j->stream);
+    if (st != TC_OK) {
+        free(j->stream);
+        j->stream = NULL;
+    }
+    return st;
 }
 
 void tc_sq_stream_end(tc_sq_job *j)

@@ -84,6 +84,12 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
 /* After the cell's last streamed layer, while e still exists: frees the
  * scratch tc_sq_stream_layer keeps on e's backend between layers. */
 void tc_sq_stream_end(tc_sq_job *j);
+/* The scratch tc_sq_stream_layer keeps on e's backend (a layer's int8
+ * weights among it), allocated now rather than at the first layer, so that
+ * a rank short of memory stops before calibrating, with the numbers;
+ * host_q: a host copy of the weights too (no write queue). Nothing to do
+ * without SmoothQuant or when already open. */
+tc_status tc_sq_stream_open(tc_sq_job *j, tc_fwd_engine *e, bool host_q);
 /* Seconds tc_sq_stream_layer spent so far in pass A (weight column maxima
  * and their reduction), pass B (smoothing factors, smoothed row maxima and
  * theirs) and quantizing and handing over the weights: out[0..2]. */
