@@ -51,6 +51,10 @@ grep -E "calibrating|statistics|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*:
 grep -E "profile: .*(gemm|rmsnorm|rope|attention|residual|silu|host|span|between)|SmoothQuant while" "$W/log" |
     sed -E 's/^trtconv[^:]*: (profile: )?/  /' | tr -s ' ' | cut -c1-190
 du -sh "$W/out"
+# The full log too, when a GPU-machine call collects logs under $OUT (its
+# output may be filtered or cut; session 17 lost a profile that way).
+[ -n "${OUT:-}" ] && [ -d "$OUT" ] &&
+    { echo "######## $LAYERS layers, $B: $METHOD"; cat "$W/log"; } >>"$OUT/runs70.log"
 rm -rf "$W/out"
 # The model (30 GB at 16 layers) would leave too little of the 64 GB disk
 # for the next benchmark of the same call: kept only with KEEP_MODEL=1.
