@@ -17,7 +17,7 @@
 # again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
 # seq. FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
-# (PROFILE70=events: those runs profiled, bench_calib_70b.sh).
+# (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below).
 # Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -100,18 +100,26 @@ rm -rf "$W"
 # LAYERS70 (default 0: none): the Llama-3-70B shape with that many layers,
 # each method once with the new build (and once with the old one, when
 # there is one), through bench_calib_70b.sh; the model is generated once.
+# ENV70: ';'-separated environment settings, each run of each method once
+# under each (e.g. 'TRTCONV_SQ_WQ_THREADS=4;TRTCONV_SQ_WQ_THREADS=8').
 if [ "${LAYERS70:-0}" -gt 0 ]; then
     builds=(build-gpu)
     [ -d /tmp/old/build ] && builds+=(/tmp/old/build)
-    n=$((${#methods[@]} * ${#builds[@]})) k=0
+    IFS=';' read -r -a envs70 <<<"${ENV70:-}"
+    [ ${#envs70[@]} -gt 0 ] || envs70=("")
+    n=$((${#methods[@]} * ${#builds[@]} * ${#envs70[@]})) k=0
     for m in "${methods[@]}"; do
         for b in "${builds[@]}"; do
-            k=$((k + 1))
-            echo "== 70B shape, $LAYERS70 layers, $b: $m"
-            keep=1
-            [ $k = $n ] && keep=0
-            PROFILE=${PROFILE70:-0} KEEP_MODEL=$keep LAYERS=$LAYERS70 METHOD="$m" BENCH_DIR=/tmp/trtconv-bench \
-                bash "$(dirname "$0")/bench_calib_70b.sh" "$b" 2>&1 | grep -vE "^    |^[0-9.]+G"
+            for ev in "${envs70[@]}"; do
+                k=$((k + 1))
+                echo "== 70B shape, $LAYERS70 layers, $b: $m${ev:+ ($ev)}"
+                keep=1
+                [ $k = $n ] && keep=0
+                # shellcheck disable=SC2086 # ev: NAME=VALUE settings
+                env $ev PROFILE=${PROFILE70:-0} KEEP_MODEL=$keep LAYERS=$LAYERS70 METHOD="$m" \
+                    BENCH_DIR=/tmp/trtconv-bench bash "$(dirname "$0")/bench_calib_70b.sh" "$b" 2>&1 |
+                    grep -vE "^    |^[0-9.]+G"
+            done
         done
     done
 fi
