@@ -115,17 +115,26 @@ static inline int64_t layer_rows(const tc_sq_job *j)
     return j->qd_l + 2 * j->kvd_l + j->H + 2 * j->I_l + j->H;
 }
 
+/* Elements of those five weights: a layer's int8 weights in bytes. */
+static inline int64_t layer_weight_elems(const tc_sq_job *j)
+{
+    return j->H * (j->qd_l + 2 * j->kvd_l) + j->H * j->qd_l + 2 * j->I_l * j->H +
+           j->H * j->I_l;
+}
+
 /* Scratch elements (floats, and doubles for the smoothers) the passes of
  * one layer need, so that each pass queues all of its kernels and waits
- * once (sq.c): pass A's three column maxima [3 H], pass B's two [qd_l +
- * I_l], its row maxima and the write's scales [layer_rows], the smoothers
- * of qkv, o, fc/gate and down [2 H + qd_l + I_l]; at least I. */
+ * once (sq.c): its row maxima and the write's scales [layer_rows], which
+ * also covers pass B's two column maxima [qd_l + I_l] and the smoothers of
+ * qkv, o, fc/gate and down [2 H + qd_l + I_l]; pass A's three column
+ * maxima [3 H]; at least I. */
 static inline size_t scratch_floats(const tc_sq_job *j)
 {
     int64_t n = layer_rows(j);
-    const int64_t more[] = { 3 * j->H, j->qd_l + j->I_l, 2 * j->H + j->qd_l + j->I_l, j->I };
-    for (size_t k = 0; k < sizeof more / sizeof more[0]; k++)
-        n = more[k] > n ? more[k] : n;
+    if (3 * j->H > n)
+        n = 3 * j->H;
+    if (j->I > n)
+        n = j->I;
     return (size_t)n;
 }
 

@@ -389,9 +389,8 @@ static tc_status wbufs_open(const tc_sq_job *j, tc_fwd_engine *e, bool host_q, w
     int64_t most = j->H * (j->qd_l + 2 * j->kvd_l);
     if (j->H * j->I_l > most)
         most = j->H * j->I_l;
-    const int64_t layer_q = j->H * (j->qd_l + 2 * j->kvd_l) + j->H * j->qd_l +
-                            2 * j->I_l * j->H + j->H * j->I_l;
-    const size_t nvec = scratch_floats(j); /* >= H, I and the local qkv rows */
+    const int64_t layer_q = layer_weight_elems(j);
+    const size_t nvec = scratch_floats(j); /* >= layer_rows: the scales of every weight */
     TRY(sq_dev_open(&b->v, e, nvec));
     b->v_open = true;
     b->h_q = host_q ? malloc((size_t)most) : NULL;
