@@ -269,6 +269,17 @@ __global__ void rmsnorm_vec_kernel(void *out, const void *in, const void *w, int
 
 /* rope_split_kernel with each thread on 8 consecutive rotary pairs (half a
  * multiple of 8) and v copied 8 values at a time. */
+/* The units of one row of rope_split_vec_kernel: `pairs` (may be NULL) of
+ * 8 rotary pairs (query and key heads), then nkv * d / 8 vectors of v. */
+__host__ __device__ inline int64_t rope_vec_units(int64_t nh, int64_t nkv, int64_t d,
+                                                  int64_t *pairs)
+{
+    const int64_t p = (nh + nkv) * (d / 2 / VEC);
+    if (pairs)
+        *pairs = p;
+    return p + nkv * d / VEC;
+}
+
 template <int DT>
 __global__ void rope_split_vec_kernel(void *q, void *k, void *v, const void *qkv, int64_t nh,
                                       int64_t nkv, int64_t d, int64_t T, const int32_t *pos,
@@ -280,7 +291,8 @@ __global__ void rope_split_vec_kernel(void *q, void *k, void *v, const void *qkv
      * the launcher sizes the block to the row, so that no thread idles
      * through a second, partial pass (two loops of 256 threads took 80.4 us
      * per 8B micro-batch on an H100, one of 448 74.4 us; session 17). */
-    const int64_t pairs = (nh + nkv) * hv, units = pairs + nkv * d / VEC;
+    int64_t pairs;
+    const int64_t units = rope_vec_units(nh, nkv, d, &pairs);
     for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
         const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os, p = pos[t];
         const size_t row = (size_t)(t * width);
@@ -437,7 +449,7 @@ extern "C" tc_status tc_fwd_rope_split_threads_cuda(void *q, void *k, void *v, c
         /* A row's units (rope_split_vec_kernel) in passes of at most
          * ROPE_MAX_BLOCK threads, split evenly and rounded up to whole warps
          * (the 8B heads: 448 units, one pass; 70B: 704, two of 352). */
-        const int64_t units = (nh + nkv) * (d / 2 / VEC) + nkv * d / VEC;
+        const int64_t units = rope_vec_units(nh, nkv, d, NULL);
         const int64_t passes = (units + ROPE_MAX_BLOCK - 1) / ROPE_MAX_BLOCK;
         int64_t block = threads > 0 ? threads : ((units + passes - 1) / passes + 31) / 32 * 32;
         if (block > ROPE_MAX_BLOCK)
