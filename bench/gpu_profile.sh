@@ -13,8 +13,8 @@
 # CUDA build first, so that no timing is of a wrong kernel; then
 # bench_fwd_kernels times the non-GEMM kernels alone against a copy. With
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
-# commit is built too and its plain runs follow, then the new build's
-# again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
+# commit is built too, its bench_fwd_kernels and plain runs follow, then
+# the new build's runs again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
 # seq. FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
 # (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below).
@@ -92,6 +92,8 @@ if [ -f .carry/old-src.tar.gz ]; then
         -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc -DBUILD_TESTING=OFF >/dev/null 2>&1 &&
         cmake --build build -j"$(nproc)" >/dev/null 2>&1) || { echo "old build failed"; exit 1; }
     B=/tmp/old/build
+    echo "== bench_fwd_kernels (old build)"
+    "$B/bench_fwd_kernels" 2>&1 | tee "$OUT/fwd_kernels_old.log"
     runs old_
     B=build-gpu
     runs again_

@@ -180,6 +180,52 @@ __device__ __forceinline__ void tile_scores(float (&s)[FA_BN / 8][4],
     }
 }
 
+/* The thread's scores of one key tile scaled, and -inf at the keys past
+ * its row's token when MASK (a tile that reaches past the block's first
+ * token; the others skip the test): key n0 + 8j + col2 + e belongs to row i
+ * when 8j + e <= lim[i] = t[i] - n0 - col2. */
+template <bool MASK>
+__device__ __forceinline__ void scale_mask(float (&s)[FA_BN / 8][4], float scale,
+                                           const int (&lim)[2])
+{
+#pragma unroll
+    for (int j = 0; j < FA_BN / 8; j++)
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float x = s[j][2 * i + e] * scale;
+                s[j][2 * i + e] = !MASK || j * 8 + e <= lim[i] ? x : -INFINITY;
+            }
+}
+
+/* The probabilities round(exp(s scale - m) / l) of the tile's keys as the
+ * A operand of P V: keys 16jk .. 16jk + 15 are the accumulators of key
+ * tiles 2jk and 2jk + 1 (rows lane/4, lane/4 + 8), packed two to a
+ * register; 0 past the row's token (MASK as in scale_mask). */
+template <int DT, bool MASK>
+__device__ __forceinline__ void probabilities(uint32_t (&pf)[FA_BN / 16][4],
+                                              const float (&s)[FA_BN / 8][4], float scale,
+                                              const float (&m)[2], const float (&inv_l)[2],
+                                              const int (&lim)[2])
+{
+#pragma unroll
+    for (int jk = 0; jk < FA_BN / 16; jk++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const int j = 2 * jk + h;
+                float p[2];
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float sc = s[j][2 * i + e] * scale;
+                    p[e] = !MASK || j * 8 + e <= lim[i] ? __expf(sc - m[i]) * inv_l[i] : 0.0f;
+                }
+                pf[jk][2 * h + i] = fa_elem<DT>::pack(p[0], p[1]);
+            }
+}
+
 /* grid: (ceil(len * g / FA_BM), kv heads, sequences of the run). The run's
  * sequences all have `len` tokens and follow each other: sequence s's q
  * region starts at token s * len (rope_split's layout: [kv group][t][g][d]
@@ -187,7 +233,9 @@ __device__ __forceinline__ void tile_scores(float (&s)[FA_BN / 8][4],
  * [tokens, nh * d] from the run's first token. A thread holds two of its
  * warp's rows (lane / 4 and + 8) and, of each key tile of 8, keys
  * 2 (lane % 4) and + 1: a row's maximum and sum are reduced over the four
- * lanes of a quad. */
+ * lanes of a quad. Blocks take their row tiles last first: the causal
+ * limit makes a tile's work grow with its tokens, and the heaviest tiles
+ * started first leave the light ones to fill the last wave. */
 template <int DT, int D>
 __global__ void __launch_bounds__(FA_THREADS)
     flash_attn_kernel(void *o, const void *q, const void *k, const void *v, int64_t len,
@@ -203,7 +251,7 @@ __global__ void __launch_bounds__(FA_THREADS)
     T *sV = sK + 2 * L::TILE;
     T *sQ = sV + L::TILE;  /* free again after pass 1's first barrier */
 
-    const int64_t R = len * g, r0 = (int64_t)blockIdx.x * FA_BM;
+    const int64_t R = len * g, r0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * FA_BM;
     if (r0 >= R)
         return;
     const int64_t grp = blockIdx.y, seq = blockIdx.z;
@@ -219,6 +267,7 @@ __global__ void __launch_bounds__(FA_THREADS)
     }
     const int64_t last_row = (r0 + FA_BM < R ? r0 + FA_BM : R) - 1;
     const int64_t key_blocks = last_row / g / FA_BN + 1; /* the causal limit */
+    const int64_t t_first = r0 / g; /* key tiles up to it need no mask */
 
     load_tile<D>(sQ, qg + (size_t)r0 * D, R - r0, qg);
     load_tile<D>(sK, kg, len, kg);
@@ -240,18 +289,19 @@ __global__ void __launch_bounds__(FA_THREADS)
                          len - n0 - FA_BN, kg);
         cp_async_commit();
         tile_scores<DT, D>(s, qf, sK + kb % 2 * L::TILE, lane);
+        const int lim[2] = { (int)(t[0] - n0) - col2, (int)(t[1] - n0) - col2 };
+        if (n0 + FA_BN - 1 > t_first)
+            scale_mask<true>(s, scale, lim);
+        else
+            scale_mask<false>(s, scale, lim);
 #pragma unroll
         for (int i = 0; i < 2; i++) {
             float mx = -INFINITY;
 #pragma unroll
             for (int j = 0; j < FA_BN / 8; j++)
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int64_t key = n0 + j * 8 + col2 + e;
-                    const float x = key <= t[i] ? s[j][2 * i + e] * scale : -INFINITY;
-                    s[j][2 * i + e] = x;
-                    mx = fmaxf(mx, x);
-                }
+                for (int e = 0; e < 2; e++)
+                    mx = fmaxf(mx, s[j][2 * i + e]);
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             /* Key 0 is in every row's first block: m is finite after it. */
@@ -291,26 +341,12 @@ __global__ void __launch_bounds__(FA_THREADS)
         }
         cp_async_commit();
         tile_scores<DT, D>(s, qf, sK + b * L::TILE, lane);
-        /* The probabilities of keys 16jk .. 16jk + 15 as the A operand of
-         * P V: the accumulators of key tiles 2jk and 2jk + 1 (rows lane/4,
-         * lane/4 + 8), packed two to a register. */
         uint32_t pf[FA_BN / 16][4];
-#pragma unroll
-        for (int jk = 0; jk < FA_BN / 16; jk++)
-#pragma unroll
-            for (int h = 0; h < 2; h++)
-#pragma unroll
-                for (int i = 0; i < 2; i++) {
-                    const int j = 2 * jk + h;
-                    float p[2];
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int64_t key = n0 + j * 8 + col2 + e;
-                        const float sc = s[j][2 * i + e] * scale;
-                        p[e] = key <= t[i] ? __expf(sc - m[i]) * inv_l[i] : 0.0f;
-                    }
-                    pf[jk][2 * h + i] = fa_elem<DT>::pack(p[0], p[1]);
-                }
+        const int lim[2] = { (int)(t[0] - n0) - col2, (int)(t[1] - n0) - col2 };
+        if (n0 + FA_BN - 1 > t_first)
+            probabilities<DT, true>(pf, s, scale, m, inv_l, lim);
+        else
+            probabilities<DT, false>(pf, s, scale, m, inv_l, lim);
         const T *vb = sV + b * L::TILE;
 #pragma unroll
         for (int jk = 0; jk < FA_BN / 16; jk++)
@@ -412,7 +448,8 @@ extern "C" tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const v
                        (long long)nkv);
     if (len <= 0 || n_seqs <= 0)
         return TC_OK;
-    if ((len * (nh / nkv) + FA_BM - 1) / FA_BM > INT32_MAX || nkv > 65535 || n_seqs > 65535)
+    if (len > INT32_MAX / 2 || (len * (nh / nkv) + FA_BM - 1) / FA_BM > INT32_MAX ||
+        nkv > 65535 || n_seqs > 65535)
         return tc_fail(TC_E_INTERNAL, "%s: grid too large", __func__);
     if (!aligned16(o) || !aligned16(q) || !aligned16(k) || !aligned16(v))
         return tc_fail(TC_E_INTERNAL, "%s: buffers not 16-byte aligned", __func__);
