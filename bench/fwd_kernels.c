@@ -130,6 +130,12 @@ int main(int argc, char **argv)
     void *w = dev_fill(H, 0);
     TIME(&t, ms, ok(tc_fwd_rmsnorm_cuda(xo, x, w, dt, T, H, 1e-5f, s), "rmsnorm"));
     report(&t, "rmsnorm", ms, 2.0 * T * H * 2);
+    TIME(&t, ms, ok(tc_fwd_rmsnorm_form_cuda(xo, x, w, dt, T, H, 1e-5f, TC_RMSNORM_BLOCK, s),
+                    "rmsnorm"));
+    report(&t, "rmsnorm, a block per row", ms, 2.0 * T * H * 2);
+    TIME(&t, ms, ok(tc_fwd_rmsnorm_form_cuda(xo, x, w, dt, T, H, 1e-5f, TC_RMSNORM_WARP, s),
+                    "rmsnorm"));
+    report(&t, "rmsnorm, a warp per row", ms, 2.0 * T * H * 2);
 
     float *acc = dev_fill(I > QKV ? I : QKV, 1), *acc2 = dev_fill(I, 1), *acc3 = dev_fill(I, 1);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, x, 0, NULL, dt, T, H, 0, H, s), "absmax"));

@@ -12,7 +12,8 @@
  * residual_add_max with each slab height and read-ahead that
  * bench_fwd_kernels sweeps against the engine's launch, byte for byte; so
  * are the column maxima's slabs and read-ahead and rope_split's block
- * sizes (case_launch_variants). The GPU backends run with
+ * sizes (case_launch_variants), and rmsnorm's two forms the same bytes
+ * (case_rmsnorm_forms). The GPU backends run with
  * TRTCONV_CALIB_MAXIMA=fused (fwd_gpu.c: the default keeps separate
  * passes; the fused form gained nothing on an H100, performance.md).
  * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
@@ -303,6 +304,31 @@ static void case_launch_variants(pair *p, tc_dtype dt)
     free_batch(p, &b);
 }
 
+/* The two forms of the vector rmsnorm (a block or a warp per row, the
+ * warp playing the block's order of the sum of squares) give the same
+ * bytes: widths that fill the block's sweeps, leave part of the last one,
+ * or fill only some of its threads; a NaN stays in its row. */
+static void case_rmsnorm_forms(pair *p, tc_dtype dt, int64_t T, int64_t H, int nan)
+{
+    const size_t n = (size_t)(T * H);
+    uint16_t *x = fill(dt, n, 30.0), *w = fill(dt, (size_t)H, 2.0);
+    if (x && nan)
+        put_nan(dt, x, H, T / 2, H - 1);
+    void *dx = gput(p, x, n * 2), *dw = gput(p, w, (size_t)H * 2);
+    void *o1 = gput(p, NULL, n * 2), *o2 = gput(p, NULL, n * 2);
+    const int ok = x && w && dx && dw && o1 && o2 && p->g->ops->sync(p->g) == TC_OK &&
+                   tc_fwd_rmsnorm_form_cuda(o1, dx, dw, dt, T, H, 1e-5f, TC_RMSNORM_BLOCK,
+                                            NULL) == TC_OK &&
+                   tc_fwd_rmsnorm_form_cuda(o2, dx, dw, dt, T, H, 1e-5f, TC_RMSNORM_WARP,
+                                            NULL) == TC_OK &&
+                   cudaDeviceSynchronize() == cudaSuccess && gsame(p, o1, o2, n * 2);
+    result(ok, "rmsnorm %s %lld x %lld%s: a warp per row gives a block per row's bytes", dtn(dt),
+           (long long)T, (long long)H, nan ? " (a NaN)" : "");
+    void *bufs[] = { dx, dw, o1, o2 };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(x), free(w);
+}
+
 int main(void)
 {
     pair p, pb;
@@ -328,6 +354,11 @@ int main(void)
         case_slab_variants(&p, dt, 301, 1024); /* last slabs partial, 8 blocks across */
         case_slab_variants(&p, dt, 7, 14336);  /* fewer rows than a slab; the 8B width */
         case_launch_variants(&p, dt);
+        case_rmsnorm_forms(&p, dt, 300, 4096, 0); /* the 8B width: two full sweeps */
+        case_rmsnorm_forms(&p, dt, 37, 8192, 1);  /* the 70B width, a NaN */
+        case_rmsnorm_forms(&p, dt, 9, 5120, 0);   /* the last sweep half full */
+        case_rmsnorm_forms(&p, dt, 1, 1000, 0);   /* one sweep, 125 of 256 threads */
+        case_rmsnorm_forms(&p, dt, 20000, 64, 0); /* more rows than the grid has warps */
         for (int k = 0; k < 2; k++) {
             pair *q = k ? &pb : &p;
             const char *path = k ? "cuBLAS" : "default";

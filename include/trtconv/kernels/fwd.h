@@ -31,6 +31,12 @@ tc_status tc_fwd_round_f32_cuda(void *out, tc_dtype dt, const float *in32, size_
 tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype dt, size_t n, void *stream);
 tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt, int64_t T,
                               int64_t H, float eps, void *stream);
+/* The same through one form of the 16-byte-vector kernel (aligned buffers,
+ * H a multiple of 8; else the scalar kernel): a block per row, or a warp
+ * per row with the block's order of the sum, so the same bytes. */
+enum { TC_RMSNORM_BLOCK = 0, TC_RMSNORM_WARP = 1 };
+tc_status tc_fwd_rmsnorm_form_cuda(void *out, const void *in, const void *w, tc_dtype dt,
+                                   int64_t T, int64_t H, float eps, int form, void *stream);
 /* out[M, N] = in32[M, N] + bias[N]: f32 when out_f32, else rounded to dt. */
 tc_status tc_fwd_bias_cuda(void *out, int out_f32, const float *in32, const void *bias,
                            tc_dtype dt, int64_t M, int64_t N, void *stream);
