@@ -15,7 +15,7 @@
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
 # commit is built too, its bench_fwd_kernels and plain runs follow, then
 # the new build's runs again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
-# seq. FUSED_AB=1: the new build with
+# seq. NCU (kernel names): Nsight Compute on them (below). FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
 # (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below).
 # Logs under $OUT.
@@ -32,6 +32,17 @@ fi
 # The non-GEMM kernels alone against a device copy (bench/fwd_kernels.c).
 echo "== bench_fwd_kernels"
 build-gpu/bench_fwd_kernels 2>&1 | tee "$OUT/fwd_kernels.log"
+# NCU: space-separated kernel names (e.g. "silu_mul_max_kernel flash_attn_kernel"):
+# Nsight Compute's speed of light, occupancy and warp stalls of each one's
+# fourth launch in bench_fwd_kernels, the key lines here, all in $OUT/ncu.txt.
+for k in ${NCU:-}; do
+    echo "== ncu $k"
+    /usr/local/cuda/bin/ncu -k "regex:^$k" -s 3 -c 1 --section SpeedOfLight --section Occupancy \
+        --section WarpStateStats --section LaunchStats build-gpu/bench_fwd_kernels >"$OUT/ncu_$k.txt" 2>&1
+    cat "$OUT/ncu_$k.txt" >>"$OUT/ncu.txt"
+    grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Warp Cycles Per Issued|Issue Slot|Stall|stall" \
+        "$OUT/ncu_$k.txt" | head -24
+done
 # GEMM_SEQ=1 (default): the layer's GEMMs in the engine's order with cold and
 # hot weights, at 8 and 16 sequences per micro-batch (bench/gemm_algos.cu).
 if [ "${GEMM_SEQ:-1}" = 1 ]; then
