@@ -63,22 +63,35 @@ tc_status tc_calib_overlap_begin(const tc_job *j, tc_calib_stats *stats, tc_cali
 }
 
 tc_status tc_calib_with_hook(const tc_job *j, tc_calib_run *run, tc_calib_stats *stats,
-                             tc_fwd_layer_hook hook, void *hook_ctx, double *t_done)
+                             tc_fwd_layer_hook hook, void *hook_ctx,
+                             void (*before_free)(void *hook_ctx), double *t_done)
 {
     tc_fwd_set_layer_hook(run->engine, hook, hook_ctx, stats);
     tc_status st = tc_calib_finish(j, run, stats);
     if (st == TC_OK)
         st = tc_calib_stats_done(j, stats);
+    if (before_free)
+        before_free(hook_ctx);
     tc_calib_run_free(run);
     *t_done = tc_now_seconds();
     return st;
+}
+
+/* The method's hold on the engine's backend, released before the engine
+ * goes (a failure before the last layer leaves its write queue pinned
+ * through that backend). */
+static void stream_end(void *ctx)
+{
+    overlap *v = ctx;
+    if (v->ops->stream_end && v->method_job)
+        v->ops->stream_end(v->method_job);
 }
 
 /* Runs on the main thread while the workers write (tc_convert_phase_during). */
 static tc_status calibrate(void *ctx)
 {
     overlap *v = ctx;
-    return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, &v->t_done);
+    return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, stream_end, &v->t_done);
 }
 
 tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
@@ -154,6 +167,7 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
     if (st == TC_OK)
         tc_job_summary(j, tc_now_seconds() - j->t0, set.all_bytes);
 done:
+    stream_end(&v);
     tc_calib_run_free(&v.run);
     tc_cells_free(&set);
     free(cells);

@@ -42,9 +42,12 @@ tc_status tc_calib_overlap_begin(const tc_job *j, tc_calib_stats *stats, tc_cali
 /* The calibration half of a run that writes while it calibrates (on the
  * main thread, beside the conversion workers): hook(hook_ctx, layer) after
  * each layer's statistics are final in stats, then the forward pass's end,
- * tc_calib_stats_done, the engine freed, *t_done the time (collective). */
+ * tc_calib_stats_done, before_free(hook_ctx) when not NULL (success or
+ * failure: what the hook's owner holds on the engine goes first), the
+ * engine freed, *t_done the time (collective). */
 tc_status tc_calib_with_hook(const tc_job *j, tc_calib_run *run, tc_calib_stats *stats,
-                             tc_fwd_layer_hook hook, void *hook_ctx, double *t_done);
+                             tc_fwd_layer_hook hook, void *hook_ctx,
+                             void (*before_free)(void *hook_ctx), double *t_done);
 
 /* calib_overlap.c: a method with refresh_layer, calibrated layer by layer,
  * writes each layer's tensors as soon as the layer's statistics are final. */

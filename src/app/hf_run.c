@@ -43,7 +43,7 @@ static tc_status layer_done(void *ctx, int64_t layer)
 static tc_status calibrate(void *ctx)
 {
     hf_overlap *v = ctx;
-    return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, &v->t_done);
+    return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, NULL, &v->t_done);
 }
 
 /* The run writes while it calibrates: statistics computed (not read), layer

@@ -261,6 +261,23 @@ static bool layer_finite(const tc_calib_stats *s, int64_t L)
     return true;
 }
 
+/* Free what lives on the engine's backend (the hook's device scratch, the
+ * write queue's pinned buffers) and wait for the queued writes while the
+ * engine still exists: after the last layer, or before the engine is freed
+ * after a failure (stream_end). The first write failure, if any. */
+static tc_status release_stream(sq_flow *f)
+{
+    if (f->job)
+        tc_sq_stream_end(f->job);
+    if (!f->wq)
+        return TC_OK;
+    const tc_status st = tc_wq_drain(f->wq);
+    f->writer_wait = tc_wq_waited_seconds(f->wq);
+    tc_wq_free(f->wq);
+    f->wq = NULL;
+    return st;
+}
+
 static tc_status stream_layer(void *job, int64_t layer)
 {
     sq_flow *f = job;
@@ -281,17 +298,8 @@ static tc_status stream_layer(void *job, int64_t layer)
             f->layers_done++;
     }
     if (i == f->n_layers - 1) {
-        /* The last layer: free what lives on the engine's backend and wait
-         * for the writes while the engine (whose backend pinned the
-         * buffers) still exists. */
-        tc_sq_stream_end(f->job);
-        const tc_status sw = f->wq ? tc_wq_drain(f->wq) : TC_OK;
+        const tc_status sw = release_stream(f);
         st = st != TC_OK ? st : sw;
-    }
-    if (i == f->n_layers - 1 && f->wq) {
-        f->writer_wait = tc_wq_waited_seconds(f->wq);
-        tc_wq_free(f->wq);
-        f->wq = NULL;
     }
     f->layer_seconds += tc_now_seconds() - t0;
     if (i == f->n_layers - 1) {
@@ -304,6 +312,11 @@ static tc_status stream_layer(void *job, int64_t layer)
                f->writer_wait);
     }
     return st;
+}
+
+static void stream_end(void *job)
+{
+    (void)release_stream(job);
 }
 
 static void destroy(void *job)
@@ -321,7 +334,7 @@ static void destroy(void *job)
 
 const tc_calibrated_ops tc_sq_calibrated_ops = {
     .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
-    .stream_begin = stream_begin, .stream_layer = stream_layer,
+    .stream_begin = stream_begin, .stream_layer = stream_layer, .stream_end = stream_end,
 };
 
 /* A calibrated KV cache alone (INT8, or FP8 with --calibrate_fp8_kv_scale)

@@ -112,6 +112,11 @@ typedef struct tc_calibrated_ops {
     tc_status (*stream_begin)(void *job, tc_fwd_engine *engine, const int *cells,
                               size_t n_cells, tc_cell_output *outs);
     tc_status (*stream_layer)(void *job, int64_t layer);
+    /* With stream_begin: release what the job holds on the engine's backend
+     * (device scratch, pinned write buffers, waiting for their writes)
+     * before the engine is freed, whether the last layer was reached or a
+     * failure stopped the calibration; a second call does nothing. */
+    void (*stream_end)(void *job);
 } tc_calibrated_ops;
 
 struct tc_quant_method {
