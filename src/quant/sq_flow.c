@@ -190,8 +190,9 @@ static void unpin(void *ctx, void *p)
  * (session 17) the 8B SmoothQuant on an H100 waited 1.1-3.1 s for 4
  * buffers and 0.00 s for 16, at 829 MiB of peak RSS instead of 637
  * (bench/gpu_rss.sh, docs/performance.md). The 70B shape (0.85 GB of
- * int8 weights a layer) still waits 0.2 s a layer with 16: whether more
- * threads help is not yet measured. TRTCONV_SQ_WQ_BUFFERS (1..64) and
+ * int8 weights a layer) still waits 0.2 s a layer with 16, with 4 writer
+ * threads as with 8 (session 18): the writes go at the disk's rate (each
+ * starts its write-back, rankfile.c). TRTCONV_SQ_WQ_BUFFERS (1..64) and
  * TRTCONV_SQ_WQ_THREADS (1..16) set the counts for such measurements
  * (docs/calibration-memory.md). */
 #define SQ_WQ_BUFFERS 16
