@@ -383,6 +383,13 @@ void tc_fwd_profile_report(tc_fwd_engine *e)
         if (e->prof_host_s[i] > 0.0)
             tc_log(TC_LOG_INFO, "profile: host, layer by layer: %-38s %8.3f s", host_names[i],
                    e->prof_host_s[i]);
+    /* The rate of the arithmetic that matters (docs/performance.md, item
+     * 3): what the linears and attention did, over the operations' time. */
+    if (e->prof_flop > 0.0 && total > 0.0)
+        tc_log(TC_LOG_INFO, "profile: %.3g FLOP in the linears and attention (causal work "
+               "counted once): %.3g TFLOP/s over the operations' time%s", e->prof_flop,
+               e->prof_flop / total / 1e12,
+               e->profile == FWD_PROF_EVENTS ? "" : " (each synchronised: a lower bound)");
     if (e->profile != FWD_PROF_EVENTS)
         return;
     /* The hook runs on the side stream, overlapping the classes above. */
@@ -392,6 +399,9 @@ void tc_fwd_profile_report(tc_fwd_engine *e)
     tc_log(TC_LOG_INFO, "profile: GPU time of the operations %.3f s in a span of %.3f s from "
            "the first to the last (%.3f s in neither: waiting for the host or for other work)",
            total, e->prof_span_s, e->prof_span_s > total ? e->prof_span_s - total : 0.0);
+    if (e->prof_flop > 0.0 && e->prof_span_s > 0.0)
+        tc_log(TC_LOG_INFO, "profile: %.3g TFLOP/s over the span",
+               e->prof_flop / e->prof_span_s / 1e12);
     if (e->prof_between_s > 0.0)
         tc_log(TC_LOG_INFO, "profile: of the span, between one layer's last operation and the "
                "next's first %.3f s (the next layer's weight maxima; the host)",
@@ -470,6 +480,11 @@ static tc_status rope(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
 static tc_status attention(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
 {
     const fwd_ops *ops = e->ops;
+    if (e->profile)
+        for (int s = 0; s < bt->n_seqs; s++) {
+            const double L = (double)(bt->h_offsets[s + 1] - bt->h_offsets[s]);
+            e->prof_flop += 4.0 * (double)(e->attn.heads * e->attn.head_dim) * L * (L + 1.0) / 2.0;
+        }
     if (!e->d_stats)
         return ops->attention(e->be, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt);
     const int64_t q = e->attn.heads * e->attn.head_dim;

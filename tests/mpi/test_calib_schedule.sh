@@ -100,6 +100,16 @@ TRTCONV_FWD_PROFILE=events run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/p"
     grep -q "profile: every layer done" "$WORK/last.log" &&
     pass "TRTCONV_FWD_PROFILE=events: the same bytes, operation classes and host steps reported" ||
     { fail "profiled run"; tail -20 "$WORK/last.log"; }
+# Its FLOP count, per tp rank: 4 layers x (2 x 73,728 weights of the rank's
+# linears per token + causal attention 4 x 64 x L (L + 1) / 2 per sequence).
+flop=$(python3 -c '
+import json, sys
+lens = [len(json.loads(l)["input_ids"]) for l in open(sys.argv[1])]
+print("%.3g" % (4 * (2 * 73728 * sum(lens) + sum(4 * 64 * L * (L + 1) / 2 for L in lens))))' \
+    "$WORK/ids.jsonl")
+grep -F "profile: $flop FLOP in the linears and attention" "$WORK/last.log" | grep -qE ": [0-9.e+-]+ TFLOP/s" &&
+    pass "TRTCONV_FWD_PROFILE: the linears' and attention's FLOP counted ($flop per rank)" ||
+    { fail "profile FLOP count (want $flop)"; grep "FLOP" "$WORK/last.log"; }
 gen --out "$WORK/nan" --special_values
 rc=0; run_np 2 --model_dir "$WORK/nan" --output_dir "$WORK/e" --tp_size 2 --use_fp8 \
     --calib_dataset "$WORK/ids.jsonl" </dev/null || rc=$?
