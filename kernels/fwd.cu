@@ -236,6 +236,24 @@ __global__ void expert_add_kernel(float *acc, const void *y, const float *w, int
 
 /* ---- vector forms (fwd_common.cuh vec: the same steps, 8 elements at a time) ---- */
 
+/* out = w * round(in * r) over the row at `base`, this thread's 8-element
+ * pieces from i0 on in steps of `step` (both rmsnorm forms). */
+template <int DT>
+__device__ __forceinline__ void rms_scale_row(void *out, const void *in, const void *w,
+                                              size_t base, int64_t H, float r, int64_t i0,
+                                              int64_t step)
+{
+    for (int64_t i = i0; i < H; i += step) {
+        vec<DT> x, wv;
+        x.load(in, base + i);
+        wv.load(w, i);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
+        x.store(out, base + i);
+    }
+}
+
 /* One block per token; each thread keeps its 8-element pieces of the row
  * between the sum of squares and the output. */
 template <int DT>
@@ -254,16 +272,8 @@ __global__ void rmsnorm_vec_kernel(void *out, const void *in, const void *w, int
                 ss += x.f[k] * x.f[k];
         }
         ss = block_sum(ss, shared);
-        const float r = 1.0f / sqrtf(ss / (float)H + eps);
-        for (int64_t i = threadIdx.x * VEC; i < H; i += blockDim.x * VEC) {
-            vec<DT> x, wv;
-            x.load(in, base + i);
-            wv.load(w, i);
-#pragma unroll
-            for (int k = 0; k < VEC; k++)
-                x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
-            x.store(out, base + i);
-        }
+        rms_scale_row<DT>(out, in, w, base, H, 1.0f / sqrtf(ss / (float)H + eps),
+                          (int64_t)threadIdx.x * VEC, (int64_t)blockDim.x * VEC);
     }
 }
 
@@ -322,16 +332,8 @@ __global__ void __launch_bounds__(RMS_ROWS_PER_BLOCK * 32)
         }
         for (int o = 16; o > 0; o >>= 1)
             r2 = r2 + __shfl_xor_sync(0xffffffffu, r2, o);
-        const float r = 1.0f / sqrtf(r2 / (float)H + eps);
-        for (int64_t i = (int64_t)lane * VEC; i < H; i += 32 * VEC) {
-            vec<DT> x, wv;
-            x.load(in, base + i);
-            wv.load(w, i);
-#pragma unroll
-            for (int k = 0; k < VEC; k++)
-                x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
-            x.store(out, base + i);
-        }
+        rms_scale_row<DT>(out, in, w, base, H, 1.0f / sqrtf(r2 / (float)H + eps),
+                          (int64_t)lane * VEC, 32 * VEC);
     }
 }
 
