@@ -147,6 +147,10 @@ tc_status tc_calibrated_run_overlapped(tc_job *j, const tc_run_text *run,
         if (st == TC_OK)
             st = ops->stream_begin(v.method_job, v.run.engine, cells, n_cells, set.outs);
         st = tc_comm_agree(c, st, "quantization while calibrating");
+        /* Its write buffers pinned and device scratch allocated: part of
+         * the time before the first layer (TRTCONV_LOG_ELAPSED=1). */
+        if (st == TC_OK)
+            tc_log(TC_LOG_VERBOSE, "quantization while calibrating: the method's buffers ready");
     }
     st = tc_convert_phase_during(j, &set, s->quant_gpu, st, v.gate, calibrate, &v);
     const double t_tail = tc_now_seconds();

@@ -227,6 +227,8 @@ tc_status tc_fwd_create(const tc_fwd_setup *s, tc_fwd_engine **out)
         tc_log(TC_LOG_VERBOSE, "profile: resident weights loaded in %.2f s", e->load_seconds);
     if (st == TC_OK && !wonly)
         st = alloc_activations(e);
+    if (st == TC_OK && e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: activation buffers allocated");
     if (st == TC_OK && !wonly && moe) {
         const int64_t E_l = e->moe_E_l;
         const fwd_moe_geom g = {

@@ -391,8 +391,13 @@ tc_status tc_fwd_calibrate_streamed(tc_fwd_engine *e, const tc_token_set *t, int
     memset(&hs, 0, sizeof hs);
     hs.own_h = e->h;
     tc_status st = replica_batches_make(e, t, batch_size, &r);
+    if (st == TC_OK && e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: %lld micro-batches' metadata uploaded",
+               (long long)r.n_local);
     if (st == TC_OK)
         st = hidden_set_alloc(e, &r, &hs);
+    if (st == TC_OK && e->profile)
+        tc_log(TC_LOG_VERBOSE, "profile: hidden states allocated");
     prefetch pf;
     memset(&pf, 0, sizeof pf);
     if (st == TC_OK)
