@@ -31,34 +31,9 @@
  * The results differ from the cuBLAS path's in the last bits (the sum's
  * order, exp's approximation); tests/cuda/test_fwd_cuda.c holds both to
  * the CPU backend within the attention tolerance. */
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "attention_common.cuh"
 
-#include "fwd_common.cuh"
-
-template <int DT> struct fa_elem;
-template <> struct fa_elem<1> {
-    typedef __half T;
-    /* a to the low half (the lower column), b to the high */
-    static __device__ __forceinline__ uint32_t pack(float a, float b)
-    {
-        const __half2 h = __floats2half2_rn(a, b);
-        return *(const uint32_t *)&h;
-    }
-};
-template <> struct fa_elem<2> {
-    typedef __nv_bfloat16 T;
-    static __device__ __forceinline__ uint32_t pack(float a, float b)
-    {
-        const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-        return *(const uint32_t *)&h;
-    }
-};
-
-#define FA_BM 64        /* query rows per block */
-#define FA_BN 64        /* keys per step */
-#define FA_WARPS 4      /* each warp owns 16 of the query rows */
-#define FA_THREADS (FA_WARPS * 32)
+#define FA_BM 64        /* query rows per block: each warp owns 16 */
 
 /* Shared memory: K and V in two buffers each, every tile 64 rows of D
  * elements at a stride padded by 16 bytes (ldmatrix's eight row reads then
@@ -66,92 +41,16 @@ template <> struct fa_elem<2> {
  * the registers, before pass 1 (V's first use is pass 2): four tiles, so
  * three blocks fit an SM. */
 template <int D> struct fa_layout {
-    static constexpr int LD = D + 8;
+    static constexpr int LD = fa_ld(D);
     static constexpr int TILE = FA_BM * LD;
     static constexpr size_t bytes = (size_t)4 * TILE * 2;
 };
 
-__device__ __forceinline__ uint32_t smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-/* 16 bytes global -> shared, asynchronously; zeros when !valid (a row past
- * the sequence: no stale NaN times a zero probability). */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(valid ? 16 : 0));
-#endif
-}
-
-__device__ __forceinline__ void cp_async_commit()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-
-__device__ __forceinline__ void cp_async_wait_all()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group 0;\n" ::);
-#endif
-}
-
-/* Four 8x8 b16 matrices; lanes 8i..8i+7 address the rows of matrix i. */
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-#endif
-}
-
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void *p)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-#endif
-}
-
-/* c += a b for one m16n8k16 tile. Accumulator c: c[0], c[1] at row
- * lane/4, columns 2 (lane%4) and + 1; c[2], c[3] the same columns at row
- * lane/4 + 8. */
-template <int DT>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    if (DT == 1)
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
-}
-
-/* Queue a 64-row tile of `rows` valid rows (the rest zero) from src (row
- * stride D) into dst; `any` is a readable address for the rows that are
- * not (cp.async reads nothing from it). */
+/* A 64-row tile (attention_common.cuh load_rows). */
 template <int D, typename T>
 __device__ __forceinline__ void load_tile(T *dst, const T *src, int64_t rows, const T *any)
 {
-    constexpr int CHUNKS = D / 8, LD = fa_layout<D>::LD;
-    for (int c = threadIdx.x; c < FA_BM * CHUNKS; c += FA_THREADS) {
-        const int row = c / CHUNKS, col = c % CHUNKS * 8;
-        const bool ok = row < rows;
-        cp_async16(dst + row * LD + col, ok ? src + (size_t)row * D + col : any, ok);
-    }
+    load_rows<D, FA_BM>(dst, src, rows, any);
 }
 
 /* s = Q K^T for the warp's 16 rows and the tile's 64 keys: s[j] is the
@@ -178,52 +77,6 @@ __device__ __forceinline__ void tile_scores(float (&s)[FA_BN / 8][4],
             mma16816<DT>(s[2 * jn + 1], qf[kk], b[2], b[3]);
         }
     }
-}
-
-/* The thread's scores of one key tile scaled, and -inf at the keys past
- * its row's token when MASK (a tile that reaches past the block's first
- * token; the others skip the test): key n0 + 8j + col2 + e belongs to row i
- * when 8j + e <= lim[i] = t[i] - n0 - col2. */
-template <bool MASK>
-__device__ __forceinline__ void scale_mask(float (&s)[FA_BN / 8][4], float scale,
-                                           const int (&lim)[2])
-{
-#pragma unroll
-    for (int j = 0; j < FA_BN / 8; j++)
-#pragma unroll
-        for (int i = 0; i < 2; i++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const float x = s[j][2 * i + e] * scale;
-                s[j][2 * i + e] = !MASK || j * 8 + e <= lim[i] ? x : -INFINITY;
-            }
-}
-
-/* The probabilities round(exp(s scale - m) / l) of the tile's keys as the
- * A operand of P V: keys 16jk .. 16jk + 15 are the accumulators of key
- * tiles 2jk and 2jk + 1 (rows lane/4, lane/4 + 8), packed two to a
- * register; 0 past the row's token (MASK as in scale_mask). */
-template <int DT, bool MASK>
-__device__ __forceinline__ void probabilities(uint32_t (&pf)[FA_BN / 16][4],
-                                              const float (&s)[FA_BN / 8][4], float scale,
-                                              const float (&m)[2], const float (&inv_l)[2],
-                                              const int (&lim)[2])
-{
-#pragma unroll
-    for (int jk = 0; jk < FA_BN / 16; jk++)
-#pragma unroll
-        for (int h = 0; h < 2; h++)
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                const int j = 2 * jk + h;
-                float p[2];
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const float sc = s[j][2 * i + e] * scale;
-                    p[e] = !MASK || j * 8 + e <= lim[i] ? __expf(sc - m[i]) * inv_l[i] : 0.0f;
-                }
-                pf[jk][2 * h + i] = fa_elem<DT>::pack(p[0], p[1]);
-            }
 }
 
 /* grid: (ceil(len * g / FA_BM), kv heads, sequences of the run). The run's
