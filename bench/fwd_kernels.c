@@ -211,6 +211,13 @@ int main(int argc, char **argv)
     TIME(&t, ms, ok(tc_fwd_attention_fused_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
                                                 acc, s), "attention"));
     report(&t, "attention with maxima of o", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
+    TIME(&t, ms, ok(tc_fwd_attention_form_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
+                                               NULL, TC_ATTN_ROWS32, s), "attention"));
+    report(&t, "attention, 32 rows per warp", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
+    printf("%-34s %8.1f TFLOP/s of causal work\n", "", flop / (ms * 1e-3) / 1e12);
+    TIME(&t, ms, ok(tc_fwd_attention_form_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
+                                               acc, TC_ATTN_ROWS32, s), "attention"));
+    report(&t, "attention, 32 rows per warp, maxima", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, o, 0, NULL, dt, T, NH * D, 0, NH * D, s), "absmax"));
     report(&t, "column maxima [T, nh*d] (o)", ms, (double)T * NH * D * 2);
 

@@ -171,4 +171,11 @@ __device__ __forceinline__ void probabilities(uint32_t (&pf)[FA_BN / 16][4],
             }
 }
 
+/* attention_rows32.cu: the kernel with 32 rows per warp (checked
+ * arguments: tc_fwd_attention_form_cuda) and its shared memory. */
+size_t tc_fa32_smem_bytes(int64_t head_dim);
+tc_status tc_fa32_launch(void *o, const void *q, const void *k, const void *v, tc_dtype dt,
+                         int64_t nh, int64_t nkv, int64_t head_dim, int64_t len, int64_t n_seqs,
+                         float scale, float *omax, cudaStream_t s);
+
 #endif

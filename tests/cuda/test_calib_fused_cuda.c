@@ -12,8 +12,8 @@
  * residual_add_max with each slab height and read-ahead that
  * bench_fwd_kernels sweeps against the engine's launch, byte for byte; so
  * are the column maxima's slabs and read-ahead and rope_split's block
- * sizes (case_launch_variants), and rmsnorm's two forms the same bytes
- * (case_rmsnorm_forms). The GPU backends run with
+ * sizes (case_launch_variants), and rmsnorm's and attention's two forms
+ * the same bytes (case_rmsnorm_forms, case_attention_forms). The GPU backends run with
  * TRTCONV_CALIB_MAXIMA=fused (fwd_gpu.c: the default keeps separate
  * passes; the fused form gained nothing on an H100, performance.md).
  * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
@@ -304,6 +304,41 @@ static void case_launch_variants(pair *p, tc_dtype dt)
     free_batch(p, &b);
 }
 
+/* The two forms of the fused attention (16 or 32 query rows per warp)
+ * give the same o and maxima of o: runs of n_seqs sequences of len tokens
+ * (last row tiles partial when len * g is not a multiple of 128), the
+ * 8B heads (32/8 of 128) among them, and without maxima. */
+static void case_attention_forms(pair *p, tc_dtype dt, int64_t nh, int64_t nkv, int64_t d,
+                                 int64_t len, int64_t n_seqs)
+{
+    if (!tc_fwd_attention_fused_supported(dt, d) || !tc_fwd_attention_max_supported(nh, nkv, d))
+        return;
+    const size_t T = (size_t)(len * n_seqs), nq = T * (size_t)(nh * d);
+    const size_t nkvv = T * (size_t)(nkv * d);
+    uint16_t *hq = fill(dt, nq, 4.0), *hk = fill(dt, nkvv, 4.0), *hv = fill(dt, nkvv, 3.0);
+    float *a0 = earlier((size_t)(nh * d));
+    void *q = gput(p, hq, nq * 2), *k = gput(p, hk, nkvv * 2), *v = gput(p, hv, nkvv * 2);
+    void *o1 = gput(p, NULL, nq * 2), *o2 = gput(p, NULL, nq * 2);
+    float *a1 = gput(p, a0, (size_t)(nh * d) * 4), *a2 = gput(p, a0, (size_t)(nh * d) * 4);
+    const float scale = (float)(1.0 / sqrt((double)d));
+    int ok = hq && hk && hv && a0 && q && k && v && o1 && o2 && a1 && a2 &&
+             p->g->ops->sync(p->g) == TC_OK;
+    for (int with_max = 0; ok && with_max < 2; with_max++) {
+        ok = tc_fwd_attention_form_cuda(o1, q, k, v, dt, nh, nkv, d, len, n_seqs, scale,
+                                        with_max ? a1 : NULL, TC_ATTN_ROWS16, NULL) == TC_OK &&
+             tc_fwd_attention_form_cuda(o2, q, k, v, dt, nh, nkv, d, len, n_seqs, scale,
+                                        with_max ? a2 : NULL, TC_ATTN_ROWS32, NULL) == TC_OK &&
+             cudaDeviceSynchronize() == cudaSuccess && gsame(p, o1, o2, nq * 2) &&
+             gsame(p, a1, a2, (size_t)(nh * d) * 4);
+    }
+    result(ok, "attention %s heads %lld/%lld d %lld, %lld x %lld tokens: 32 rows per warp give "
+           "16 rows' o and maxima", dtn(dt), (long long)nh, (long long)nkv, (long long)d,
+           (long long)n_seqs, (long long)len);
+    void *bufs[] = { q, k, v, o1, o2, a1, a2 };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(hq), free(hk), free(hv), free(a0);
+}
+
 /* The two forms of the vector rmsnorm (a block or a warp per row, the
  * warp playing the block's order of the sum of squares) give the same
  * bytes: widths that fill the block's sweeps, leave part of the last one,
@@ -359,6 +394,10 @@ int main(void)
         case_rmsnorm_forms(&p, dt, 9, 5120, 0);   /* the last sweep half full */
         case_rmsnorm_forms(&p, dt, 1, 1000, 0);   /* one sweep, 125 of 256 threads */
         case_rmsnorm_forms(&p, dt, 20000, 64, 0); /* more rows than the grid has warps */
+        case_attention_forms(&p, dt, 32, 8, 128, 512, 3); /* the 8B heads */
+        case_attention_forms(&p, dt, 64, 8, 128, 300, 2); /* the 70B heads, partial tiles */
+        case_attention_forms(&p, dt, 8, 2, 64, 77, 4);    /* d 64, one row tile in part */
+        case_attention_forms(&p, dt, 4, 4, 64, 130, 1);   /* one head per group */
         for (int k = 0; k < 2; k++) {
             pair *q = k ? &pb : &p;
             const char *path = k ? "cuBLAS" : "default";

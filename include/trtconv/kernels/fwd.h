@@ -74,6 +74,14 @@ tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const void *k, con
                                       tc_dtype dt, int64_t nh, int64_t nkv, int64_t head_dim,
                                       int64_t len, int64_t n_seqs, float scale, float *omax,
                                       void *stream);
+/* The same through one form of the kernel: 16 query rows per warp
+ * (attention.cu) or 32 (attention_rows32.cu); the same bytes for finite
+ * inputs. */
+enum { TC_ATTN_ROWS16 = 0, TC_ATTN_ROWS32 = 1 };
+tc_status tc_fwd_attention_form_cuda(void *o, const void *q, const void *k, const void *v,
+                                     tc_dtype dt, int64_t nh, int64_t nkv, int64_t head_dim,
+                                     int64_t len, int64_t n_seqs, float scale, float *omax,
+                                     int form, void *stream);
 tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, tc_dtype dt,
                                    int64_t T, int64_t H, void *stream);
 tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
