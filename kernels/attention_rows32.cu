@@ -23,7 +23,13 @@
  * the key tiles of its last row, so a warp may add a tile that is wholly
  * past its rows' tokens: its scores are -inf, its probabilities 0, and
  * 0 x V adds nothing, unless V holds an infinity or NaN there (which
- * attention.cu's block would not have read). */
+ * attention.cu's block would not have read).
+ *
+ * Kept apart from attention.cu while it has not run on a GPU, so that the
+ * default kernel stays the code that passed there (a template over the
+ * row-tile count changed its PTX): once timed, either this becomes
+ * attention.cu's kernel with that count as a parameter, or this file
+ * goes. */
 #include "attention_common.cuh"
 
 #define FA32_BM 128 /* query rows per block: each warp owns 32, two tiles of 16 */
