@@ -21,13 +21,6 @@
 #include "trtconv/core/log.h"
 #include "trtconv/plan/plan.h"
 
-static const char *const prof_names[P_COUNT] = {
-    "rmsnorm", "qkv gemm", "rope+split", "attention", "dense gemm", "tp all-reduce", "residual",
-    "fc+gate gemm", "silu*mul", "proj gemm", "embedding", "lm_head gemm", "pipeline send/recv",
-    "calibration maxima", "layer hook (side)" };
-
-
-
 static void rope_tables(const tc_fwd_engine *e, int64_t len, float *cosv, float *sinv)
 {
     const int64_t half = e->attn.head_dim / 2;
@@ -362,52 +355,6 @@ static tc_status tp_allreduce(tc_fwd_engine *e, float *buf, size_t n)
     if (e->tp == 1)
         return TC_OK;
     return tc_coll_allreduce_sum_f32(&e->tp_c, buf, n, e->red);
-}
-
-void tc_fwd_profile_report(tc_fwd_engine *e)
-{
-    if (!e->profile)
-        return;
-    if (e->profile == FWD_PROF_EVENTS && tc_fwd_prof_fold(e) != TC_OK)
-        tc_log(TC_LOG_WARNING, "profile: reading the events failed: %s", tc_first_error());
-    double total = 0.0;
-    for (int i = 0; i < P_COUNT; i++)
-        if (i != P_HOOK)
-            total += e->prof_s[i];
-    for (int i = 0; i < P_COUNT; i++)
-        if (e->prof_s[i] > 0.0 && i != P_HOOK)
-            tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s %5.1f%%", prof_names[i], e->prof_s[i],
-                   100.0 * e->prof_s[i] / total);
-    static const char *const host_names[FWD_HOST_COUNT] = {
-        "join read-ahead, upload, weight maxima", "queue the micro-batches",
-        "previous layer's hook", "wait for the GPU", "publish the statistics" };
-    for (int i = 0; i < FWD_HOST_COUNT; i++)
-        if (e->prof_host_s[i] > 0.0)
-            tc_log(TC_LOG_INFO, "profile: host, layer by layer: %-38s %8.3f s", host_names[i],
-                   e->prof_host_s[i]);
-    /* The rate of the arithmetic that matters (docs/performance.md, item
-     * 3): what the linears and attention did, over the operations' time. */
-    if (e->prof_flop > 0.0 && total > 0.0)
-        tc_log(TC_LOG_INFO, "profile: %.3g FLOP in the linears and attention (causal work "
-               "counted once): %.3g TFLOP/s over the operations' time%s", e->prof_flop,
-               e->prof_flop / total / 1e12,
-               e->profile == FWD_PROF_EVENTS ? "" : " (each synchronised: a lower bound)");
-    if (e->profile != FWD_PROF_EVENTS)
-        return;
-    /* The hook runs on the side stream, overlapping the classes above. */
-    if (e->prof_s[P_HOOK] > 0.0)
-        tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s (beside the forward pass)",
-               prof_names[P_HOOK], e->prof_s[P_HOOK]);
-    tc_log(TC_LOG_INFO, "profile: GPU time of the operations %.3f s in a span of %.3f s from "
-           "the first to the last (%.3f s in neither: waiting for the host or for other work)",
-           total, e->prof_span_s, e->prof_span_s > total ? e->prof_span_s - total : 0.0);
-    if (e->prof_flop > 0.0 && e->prof_span_s > 0.0)
-        tc_log(TC_LOG_INFO, "profile: %.3g TFLOP/s over the span",
-               e->prof_flop / e->prof_span_s / 1e12);
-    if (e->prof_between_s > 0.0)
-        tc_log(TC_LOG_INFO, "profile: of the span, between one layer's last operation and the "
-               "next's first %.3f s (the next layer's weight maxima; the host)",
-               e->prof_between_s);
 }
 
 /* ---- calibration statistics ---- */
