@@ -130,12 +130,6 @@ int main(int argc, char **argv)
     void *w = dev_fill(H, 0);
     TIME(&t, ms, ok(tc_fwd_rmsnorm_cuda(xo, x, w, dt, T, H, 1e-5f, s), "rmsnorm"));
     report(&t, "rmsnorm", ms, 2.0 * T * H * 2);
-    TIME(&t, ms, ok(tc_fwd_rmsnorm_form_cuda(xo, x, w, dt, T, H, 1e-5f, TC_RMSNORM_BLOCK, s),
-                    "rmsnorm"));
-    report(&t, "rmsnorm, a block per row", ms, 2.0 * T * H * 2);
-    TIME(&t, ms, ok(tc_fwd_rmsnorm_form_cuda(xo, x, w, dt, T, H, 1e-5f, TC_RMSNORM_WARP, s),
-                    "rmsnorm"));
-    report(&t, "rmsnorm, a warp per row", ms, 2.0 * T * H * 2);
 
     float *acc = dev_fill(I > QKV ? I : QKV, 1), *acc2 = dev_fill(I, 1), *acc3 = dev_fill(I, 1);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, x, 0, NULL, dt, T, H, 0, H, s), "absmax"));
@@ -146,9 +140,21 @@ int main(int argc, char **argv)
         for (int ahead = 1; ahead <= 8; ahead *= 2) {
             char name[64];
             TIME(&t, ms, ok(tc_fwd_absmax_cols_rows_cuda(acc, x, 0, NULL, dt, T, H, 0, H,
-                                                         max_slabs[i], ahead, s), "absmax"));
+                                                         max_slabs[i], ahead, 1, s), "absmax"));
             snprintf(name, sizeof name, "column maxima [T, H], %lld rows, %d ahead",
                      (long long)max_slabs[i], ahead);
+            report(&t, name, ms, (double)T * H * 2);
+        }
+    /* Row warps: 2-8 slabs per block meeting in shared memory, one atomic
+     * per column and block. */
+    const int64_t rw_slabs[] = { 8, 16, 32 };
+    for (size_t i = 0; i < sizeof rw_slabs / sizeof rw_slabs[0]; i++)
+        for (int rw = 2; rw <= 8; rw *= 2) {
+            char name[64];
+            TIME(&t, ms, ok(tc_fwd_absmax_cols_rows_cuda(acc, x, 0, NULL, dt, T, H, 0, H,
+                                                         rw_slabs[i], 4, rw, s), "absmax"));
+            snprintf(name, sizeof name, "column maxima [T, H], %lld rows x %d warps, 4 ahead",
+                     (long long)rw_slabs[i], rw);
             report(&t, name, ms, (double)T * H * 2);
         }
     TIME(&t, ms, ok(tc_fwd_rmsnorm_slab_cuda(xo, x, w, dt, T, H, 1e-5f, NULL, s), "rmsnorm"));
@@ -211,13 +217,6 @@ int main(int argc, char **argv)
     TIME(&t, ms, ok(tc_fwd_attention_fused_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
                                                 acc, s), "attention"));
     report(&t, "attention with maxima of o", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
-    TIME(&t, ms, ok(tc_fwd_attention_form_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
-                                               NULL, TC_ATTN_ROWS32, s), "attention"));
-    report(&t, "attention, 32 rows per warp", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
-    printf("%-34s %8.1f TFLOP/s of causal work\n", "", flop / (ms * 1e-3) / 1e12);
-    TIME(&t, ms, ok(tc_fwd_attention_form_cuda(o, q, k, v, dt, NH, NKV, D, LEN, SEQS, scale,
-                                               acc, TC_ATTN_ROWS32, s), "attention"));
-    report(&t, "attention, 32 rows per warp, maxima", ms, (double)T * (NH + 2 * NKV + NH) * D * 2);
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, o, 0, NULL, dt, T, NH * D, 0, NH * D, s), "absmax"));
     report(&t, "column maxima [T, nh*d] (o)", ms, (double)T * NH * D * 2);
 
@@ -238,14 +237,30 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof slabs / sizeof slabs[0]; i++) {
             char name[64];
             TIME(&t, ms, ok(tc_fwd_silu_mul_max_rows_cuda(a, g, u, dt, T, I, acc, acc2, acc3,
-                                                          slabs[i], ahead, s), "silu"));
+                                                          slabs[i], ahead, 1, s), "silu"));
             snprintf(name, sizeof name, "silu*mul with maxima, %lld rows%s", (long long)slabs[i],
                      ahead ? ", ahead" : "");
             report(&t, name, ms, (double)T * I * 6);
             TIME(&t, ms, ok(tc_fwd_residual_add_max_rows_cuda(x, p32, NULL, dt, T, H, acc,
-                                                              slabs[i], ahead, s), "residual"));
+                                                              slabs[i], ahead, 1, s), "residual"));
             snprintf(name, sizeof name, "residual with maxima, %lld rows%s", (long long)slabs[i],
                      ahead ? ", ahead" : "");
+            report(&t, name, ms, (double)T * H * (4 + 2 + 2));
+        }
+    /* The same with 2-8 slabs per block (row warps), read-ahead on: the
+     * atomics divided by the warps at the same rows per thread. */
+    for (size_t i = 0; i < 3; i++)
+        for (int rw = 2; rw <= 8; rw *= 2) {
+            char name[80];
+            TIME(&t, ms, ok(tc_fwd_silu_mul_max_rows_cuda(a, g, u, dt, T, I, acc, acc2, acc3,
+                                                          slabs[i], 1, rw, s), "silu"));
+            snprintf(name, sizeof name, "silu*mul with maxima, %lld rows x %d warps, ahead",
+                     (long long)slabs[i], rw);
+            report(&t, name, ms, (double)T * I * 6);
+            TIME(&t, ms, ok(tc_fwd_residual_add_max_rows_cuda(x, p32, NULL, dt, T, H, acc,
+                                                              slabs[i], 1, rw, s), "residual"));
+            snprintf(name, sizeof name, "residual with maxima, %lld rows x %d warps, ahead",
+                     (long long)slabs[i], rw);
             report(&t, name, ms, (double)T * H * (4 + 2 + 2));
         }
     TIME(&t, ms, ok(tc_fwd_residual_add_cuda(x, p32, NULL, dt, T, H, s), "residual"));

@@ -289,27 +289,11 @@ extern "C" int tc_fwd_attention_max_supported(int64_t nh, int64_t nkv, int64_t h
     return nkv >= 1 && nh % nkv == 0 && (size_t)(nh / nkv) * (size_t)head_dim * 4 <= bytes;
 }
 
-/* The form tc_fwd_attention_fused_cuda launches. 32 rows per warp has not
- * yet run on a GPU (docs/gpu-machine-notes.md): 16 stays the default until
- * cuda_calib_fused's case_attention_forms has passed and it has been
- * timed. */
-#define ATTENTION_FORM TC_ATTN_ROWS16
-
 extern "C" tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const void *k,
                                                  const void *v, tc_dtype dt, int64_t nh,
                                                  int64_t nkv, int64_t head_dim, int64_t len,
                                                  int64_t n_seqs, float scale, float *omax,
                                                  void *stream)
-{
-    return tc_fwd_attention_form_cuda(o, q, k, v, dt, nh, nkv, head_dim, len, n_seqs, scale,
-                                      omax, ATTENTION_FORM, stream);
-}
-
-extern "C" tc_status tc_fwd_attention_form_cuda(void *o, const void *q, const void *k,
-                                                const void *v, tc_dtype dt, int64_t nh,
-                                                int64_t nkv, int64_t head_dim, int64_t len,
-                                                int64_t n_seqs, float scale, float *omax,
-                                                int form, void *stream)
 {
     if (!tc_fwd_attention_fused_supported(dt, head_dim) || nkv < 1 || nh % nkv != 0)
         return tc_fail(TC_E_INTERNAL, "%s: %s, head_dim %lld, %lld/%lld heads not supported",
@@ -326,8 +310,6 @@ extern "C" tc_status tc_fwd_attention_form_cuda(void *o, const void *q, const vo
         return tc_fail(TC_E_INTERNAL, "%s: maxima of %lld heads per group not supported",
                        __func__, (long long)(nh / nkv));
     cudaStream_t s = (cudaStream_t)stream;
-    if (form == TC_ATTN_ROWS32)
-        return tc_fa32_launch(o, q, k, v, dt, nh, nkv, head_dim, len, n_seqs, scale, omax, s);
     if (dt == TC_DT_F16)
         return head_dim == 128
                    ? launch_flash<1, 128>(o, q, k, v, len, n_seqs, nh, nkv, scale, omax, s)

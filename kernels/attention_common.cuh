@@ -1,9 +1,9 @@
-/* attention_common.cuh: the pieces both fused attention kernels share
- * (attention.cu: 16 query rows per warp; attention_rows32.cu: 32): the
- * dtype's packing, cp.async, ldmatrix and mma.sync wrappers (sm_80+), the
- * tile loader, and the scaling, mask and probabilities of a score tile,
- * so that both kernels take the same steps per row and give the same
- * bytes. Included by .cu files only. */
+/* attention_common.cuh: the fused attention kernel's building blocks
+ * (attention.cu): the dtype's packing, cp.async, ldmatrix and mma.sync
+ * wrappers (sm_80+), the tile loader, and the scaling, mask and
+ * probabilities of a score tile. A variant with 32 query rows per warp
+ * was built on them and measured no faster (docs/performance.md, session
+ * 19), so they have one user today. Included by .cu files only. */
 #ifndef TRTCONV_ATTENTION_COMMON_CUH
 #define TRTCONV_ATTENTION_COMMON_CUH
 
@@ -170,12 +170,5 @@ __device__ __forceinline__ void probabilities(uint32_t (&pf)[FA_BN / 16][4],
                 pf[jk][2 * h + i] = fa_elem<DT>::pack(p[0], p[1]);
             }
 }
-
-/* attention_rows32.cu: the kernel with 32 rows per warp (checked
- * arguments: tc_fwd_attention_form_cuda) and its shared memory. */
-size_t tc_fa32_smem_bytes(int64_t head_dim);
-tc_status tc_fa32_launch(void *o, const void *q, const void *k, const void *v, tc_dtype dt,
-                         int64_t nh, int64_t nkv, int64_t head_dim, int64_t len, int64_t n_seqs,
-                         float scale, float *omax, cudaStream_t s);
 
 #endif

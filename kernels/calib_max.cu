@@ -44,25 +44,77 @@ __global__ void absmax_cols_kernel(float *acc, const void *x, int x_f32, const v
 #define ABSMAX_VEC_ROWS 32
 #define ABSMAX_VEC_AHEAD 4
 #define ABSMAX_VEC_BLOCK 128
+/* 8 slabs per block: 23.3 -> 15.6 us for [4096, 4096] on an H100 (session
+ * 19; fold_row_warps). */
+#define ABSMAX_VEC_ROW_WARPS 8
 
-/* The slab a thread of a column-slab kernel owns (grid x over groups of VEC
- * columns, y over slabs of `slab` rows): columns [c, c + VEC), rows
- * [r0, r1), and the bias of those columns (0 without one); false past the
- * last column. */
+/* The slab a thread of a column-slab kernel owns: grid x and threadIdx.x
+ * over groups of VEC columns, grid y and threadIdx.y over slabs of `slab`
+ * rows (a block of blockDim.y row warps covers blockDim.y slabs): columns
+ * [c, c + VEC), rows [r0, r1), and the bias of those columns (0 without
+ * one). False past the last column, with no rows: such a thread still
+ * reaches fold_row_warps' barrier. */
 template <int DT>
 __device__ __forceinline__ bool col_slab(int64_t cols, int64_t rows, int64_t slab,
                                          const void *bias, int64_t *c, int64_t *r0, int64_t *r1,
                                          float *bc)
 {
     *c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
-    if (*c >= cols)
-        return false;
-    *r0 = (int64_t)blockIdx.y * slab;
+    *r0 = ((int64_t)blockIdx.y * blockDim.y + threadIdx.y) * slab;
     *r1 = *r0 + slab < rows ? *r0 + slab : rows;
+    const bool in = *c < cols;
+    if (!in || *r1 < *r0)
+        *r1 = *r0;
 #pragma unroll
     for (int k = 0; k < VEC; k++)
-        bc[k] = bias ? elem<DT>::ld(bias, (size_t)(*c + k)) : 0.0f;
+        bc[k] = bias && in ? elem<DT>::ld(bias, (size_t)(*c + k)) : 0.0f;
+    return in;
+}
+
+/* Folds the column maxima m of a block's row warps (threadIdx.y) into the
+ * threads of row warp 0 through shared memory, so that a column takes one
+ * atomicMax per block instead of one per slab: atomics on one address
+ * serialise in L2, and silu*mul's 24 per thread cost more than its
+ * arithmetic when the slabs are short (bench_fwd_kernels' slab sweep).
+ * Every thread of the block calls it (a barrier); true for the threads
+ * that then hold the block's maxima. Shared memory: (blockDim.y - 1) * N *
+ * blockDim.x words, row_warps_smem's bytes at launch. */
+template <int N> __device__ __forceinline__ bool fold_row_warps(unsigned (&m)[N])
+{
+    if (blockDim.y == 1)
+        return true;
+    extern __shared__ unsigned row_warps_max[];
+    const unsigned x = threadIdx.x, bx = blockDim.x;
+    if (threadIdx.y > 0)
+#pragma unroll
+        for (int k = 0; k < N; k++)
+            row_warps_max[((threadIdx.y - 1) * N + k) * bx + x] = m[k];
+    __syncthreads();
+    if (threadIdx.y > 0)
+        return false;
+    for (unsigned y = 1; y < blockDim.y; y++)
+#pragma unroll
+        for (int k = 0; k < N; k++) {
+            const unsigned o = row_warps_max[((y - 1) * N + k) * bx + x];
+            m[k] = o > m[k] ? o : m[k];
+        }
     return true;
+}
+
+/* The block shape of a column-slab launch with `row_warps` slabs per block
+ * (1, 2, 4 or 8) and `threads` threads in all, and its shared memory for
+ * fold_row_warps with N maxima per thread. */
+static inline bool row_warps_ok(int row_warps)
+{
+    return row_warps == 1 || row_warps == 2 || row_warps == 4 || row_warps == 8;
+}
+static inline dim3 row_warps_block(int threads, int row_warps)
+{
+    return dim3((unsigned)(threads / row_warps), (unsigned)row_warps);
+}
+static inline size_t row_warps_smem(int threads, int row_warps, int n)
+{
+    return (size_t)(row_warps - 1) * (size_t)n * (size_t)(threads / row_warps) * sizeof(unsigned);
 }
 
 /* The VEC values of row r as float32 (x float32 or dt), unconverted
@@ -111,8 +163,7 @@ __global__ void absmax_cols_vec_kernel(float *acc, const void *__restrict__ x, i
 {
     int64_t c, r0, r1;
     float bc[VEC];
-    if (!col_slab<DT>(cols, rows, slab, bias, &c, &r0, &r1, bc))
-        return;
+    const bool in = col_slab<DT>(cols, rows, slab, bias, &c, &r0, &r1, bc);
     const bool has_bias = bias != NULL;
     unsigned m[VEC] = { 0 };
     int64_t r = r0;
@@ -130,9 +181,10 @@ __global__ void absmax_cols_vec_kernel(float *acc, const void *__restrict__ x, i
         row.load(x, x_f32, (size_t)(r * ld + c0 + c));
         row.fold(x_f32, has_bias, bc, m);
     }
+    if (fold_row_warps(m) && in)
 #pragma unroll
-    for (int k = 0; k < VEC; k++)
-        atomicMax((unsigned *)acc + c + k, m[k]);
+        for (int k = 0; k < VEC; k++)
+            atomicMax((unsigned *)acc + c + k, m[k]);
 }
 
 template <typename E>
@@ -166,54 +218,60 @@ extern "C" tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f3
                                              int64_t ld, int64_t c0, int64_t cols, void *stream)
 {
     return tc_fwd_absmax_cols_rows_cuda(acc, x, x_f32, bias, dt, rows, ld, c0, cols,
-                                        ABSMAX_VEC_ROWS, ABSMAX_VEC_AHEAD, stream);
+                                        ABSMAX_VEC_ROWS, ABSMAX_VEC_AHEAD, ABSMAX_VEC_ROW_WARPS,
+                                        stream);
 }
 
 /* absmax_cols_vec_kernel<DT, ahead> for ahead 1, 2, 4 or 8 (below 1: 1,
  * between: the next lower power of two). */
 template <int DT>
-static void absmax_cols_vec_launch(int ahead, dim3 grid, cudaStream_t s, float *acc,
-                                   const void *x, int x_f32, const void *bias, int64_t rows,
-                                   int64_t ld, int64_t c0, int64_t cols, int64_t slab)
+static void absmax_cols_vec_launch(int ahead, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                   float *acc, const void *x, int x_f32, const void *bias,
+                                   int64_t rows, int64_t ld, int64_t c0, int64_t cols,
+                                   int64_t slab)
 {
-    const unsigned block = ABSMAX_VEC_BLOCK;
     if (ahead >= 8)
         absmax_cols_vec_kernel<DT, 8>
-            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
     else if (ahead >= 4)
         absmax_cols_vec_kernel<DT, 4>
-            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
     else if (ahead >= 2)
         absmax_cols_vec_kernel<DT, 2>
-            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
     else
         absmax_cols_vec_kernel<DT, 1>
-            <<<grid, block, 0, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
 }
 
 extern "C" tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int x_f32,
                                                   const void *bias, tc_dtype dt, int64_t rows,
                                                   int64_t ld, int64_t c0, int64_t cols,
-                                                  int64_t slab, int ahead, void *stream)
+                                                  int64_t slab, int ahead, int row_warps,
+                                                  void *stream)
 {
+    if (!row_warps_ok(row_warps))
+        return tc_fail(TC_E_INTERNAL, "%s: %d row warps (1, 2, 4 or 8)", __func__, row_warps);
     if (rows <= 0 || cols <= 0)
         return TC_OK;
     const int64_t gy = (rows + ABSMAX_ROWS - 1) / ABSMAX_ROWS;
     if (gy > 65535)
         return tc_fail(TC_E_INTERNAL, "%s: %lld rows is more than supported", __func__,
                        (long long)rows);
-    const int64_t vy = slab > 0 ? (rows + slab - 1) / slab : 0;
+    const int64_t vy = slab > 0 ? (rows + slab * row_warps - 1) / (slab * row_warps) : 0;
     if (slab > 0 && vy <= 65535 && ld % VEC == 0 && c0 % VEC == 0 && cols % VEC == 0 &&
         (dt == TC_DT_F16 || dt == TC_DT_BF16) && aligned16(x) && aligned16(acc) &&
         (!bias || aligned16(bias))) {
         const int64_t threads = cols / VEC;
-        dim3 vgrid((unsigned)((threads + ABSMAX_VEC_BLOCK - 1) / ABSMAX_VEC_BLOCK), (unsigned)vy);
+        const dim3 block = row_warps_block(ABSMAX_VEC_BLOCK, row_warps);
+        const size_t smem = row_warps_smem(ABSMAX_VEC_BLOCK, row_warps, VEC);
+        const dim3 vgrid((unsigned)((threads + block.x - 1) / block.x), (unsigned)vy);
         if (dt == TC_DT_F16)
-            absmax_cols_vec_launch<1>(ahead, vgrid, (cudaStream_t)stream, acc, x, x_f32, bias,
-                                      rows, ld, c0, cols, slab);
+            absmax_cols_vec_launch<1>(ahead, vgrid, block, smem, (cudaStream_t)stream, acc, x,
+                                      x_f32, bias, rows, ld, c0, cols, slab);
         else
-            absmax_cols_vec_launch<2>(ahead, vgrid, (cudaStream_t)stream, acc, x, x_f32, bias,
-                                      rows, ld, c0, cols, slab);
+            absmax_cols_vec_launch<2>(ahead, vgrid, block, smem, (cudaStream_t)stream, acc, x,
+                                      x_f32, bias, rows, ld, c0, cols, slab);
         return launched("absmax_cols_vec_kernel");
     }
     dim3 grid((unsigned)((cols + FWD_BLOCK - 1) / FWD_BLOCK), (unsigned)gy);
@@ -231,15 +289,22 @@ extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype
 }
 
 /* ---- residual and silu*mul with their maxima (one pass instead of two) ----
- * A thread owns VEC consecutive columns of FUSED_ROWS rows: it applies the
+ * A thread owns VEC consecutive columns of a slab of rows: it applies the
  * operation as the vector kernels of fwd.cu do (the same steps, so the same
  * bytes), keeps the column maxima of the values absmax_cols would read in
- * registers, and folds them in with one atomicMax per column. */
-#define FUSED_ROWS 32
+ * registers, and folds them in with one atomicMax per column and block
+ * (fold_row_warps). */
 #define FUSED_BLOCK 128
-/* The read-ahead at 32 rows: silu*mul 224.6 -> 209.1 us, residual 66.3 ->
- * 59.1 us per 8B micro-batch on an H100 (docs/performance.md, session 16). */
+/* The read-ahead: silu*mul 224.6 -> 209.1 us, residual 66.3 -> 59.1 us per
+ * 8B micro-batch on an H100 (docs/performance.md, session 16). */
 #define FUSED_AHEAD 1
+/* Rows per thread and slabs per block, from bench_fwd_kernels' sweep on an
+ * H100 (session 19, one 8B micro-batch): residual 32 x 8 52.0 us against
+ * 60.5 us at 32 x 1; silu*mul 8 x 4 196.7 us against 210.4 us. */
+#define RESID_ROWS 32
+#define RESID_ROW_WARPS 8
+#define SILU_ROWS 8
+#define SILU_ROW_WARPS 4
 
 /* AHEAD: the next row's loads are issued before this row's arithmetic, so
  * that a thread has two rows of loads in flight at the cost of their
@@ -254,8 +319,7 @@ __global__ void residual_max_kernel(void *__restrict__ h, const float *__restric
 {
     int64_t c, r0, r1;
     float bc[VEC];
-    if (!col_slab<DT>(H, T, slab, bias, &c, &r0, &r1, bc))
-        return;
+    const bool in = col_slab<DT>(H, T, slab, bias, &c, &r0, &r1, bc);
     unsigned m[VEC] = { 0 };
     float4 na[2];
     uint4 nx;
@@ -292,9 +356,10 @@ __global__ void residual_max_kernel(void *__restrict__ h, const float *__restric
         }
         x.store(h, i);
     }
+    if (fold_row_warps(m) && in)
 #pragma unroll
-    for (int k = 0; k < VEC; k++)
-        atomicMax((unsigned *)acc + c + k, m[k]);
+        for (int k = 0; k < VEC; k++)
+            atomicMax((unsigned *)acc + c + k, m[k]);
 }
 
 template <int DT, bool AHEAD>
@@ -305,9 +370,9 @@ __global__ void silu_mul_max_kernel(void *__restrict__ out, const void *__restri
 {
     int64_t c, r0, r1;
     float unused[VEC];
-    if (!col_slab<DT>(I, T, slab, NULL, &c, &r0, &r1, unused))
-        return;
-    unsigned mg[VEC] = { 0 }, mu[VEC] = { 0 }, mo[VEC] = { 0 };
+    const bool in = col_slab<DT>(I, T, slab, NULL, &c, &r0, &r1, unused);
+    /* The maxima of g, u and out: [0, VEC), [VEC, 2 VEC), [2 VEC, 3 VEC). */
+    unsigned m[3 * VEC] = { 0 };
     uint4 ng, nu;
     if (AHEAD && r0 < r1) {
         ng = vec<DT>::raw16(g, (size_t)(r0 * I + c));
@@ -330,69 +395,74 @@ __global__ void silu_mul_max_kernel(void *__restrict__ out, const void *__restri
 #pragma unroll
         for (int k = 0; k < VEC; k++) {
             unsigned b = abs_bits(x.f[k]);
-            mg[k] = b > mg[k] ? b : mg[k];
+            m[k] = b > m[k] ? b : m[k];
             b = abs_bits(y.f[k]);
-            mu[k] = b > mu[k] ? b : mu[k];
+            m[VEC + k] = b > m[VEC + k] ? b : m[VEC + k];
             const float s = elem<DT>::rnd(x.f[k] / (1.0f + expf(-x.f[k])));
             /* The stored value, as absmax_cols would read it back. */
             x.f[k] = elem<DT>::rnd(s * y.f[k]);
             b = abs_bits(x.f[k]);
-            mo[k] = b > mo[k] ? b : mo[k];
+            m[2 * VEC + k] = b > m[2 * VEC + k] ? b : m[2 * VEC + k];
         }
         x.store(out, i);
     }
+    if (fold_row_warps(m) && in)
 #pragma unroll
-    for (int k = 0; k < VEC; k++) {
-        atomicMax((unsigned *)acc_g + c + k, mg[k]);
-        atomicMax((unsigned *)acc_u + c + k, mu[k]);
-        atomicMax((unsigned *)acc_out + c + k, mo[k]);
-    }
+        for (int k = 0; k < VEC; k++) {
+            atomicMax((unsigned *)acc_g + c + k, m[k]);
+            atomicMax((unsigned *)acc_u + c + k, m[VEC + k]);
+            atomicMax((unsigned *)acc_out + c + k, m[2 * VEC + k]);
+        }
 }
 
 /* DISPATCH16 for the kernels above, with or without the read-ahead. */
-#define DISPATCH16_AHEAD(ahead, dt, KERNEL, grid, block, stream, ...)                        \
+#define DISPATCH16_AHEAD(ahead, dt, KERNEL, grid, block, smem, stream, ...)                  \
     do {                                                                                    \
         const cudaStream_t s_ = (cudaStream_t)stream;                                       \
         if (dt == TC_DT_F16 && ahead)                                                       \
-            KERNEL<1, true><<<grid, block, 0, s_>>>(__VA_ARGS__);                            \
+            KERNEL<1, true><<<grid, block, smem, s_>>>(__VA_ARGS__);                         \
         else if (dt == TC_DT_F16)                                                           \
-            KERNEL<1, false><<<grid, block, 0, s_>>>(__VA_ARGS__);                           \
+            KERNEL<1, false><<<grid, block, smem, s_>>>(__VA_ARGS__);                        \
         else if (ahead)                                                                     \
-            KERNEL<2, true><<<grid, block, 0, s_>>>(__VA_ARGS__);                            \
+            KERNEL<2, true><<<grid, block, smem, s_>>>(__VA_ARGS__);                         \
         else                                                                                \
-            KERNEL<2, false><<<grid, block, 0, s_>>>(__VA_ARGS__);                           \
+            KERNEL<2, false><<<grid, block, smem, s_>>>(__VA_ARGS__);                        \
     } while (0)
 
-static inline bool fused_ok(tc_dtype dt, int64_t T, int64_t cols, int64_t slab)
+static inline bool fused_ok(tc_dtype dt, int64_t T, int64_t cols, int64_t slab, int row_warps)
 {
     return (dt == TC_DT_F16 || dt == TC_DT_BF16) && cols % VEC == 0 && slab > 0 &&
-           (T + slab - 1) / slab <= 65535;
+           (T + slab * row_warps - 1) / (slab * row_warps) <= 65535;
 }
 
 extern "C" tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, const void *bias,
                                                   tc_dtype dt, int64_t T, int64_t H, float *acc,
                                                   void *stream)
 {
-    return tc_fwd_residual_add_max_rows_cuda(h, p32, bias, dt, T, H, acc, FUSED_ROWS,
-                                             FUSED_AHEAD, stream);
+    return tc_fwd_residual_add_max_rows_cuda(h, p32, bias, dt, T, H, acc, RESID_ROWS,
+                                             FUSED_AHEAD, RESID_ROW_WARPS, stream);
 }
 
 extern "C" tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32,
                                                        const void *bias, tc_dtype dt, int64_t T,
                                                        int64_t H, float *acc, int64_t slab,
-                                                       int ahead, void *stream)
+                                                       int ahead, int row_warps, void *stream)
 {
+    if (!row_warps_ok(row_warps))
+        return tc_fail(TC_E_INTERNAL, "%s: %d row warps (1, 2, 4 or 8)", __func__, row_warps);
     if (T <= 0 || H <= 0)
         return TC_OK;
-    if (!fused_ok(dt, T, H, slab) || !aligned16(h) || !aligned16(p32)) {
+    if (!fused_ok(dt, T, H, slab, row_warps) || !aligned16(h) || !aligned16(p32)) {
         TC_TRY(tc_fwd_absmax_cols_cuda(acc, p32, 1, bias, dt, T, H, 0, H, stream));
         return tc_fwd_residual_add_cuda(h, p32, bias, dt, T, H, stream);
     }
     const int64_t threads = H / VEC;
-    dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
-              (unsigned)((T + slab - 1) / slab));
-    DISPATCH16_AHEAD(ahead, dt, residual_max_kernel, grid, FUSED_BLOCK, stream, h, p32, bias, T,
-                     H, acc, slab);
+    const dim3 block = row_warps_block(FUSED_BLOCK, row_warps);
+    const dim3 grid((unsigned)((threads + block.x - 1) / block.x),
+                    (unsigned)((T + slab * row_warps - 1) / (slab * row_warps)));
+    DISPATCH16_AHEAD(ahead, dt, residual_max_kernel, grid, block,
+                     row_warps_smem(FUSED_BLOCK, row_warps, VEC), stream, h, p32, bias, T, H, acc,
+                     slab);
     return launched("residual_max_kernel");
 }
 
@@ -400,27 +470,32 @@ extern "C" tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const vo
                                               int64_t T, int64_t I, float *acc_g, float *acc_u,
                                               float *acc_out, void *stream)
 {
-    return tc_fwd_silu_mul_max_rows_cuda(out, g, u, dt, T, I, acc_g, acc_u, acc_out, FUSED_ROWS,
-                                         FUSED_AHEAD, stream);
+    return tc_fwd_silu_mul_max_rows_cuda(out, g, u, dt, T, I, acc_g, acc_u, acc_out, SILU_ROWS,
+                                         FUSED_AHEAD, SILU_ROW_WARPS, stream);
 }
 
 extern "C" tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u,
                                                    tc_dtype dt, int64_t T, int64_t I,
                                                    float *acc_g, float *acc_u, float *acc_out,
-                                                   int64_t slab, int ahead, void *stream)
+                                                   int64_t slab, int ahead, int row_warps,
+                                                   void *stream)
 {
+    if (!row_warps_ok(row_warps))
+        return tc_fail(TC_E_INTERNAL, "%s: %d row warps (1, 2, 4 or 8)", __func__, row_warps);
     if (T <= 0 || I <= 0)
         return TC_OK;
-    if (!fused_ok(dt, T, I, slab) || !aligned16(out) || !aligned16(g) || !aligned16(u)) {
+    if (!fused_ok(dt, T, I, slab, row_warps) || !aligned16(out) || !aligned16(g) || !aligned16(u)) {
         TC_TRY(tc_fwd_silu_mul_cuda(out, g, u, dt, (size_t)(T * I), stream));
         TC_TRY(tc_fwd_absmax_cols_cuda(acc_g, g, 0, NULL, dt, T, I, 0, I, stream));
         TC_TRY(tc_fwd_absmax_cols_cuda(acc_u, u, 0, NULL, dt, T, I, 0, I, stream));
         return tc_fwd_absmax_cols_cuda(acc_out, out, 0, NULL, dt, T, I, 0, I, stream);
     }
     const int64_t threads = I / VEC;
-    dim3 grid((unsigned)((threads + FUSED_BLOCK - 1) / FUSED_BLOCK),
-              (unsigned)((T + slab - 1) / slab));
-    DISPATCH16_AHEAD(ahead, dt, silu_mul_max_kernel, grid, FUSED_BLOCK, stream, out, g, u, T, I,
+    const dim3 block = row_warps_block(FUSED_BLOCK, row_warps);
+    const dim3 grid((unsigned)((threads + block.x - 1) / block.x),
+                    (unsigned)((T + slab * row_warps - 1) / (slab * row_warps)));
+    DISPATCH16_AHEAD(ahead, dt, silu_mul_max_kernel, grid, block,
+                     row_warps_smem(FUSED_BLOCK, row_warps, 3 * VEC), stream, out, g, u, T, I,
                      acc_g, acc_u, acc_out, slab);
     return launched("silu_mul_max_kernel");
 }

@@ -236,24 +236,6 @@ __global__ void expert_add_kernel(float *acc, const void *y, const float *w, int
 
 /* ---- vector forms (fwd_common.cuh vec: the same steps, 8 elements at a time) ---- */
 
-/* out = w * round(in * r) over the row at `base`, this thread's 8-element
- * pieces from i0 on in steps of `step` (both rmsnorm forms). */
-template <int DT>
-__device__ __forceinline__ void rms_scale_row(void *out, const void *in, const void *w,
-                                              size_t base, int64_t H, float r, int64_t i0,
-                                              int64_t step)
-{
-    for (int64_t i = i0; i < H; i += step) {
-        vec<DT> x, wv;
-        x.load(in, base + i);
-        wv.load(w, i);
-#pragma unroll
-        for (int k = 0; k < VEC; k++)
-            x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
-        x.store(out, base + i);
-    }
-}
-
 /* One block per token; each thread keeps its 8-element pieces of the row
  * between the sum of squares and the output. */
 template <int DT>
@@ -272,68 +254,16 @@ __global__ void rmsnorm_vec_kernel(void *out, const void *in, const void *w, int
                 ss += x.f[k] * x.f[k];
         }
         ss = block_sum(ss, shared);
-        rms_scale_row<DT>(out, in, w, base, H, 1.0f / sqrtf(ss / (float)H + eps),
-                          (int64_t)threadIdx.x * VEC, (int64_t)blockDim.x * VEC);
-    }
-}
-
-/* rmsnorm_vec_kernel's bytes with one warp per row instead of a block:
- * no barriers, and a lane issues its 8 loads of a sweep before it uses
- * them (the block form's thread has one load in flight; it ran at 48% of a
- * copy's rate on an H100). The sum of squares takes the block form's order
- * exactly: lane l plays threads l + 32w (w < RMS_WARPS) of the FWD_BLOCK
- * block, each thread's sum over its elements in the same sequence, each
- * warp's by the same shuffle tree, then block_reduce's second stage (lane
- * l holds warp l's sum, zeros above) by the same tree: float addition is
- * commutative, so every lane ends with the value the block's thread 0
- * had. */
-#define RMS_WARPS (FWD_BLOCK / 32)
-#define RMS_ROWS_PER_BLOCK 8
-template <int DT>
-__global__ void __launch_bounds__(RMS_ROWS_PER_BLOCK * 32)
-    rmsnorm_warp_kernel(void *out, const void *in, const void *w, int64_t T, int64_t H, float eps)
-{
-    const int lane = threadIdx.x & 31;
-    const int64_t sweep = (int64_t)FWD_BLOCK * VEC; /* the block form's stride */
-    for (int64_t t = (int64_t)blockIdx.x * RMS_ROWS_PER_BLOCK + threadIdx.x / 32; t < T;
-         t += (int64_t)gridDim.x * RMS_ROWS_PER_BLOCK) {
-        const size_t base = (size_t)(t * H);
-        float part[RMS_WARPS];
+        const float r = 1.0f / sqrtf(ss / (float)H + eps);
+        for (int64_t i = threadIdx.x * VEC; i < H; i += blockDim.x * VEC) {
+            vec<DT> x, wv;
+            x.load(in, base + i);
+            wv.load(w, i);
 #pragma unroll
-        for (int v = 0; v < RMS_WARPS; v++)
-            part[v] = 0.0f;
-        for (int64_t j = 0; j < H; j += sweep) {
-            uint4 raw[RMS_WARPS];
-#pragma unroll
-            for (int v = 0; v < RMS_WARPS; v++) {
-                const int64_t i = j + (int64_t)(lane + 32 * v) * VEC;
-                if (i < H)
-                    raw[v] = vec<DT>::raw16(in, base + i);
-            }
-#pragma unroll
-            for (int v = 0; v < RMS_WARPS; v++) {
-                const int64_t i = j + (int64_t)(lane + 32 * v) * VEC;
-                if (i >= H)
-                    continue;
-                vec<DT> x;
-                x.unpack(raw[v]);
-#pragma unroll
-                for (int k = 0; k < VEC; k++)
-                    part[v] += x.f[k] * x.f[k];
-            }
+            for (int k = 0; k < VEC; k++)
+                x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
+            x.store(out, base + i);
         }
-        float r2 = 0.0f;
-#pragma unroll
-        for (int v = 0; v < RMS_WARPS; v++) {
-            for (int o = 16; o > 0; o >>= 1)
-                part[v] = part[v] + __shfl_xor_sync(0xffffffffu, part[v], o);
-            if (lane == v)
-                r2 = part[v];
-        }
-        for (int o = 16; o > 0; o >>= 1)
-            r2 = r2 + __shfl_xor_sync(0xffffffffu, r2, o);
-        rms_scale_row<DT>(out, in, w, base, H, 1.0f / sqrtf(r2 / (float)H + eps),
-                          (int64_t)lane * VEC, 32 * VEC);
     }
 }
 
@@ -446,12 +376,6 @@ template <int DT> __global__ void silu_mul_vec_kernel(void *out, const void *g, 
 
 /* ---- launchers ---- */
 
-/* The rmsnorm form tc_fwd_rmsnorm_cuda launches (the same bytes either
- * way; bench_fwd_kernels times both). The warp form has not yet run on a
- * GPU (docs/gpu-machine-notes.md): the block form stays the default until
- * its test (cuda_calib_fused) has passed and it has been timed. */
-#define RMSNORM_FORM TC_RMSNORM_BLOCK
-
 extern "C" tc_status tc_sum_slices_f32_cuda(float *out, const float *in, int nslices, size_t n,
                                             void *stream)
 {
@@ -485,21 +409,8 @@ extern "C" tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype d
 extern "C" tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt,
                                          int64_t T, int64_t H, float eps, void *stream)
 {
-    return tc_fwd_rmsnorm_form_cuda(out, in, w, dt, T, H, eps, RMSNORM_FORM, stream);
-}
-
-extern "C" tc_status tc_fwd_rmsnorm_form_cuda(void *out, const void *in, const void *w,
-                                              tc_dtype dt, int64_t T, int64_t H, float eps,
-                                              int form, void *stream)
-{
     if (T > 0 && vec_ok(dt, (size_t)H, out, in, w)) {
         unsigned grid;
-        if (form == TC_RMSNORM_WARP) {
-            TC_TRY(row_grid((T + RMS_ROWS_PER_BLOCK - 1) / RMS_ROWS_PER_BLOCK, &grid));
-            DISPATCH16(dt, rmsnorm_warp_kernel, grid, RMS_ROWS_PER_BLOCK * 32, stream, out, in,
-                       w, T, H, eps);
-            return launched("rmsnorm_warp_kernel");
-        }
         TC_TRY(row_grid(T, &grid));
         DISPATCH16(dt, rmsnorm_vec_kernel, grid, FWD_BLOCK, stream, out, in, w, T, H, eps);
         return launched("rmsnorm_vec_kernel");

@@ -31,12 +31,6 @@ tc_status tc_fwd_round_f32_cuda(void *out, tc_dtype dt, const float *in32, size_
 tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype dt, size_t n, void *stream);
 tc_status tc_fwd_rmsnorm_cuda(void *out, const void *in, const void *w, tc_dtype dt, int64_t T,
                               int64_t H, float eps, void *stream);
-/* The same through one form of the 16-byte-vector kernel (aligned buffers,
- * H a multiple of 8; else the scalar kernel): a block per row, or a warp
- * per row with the block's order of the sum, so the same bytes. */
-enum { TC_RMSNORM_BLOCK = 0, TC_RMSNORM_WARP = 1 };
-tc_status tc_fwd_rmsnorm_form_cuda(void *out, const void *in, const void *w, tc_dtype dt,
-                                   int64_t T, int64_t H, float eps, int form, void *stream);
 /* out[M, N] = in32[M, N] + bias[N]: f32 when out_f32, else rounded to dt. */
 tc_status tc_fwd_bias_cuda(void *out, int out_f32, const float *in32, const void *bias,
                            tc_dtype dt, int64_t M, int64_t N, void *stream);
@@ -74,14 +68,6 @@ tc_status tc_fwd_attention_fused_cuda(void *o, const void *q, const void *k, con
                                       tc_dtype dt, int64_t nh, int64_t nkv, int64_t head_dim,
                                       int64_t len, int64_t n_seqs, float scale, float *omax,
                                       void *stream);
-/* The same through one form of the kernel: 16 query rows per warp
- * (attention.cu) or 32 (attention_rows32.cu); the same bytes for finite
- * inputs. */
-enum { TC_ATTN_ROWS16 = 0, TC_ATTN_ROWS32 = 1 };
-tc_status tc_fwd_attention_form_cuda(void *o, const void *q, const void *k, const void *v,
-                                     tc_dtype dt, int64_t nh, int64_t nkv, int64_t head_dim,
-                                     int64_t len, int64_t n_seqs, float scale, float *omax,
-                                     int form, void *stream);
 tc_status tc_fwd_residual_add_cuda(void *h, const float *p32, const void *bias, tc_dtype dt,
                                    int64_t T, int64_t H, void *stream);
 tc_status tc_fwd_silu_mul_cuda(void *out, const void *g, const void *u, tc_dtype dt, size_t n,
@@ -97,13 +83,16 @@ tc_status tc_fwd_absmax_cols_cuda(float *acc, const void *x, int x_f32, const vo
                                   void *stream);
 tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,
                                   int64_t cols, void *stream);
-/* tc_fwd_absmax_cols_cuda with `slab` rows per block (default 32) and
- * `ahead` rows loaded before they are folded in (1, 2, 4 or 8; default 4):
+/* tc_fwd_absmax_cols_cuda with `slab` rows per thread (default 32),
+ * `ahead` rows loaded before they are folded in (1, 2, 4 or 8; default 4)
+ * and `row_warps` slabs per block (1, 2, 4 or 8; default 1) whose maxima
+ * meet in shared memory before the one atomicMax per column and block:
  * swept by bench_fwd_kernels, the same maxima whatever the choice
  * (cuda_calib_fused); slab 0 takes the scalar kernel. */
 tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int x_f32, const void *bias,
                                        tc_dtype dt, int64_t rows, int64_t ld, int64_t c0,
-                                       int64_t cols, int64_t slab, int ahead, void *stream);
+                                       int64_t cols, int64_t slab, int ahead, int row_warps,
+                                       void *stream);
 /* residual_add / silu_mul with the maxima of their values in the same pass
  * (fwd_backend.h residual_add_max / silu_mul_max): the bytes of the plain
  * kernel followed by tc_fwd_absmax_cols_cuda over the same values. */
@@ -112,18 +101,20 @@ tc_status tc_fwd_residual_add_max_cuda(void *h, const float *p32, const void *bi
 tc_status tc_fwd_silu_mul_max_cuda(void *out, const void *g, const void *u, tc_dtype dt,
                                    int64_t T, int64_t I, float *acc_g, float *acc_u,
                                    float *acc_out, void *stream);
-/* The same with `slab` rows per block instead of the default (32): the
- * trade between atomics (one per column per block) and blocks in flight;
- * `ahead` nonzero: each thread issues the next row's loads before this
- * row's arithmetic (more loads in flight, more registers). Swept by
+/* The same with `slab` rows per thread instead of the default (32) and
+ * `row_warps` such slabs per block (1, 2, 4 or 8): the trade between
+ * atomics (one per column per block) and blocks in flight; `ahead`
+ * nonzero: each thread issues the next row's loads before this row's
+ * arithmetic (more loads in flight, more registers). Swept by
  * bench_fwd_kernels, the same bytes whatever the choice (cuda_calib_fused);
  * the engine takes the defaults. */
 tc_status tc_fwd_residual_add_max_rows_cuda(void *h, const float *p32, const void *bias,
                                             tc_dtype dt, int64_t T, int64_t H, float *acc,
-                                            int64_t slab, int ahead, void *stream);
+                                            int64_t slab, int ahead, int row_warps, void *stream);
 tc_status tc_fwd_silu_mul_max_rows_cuda(void *out, const void *g, const void *u, tc_dtype dt,
                                         int64_t T, int64_t I, float *acc_g, float *acc_u,
-                                        float *acc_out, int64_t slab, int ahead, void *stream);
+                                        float *acc_out, int64_t slab, int ahead, int row_warps,
+                                        void *stream);
 
 /* kernels/calib_fused.cu: rmsnorm and rope+split over slabs of rows with
  * the column maxima of their values in the same pass (backend.h
