@@ -17,7 +17,8 @@
 # the new build's runs again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
 # seq. NCU (kernel names): Nsight Compute on them (below). FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
-# (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below).
+# (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below;
+# OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only.
 # Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
@@ -87,7 +88,8 @@ runs() {
         # shellcheck disable=SC2086 # a method is a set of flags
         calib "$1m${i}_plain" 0 $m
         # shellcheck disable=SC2086
-        [ "$1" = new_ ] || [ "$1" = fused_ ] && calib "$1m${i}_profile" "${PROFILE:-events}" $m
+        { [ "$1" = new_ ] || [ "$1" = fused_ ]; } && [ "${PROFILE8:-1}" = 1 ] &&
+            calib "$1m${i}_profile" "${PROFILE:-events}" $m
     done
 }
 runs new_
@@ -117,7 +119,7 @@ rm -rf "$W"
 # under each (e.g. 'TRTCONV_SQ_WQ_THREADS=4;TRTCONV_SQ_WQ_THREADS=8').
 if [ "${LAYERS70:-0}" -gt 0 ]; then
     builds=(build-gpu)
-    [ -d /tmp/old/build ] && builds+=(/tmp/old/build)
+    [ -d /tmp/old/build ] && [ "${OLD70:-1}" = 1 ] && builds+=(/tmp/old/build)
     IFS=';' read -r -a envs70 <<<"${ENV70:-}"
     [ ${#envs70[@]} -gt 0 ] || envs70=("")
     n=$((${#methods[@]} * ${#builds[@]} * ${#envs70[@]})) k=0

@@ -100,13 +100,16 @@ __global__ void __launch_bounds__(1024)
             const float r = 1.0f / sqrtf(ss[j] / (float)H + eps);
             vec<DT> x;
             x.unpack(raw[j]);
+            rms_scaled(x, wv, r);
+            /* The stored value, whose maxima absmax_cols would read. */
+            const uint4 stored = x.pack();
+            x.unpack(stored);
 #pragma unroll
             for (int k = 0; k < VEC; k++) {
-                x.f[k] = elem<DT>::rnd(wv.f[k] * elem<DT>::rnd(x.f[k] * r));
                 const unsigned b = abs_bits(x.f[k]);
                 m[k] = b > m[k] ? b : m[k];
             }
-            x.store(out, (size_t)((rg + j) * H + c));
+            *(uint4 *)((uint16_t *)out + (size_t)((rg + j) * H + c)) = stored;
         }
     }
     if (acc)
@@ -141,7 +144,7 @@ __global__ void rope_split_slab_kernel(void *q, void *k, void *v, const void *qk
         for (int64_t t = r0; t < r1; t++) {
             const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os, p = pos[t];
             const size_t row = (size_t)(t * width);
-            vec<DT> x1, x2, lo, hi;
+            vec<DT> x1, x2;
             x1.load(qkv, row + (size_t)src);
             x2.load(qkv, row + (size_t)(src + half));
             const float4 *cs = (const float4 *)(cosv + p * half + e);
@@ -154,14 +157,14 @@ __global__ void rope_split_slab_kernel(void *q, void *k, void *v, const void *qk
                 m[j] = b > m[j] ? b : m[j];
                 b = abs_bits(x2.f[j]);
                 m[VEC + j] = b > m[VEC + j] ? b : m[VEC + j];
-                lo.f[j] = elem<DT>::rnd(x1.f[j] * cf[j]) + elem<DT>::rnd(-x2.f[j] * sf[j]);
-                hi.f[j] = elem<DT>::rnd(x2.f[j] * cf[j]) + elem<DT>::rnd(x1.f[j] * sf[j]);
             }
+            lo_hi<DT> rot;
+            rope_pairs(rot, x1, x2, cf, sf);
             size_t dst;
             void *o = h < nh ? (dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d), q)
                              : (dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d), k);
-            lo.store(o, dst + (size_t)e);
-            hi.store(o, dst + (size_t)(e + half));
+            rot.lo.store(o, dst + (size_t)e);
+            rot.hi.store(o, dst + (size_t)(e + half));
         }
         if (acc_q) {
             float *a = h < nh ? acc_q + h * d : acc_k + (h - nh) * d;

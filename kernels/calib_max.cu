@@ -345,6 +345,7 @@ __global__ void residual_max_kernel(void *__restrict__ h, const float *__restric
             x.load(h, i);
         }
         const float *a = (const float *)a4;
+        vec<DT> y;
 #pragma unroll
         for (int k = 0; k < VEC; k++) {
             /* absmax_cols adds the bias only when there is one; the
@@ -352,8 +353,12 @@ __global__ void residual_max_kernel(void *__restrict__ h, const float *__restric
             const float v = bias ? a[k] + bc[k] : a[k];
             const unsigned b = abs_bits(v);
             m[k] = b > m[k] ? b : m[k];
-            x.f[k] = x.f[k] + elem<DT>::rnd(a[k] + bc[k]);
+            y.f[k] = a[k] + bc[k];
         }
+        y.round();
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            x.f[k] = x.f[k] + y.f[k];
         x.store(h, i);
     }
     if (fold_row_warps(m) && in)
@@ -398,13 +403,20 @@ __global__ void silu_mul_max_kernel(void *__restrict__ out, const void *__restri
             m[k] = b > m[k] ? b : m[k];
             b = abs_bits(y.f[k]);
             m[VEC + k] = b > m[VEC + k] ? b : m[VEC + k];
-            const float s = elem<DT>::rnd(x.f[k] / (1.0f + expf(-x.f[k])));
-            /* The stored value, as absmax_cols would read it back. */
-            x.f[k] = elem<DT>::rnd(s * y.f[k]);
-            b = abs_bits(x.f[k]);
+        }
+        silu_rounded(x);
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            x.f[k] = x.f[k] * y.f[k];
+        /* The stored value, as absmax_cols would read it back. */
+        const uint4 stored = x.pack();
+        x.unpack(stored);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) {
+            const unsigned b = abs_bits(x.f[k]);
             m[2 * VEC + k] = b > m[2 * VEC + k] ? b : m[2 * VEC + k];
         }
-        x.store(out, i);
+        *(uint4 *)((uint16_t *)out + i) = stored;
     }
     if (fold_row_warps(m) && in)
 #pragma unroll

@@ -57,6 +57,30 @@ template <int DT> __global__ void widen_kernel(float *out, const void *in, size_
         out[i] = elem<DT>::ld(in, i);
 }
 
+/* The same 8 elements at a time (fwd_common.cuh vec: the paired
+ * conversions), n a multiple of VEC: cuda_fwd holds them to the CPU's
+ * conversions over every float16 / bfloat16 and a sweep of float32. */
+template <int DT> __global__ void round_vec_kernel(void *out, const float *in, size_t n)
+{
+    for (size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * VEC; i < n;
+         i += (size_t)gridDim.x * blockDim.x * VEC) {
+        const float4 a = *(const float4 *)(in + i), b = *(const float4 *)(in + i + 4);
+        const vec<DT> x = { { a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w } };
+        x.store(out, i);
+    }
+}
+
+template <int DT> __global__ void widen_vec_kernel(float *out, const void *in, size_t n)
+{
+    for (size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * VEC; i < n;
+         i += (size_t)gridDim.x * blockDim.x * VEC) {
+        vec<DT> x;
+        x.load(in, i);
+        *(float4 *)(out + i) = make_float4(x.f[0], x.f[1], x.f[2], x.f[3]);
+        *(float4 *)(out + i + 4) = make_float4(x.f[4], x.f[5], x.f[6], x.f[7]);
+    }
+}
+
 template <int DT>
 __global__ void rmsnorm_kernel(void *out, const void *in, const void *w, int64_t T, int64_t H,
                                float eps)
@@ -259,9 +283,7 @@ __global__ void rmsnorm_vec_kernel(void *out, const void *in, const void *w, int
             vec<DT> x, wv;
             x.load(in, base + i);
             wv.load(w, i);
-#pragma unroll
-            for (int k = 0; k < VEC; k++)
-                x.f[k] = wv.f[k] * elem<DT>::rnd(x.f[k] * r);
+            rms_scaled(x, wv, r);
             x.store(out, base + i);
         }
     }
@@ -293,35 +315,41 @@ __global__ void rope_split_vec_kernel(void *q, void *k, void *v, const void *qkv
      * per 8B micro-batch on an H100, one of 448 74.4 us; session 17). */
     int64_t pairs;
     const int64_t units = rope_vec_units(nh, nkv, d, &pairs);
-    for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
-        const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os, p = pos[t];
-        const size_t row = (size_t)(t * width);
-        for (int64_t x = threadIdx.x; x < units; x += blockDim.x) {
-            if (x >= pairs) {
-                const int64_t y = x - pairs, h = y * VEC / d, e = y * VEC % d;
-                const size_t src = row + (size_t)((nh + nkv + h) * d + e);
+    /* A thread decodes its unit once and then takes it through the block's
+     * rows (64-bit divisions per unit and row made the kernel
+     * issue-bound); for each row a warp's units are still consecutive. */
+    for (int64_t x = threadIdx.x; x < units; x += blockDim.x) {
+        if (x >= pairs) {
+            const int64_t y = x - pairs, h = y * VEC / d, e = y * VEC % d;
+            const int64_t col = (nh + nkv + h) * d + e;
+            for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+                const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os;
                 *(uint4 *)((uint16_t *)v + (size_t)(os * nkv * d + (h * ls + tt) * d + e)) =
-                    *(const uint4 *)((const uint16_t *)qkv + src);
-                continue;
+                    *(const uint4 *)((const uint16_t *)qkv + (size_t)(t * width + col));
             }
-            const int64_t h = x / hv, e = (x % hv) * VEC;
-            const size_t src = row + (size_t)(h * d);
-            size_t dst;
-            void *out = rope_target(q, k, h, nh, nkv, g, d, os, ls, tt, &dst);
+            continue;
+        }
+        const int64_t h = x / hv, e = (x % hv) * VEC, col = h * d + e;
+        /* rope_target's layout with h / g and h % g taken once. */
+        const bool is_q = h < nh;
+        const int64_t hg = is_q ? h / g : h - nh, hr = is_q ? h % g : 0, heads = is_q ? nh : nkv;
+        const int64_t gq = is_q ? g : 1;
+        void *out = is_q ? q : k;
+        for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+            const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os, p = pos[t];
+            const size_t src = (size_t)(t * width + col);
+            const size_t dst = (size_t)(os * heads * d + ((hg * ls + tt) * gq + hr) * d + e);
             const float4 *cs = (const float4 *)(cosv + p * half + e);
             const float4 *sn = (const float4 *)(sinv + p * half + e);
             const float4 c4[2] = { cs[0], cs[1] }, s4[2] = { sn[0], sn[1] };
             const float *c = (const float *)c4, *s = (const float *)s4;
-            vec<DT> x1, x2, lo, hi;
-            x1.load(qkv, src + e);
-            x2.load(qkv, src + e + half);
-#pragma unroll
-            for (int j = 0; j < VEC; j++) {
-                lo.f[j] = elem<DT>::rnd(x1.f[j] * c[j]) + elem<DT>::rnd(-x2.f[j] * s[j]);
-                hi.f[j] = elem<DT>::rnd(x2.f[j] * c[j]) + elem<DT>::rnd(x1.f[j] * s[j]);
-            }
-            lo.store(out, dst + e);
-            hi.store(out, dst + e + half);
+            vec<DT> x1, x2;
+            x1.load(qkv, src);
+            x2.load(qkv, src + (size_t)half);
+            lo_hi<DT> r;
+            rope_pairs(r, x1, x2, c, s);
+            r.lo.store(out, dst);
+            r.hi.store(out, dst + (size_t)half);
         }
     }
 }
@@ -349,11 +377,15 @@ template <int DT> __global__ void residual_vec_kernel(void *h, const float *p, s
          i += (size_t)gridDim.x * blockDim.x * VEC) {
         const float4 a4[2] = { *(const float4 *)(p + i), *(const float4 *)(p + i + 4) };
         const float *a = (const float *)a4;
-        vec<DT> x;
+        vec<DT> x, y;
         x.load(h, i);
 #pragma unroll
         for (int k = 0; k < VEC; k++)
-            x.f[k] = x.f[k] + elem<DT>::rnd(a[k] + 0.0f); /* + 0.0f: the scalar path's -0 */
+            y.f[k] = a[k] + 0.0f; /* + 0.0f: the scalar path's -0 */
+        y.round();
+#pragma unroll
+        for (int k = 0; k < VEC; k++)
+            x.f[k] = x.f[k] + y.f[k];
         x.store(h, i);
     }
 }
@@ -365,11 +397,10 @@ template <int DT> __global__ void silu_mul_vec_kernel(void *out, const void *g, 
         vec<DT> x, y;
         x.load(g, i);
         y.load(u, i);
+        silu_rounded(x);
 #pragma unroll
-        for (int k = 0; k < VEC; k++) {
-            const float s = elem<DT>::rnd(x.f[k] / (1.0f + expf(-x.f[k])));
-            x.f[k] = s * y.f[k];
-        }
+        for (int k = 0; k < VEC; k++)
+            x.f[k] = x.f[k] * y.f[k];
         x.store(out, i);
     }
 }
@@ -397,12 +428,24 @@ extern "C" tc_status tc_fwd_embed_cuda(float *out32, const void *table, tc_dtype
 extern "C" tc_status tc_fwd_round_f32_cuda(void *out, tc_dtype dt, const float *in32, size_t n,
                                            void *stream)
 {
+    if (n > 0 && vec_ok(dt, n, out, in32)) {
+        unsigned grid;
+        TC_TRY(grid_for(n / VEC, &grid));
+        DISPATCH16(dt, round_vec_kernel, grid, FWD_BLOCK, stream, out, in32, n);
+        return launched("round_vec_kernel");
+    }
     LAUNCH(grid_for, n, n, round_kernel, FWD_BLOCK, stream, out, in32, n);
 }
 
 extern "C" tc_status tc_fwd_to_f32_cuda(float *out32, const void *in, tc_dtype dt, size_t n,
                                         void *stream)
 {
+    if (n > 0 && vec_ok(dt, n, out32, in)) {
+        unsigned grid;
+        TC_TRY(grid_for(n / VEC, &grid));
+        DISPATCH16(dt, widen_vec_kernel, grid, FWD_BLOCK, stream, out32, in, n);
+        return launched("widen_vec_kernel");
+    }
     LAUNCH(grid_for, n, n, widen_kernel, FWD_BLOCK, stream, out32, in, n);
 }
 

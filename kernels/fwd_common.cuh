@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -48,7 +49,26 @@ __device__ __forceinline__ uint16_t f32_to_f16_bits(float v)
         return tc_fp_f16_from_f32_bits(__float_as_uint(v));
     return __half_as_ushort(__float2half_rn(v));
 }
+/* Pairs of 2-byte values in a 32-bit word (vec below): pack2 rounds two
+ * floats in one hardware conversion (cvt.rn.f16x2.f32 / bf16x2 on sm_80+;
+ * round to nearest even like the scalar path), nan2 is nonzero when either
+ * half of a word is a NaN: |h| above the infinity's bits exactly when
+ * adding (mantissa mask) carries into bit 15, which no half can carry past.
+ * A NaN takes the scalar path again, so its payload is the CPU's. */
 template <> struct elem<1> {
+    static __device__ __forceinline__ uint32_t pack2(float a, float b)
+    {
+        const __half2 h = __floats2half2_rn(a, b);
+        return *(const uint32_t *)&h;
+    }
+    static __device__ __forceinline__ float2 unpack2(uint32_t w)
+    {
+        return __half22float2(*(const __half2 *)&w);
+    }
+    static __device__ __forceinline__ uint32_t nan2(uint32_t w)
+    {
+        return ((w & 0x7FFF7FFFu) + 0x03FF03FFu) & 0x80008000u;
+    }
     static __device__ __forceinline__ float ld(const void *p, size_t i)
     {
         return f16_bits_to_f32(((const uint16_t *)p)[i]);
@@ -63,6 +83,19 @@ template <> struct elem<1> {
     }
 };
 template <> struct elem<2> {
+    static __device__ __forceinline__ uint32_t pack2(float a, float b)
+    {
+        const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+        return *(const uint32_t *)&h;
+    }
+    static __device__ __forceinline__ float2 unpack2(uint32_t w) /* exact, NaN too */
+    {
+        return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xFFFF0000u));
+    }
+    static __device__ __forceinline__ uint32_t nan2(uint32_t w)
+    {
+        return ((w & 0x7FFF7FFFu) + 0x007F007Fu) & 0x80008000u;
+    }
     static __device__ __forceinline__ float ld(const void *p, size_t i)
     {
         return __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16);
@@ -192,8 +225,17 @@ static inline tc_status row_grid(int64_t rows, unsigned *grid)
 /* ---- 16-byte vectors: VEC elements of a 2-byte dtype (1 = F16, 2 = BF16) ----
  * The vector kernels take the same per-element steps as the scalar ones, so
  * their bytes are the same; launchers use them when every pointer is 16-byte
- * aligned and the lengths are multiples of VEC. */
+ * aligned and the lengths are multiples of VEC. Conversions go two values
+ * per instruction with one NaN test per vector (elem pack2 / nan2): the
+ * elementwise kernels were bound by instruction issue, not memory (Nsight
+ * Compute on an H100, session 19: rmsnorm at 77% of the SMs' issue rate
+ * and 26% of the memory's). */
 #define VEC 8
+/* 0: the per-element conversions of elem (the same bytes; the form before
+ * session 19, kept for comparison in bench_fwd_kernels' builds). */
+#ifndef TC_VEC_PAIRED_CONVERSIONS
+#define TC_VEC_PAIRED_CONVERSIONS 1
+#endif
 
 template <int DT> struct vec {
     float f[VEC];
@@ -208,21 +250,105 @@ template <int DT> struct vec {
     }
     __device__ __forceinline__ void unpack(const uint4 &u)
     {
+#if TC_VEC_PAIRED_CONVERSIONS
+        const uint32_t w[4] = { u.x, u.y, u.z, u.w };
+        /* bfloat16 widens exactly, NaN included; float16's NaN keeps its
+         * payload on the scalar path. */
+        if (DT != 1 || !(elem<DT>::nan2(w[0]) | elem<DT>::nan2(w[1]) | elem<DT>::nan2(w[2]) |
+                         elem<DT>::nan2(w[3]))) {
+#pragma unroll
+            for (int j = 0; j < VEC / 2; j++) {
+                const float2 v = elem<DT>::unpack2(w[j]);
+                f[2 * j] = v.x, f[2 * j + 1] = v.y;
+            }
+            return;
+        }
+#endif
         const uint16_t *h = (const uint16_t *)&u;
 #pragma unroll
         for (int k = 0; k < VEC; k++)
             f[k] = elem<DT>::ld(h, k);
     }
-    __device__ __forceinline__ void store(void *p, size_t i) const
+    /* The 16 bytes of f rounded to DT. */
+    __device__ __forceinline__ uint4 pack() const
     {
+#if TC_VEC_PAIRED_CONVERSIONS
+        uint32_t w[4];
+#pragma unroll
+        for (int j = 0; j < VEC / 2; j++)
+            w[j] = elem<DT>::pack2(f[2 * j], f[2 * j + 1]);
+        if (!(elem<DT>::nan2(w[0]) | elem<DT>::nan2(w[1]) | elem<DT>::nan2(w[2]) |
+              elem<DT>::nan2(w[3])))
+            return make_uint4(w[0], w[1], w[2], w[3]);
+#endif
         uint4 u;
         uint16_t *h = (uint16_t *)&u;
 #pragma unroll
         for (int k = 0; k < VEC; k++)
             elem<DT>::st(h, k, f[k]);
-        *(uint4 *)((uint16_t *)p + i) = u;
+        return u;
+    }
+    __device__ __forceinline__ void store(void *p, size_t i) const
+    {
+        *(uint4 *)((uint16_t *)p + i) = pack();
+    }
+    /* f[k] = elem<DT>::rnd(f[k]) for every k: the value as stored and read
+     * back. */
+    __device__ __forceinline__ void round()
+    {
+        unpack(pack());
     }
 };
+
+/* x = w * round(x * r): rmsnorm's output before its final rounding (the
+ * scalar kernel's steps, 8 at a time). */
+template <int DT>
+__device__ __forceinline__ void rms_scaled(vec<DT> &x, const vec<DT> &w, float r)
+{
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        x.f[k] = x.f[k] * r;
+    x.round();
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        x.f[k] = w.f[k] * x.f[k];
+}
+
+/* x = round(silu(x)) as stored: x / (1 + exp(-x)) in float32, then the
+ * dtype's rounding (the scalar kernels' steps, 8 at a time). */
+template <int DT> __device__ __forceinline__ void silu_rounded(vec<DT> &x)
+{
+#pragma unroll
+    for (int k = 0; k < VEC; k++)
+        x.f[k] = x.f[k] / (1.0f + expf(-x.f[k]));
+    x.round();
+}
+
+/* The rotated halves of 8 rotary pairs: lo = round(x1 c) + round(-x2 s),
+ * hi = round(x2 c) + round(x1 s) (rounded again when stored), the scalar
+ * rope kernel's steps. */
+template <int DT> struct lo_hi {
+    vec<DT> lo, hi;
+};
+template <int DT>
+__device__ __forceinline__ void rope_pairs(lo_hi<DT> &r, const vec<DT> &x1, const vec<DT> &x2,
+                                           const float *c, const float *s)
+{
+    vec<DT> a, b;
+#pragma unroll
+    for (int j = 0; j < VEC; j++) {
+        r.lo.f[j] = x1.f[j] * c[j];
+        a.f[j] = -x2.f[j] * s[j];
+        r.hi.f[j] = x2.f[j] * c[j];
+        b.f[j] = x1.f[j] * s[j];
+    }
+    r.lo.round(), a.round(), r.hi.round(), b.round();
+#pragma unroll
+    for (int j = 0; j < VEC; j++) {
+        r.lo.f[j] = r.lo.f[j] + a.f[j];
+        r.hi.f[j] = r.hi.f[j] + b.f[j];
+    }
+}
 
 static inline bool aligned16(const void *p)
 {

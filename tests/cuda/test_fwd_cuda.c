@@ -3,6 +3,14 @@
  * (src/fwd/fwd_cpu.c, the scalar reference), on the shapes that take the
  * 16-byte vector kernels (multiples of 8, aligned) and on shapes and
  * misaligned pointers that take the scalar ones:
+ *   float32 <-> dtype          bit for bit against core/dtype.c, NaN
+ *   conversions                payloads included: every float16 / bfloat16
+ *                              pattern widened, and every float32 sign,
+ *                              exponent and leading mantissa (the upper 16
+ *                              bits) with 16 lower halves (ties, one off a
+ *                              tie, random) rounded, through the vector
+ *                              kernels (paired hardware conversions) and
+ *                              the scalar ones;
  *   residual_add, rope_split   bit for bit (the same rounding steps);
  *   the quantized engines'    bit for bit against the tc_fq_* references
  *   steps (fake_quant.h)       (int8 and FP8, static and per token);
@@ -38,9 +46,56 @@
 #include "trtconv/core/dtype.h"
 #include "trtconv/mpi/gpu.h"
 #include "trtconv/core/log.h"
+#include "trtconv/kernels/fwd.h"
 #include "gpu_check.h"
 #include "fwd_pair.h"
 
+
+/* tc_fwd_round_f32_cuda and tc_fwd_to_f32_cuda against the CPU's
+ * conversions; mis 1 takes the scalar kernels (pointers off 16 bytes). */
+static void case_conversions(pair *p, tc_dtype dt, size_t mis)
+{
+    static const uint16_t lows[16] = { 0x0000, 0x0001, 0x0FFF, 0x1000, 0x1001, 0x1FFF,
+                                       0x3000, 0x5000, 0x7FFF, 0x8000, 0x8001, 0xEFFF,
+                                       0xF000, 0xFFFF, 0, 0 };
+    const size_t n = (size_t)65536 * 16, nh = 65536;
+    float *x = malloc((n + 8) * 4), *wide = malloc(nh * 4);
+    uint16_t *want = malloc(n * 2), *got = malloc(n * 2), *all = malloc((nh + 8) * 2);
+    uint32_t *got32 = malloc(nh * 4);
+    int ok = x && wide && want && got && all && got32;
+    for (size_t i = 0; ok && i < n; i++) {
+        const uint32_t lo = i % 16 < 14 ? lows[i % 16] : (uint32_t)(urand() * 65536.0) & 0xFFFFu;
+        const uint32_t bits = (uint32_t)(i / 16) << 16 | lo;
+        memcpy(&x[mis + i], &bits, 4);
+        want[i] = dt == TC_DT_F16 ? tc_f32_to_f16(x[mis + i]) : tc_f32_to_bf16(x[mis + i]);
+    }
+    for (size_t i = 0; ok && i < nh; i++) {
+        all[mis + i] = (uint16_t)i;
+        wide[i] = to_f32(dt, (uint16_t)i);
+    }
+    float *dx = ok ? gput(p, x, (n + 8) * 4) : NULL, *dw = gput(p, NULL, nh * 4 + 32);
+    uint16_t *dy = gput(p, NULL, (n + 8) * 2), *da = ok ? gput(p, all, (nh + 8) * 2) : NULL;
+    ok = ok && dx && dw && dy && da && p->g->ops->sync(p->g) == TC_OK &&
+         tc_fwd_round_f32_cuda(dy + mis, dt, dx + mis, n, NULL) == TC_OK &&
+         tc_fwd_to_f32_cuda(dw + mis, da + mis, dt, nh, NULL) == TC_OK &&
+         cudaDeviceSynchronize() == cudaSuccess &&
+         cudaMemcpy(got, dy + mis, n * 2, cudaMemcpyDeviceToHost) == cudaSuccess &&
+         cudaMemcpy(got32, dw + mis, nh * 4, cudaMemcpyDeviceToHost) == cudaSuccess;
+    size_t bad_round = 0, bad_widen = 0;
+    for (size_t i = 0; ok && i < n; i++)
+        bad_round += got[i] != want[i];
+    for (size_t i = 0; ok && i < nh; i++)
+        bad_widen += memcmp(&got32[i], &wide[i], 4) != 0;
+    result(ok && bad_round == 0 && bad_widen == 0,
+           "%s conversions%s: %zu float32 rounded (%zu differ from core/dtype.c), all %zu "
+           "patterns widened (%zu differ)", dtn(dt), mis ? " (scalar kernels)" : "", n,
+           bad_round, nh, bad_widen);
+    void *bufs[] = { dx, dw, dy, da };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            p->g->ops->release(p->g, bufs[i]);
+    free(x), free(wide), free(want), free(got), free(all), free(got32);
+}
 
 static void case_residual(pair *p, tc_dtype dt, int64_t T, int64_t H, size_t mis)
 {
@@ -272,6 +327,8 @@ int main(void)
     const int64_t lens_c[] = { 300, 300, 77, 130 };
     for (int i = 0; i < 2; i++) {
         const tc_dtype dt = dts[i];
+        case_conversions(&p, dt, 0);
+        case_conversions(&p, dt, 1);
         case_residual(&p, dt, 64, 4096, 0);    /* vector kernel */
         case_residual(&p, dt, 3, 37, 0);       /* scalar: n not a multiple of 8 */
         case_residual(&p, dt, 16, 64, 1);      /* scalar: misaligned */
