@@ -231,8 +231,9 @@ static inline tc_status row_grid(int64_t rows, unsigned *grid)
  * Compute on an H100, session 19: rmsnorm at 77% of the SMs' issue rate
  * and 26% of the memory's). */
 #define VEC 8
-/* 0: the per-element conversions of elem (the same bytes; the form before
- * session 19, kept for comparison in bench_fwd_kernels' builds). */
+/* Built with -DTC_VEC_PAIRED_CONVERSIONS=0: the per-element conversions of
+ * elem instead (the same bytes; the form before session 19), to time one
+ * against the other. */
 #ifndef TC_VEC_PAIRED_CONVERSIONS
 #define TC_VEC_PAIRED_CONVERSIONS 1
 #endif
