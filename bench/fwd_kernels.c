@@ -249,18 +249,18 @@ int main(int argc, char **argv)
         }
     /* The same with 2-8 slabs per block (row warps), read-ahead on: the
      * atomics divided by the warps at the same rows per thread. */
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof rw_slabs / sizeof rw_slabs[0]; i++)
         for (int rw = 2; rw <= 8; rw *= 2) {
             char name[80];
             TIME(&t, ms, ok(tc_fwd_silu_mul_max_rows_cuda(a, g, u, dt, T, I, acc, acc2, acc3,
-                                                          slabs[i], 1, rw, s), "silu"));
+                                                          rw_slabs[i], 1, rw, s), "silu"));
             snprintf(name, sizeof name, "silu*mul with maxima, %lld rows x %d warps, ahead",
-                     (long long)slabs[i], rw);
+                     (long long)rw_slabs[i], rw);
             report(&t, name, ms, (double)T * I * 6);
             TIME(&t, ms, ok(tc_fwd_residual_add_max_rows_cuda(x, p32, NULL, dt, T, H, acc,
-                                                              slabs[i], 1, rw, s), "residual"));
+                                                              rw_slabs[i], 1, rw, s), "residual"));
             snprintf(name, sizeof name, "residual with maxima, %lld rows x %d warps, ahead",
-                     (long long)slabs[i], rw);
+                     (long long)rw_slabs[i], rw);
             report(&t, name, ms, (double)T * H * (4 + 2 + 2));
         }
     TIME(&t, ms, ok(tc_fwd_residual_add_cuda(x, p32, NULL, dt, T, H, s), "residual"));

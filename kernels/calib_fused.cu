@@ -160,9 +160,11 @@ __global__ void rope_split_slab_kernel(void *q, void *k, void *v, const void *qk
             }
             lo_hi<DT> rot;
             rope_pairs(rot, x1, x2, cf, sf);
-            size_t dst;
-            void *o = h < nh ? (dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d), q)
-                             : (dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d), k);
+            /* Decoded per row, as before: taken out of the loop it kept 13
+             * more registers live. */
+            const rope_head rh(h, nh, nkv, g, d);
+            void *o = rh.tensor(q, k);
+            const size_t dst = rh.at(os, ls, tt);
             rot.lo.store(o, dst + (size_t)e);
             rot.hi.store(o, dst + (size_t)(e + half));
         }

@@ -117,21 +117,6 @@ __global__ void bias_kernel(void *out, int out_f32, const float *in, const void 
     }
 }
 
-/* Where head h (query heads first, then keys) of token tt of the sequence
- * starting at os (length ls) goes: q is [group, token, head in group, d]
- * per sequence, k is [kv head, token, d]; *dst: the head's first element. */
-__device__ __forceinline__ void *rope_target(void *q, void *k, int64_t h, int64_t nh,
-                                             int64_t nkv, int64_t g, int64_t d, int64_t os,
-                                             int64_t ls, int64_t tt, size_t *dst)
-{
-    if (h < nh) {
-        *dst = (size_t)(os * nh * d + (((h / g) * ls + tt) * g + h % g) * d);
-        return q;
-    }
-    *dst = (size_t)(os * nkv * d + ((h - nh) * ls + tt) * d);
-    return k;
-}
-
 /* One block per token; threads over (head, e < d/2) for q and k, then v. */
 template <int DT>
 __global__ void rope_split_kernel(void *q, void *k, void *v, const void *qkv, int64_t nh,
@@ -147,8 +132,9 @@ __global__ void rope_split_kernel(void *q, void *k, void *v, const void *qkv, in
         for (int64_t x = threadIdx.x; x < (nh + nkv) * half; x += blockDim.x) {
             const int64_t h = x / half, e = x % half;
             const size_t src = row + (size_t)(h * d);
-            size_t dst;
-            void *out = rope_target(q, k, h, nh, nkv, g, d, os, ls, tt, &dst);
+            const rope_head rh(h, nh, nkv, g, d);
+            void *out = rh.tensor(q, k);
+            const size_t dst = rh.at(os, ls, tt);
             const float x1 = elem<DT>::ld(qkv, src + e), x2 = elem<DT>::ld(qkv, src + e + half);
             const float lo = elem<DT>::rnd(x1 * cs[e]) + elem<DT>::rnd(-x2 * sn[e]);
             const float hi = elem<DT>::rnd(x2 * cs[e]) + elem<DT>::rnd(x1 * sn[e]);
@@ -330,15 +316,12 @@ __global__ void rope_split_vec_kernel(void *q, void *k, void *v, const void *qkv
             continue;
         }
         const int64_t h = x / hv, e = (x % hv) * VEC, col = h * d + e;
-        /* rope_target's layout with h / g and h % g taken once. */
-        const bool is_q = h < nh;
-        const int64_t hg = is_q ? h / g : h - nh, hr = is_q ? h % g : 0, heads = is_q ? nh : nkv;
-        const int64_t gq = is_q ? g : 1;
-        void *out = is_q ? q : k;
+        const rope_head rh(h, nh, nkv, g, d);
+        void *out = rh.tensor(q, k);
         for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
             const int64_t os = seq_start[t], ls = seq_len[t], tt = t - os, p = pos[t];
             const size_t src = (size_t)(t * width + col);
-            const size_t dst = (size_t)(os * heads * d + ((hg * ls + tt) * gq + hr) * d + e);
+            const size_t dst = rh.at(os, ls, tt) + (size_t)e;
             const float4 *cs = (const float4 *)(cosv + p * half + e);
             const float4 *sn = (const float4 *)(sinv + p * half + e);
             const float4 c4[2] = { cs[0], cs[1] }, s4[2] = { sn[0], sn[1] };

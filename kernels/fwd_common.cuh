@@ -301,6 +301,26 @@ template <int DT> struct vec {
     }
 };
 
+/* Where rotary head h (query heads first, then keys; g query heads per KV
+ * head) goes: q is [group, token, head in group, d] per sequence, k is
+ * [kv head, token, d]. Decoded once per head; at() is the offset of its
+ * first element for token tt of the sequence starting at os (length ls).
+ * The rope kernels of fwd.cu and calib_fused.cu share it. */
+struct rope_head {
+    bool is_q;
+    int64_t heads, group, in_group, per_group, d;
+    __host__ __device__ rope_head(int64_t h, int64_t nh, int64_t nkv, int64_t g, int64_t d_)
+        : is_q(h < nh), heads(h < nh ? nh : nkv), group(h < nh ? h / g : h - nh),
+          in_group(h < nh ? h % g : 0), per_group(h < nh ? g : 1), d(d_)
+    {
+    }
+    __host__ __device__ size_t at(int64_t os, int64_t ls, int64_t tt) const
+    {
+        return (size_t)(os * heads * d + ((group * ls + tt) * per_group + in_group) * d);
+    }
+    __host__ __device__ void *tensor(void *q, void *k) const { return is_q ? q : k; }
+};
+
 /* x = w * round(x * r): rmsnorm's output before its final rounding (the
  * scalar kernel's steps, 8 at a time). */
 template <int DT>
