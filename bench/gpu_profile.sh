@@ -23,6 +23,7 @@
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
 . "$(dirname "$0")/bench_lib.sh"
+. "$(dirname "$0")/gpu_clocks.sh"
 if [ -n "${CTEST_RE-cuda_fwd}" ]; then
     (cd build-gpu && ctest -j4 -R "${CTEST_RE:-cuda_fwd}" --output-on-failure) >"$OUT/ctest.log" 2>&1
     rc=$?
@@ -49,7 +50,7 @@ done
 if [ "${GEMM_SEQ:-1}" = 1 ]; then
     echo "== gemm_algos seq"
     nvcc -O2 -arch=sm_90 bench/gemm_algos.cu -o /tmp/gemm_algos -lcublasLt -lcublas &&
-        /tmp/gemm_algos seq 4096 && /tmp/gemm_algos seq 8192
+        { clocks_start gemm_seq; /tmp/gemm_algos seq 4096 && /tmp/gemm_algos seq 8192; clocks_stop; }
 fi
 W=/tmp/trtconv-bench/prof
 LAYERS=${LAYERS:-32} SEQS=${SEQS:-512} LEN=${LEN:-512}
@@ -63,6 +64,7 @@ calib() {
     local tag=$1 prof=$2
     shift 2
     rm -rf "$W/out"
+    clocks_start "$tag"
     TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
         /usr/bin/time -f "wall %e s, max RSS %M KiB" \
         mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
@@ -80,6 +82,7 @@ calib() {
         tr -s ' ' | cut -c1-160 | tail -32
     # The output's digest: equal digests, equal bytes (new, fused, old, batch sizes).
     grep -o '"sha256_tree":[^,]*' "$W/out/trtconv-manifest.json" 2>/dev/null | tr -d '\t"' | cut -c1-40
+    clocks_stop
 }
 runs() {
     local i=0
@@ -93,6 +96,30 @@ runs() {
     done
 }
 runs new_
+# NCU_ENGINE (a kernel-name regex, e.g. 'nvjet|gemm'): Nsight Compute's
+# duration and SM clock of NCU_COUNT (default 15) matching launches of the
+# first method's run after NCU_SKIP (default 3200: ten 8B layers of five
+# GEMMs per micro-batch), then of gemm_algos seq, with the clocks and caches
+# as the runs leave them (not ncu's locked base clock and flushed caches):
+# is a GEMM slower in the engine than alone, and is it the same kernel?
+if [ -n "${NCU_ENGINE:-}" ]; then
+    nq=(/usr/local/cuda/bin/ncu --clock-control none --cache-control none --csv --print-units base
+        --metrics gpu__time_duration.sum,smsp__cycles_elapsed.avg.per_second,launch__grid_size,launch__registers_per_thread
+        -k "regex:${NCU_ENGINE}" -c "${NCU_COUNT:-15}")
+    rm -rf "$W/out"
+    # shellcheck disable=SC2086 # a method is a set of flags
+    mpirun -np 1 --bind-to none "${nq[@]}" -s "${NCU_SKIP:-3200}" build-gpu/trtconv \
+        --model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl" \
+        --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
+        --progress none ${methods[0]} >"$OUT/ncu_engine.csv" 2>&1
+    echo "== ncu on the engine (${methods[0]}), rc $?"
+    python3 bench/ncu_summary.py "$OUT/ncu_engine.csv"
+    if [ -x /tmp/gemm_algos ]; then
+        "${nq[@]}" -s 80 /tmp/gemm_algos seq 4096 >"$OUT/ncu_gemm_seq.csv" 2>&1
+        echo "== ncu on gemm_algos seq 4096, rc $?"
+        python3 bench/ncu_summary.py "$OUT/ncu_gemm_seq.csv"
+    fi
+fi
 # FUSED_AB=1: the same runs with TRTCONV_CALIB_MAXIMA=fused (the attention
 # block's maxima inside its kernels), then the default's plain runs again.
 if [ "${FUSED_AB:-0}" = 1 ]; then
