@@ -47,7 +47,7 @@ printf "wall %.2f s; statistics %s s; per layer %.3f s; statistics extrapolated 
     "$(awk "BEGIN{print $t1 - $t0}")" "$stats" "$(awk "BEGIN{print $stats / $LAYERS}")" \
     "$(awk "BEGIN{print $stats / $LAYERS * 80}")"
 echo "peak RSS $(awk "BEGIN{printf \"%.0f\", $(cat "$W/rss") / 1024}") MiB; peak GPU memory in use $((peak - base)) MiB (before: $base MiB)"
-grep -E "calibrating|statistics|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*: /    /'
+grep -E "calibrating|statistics|layer loop|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*: /    /'
 grep -E "profile: .*(gemm|rmsnorm|rope|attention|residual|silu|host|span|between|FLOP)|SmoothQuant while" "$W/log" |
     sed -E 's/^trtconv[^:]*: (profile: )?/  /' | tr -s ' ' | cut -c1-190
 du -sh "$W/out"

@@ -77,7 +77,7 @@ calib() {
     { echo "######## $tag (rc $rc): $*"; cat "$W/$tag.log"; } >>"$OUT/runs.log"
     echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $rc)"
     # The lines that matter, without the log prefix (stdout comes back cut).
-    grep -E "profile:|calibrat|SmoothQuant|FP8|committed|wall|error" "$W/$tag.log" |
+    grep -E "profile:|layer loop|calibrat|SmoothQuant|FP8|committed|wall|error" "$W/$tag.log" |
         sed -E 's/^trtconv\[[^]]*\] (\+[0-9.]+ s) rss ([0-9/]+ MiB) [a-z]+: /\1 \2 /' |
         tr -s ' ' | cut -c1-160 | tail -32
     # The output's digest: equal digests, equal bytes (new, fused, old, batch sizes).
@@ -157,10 +157,13 @@ if [ "${LAYERS70:-0}" -gt 0 ]; then
                 echo "== 70B shape, $LAYERS70 layers, $b: $m${ev:+ ($ev)}"
                 keep=1
                 [ $k = $n ] && keep=0
+                clocks_start "70b_$k"
                 # shellcheck disable=SC2086 # ev: NAME=VALUE settings
                 env $ev PROFILE=${PROFILE70:-0} KEEP_MODEL=$keep LAYERS=$LAYERS70 METHOD="$m" \
                     BENCH_DIR=/tmp/trtconv-bench bash "$(dirname "$0")/bench_calib_70b.sh" "$b" 2>&1 |
                     grep -vE "^    |^[0-9.]+G"
+                grep "layer loop" "$OUT/runs70.log" 2>/dev/null | tail -1 | sed 's/^trtconv[^:]*: /  /'
+                clocks_stop
             done
         done
     done

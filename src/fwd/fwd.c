@@ -429,11 +429,10 @@ static tc_status rope(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
 static tc_status attention(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
 {
     const fwd_ops *ops = e->ops;
-    if (e->profile)
-        for (int s = 0; s < bt->n_seqs; s++) {
-            const double L = (double)(bt->h_offsets[s + 1] - bt->h_offsets[s]);
-            e->prof_flop += 4.0 * (double)(e->attn.heads * e->attn.head_dim) * L * (L + 1.0) / 2.0;
-        }
+    for (int s = 0; s < bt->n_seqs; s++) {
+        const double L = (double)(bt->h_offsets[s + 1] - bt->h_offsets[s]);
+        e->prof_flop += 4.0 * (double)(e->attn.heads * e->attn.head_dim) * L * (L + 1.0) / 2.0;
+    }
     if (!e->d_stats)
         return ops->attention(e->be, e->o, e->q, e->k, e->v, e->dt, &e->attn, bt);
     const int64_t q = e->attn.heads * e->attn.head_dim;

@@ -119,7 +119,8 @@ struct tc_fwd_engine {
     double prof_host_s[8];         /* the layer-streamed loop's host phases (FWD_HOST_*) */
     double prof_between_s;         /* events: from a layer's last operation to the next's first */
     double prof_flop;              /* queued by tc_fwd_qlinear (2 T N K) and attention (causal
-                                    * work once: 4 d sum of L (L + 1) / 2 per head) */
+                                    * work once: 4 d sum of L (L + 1) / 2 per head); counted
+                                    * with or without profiling (the layer loop's rate) */
     struct fwd_gpu_prof *gprof;    /* events: the event pool, or NULL */
 };
 

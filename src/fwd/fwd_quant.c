@@ -143,8 +143,7 @@ tc_status tc_fwd_qlinear(tc_fwd_engine *e, const lin_quant *q, bool requant, voi
                          int64_t N, int64_t K)
 {
     const fwd_ops *ops = e->ops;
-    if (e->profile)
-        e->prof_flop += 2.0 * (double)T * (double)N * (double)K;
+    e->prof_flop += 2.0 * (double)T * (double)N * (double)K;
     if (q->act == TC_FQ_NONE)
         return ops->linear(e->be, out, out_f32, in, w, bias, e->dt, T, N, K);
     if (!ops->act_quant || !ops->dequant || !ops->div_cols)

@@ -322,6 +322,10 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         tc_fwd_release_layer(e, 0);
         return st;
     }
+    /* The layer loop's own rate, profiled or not: from layer 0 resident to
+     * the last layer's statistics published (its hook, after the GPU's
+     * work, is the tail). */
+    const double loop_t0 = tc_now_seconds(), loop_flop0 = e->prof_flop;
     for (int64_t li = 0; st == TC_OK && li < e->n_layers; li++) {
         if (li > 0)
             st = tc_fwd_prof_edge(e, false);
@@ -359,6 +363,12 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
     }
     if (st != TC_OK)
         return st;
+    const double loop_s = tc_now_seconds() - loop_t0;
+    if (e->n_layers > 0 && loop_s > 0.0)
+        tc_log(TC_LOG_VERBOSE, "layer loop: %lld layers in %.3f s, %.3f s a layer; %.3g FLOP in "
+               "the linears and attention at %.0f TFLOP/s", (long long)e->n_layers, loop_s,
+               loop_s / (double)e->n_layers, e->prof_flop - loop_flop0,
+               (e->prof_flop - loop_flop0) / loop_s / 1e12);
     if (e->n_layers > 0)
         TRY(finish_layer(e, e->n_layers - 1, pf));
     HOST_PHASE(FWD_HOST_HOOK);
