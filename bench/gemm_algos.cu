@@ -5,6 +5,14 @@
 //   nvcc -O2 -arch=sm_90 bench/gemm_algos.cu -o /tmp/gemm_algos -lcublasLt -lcublas
 //   /tmp/gemm_algos [tokens]        # default 4096 tokens (8 sequences of 512)
 //   /tmp/gemm_algos seq [tokens]    # the engine's order instead (below)
+//   GEMM_SUSTAIN_MS=1000 /tmp/gemm_algos   # each timing sustained (below)
+//
+// GEMM_SUSTAIN_MS: every timing runs its GEMM back to back for 300 ms
+// first and then for that many milliseconds, and reports the mean SM clock
+// and power over the timed window (NVML, opened with dlopen). A burst of 20
+// calls runs at the boost clock; the calibration keeps the GPU at its power
+// cap, where an H100 SXM runs near 1,500 MHz (docs/performance.md, session
+// 20), and a kernel that moves fewer bytes per FLOP may then win.
 //
 // Every GEMM is trtconv's gemm_nt (src/fwd/fwd_gpu.c): row-major
 // C[M, N] = A[M, K] W[N, K]^T, float16 in, float32 accumulation, float16 or
@@ -13,10 +21,12 @@
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <vector>
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
@@ -35,6 +45,47 @@ __global__ void fill(__half *p, size_t n, uint32_t seed, float scale)
     }
 }
 
+/* NVML through dlopen (no header or link-time library needed): the SM
+ * clock (MHz) and board power (mW) of GPU 0, or nothing without a driver. */
+typedef int (*nvml_init_t)(void);
+typedef int (*nvml_handle_t)(unsigned, void **);
+typedef int (*nvml_clock_t)(void *, int, unsigned *);
+typedef int (*nvml_power_t)(void *, unsigned *);
+static struct { nvml_clock_t clock; nvml_power_t power; void *dev; } nvml;
+
+static void nvml_open(void)
+{
+    void *so = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+    if (!so) return;
+    nvml_init_t init = (nvml_init_t)dlsym(so, "nvmlInit_v2");
+    nvml_handle_t handle = (nvml_handle_t)dlsym(so, "nvmlDeviceGetHandleByIndex_v2");
+    nvml.clock = (nvml_clock_t)dlsym(so, "nvmlDeviceGetClockInfo");
+    nvml.power = (nvml_power_t)dlsym(so, "nvmlDeviceGetPowerUsage");
+    if (!init || !handle || !nvml.clock || !nvml.power || init() != 0 || handle(0, &nvml.dev) != 0)
+        nvml.dev = NULL;
+}
+
+static int g_sustain_ms;                 /* GEMM_SUSTAIN_MS, 0: bursts */
+static double g_mhz, g_watts;            /* the last sustained window's means */
+
+/* Wait for `end`, sampling the SM clock (NVML_CLOCK_SM = 1) and power every
+ * 5 ms meanwhile. */
+static void sample_until(cudaEvent_t end)
+{
+    double mhz = 0, w = 0;
+    int n = 0;
+    while (cudaEventQuery(end) == cudaErrorNotReady) {
+        unsigned c = 0, p = 0;
+        if (nvml.dev && nvml.clock(nvml.dev, 1, &c) == 0 && nvml.power(nvml.dev, &p) == 0) {
+            mhz += c; w += p / 1000.0; n++;
+        }
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+    g_mhz = n ? mhz / n : 0;
+    g_watts = n ? w / n : 0;
+}
+
 static float time_ms(cudaStream_t s, int reps, void (*fn)(void *), void *ctx)
 {
     cudaEvent_t a, b;
@@ -45,8 +96,30 @@ static float time_ms(cudaStream_t s, int reps, void (*fn)(void *), void *ctx)
     CK(cudaEventRecord(b, s));
     CK(cudaEventSynchronize(b));
     float ms; CK(cudaEventElapsedTime(&ms, a, b));
+    if (g_sustain_ms > 0) {
+        /* 300 ms to reach the power cap, then the timed window. */
+        const float one = ms / reps;
+        const int warm = (int)(300.0f / one) + 1, timed = (int)(g_sustain_ms / one) + 1;
+        for (int i = 0; i < warm; i++) fn(ctx);
+        CK(cudaEventRecord(a, s));
+        for (int i = 0; i < timed; i++) fn(ctx);
+        CK(cudaEventRecord(b, s));
+        sample_until(b);
+        CK(cudaEventElapsedTime(&ms, a, b));
+        reps = timed;
+    }
     cudaEventDestroy(a); cudaEventDestroy(b);
     return ms / reps;
+}
+
+/* " at N MHz, W W" after a sustained timing, else nothing. */
+static const char *clock_note(void)
+{
+    static char buf[64];
+    buf[0] = 0;
+    if (g_sustain_ms > 0 && g_mhz > 0)
+        snprintf(buf, sizeof buf, "  at %.0f MHz, %.0f W", g_mhz, g_watts);
+    return buf;
 }
 
 struct run_ctx {
@@ -167,6 +240,12 @@ int main(int argc, char **argv)
         argv++;
     }
     const int M = argc > 1 ? atoi(argv[1]) : 4096;
+    const char *sus = getenv("GEMM_SUSTAIN_MS"), *only = getenv("GEMM_SHAPES"),
+               *nalg = getenv("GEMM_ALGOS");
+    g_sustain_ms = sus ? atoi(sus) : 0;
+    const int max_algos = nalg && atoi(nalg) > 0 ? atoi(nalg) : 32; /* heuristic results timed */
+    if (g_sustain_ms > 0)
+        nvml_open();
     const shape shapes[] = {
         { "8B qkv", 6144, 4096, false },   { "8B dense", 4096, 4096, true },
         { "8B fc/gate", 14336, 4096, false }, { "8B proj", 4096, 14336, true },
@@ -184,6 +263,8 @@ int main(int argc, char **argv)
     size_t ws_bytes = 64u << 20;
     void *ws; CK(cudaMalloc(&ws, ws_bytes));
     for (const shape &sh : shapes) {
+        if (only && !strstr(sh.name, only))
+            continue; /* GEMM_SHAPES: a part of the names, e.g. "8B" */
         const size_t na = (size_t)M * sh.K, nw = (size_t)sh.N * sh.K, nc = (size_t)M * sh.N;
         const size_t ces = sh.f32_out ? 4 : 2;
         __half *A, *W; void *C, *C0;
@@ -195,11 +276,14 @@ int main(int argc, char **argv)
         const double flop = 2.0 * M * sh.N * (double)sh.K;
         float ms = time_ms(s, 20, run_default, &c);
         CK(cudaMemcpyAsync(C0, C, nc * ces, cudaMemcpyDeviceToDevice, s));
-        printf("%-12s M=%d N=%d K=%d out=%s  cublasGemmEx default: %.3f ms  %.0f TFLOP/s\n",
-               sh.name, M, sh.N, sh.K, sh.f32_out ? "f32" : "f16", ms, flop / ms / 1e9);
-        const float mb = time_ms(s, 20, run_batched1, &c);
-        printf("%-12s batched1 (GemmStridedBatchedEx, batch 1): %.3f ms  %.0f TFLOP/s\n",
-               sh.name, mb, flop / mb / 1e9);
+        printf("%-12s M=%d N=%d K=%d out=%s  cublasGemmEx default: %.3f ms  %.0f TFLOP/s%s\n",
+               sh.name, M, sh.N, sh.K, sh.f32_out ? "f32" : "f16", ms, flop / ms / 1e9,
+               clock_note());
+        if (g_sustain_ms == 0) {
+            const float mb = time_ms(s, 20, run_batched1, &c);
+            printf("%-12s batched1 (GemmStridedBatchedEx, batch 1): %.3f ms  %.0f TFLOP/s\n",
+                   sh.name, mb, flop / mb / 1e9);
+        }
         // cuBLASLt over the same column-major problem: C^T[N, M] = W^T... op(W)=T.
         const cudaDataType_t ct = sh.f32_out ? CUDA_R_32F : CUDA_R_16F;
         BK(cublasLtMatmulDescCreate(&c.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -218,20 +302,20 @@ int main(int argc, char **argv)
         BK(cublasLtMatmulAlgoGetHeuristic(lt, c.desc, c.la, c.lb, c.lc, c.lc, pref, 32, res, &got));
         std::vector<uint16_t> h0(nc * ces / 2), h1(nc * ces / 2);
         CK(cudaMemcpy(h0.data(), C0, nc * ces, cudaMemcpyDeviceToHost));
-        for (int i = 0; i < got; i++) {
+        for (int i = 0; i < got && i < max_algos; i++) {
             if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
             c.algo = &res[i].algo;
             float t = time_ms(s, 20, run_lt, &c);
             CK(cudaMemcpy(h1.data(), C, nc * ces, cudaMemcpyDeviceToHost));
             size_t diff = 0;
             for (size_t k = 0; k < h0.size(); k++) diff += h0[k] != h1[k];
-            printf("   lt#%-2d id=%-3d tile=%-3d stages=%-3d splitk=%-2d red=%d ws=%zu  %.3f ms  %.0f TFLOP/s  words differing from default: %zu\n",
+            printf("   lt#%-2d id=%-3d tile=%-3d stages=%-3d splitk=%-2d red=%d ws=%zu  %.3f ms  %.0f TFLOP/s%s  words differing from default: %zu\n",
                    i, attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_ID),
                    attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID),
                    attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID),
                    attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
                    attr_i(&res[i].algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
-                   res[i].workspaceSize, t, flop / t / 1e9, diff);
+                   res[i].workspaceSize, t, flop / t / 1e9, clock_note(), diff);
         }
         cublasLtMatmulPreferenceDestroy(pref);
         cublasLtMatrixLayoutDestroy(c.la); cublasLtMatrixLayoutDestroy(c.lb);
