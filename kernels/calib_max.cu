@@ -299,12 +299,14 @@ extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype
  * 8B micro-batch on an H100 (docs/performance.md, session 16). */
 #define FUSED_AHEAD 1
 /* Rows per thread and slabs per block, from bench_fwd_kernels' sweep on an
- * H100 (session 19, one 8B micro-batch): residual 32 x 8 52.0 us against
- * 60.5 us at 32 x 1; silu*mul 8 x 4 196.7 us against 210.4 us. */
+ * H100 (one 8B micro-batch): residual 32 x 8 52.0 us against 60.5 us at
+ * 32 x 1 (session 19); silu*mul 32 x 8 127.1 us against 152.7 us at 8 x 4
+ * once the conversions went two at a time (session 20; 8 x 4 had been the
+ * best of the sweep with one conversion per instruction, 196.7 us). */
 #define RESID_ROWS 32
 #define RESID_ROW_WARPS 8
-#define SILU_ROWS 8
-#define SILU_ROW_WARPS 4
+#define SILU_ROWS 32
+#define SILU_ROW_WARPS 8
 
 /* AHEAD: the next row's loads are issued before this row's arithmetic, so
  * that a thread has two rows of loads in flight at the cost of their
