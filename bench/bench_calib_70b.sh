@@ -49,7 +49,7 @@ printf "wall %.2f s; statistics %s s; per layer %.3f s; statistics extrapolated 
 echo "peak RSS $(awk "BEGIN{printf \"%.0f\", $(cat "$W/rss") / 1024}") MiB; peak GPU memory in use $((peak - base)) MiB (before: $base MiB)"
 grep -E "calibrating|statistics|layer loop|peak RSS|wrote" "$W/log" | sed 's/^trtconv[^:]*: /    /'
 grep -E "profile: .*(gemm|rmsnorm|rope|attention|residual|silu|host|span|between|FLOP)|SmoothQuant while" "$W/log" |
-    sed -E 's/^trtconv[^:]*: (profile: )?/  /' | tr -s ' ' | cut -c1-190
+    sed -E 's/^trtconv[^:]*: (profile: )?/  /' | tr -s ' ' | cut -c1-190 || true # (none: FP8 unprofiled)
 du -sh "$W/out"
 # The full log too, when a GPU-machine call collects logs under $OUT (its
 # output may be filtered or cut; session 17 lost a profile that way).
