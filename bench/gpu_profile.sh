@@ -19,7 +19,9 @@
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
 # (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below;
 # OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only.
-# Logs under $OUT.
+# NCU_ENGINE: Nsight Compute inside a run (below). Every run and gemm_algos
+# seq also print the SM clock, power and throttle reasons they ran at
+# (gpu_clocks.sh; samples in $OUT/clocks.csv). Logs under $OUT.
 set -uo pipefail
 . "$(dirname "$0")/gpu_setup.sh"
 . "$(dirname "$0")/bench_lib.sh"
