@@ -81,7 +81,7 @@ calib() {
     # The lines that matter, without the log prefix (stdout comes back cut).
     grep -E "profile:|layer loop|calibrat|SmoothQuant|FP8|committed|wall|error" "$W/$tag.log" |
         sed -E 's/^trtconv\[[^]]*\] (\+[0-9.]+ s) rss ([0-9/]+ MiB) [a-z]+: /\1 \2 /' |
-        tr -s ' ' | cut -c1-160 | tail -32
+        tr -s " " | cut -c1-160 | tail -48
     # The output's digest: equal digests, equal bytes (new, fused, old, batch sizes).
     grep -o '"sha256_tree":[^,]*' "$W/out/trtconv-manifest.json" 2>/dev/null | tr -d '\t"' | cut -c1-40
     clocks_stop

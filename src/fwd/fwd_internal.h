@@ -118,6 +118,9 @@ struct tc_fwd_engine {
     double prof_span_s;            /* events: the main stream's first to last operation */
     double prof_host_s[8];         /* the layer-streamed loop's host phases (FWD_HOST_*) */
     double prof_between_s;         /* events: from a layer's last operation to the next's first */
+    double prof_submit_s[16];      /* events: host time queueing each class's work (the call) */
+    long long prof_calls[16];      /* events: operations of each class */
+    double prof_mark_s;            /* events: host time recording the events themselves */
     double prof_flop;              /* queued by tc_fwd_qlinear (2 T N K) and attention (causal
                                     * work once: 4 d sum of L (L + 1) / 2 per head); counted
                                     * with or without profiling (the layer loop's rate) */
@@ -155,12 +158,20 @@ void tc_fwd_prof_free(tc_fwd_engine *e);
 /* Run one operation; with profiling, time it and charge its class. */
 #define OP(cls, call)                                                         \
     do {                                                                      \
-        double t0_ = e->profile == FWD_PROF_SYNC ? tc_now_seconds() : 0.0;    \
-        if (e->profile == FWD_PROF_EVENTS)                                    \
+        double t0_ = e->profile ? tc_now_seconds() : 0.0;                     \
+        if (e->profile == FWD_PROF_EVENTS) {                                  \
             TRY(tc_fwd_prof_mark(e, -1));                                     \
+            const double t1_ = tc_now_seconds();                              \
+            e->prof_mark_s += t1_ - t0_;                                      \
+            t0_ = t1_;                                                        \
+        }                                                                     \
         TRY(call);                                                            \
         if (e->profile == FWD_PROF_EVENTS) {                                  \
+            const double t1_ = tc_now_seconds();                              \
+            e->prof_submit_s[cls] += t1_ - t0_;                               \
+            e->prof_calls[cls]++;                                             \
             TRY(tc_fwd_prof_mark(e, cls));                                    \
+            e->prof_mark_s += tc_now_seconds() - t1_;                         \
         } else if (e->profile == FWD_PROF_SYNC) {                             \
             TRY(e->ops->sync(e->be));                                         \
             e->prof_s[cls] += tc_now_seconds() - t0_;                         \

@@ -253,6 +253,17 @@ void tc_fwd_profile_report(tc_fwd_engine *e)
         if (e->prof_s[i] > 0.0 && i != P_HOOK)
             tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s %5.1f%%", prof_names[i], e->prof_s[i],
                    100.0 * e->prof_s[i] / total);
+    /* With events, what the host spent queueing each class (the calls
+     * alone) and recording the events: when the host is barely ahead of
+     * the GPU, a class whose queueing is slow shows here and its GPU time
+     * above includes the wait for it. */
+    for (int i = 0; i < P_COUNT; i++)
+        if (e->prof_calls[i] > 0)
+            tc_log(TC_LOG_INFO, "profile: host queueing %-18s %8.3f s, %lld calls, %.1f us each",
+                   prof_names[i], e->prof_submit_s[i], e->prof_calls[i],
+                   1e6 * e->prof_submit_s[i] / (double)e->prof_calls[i]);
+    if (e->prof_mark_s > 0.0)
+        tc_log(TC_LOG_INFO, "profile: host recording the profile's events %8.3f s", e->prof_mark_s);
     static const char *const host_names[FWD_HOST_COUNT] = {
         "join read-ahead, upload, weight maxima", "queue the micro-batches",
         "previous layer's hook", "wait for the GPU", "publish the statistics" };
