@@ -24,11 +24,9 @@
 typedef struct gpu_backend {
     fwd_backend base;
     int device;
-    cudaStream_t stream;  /* where operations go: main, or side (use_side_stream) */
-    cudaStream_t main, side;
+    cudaStream_t main, side; /* where operations go: cur_stream */
     cublasHandle_t blas_main, blas_side; /* one per stream: each has its workspace */
     cudaStream_t xfer;    /* weight uploads from the read-ahead thread */
-    cublasHandle_t blas;
     float *gemm32;        /* [T, N] f32 GEMM output before a bias */
     size_t gemm32_elems;
     float *scores;        /* [nh, max_len, max_len] f32 */
@@ -51,6 +49,21 @@ typedef struct gpu_backend {
     bool fused_maxima;
     fwd_ops ops; /* gpu_ops, less the fused maxima when off */
 } gpu_backend;
+
+/* use_side_stream's choice, per host thread: a method's hook on a thread of
+ * its own queues on the side stream (and its cuBLAS handle) while the main
+ * thread queues the forward pass on the main one. */
+static _Thread_local bool tl_side;
+
+static inline cudaStream_t cur_stream(const gpu_backend *g)
+{
+    return tl_side ? g->side : g->main;
+}
+
+static inline cublasHandle_t cur_blas(const gpu_backend *g)
+{
+    return tl_side ? g->blas_side : g->blas_main;
+}
 
 static tc_status blas_ok(cublasStatus_t s, const char *what)
 {
@@ -118,9 +131,9 @@ static tc_status copy_sync(fwd_backend *b, void *dst, const void *src, size_t by
     gpu_backend *g = (gpu_backend *)b;
     if (!bytes)
         return TC_OK;
-    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, g->stream));
+    tc_status st = TC_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, cur_stream(g)));
     if (st == TC_OK)
-        st = TC_CUDA_TRY(cudaStreamSynchronize(g->stream));
+        st = TC_CUDA_TRY(cudaStreamSynchronize(cur_stream(g)));
     return st;
 }
 
@@ -139,17 +152,17 @@ static tc_status gpu_upload_async(fwd_backend *b, void *dst, const void *host, s
     gpu_backend *g = (gpu_backend *)b;
     if (!bytes)
         return TC_OK;
-    return TC_CUDA_TRY(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, g->stream));
+    return TC_CUDA_TRY(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, cur_stream(g)));
 }
 
 static tc_status gpu_sync(fwd_backend *b)
 {
-    return TC_CUDA_TRY(cudaStreamSynchronize(((gpu_backend *)b)->stream));
+    return TC_CUDA_TRY(cudaStreamSynchronize(cur_stream((gpu_backend *)b)));
 }
 
 static void *gpu_stream(fwd_backend *b)
 {
-    return ((gpu_backend *)b)->stream;
+    return cur_stream((gpu_backend *)b);
 }
 
 static size_t gpu_mem_available(fwd_backend *b)
@@ -187,9 +200,8 @@ static tc_status gpu_upload_weight(fwd_backend *b, void *w, size_t off, const vo
 
 static void gpu_use_side_stream(fwd_backend *b, bool side)
 {
-    gpu_backend *g = (gpu_backend *)b;
-    g->stream = side ? g->side : g->main;
-    g->blas = side ? g->blas_side : g->blas_main;
+    (void)b;
+    tl_side = side;
 }
 
 static tc_status gpu_thread_enter(fwd_backend *b)
@@ -217,17 +229,17 @@ static tc_status gpu_embed(fwd_backend *b, float *out32, const void *table, tc_d
 {
     gpu_backend *g = (gpu_backend *)b;
     return tc_fwd_embed_cuda(out32, table, dt, row0, rows, col0, cols, H, bt->ids, bt->n_tokens,
-                             g->stream);
+                             cur_stream(g));
 }
 
 static tc_status gpu_round_f32(fwd_backend *b, void *out, tc_dtype dt, const float *in32, size_t n)
 {
-    return tc_fwd_round_f32_cuda(out, dt, in32, n, ((gpu_backend *)b)->stream);
+    return tc_fwd_round_f32_cuda(out, dt, in32, n, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_to_f32(fwd_backend *b, float *out32, const void *in, tc_dtype dt, size_t n)
 {
-    return tc_fwd_to_f32_cuda(out32, in, dt, n, ((gpu_backend *)b)->stream);
+    return tc_fwd_to_f32_cuda(out32, in, dt, n, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_rmsnorm(fwd_backend *b, void *out, const void *in, const void *w, tc_dtype dt,
@@ -235,8 +247,8 @@ static tc_status gpu_rmsnorm(fwd_backend *b, void *out, const void *in, const vo
 {
     gpu_backend *g = (gpu_backend *)b;
     if (g->fused_maxima)
-        return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, NULL, g->stream);
-    return tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, g->stream);
+        return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, NULL, cur_stream(g));
+    return tc_fwd_rmsnorm_cuda(out, in, w, dt, T, H, eps, cur_stream(g));
 }
 
 static tc_status grow(void **p, size_t *have, size_t need, size_t elem)
@@ -266,11 +278,11 @@ static tc_status gemm_nt(gpu_backend *g, void *c, cudaDataType_t ct, const void 
      * entry point with batch 1 took a kernel at half the speed for the
      * 8B qkv shape (bench/gemm_algos.cu "batched1" rows). */
     if (batch == 1)
-        return blas_ok(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K,
+        return blas_ok(cublasGemmEx(cur_blas(g), CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K,
                                     &alpha, bm, abt, (int)ldb, a, abt, (int)lda, &beta, c, ct,
                                     (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                        "GemmEx (NT)");
-    return blas_ok(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M,
+    return blas_ok(cublasGemmStridedBatchedEx(cur_blas(g), CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M,
                                               (int)K, &alpha, bm, abt, (int)ldb, sb, a, abt,
                                               (int)lda, sa, &beta, c, ct, (int)ldc, sc, batch,
                                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -283,7 +295,7 @@ static tc_status gemm_nn(gpu_backend *g, void *c, cudaDataType_t ct, const void 
                          long long sa, long long sb, long long sc)
 {
     const float alpha = 1.0f, beta = 0.0f;
-    return blas_ok(cublasGemmStridedBatchedEx(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M,
+    return blas_ok(cublasGemmStridedBatchedEx(cur_blas(g), CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M,
                                               (int)K, &alpha, bm, abt, (int)N, sb, a, abt, (int)K,
                                               sa, &beta, c, ct, (int)N, sc, batch,
                                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
@@ -306,7 +318,7 @@ static tc_status gpu_linear(fwd_backend *b, void *out, bool out_f32, const void 
         st = gemm_nt(g, g->gemm32, CUDA_R_32F, in, w, cuda_type(dt), M, N, K, 1.0f, K, K, N, 1, 0,
                      0, 0);
     if (st == TC_OK)
-        st = tc_fwd_bias_cuda(out, out_f32, g->gemm32, bias, dt, M, N, g->stream);
+        st = tc_fwd_bias_cuda(out, out_f32, g->gemm32, bias, dt, M, N, cur_stream(g));
     return st;
 }
 
@@ -315,7 +327,7 @@ static tc_status gpu_rope_split(fwd_backend *b, void *q, void *k, void *v, const
 {
     return tc_fwd_rope_split_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
                                   bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len, bt->cos,
-                                  bt->sin, ((gpu_backend *)b)->stream);
+                                  bt->sin, cur_stream((gpu_backend *)b));
 }
 
 /* omax: NULL, or the column maxima of o (attention_max); the fused kernel
@@ -341,7 +353,7 @@ static tc_status attention(fwd_backend *b, void *o, const void *q, const void *k
                                              (const char *)q + (size_t)(os * nh * d) * es,
                                              (const char *)k + (size_t)(os * nkv * d) * es,
                                              (const char *)v + (size_t)(os * nkv * d) * es, dt, nh,
-                                             nkv, d, ls, n, a->scale, omax, g->stream);
+                                             nkv, d, ls, n, a->scale, omax, cur_stream(g));
             s += n;
         }
         return st;
@@ -375,7 +387,7 @@ static tc_status attention(fwd_backend *b, void *o, const void *q, const void *k
                      (long long)(ls * gq * d), (long long)(ls * d), (long long)(ls * gq * ls));
         if (st == TC_OK)
             st = tc_fwd_softmax_cuda(g->probs, g->scores, dt, (int64_t)batch * ls * gq, ls, gq,
-                                     g->stream);
+                                     cur_stream(g));
         /* O[grp] = P[grp] V[grp]: [ls*g, d]. */
         if (st == TC_OK)
             st = gemm_nn(g, os_out, ct, g->probs, vs, ct, ls * gq, d, ls, batch,
@@ -384,10 +396,10 @@ static tc_status attention(fwd_backend *b, void *o, const void *q, const void *k
     }
     if (st == TC_OK)
         st = tc_fwd_gather_heads_cuda(o, g->og, dt, nh, nkv, d, bt->n_tokens, bt->seq_start,
-                                      bt->seq_len, g->stream);
+                                      bt->seq_len, cur_stream(g));
     if (st == TC_OK && omax)
         st = tc_fwd_absmax_cols_cuda(omax, o, 0, NULL, dt, bt->n_tokens, nh * d, 0, nh * d,
-                                     g->stream);
+                                     cur_stream(g));
     return st;
 }
 
@@ -407,7 +419,7 @@ static tc_status gpu_attention_max(fwd_backend *b, void *o, const void *q, const
 static tc_status gpu_rmsnorm_max(fwd_backend *b, void *out, const void *in, const void *w,
                                  tc_dtype dt, int64_t T, int64_t H, float eps, float *acc)
 {
-    return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, ((gpu_backend *)b)->stream);
+    return tc_fwd_rmsnorm_max_cuda(out, in, w, dt, T, H, eps, acc, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_rope_split_max(fwd_backend *b, void *q, void *k, void *v, const void *qkv,
@@ -416,36 +428,36 @@ static tc_status gpu_rope_split_max(fwd_backend *b, void *q, void *k, void *v, c
 {
     return tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, a->heads, a->kv_heads, a->head_dim,
                                       bt->n_tokens, bt->pos, bt->seq_start, bt->seq_len, bt->cos,
-                                      bt->sin, acc_q, acc_k, acc_v, ((gpu_backend *)b)->stream);
+                                      bt->sin, acc_q, acc_k, acc_v, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_residual_add(fwd_backend *b, void *h, const float *p32, const void *bias,
                                   tc_dtype dt, int64_t T, int64_t H)
 {
-    return tc_fwd_residual_add_cuda(h, p32, bias, dt, T, H, ((gpu_backend *)b)->stream);
+    return tc_fwd_residual_add_cuda(h, p32, bias, dt, T, H, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_silu_mul(fwd_backend *b, void *out, const void *gv, const void *u, tc_dtype dt,
                               size_t n)
 {
-    return tc_fwd_silu_mul_cuda(out, gv, u, dt, n, ((gpu_backend *)b)->stream);
+    return tc_fwd_silu_mul_cuda(out, gv, u, dt, n, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_zero_f32(fwd_backend *b, float *p, size_t n)
 {
-    return TC_CUDA_TRY(cudaMemsetAsync(p, 0, n * sizeof *p, ((gpu_backend *)b)->stream));
+    return TC_CUDA_TRY(cudaMemsetAsync(p, 0, n * sizeof *p, cur_stream((gpu_backend *)b)));
 }
 
 static tc_status gpu_expert_add(fwd_backend *b, float *acc32, const void *y, const float *w32,
                                 tc_dtype dt, int64_t T, int64_t H)
 {
-    return tc_fwd_expert_add_cuda(acc32, y, w32, dt, T, H, ((gpu_backend *)b)->stream);
+    return tc_fwd_expert_add_cuda(acc32, y, w32, dt, T, H, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_residual_add_max(fwd_backend *b, void *h, const float *p32, const void *bias,
                                       tc_dtype dt, int64_t T, int64_t H, float *acc)
 {
-    return tc_fwd_residual_add_max_cuda(h, p32, bias, dt, T, H, acc, ((gpu_backend *)b)->stream);
+    return tc_fwd_residual_add_max_cuda(h, p32, bias, dt, T, H, acc, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_silu_mul_max(fwd_backend *b, void *out, const void *gv, const void *u,
@@ -453,7 +465,7 @@ static tc_status gpu_silu_mul_max(fwd_backend *b, void *out, const void *gv, con
                                   float *acc_out)
 {
     return tc_fwd_silu_mul_max_cuda(out, gv, u, dt, T, I, acc_g, acc_u, acc_out,
-                                    ((gpu_backend *)b)->stream);
+                                    cur_stream((gpu_backend *)b));
 }
 
 /* kernels/fake_quant.cu takes the kinds as numbers (it may not include fwd/). */
@@ -465,7 +477,7 @@ static tc_status gpu_act_quant(fwd_backend *b, void *out, const void *x, tc_dtyp
                                tc_fq_clamp clamp, float *row)
 {
     return tc_fq_act_quant_cuda(out, x, dt, T, K, kind, per_token, scale, row_static, clamp.on,
-                                clamp.lo, clamp.hi, row, ((gpu_backend *)b)->stream);
+                                clamp.lo, clamp.hi, row, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_dequant(fwd_backend *b, void *out, bool out_f32, const float *acc,
@@ -473,19 +485,19 @@ static tc_status gpu_dequant(fwd_backend *b, void *out, bool out_f32, const floa
                              int64_t T, int64_t N)
 {
     return tc_fq_dequant_cuda(out, out_f32, acc, row, col, per_channel, dt, T, N,
-                              ((gpu_backend *)b)->stream);
+                              cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_div_cols(fwd_backend *b, void *x, const float *s, tc_dtype dt, int64_t T,
                               int64_t K)
 {
-    return tc_fq_div_cols_cuda(x, s, dt, T, K, ((gpu_backend *)b)->stream);
+    return tc_fq_div_cols_cuda(x, s, dt, T, K, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_qdq(fwd_backend *b, void *x, tc_dtype dt, size_t n, int kind, float to_q,
                          float back)
 {
-    return tc_fq_qdq_cuda(x, dt, n, kind, to_q, back, ((gpu_backend *)b)->stream);
+    return tc_fq_qdq_cuda(x, dt, n, kind, to_q, back, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool x_f32,
@@ -493,19 +505,19 @@ static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool
                                  int64_t c0, int64_t cols)
 {
     return tc_fwd_absmax_cols_cuda(acc, x, x_f32, bias, dt, rows, ld, c0, cols,
-                                   ((gpu_backend *)b)->stream);
+                                   cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_dtype dt,
                                  int64_t rows, int64_t cols)
 {
-    return tc_fwd_absmax_rows_cuda(out, w, dt, rows, cols, ((gpu_backend *)b)->stream);
+    return tc_fwd_absmax_rows_cuda(out, w, dt, rows, cols, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_smooth_cols(fwd_backend *b, void *w, tc_dtype dt, int64_t rows, int64_t cols,
                                  const double *s, bool divide)
 {
-    return tc_sq_smooth_cols_cuda(w, dt, rows, cols, s, divide, ((gpu_backend *)b)->stream);
+    return tc_sq_smooth_cols_cuda(w, dt, rows, cols, s, divide, cur_stream((gpu_backend *)b));
 }
 
 static tc_status gpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dtype dt,
@@ -513,7 +525,7 @@ static tc_status gpu_quantize_i8(fwd_backend *b, int8_t *q, const void *w, tc_dt
                                  int64_t rows, int64_t cols, const float *scale, int mode)
 {
     return tc_sq_quantize_i8_cuda(q, w, dt, qdt, rows, cols, scale, mode,
-                                  ((gpu_backend *)b)->stream);
+                                  cur_stream((gpu_backend *)b));
 }
 
 static const fwd_ops gpu_ops = {
@@ -588,7 +600,6 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     tc_status st = TC_CUDA_TRY(cudaSetDevice(gpu->device));
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->main, cudaStreamNonBlocking));
-    g->stream = g->main;
     /* The side stream runs a method's work on the previous layer (the
      * SmoothQuant hook) while the host waits for it: at the highest
      * priority its few kernels take SMs as the next layer's GEMM blocks
@@ -606,7 +617,6 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
         st = blas_create(g->main, &g->blas_main);
     if (st == TC_OK)
         st = blas_create(g->side, &g->blas_side);
-    g->blas = g->blas_main;
     const char *att = getenv("TRTCONV_ATTENTION");
     int cc_major = 0;
     if (st == TC_OK)

@@ -16,7 +16,8 @@
  * previous one), host memory independent of the layer's size, nothing left
  * to upload when L+1's turn comes. A method that
  * needs a layer's weights (SmoothQuant) works on it in the per-layer hook,
- * called while the next layer computes (finish_layer), before the release.
+ * called while the next layer computes (finish_layer, or a thread of its
+ * own: hook_runner), before the release.
  *
  * Pipeline stages pass the whole set: stage s runs all its layers, then
  * sends every batch's hidden states to stage s+1, which waits for them. The
@@ -238,35 +239,94 @@ static void hidden_set_free(tc_fwd_engine *e, hidden_set *hs)
 }
 
 /* The method's work on local layer li (the layer hook: SmoothQuant smooths,
- * quantizes and writes it), then its memory to the read-ahead's spares.
- * Called once layer li + 1 is queued, so that on a GPU the hook's kernels
- * and copies run on the backend's side stream next to li + 1's forward
- * pass; the statistics it reads were published after li's pass. Three
- * layers are resident meanwhile (li, li + 1, and li + 2 being read ahead). */
-static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
+ * quantizes and writes it) on the backend's side stream, next to li + 1's
+ * forward pass; the statistics it reads were published after li's pass.
+ * marks: time it with profile events (only from the thread that records
+ * the forward pass's events). */
+static tc_status run_hook(tc_fwd_engine *e, int64_t li, bool marks)
 {
     tc_status st = TC_OK;
-    if (e->layer_hook) {
-        if (e->ops->use_side_stream)
-            e->ops->use_side_stream(e->be, true);
-        if (e->profile == FWD_PROF_EVENTS)
-            st = tc_fwd_prof_mark(e, -1);
-        if (st == TC_OK)
-            st = e->layer_hook(e->hook_ctx, e->layer0 + li);
-        if (st == TC_OK && e->profile == FWD_PROF_EVENTS)
-            st = tc_fwd_prof_mark(e, P_HOOK);
-        if (st == TC_OK)
-            st = e->ops->sync(e->be);
-        if (e->ops->use_side_stream)
-            e->ops->use_side_stream(e->be, false);
-    }
-    /* li's forward pass was synchronised before its statistics were
-     * published, its hook just now: the memory is free to reuse. */
+    if (e->ops->use_side_stream)
+        e->ops->use_side_stream(e->be, true);
+    if (marks && e->profile == FWD_PROF_EVENTS)
+        st = tc_fwd_prof_mark(e, -1);
+    if (st == TC_OK)
+        st = e->layer_hook(e->hook_ctx, e->layer0 + li);
+    if (st == TC_OK && marks && e->profile == FWD_PROF_EVENTS)
+        st = tc_fwd_prof_mark(e, P_HOOK);
+    if (st == TC_OK)
+        st = e->ops->sync(e->be);
+    if (e->ops->use_side_stream)
+        e->ops->use_side_stream(e->be, false);
+    return st;
+}
+
+/* After li's hook: its memory to the read-ahead's spares (li's forward pass
+ * was synchronised before its statistics were published, its hook just
+ * now), or released when the hook failed. Three layers are resident until
+ * here (li, li + 1, and li + 2 being read ahead). */
+static tc_status after_hook(tc_fwd_engine *e, int64_t li, prefetch *pf, tc_status st)
+{
     if (st == TC_OK)
         tc_fwd_recycle_layer(e, li, &pf->staged);
     else
         tc_fwd_release_layer(e, li);
     return st;
+}
+
+/* The hook on the calling thread, called once layer li + 1 is queued: while
+ * it runs nothing more is queued, so a hook longer than the queued work
+ * idles the GPU (docs/calibration-memory.md). */
+static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
+{
+    return after_hook(e, li, pf, e->layer_hook ? run_hook(e, li, true) : TC_OK);
+}
+
+/* The hook on a thread of its own (tc_fwd_set_layer_hook_thread): started
+ * when li's statistics are published, it runs while the main thread queues
+ * li + 1, and is joined before li's memory is reused. */
+typedef struct hook_runner {
+    tc_fwd_engine *e;
+    int64_t li;
+    tc_status st;
+    double seconds;        /* the hook's time on its thread */
+    pthread_t thread;
+    bool running;          /* a thread to join */
+    bool pending;          /* started, not yet joined */
+} hook_runner;
+
+static void *hook_main(void *arg)
+{
+    hook_runner *h = arg;
+    const double t0 = tc_now_seconds();
+    h->st = h->e->ops->thread_enter ? h->e->ops->thread_enter(h->e->be) : TC_OK;
+    if (h->st == TC_OK)
+        h->st = run_hook(h->e, h->li, false);
+    h->seconds = tc_now_seconds() - t0;
+    return NULL;
+}
+
+static void hook_start(hook_runner *h, tc_fwd_engine *e, int64_t li)
+{
+    h->e = e;
+    h->li = li;
+    h->st = TC_OK;
+    h->pending = true;
+    h->running = pthread_create(&h->thread, NULL, hook_main, h) == 0;
+    if (!h->running)
+        hook_main(h); /* no thread: run it here */
+}
+
+/* The started hook's status (TC_OK when none is pending). */
+static tc_status hook_join(hook_runner *h)
+{
+    if (!h->pending)
+        return TC_OK;
+    if (h->running)
+        pthread_join(h->thread, NULL);
+    h->running = h->pending = false;
+    h->e->prof_hook_thread_s += h->seconds;
+    return h->st;
 }
 
 /* Layer li resident (the read-ahead joined and taken over), li + 1's read
@@ -326,6 +386,9 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
      * the last layer's statistics published (its hook, after the GPU's
      * work, is the tail). */
     const double loop_t0 = tc_now_seconds(), loop_flop0 = e->prof_flop;
+    const bool threaded = e->layer_hook && e->hook_thread;
+    hook_runner hr;
+    memset(&hr, 0, sizeof hr);
     for (int64_t li = 0; st == TC_OK && li < e->n_layers; li++) {
         if (li > 0)
             st = tc_fwd_prof_edge(e, false);
@@ -339,9 +402,11 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         if (st == TC_OK)
             st = tc_fwd_prof_edge(e, true);
         HOST_PHASE(FWD_HOST_QUEUE);
-        /* Layer li is queued: the previous layer's hook runs beside it. */
+        /* Layer li is queued: the previous layer's hook runs beside it (on
+         * its own thread since li - 1's statistics were published). */
         if (li > 0 && st == TC_OK)
-            st = finish_layer(e, li - 1, pf);
+            st = threaded ? after_hook(e, li - 1, pf, hook_join(&hr))
+                          : finish_layer(e, li - 1, pf);
         HOST_PHASE(FWD_HOST_HOOK);
         if (st == TC_OK && li + 1 < e->n_layers)
             st = prepare_layer(e, li + 1, pf);
@@ -353,10 +418,15 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         HOST_PHASE(FWD_HOST_WAIT);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);
+        if (st == TC_OK && threaded)
+            hook_start(&hr, e, li);
         HOST_PHASE(FWD_HOST_PUBLISH);
         if (st != TC_OK) {
-            /* Whatever is still resident: li - 1 (a failed hook released
-             * it), li, and li + 1 when its preparation got that far. */
+            /* A hook still at work on li - 1 (the queueing failed) finishes
+             * with its layer first. Then whatever is still resident: li - 1
+             * (a failed hook released it), li, and li + 1 when its
+             * preparation got that far. */
+            (void)hook_join(&hr);
             for (int64_t j = li > 0 ? li - 1 : 0; j <= li + 1 && j < e->n_layers; j++)
                 tc_fwd_release_layer(e, j);
         }
@@ -370,7 +440,8 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
                loop_s / (double)e->n_layers, e->prof_flop - loop_flop0,
                (e->prof_flop - loop_flop0) / loop_s / 1e12);
     if (e->n_layers > 0)
-        TRY(finish_layer(e, e->n_layers - 1, pf));
+        TRY(threaded ? after_hook(e, e->n_layers - 1, pf, hook_join(&hr))
+                     : finish_layer(e, e->n_layers - 1, pf));
     HOST_PHASE(FWD_HOST_HOOK);
 #undef HOST_PHASE
     if (e->profile)

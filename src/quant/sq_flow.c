@@ -32,6 +32,7 @@ typedef struct sq_flow {
     int cell;
     tc_cell_output *out;
     MPI_Comm tp;
+    int tp_ranks;                       /* its size (1: the hook makes no MPI call) */
     tc_write_queue *wq;
     int64_t layer0, layers_done, n_layers;
     double layer_seconds, writer_wait;  /* in the hook; of it, waiting for buffers */
@@ -224,6 +225,9 @@ static tc_status stream_begin(void *job, tc_fwd_engine *engine, const int *cells
     tc_status st = TC_MPI_TRY(MPI_Comm_split(f->ctx.comm->world, color, key, &f->tp));
     if (st != TC_OK || f->cell < 0)
         return st;
+    st = TC_MPI_TRY(MPI_Comm_size(f->tp, &f->tp_ranks));
+    if (st != TC_OK)
+        return st;
     if (n_cells != 1)
         return tc_fail(TC_E_INTERNAL, "SmoothQuant while calibrating: %zu cells on one rank",
                        n_cells);
@@ -293,8 +297,11 @@ static tc_status stream_layer(void *job, int64_t layer)
     /* A layer whose statistics overflowed is skipped: the calibration's own
      * check names it afterwards, and nothing commits. */
     if (layer_finite(f->ctx.stats, layer)) {
-        st = tc_sq_stream_layer(f->job, f->streaming, f->cell, i, f->tp, f->out, f->ctx.out_dtype,
-                                f->wq);
+        /* A group of one reduces nothing: no MPI call, so that the engine
+         * may run this hook on a thread of its own (stream_threadable). */
+        st = tc_sq_stream_layer(f->job, f->streaming, f->cell, i,
+                                f->tp_ranks > 1 ? f->tp : MPI_COMM_NULL, f->out,
+                                f->ctx.out_dtype, f->wq);
         if (st == TC_OK)
             f->layers_done++;
     }
@@ -313,6 +320,15 @@ static tc_status stream_layer(void *job, int64_t layer)
                f->writer_wait);
     }
     return st;
+}
+
+/* stream_layer makes no MPI call on a replica (it returns at once) or in a
+ * tensor-parallel group of one rank (MPI is initialised FUNNELED: only the
+ * main thread may call it). Called after stream_begin. */
+static bool stream_threadable(void *job)
+{
+    const sq_flow *f = job;
+    return f->cell < 0 || f->tp_ranks == 1;
 }
 
 static void stream_end(void *job)
@@ -336,6 +352,7 @@ static void destroy(void *job)
 const tc_calibrated_ops tc_sq_calibrated_ops = {
     .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
     .stream_begin = stream_begin, .stream_layer = stream_layer, .stream_end = stream_end,
+    .stream_threadable = stream_threadable,
 };
 
 /* A calibrated KV cache alone (INT8, or FP8 with --calibrate_fp8_kv_scale)

@@ -470,7 +470,7 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
      * same maxima the world reduction of tc_sq_reduce_a gives this layer). */
     double t = tc_now_seconds(), now;
     tc_status st = sq_pass_a_layer(j, &bp->v, e, &g, i, bp->tmp);
-    if (st == TC_OK)
+    if (st == TC_OK && tp != MPI_COMM_NULL)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wa + L * 2 * j->H, (int)(2 * j->H),
                                       MPI_FLOAT, MPI_MAX, tp));
     now = tc_now_seconds();
@@ -480,10 +480,10 @@ tc_status tc_sq_stream_layer(tc_sq_job *j, tc_fwd_engine *e, int cell, int64_t i
         st = sq_layer_smoothers(j, L);
     if (st == TC_OK)
         st = sq_pass_b_layer(j, &bp->v, &w, &g, cell, i, bp->tmp);
-    if (st == TC_OK)
+    if (st == TC_OK && tp != MPI_COMM_NULL)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->wb + (size_t)L * j->wb_layer,
                                       (int)j->wb_layer, MPI_FLOAT, MPI_MAX, tp));
-    if (st == TC_OK)
+    if (st == TC_OK && tp != MPI_COMM_NULL)
         st = TC_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, j->xb + 2 * L, 2, MPI_DOUBLE, MPI_MAX, tp));
     now = tc_now_seconds();
     j->stream_s[1] += now - t;

@@ -74,7 +74,8 @@ tc_status tc_sq_write_cell(tc_sq_job *j, tc_fwd_engine *e, int cell, tc_cell_out
  * local layer i of `cell` while e (the engine calibrating that cell) holds
  * the layer and its statistics are final: pass A, pass B (smoothing e's
  * copy in place), each reduced over `tp` (the ranks holding the layer's
- * other tensor-parallel slices, collective there), and the layer's writes
+ * other tensor-parallel slices, collective there; MPI_COMM_NULL for a
+ * group of one: no MPI call at all), and the layer's writes
  * into out, its int8 weights through wq when not NULL; out NULL (a rank
  * file --resume kept) does the passes and their reductions, which the
  * cell's tp group needs, and writes nothing. The bytes are those of the
