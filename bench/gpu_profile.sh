@@ -62,6 +62,10 @@ llama8b_model build-gpu "$W" "$LAYERS" float16
 random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
 IFS=';' read -r -a methods <<<"${METHODS:---smoothquant 0.5 --per_channel --per_token --int8_kv_cache;--use_fp8 --fp8_kv_cache}"
 B=build-gpu
+# The conversion every run makes (calib, NCU_ENGINE), before its method's flags.
+conv=(--model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl"
+      --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8
+      --progress none)
 # calib TAG PROFILE FLAGS...: one conversion, its log in $OUT/TAG.log
 calib() {
     local tag=$1 prof=$2
@@ -71,10 +75,8 @@ calib() {
     TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
         TRTCONV_HOOK_THREAD=${HOOK_THREAD:-0} /usr/bin/time -f "wall %e s, max RSS %M KiB" \
         mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
-        -x TRTCONV_CALIB_MAXIMA -x TRTCONV_HOOK_THREAD $B/trtconv \
-        --model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl" \
-        --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
-        --progress none --log_level verbose "$@" >"$W/$tag.log" 2>&1
+        -x TRTCONV_CALIB_MAXIMA -x TRTCONV_HOOK_THREAD $B/trtconv "${conv[@]}" \
+        --log_level verbose "$@" >"$W/$tag.log" 2>&1
     local rc=$?
     # One file for every run's log: the device tool returns few files.
     { echo "######## $tag (rc $rc): $*"; cat "$W/$tag.log"; } >>"$OUT/runs.log"
@@ -113,9 +115,7 @@ if [ -n "${NCU_ENGINE:-}" ]; then
     rm -rf "$W/out"
     # shellcheck disable=SC2086 # a method is a set of flags
     mpirun -np 1 --bind-to none "${nq[@]}" -s "${NCU_SKIP:-3200}" build-gpu/trtconv \
-        --model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl" \
-        --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8 \
-        --progress none ${methods[0]} >"$OUT/ncu_engine.csv" 2>&1
+        "${conv[@]}" ${methods[0]} >"$OUT/ncu_engine.csv" 2>&1
     echo "== ncu on the engine (${methods[0]}), rc $?"
     python3 bench/ncu_summary.py "$OUT/ncu_engine.csv"
     if [ -x /tmp/gemm_algos ]; then

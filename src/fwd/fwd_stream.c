@@ -261,27 +261,6 @@ static tc_status run_hook(tc_fwd_engine *e, int64_t li, bool marks)
     return st;
 }
 
-/* After li's hook: its memory to the read-ahead's spares (li's forward pass
- * was synchronised before its statistics were published, its hook just
- * now), or released when the hook failed. Three layers are resident until
- * here (li, li + 1, and li + 2 being read ahead). */
-static tc_status after_hook(tc_fwd_engine *e, int64_t li, prefetch *pf, tc_status st)
-{
-    if (st == TC_OK)
-        tc_fwd_recycle_layer(e, li, &pf->staged);
-    else
-        tc_fwd_release_layer(e, li);
-    return st;
-}
-
-/* The hook on the calling thread, called once layer li + 1 is queued: while
- * it runs nothing more is queued, so a hook longer than the queued work
- * idles the GPU (docs/calibration-memory.md). */
-static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
-{
-    return after_hook(e, li, pf, e->layer_hook ? run_hook(e, li, true) : TC_OK);
-}
-
 /* The hook on a thread of its own (tc_fwd_set_layer_hook_thread): started
  * when li's statistics are published, it runs while the main thread queues
  * li + 1, and is joined before li's memory is reused. */
@@ -327,6 +306,25 @@ static tc_status hook_join(hook_runner *h)
     h->running = h->pending = false;
     h->e->prof_hook_thread_s += h->seconds;
     return h->st;
+}
+
+/* Called once layer li + 1 is queued: li's hook joined when it has a thread
+ * of its own, else run here (while it runs nothing more is queued, so a
+ * hook longer than the queued work idles the GPU: docs/calibration-
+ * memory.md). Then li's memory goes to the read-ahead's spares (its forward
+ * pass was synchronised before its statistics were published, its hook
+ * just now), or is released when the hook failed. Three layers are
+ * resident until here (li, li + 1, and li + 2 being read ahead). */
+static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf, hook_runner *hr)
+{
+    const tc_status st = !e->layer_hook   ? TC_OK
+                         : e->hook_thread ? hook_join(hr)
+                                          : run_hook(e, li, true);
+    if (st == TC_OK)
+        tc_fwd_recycle_layer(e, li, &pf->staged);
+    else
+        tc_fwd_release_layer(e, li);
+    return st;
 }
 
 /* Layer li resident (the read-ahead joined and taken over), li + 1's read
@@ -386,7 +384,6 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
      * the last layer's statistics published (its hook, after the GPU's
      * work, is the tail). */
     const double loop_t0 = tc_now_seconds(), loop_flop0 = e->prof_flop;
-    const bool threaded = e->layer_hook && e->hook_thread;
     hook_runner hr;
     memset(&hr, 0, sizeof hr);
     for (int64_t li = 0; st == TC_OK && li < e->n_layers; li++) {
@@ -405,8 +402,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         /* Layer li is queued: the previous layer's hook runs beside it (on
          * its own thread since li - 1's statistics were published). */
         if (li > 0 && st == TC_OK)
-            st = threaded ? after_hook(e, li - 1, pf, hook_join(&hr))
-                          : finish_layer(e, li - 1, pf);
+            st = finish_layer(e, li - 1, pf, &hr);
         HOST_PHASE(FWD_HOST_HOOK);
         if (st == TC_OK && li + 1 < e->n_layers)
             st = prepare_layer(e, li + 1, pf);
@@ -418,7 +414,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         HOST_PHASE(FWD_HOST_WAIT);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);
-        if (st == TC_OK && threaded)
+        if (st == TC_OK && e->layer_hook && e->hook_thread)
             hook_start(&hr, e, li);
         HOST_PHASE(FWD_HOST_PUBLISH);
         if (st != TC_OK) {
@@ -440,8 +436,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
                loop_s / (double)e->n_layers, e->prof_flop - loop_flop0,
                (e->prof_flop - loop_flop0) / loop_s / 1e12);
     if (e->n_layers > 0)
-        TRY(threaded ? after_hook(e, e->n_layers - 1, pf, hook_join(&hr))
-                     : finish_layer(e, e->n_layers - 1, pf));
+        TRY(finish_layer(e, e->n_layers - 1, pf, &hr));
     HOST_PHASE(FWD_HOST_HOOK);
 #undef HOST_PHASE
     if (e->profile)
