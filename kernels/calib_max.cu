@@ -156,10 +156,28 @@ template <int DT> struct cols_row {
     }
 };
 
+/* Where a column's maxima go: columns from c1 to acc1 (from its start),
+ * from c2 on to acc2, those before c1 to the kernel's acc: the q, k and v
+ * columns of qkv in one pass (tc_fwd_absmax_cols_qkv_cuda). c1, c2 are
+ * multiples of VEC, so a thread's columns share one destination. */
+struct col_split {
+    float *acc1, *acc2;
+    int64_t c1, c2;
+};
+
+__device__ __forceinline__ unsigned *split_dest(float *acc, const col_split &sp, int64_t c)
+{
+    if (c >= sp.c2)
+        return (unsigned *)sp.acc2 + (c - sp.c2);
+    if (c >= sp.c1)
+        return (unsigned *)sp.acc1 + (c - sp.c1);
+    return (unsigned *)acc + c;
+}
+
 template <int DT, int AHEAD>
 __global__ void absmax_cols_vec_kernel(float *acc, const void *__restrict__ x, int x_f32,
                                        const void *bias, int64_t rows, int64_t ld, int64_t c0,
-                                       int64_t cols, int64_t slab)
+                                       int64_t cols, int64_t slab, col_split sp)
 {
     int64_t c, r0, r1;
     float bc[VEC];
@@ -181,10 +199,12 @@ __global__ void absmax_cols_vec_kernel(float *acc, const void *__restrict__ x, i
         row.load(x, x_f32, (size_t)(r * ld + c0 + c));
         row.fold(x_f32, has_bias, bc, m);
     }
-    if (fold_row_warps(m) && in)
+    if (fold_row_warps(m) && in) {
+        unsigned *dst = split_dest(acc, sp, c);
 #pragma unroll
         for (int k = 0; k < VEC; k++)
-            atomicMax((unsigned *)acc + c + k, m[k]);
+            atomicMax(dst + k, m[k]);
+    }
 }
 
 template <typename E>
@@ -228,21 +248,48 @@ template <int DT>
 static void absmax_cols_vec_launch(int ahead, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                                    float *acc, const void *x, int x_f32, const void *bias,
                                    int64_t rows, int64_t ld, int64_t c0, int64_t cols,
-                                   int64_t slab)
+                                   int64_t slab, col_split sp)
 {
     if (ahead >= 8)
         absmax_cols_vec_kernel<DT, 8>
-            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab, sp);
     else if (ahead >= 4)
         absmax_cols_vec_kernel<DT, 4>
-            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab, sp);
     else if (ahead >= 2)
         absmax_cols_vec_kernel<DT, 2>
-            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab, sp);
     else
         absmax_cols_vec_kernel<DT, 1>
-            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab);
+            <<<grid, block, smem, s>>>(acc, x, x_f32, bias, rows, ld, c0, cols, slab, sp);
 }
+
+/* The vector kernel when the layout allows it (then true, with *st its
+ * launch's status), else false with nothing launched. */
+static bool absmax_cols_vec(tc_status *st, float *acc, col_split sp, const void *x, int x_f32,
+                            const void *bias, tc_dtype dt, int64_t rows, int64_t ld, int64_t c0,
+                            int64_t cols, int64_t slab, int ahead, int row_warps, void *stream)
+{
+    const int64_t vy = slab > 0 ? (rows + slab * row_warps - 1) / (slab * row_warps) : 0;
+    if (!(slab > 0 && vy <= 65535 && ld % VEC == 0 && c0 % VEC == 0 && cols % VEC == 0 &&
+          (dt == TC_DT_F16 || dt == TC_DT_BF16) && aligned16(x) && aligned16(acc) &&
+          (!bias || aligned16(bias))))
+        return false;
+    const int64_t threads = cols / VEC;
+    const dim3 block = row_warps_block(ABSMAX_VEC_BLOCK, row_warps);
+    const size_t smem = row_warps_smem(ABSMAX_VEC_BLOCK, row_warps, VEC);
+    const dim3 vgrid((unsigned)((threads + block.x - 1) / block.x), (unsigned)vy);
+    if (dt == TC_DT_F16)
+        absmax_cols_vec_launch<1>(ahead, vgrid, block, smem, (cudaStream_t)stream, acc, x, x_f32,
+                                  bias, rows, ld, c0, cols, slab, sp);
+    else
+        absmax_cols_vec_launch<2>(ahead, vgrid, block, smem, (cudaStream_t)stream, acc, x, x_f32,
+                                  bias, rows, ld, c0, cols, slab, sp);
+    *st = launched("absmax_cols_vec_kernel");
+    return true;
+}
+
+static const col_split no_split = { NULL, NULL, INT64_MAX, INT64_MAX };
 
 extern "C" tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int x_f32,
                                                   const void *bias, tc_dtype dt, int64_t rows,
@@ -258,26 +305,39 @@ extern "C" tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int
     if (gy > 65535)
         return tc_fail(TC_E_INTERNAL, "%s: %lld rows is more than supported", __func__,
                        (long long)rows);
-    const int64_t vy = slab > 0 ? (rows + slab * row_warps - 1) / (slab * row_warps) : 0;
-    if (slab > 0 && vy <= 65535 && ld % VEC == 0 && c0 % VEC == 0 && cols % VEC == 0 &&
-        (dt == TC_DT_F16 || dt == TC_DT_BF16) && aligned16(x) && aligned16(acc) &&
-        (!bias || aligned16(bias))) {
-        const int64_t threads = cols / VEC;
-        const dim3 block = row_warps_block(ABSMAX_VEC_BLOCK, row_warps);
-        const size_t smem = row_warps_smem(ABSMAX_VEC_BLOCK, row_warps, VEC);
-        const dim3 vgrid((unsigned)((threads + block.x - 1) / block.x), (unsigned)vy);
-        if (dt == TC_DT_F16)
-            absmax_cols_vec_launch<1>(ahead, vgrid, block, smem, (cudaStream_t)stream, acc, x,
-                                      x_f32, bias, rows, ld, c0, cols, slab);
-        else
-            absmax_cols_vec_launch<2>(ahead, vgrid, block, smem, (cudaStream_t)stream, acc, x,
-                                      x_f32, bias, rows, ld, c0, cols, slab);
-        return launched("absmax_cols_vec_kernel");
-    }
+    tc_status st;
+    if (absmax_cols_vec(&st, acc, no_split, x, x_f32, bias, dt, rows, ld, c0, cols, slab, ahead,
+                        row_warps, stream))
+        return st;
     dim3 grid((unsigned)((cols + FWD_BLOCK - 1) / FWD_BLOCK), (unsigned)gy);
     DISPATCH(dt, absmax_cols_kernel, grid, FWD_BLOCK, stream, acc, x, x_f32, bias, rows, ld, c0,
              cols);
     return launched("absmax_cols_kernel");
+}
+
+/* The three launches of tc_fwd_absmax_cols_cuda over qkv's q, k and v
+ * columns in one: at an 8B micro-batch the k and v launches (8 MB each)
+ * took 12 us apiece, mostly the launch's ramp, beside 19 us for q's 33 MB
+ * (Nsight Compute, session 20). */
+extern "C" tc_status tc_fwd_absmax_cols_qkv_cuda(float *acc_q, float *acc_k, float *acc_v,
+                                                 const void *qkv, tc_dtype dt, int64_t rows,
+                                                 int64_t nq, int64_t nkv, void *stream)
+{
+    const int64_t ld = nq + 2 * nkv;
+    if (rows <= 0 || ld <= 0)
+        return TC_OK;
+    tc_status st = TC_OK;
+    const col_split sp = { acc_k, acc_v, nq, nq + nkv };
+    if (rows <= (int64_t)(ABSMAX_ROWS) * 65535 && nq % VEC == 0 && nkv % VEC == 0 &&
+        absmax_cols_vec(&st, acc_q, sp, qkv, 0, NULL, dt, rows, ld, 0, ld, ABSMAX_VEC_ROWS,
+                        ABSMAX_VEC_AHEAD, ABSMAX_VEC_ROW_WARPS, stream))
+        return st;
+    st = tc_fwd_absmax_cols_cuda(acc_q, qkv, 0, NULL, dt, rows, ld, 0, nq, stream);
+    if (st == TC_OK)
+        st = tc_fwd_absmax_cols_cuda(acc_k, qkv, 0, NULL, dt, rows, ld, nq, nkv, stream);
+    if (st == TC_OK)
+        st = tc_fwd_absmax_cols_cuda(acc_v, qkv, 0, NULL, dt, rows, ld, nq + nkv, nkv, stream);
+    return st;
 }
 
 extern "C" tc_status tc_fwd_absmax_rows_cuda(float *out, const void *w, tc_dtype dt, int64_t rows,

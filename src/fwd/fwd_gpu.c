@@ -508,6 +508,14 @@ static tc_status gpu_absmax_cols(fwd_backend *b, float *acc, const void *x, bool
                                    cur_stream((gpu_backend *)b));
 }
 
+static tc_status gpu_absmax_cols_qkv(fwd_backend *b, float *acc_q, float *acc_k, float *acc_v,
+                                     const void *qkv, tc_dtype dt, int64_t rows, int64_t nq,
+                                     int64_t nkv)
+{
+    return tc_fwd_absmax_cols_qkv_cuda(acc_q, acc_k, acc_v, qkv, dt, rows, nq, nkv,
+                                       cur_stream((gpu_backend *)b));
+}
+
 static tc_status gpu_absmax_rows(fwd_backend *b, float *out, const void *w, tc_dtype dt,
                                  int64_t rows, int64_t cols)
 {
@@ -558,6 +566,7 @@ static const fwd_ops gpu_ops = {
     .zero_f32 = gpu_zero_f32,
     .to_f32 = gpu_to_f32,
     .absmax_cols = gpu_absmax_cols,
+    .absmax_cols_qkv = gpu_absmax_cols_qkv,
     .residual_add_max = gpu_residual_add_max,
     .act_quant = gpu_act_quant,
     .dequant = gpu_dequant,

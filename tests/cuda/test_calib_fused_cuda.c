@@ -15,7 +15,9 @@
  * block sizes. The GPU backends run with
  * TRTCONV_CALIB_MAXIMA=fused (fwd_gpu.c: the default keeps separate
  * passes; the fused form gained nothing on an H100, performance.md).
- * Dtypes float16 and bfloat16. Exits 77 without a GPU. Last line:
+ * absmax_cols_qkv (the q, k and v maxima in one launch) against three
+ * absmax_cols, on the GPU and the CPU backend. Dtypes float16 and
+ * bfloat16. Exits 77 without a GPU. Last line:
  * "N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -88,6 +90,60 @@ static void case_rmsnorm_max(pair *p, tc_dtype dt, int64_t T, int64_t H, size_t 
     void *bufs[] = { dx, dw, o1, o2, a1, a2 };
     release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
     free(x), free(w), free(a0), free(got);
+}
+
+/* absmax_cols_qkv against three absmax_cols over qkv's q, k and v columns
+ * on the GPU and on the CPU backend: the same maxima bit for bit, from
+ * earlier values, a NaN in a v column reaching its column. */
+static void case_absmax_qkv(pair *p, tc_dtype dt, int64_t T, int64_t nq, int64_t nkv)
+{
+    const int64_t width = nq + 2 * nkv;
+    uint16_t *qkv = fill(dt, (size_t)(T * width), 4.0);
+    put_nan(dt, qkv, width, T / 2, nq + nkv + 3);
+    float *a0 = earlier((size_t)width);
+    float *host[2][3] = { { NULL } };
+    void *dqkv = gput(p, qkv, (size_t)(T * width) * 2);
+    void *cqkv = NULL;
+    float *acc[6], *cacc[3] = { NULL };
+    const int64_t n[3] = { nq, nkv, nkv }, c0[3] = { 0, nq, nq + nkv };
+    int ok = dqkv != NULL && p->c->ops->alloc(p->c, (size_t)(T * width) * 2, &cqkv) == TC_OK &&
+             p->c->ops->upload(p->c, cqkv, qkv, (size_t)(T * width) * 2) == TC_OK;
+    for (int i = 0; i < 6; i++)
+        ok = (acc[i] = gput(p, a0, (size_t)n[i % 3] * 4)) != NULL && ok;
+    for (int i = 0; i < 3; i++) {
+        void *c = NULL;
+        ok = ok && p->c->ops->alloc(p->c, (size_t)n[i] * 4, &c) == TC_OK &&
+             p->c->ops->upload(p->c, c, a0, (size_t)n[i] * 4) == TC_OK;
+        cacc[i] = c;
+    }
+    const fwd_ops *o = p->g->ops, *oc = p->c->ops;
+    ok = ok && o->absmax_cols_qkv(p->g, acc[0], acc[1], acc[2], dqkv, dt, T, nq, nkv) == TC_OK;
+    for (int i = 0; ok && i < 3; i++)
+        ok = o->absmax_cols(p->g, acc[3 + i], dqkv, false, NULL, dt, T, width, c0[i], n[i]) ==
+                 TC_OK &&
+             oc->absmax_cols(p->c, cacc[i], cqkv, false, NULL, dt, T, width, c0[i], n[i]) ==
+                 TC_OK;
+    for (int i = 0; ok && i < 3; i++) {
+        ok = gsame(p, acc[i], acc[3 + i], (size_t)n[i] * 4);
+        host[0][i] = malloc((size_t)n[i] * 4), host[1][i] = malloc((size_t)n[i] * 4);
+        ok = ok && host[0][i] && host[1][i] &&
+             o->download(p->g, host[0][i], acc[i], (size_t)n[i] * 4) == TC_OK &&
+             oc->download(p->c, host[1][i], cacc[i], (size_t)n[i] * 4) == TC_OK &&
+             memcmp(host[0][i], host[1][i], (size_t)n[i] * 4) == 0;
+    }
+    ok = ok && isnan(host[0][2][3]) && !isnan(host[0][2][2]);
+    result(ok, "absmax_cols_qkv %s %lld x (%lld + 2 x %lld): the maxima of three absmax_cols, "
+           "GPU and CPU", dtn(dt), (long long)T, (long long)nq, (long long)nkv);
+    for (int i = 0; i < 3; i++) {
+        free(host[0][i]), free(host[1][i]);
+        if (cacc[i])
+            p->c->ops->release(p->c, cacc[i]);
+    }
+    if (cqkv)
+        p->c->ops->release(p->c, cqkv);
+    void *bufs[] = { dqkv, acc[0], acc[1], acc[2], acc[3], acc[4], acc[5] };
+    release_all(p, bufs, sizeof bufs / sizeof bufs[0]);
+    free(qkv), free(a0);
 }
 
 /* rope_split_max against rope_split + three absmax_cols over qkv's q, k
@@ -333,6 +389,9 @@ int main(void)
         case_rope_max(&p, dt, 4, 4, 64, lens_b, 2);
         case_rope_max(&p, dt, 32, 8, 128, lens_c, 4); /* the 8B heads: two blocks of units */
         case_rope_max(&p, dt, 6, 3, 12, lens_b, 2);   /* fallback: d / 2 not a multiple of 8 */
+        case_absmax_qkv(&p, dt, 4096, 4096, 1024); /* the 8B micro-batch's qkv */
+        case_absmax_qkv(&p, dt, 301, 1024, 128);   /* last slab partial */
+        case_absmax_qkv(&p, dt, 37, 36, 12);       /* three launches: 36 not a multiple of 8 */
         case_slab_variants(&p, dt, 301, 1024); /* last slabs partial, 8 blocks across */
         case_slab_variants(&p, dt, 7, 14336);  /* fewer rows than a slab; the 8B width */
         case_launch_variants(&p, dt);

@@ -129,6 +129,12 @@ typedef struct fwd_ops {
     tc_status (*absmax_cols)(fwd_backend *b, float *acc, const void *x, bool x_f32,
                              const void *bias, tc_dtype dt, int64_t rows, int64_t ld, int64_t c0,
                              int64_t cols);
+    /* absmax_cols over qkv [rows, nq + 2 nkv] (dt) in one call: columns
+     * 0 .. nq into acc_q, the next nkv into acc_k, the last nkv into acc_v.
+     * May be NULL: the engine then calls absmax_cols three times. */
+    tc_status (*absmax_cols_qkv)(fwd_backend *b, float *acc_q, float *acc_k, float *acc_v,
+                                 const void *qkv, tc_dtype dt, int64_t rows, int64_t nq,
+                                 int64_t nkv);
     /* out[r] = max over c of |W[r, c]| for a weight of `rows` x `cols` in the
      * backend's weight representation (model dtype dt). */
     tc_status (*absmax_rows)(fwd_backend *b, float *out, const void *w, tc_dtype dt, int64_t rows,

@@ -93,6 +93,12 @@ tc_status tc_fwd_absmax_cols_rows_cuda(float *acc, const void *x, int x_f32, con
                                        tc_dtype dt, int64_t rows, int64_t ld, int64_t c0,
                                        int64_t cols, int64_t slab, int ahead, int row_warps,
                                        void *stream);
+/* tc_fwd_absmax_cols_cuda over qkv [rows, nq + 2 nkv]'s columns 0 .. nq
+ * into acc_q, the next nkv into acc_k and the last nkv into acc_v (backend.h
+ * absmax_cols_qkv): one launch where nq and nkv are multiples of 8. */
+tc_status tc_fwd_absmax_cols_qkv_cuda(float *acc_q, float *acc_k, float *acc_v, const void *qkv,
+                                      tc_dtype dt, int64_t rows, int64_t nq, int64_t nkv,
+                                      void *stream);
 /* residual_add / silu_mul with the maxima of their values in the same pass
  * (fwd_backend.h residual_add_max / silu_mul_max): the bytes of the plain
  * kernel followed by tc_fwd_absmax_cols_cuda over the same values. */
