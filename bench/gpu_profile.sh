@@ -152,6 +152,7 @@ rm -rf "$W"
 # LAYERS70 (default 0: none): the Llama-3-70B shape with that many layers,
 # each method once with the new build (and once with the old one, when
 # there is one), through bench_calib_70b.sh; the model is generated once.
+# METHODS70: the methods of those runs (';'-separated; default METHODS).
 # ENV70: ';'-separated environment settings, each run of each method once
 # under each (e.g. 'TRTCONV_SQ_WQ_THREADS=4;TRTCONV_SQ_WQ_THREADS=8').
 if [ "${LAYERS70:-0}" -gt 0 ]; then
@@ -159,8 +160,10 @@ if [ "${LAYERS70:-0}" -gt 0 ]; then
     [ -d /tmp/old/build ] && [ "${OLD70:-1}" = 1 ] && builds+=(/tmp/old/build)
     IFS=';' read -r -a envs70 <<<"${ENV70:-}"
     [ ${#envs70[@]} -gt 0 ] || envs70=("")
-    n=$((${#methods[@]} * ${#builds[@]} * ${#envs70[@]})) k=0
-    for m in "${methods[@]}"; do
+    methods70=("${methods[@]}")
+    [ -n "${METHODS70:-}" ] && IFS=';' read -r -a methods70 <<<"$METHODS70"
+    n=$((${#methods70[@]} * ${#builds[@]} * ${#envs70[@]})) k=0
+    for m in "${methods70[@]}"; do
         for b in "${builds[@]}"; do
             for ev in "${envs70[@]}"; do
                 k=$((k + 1))
