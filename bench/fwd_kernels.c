@@ -198,6 +198,16 @@ int main(int argc, char **argv)
     }
     TIME(&t, ms, ok(tc_fwd_absmax_cols_cuda(acc, qkv, 0, NULL, dt, T, QKV, 0, QKV, s), "absmax"));
     report(&t, "column maxima [T, q+k+v]", ms, (double)T * QKV * 2);
+    /* The engine's q, k and v maxima: three launches before, one now. */
+    TIME(&t, ms, (ok(tc_fwd_absmax_cols_cuda(acc, qkv, 0, NULL, dt, T, QKV, 0, NH * D, s), "absmax"),
+                  ok(tc_fwd_absmax_cols_cuda(acc2, qkv, 0, NULL, dt, T, QKV, NH * D, NKV * D, s),
+                     "absmax"),
+                  ok(tc_fwd_absmax_cols_cuda(acc3, qkv, 0, NULL, dt, T, QKV, (NH + NKV) * D,
+                                             NKV * D, s), "absmax")));
+    report(&t, "q, k, v maxima, three launches", ms, (double)T * QKV * 2);
+    TIME(&t, ms, ok(tc_fwd_absmax_cols_qkv_cuda(acc, acc2, acc3, qkv, dt, T, NH * D, NKV * D, s),
+                    "absmax"));
+    report(&t, "q, k, v maxima, one launch", ms, (double)T * QKV * 2);
     TIME(&t, ms, ok(tc_fwd_rope_split_max_cuda(q, k, v, qkv, dt, NH, NKV, D, T, meta, meta + T,
                                                meta + 2 * T, cosv, sinv, NULL, NULL, NULL, s),
                     "rope_split"));
