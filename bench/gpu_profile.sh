@@ -18,7 +18,7 @@
 # seq. NCU (kernel names): Nsight Compute on them (below). HOOK_AB=1: the new
 # build with TRTCONV_HOOK_THREAD=1 too (below). FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
-# (PROFILE70=events: those runs profiled, bench_calib_70b.sh; ENV70: below;
+# (PROFILE70=events: those runs profiled, bench_calib_70b.sh; METHODS70, ENV70: below;
 # OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only.
 # NCU_ENGINE: Nsight Compute inside a run (below). Every run and gemm_algos
 # seq also print the SM clock, power and throttle reasons they ran at
