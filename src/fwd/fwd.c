@@ -419,7 +419,7 @@ static tc_status rope(tc_fwd_engine *e, int64_t layer, const fwd_batch *bt)
                                    stat_at(e, layer, TC_LIN_K, TC_STAT_Y, kv0),
                                    stat_at(e, layer, TC_LIN_V, TC_STAT_Y, kv0));
     TRY(ops->rope_split(e->be, e->q, e->k, e->v, e->qkv, e->dt, &e->attn, bt));
-    if (ops->absmax_cols_qkv && e->qkv_width == q + 2 * kv)
+    if (ops->absmax_cols_qkv) /* qkv_width is q + 2 kv */
         return ops->absmax_cols_qkv(e->be, stat_at(e, layer, TC_LIN_Q, TC_STAT_Y, q0),
                                     stat_at(e, layer, TC_LIN_K, TC_STAT_Y, kv0),
                                     stat_at(e, layer, TC_LIN_V, TC_STAT_Y, kv0), e->qkv, e->dt, T,
