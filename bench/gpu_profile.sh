@@ -20,7 +20,8 @@
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
 # (PROFILE70=events: those runs profiled, bench_calib_70b.sh; METHODS70, ENV70: below;
 # OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only.
-# NCU_ENGINE: Nsight Compute inside a run (below). Every run and gemm_algos
+# NCU_ENGINE: Nsight Compute inside a run (below). RAM_AB=1: the new build's
+# plain runs again with the checkpoint written to memory (below). Every run and gemm_algos
 # seq also print the SM clock, power and throttle reasons they ran at
 # (gpu_clocks.sh; samples in $OUT/clocks.csv). Logs under $OUT.
 set -uo pipefail
@@ -63,14 +64,16 @@ random_ids "$SEQS" "$LEN" >"$W/ids.jsonl"
 IFS=';' read -r -a methods <<<"${METHODS:---smoothquant 0.5 --per_channel --per_token --int8_kv_cache;--use_fp8 --fp8_kv_cache}"
 B=build-gpu
 # The conversion every run makes (calib, NCU_ENGINE), before its method's flags.
-conv=(--model_dir "$W/model" --output_dir "$W/out" --calib_dataset "$W/ids.jsonl"
+# OUTPUT_DIR: where the checkpoint goes (default $W/out, on the disk).
+OD=${OUTPUT_DIR:-$W/out}
+conv=(--model_dir "$W/model" --output_dir "$OD" --calib_dataset "$W/ids.jsonl"
       --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8
       --progress none)
 # calib TAG PROFILE FLAGS...: one conversion, its log in $OUT/TAG.log
 calib() {
     local tag=$1 prof=$2
     shift 2
-    rm -rf "$W/out"
+    rm -rf "$OD"
     clocks_start "$tag"
     TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
         TRTCONV_HOOK_THREAD=${HOOK_THREAD:-0} /usr/bin/time -f "wall %e s, max RSS %M KiB" \
@@ -87,8 +90,9 @@ calib() {
         sed -E 's/^trtconv\[[^]]*\] (\+[0-9.]+ s) rss ([0-9/]+ MiB) [a-z]+: /\1 \2 /' |
         tr -s " " | cut -c1-160 | tail -48
     # The output's digest: equal digests, equal bytes (new, fused, old, batch sizes).
-    grep -o '"sha256_tree":[^,]*' "$W/out/trtconv-manifest.json" 2>/dev/null | tr -d '\t"' | cut -c1-40
+    grep -o '"sha256_tree":[^,]*' "$OD/trtconv-manifest.json" 2>/dev/null | tr -d '\t"' | cut -c1-40
     clocks_stop
+    rm -rf "$OD"
 }
 runs() {
     local i=0
@@ -112,7 +116,7 @@ if [ -n "${NCU_ENGINE:-}" ]; then
     nq=(/usr/local/cuda/bin/ncu --clock-control none --cache-control none --csv --print-units base
         --metrics gpu__time_duration.sum,smsp__cycles_elapsed.avg.per_second,launch__grid_size,launch__registers_per_thread
         -k "regex:${NCU_ENGINE}" -c "${NCU_COUNT:-15}")
-    rm -rf "$W/out"
+    rm -rf "$OD"
     # shellcheck disable=SC2086 # a method is a set of flags
     mpirun -np 1 --bind-to none "${nq[@]}" -s "${NCU_SKIP:-3200}" build-gpu/trtconv \
         "${conv[@]}" ${methods[0]} >"$OUT/ncu_engine.csv" 2>&1
@@ -129,6 +133,23 @@ fi
 if [ "${HOOK_AB:-0}" = 1 ]; then
     HOOK_THREAD=1 runs hook_
     runs back_
+fi
+# RAM_AB=1: the plain runs with the checkpoint in /dev/shm (when it has 20
+# GB free), so that the layer loop is timed without this VM's disk (about 1
+# GB/s: the 8B SmoothQuant writes 0.22 GB a layer, the 70B shape 0.85 GB,
+# and the hook waits for the writers when they fall behind).
+if [ "${RAM_AB:-0}" = 1 ]; then
+    shm_free=$(df -BG --output=avail /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)
+    echo "== /dev/shm: ${shm_free:-?} GB free"
+    if [ "${shm_free:-0}" -ge 20 ]; then
+        OD_DISK=$OD
+        OD=/dev/shm/trtconv-prof-out
+        conv[3]=$OD
+        runs ram_
+        OD=$OD_DISK
+        conv[3]=$OD
+        runs back_
+    fi
 fi
 # FUSED_AB=1: the same runs with TRTCONV_CALIB_MAXIMA=fused (the attention
 # block's maxima inside its kernels), then the default's plain runs again.
