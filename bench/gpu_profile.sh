@@ -15,8 +15,7 @@
 # .carry/old-src.tar.gz (scripts/prepare-gpu-carry.sh with OLD_REV) that
 # commit is built too, its bench_fwd_kernels and plain runs follow, then
 # the new build's runs again: a baseline in the same call. GEMM_SEQ (default 1): bench/gemm_algos.cu
-# seq. NCU (kernel names): Nsight Compute on them (below). HOOK_AB=1: the new
-# build with TRTCONV_HOOK_THREAD=1 too (below). FUSED_AB=1: the new build with
+# seq. NCU (kernel names): Nsight Compute on them (below). FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
 # (PROFILE70=events: those runs profiled, bench_calib_70b.sh; METHODS70, ENV70: below;
 # OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only.
@@ -76,15 +75,14 @@ calib() {
     rm -rf "$OD"
     clocks_start "$tag"
     TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
-        TRTCONV_HOOK_THREAD=${HOOK_THREAD:-0} /usr/bin/time -f "wall %e s, max RSS %M KiB" \
+        /usr/bin/time -f "wall %e s, max RSS %M KiB" \
         mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
-        -x TRTCONV_CALIB_MAXIMA -x TRTCONV_HOOK_THREAD $B/trtconv "${conv[@]}" \
+        -x TRTCONV_CALIB_MAXIMA $B/trtconv "${conv[@]}" \
         --log_level verbose "$@" >"$W/$tag.log" 2>&1
     local rc=$?
     # One file for every run's log: the device tool returns few files.
     { echo "######## $tag (rc $rc): $*"; cat "$W/$tag.log"; } >>"$OUT/runs.log"
-    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate}" \
-        "TRTCONV_HOOK_THREAD=${HOOK_THREAD:-0} (rc $rc)"
+    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $rc)"
     # The lines that matter, without the log prefix (stdout comes back cut).
     grep -E "profile:|layer loop|calibrat|SmoothQuant|FP8|committed|wall|error" "$W/$tag.log" |
         sed -E 's/^trtconv\[[^]]*\] (\+[0-9.]+ s) rss ([0-9/]+ MiB) [a-z]+: /\1 \2 /' |
@@ -101,7 +99,7 @@ runs() {
         # shellcheck disable=SC2086 # a method is a set of flags
         calib "$1m${i}_plain" 0 $m
         # shellcheck disable=SC2086
-        { [ "$1" = new_ ] || [ "$1" = fused_ ] || [ "$1" = hook_ ]; } && [ "${PROFILE8:-1}" = 1 ] &&
+        { [ "$1" = new_ ] || [ "$1" = fused_ ]; } && [ "${PROFILE8:-1}" = 1 ] &&
             calib "$1m${i}_profile" "${PROFILE:-events}" $m
     done
 }
@@ -127,12 +125,6 @@ if [ -n "${NCU_ENGINE:-}" ]; then
         echo "== ncu on gemm_algos seq 4096, rc $?"
         python3 bench/ncu_summary.py "$OUT/ncu_gemm_seq.csv"
     fi
-fi
-# HOOK_AB=1: the same runs with TRTCONV_HOOK_THREAD=1 (SmoothQuant's layer
-# hook on a thread of its own), then the default's plain runs again.
-if [ "${HOOK_AB:-0}" = 1 ]; then
-    HOOK_THREAD=1 runs hook_
-    runs back_
 fi
 # RAM_AB=1: the plain runs with the checkpoint in /dev/shm (when it has 20
 # GB free), so that the layer loop is timed without this VM's disk (about 1

@@ -87,28 +87,10 @@ static void stream_end(void *ctx)
         v->ops->stream_end(v->method_job);
 }
 
-/* Whether the engine runs the method's stream_layer on a thread of its own
- * (tc_fwd_set_layer_hook_thread), beside the queueing of the next layer,
- * instead of after it: with TRTCONV_HOOK_THREAD=1, and only when it makes
- * no MPI call here (stream_threadable). Off by default: on the CPU it
- * competes with the forward pass for the same cores (no gain measured on
- * the dev VM's 2 cores), and on a GPU, where the hook's wait idles the
- * device, it has not been measured yet (docs/calibration-memory.md). */
-static bool hook_on_thread(const overlap *v)
-{
-    const char *env = getenv("TRTCONV_HOOK_THREAD");
-    return env && strcmp(env, "1") == 0 && v->method_job && v->ops->stream_layer &&
-           v->ops->stream_threadable && v->ops->stream_threadable(v->method_job);
-}
-
 /* Runs on the main thread while the workers write (tc_convert_phase_during). */
 static tc_status calibrate(void *ctx)
 {
     overlap *v = ctx;
-    if (hook_on_thread(v)) {
-        tc_fwd_set_layer_hook_thread(v->run.engine, true);
-        tc_log(TC_LOG_VERBOSE, "quantization while calibrating: each layer's on a thread of its own");
-    }
     return tc_calib_with_hook(v->j, &v->run, v->stats, layer_done, v, stream_end, &v->t_done);
 }
 

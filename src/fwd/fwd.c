@@ -841,11 +841,6 @@ void tc_fwd_set_layer_hook(tc_fwd_engine *e, tc_fwd_layer_hook hook, void *ctx,
     e->hook_stats = host;
 }
 
-void tc_fwd_set_layer_hook_thread(tc_fwd_engine *e, bool own_thread)
-{
-    e->hook_thread = own_thread;
-}
-
 void tc_fwd_layer_ptrs_get(const tc_fwd_engine *e, int64_t i, tc_fwd_layer_ptrs *out)
 {
     const layer_weights *w = &e->layers[i];

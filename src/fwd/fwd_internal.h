@@ -74,7 +74,6 @@ struct tc_fwd_engine {
     tc_fwd_layer_hook layer_hook;  /* tc_fwd_set_layer_hook */
     void *hook_ctx;
     tc_calib_stats *hook_stats;    /* borrowed */
-    bool hook_thread;              /* tc_fwd_set_layer_hook_thread */
     bool layer_stats_taken;        /* their weight maxima were taken while loaded */
 
     /* activations */
@@ -122,7 +121,6 @@ struct tc_fwd_engine {
     double prof_submit_s[16];      /* events: host time queueing each class's work (the call) */
     long long prof_calls[16];      /* events: operations of each class */
     double prof_mark_s;            /* events: host time recording the events themselves */
-    double prof_hook_thread_s;     /* the layer hooks' time on their own thread */
     double prof_flop;              /* queued by tc_fwd_qlinear (2 T N K) and attention (causal
                                     * work once: 4 d sum of L (L + 1) / 2 per head); counted
                                     * with or without profiling (the layer loop's rate) */

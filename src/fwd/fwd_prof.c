@@ -280,10 +280,6 @@ void tc_fwd_profile_report(tc_fwd_engine *e)
                e->profile == FWD_PROF_EVENTS ? "" : " (each synchronised: a lower bound)");
     if (e->profile != FWD_PROF_EVENTS)
         return;
-    if (e->prof_hook_thread_s > 0.0)
-        tc_log(TC_LOG_INFO, "profile: layer hooks on their own thread %.3f s of host time (beside "
-               "the queueing; \"previous layer's hook\" above is the wait for them)",
-               e->prof_hook_thread_s);
     /* The hook runs on the side stream, overlapping the classes above. */
     if (e->prof_s[P_HOOK] > 0.0)
         tc_log(TC_LOG_INFO, "profile: %-18s %8.3f s (beside the forward pass)",

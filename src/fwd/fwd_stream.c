@@ -16,8 +16,7 @@
  * previous one), host memory independent of the layer's size, nothing left
  * to upload when L+1's turn comes. A method that
  * needs a layer's weights (SmoothQuant) works on it in the per-layer hook,
- * called while the next layer computes (finish_layer, or a thread of its
- * own: hook_runner), before the release.
+ * called while the next layer computes (finish_layer), before the release.
  *
  * Pipeline stages pass the whole set: stage s runs all its layers, then
  * sends every batch's hidden states to stage s+1, which waits for them. The
@@ -240,19 +239,17 @@ static void hidden_set_free(tc_fwd_engine *e, hidden_set *hs)
 
 /* The method's work on local layer li (the layer hook: SmoothQuant smooths,
  * quantizes and writes it) on the backend's side stream, next to li + 1's
- * forward pass; the statistics it reads were published after li's pass.
- * marks: time it with profile events (only from the thread that records
- * the forward pass's events). */
-static tc_status run_hook(tc_fwd_engine *e, int64_t li, bool marks)
+ * forward pass; the statistics it reads were published after li's pass. */
+static tc_status run_hook(tc_fwd_engine *e, int64_t li)
 {
     tc_status st = TC_OK;
     if (e->ops->use_side_stream)
         e->ops->use_side_stream(e->be, true);
-    if (marks && e->profile == FWD_PROF_EVENTS)
+    if (e->profile == FWD_PROF_EVENTS)
         st = tc_fwd_prof_mark(e, -1);
     if (st == TC_OK)
         st = e->layer_hook(e->hook_ctx, e->layer0 + li);
-    if (st == TC_OK && marks && e->profile == FWD_PROF_EVENTS)
+    if (st == TC_OK && e->profile == FWD_PROF_EVENTS)
         st = tc_fwd_prof_mark(e, P_HOOK);
     if (st == TC_OK)
         st = e->ops->sync(e->be);
@@ -261,65 +258,15 @@ static tc_status run_hook(tc_fwd_engine *e, int64_t li, bool marks)
     return st;
 }
 
-/* The hook on a thread of its own (tc_fwd_set_layer_hook_thread): started
- * when li's statistics are published, it runs while the main thread queues
- * li + 1, and is joined before li's memory is reused. */
-typedef struct hook_runner {
-    tc_fwd_engine *e;
-    int64_t li;
-    tc_status st;
-    double seconds;        /* the hook's time on its thread */
-    pthread_t thread;
-    bool running;          /* a thread to join */
-    bool pending;          /* started, not yet joined */
-} hook_runner;
-
-static void *hook_main(void *arg)
-{
-    hook_runner *h = arg;
-    const double t0 = tc_now_seconds();
-    h->st = h->e->ops->thread_enter ? h->e->ops->thread_enter(h->e->be) : TC_OK;
-    if (h->st == TC_OK)
-        h->st = run_hook(h->e, h->li, false);
-    h->seconds = tc_now_seconds() - t0;
-    return NULL;
-}
-
-static void hook_start(hook_runner *h, tc_fwd_engine *e, int64_t li)
-{
-    h->e = e;
-    h->li = li;
-    h->st = TC_OK;
-    h->pending = true;
-    h->running = pthread_create(&h->thread, NULL, hook_main, h) == 0;
-    if (!h->running)
-        hook_main(h); /* no thread: run it here */
-}
-
-/* The started hook's status (TC_OK when none is pending). */
-static tc_status hook_join(hook_runner *h)
-{
-    if (!h->pending)
-        return TC_OK;
-    if (h->running)
-        pthread_join(h->thread, NULL);
-    h->running = h->pending = false;
-    h->e->prof_hook_thread_s += h->seconds;
-    return h->st;
-}
-
-/* Called once layer li + 1 is queued: li's hook joined when it has a thread
- * of its own, else run here (while it runs nothing more is queued, so a
- * hook longer than the queued work idles the GPU: docs/calibration-
- * memory.md). Then li's memory goes to the read-ahead's spares (its forward
+/* Called once layer li + 1 is queued: li's hook runs here, beside li + 1's
+ * queued work (while it runs nothing more is queued, so a hook longer than
+ * that work idles the GPU: docs/calibration-memory.md). Then li's memory goes to the read-ahead's spares (its forward
  * pass was synchronised before its statistics were published, its hook
  * just now), or is released when the hook failed. Three layers are
  * resident until here (li, li + 1, and li + 2 being read ahead). */
-static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf, hook_runner *hr)
+static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
 {
-    const tc_status st = !e->layer_hook   ? TC_OK
-                         : e->hook_thread ? hook_join(hr)
-                                          : run_hook(e, li, true);
+    const tc_status st = e->layer_hook ? run_hook(e, li) : TC_OK;
     if (st == TC_OK)
         tc_fwd_recycle_layer(e, li, &pf->staged);
     else
@@ -384,8 +331,6 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
      * the last layer's statistics published (its hook, after the GPU's
      * work, is the tail). */
     const double loop_t0 = tc_now_seconds(), loop_flop0 = e->prof_flop;
-    hook_runner hr;
-    memset(&hr, 0, sizeof hr);
     for (int64_t li = 0; st == TC_OK && li < e->n_layers; li++) {
         if (li > 0)
             st = tc_fwd_prof_edge(e, false);
@@ -399,10 +344,9 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         if (st == TC_OK)
             st = tc_fwd_prof_edge(e, true);
         HOST_PHASE(FWD_HOST_QUEUE);
-        /* Layer li is queued: the previous layer's hook runs beside it (on
-         * its own thread since li - 1's statistics were published). */
+        /* Layer li is queued: the previous layer's hook runs beside it. */
         if (li > 0 && st == TC_OK)
-            st = finish_layer(e, li - 1, pf, &hr);
+            st = finish_layer(e, li - 1, pf);
         HOST_PHASE(FWD_HOST_HOOK);
         if (st == TC_OK && li + 1 < e->n_layers)
             st = prepare_layer(e, li + 1, pf);
@@ -414,15 +358,10 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
         HOST_PHASE(FWD_HOST_WAIT);
         if (st == TC_OK)
             st = tc_fwd_publish_layer_stats(e, li);
-        if (st == TC_OK && e->layer_hook && e->hook_thread)
-            hook_start(&hr, e, li);
         HOST_PHASE(FWD_HOST_PUBLISH);
         if (st != TC_OK) {
-            /* A hook still at work on li - 1 (the queueing failed) finishes
-             * with its layer first. Then whatever is still resident: li - 1
-             * (a failed hook released it), li, and li + 1 when its
-             * preparation got that far. */
-            (void)hook_join(&hr);
+            /* Whatever is still resident: li - 1 (a failed hook released
+             * it), li, and li + 1 when its preparation got that far. */
             for (int64_t j = li > 0 ? li - 1 : 0; j <= li + 1 && j < e->n_layers; j++)
                 tc_fwd_release_layer(e, j);
         }
@@ -436,7 +375,7 @@ static tc_status run_layers(tc_fwd_engine *e, const replica_batches *r, const hi
                loop_s / (double)e->n_layers, e->prof_flop - loop_flop0,
                (e->prof_flop - loop_flop0) / loop_s / 1e12);
     if (e->n_layers > 0)
-        TRY(finish_layer(e, e->n_layers - 1, pf, &hr));
+        TRY(finish_layer(e, e->n_layers - 1, pf));
     HOST_PHASE(FWD_HOST_HOOK);
 #undef HOST_PHASE
     if (e->profile)

@@ -297,8 +297,7 @@ static tc_status stream_layer(void *job, int64_t layer)
     /* A layer whose statistics overflowed is skipped: the calibration's own
      * check names it afterwards, and nothing commits. */
     if (layer_finite(f->ctx.stats, layer)) {
-        /* A group of one reduces nothing: no MPI call, so that the engine
-         * may run this hook on a thread of its own (stream_threadable). */
+        /* A group of one reduces nothing: no MPI call. */
         st = tc_sq_stream_layer(f->job, f->streaming, f->cell, i,
                                 f->tp_ranks > 1 ? f->tp : MPI_COMM_NULL, f->out,
                                 f->ctx.out_dtype, f->wq);
@@ -322,15 +321,6 @@ static tc_status stream_layer(void *job, int64_t layer)
     return st;
 }
 
-/* stream_layer makes no MPI call on a replica (it returns at once) or in a
- * tensor-parallel group of one rank (MPI is initialised FUNNELED: only the
- * main thread may call it). Called after stream_begin. */
-static bool stream_threadable(void *job)
-{
-    const sq_flow *f = job;
-    return f->cell < 0 || f->tp_ranks == 1;
-}
-
 static void stream_end(void *job)
 {
     (void)release_stream(job);
@@ -352,7 +342,6 @@ static void destroy(void *job)
 const tc_calibrated_ops tc_sq_calibrated_ops = {
     .create = create, .prepare = prepare, .plan = plan, .write = write_cells, .destroy = destroy,
     .stream_begin = stream_begin, .stream_layer = stream_layer, .stream_end = stream_end,
-    .stream_threadable = stream_threadable,
 };
 
 /* A calibrated KV cache alone (INT8, or FP8 with --calibrate_fp8_kv_scale)

@@ -16,9 +16,8 @@
 #    rewrites the other with the same bytes;
 #  - the hidden states kept in host memory (TRTCONV_CALIB_SPILL=1, what
 #    happens when they do not fit on the device): the same bytes;
-#  - SmoothQuant's per-layer hook on a thread of its own (tp groups of one)
-#    and on the calibrating thread: the same bytes; a full disk under its
-#    writes stops the job with nothing committed;
+#  - a full disk under the writes of SmoothQuant's per-layer hook stops the
+#    job with nothing committed;
 #  - profiling (TRTCONV_FWD_PROFILE) changes no byte and reports its classes;
 #  - an unknown schedule is refused.
 . "$(dirname "$0")/lib.sh"
@@ -90,39 +89,22 @@ run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/r" --tp_size 2 $SQ \
     cmp -s "$WORK/r/rank1.safetensors" "$WORK/rank1.want" &&
     pass "SmoothQuant overlapped with --resume keeping rank 0's file: rank 1 rewritten identical" ||
     { fail "SmoothQuant overlapped --resume"; tail -5 "$WORK/last.log"; }
-# SmoothQuant's per-layer work on a thread of its own (TRTCONV_HOOK_THREAD=1,
-# tensor-parallel groups of one rank) and on the calibrating thread (the
-# default): the same bytes; the log says which. With tp 2 the hook's
-# reductions need MPI, so it stays on the calibrating thread.
-rm -rf "$WORK/h1" "$WORK/h0" "$WORK/h2"
-TRTCONV_HOOK_THREAD=1 run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/h1" --pp_size 2 $SQ \
-    --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 --log_level verbose </dev/null &&
-    grep -q "each layer's on a thread of its own" "$WORK/last.log" &&
-    TRTCONV_HOOK_THREAD=0 run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/h0" --pp_size 2 $SQ \
-        --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 --log_level verbose </dev/null &&
-    ! grep -q "on a thread of its own" "$WORK/last.log" && same_ranks "$WORK/h0" "$WORK/h1" &&
-    cmp -s "$WORK/h0/config.json" "$WORK/h1/config.json" &&
-    TRTCONV_HOOK_THREAD=1 run_np 2 --model_dir "$WORK/m" --output_dir "$WORK/h2" --tp_size 2 $SQ \
-        --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 --log_level verbose </dev/null &&
-    ! grep -q "on a thread of its own" "$WORK/last.log" &&
-    pass "SmoothQuant's layer hook on its own thread and on the calibrating one: the same bytes" ||
-    { fail "SmoothQuant hook thread"; tail -5 "$WORK/last.log"; }
-# A write that fails inside that hook (the disk full under the writer
+# A write that fails inside SmoothQuant's layer hook (the disk full under the writer
 # threads, rank 0's file) stops the job: non-zero exit naming it, nothing
 # committed, no rank left waiting.
 rm -rf "$WORK/f"
 # (The 7th write of the file is the first layer's, from the hook; the ones
 # before are the conversion workers'.)
 rc=0; LD_PRELOAD=$FAULT_SHIM TC_FAULT_OP=pwrite TC_FAULT_PATH=.partial TC_FAULT_AFTER=6 \
-    TC_FAULT_ACTION=enospc TRTCONV_HOOK_THREAD=1 run_np 1 --model_dir "$WORK/m" \
+    TC_FAULT_ACTION=enospc run_np 1 --model_dir "$WORK/m" \
     --output_dir "$WORK/f" $SQ --calib_dataset "$WORK/ids.jsonl" --calib_batch_size 3 </dev/null ||
     rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "fault_shim:" "$WORK/last.log" &&
     grep -qi "no space left" "$WORK/last.log" &&
     grep -q "calibration forward pass failed" "$WORK/last.log" && [ ! -f "$WORK/f/config.json" ] &&
     [ -z "$(ls -A "$WORK/f" 2>/dev/null | grep '^rank')" ] &&
-    pass "SmoothQuant hook thread: a full disk under its writes stops the job (exit $rc), nothing committed" ||
-    { fail "SmoothQuant hook thread, full disk (rc $rc)"; tail -8 "$WORK/last.log"; ls -la "$WORK/f"; }
+    pass "SmoothQuant layer hook: a full disk under its writes stops the job (exit $rc), nothing committed" ||
+    { fail "SmoothQuant layer hook, full disk (rc $rc)"; tail -8 "$WORK/last.log"; ls -la "$WORK/f"; }
 # Profiling (TRTCONV_FWD_PROFILE=events; the CPU backend falls back to the
 # synchronised profile) changes no byte, and reports every operation class
 # and the layer loop's host steps.

@@ -205,13 +205,6 @@ bool tc_fwd_has_layers(const tc_fwd_engine *e);
 typedef tc_status (*tc_fwd_layer_hook)(void *ctx, int64_t layer);
 void tc_fwd_set_layer_hook(tc_fwd_engine *e, tc_fwd_layer_hook hook, void *ctx,
                            tc_calib_stats *host);
-/* own_thread: the hook makes no MPI call and touches nothing of the engine
- * but the backend's operations (on the side stream) and the layer's weights,
- * so the engine may run layer L's hook on a host thread of its own, started
- * once L's statistics are published, while the main thread queues layer
- * L+1; it is joined before L's memory is reused. Default false: the hook
- * runs on the calling thread after L+1 is queued. */
-void tc_fwd_set_layer_hook_thread(tc_fwd_engine *e, bool own_thread);
 
 /* Weights of local layer i in the backend's memory and representation
  * (fwd_backend.h), for SmoothQuant (sq.c), which smooths them in place.

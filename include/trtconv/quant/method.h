@@ -112,11 +112,6 @@ typedef struct tc_calibrated_ops {
     tc_status (*stream_begin)(void *job, tc_fwd_engine *engine, const int *cells,
                               size_t n_cells, tc_cell_output *outs);
     tc_status (*stream_layer)(void *job, int64_t layer);
-    /* Optional, with stream_layer (asked after stream_begin): true when
-     * stream_layer makes no MPI call for this job, so that the engine may
-     * run it on a host thread of its own while the next layer is queued
-     * (tc_fwd_set_layer_hook_thread; MPI is initialised FUNNELED). */
-    bool (*stream_threadable)(void *job);
     /* With stream_begin: release what the job holds on the engine's backend
      * (device scratch, pinned write buffers, waiting for their writes)
      * before the engine is freed, whether the last layer was reached or a
