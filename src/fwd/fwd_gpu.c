@@ -50,9 +50,9 @@ typedef struct gpu_backend {
     fwd_ops ops; /* gpu_ops, less the fused maxima when off */
 } gpu_backend;
 
-/* use_side_stream's choice, per host thread: a method's hook on a thread of
- * its own queues on the side stream (and its cuBLAS handle) while the main
- * thread queues the forward pass on the main one. */
+/* use_side_stream's choice, per host thread: while the main thread runs a
+ * method's hook on the side stream (and its cuBLAS handle), a helper thread
+ * of the backend keeps its own choice. */
 static _Thread_local bool tl_side;
 
 static inline cudaStream_t cur_stream(const gpu_backend *g)

@@ -260,10 +260,11 @@ static tc_status run_hook(tc_fwd_engine *e, int64_t li)
 
 /* Called once layer li + 1 is queued: li's hook runs here, beside li + 1's
  * queued work (while it runs nothing more is queued, so a hook longer than
- * that work idles the GPU: docs/calibration-memory.md). Then li's memory goes to the read-ahead's spares (its forward
- * pass was synchronised before its statistics were published, its hook
- * just now), or is released when the hook failed. Three layers are
- * resident until here (li, li + 1, and li + 2 being read ahead). */
+ * that work idles the GPU: docs/calibration-memory.md). Then li's memory
+ * goes to the read-ahead's spares (its forward pass was synchronised before
+ * its statistics were published, its hook just now), or is released when
+ * the hook failed. Three layers are resident until here (li, li + 1, and
+ * li + 2 being read ahead). */
 static tc_status finish_layer(tc_fwd_engine *e, int64_t li, prefetch *pf)
 {
     const tc_status st = e->layer_hook ? run_hook(e, li) : TC_OK;

@@ -77,9 +77,8 @@ typedef struct fwd_ops {
     /* Until called again with false, the operations of the calling host
      * thread (only that thread's: the choice is per thread) go to a second
      * stream that runs beside the first (a method's work on one layer next
-     * to the next layer's forward pass, queued from the main thread or from
-     * a hook thread); sync waits for that stream. May be NULL (the CPU's
-     * operations are synchronous). */
+     * to the next layer's forward pass); sync waits for that stream. May be
+     * NULL (the CPU's operations are synchronous). */
     void (*use_side_stream)(fwd_backend *b, bool side);
     tc_status (*upload_weight_bg)(fwd_backend *b, void *w, size_t off, const void *host,
                                   tc_dtype dt, size_t n);
