@@ -118,6 +118,9 @@ struct tc_fwd_engine {
     double prof_span_s;            /* events: the main stream's first to last operation */
     double prof_host_s[8];         /* the layer-streamed loop's host phases (FWD_HOST_*) */
     double prof_between_s;         /* events: from a layer's last operation to the next's first */
+    double prof_between_max_s;     /* events: the longest of those gaps */
+    int64_t prof_between_n;        /* events: gaps folded (the n-th is before local layer n) */
+    int64_t prof_between_max_at;   /* events: the local layer the longest came before */
     double prof_submit_s[16];      /* events: host time queueing each class's work (the call) */
     long long prof_calls[16];      /* events: operations of each class */
     double prof_mark_s;            /* events: host time recording the events themselves */

@@ -166,6 +166,13 @@ tc_status tc_fwd_prof_edges_fold(tc_fwd_engine *e)
         TRY(TC_CUDA_TRY(cudaEventSynchronize(p->begin)));
         TRY(TC_CUDA_TRY(cudaEventElapsedTime(&ms, p->prev_end, p->begin)));
         e->prof_between_s += ms / 1e3;
+        /* Whether the gaps are the steady state or a few layers' (the first
+         * allocations of the read-ahead's memory): the longest and where. */
+        e->prof_between_n++;
+        if (ms / 1e3 > e->prof_between_max_s) {
+            e->prof_between_max_s = ms / 1e3;
+            e->prof_between_max_at = e->prof_between_n;
+        }
     }
     /* This layer's end is the next gap's start. */
     cudaEvent_t t = p->prev_end;
@@ -292,6 +299,8 @@ void tc_fwd_profile_report(tc_fwd_engine *e)
                e->prof_flop / e->prof_span_s / 1e12);
     if (e->prof_between_s > 0.0)
         tc_log(TC_LOG_INFO, "profile: of the span, between one layer's last operation and the "
-               "next's first %.3f s (the next layer's weight maxima; the host)",
-               e->prof_between_s);
+               "next's first %.3f s over %lld gaps (the next layer's weight maxima; the host), "
+               "the longest %.4f s before local layer %lld",
+               e->prof_between_s, (long long)e->prof_between_n, e->prof_between_max_s,
+               (long long)e->prof_between_max_at);
 }
