@@ -65,7 +65,7 @@ B=build-gpu
 # The conversion every run makes (calib, NCU_ENGINE), before its method's flags.
 # OUTPUT_DIR: where the checkpoint goes (default $W/out, on the disk).
 OD=${OUTPUT_DIR:-$W/out}
-conv=(--model_dir "$W/model" --output_dir "$OD" --calib_dataset "$W/ids.jsonl"
+conv=(--model_dir "$W/model" --calib_dataset "$W/ids.jsonl"
       --calib_size "$SEQS" --calib_max_seq_length "$LEN" --calib_batch_size 8 --workers 8
       --progress none)
 # calib TAG PROFILE FLAGS...: one conversion, its log in $OUT/TAG.log
@@ -77,7 +77,7 @@ calib() {
     TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
         /usr/bin/time -f "wall %e s, max RSS %M KiB" \
         mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
-        -x TRTCONV_CALIB_MAXIMA $B/trtconv "${conv[@]}" \
+        -x TRTCONV_CALIB_MAXIMA $B/trtconv "${conv[@]}" --output_dir "$OD" \
         --log_level verbose "$@" >"$W/$tag.log" 2>&1
     local rc=$?
     # One file for every run's log: the device tool returns few files.
@@ -117,7 +117,7 @@ if [ -n "${NCU_ENGINE:-}" ]; then
     rm -rf "$OD"
     # shellcheck disable=SC2086 # a method is a set of flags
     mpirun -np 1 --bind-to none "${nq[@]}" -s "${NCU_SKIP:-3200}" build-gpu/trtconv \
-        "${conv[@]}" ${methods[0]} >"$OUT/ncu_engine.csv" 2>&1
+        "${conv[@]}" --output_dir "$OD" ${methods[0]} >"$OUT/ncu_engine.csv" 2>&1
     echo "== ncu on the engine (${methods[0]}), rc $?"
     python3 bench/ncu_summary.py "$OUT/ncu_engine.csv"
     if [ -x /tmp/gemm_algos ]; then
@@ -134,12 +134,7 @@ if [ "${RAM_AB:-0}" = 1 ]; then
     shm_free=$(df -BG --output=avail /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)
     echo "== /dev/shm: ${shm_free:-?} GB free"
     if [ "${shm_free:-0}" -ge 20 ]; then
-        OD_DISK=$OD
-        OD=/dev/shm/trtconv-prof-out
-        conv[3]=$OD
-        runs ram_
-        OD=$OD_DISK
-        conv[3]=$OD
+        OD=/dev/shm/trtconv-prof-out runs ram_
         runs back_
     fi
 fi

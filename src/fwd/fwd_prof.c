@@ -165,12 +165,13 @@ tc_status tc_fwd_prof_edges_fold(tc_fwd_engine *e)
         float ms = 0.0f;
         TRY(TC_CUDA_TRY(cudaEventSynchronize(p->begin)));
         TRY(TC_CUDA_TRY(cudaEventElapsedTime(&ms, p->prev_end, p->begin)));
-        e->prof_between_s += ms / 1e3;
+        const double gap = ms / 1e3;
+        e->prof_between_s += gap;
         /* Whether the gaps are the steady state or a few layers' (the first
          * allocations of the read-ahead's memory): the longest and where. */
         e->prof_between_n++;
-        if (ms / 1e3 > e->prof_between_max_s) {
-            e->prof_between_max_s = ms / 1e3;
+        if (gap > e->prof_between_max_s) {
+            e->prof_between_max_s = gap;
             e->prof_between_max_at = e->prof_between_n;
         }
     }
