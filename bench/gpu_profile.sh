@@ -18,7 +18,7 @@
 # seq. NCU (kernel names): Nsight Compute on them (below). FUSED_AB=1: the new build with
 # TRTCONV_CALIB_MAXIMA=fused too (below). LAYERS70: the 70B shape too
 # (PROFILE70=events: those runs profiled, bench_calib_70b.sh; METHODS70, ENV70: below;
-# OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only.
+# OLD70=0: not the old build's). PROFILE8=0: the 8B runs unprofiled only. ENV8: below.
 # NCU_ENGINE: Nsight Compute inside a run (below). RAM_AB=1: the new build's
 # plain runs again with the checkpoint written to memory (below). Every run and gemm_algos
 # seq also print the SM clock, power and throttle reasons they ran at
@@ -74,15 +74,19 @@ calib() {
     shift 2
     rm -rf "$OD"
     clocks_start "$tag"
-    TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
+    # EV (runs, from ENV8): NAME=VALUE settings of this run, passed on by mpirun.
+    local ev_x=() v
+    for v in ${EV:-}; do ev_x+=(-x "${v%%=*}"); done
+    # shellcheck disable=SC2086 # EV: NAME=VALUE words
+    env ${EV:-} TRTCONV_FWD_PROFILE=$prof TRTCONV_LOG_ELAPSED=1 TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} \
         /usr/bin/time -f "wall %e s, max RSS %M KiB" \
         mpirun -np 1 --bind-to none -x TRTCONV_FWD_PROFILE -x TRTCONV_LOG_ELAPSED \
-        -x TRTCONV_CALIB_MAXIMA $B/trtconv "${conv[@]}" --output_dir "$OD" \
+        -x TRTCONV_CALIB_MAXIMA "${ev_x[@]}" $B/trtconv "${conv[@]}" --output_dir "$OD" \
         --log_level verbose "$@" >"$W/$tag.log" 2>&1
     local rc=$?
     # One file for every run's log: the device tool returns few files.
-    { echo "######## $tag (rc $rc): $*"; cat "$W/$tag.log"; } >>"$OUT/runs.log"
-    echo "== $tag: $*, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $rc)"
+    { echo "######## $tag (rc $rc): $*${EV:+ ($EV)}"; cat "$W/$tag.log"; } >>"$OUT/runs.log"
+    echo "== $tag: $*${EV:+ ($EV)}, TRTCONV_FWD_PROFILE=$prof TRTCONV_CALIB_MAXIMA=${MAXIMA:-separate} (rc $rc)"
     # The lines that matter, without the log prefix (stdout comes back cut).
     grep -E "profile:|layer loop|calibrat|SmoothQuant|FP8|committed|wall|error" "$W/$tag.log" |
         sed -E 's/^trtconv\[[^]]*\] (\+[0-9.]+ s) rss ([0-9/]+ MiB) [a-z]+: /\1 \2 /' |
@@ -92,15 +96,25 @@ calib() {
     clocks_stop
     rm -rf "$OD"
 }
+# ENV8: ';'-separated environment settings (e.g.
+# 'TRTCONV_STREAM_PRIORITY=side;TRTCONV_STREAM_PRIORITY=main'): each method
+# of the new build's runs once under each, in turn.
+IFS=';' read -r -a envs8 <<<"${ENV8:-}"
+[ ${#envs8[@]} -gt 0 ] || envs8=("")
 runs() {
-    local i=0
+    local i=0 ev e=0
     for m in "${methods[@]}"; do
         i=$((i + 1))
-        # shellcheck disable=SC2086 # a method is a set of flags
-        calib "$1m${i}_plain" 0 $m
-        # shellcheck disable=SC2086
-        { [ "$1" = new_ ] || [ "$1" = fused_ ]; } && [ "${PROFILE8:-1}" = 1 ] &&
-            calib "$1m${i}_profile" "${PROFILE:-events}" $m
+        for ev in "${envs8[@]}"; do
+            e=$((e + 1))
+            [ "$1" = new_ ] || [ $e = 1 ] || continue
+            # shellcheck disable=SC2086 # a method is a set of flags
+            EV=$ev calib "$1m${i}e${e}_plain" 0 $m
+            # shellcheck disable=SC2086
+            { [ "$1" = new_ ] || [ "$1" = fused_ ]; } && [ "${PROFILE8:-1}" = 1 ] &&
+                EV=$ev calib "$1m${i}e${e}_profile" "${PROFILE:-events}" $m
+        done
+        e=0
     done
 }
 runs new_

@@ -607,19 +607,27 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
     g->base.ops = &g->ops;
     g->device = gpu->device;
     tc_status st = TC_CUDA_TRY(cudaSetDevice(gpu->device));
-    if (st == TC_OK)
-        st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->main, cudaStreamNonBlocking));
     /* The side stream runs a method's work on the previous layer (the
      * SmoothQuant hook) while the host waits for it: at the highest
      * priority its few kernels take SMs as the next layer's GEMM blocks
      * retire instead of queueing behind them, and the host gets back to
-     * queueing work sooner. */
+     * queueing work sooner. But a GEMM that loses SMs to them mid-wave
+     * runs a tail: TRTCONV_STREAM_PRIORITY=equal (both streams at the
+     * default) or =main (the forward pass first) measure that trade
+     * (docs/performance.md, session 23). */
     int prio_least = 0, prio_greatest = 0;
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest));
+    const char *prio = getenv("TRTCONV_STREAM_PRIORITY");
+    const bool main_first = prio && strcmp(prio, "main") == 0;
+    const bool equal = prio && strcmp(prio, "equal") == 0;
+    if (st == TC_OK)
+        st = TC_CUDA_TRY(cudaStreamCreateWithPriority(&g->main, cudaStreamNonBlocking,
+                                                      main_first ? prio_greatest : prio_least));
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaStreamCreateWithPriority(&g->side, cudaStreamNonBlocking,
-                                                      prio_greatest));
+                                                      main_first || equal ? prio_least
+                                                                          : prio_greatest));
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaStreamCreateWithFlags(&g->xfer, cudaStreamNonBlocking));
     if (st == TC_OK)
