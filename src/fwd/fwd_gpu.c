@@ -614,13 +614,16 @@ tc_status tc_fwd_gpu_backend(const tc_gpu_info *gpu, int64_t max_tokens, int64_t
      * queueing work sooner. But a GEMM that loses SMs to them mid-wave
      * runs a tail: TRTCONV_STREAM_PRIORITY=equal (both streams at the
      * default) or =main (the forward pass first) measure that trade
-     * (docs/performance.md, session 23). */
+     * (docs/forward.md). */
     int prio_least = 0, prio_greatest = 0;
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaDeviceGetStreamPriorityRange(&prio_least, &prio_greatest));
     const char *prio = getenv("TRTCONV_STREAM_PRIORITY");
     const bool main_first = prio && strcmp(prio, "main") == 0;
     const bool equal = prio && strcmp(prio, "equal") == 0;
+    if (prio && *prio && !main_first && !equal && strcmp(prio, "side") != 0)
+        tc_log(TC_LOG_WARNING, "TRTCONV_STREAM_PRIORITY=%s is not side, main or equal: side (the "
+               "default) is used", prio);
     if (st == TC_OK)
         st = TC_CUDA_TRY(cudaStreamCreateWithPriority(&g->main, cudaStreamNonBlocking,
                                                       main_first ? prio_greatest : prio_least));
