@@ -102,19 +102,17 @@ calib() {
 IFS=';' read -r -a envs8 <<<"${ENV8:-}"
 [ ${#envs8[@]} -gt 0 ] || envs8=("")
 runs() {
-    local i=0 ev e=0
+    local i=0 k
     for m in "${methods[@]}"; do
         i=$((i + 1))
-        for ev in "${envs8[@]}"; do
-            e=$((e + 1))
-            [ "$1" = new_ ] || [ $e = 1 ] || continue
+        for k in "${!envs8[@]}"; do
+            [ "$1" = new_ ] || [ "$k" = 0 ] || continue
             # shellcheck disable=SC2086 # a method is a set of flags
-            EV=$ev calib "$1m${i}e${e}_plain" 0 $m
+            EV=${envs8[$k]} calib "$1m${i}e$((k + 1))_plain" 0 $m
             # shellcheck disable=SC2086
             { [ "$1" = new_ ] || [ "$1" = fused_ ]; } && [ "${PROFILE8:-1}" = 1 ] &&
-                EV=$ev calib "$1m${i}e${e}_profile" "${PROFILE:-events}" $m
+                EV=${envs8[$k]} calib "$1m${i}e$((k + 1))_profile" "${PROFILE:-events}" $m
         done
-        e=0
     done
 }
 runs new_
